@@ -1,0 +1,169 @@
+//! Label sets and series keys, with the stable hash that identifies a series in the store.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A label set kept sorted by name, without `__name__` and without empty values
+/// (Prometheus treats an empty label value as a missing label).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Builds a label set from pairs in any order; empty values are dropped and a repeated
+    /// name keeps its last value.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut labels = Self::new();
+        for (k, v) in pairs {
+            labels.insert(k, v);
+        }
+        labels
+    }
+
+    /// Sets `name` to `value`; an empty value removes the label.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let name = name.into();
+        let value = value.into();
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&name)) {
+            Ok(i) if value.is_empty() => {
+                self.0.remove(i);
+            }
+            Ok(i) => self.0[i].1 = value,
+            Err(_) if value.is_empty() => {}
+            Err(i) => self.0.insert(i, (name, value)),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0.remove(i).1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Labels {
+    /// Prometheus exposition style: `{a="1",b="x\"y"}`; nothing for an empty set.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        f.write_str("{")?;
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{k}=\"")?;
+            for c in v.chars() {
+                match c {
+                    '\\' => f.write_str("\\\\")?,
+                    '"' => f.write_str("\\\"")?,
+                    '\n' => f.write_str("\\n")?,
+                    c => write!(f, "{c}")?,
+                }
+            }
+            f.write_str("\"")?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// Metric name plus label set: what identifies one time series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SeriesKey {
+    pub metric: String,
+    pub labels: Labels,
+}
+
+impl SeriesKey {
+    pub fn new(metric: impl Into<String>, labels: Labels) -> Self {
+        Self {
+            metric: metric.into(),
+            labels,
+        }
+    }
+
+    /// Stable 63-bit identity of the series: xxh3 over the metric name and the sorted label
+    /// pairs, each part terminated by a 0xff byte (which cannot occur in UTF-8), so
+    /// `a="bc"` and `ab="c"` never collide by concatenation. The top bit is cleared so the id
+    /// fits PostgreSQL's signed `bigint` as a non-negative number.
+    ///
+    /// This value is persisted: changing the function orphans stored series.
+    pub fn stable_id(&self) -> i64 {
+        let mut buf = Vec::with_capacity(64);
+        buf.extend_from_slice(self.metric.as_bytes());
+        buf.push(0xff);
+        for (k, v) in self.labels.iter() {
+            buf.extend_from_slice(k.as_bytes());
+            buf.push(0xff);
+            buf.extend_from_slice(v.as_bytes());
+            buf.push(0xff);
+        }
+        (xxhash_rust::xxh3::xxh3_64(&buf) & (i64::MAX as u64)) as i64
+    }
+}
+
+impl fmt::Display for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.metric, self.labels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_sorted_and_drop_empty_values() {
+        let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("c", "")]);
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "2")]);
+    }
+
+    #[test]
+    fn stable_id_does_not_depend_on_label_order() {
+        let a = SeriesKey::new("m", Labels::from_pairs([("x", "1"), ("y", "2")]));
+        let b = SeriesKey::new("m", Labels::from_pairs([("y", "2"), ("x", "1")]));
+        assert_eq!(a.stable_id(), b.stable_id());
+        assert!(a.stable_id() >= 0);
+    }
+
+    #[test]
+    fn stable_id_separates_concatenation_lookalikes() {
+        let a = SeriesKey::new("m", Labels::from_pairs([("a", "bc")]));
+        let b = SeriesKey::new("m", Labels::from_pairs([("ab", "c")]));
+        assert_ne!(a.stable_id(), b.stable_id());
+    }
+
+    #[test]
+    fn display_escapes_like_the_exposition_format() {
+        let l = Labels::from_pairs([("p", "C:\\x \"q\"\nz")]);
+        assert_eq!(l.to_string(), r#"{p="C:\\x \"q\"\nz"}"#);
+    }
+}

@@ -1,0 +1,19 @@
+//! Domain types shared by every pipewatch crate and by the browser bundle.
+//!
+//! Everything here is plain data plus pure functions (no I/O, no clock), so it compiles to
+//! wasm and can be golden-tested.
+
+pub mod labels;
+pub mod metric;
+pub mod query;
+pub mod selector;
+pub mod status;
+
+pub use labels::{Labels, SeriesKey};
+pub use metric::{Batch, MetricMetadata, MetricType, Sample, TimeSeries};
+pub use query::{Aggregation, RangeQuery, RangeSeries};
+pub use selector::{LabelMatcher, MatchOp, Selector, SelectorError};
+pub use status::{StatusInfo, TargetHealth, TargetState};
+
+/// Milliseconds since the Unix epoch, UTC. Prometheus' unit for sample timestamps.
+pub type TimestampMs = i64;

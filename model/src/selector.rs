@@ -1,0 +1,319 @@
+//! Prometheus series selectors (`metric{label="v", other=~"re.*"}`): parsing and matching.
+//!
+//! Matching follows Prometheus: regexes are fully anchored, and a matcher against the empty
+//! string also matches series that lack the label.
+
+use crate::labels::SeriesKey;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use thiserror::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatchOp {
+    /// `=`
+    Eq,
+    /// `!=`
+    Neq,
+    /// `=~`
+    Re,
+    /// `!~`
+    Nre,
+}
+
+impl MatchOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Eq => "=",
+            Self::Neq => "!=",
+            Self::Re => "=~",
+            Self::Nre => "!~",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LabelMatcher {
+    pub name: String,
+    pub op: MatchOp,
+    pub value: String,
+    regex: Option<Regex>,
+}
+
+impl PartialEq for LabelMatcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.op == other.op && self.value == other.value
+    }
+}
+
+impl LabelMatcher {
+    pub fn new(name: impl Into<String>, op: MatchOp, value: impl Into<String>) -> Result<Self, SelectorError> {
+        let name = name.into();
+        let value = value.into();
+        let regex = match op {
+            MatchOp::Re | MatchOp::Nre => Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| {
+                SelectorError::new(format!("invalid regular expression {value:?} for label {name:?}: {e}"))
+            })?),
+            _ => None,
+        };
+        Ok(Self { name, op, value, regex })
+    }
+
+    /// Whether a label value (None = label absent) satisfies the matcher.
+    pub fn matches(&self, value: Option<&str>) -> bool {
+        let v = value.unwrap_or("");
+        match self.op {
+            MatchOp::Eq => v == self.value,
+            MatchOp::Neq => v != self.value,
+            MatchOp::Re => self.regex.as_ref().is_some_and(|r| r.is_match(v)),
+            MatchOp::Nre => !self.regex.as_ref().is_some_and(|r| r.is_match(v)),
+        }
+    }
+}
+
+/// A parsed series selector. `metric` is None when the name is given only as a `__name__`
+/// matcher or not at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selector {
+    pub metric: Option<String>,
+    pub matchers: Vec<LabelMatcher>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{message}")]
+pub struct SelectorError {
+    pub message: String,
+}
+
+impl SelectorError {
+    fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into() }
+    }
+}
+
+impl Selector {
+    /// Parses `name`, `name{...}` or `{...}`. At least one matcher or a name is required, and
+    /// (as in Prometheus) at least one of them must not match the empty string.
+    pub fn parse(input: &str) -> Result<Self, SelectorError> {
+        let mut p = Parser { s: input, pos: 0 };
+        p.skip_ws();
+        let metric = p.ident(true);
+        p.skip_ws();
+        let mut matchers = Vec::new();
+        if p.eat('{') {
+            loop {
+                p.skip_ws();
+                if p.eat('}') {
+                    break;
+                }
+                let name = p
+                    .ident(false)
+                    .ok_or_else(|| p.err("expected a label name like job"))?;
+                p.skip_ws();
+                let op = if p.eat_str("=~") {
+                    MatchOp::Re
+                } else if p.eat_str("!=") {
+                    MatchOp::Neq
+                } else if p.eat_str("!~") {
+                    MatchOp::Nre
+                } else if p.eat('=') {
+                    MatchOp::Eq
+                } else {
+                    return Err(p.err(&format!("expected one of = != =~ !~ after label {name:?}")));
+                };
+                p.skip_ws();
+                let value = p.string()?;
+                matchers.push(LabelMatcher::new(name, op, value)?);
+                p.skip_ws();
+                if p.eat(',') {
+                    continue;
+                }
+                if p.eat('}') {
+                    break;
+                }
+                return Err(p.err("expected , or } after a label matcher"));
+            }
+        }
+        p.skip_ws();
+        if p.pos != p.s.len() {
+            return Err(p.err("unexpected text after the selector; only a metric name and {label matchers} are supported"));
+        }
+        let mut metric = metric;
+        // `{__name__="x"}` is the same as `x`.
+        if metric.is_none() {
+            if let Some(i) = matchers.iter().position(|m| m.name == "__name__" && m.op == MatchOp::Eq) {
+                metric = Some(matchers.remove(i).value);
+            }
+        }
+        if metric.is_none() && matchers.iter().all(|m| m.matches(None)) {
+            return Err(SelectorError::new(
+                "selector must contain a metric name or at least one label matcher that does not match the empty string, e.g. up{job=\"demo\"}",
+            ));
+        }
+        Ok(Self { metric, matchers })
+    }
+
+    /// Whether the series is selected.
+    pub fn matches(&self, key: &SeriesKey) -> bool {
+        if let Some(m) = &self.metric {
+            if &key.metric != m {
+                return false;
+            }
+        }
+        self.matchers.iter().all(|m| {
+            if m.name == "__name__" {
+                m.matches(Some(&key.metric))
+            } else {
+                m.matches(key.labels.get(&m.name))
+            }
+        })
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(m) = &self.metric {
+            f.write_str(m)?;
+        }
+        if !self.matchers.is_empty() || self.metric.is_none() {
+            f.write_str("{")?;
+            for (i, m) in self.matchers.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(",")?;
+                }
+                write!(f, "{}{}{:?}", m.name, m.op.as_str(), m.value)?;
+            }
+            f.write_str("}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Parser<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn rest(&self) -> &str {
+        &self.s[self.pos..]
+    }
+    fn skip_ws(&mut self) {
+        let t = self.rest().trim_start();
+        self.pos = self.s.len() - t.len();
+    }
+    fn eat(&mut self, c: char) -> bool {
+        if self.rest().starts_with(c) {
+            self.pos += c.len_utf8();
+            true
+        } else {
+            false
+        }
+    }
+    fn eat_str(&mut self, t: &str) -> bool {
+        if self.rest().starts_with(t) {
+            self.pos += t.len();
+            true
+        } else {
+            false
+        }
+    }
+    /// Metric names may contain `:`, label names may not.
+    fn ident(&mut self, metric: bool) -> Option<String> {
+        let r = self.rest();
+        let end = r
+            .char_indices()
+            .find(|&(i, c)| {
+                !(c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()) || (metric && c == ':'))
+            })
+            .map(|(i, _)| i)
+            .unwrap_or(r.len());
+        if end == 0 {
+            return None;
+        }
+        let id = r[..end].to_string();
+        self.pos += end;
+        Some(id)
+    }
+    fn string(&mut self) -> Result<String, SelectorError> {
+        let quote = match self.rest().chars().next() {
+            Some(q @ ('"' | '\'' | '`')) => q,
+            _ => return Err(self.err("expected a quoted label value like \"api\"")),
+        };
+        self.pos += 1;
+        let mut out = String::new();
+        let mut chars = self.rest().char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c == quote {
+                self.pos += i + 1;
+                return Ok(out);
+            }
+            if c == '\\' && quote != '`' {
+                match chars.next() {
+                    Some((_, 'n')) => out.push('\n'),
+                    Some((_, 't')) => out.push('\t'),
+                    Some((_, e)) => out.push(e),
+                    None => break,
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        Err(self.err("unterminated label value: add the closing quote"))
+    }
+    fn err(&self, what: &str) -> SelectorError {
+        SelectorError::new(format!("bad selector {:?} at character {}: {what}", self.s, self.pos + 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Labels;
+
+    fn key(m: &str, l: &[(&str, &str)]) -> SeriesKey {
+        SeriesKey::new(m, Labels::from_pairs(l.iter().copied()))
+    }
+
+    #[test]
+    fn parses_all_four_operators() {
+        let s = Selector::parse(r#"http_requests_total{job="api", code!="200", path=~"/v1/.*",method!~'GET|HEAD'}"#).unwrap();
+        assert_eq!(s.metric.as_deref(), Some("http_requests_total"));
+        let ops: Vec<_> = s.matchers.iter().map(|m| m.op).collect();
+        assert_eq!(ops, vec![MatchOp::Eq, MatchOp::Neq, MatchOp::Re, MatchOp::Nre]);
+        assert!(s.matches(&key("http_requests_total", &[("job", "api"), ("code", "500"), ("path", "/v1/x"), ("method", "POST")])));
+        assert!(!s.matches(&key("http_requests_total", &[("job", "api"), ("code", "500"), ("path", "/v2/x"), ("method", "POST")])));
+        assert!(!s.matches(&key("http_requests_total", &[("job", "api"), ("code", "500"), ("path", "/v1/x"), ("method", "GET")])));
+    }
+
+    #[test]
+    fn regex_is_anchored_and_empty_matches_missing_label() {
+        let s = Selector::parse(r#"m{a=~"x", b=""}"#).unwrap();
+        assert!(s.matches(&key("m", &[("a", "x")])));
+        assert!(!s.matches(&key("m", &[("a", "xx")])));
+        assert!(!s.matches(&key("m", &[("a", "x"), ("b", "1")])));
+    }
+
+    #[test]
+    fn name_matcher_is_the_metric_name() {
+        let s = Selector::parse(r#"{__name__="up", job="x"}"#).unwrap();
+        assert_eq!(s.metric.as_deref(), Some("up"));
+        assert_eq!(s.to_string(), r#"up{job="x"}"#);
+    }
+
+    #[test]
+    fn rejects_bad_selectors_with_a_reason() {
+        for (input, needle) in [
+            ("", "metric name or at least one label matcher"),
+            ("m{a=\"x\"", "expected , or }"),
+            ("m{a~\"x\"}", "expected one of"),
+            ("m{a=\"x}", "unterminated"),
+            ("m{a=~\"(\"}", "invalid regular expression"),
+            ("rate(m[5m])", "unexpected text"),
+            ("{a=~\".*\"}", "does not match the empty string"),
+        ] {
+            let err = Selector::parse(input).unwrap_err();
+            assert!(err.message.contains(needle), "{input:?}: {}", err.message);
+        }
+    }
+}
