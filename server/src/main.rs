@@ -1,1 +1,130 @@
-fn main() {}
+//! The `pipewatch` command line.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use server::config::Config;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "pipewatch", version, about = "Monitoring for data and ML pipelines")]
+struct Cli {
+    /// Configuration file (TOML). Every key can also be set as PIPEWATCH_<SECTION>__<KEY>.
+    #[arg(short, long, global = true, env = "PIPEWATCH_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Run the server with the built-in simulated pipeline and a day of backfilled history.
+    Demo {
+        /// Skip backfilling the last 24 h of demo history.
+        #[arg(long)]
+        no_backfill: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// End-to-end benchmarks that print ratios against an anchor run in the same process.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Real ingest path vs raw COPY of the same rows.
+    Ingest {
+        #[arg(long, default_value_t = 10_000)]
+        series: usize,
+        #[arg(long, default_value_t = 100)]
+        samples: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Range-query latency on >= 10M stored samples.
+    Query {
+        #[arg(long, default_value_t = 1_000)]
+        series: usize,
+        #[arg(long, default_value_t = 7)]
+        days: i64,
+        #[arg(long, default_value_t = 200)]
+        iterations: usize,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PIPEWATCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+#[tokio::main]
+async fn main() {
+    init_tracing();
+    if let Err(e) = run().await {
+        eprintln!("pipewatch: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<()> {
+    let cli = Cli::parse();
+    let cfg = Config::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let report = server::run::serve(cfg, Vec::new(), Vec::new(), server::run::shutdown_signal()).await?;
+            anyhow::ensure!(report.samples_lost == 0, "{} samples were lost at shutdown", report.samples_lost);
+        }
+        Command::Demo { no_backfill } => {
+            let addr = server::demo::serve_pipeline(0, server::demo::Fault::None).await?;
+            println!("demo pipeline exposes metrics on http://{addr}/metrics");
+            let mut targets = vec![collectors::scrape::ScrapeTarget {
+                job: "demo_pipeline".into(),
+                url: format!("http://{addr}/metrics"),
+                labels: model::Labels::from_pairs([("env", "demo")]),
+                interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(4),
+            }];
+            targets.push(collectors::scrape::ScrapeTarget {
+                job: "pipewatch".into(),
+                url: format!("http://{}/metrics", cfg.server.listen),
+                labels: model::Labels::new(),
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(5),
+            });
+            let backfill = if no_backfill {
+                Vec::new()
+            } else {
+                server::demo::backfill(server::scrape_manager::now_ms(), 24 * 3_600_000, 60_000)
+            };
+            let report = server::run::serve(cfg, targets, backfill, server::run::shutdown_signal()).await?;
+            anyhow::ensure!(report.samples_lost == 0, "{} samples were lost at shutdown", report.samples_lost);
+        }
+        Command::Migrate => {
+            let db = server::run::Database::open(&cfg).await?;
+            let r = store::Store::migrate(&db.url).await;
+            db.close().await;
+            r?;
+            println!("migrations applied");
+        }
+        Command::Bench { which } => {
+            let db = server::run::Database::open(&cfg).await?;
+            let r = match which {
+                BenchCommand::Ingest { series, samples, rounds } => {
+                    server::bench::ingest(&db.url, series, samples, rounds, &cfg.ingest).await
+                }
+                BenchCommand::Query { series, days, iterations } => {
+                    server::bench::query(&db.url, series, days, iterations, &cfg.ingest).await
+                }
+            };
+            db.close().await;
+            r?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! `pipewatch bench ingest|query`: end-to-end measurements that print a ratio against an anchor
+//! measured in the same run on the same database, never a bare timing.
+//!
+//! - ingest: N series x M samples through the real path (ingest queue -> batch writers ->
+//!   binary COPY into the partitioned samples table, series registry and all) versus a raw COPY
+//!   of exactly the same rows into an identical table (`Store::copy_anchor`).
+//! - query: p50/p95 of range queries on >= 10M stored samples versus the raw `SELECT` of the
+//!   same rows by index (what any answer must at least read).
+
+use crate::ingest::{self, WriterConfig};
+use crate::telemetry::SelfMetrics;
+use anyhow::{Context, Result};
+use model::{Aggregation, Batch, Labels, MetricType, RangeQuery, Sample, SeriesKey, TimeSeries};
+use rand::{Rng, SeedableRng};
+use sqlx::Connection;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Creates (or recreates) a database next to the one in `base_url` and returns its URL.
+async fn database_url(base_url: &str, name: &str, recreate: bool) -> Result<String> {
+    let mut conn = sqlx::PgConnection::connect(base_url)
+        .await
+        .with_context(|| format!("connecting to {}", crate::state::redact_url(base_url)))?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&mut conn)
+        .await?;
+    if recreate && exists.is_some() {
+        sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).execute(&mut conn).await?;
+    }
+    if recreate || exists.is_none() {
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await?;
+    }
+    let mut url = url::Url::parse(base_url)?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
+}
+
+fn bench_key(i: usize, groups: usize) -> SeriesKey {
+    SeriesKey::new(
+        "bench_metric",
+        Labels::from_pairs([
+            ("instance", format!("host-{:05}", i)),
+            ("group", format!("{}", i % groups)),
+            ("job", "bench".to_string()),
+        ]),
+    )
+}
+
+/// One batch per timestamp holding one sample of every series, like a scrape of N series.
+fn ingest_batches(series: usize, samples: usize, start_ms: i64, step_ms: i64, seed: u64) -> Vec<Batch> {
+    let keys: Vec<SeriesKey> = (0..series).map(|i| bench_key(i, 10)).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..samples)
+        .map(|j| Batch {
+            series: keys
+                .iter()
+                .map(|k| TimeSeries {
+                    key: k.clone(),
+                    metric_type: MetricType::Gauge,
+                    samples: vec![Sample {
+                        ts: start_ms + j as i64 * step_ms,
+                        value: rng.gen_range(0.0..1000.0),
+                    }],
+                })
+                .collect(),
+            metadata: vec![],
+        })
+        .collect()
+}
+
+fn anchor_rows(batches: &[Batch]) -> Vec<(i64, i64, f64)> {
+    let mut rows = Vec::new();
+    for b in batches {
+        for s in &b.series {
+            let id = s.key.stable_id();
+            for p in &s.samples {
+                rows.push((id, p.ts, p.value));
+            }
+        }
+    }
+    rows
+}
+
+async fn run_real_path(store: &store::Store, batches: Vec<Batch>, cfg: &crate::config::IngestConfig) -> Result<Duration> {
+    let metrics = Arc::new(SelfMetrics::new());
+    let (queue, writers) = ingest::start(
+        Arc::new(store.clone()),
+        cfg.queue_capacity_samples,
+        WriterConfig {
+            batch_max_samples: cfg.batch_max_samples,
+            flush_interval: cfg.flush_interval,
+            writers: cfg.writers,
+        },
+        metrics.clone(),
+    );
+    let total: u64 = batches.iter().map(|b| b.sample_count() as u64).sum();
+    let started = Instant::now();
+    for b in batches {
+        queue.push(b).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let lost = writers.shutdown(Duration::from_secs(600)).await;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(lost == 0, "{lost} samples were not written");
+    anyhow::ensure!(
+        metrics.samples_written_total() == total,
+        "wrote {} of {total} samples",
+        metrics.samples_written_total()
+    );
+    Ok(elapsed)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+pub async fn ingest(base_url: &str, series: usize, samples: usize, rounds: usize, cfg: &crate::config::IngestConfig) -> Result<()> {
+    let total = series * samples;
+    println!(
+        "bench ingest: {series} series x {samples} samples = {total} samples per round, {rounds} rounds, {} writers, batches of up to {} samples",
+        cfg.writers, cfg.batch_max_samples
+    );
+    let mut path_rates = Vec::new();
+    let mut anchor_rates = Vec::new();
+    for round in 0..rounds {
+        let url = database_url(base_url, "pipewatch_bench_ingest", true).await?;
+        let store = store::Store::connect(&url, store::StoreConfig::default()).await?;
+        let now = crate::scrape_manager::now_ms();
+        let start = now - samples as i64 * 15_000;
+        let batches = ingest_batches(series, samples, start, 15_000, round as u64);
+        let rows = anchor_rows(&batches);
+        // Alternate the order so neither side always gets the warmer cache.
+        let (path_t, anchor_t) = if round % 2 == 0 {
+            let p = run_real_path(&store, batches, cfg).await?;
+            let t = Instant::now();
+            store.copy_anchor(&rows).await?;
+            (p, t.elapsed())
+        } else {
+            let t = Instant::now();
+            store.copy_anchor(&rows).await?;
+            let a = t.elapsed();
+            (run_real_path(&store, batches, cfg).await?, a)
+        };
+        let pr = total as f64 / path_t.as_secs_f64();
+        let ar = total as f64 / anchor_t.as_secs_f64();
+        println!(
+            "  round {}: pipewatch {:>10.0} samples/s ({:.2}s)   raw COPY {:>10.0} samples/s ({:.2}s)   ratio {:.2}",
+            round + 1,
+            pr,
+            path_t.as_secs_f64(),
+            ar,
+            anchor_t.as_secs_f64(),
+            pr / ar
+        );
+        path_rates.push(pr);
+        anchor_rates.push(ar);
+        store.pool().close().await;
+    }
+    let ratios: Vec<f64> = path_rates.iter().zip(&anchor_rates).map(|(p, a)| p / a).collect();
+    let (p, a) = (median(&mut path_rates.clone()), median(&mut anchor_rates.clone()));
+    println!(
+        "RESULT ingest: pipewatch median {p:.0} samples/s, raw COPY median {a:.0} samples/s, ratio median {:.2} (per round: {})",
+        median(&mut ratios.clone()),
+        ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[idx]
+}
+
+pub async fn query(base_url: &str, series: usize, days: i64, iterations: usize, cfg: &crate::config::IngestConfig) -> Result<()> {
+    let interval_ms = 60_000;
+    let per_series = (days * 86_400_000 / interval_ms) as usize;
+    let wanted = (series * per_series) as i64;
+    let url = database_url(base_url, "pipewatch_bench_query", false).await?;
+    let store = store::Store::connect(&url, store::StoreConfig::default()).await?;
+    // Data is reused between runs when it is still complete and recent enough to be in range.
+    let marker: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM samples)::bigint, coalesce((SELECT extract(epoch FROM max(ts))*1000 FROM samples), 0)::bigint",
+    )
+    .fetch_optional(store.pool())
+    .await?;
+    let now = crate::scrape_manager::now_ms();
+    let end_ms = match marker {
+        Some((n, max_ts)) if n >= wanted && now - max_ts < 86_400_000 => {
+            println!("bench query: reusing {n} stored samples");
+            max_ts
+        }
+        _ => {
+            sqlx::query("TRUNCATE samples, series").execute(store.pool()).await.ok();
+            let end = now - now.rem_euclid(interval_ms);
+            let start = end - per_series as i64 * interval_ms;
+            println!("bench query: loading {series} series x {per_series} samples = {wanted} samples through the ingest path ...");
+            let t = Instant::now();
+            // Chunks of one hour keep memory bounded.
+            let chunk = 60usize;
+            let mut done = 0;
+            while done < per_series {
+                let n = chunk.min(per_series - done);
+                let batches = ingest_batches(series, n, start + done as i64 * interval_ms, interval_ms, done as u64);
+                run_real_path(&store, batches, cfg).await?;
+                done += n;
+                if done % (chunk * 24) == 0 {
+                    println!("  {done}/{per_series} timestamps loaded ({:.0}s)", t.elapsed().as_secs_f64());
+                }
+            }
+            println!("  loaded in {:.1}s; building rollups ...", t.elapsed().as_secs_f64());
+            end - interval_ms
+        }
+    };
+    let t = Instant::now();
+    store.maintain(now).await?;
+    println!("  maintenance (partitions, rollups) {:.1}s", t.elapsed().as_secs_f64());
+    sqlx::query("ANALYZE").execute(store.pool()).await?;
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let span = days * 86_400_000;
+    // 1) one series, one day, 1-minute step
+    let mut ours = Vec::new();
+    let mut anchor = Vec::new();
+    for _ in 0..iterations {
+        let i = rng.gen_range(0..series);
+        let key = bench_key(i, 10);
+        let sel = model::Selector::parse(&format!("bench_metric{{instance=\"{}\"}}", key.labels.get("instance").unwrap_or_default()))
+            .expect("valid selector");
+        let from = end_ms - rng.gen_range(86_400_000..=span.max(86_400_001));
+        let q = RangeQuery {
+            start: from,
+            end: from + 86_400_000,
+            step_ms: 60_000,
+            aggregation: Aggregation::Avg,
+        };
+        let t = Instant::now();
+        let res = store.query_range(&sel, &q).await?;
+        ours.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(res.len() == 1 && !res[0].points.is_empty(), "one-series query returned no data");
+        let t = Instant::now();
+        let rows: Vec<(f64,)> = sqlx::query_as(
+            "SELECT value FROM samples WHERE series_id = $1 AND ts >= to_timestamp($2::float8/1000) AND ts <= to_timestamp($3::float8/1000)",
+        )
+        .bind(key.stable_id())
+        .bind(q.start as f64)
+        .bind(q.end as f64)
+        .fetch_all(store.pool())
+        .await?;
+        anchor.push(t.elapsed().as_secs_f64() * 1000.0);
+        std::hint::black_box(rows);
+    }
+    report("1 series x 1 day @ 1m step", &mut ours, &mut anchor);
+
+    // 2) 100 series (one group), one hour, at 15 s and 1 min steps
+    for step in [15_000i64, 60_000] {
+        let mut ours = Vec::new();
+        let mut anchor = Vec::new();
+        for _ in 0..iterations.min(100) {
+            let g = rng.gen_range(0..10);
+            let sel = model::Selector::parse(&format!("bench_metric{{group=\"{g}\"}}")).expect("valid selector");
+            let from = end_ms - rng.gen_range(3_600_000..=span);
+            let q = RangeQuery {
+                start: from,
+                end: from + 3_600_000,
+                step_ms: step,
+                aggregation: Aggregation::Avg,
+            };
+            let t = Instant::now();
+            let res = store.query_range(&sel, &q).await?;
+            ours.push(t.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(res.len() == series / 10, "expected {} series, got {}", series / 10, res.len());
+            let ids: Vec<i64> = (0..series).filter(|i| i % 10 == g).map(|i| bench_key(i, 10).stable_id()).collect();
+            let t = Instant::now();
+            let rows: Vec<(f64,)> = sqlx::query_as(
+                "SELECT value FROM samples WHERE series_id = ANY($1) AND ts >= to_timestamp($2::float8/1000) AND ts <= to_timestamp($3::float8/1000)",
+            )
+            .bind(&ids)
+            .bind(q.start as f64)
+            .bind(q.end as f64)
+            .fetch_all(store.pool())
+            .await?;
+            anchor.push(t.elapsed().as_secs_f64() * 1000.0);
+            std::hint::black_box(rows);
+        }
+        report(&format!("{} series x 1 hour @ {}s step", series / 10, step / 1000), &mut ours, &mut anchor);
+    }
+    store.pool().close().await;
+    Ok(())
+}
+
+fn report(name: &str, ours: &mut [f64], anchor: &mut [f64]) {
+    let (p50, p95) = (percentile(ours, 0.5), percentile(ours, 0.95));
+    let (a50, a95) = (percentile(anchor, 0.5), percentile(anchor, 0.95));
+    println!(
+        "RESULT query {name}: p50 {p50:.2} ms, p95 {p95:.2} ms | raw index SELECT of the same rows p50 {a50:.2} ms, p95 {a95:.2} ms | p95 ratio {:.2}",
+        p95 / a95
+    );
+}

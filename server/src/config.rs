@@ -1,0 +1,367 @@
+//! The configuration file (TOML), environment overrides and validation.
+//!
+//! Every key can also be set from the environment: `PIPEWATCH_<SECTION>__<KEY>` (double
+//! underscore between levels), e.g. `PIPEWATCH_INGEST__WRITERS=4` or `PIPEWATCH_SERVER__LISTEN`.
+//! `DATABASE_URL` is honoured as `database.url`. Errors name the key and say how to fix it.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub ingest: IngestConfig,
+    pub scrape_configs: Vec<ScrapeConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            ingest: IngestConfig::default(),
+            scrape_configs: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the web app and the HTTP API.
+    pub listen: SocketAddr,
+    /// Where the embedded PostgreSQL cluster and other state live.
+    pub data_dir: PathBuf,
+    /// Folder with the browser bundle (`pkg/`), built by `scripts/build-site.sh`.
+    pub site_root: PathBuf,
+    /// How long shutdown may take to drain the ingest queue before giving up.
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9090".parse().expect("static address"),
+            data_dir: PathBuf::from("pipewatch-data"),
+            site_root: PathBuf::from("target/site"),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL. Empty: start the embedded cluster under `server.data_dir`.
+    pub url: String,
+    /// Samples older than this many days are dropped (whole partitions).
+    pub retention_days: u32,
+    /// How often partitions, rollups and retention are maintained.
+    #[serde(deserialize_with = "de_duration")]
+    pub maintenance_interval: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            retention_days: 30,
+            maintenance_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Samples the queue holds before receivers get 429/503 and scrapes wait.
+    pub queue_capacity_samples: usize,
+    /// A writer flushes when it holds this many samples...
+    pub batch_max_samples: usize,
+    /// ...or when its oldest sample has waited this long.
+    #[serde(deserialize_with = "de_duration")]
+    pub flush_interval: Duration,
+    /// Parallel COPY writers.
+    pub writers: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity_samples: 2_000_000,
+            batch_max_samples: 50_000,
+            flush_interval: Duration::from_secs(1),
+            writers: 2,
+        }
+    }
+}
+
+/// One scrape job, named and shaped like Prometheus' `scrape_configs` entries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    pub job_name: String,
+    #[serde(default = "default_interval", deserialize_with = "de_duration")]
+    pub scrape_interval: Duration,
+    #[serde(default = "default_timeout", deserialize_with = "de_duration")]
+    pub scrape_timeout: Duration,
+    #[serde(default = "default_metrics_path")]
+    pub metrics_path: String,
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// `host:port` entries.
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_metrics_path() -> String {
+    "/metrics".into()
+}
+fn default_scheme() -> String {
+    "http".into()
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!("{s:?} is not a duration ({e}); write it like \"15s\", \"500ms\" or \"1m\""))
+    })
+}
+
+impl Config {
+    /// Loads the file (if any), applies environment overrides, and validates.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let mut value = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config file {}", p.display()))?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| anyhow!("config file {} is not valid TOML: {e}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut value, std::env::vars())?;
+        let origin = path.map(|p| p.display().to_string()).unwrap_or_else(|| "defaults".into());
+        Self::from_table(value, &origin)
+    }
+
+    pub fn from_toml_str(text: &str) -> Result<Config> {
+        let table = text
+            .parse::<toml::Table>()
+            .map_err(|e| anyhow!("config is not valid TOML: {e}"))?;
+        Self::from_table(table, "config")
+    }
+
+    fn from_table(table: toml::Table, origin: &str) -> Result<Config> {
+        let de = toml::Value::Table(table);
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            anyhow!("{origin}: key `{path}`: {}", e.into_inner())
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let i = &self.ingest;
+        if i.writers == 0 || i.writers > 64 {
+            bail!("key `ingest.writers` must be between 1 and 64, got {}", i.writers);
+        }
+        if i.batch_max_samples == 0 {
+            bail!("key `ingest.batch_max_samples` must be at least 1");
+        }
+        if i.queue_capacity_samples < i.batch_max_samples {
+            bail!(
+                "key `ingest.queue_capacity_samples` ({}) must be at least `ingest.batch_max_samples` ({})",
+                i.queue_capacity_samples,
+                i.batch_max_samples
+            );
+        }
+        if self.database.retention_days == 0 {
+            bail!("key `database.retention_days` must be at least 1");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (n, job) in self.scrape_configs.iter().enumerate() {
+            let key = format!("scrape_configs[{n}]");
+            if job.job_name.trim().is_empty() {
+                bail!("key `{key}.job_name` must not be empty");
+            }
+            if !seen.insert(job.job_name.clone()) {
+                bail!("key `{key}.job_name`: job {:?} is defined twice; job names must be unique", job.job_name);
+            }
+            if job.scrape_interval.is_zero() {
+                bail!("key `{key}.scrape_interval` must be greater than 0");
+            }
+            if job.scrape_timeout > job.scrape_interval {
+                bail!(
+                    "key `{key}.scrape_timeout` ({:?}) must not be longer than `scrape_interval` ({:?})",
+                    job.scrape_timeout,
+                    job.scrape_interval
+                );
+            }
+            if job.scheme != "http" && job.scheme != "https" {
+                bail!("key `{key}.scheme` must be \"http\" or \"https\", got {:?}", job.scheme);
+            }
+            if !job.metrics_path.starts_with('/') {
+                bail!("key `{key}.metrics_path` must start with '/', got {:?}", job.metrics_path);
+            }
+            for (s, sc) in job.static_configs.iter().enumerate() {
+                for (t, target) in sc.targets.iter().enumerate() {
+                    let url = format!("{}://{}{}", job.scheme, target, job.metrics_path);
+                    let ok = url::Url::parse(&url).ok().filter(|u| u.host_str().is_some() && !target.contains('/'));
+                    if ok.is_none() {
+                        bail!(
+                            "key `{key}.static_configs[{s}].targets[{t}]`: {target:?} is not a host:port like \"127.0.0.1:9100\""
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Expands the static configs into concrete scrape targets.
+    pub fn scrape_targets(&self) -> Vec<collectors::scrape::ScrapeTarget> {
+        let mut out = Vec::new();
+        for job in &self.scrape_configs {
+            for sc in &job.static_configs {
+                for target in &sc.targets {
+                    out.push(collectors::scrape::ScrapeTarget {
+                        job: job.job_name.clone(),
+                        url: format!("{}://{}{}", job.scheme, target, job.metrics_path),
+                        labels: model::Labels::from_pairs(sc.labels.clone()),
+                        interval: job.scrape_interval,
+                        timeout: job.scrape_timeout,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Applies `PIPEWATCH_A__B=value` and `DATABASE_URL` onto the TOML tree. A value that parses as
+/// a TOML literal (number, bool, array) is taken as such, anything else as a string.
+pub fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) -> Result<()> {
+    for (k, v) in vars {
+        let path: Vec<String> = if k == "DATABASE_URL" {
+            vec!["database".into(), "url".into()]
+        } else if let Some(rest) = k.strip_prefix("PIPEWATCH_") {
+            rest.split("__").map(|p| p.to_ascii_lowercase()).collect()
+        } else {
+            continue;
+        };
+        if path.len() < 2 || path.iter().any(|p| p.is_empty()) {
+            // Not a config key (e.g. PIPEWATCH_URL used by the browser tests).
+            continue;
+        }
+        let value = format!("v = {v}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(v.clone()));
+        let mut cur = &mut *table;
+        for part in &path[..path.len() - 1] {
+            let entry = cur
+                .entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            cur = entry
+                .as_table_mut()
+                .ok_or_else(|| anyhow!("environment variable {k}: `{part}` is not a section"))?;
+        }
+        cur.insert(path[path.len() - 1].clone(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        format!("{:#}", Config::from_toml_str(text).unwrap_err())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!(c.server.listen.port(), 9090);
+        assert!(c.database.url.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = err("[ingest]\nwritters = 3\n");
+        assert!(e.contains("ingest.writters") || e.contains("writters"), "{e}");
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_names_the_key_and_the_format() {
+        let e = err("[[scrape_configs]]\njob_name = \"a\"\nscrape_interval = \"fast\"\n");
+        assert!(e.contains("scrape_configs[0].scrape_interval"), "{e}");
+        assert!(e.contains("\"15s\""), "{e}");
+    }
+
+    #[test]
+    fn timeout_longer_than_interval_is_refused() {
+        let e = err("[[scrape_configs]]\njob_name = \"a\"\nscrape_interval = \"5s\"\nscrape_timeout = \"10s\"\n");
+        assert!(e.contains("scrape_configs[0].scrape_timeout"), "{e}");
+    }
+
+    #[test]
+    fn bad_target_is_named() {
+        let e = err("[[scrape_configs]]\njob_name = \"a\"\nstatic_configs = [{ targets = [\"http://x:1/metrics\"] }]\n");
+        assert!(e.contains("scrape_configs[0].static_configs[0].targets[0]"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_nested_keys() {
+        let mut t = toml::Table::new();
+        apply_env(
+            &mut t,
+            vec![
+                ("PIPEWATCH_INGEST__WRITERS".to_string(), "4".to_string()),
+                ("DATABASE_URL".to_string(), "postgres://x@h/db".to_string()),
+                ("PIPEWATCH_URL".to_string(), "http://ignored".to_string()),
+            ]
+            .into_iter(),
+        )
+        .unwrap();
+        let c = Config::from_table(t, "env").unwrap();
+        assert_eq!(c.ingest.writers, 4);
+        assert_eq!(c.database.url, "postgres://x@h/db");
+    }
+
+    #[test]
+    fn static_targets_expand_to_urls() {
+        let c = Config::from_toml_str(
+            "[[scrape_configs]]\njob_name = \"node\"\nstatic_configs = [{ targets = [\"127.0.0.1:9100\"], labels = { env = \"dev\" } }]\n",
+        )
+        .unwrap();
+        let t = c.scrape_targets();
+        assert_eq!(t[0].url, "http://127.0.0.1:9100/metrics");
+        assert_eq!(t[0].labels.get("env"), Some("dev"));
+    }
+}

@@ -1,0 +1,413 @@
+//! The ingest queue and its batch writers.
+//!
+//! Receivers and scrapers hand `model::Batch`es to the [`IngestQueue`]. The queue is bounded in
+//! *samples* (a semaphore of sample permits): when it is full, `try_push` fails at once so HTTP
+//! receivers can answer 429/503 with Retry-After, and `push` waits so scrapers slow down.
+//! [`BatchWriters`] take batches off the queue, merge them until `batch_max_samples` or
+//! `flush_interval`, write them with one COPY transaction, and only then release the permits.
+//! A failed write is retried with back-off; data is never dropped while the process runs. On
+//! shutdown the queue is closed to new data and drained; only if the database stays unreachable
+//! past `shutdown_timeout` are samples given up, and that is logged as an error with the count.
+
+use crate::telemetry::SelfMetrics;
+use model::Batch;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Mutex, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    #[error("ingest queue is full ({capacity} samples); retry after {retry_after:?}")]
+    Full { capacity: usize, retry_after: Duration },
+    #[error("pipewatch is shutting down and accepts no new data; retry against the restarted server")]
+    Closed,
+}
+
+struct Item {
+    batch: Batch,
+    permits: u32,
+}
+
+/// Handle for producers; cheap to clone.
+#[derive(Clone)]
+pub struct IngestQueue {
+    tx: mpsc::UnboundedSender<Item>,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+    closed: Arc<AtomicBool>,
+    depth: Arc<AtomicU64>,
+    metrics: Arc<SelfMetrics>,
+}
+
+impl IngestQueue {
+    /// Puts a batch in the queue if there is room for all its samples now.
+    pub fn try_push(&self, batch: Batch) -> Result<(), PushError> {
+        let n = self.permits_for(&batch);
+        if self.closed.load(Ordering::Acquire) {
+            return Err(PushError::Closed);
+        }
+        match self.permits.clone().try_acquire_many_owned(n) {
+            Ok(p) => {
+                p.forget();
+                self.send(batch, n)
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => Err(PushError::Closed),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                self.metrics.rejected("queue_full", batch.sample_count() as u64);
+                Err(PushError::Full {
+                    capacity: self.capacity,
+                    retry_after: Duration::from_secs(1),
+                })
+            }
+        }
+    }
+
+    /// Puts a batch in the queue, waiting for room.
+    pub async fn push(&self, batch: Batch) -> Result<(), PushError> {
+        let n = self.permits_for(&batch);
+        if self.closed.load(Ordering::Acquire) {
+            return Err(PushError::Closed);
+        }
+        let p = self
+            .permits
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| PushError::Closed)?;
+        p.forget();
+        self.send(batch, n)
+    }
+
+    /// A batch larger than the whole queue takes all permits rather than waiting forever.
+    fn permits_for(&self, batch: &Batch) -> u32 {
+        batch.sample_count().clamp(1, self.capacity) as u32
+    }
+
+    fn send(&self, batch: Batch, permits: u32) -> Result<(), PushError> {
+        let samples = batch.sample_count() as u64;
+        match self.tx.send(Item { batch, permits }) {
+            Ok(()) => {
+                self.metrics.samples_enqueued.inc_by(samples);
+                let d = self.depth.fetch_add(samples, Ordering::AcqRel) + samples;
+                self.metrics.queue_depth.set(d as i64);
+                Ok(())
+            }
+            Err(_) => {
+                self.permits.add_permits(permits as usize);
+                Err(PushError::Closed)
+            }
+        }
+    }
+
+    /// Samples in the queue or being written.
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Acquire) as usize
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// Where writers put batches. The real one is `store::Store`; the trait keeps the writer loop
+/// testable against the bench anchor too.
+#[async_trait::async_trait]
+pub trait BatchSink: Send + Sync + 'static {
+    /// Commits the batches; returns (rows, new series).
+    async fn write_batches(&self, batches: &[Batch]) -> Result<(u64, u64), String>;
+}
+
+#[async_trait::async_trait]
+impl BatchSink for store::Store {
+    async fn write_batches(&self, batches: &[Batch]) -> Result<(u64, u64), String> {
+        self.write(batches)
+            .await
+            .map(|s| (s.rows, s.new_series))
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub batch_max_samples: usize,
+    pub flush_interval: Duration,
+    pub writers: usize,
+}
+
+/// The running writer tasks. `shutdown` closes the queue, drains it and waits.
+pub struct BatchWriters {
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Item>>>,
+    closed: Arc<AtomicBool>,
+    permits: Arc<Semaphore>,
+    tasks: JoinSet<()>,
+    abandon: CancellationToken,
+    lost: Arc<AtomicU64>,
+}
+
+/// Creates the queue and starts `cfg.writers` writer tasks.
+pub fn start(
+    sink: Arc<dyn BatchSink>,
+    capacity: usize,
+    cfg: WriterConfig,
+    metrics: Arc<SelfMetrics>,
+) -> (IngestQueue, BatchWriters) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let permits = Arc::new(Semaphore::new(capacity));
+    let closed = Arc::new(AtomicBool::new(false));
+    let depth = Arc::new(AtomicU64::new(0));
+    metrics.queue_capacity.set(capacity as i64);
+    let queue = IngestQueue {
+        tx,
+        permits: permits.clone(),
+        capacity,
+        closed: closed.clone(),
+        depth: depth.clone(),
+        metrics: metrics.clone(),
+    };
+    let rx = Arc::new(Mutex::new(rx));
+    let abandon = CancellationToken::new();
+    let lost = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    for id in 0..cfg.writers.max(1) {
+        let w = Writer {
+            id,
+            rx: rx.clone(),
+            sink: sink.clone(),
+            cfg: cfg.clone(),
+            permits: permits.clone(),
+            depth: depth.clone(),
+            metrics: metrics.clone(),
+            abandon: abandon.clone(),
+            lost: lost.clone(),
+        };
+        tasks.spawn(w.run());
+    }
+    (
+        queue,
+        BatchWriters {
+            rx,
+            closed,
+            permits,
+            tasks,
+            abandon,
+            lost,
+        },
+    )
+}
+
+impl BatchWriters {
+    /// Refuses new data, writes everything already queued, and returns the number of samples
+    /// that could not be written within `timeout` (0 unless the database stayed down).
+    pub async fn shutdown(mut self, timeout: Duration) -> u64 {
+        self.closed.store(true, Ordering::Release);
+        self.permits.close();
+        self.rx.lock().await.close();
+        let drained = tokio::time::timeout(timeout, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::error!(?timeout, "ingest queue not drained in time; giving up the rest");
+            self.abandon.cancel();
+            while self.tasks.join_next().await.is_some() {}
+        }
+        self.lost.load(Ordering::Acquire)
+    }
+}
+
+struct Writer {
+    id: usize,
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Item>>>,
+    sink: Arc<dyn BatchSink>,
+    cfg: WriterConfig,
+    permits: Arc<Semaphore>,
+    depth: Arc<AtomicU64>,
+    metrics: Arc<SelfMetrics>,
+    abandon: CancellationToken,
+    lost: Arc<AtomicU64>,
+}
+
+impl Writer {
+    async fn run(self) {
+        loop {
+            let (batches, permits, samples, done) = self.collect().await;
+            if !batches.is_empty() {
+                self.write(&batches, samples).await;
+                // Permits go back only after commit, so the queue bound covers in-flight data.
+                self.permits.add_permits(permits as usize);
+                let d = self.depth.fetch_sub(samples, Ordering::AcqRel) - samples;
+                self.metrics.queue_depth.set(d as i64);
+            }
+            if done {
+                tracing::debug!(writer = self.id, "writer drained and stopped");
+                return;
+            }
+        }
+    }
+
+    /// Gathers batches until the size limit, the age limit, or the closed-and-empty queue.
+    async fn collect(&self) -> (Vec<Batch>, u64, u64, bool) {
+        let mut batches = Vec::new();
+        let mut permits = 0u64;
+        let mut samples = 0u64;
+        // Holding the receiver lock while gathering gives each writer whole, large batches;
+        // other writers meanwhile are busy writing theirs.
+        let mut rx = self.rx.lock().await;
+        let first = match rx.recv().await {
+            Some(item) => item,
+            None => return (batches, 0, 0, true),
+        };
+        let deadline = Instant::now() + self.cfg.flush_interval;
+        let mut push = |item: Item, batches: &mut Vec<Batch>| {
+            permits += item.permits as u64;
+            samples += item.batch.sample_count() as u64;
+            batches.push(item.batch);
+        };
+        push(first, &mut batches);
+        while (samples as usize) < self.cfg.batch_max_samples {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            match tokio::time::timeout(deadline - now, rx.recv()).await {
+                Ok(Some(item)) => push(item, &mut batches),
+                Ok(None) => return (batches, permits, samples, true),
+                Err(_) => break,
+            }
+        }
+        (batches, permits, samples, false)
+    }
+
+    async fn write(&self, batches: &[Batch], samples: u64) {
+        let mut attempt = 0u32;
+        loop {
+            let started = Instant::now();
+            match self.sink.write_batches(batches).await {
+                Ok((rows, new_series)) => {
+                    self.metrics.batch_written(rows, new_series, started.elapsed());
+                    return;
+                }
+                Err(e) => {
+                    attempt += 1;
+                    self.metrics.write_failed(samples, attempt, &e);
+                    let backoff = Duration::from_millis((100u64 << attempt.min(6)).min(5_000));
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.abandon.cancelled() => {
+                            tracing::error!(samples, error = %e, "giving up a batch at shutdown: the database did not come back in time");
+                            self.lost.fetch_add(samples, Ordering::AcqRel);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{Labels, MetricType, Sample, SeriesKey, TimeSeries};
+    use std::sync::Mutex as StdMutex;
+
+    /// An in-process sink that records what reached it. Used only for the queue's own
+    /// mechanics (bounds, merging); the database path is tested against real PostgreSQL in
+    /// tests/.
+    #[derive(Default)]
+    struct RecordingSink {
+        written: StdMutex<Vec<usize>>,
+        fail_first: AtomicU64,
+        gate: tokio::sync::Notify,
+        gated: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl BatchSink for RecordingSink {
+        async fn write_batches(&self, batches: &[Batch]) -> Result<(u64, u64), String> {
+            if self.gated.load(Ordering::Acquire) {
+                self.gate.notified().await;
+            }
+            if self.fail_first.load(Ordering::Acquire) > 0 {
+                self.fail_first.fetch_sub(1, Ordering::AcqRel);
+                return Err("database unavailable".into());
+            }
+            let n: usize = batches.iter().map(|b| b.sample_count()).sum();
+            self.written.lock().unwrap().push(n);
+            Ok((n as u64, 0))
+        }
+    }
+
+    fn batch(n: usize) -> Batch {
+        Batch {
+            series: vec![TimeSeries {
+                key: SeriesKey::new("m", Labels::new()),
+                metric_type: MetricType::Gauge,
+                samples: (0..n).map(|i| Sample { ts: i as i64, value: 1.0 }).collect(),
+            }],
+            metadata: vec![],
+        }
+    }
+
+    fn cfg() -> WriterConfig {
+        WriterConfig {
+            batch_max_samples: 100,
+            flush_interval: Duration::from_millis(20),
+            writers: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn try_push_reports_full_when_capacity_is_taken() {
+        let sink = Arc::new(RecordingSink::default());
+        sink.gated.store(true, Ordering::Release);
+        let (q, w) = start(sink.clone(), 10, cfg(), Arc::new(SelfMetrics::new()));
+        q.try_push(batch(8)).unwrap();
+        let err = q.try_push(batch(5)).unwrap_err();
+        assert!(matches!(err, PushError::Full { capacity: 10, .. }), "{err:?}");
+        sink.gated.store(false, Ordering::Release);
+        sink.gate.notify_waiters();
+        sink.gate.notify_one();
+        assert_eq!(w.shutdown(Duration::from_secs(5)).await, 0);
+        assert_eq!(sink.written.lock().unwrap().iter().sum::<usize>(), 8);
+    }
+
+    #[tokio::test]
+    async fn shutdown_drains_everything_queued_and_then_refuses() {
+        let sink = Arc::new(RecordingSink::default());
+        let (q, w) = start(sink.clone(), 10_000, cfg(), Arc::new(SelfMetrics::new()));
+        for _ in 0..50 {
+            q.push(batch(30)).await.unwrap();
+        }
+        assert_eq!(w.shutdown(Duration::from_secs(5)).await, 0);
+        let written = sink.written.lock().unwrap().clone();
+        assert_eq!(written.iter().sum::<usize>(), 1500);
+        // merged: far fewer writes than pushes, none much above the size limit
+        assert!(written.len() < 50, "{written:?}");
+        assert_eq!(q.try_push(batch(1)), Err(PushError::Closed));
+    }
+
+    #[tokio::test]
+    async fn failed_writes_are_retried_until_they_succeed() {
+        let sink = Arc::new(RecordingSink::default());
+        sink.fail_first.store(3, Ordering::Release);
+        let metrics = Arc::new(SelfMetrics::new());
+        let (q, w) = start(sink.clone(), 1000, cfg(), metrics.clone());
+        q.push(batch(7)).await.unwrap();
+        assert_eq!(w.shutdown(Duration::from_secs(10)).await, 0);
+        assert_eq!(sink.written.lock().unwrap().clone(), vec![7]);
+        assert_eq!(metrics.write_errors.get(), 3);
+    }
+
+    #[tokio::test]
+    async fn shutdown_gives_up_after_timeout_and_counts_the_loss() {
+        let sink = Arc::new(RecordingSink::default());
+        sink.fail_first.store(u64::MAX, Ordering::Release);
+        let (q, w) = start(sink.clone(), 1000, cfg(), Arc::new(SelfMetrics::new()));
+        q.push(batch(9)).await.unwrap();
+        assert_eq!(w.shutdown(Duration::from_millis(300)).await, 9);
+    }
+}

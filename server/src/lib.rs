@@ -1,0 +1,21 @@
+//! The pipewatch server: configuration, HTTP API, ingest queue and writers, scrape manager,
+//! demo pipeline and benchmarks. `main.rs` is only the command line on top of [`run`].
+
+pub mod api;
+pub mod bench;
+pub mod config;
+pub mod demo;
+pub mod ingest;
+pub mod run;
+pub mod scrape_manager;
+pub mod state;
+pub mod telemetry;
+pub mod web;
+
+pub use state::AppState;
+
+/// The whole HTTP surface: API routes plus the web app. Tests call this with `oneshot`.
+pub fn app(state: AppState, site_root: std::path::PathBuf) -> axum::Router {
+    let backend: std::sync::Arc<dyn app::Backend> = std::sync::Arc::new(state.clone());
+    api::router(state).merge(web::router(backend, site_root))
+}

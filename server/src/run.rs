@@ -1,0 +1,196 @@
+//! Start-up and shutdown of the server: database (embedded or `DATABASE_URL`), store, ingest
+//! queue and writers, maintenance, scrape loops, HTTP; and the orderly drain on SIGINT/SIGTERM.
+
+use crate::config::Config;
+use crate::ingest::{self, WriterConfig};
+use crate::scrape_manager::{now_ms, ScrapeManager, TargetHealthBoard};
+use crate::state::{redact_url, AppState};
+use crate::telemetry::SelfMetrics;
+use anyhow::{Context, Result};
+use collectors::scrape::ScrapeTarget;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A database connection: the embedded cluster (stopped when this is dropped or closed) or an
+/// external server.
+pub struct Database {
+    pub url: String,
+    pub embedded: Option<store::embedded::EmbeddedPostgres>,
+}
+
+impl Database {
+    pub async fn open(cfg: &Config) -> Result<Database> {
+        if !cfg.database.url.is_empty() {
+            return Ok(Database {
+                url: cfg.database.url.clone(),
+                embedded: None,
+            });
+        }
+        let dir = cfg.server.data_dir.join("postgres");
+        tracing::info!(data_dir = %dir.display(), "no database.url / DATABASE_URL set: starting the embedded PostgreSQL cluster");
+        let pg = store::embedded::EmbeddedPostgres::start(&dir)
+            .await
+            .context("starting the embedded PostgreSQL (set DATABASE_URL to use an existing server instead)")?;
+        Ok(Database {
+            url: pg.url(),
+            embedded: Some(pg),
+        })
+    }
+
+    pub async fn close(self) {
+        if let Some(pg) = self.embedded {
+            pg.stop().await;
+        }
+    }
+}
+
+/// What happened to the data, printed as the last log line so operators (and the shutdown
+/// test) can check that nothing acknowledged was lost.
+#[derive(Debug, serde::Serialize)]
+pub struct ShutdownReport {
+    pub samples_enqueued: u64,
+    pub samples_written: u64,
+    pub samples_lost: u64,
+}
+
+/// Runs until `shutdown` resolves. `extra_targets` are scraped besides the configured ones and
+/// `initial` batches (demo history) are queued once at start.
+pub async fn serve(
+    cfg: Config,
+    extra_targets: Vec<ScrapeTarget>,
+    initial: Vec<model::Batch>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<ShutdownReport> {
+    let db = Database::open(&cfg).await?;
+    let result = serve_with_db(&cfg, &db.url, extra_targets, initial, shutdown).await;
+    db.close().await;
+    result
+}
+
+async fn serve_with_db(
+    cfg: &Config,
+    url: &str,
+    extra_targets: Vec<ScrapeTarget>,
+    initial: Vec<model::Batch>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<ShutdownReport> {
+    let store = store::Store::connect(
+        url,
+        store::StoreConfig {
+            retention_days: cfg.database.retention_days,
+            ..Default::default()
+        },
+    )
+    .await
+    .with_context(|| format!("connecting to the database {}", redact_url(url)))?;
+    tracing::info!(mode = %store.mode(), "storage ready");
+
+    let metrics = Arc::new(SelfMetrics::new());
+    let (queue, writers) = ingest::start(
+        Arc::new(store.clone()),
+        cfg.ingest.queue_capacity_samples,
+        WriterConfig {
+            batch_max_samples: cfg.ingest.batch_max_samples,
+            flush_interval: cfg.ingest.flush_interval,
+            writers: cfg.ingest.writers,
+        },
+        metrics.clone(),
+    );
+
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} (key `server.listen`, env PIPEWATCH_SERVER__LISTEN): is another pipewatch running?",
+            cfg.server.listen
+        )
+    })?;
+    let local = listener.local_addr()?;
+
+    let stop_background = CancellationToken::new();
+    let maintenance = tokio::spawn(maintenance_loop(
+        store.clone(),
+        cfg.database.maintenance_interval,
+        metrics.clone(),
+        stop_background.clone(),
+    ));
+
+    if !initial.is_empty() {
+        let q = queue.clone();
+        tokio::spawn(async move {
+            let n: usize = initial.iter().map(|b| b.sample_count()).sum();
+            for b in initial {
+                if q.push(b).await.is_err() {
+                    return;
+                }
+            }
+            tracing::info!(samples = n, "demo history queued");
+        });
+    }
+
+    let board = TargetHealthBoard::default();
+    let mut targets = cfg.scrape_targets();
+    targets.extend(extra_targets);
+    tracing::info!(targets = targets.len(), "starting scrape loops");
+    let scrapes = ScrapeManager::start(targets, queue.clone(), board.clone(), metrics.clone());
+
+    let state = AppState {
+        store: store.clone(),
+        queue: queue.clone(),
+        metrics: metrics.clone(),
+        board,
+        started_at: now_ms(),
+        retention_days: cfg.database.retention_days,
+        database: redact_url(url),
+    };
+    let router = crate::app(state, cfg.server.site_root.clone())
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    tracing::info!("pipewatch listening on http://{local}");
+    println!("pipewatch is up: open http://{local}/explore");
+
+    let http = axum::serve(listener, router).with_graceful_shutdown(shutdown);
+    http.await.context("HTTP server failed")?;
+
+    tracing::info!("shutting down: stopping scrapes, draining the ingest queue");
+    scrapes.stop().await;
+    stop_background.cancel();
+    let _ = maintenance.await;
+    let lost = writers.shutdown(cfg.server.shutdown_timeout).await;
+    let report = ShutdownReport {
+        samples_enqueued: metrics.samples_enqueued.get(),
+        samples_written: metrics.samples_written_total(),
+        samples_lost: lost,
+    };
+    tracing::info!(
+        report = %serde_json::to_string(&report).expect("report serialises"),
+        "shutdown complete"
+    );
+    println!("pipewatch stopped: {}", serde_json::to_string(&report).expect("report serialises"));
+    store.pool().close().await;
+    Ok(report)
+}
+
+async fn maintenance_loop(store: store::Store, every: Duration, _metrics: Arc<SelfMetrics>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        match store.maintain(now_ms()).await {
+            Ok(report) => tracing::debug!(?report, "maintenance done"),
+            Err(e) => tracing::warn!(error = %e, "maintenance failed; will retry"),
+        }
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,86 @@
+//! Shared server state, and the web app's view of it (`app::Backend`).
+
+use crate::ingest::IngestQueue;
+use crate::scrape_manager::TargetHealthBoard;
+use crate::telemetry::SelfMetrics;
+use model::{RangeQuery, RangeSeries, Selector, StatusInfo, TargetHealth};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: store::Store,
+    pub queue: IngestQueue,
+    pub metrics: Arc<SelfMetrics>,
+    pub board: TargetHealthBoard,
+    pub started_at: i64,
+    pub retention_days: u32,
+    /// Where the data lives, for the Status page, without credentials.
+    pub database: String,
+}
+
+impl AppState {
+    pub async fn status_info(&self) -> Result<StatusInfo, store::StoreError> {
+        Ok(StatusInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            storage_mode: self.store.mode().to_string(),
+            database: self.database.clone(),
+            series_count: self.store.series_count().await?,
+            samples_written_total: self.metrics.samples_written_total(),
+            ingest_rate: self.metrics.ingest_rate(),
+            queue_depth: self.queue.depth(),
+            queue_capacity: self.queue.capacity(),
+            started_at: self.started_at,
+            retention_days: self.retention_days,
+        })
+    }
+}
+
+/// Removes the password from a database URL for display.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "(unparseable URL)".into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl app::Backend for AppState {
+    async fn metric_names(&self) -> Result<Vec<String>, String> {
+        self.store.metric_names().await.map_err(|e| e.to_string())
+    }
+
+    async fn label_names(&self, metric: &str) -> Result<Vec<String>, String> {
+        self.store.label_names(Some(metric)).await.map_err(|e| e.to_string())
+    }
+
+    async fn label_values(&self, metric: &str, label: &str) -> Result<Vec<String>, String> {
+        self.store
+            .label_values(label, Some(metric))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn query_range(&self, selector: &str, q: RangeQuery) -> Result<Vec<RangeSeries>, String> {
+        let sel = Selector::parse(selector).map_err(|e| e.message)?;
+        if q.step_ms <= 0 || (q.end - q.start) / q.step_ms > crate::api::MAX_POINTS_PER_SERIES {
+            return Err(format!(
+                "too many points: {} ms step over this range; choose a larger step",
+                q.step_ms
+            ));
+        }
+        self.store.query_range(&sel, &q).await.map_err(|e| e.to_string())
+    }
+
+    async fn targets(&self) -> Vec<TargetHealth> {
+        self.board.snapshot()
+    }
+
+    async fn status(&self) -> Result<StatusInfo, String> {
+        self.status_info().await.map_err(|e| e.to_string())
+    }
+}
