@@ -99,7 +99,8 @@ async fn readyz(State(st): State<AppState>) -> Response {
 
 async fn self_metrics(State(st): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        // prometheus-client writes OpenMetrics 1.0 (with `# EOF`).
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         st.metrics.encode(),
     )
         .into_response()

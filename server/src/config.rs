@@ -355,6 +355,18 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_config_is_valid_and_matches_the_defaults() {
+        let c = Config::from_toml_str(include_str!("../../pipewatch.example.toml")).unwrap();
+        let d = Config::default();
+        assert_eq!(c.server.listen, d.server.listen);
+        assert_eq!(c.ingest.queue_capacity_samples, d.ingest.queue_capacity_samples);
+        assert_eq!(c.ingest.batch_max_samples, d.ingest.batch_max_samples);
+        assert_eq!(c.ingest.flush_interval, d.ingest.flush_interval);
+        assert_eq!(c.database.retention_days, d.database.retention_days);
+        assert_eq!(c.scrape_configs[0].scrape_interval, default_interval());
+    }
+
+    #[test]
     fn static_targets_expand_to_urls() {
         let c = Config::from_toml_str(
             "[[scrape_configs]]\njob_name = \"node\"\nstatic_configs = [{ targets = [\"127.0.0.1:9100\"], labels = { env = \"dev\" } }]\n",

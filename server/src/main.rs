@@ -77,7 +77,7 @@ async fn run() -> Result<()> {
     let cfg = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let report = server::run::serve(cfg, Vec::new(), Vec::new(), server::run::shutdown_signal()).await?;
+            let report = server::run::serve(cfg, Default::default(), server::run::shutdown_signal()).await?;
             anyhow::ensure!(report.samples_lost == 0, "{} samples were lost at shutdown", report.samples_lost);
         }
         Command::Demo { no_backfill } => {
@@ -102,7 +102,15 @@ async fn run() -> Result<()> {
             } else {
                 server::demo::backfill(server::scrape_manager::now_ms(), 24 * 3_600_000, 60_000)
             };
-            let report = server::run::serve(cfg, targets, backfill, server::run::shutdown_signal()).await?;
+            let report = server::run::serve(
+                cfg,
+                server::run::ServeExtras {
+                    targets,
+                    initial: backfill,
+                    on_ready: None,
+                },
+                server::run::shutdown_signal(),
+            ).await?;
             anyhow::ensure!(report.samples_lost == 0, "{} samples were lost at shutdown", report.samples_lost);
         }
         Command::Migrate => {

@@ -55,16 +55,25 @@ pub struct ShutdownReport {
     pub samples_lost: u64,
 }
 
-/// Runs until `shutdown` resolves. `extra_targets` are scraped besides the configured ones and
-/// `initial` batches (demo history) are queued once at start.
+/// Extras for `serve` beyond the config file.
+#[derive(Default)]
+pub struct ServeExtras {
+    /// Scraped besides the configured targets (the demo pipeline).
+    pub targets: Vec<ScrapeTarget>,
+    /// Queued once at start (demo history).
+    pub initial: Vec<model::Batch>,
+    /// Told the bound address once the server accepts requests (tests bind port 0).
+    pub on_ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+}
+
+/// Runs until `shutdown` resolves, then drains the ingest queue and reports what happened.
 pub async fn serve(
     cfg: Config,
-    extra_targets: Vec<ScrapeTarget>,
-    initial: Vec<model::Batch>,
+    extras: ServeExtras,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<ShutdownReport> {
     let db = Database::open(&cfg).await?;
-    let result = serve_with_db(&cfg, &db.url, extra_targets, initial, shutdown).await;
+    let result = serve_with_db(&cfg, &db.url, extras, shutdown).await;
     db.close().await;
     result
 }
@@ -72,10 +81,14 @@ pub async fn serve(
 async fn serve_with_db(
     cfg: &Config,
     url: &str,
-    extra_targets: Vec<ScrapeTarget>,
-    initial: Vec<model::Batch>,
+    extras: ServeExtras,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<ShutdownReport> {
+    let ServeExtras {
+        targets: extra_targets,
+        initial,
+        on_ready,
+    } = extras;
     let store = store::Store::connect(
         url,
         store::StoreConfig {
@@ -147,6 +160,9 @@ async fn serve_with_db(
         .layer(tower_http::trace::TraceLayer::new_for_http());
     tracing::info!("pipewatch listening on http://{local}");
     println!("pipewatch is up: open http://{local}/explore");
+    if let Some(tx) = on_ready {
+        let _ = tx.send(local);
+    }
 
     let http = axum::serve(listener, router).with_graceful_shutdown(shutdown);
     http.await.context("HTTP server failed")?;

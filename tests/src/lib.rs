@@ -1,1 +1,82 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests: real HTTP peers on 127.0.0.1, the pipewatch
+//! binary, and a server state over a fresh real database.
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn fixture(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+}
+
+/// Serves `router` on a free loopback port for the rest of the test process.
+pub async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
+/// Scrape targets that misbehave in the ways real ones do, plus a good one, on one server:
+/// `/good` (node_exporter capture), `/openmetrics`, `/garbage`, `/missing` (404), `/slow` (5 s).
+pub async fn exporter_zoo() -> SocketAddr {
+    let node = Arc::new(fixture("node_exporter.txt"));
+    let om = Arc::new(fixture("python_client.openmetrics.txt"));
+    let router = Router::new()
+        .route(
+            "/good",
+            get(move || {
+                let body = node.clone();
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], (*body).clone()) }
+            }),
+        )
+        .route(
+            "/openmetrics",
+            get(move || {
+                let body = om.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                        (*body).clone(),
+                    )
+                }
+            }),
+        )
+        .route("/garbage", get(|| async { "this is {not metrics\n\u{1}\u{2}" }))
+        .route("/missing", get(|| async { (StatusCode::NOT_FOUND, "404 page not found").into_response() }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "up 1\n"
+            }),
+        );
+    serve(router).await
+}
+
+/// The `pipewatch` binary built next to this test (`cargo build -p server` comes first in
+/// scripts/test.sh).
+pub fn pipewatch_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test binary> -> target/<profile>/pipewatch
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target profile dir");
+    let bin = dir.join("pipewatch");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build -p server --bin pipewatch`",
+        bin.display()
+    );
+    bin
+}
+
+pub fn now_ms() -> i64 {
+    server::scrape_manager::now_ms()
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test: unit and golden tests, integration tests against a real PostgreSQL
+# (DATABASE_URL, or a private cluster the tests start), HTTP tests, and the Playwright browser
+# tests against a real `pipewatch demo`. Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+scripts/build-site.sh
+cargo build -p server --bin pipewatch
+
+echo "== cargo tests =="
+cargo nextest run --workspace --no-fail-fast
+cargo test --workspace --doc -q
+
+echo "== browser tests =="
+scripts/e2e.sh

@@ -1,0 +1,118 @@
+//! Nothing acknowledged is lost: the real `pipewatch` binary is stopped with SIGTERM while it
+//! scrapes a large target and its writers hold a long flush interval, so samples are waiting in
+//! the queue at the signal. Every sample that entered the queue must be in the database, once.
+
+use pipewatch_tests::{pipewatch_bin, serve};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn big_exposition(series: usize) -> String {
+    let mut s = String::from("# TYPE load_test_value gauge\n");
+    for i in 0..series {
+        s.push_str(&format!("load_test_value{{shard=\"{}\",i=\"{i}\"}} {}\n", i % 7, i as f64 * 0.5));
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_load_drains_every_queued_sample() {
+    let body = big_exposition(5_000);
+    let target = serve(axum::Router::new().route("/metrics", axum::routing::get(move || {
+        let b = body.clone();
+        async move { b }
+    })))
+    .await;
+    let url = store::testing::fresh_database_url().await;
+    let dir = std::env::temp_dir().join(format!("pipewatch-shutdown-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("pipewatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[database]\nurl = \"{url}\"\n\
+             [ingest]\nflush_interval = \"3s\"\nbatch_max_samples = 1000000\nqueue_capacity_samples = 2000000\n\
+             [[scrape_configs]]\njob_name = \"load\"\nscrape_interval = \"200ms\"\nscrape_timeout = \"200ms\"\n\
+             static_configs = [{{ targets = [\"{target}\"] }}]\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(pipewatch_bin())
+        .args(["--config", cfg.to_str().unwrap(), "serve"])
+        .env_remove("DATABASE_URL")
+        .env("PIPEWATCH_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pipewatch");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("pipewatch is up"), "{line}");
+    let addr = line.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
+
+    // Let several scrapes queue up, but signal before the 3 s flush: data is only in the queue.
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut queued = 0.0;
+    while started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let m = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+        queued = m
+            .lines()
+            .find(|l| l.starts_with("pipewatch_ingest_queue_depth_samples "))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if queued >= 15_000.0 {
+            break;
+        }
+    }
+    assert!(queued >= 15_000.0, "expected a loaded queue before SIGTERM, saw {queued}");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "pipewatch exited with {exit}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let report_line = rest
+        .lines()
+        .find_map(|l| l.strip_prefix("pipewatch stopped: "))
+        .unwrap_or_else(|| panic!("no shutdown report in {rest:?}"));
+    let report: serde_json::Value = serde_json::from_str(report_line).unwrap();
+    let enqueued = report["samples_enqueued"].as_i64().unwrap();
+    assert_eq!(report["samples_lost"], 0);
+    assert!(enqueued as f64 >= queued);
+
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT (series_id, ts)) FROM samples").fetch_one(&pool).await.unwrap();
+    assert_eq!(rows, enqueued, "every enqueued sample is stored");
+    assert_eq!(distinct, rows, "no sample stored twice");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_config_stops_startup_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("pipewatch-badcfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (text, needle) in [
+        ("[ingest]\nwritters = 2\n", "writters"),
+        ("[ingest]\nwriters = \"many\"\n", "ingest.writers"),
+        ("[database]\nretention_days = 0\n", "database.retention_days"),
+        ("[[scrape_configs]]\njob_name = \"x\"\nscrape_interval = \"soon\"\n", "scrape_configs[0].scrape_interval"),
+        ("[server\nlisten = 1\n", "not valid TOML"),
+    ] {
+        let cfg = dir.join("bad.toml");
+        std::fs::write(&cfg, text).unwrap();
+        let out = Command::new(pipewatch_bin())
+            .args(["--config", cfg.to_str().unwrap(), "serve"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text:?} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{text:?}: stderr {err:?} should name {needle:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
