@@ -1,1 +1,7 @@
-//! placeholder
+//! Collectors turn what pipelines emit into `model` values: bytes in, [`model::Batch`] out.
+//!
+//! Decoders here never touch the database, and the only network I/O is the scraper's HTTP GET,
+//! so everything can be tested with captured bytes and a local HTTP server.
+
+pub mod prometheus_text;
+pub mod scrape;
