@@ -185,7 +185,7 @@ fn attach_target_labels(labels: &mut Labels, target: &Labels) {
 
 fn describe_request_error(url: &str, e: &reqwest::Error) -> String {
     if e.is_connect() {
-        format!("GET {url} failed: could not connect: {}", error_chain(e))
+        format!("GET {url} failed: could not connect: {}", root_cause(e))
     } else if e.is_builder() {
         format!("GET {url} failed: the URL is not valid: {}", error_chain(e))
     } else {
@@ -193,19 +193,33 @@ fn describe_request_error(url: &str, e: &reqwest::Error) -> String {
     }
 }
 
-/// reqwest's top-level message is generic ("error sending request"); the cause a human needs
-/// ("Connection refused") is at the bottom of the chain.
+/// The innermost error, e.g. "Connection refused (os error 111)".
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cur = e;
+    while let Some(s) = cur.source() {
+        cur = s;
+    }
+    cur.to_string()
+}
+
+/// reqwest's and hyper's outer messages ("error sending request for url (...)", "client error
+/// (Connect)") repeat what the caller already says; the cause a human needs is further down.
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let msg = s.to_string();
-        if !parts.iter().any(|p| p.contains(&msg)) {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        let msg = err.to_string();
+        let generic = msg.starts_with("error sending request") || msg.starts_with("client error (");
+        if !generic && !parts.iter().any(|p| p.contains(&msg)) {
             parts.push(msg);
         }
-        source = s.source();
+        cur = err.source();
     }
-    parts.join(": ")
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
 }
 
 fn human_duration(d: Duration) -> String {
