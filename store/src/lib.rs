@@ -1,1 +1,205 @@
-//! placeholder
+//! PostgreSQL storage for pipewatch: migrations, the series registry, the binary-COPY batch
+//! writer, range queries over raw samples and rollups, daily partitions and retention, and
+//! TimescaleDB feature detection.
+//!
+//! Two storage modes share one API. `postgres` (what the tests exercise): natively
+//! partitioned samples with rollup tables maintained by [`Store::maintain`]. `timescaledb`
+//! (chosen by the migration when `CREATE EXTENSION timescaledb` succeeds; untested here,
+//! because TimescaleDB is not installable on the development machines): a compressed
+//! hypertable with continuous aggregates and TimescaleDB's own retention policy.
+
+pub mod embedded;
+pub mod error;
+mod maintenance;
+mod partitions;
+pub mod pgcopy;
+mod read;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod timescale;
+mod writer;
+
+pub use embedded::{EmbeddedError, EmbeddedPostgres};
+pub use error::StoreError;
+pub use maintenance::MaintenanceReport;
+pub use read::SeriesInfo;
+pub use writer::WriteStats;
+
+use error::DbContext;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::info;
+
+/// Which physical layout the database uses; decided by the migration, read at connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageMode {
+    TimescaleDb,
+    Postgres,
+}
+
+impl StorageMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TimescaleDb => "timescaledb",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for StorageMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    /// Samples older than this many days are dropped by maintenance. Default 30.
+    pub retention_days: u32,
+    /// Rollups cover buckets that ended at least this long ago, so samples arriving a
+    /// little late still land before their bucket is rolled up. Default 2 minutes.
+    pub rollup_lag: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: 30,
+            rollup_lag: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Handle to the pipewatch database. Cheap to clone; clones share the pool and caches.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    mode: StorageMode,
+    cfg: StoreConfig,
+    /// Series known to be registered: id -> the last_seen (ms) this process last wrote.
+    series: Mutex<HashMap<i64, i64>>,
+    /// Days known to have a partition of `samples` (postgres mode).
+    partition_days: Mutex<HashSet<i64>>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("mode", &self.inner.mode)
+            .field("cfg", &self.inner.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+const POOL_SIZE: u32 = 8;
+
+async fn pool_for(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+    let connect_err = |source| StoreError::Connect {
+        url: error::redact_url(url),
+        source,
+    };
+    let options = PgConnectOptions::from_str(url).map_err(connect_err)?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
+        .await
+        .map_err(connect_err)
+}
+
+impl Store {
+    /// Connects, applies pending migrations, reads the storage mode and logs it.
+    pub async fn connect(url: &str, cfg: StoreConfig) -> Result<Store, StoreError> {
+        if cfg.retention_days == 0 {
+            return Err(StoreError::InvalidQuery(
+                "retention_days must be at least 1".to_string(),
+            ));
+        }
+        let pool = pool_for(url, POOL_SIZE).await?;
+        MIGRATOR.run(&pool).await?;
+        let mode: String = sqlx::query_scalar("SELECT mode FROM storage_mode")
+            .fetch_one(&pool)
+            .await
+            .context("reading the storage mode")?;
+        let mode = match mode.as_str() {
+            "timescaledb" => StorageMode::TimescaleDb,
+            "postgres" => StorageMode::Postgres,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "storage_mode is {other:?}, expected \"postgres\" or \"timescaledb\""
+                )))
+            }
+        };
+        if mode == StorageMode::TimescaleDb {
+            timescale::apply_policies(&pool, &cfg).await?;
+        }
+        let partition_days = match mode {
+            StorageMode::Postgres => partitions::existing_days(&pool, "samples")
+                .await?
+                .into_iter()
+                .collect(),
+            StorageMode::TimescaleDb => HashSet::new(),
+        };
+        info!(mode = %mode, database = %error::redact_url(url), "connected to storage");
+        Ok(Store {
+            inner: Arc::new(Inner {
+                pool,
+                mode,
+                cfg,
+                series: Mutex::new(HashMap::new()),
+                partition_days: Mutex::new(partition_days),
+            }),
+        })
+    }
+
+    /// Applies pending migrations and returns (for `pipewatch migrate`).
+    pub async fn migrate(url: &str) -> Result<(), StoreError> {
+        let pool = pool_for(url, 1).await?;
+        MIGRATOR.run(&pool).await?;
+        pool.close().await;
+        Ok(())
+    }
+
+    pub fn mode(&self) -> StorageMode {
+        self.inner.mode
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.cfg
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// Number of registered series.
+    pub async fn series_count(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM series")
+            .fetch_one(&self.inner.pool)
+            .await
+            .context("counting series")
+    }
+}
+
+/// SQL for a `$n` bigint of Unix milliseconds as timestamptz. `to_timestamp(float8)` is
+/// immutable, so partition pruning still happens, and it is exact to the microsecond for
+/// timestamps within a few centuries of now.
+pub(crate) fn sql_ts(param: usize) -> String {
+    format!("to_timestamp(${param}::float8 / 1000)")
+}
+
+/// SQL turning a timestamptz expression back into Unix milliseconds, exactly.
+pub(crate) fn sql_ms(expr: &str) -> String {
+    format!("(extract(epoch from {expr}) * 1000)::bigint")
+}

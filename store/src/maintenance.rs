@@ -1,0 +1,343 @@
+//! Housekeeping run every ~30 s by the server: partitions ahead of time, rollups of complete
+//! buckets (re-rolling buckets that late samples landed in), and retention.
+
+use crate::error::{DbContext, StoreError};
+use crate::partitions::{self, day_of, DAY_MS, HOUR_MS, MINUTE_MS};
+use crate::writer::ROLLUP_LOCK_KEY;
+use crate::{sql_ms, sql_ts, StorageMode, Store};
+use model::TimestampMs;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+use tracing::{debug, info};
+
+/// Partitions are kept ready for today and this many following days.
+const PARTITIONS_AHEAD_DAYS: i64 = 2;
+
+/// What one [`Store::maintain`] did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MaintenanceReport {
+    pub partitions_created: Vec<String>,
+    pub partitions_dropped: Vec<String>,
+    /// Rows deleted by retention from the DEFAULT partition and the rollup tables (rows in
+    /// dropped partitions are not counted).
+    pub expired_rows: u64,
+    /// Rollup rows (re)written.
+    pub rollup_1m_rows: u64,
+    pub rollup_1h_rows: u64,
+    /// Every sample before this instant is reflected in the rollup (None: nothing rolled up
+    /// yet, or TimescaleDB mode, where continuous aggregates do this).
+    pub watermark_1m: Option<TimestampMs>,
+    pub watermark_1h: Option<TimestampMs>,
+    pub elapsed: Duration,
+}
+
+struct RollupState {
+    watermark: Option<TimestampMs>,
+    dirty: Option<(TimestampMs, TimestampMs)>,
+}
+
+impl Store {
+    /// Idempotent housekeeping as of `now_ms`: creates partitions for today..today+2,
+    /// rolls complete buckets up to `now_ms - rollup_lag` into `samples_1m` and `samples_1h`
+    /// (re-rolling buckets that late samples landed in), and drops data older than
+    /// `retention_days`. In TimescaleDB mode its policies do all of this, and this is a no-op.
+    pub async fn maintain(&self, now_ms: TimestampMs) -> Result<MaintenanceReport, StoreError> {
+        let started = Instant::now();
+        let mut report = MaintenanceReport::default();
+        if self.mode() == StorageMode::TimescaleDb {
+            report.elapsed = started.elapsed();
+            return Ok(report);
+        }
+        let pool = self.pool();
+
+        let today = day_of(now_ms);
+        let days: Vec<i64> = (today..=today + PARTITIONS_AHEAD_DAYS).collect();
+        report.partitions_created = partitions::ensure_partitions(pool, "samples", &days).await?;
+        self.inner
+            .partition_days
+            .lock()
+            .expect("partition cache poisoned")
+            .extend(days.iter().copied().filter(|&d| partitions::partitionable(d)));
+
+        // Day-aligned, so a rollup bucket is kept exactly when its raw samples are.
+        let first_kept_day = day_of(now_ms - i64::from(self.inner.cfg.retention_days) * DAY_MS);
+        let cutoff = first_kept_day * DAY_MS;
+        report.partitions_dropped =
+            partitions::drop_partitions_before(pool, "samples", first_kept_day).await?;
+        {
+            let mut known = self.inner.partition_days.lock().expect("partition cache poisoned");
+            known.retain(|&d| d >= first_kept_day);
+        }
+        for table in ["samples_default", "samples_1m", "samples_1h"] {
+            let column = if table == "samples_default" { "ts" } else { "bucket" };
+            let deleted = sqlx::query(&format!("DELETE FROM {table} WHERE {column} < {}", sql_ts(1)))
+                .bind(cutoff)
+                .execute(pool)
+                .await
+                .context("deleting expired rows")?
+                .rows_affected();
+            report.expired_rows += deleted;
+        }
+
+        let lag_ms = i64::try_from(self.inner.cfg.rollup_lag.as_millis()).unwrap_or(i64::MAX);
+        self.roll_up(now_ms.saturating_sub(lag_ms), &mut report).await?;
+
+        report.elapsed = started.elapsed();
+        if !report.partitions_created.is_empty() || !report.partitions_dropped.is_empty() {
+            info!(
+                created = ?report.partitions_created,
+                dropped = ?report.partitions_dropped,
+                "sample partitions changed"
+            );
+        }
+        debug!(?report, "maintenance done");
+        Ok(report)
+    }
+
+    /// Rolls up to `until` (rounded down to whole minutes / hours) in one transaction that
+    /// holds the rollup lock exclusively, so writers' late-sample marks cannot interleave.
+    async fn roll_up(&self, until: TimestampMs, report: &mut MaintenanceReport) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await.context("starting the rollup")?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(ROLLUP_LOCK_KEY)
+            .execute(&mut *tx)
+            .await
+            .context("waiting for the rollup lock")?;
+
+        // Minute rollup from raw samples.
+        let state = read_state(&mut tx, "1m").await?;
+        let target = until.div_euclid(MINUTE_MS) * MINUTE_MS;
+        let first_raw = if state.watermark.is_none() {
+            sqlx::query_scalar::<_, Option<i64>>(&format!("SELECT {} FROM samples", sql_ms("min(ts)")))
+                .fetch_one(&mut *tx)
+                .await
+                .context("finding the earliest sample")?
+        } else {
+            None
+        };
+        let (ranges_1m, watermark_1m) = plan(&state, target, first_raw, MINUTE_MS);
+        for r in &ranges_1m {
+            report.rollup_1m_rows += reroll(
+                &mut tx,
+                "samples_1m",
+                &format!(
+                    "SELECT series_id, date_bin(interval '1 minute', ts, timestamptz 'epoch'), count(*), \
+                       sum(value), min(value), max(value), (array_agg(value ORDER BY ts DESC, value DESC))[1], max(ts) \
+                     FROM samples WHERE ts >= {} AND ts < {} GROUP BY 1, 2",
+                    sql_ts(1),
+                    sql_ts(2)
+                ),
+                r,
+            )
+            .await?;
+        }
+        write_state(&mut tx, "1m", watermark_1m).await?;
+
+        // Hour rollup from minute rollups: only hours whose minutes are all rolled up.
+        let state = read_state(&mut tx, "1h").await?;
+        let target = watermark_1m.map(|w| w.div_euclid(HOUR_MS) * HOUR_MS);
+        let (ranges_1h, watermark_1h) = match target {
+            None => (Vec::new(), state.watermark),
+            Some(target) => {
+                let first_minute = if state.watermark.is_none() {
+                    sqlx::query_scalar::<_, Option<i64>>(&format!(
+                        "SELECT {} FROM samples_1m",
+                        sql_ms("min(bucket)")
+                    ))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context("finding the earliest minute rollup")?
+                } else {
+                    None
+                };
+                // Minutes re-rolled below the hour watermark make their hours dirty.
+                let dirty = ranges_1m
+                    .iter()
+                    .filter_map(|r| {
+                        let w = state.watermark?;
+                        (r.start < w).then(|| (r.start, r.end.min(w) - 1))
+                    })
+                    .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+                let state = RollupState {
+                    watermark: state.watermark,
+                    dirty,
+                };
+                plan(&state, target, first_minute, HOUR_MS)
+            }
+        };
+        for r in &ranges_1h {
+            report.rollup_1h_rows += reroll(
+                &mut tx,
+                "samples_1h",
+                &format!(
+                    "SELECT series_id, date_bin(interval '1 hour', bucket, timestamptz 'epoch'), sum(count)::bigint, \
+                       sum(sum), min(min), max(max), (array_agg(last ORDER BY last_ts DESC, last DESC))[1], max(last_ts) \
+                     FROM samples_1m WHERE bucket >= {} AND bucket < {} GROUP BY 1, 2",
+                    sql_ts(1),
+                    sql_ts(2)
+                ),
+                r,
+            )
+            .await?;
+        }
+        write_state(&mut tx, "1h", watermark_1h).await?;
+        tx.commit().await.context("committing the rollup")?;
+        report.watermark_1m = watermark_1m;
+        report.watermark_1h = watermark_1h;
+        Ok(())
+    }
+}
+
+/// Which bucket ranges to (re)compute and the new watermark. `first` is the earliest source
+/// time, needed only before the first rollup. The watermark never moves backwards.
+fn plan(
+    state: &RollupState,
+    target: TimestampMs,
+    first: Option<TimestampMs>,
+    bucket_ms: i64,
+) -> (Vec<Range<TimestampMs>>, Option<TimestampMs>) {
+    let floor = |t: i64| t.div_euclid(bucket_ms) * bucket_ms;
+    let mut ranges = Vec::new();
+    let watermark = match state.watermark {
+        None => {
+            if let Some(first) = first {
+                if floor(first) < target {
+                    ranges.push(floor(first)..target);
+                }
+            }
+            Some(target)
+        }
+        Some(w) => {
+            if target > w {
+                ranges.push(w..target);
+            }
+            if let Some((from, to)) = state.dirty {
+                let dirty = floor(from)..(floor(to) + bucket_ms).min(w);
+                if dirty.start < dirty.end {
+                    ranges.push(dirty);
+                }
+            }
+            Some(w.max(target))
+        }
+    };
+    (merge(ranges), watermark)
+}
+
+fn merge(mut ranges: Vec<Range<TimestampMs>>) -> Vec<Range<TimestampMs>> {
+    ranges.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<TimestampMs>> = Vec::new();
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+async fn read_state(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    name: &str,
+) -> Result<RollupState, StoreError> {
+    let (watermark, dirty_from, dirty_to): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(&format!(
+        "SELECT {}, {}, {} FROM rollup_state WHERE name = $1",
+        sql_ms("watermark"),
+        sql_ms("dirty_from"),
+        sql_ms("dirty_to")
+    ))
+    .bind(name)
+    .fetch_one(&mut **tx)
+    .await
+    .context("reading rollup state")?;
+    Ok(RollupState {
+        watermark,
+        dirty: dirty_from.zip(dirty_to.or(dirty_from)),
+    })
+}
+
+async fn write_state(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    name: &str,
+    watermark: Option<TimestampMs>,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "UPDATE rollup_state SET watermark = {}, dirty_from = NULL, dirty_to = NULL, updated_at = now() \
+         WHERE name = $2",
+        sql_ts(1)
+    ))
+    .bind(watermark)
+    .bind(name)
+    .execute(&mut **tx)
+    .await
+    .context("saving rollup state")?;
+    Ok(())
+}
+
+/// Replaces the rollup rows of `range` with `select` (which takes the range as $1, $2).
+async fn reroll(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    table: &str,
+    select: &str,
+    range: &Range<TimestampMs>,
+) -> Result<u64, StoreError> {
+    sqlx::query(&format!(
+        "DELETE FROM {table} WHERE bucket >= {} AND bucket < {}",
+        sql_ts(1),
+        sql_ts(2)
+    ))
+    .bind(range.start)
+    .bind(range.end)
+    .execute(&mut **tx)
+    .await
+    .context("clearing rollup buckets")?;
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO {table} (series_id, bucket, count, sum, min, max, last, last_ts) {select}"
+    ))
+    .bind(range.start)
+    .bind(range.end)
+    .execute(&mut **tx)
+    .await
+    .context("computing rollup buckets")?
+    .rows_affected();
+    Ok(inserted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_rollup_starts_at_the_earliest_sample() {
+        let s = RollupState { watermark: None, dirty: None };
+        let (ranges, w) = plan(&s, 600_000, Some(123_456), MINUTE_MS);
+        assert_eq!(ranges, vec![120_000..600_000]);
+        assert_eq!(w, Some(600_000));
+    }
+
+    #[test]
+    fn dirty_range_below_the_watermark_is_rerolled_with_the_new_range() {
+        let s = RollupState {
+            watermark: Some(600_000),
+            dirty: Some((61_000, 61_000)),
+        };
+        let (ranges, w) = plan(&s, 720_000, None, MINUTE_MS);
+        assert_eq!(ranges, vec![60_000..120_000, 600_000..720_000]);
+        assert_eq!(w, Some(720_000));
+    }
+
+    #[test]
+    fn watermark_never_moves_backwards() {
+        let s = RollupState {
+            watermark: Some(600_000),
+            dirty: None,
+        };
+        let (ranges, w) = plan(&s, 300_000, None, MINUTE_MS);
+        assert!(ranges.is_empty());
+        assert_eq!(w, Some(600_000));
+    }
+
+    #[test]
+    fn overlapping_ranges_merge() {
+        assert_eq!(merge(vec![5..9, 0..3, 2..6, 10..11]), vec![0..9, 10..11]);
+    }
+}

@@ -1,0 +1,283 @@
+//! Reading: metric and label names, series lookup by selector, and range queries that
+//! combine rollups (below the rollup watermark) with raw samples (above it).
+
+use crate::error::{DbContext, StoreError};
+use crate::partitions::{HOUR_MS, MINUTE_MS};
+use crate::{sql_ms, sql_ts, StorageMode, Store};
+use model::{Aggregation, Labels, MetricType, RangeQuery, RangeSeries, Selector, SeriesKey, TimestampMs};
+use std::collections::HashMap;
+
+/// A registered series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesInfo {
+    pub id: i64,
+    pub key: SeriesKey,
+    pub metric_type: MetricType,
+    /// Unix ms of the earliest sample seen when the series was registered.
+    pub first_seen: TimestampMs,
+    /// Unix ms of the latest sample seen, updated at most once a minute.
+    pub last_seen: TimestampMs,
+}
+
+/// Prometheus' limit, for the same reason: a range/step pair asking for more points than a
+/// chart can show is almost certainly a mistake.
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+impl Store {
+    /// All metric names, sorted.
+    pub async fn metric_names(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT DISTINCT metric FROM series ORDER BY 1")
+            .fetch_all(self.pool())
+            .await
+            .context("listing metric names")
+    }
+
+    /// Label names used by series (of `metric`, if given), sorted. `__name__` is not a
+    /// stored label and is not listed.
+    pub async fn label_names(&self, metric: Option<&str>) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT k FROM series, jsonb_object_keys(labels) AS k \
+             WHERE $1::text IS NULL OR metric = $1 ORDER BY 1",
+        )
+        .bind(metric)
+        .fetch_all(self.pool())
+        .await
+        .context("listing label names")
+    }
+
+    /// Values of `label` across series (of `metric`, if given), sorted. `__name__` lists
+    /// metric names.
+    pub async fn label_values(&self, label: &str, metric: Option<&str>) -> Result<Vec<String>, StoreError> {
+        if label == "__name__" {
+            return sqlx::query_scalar(
+                "SELECT DISTINCT metric FROM series WHERE $1::text IS NULL OR metric = $1 ORDER BY 1",
+            )
+            .bind(metric)
+            .fetch_all(self.pool())
+            .await
+            .context("listing metric names");
+        }
+        sqlx::query_scalar(
+            "SELECT DISTINCT labels ->> $1 FROM series \
+             WHERE labels ? $1 AND ($2::text IS NULL OR metric = $2) ORDER BY 1",
+        )
+        .bind(label)
+        .bind(metric)
+        .fetch_all(self.pool())
+        .await
+        .context("listing label values")
+    }
+
+    /// Series whose key matches the selector. The metric name and equality matchers narrow
+    /// the candidates in SQL; every matcher is then applied in Rust with
+    /// [`Selector::matches`], so Prometheus' regex semantics hold exactly.
+    pub async fn find_series(&self, sel: &Selector) -> Result<Vec<SeriesInfo>, StoreError> {
+        let must_contain: serde_json::Map<String, serde_json::Value> = sel
+            .matchers
+            .iter()
+            .filter(|m| m.op == model::MatchOp::Eq && m.name != "__name__" && !m.value.is_empty())
+            .map(|m| (m.name.clone(), serde_json::Value::String(m.value.clone())))
+            .collect();
+        let rows: Vec<(i64, String, String, String, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT id, metric, labels::text, metric_type, {}, {} FROM series \
+             WHERE ($1::text IS NULL OR metric = $1) AND labels @> $2::jsonb ORDER BY metric, id",
+            sql_ms("first_seen"),
+            sql_ms("last_seen")
+        ))
+        .bind(sel.metric.as_deref())
+        .bind(serde_json::Value::Object(must_contain).to_string())
+        .fetch_all(self.pool())
+        .await
+        .context("looking up series")?;
+        let mut out = Vec::new();
+        for (id, metric, labels, metric_type, first_seen, last_seen) in rows {
+            let labels = parse_labels(id, &labels)?;
+            let key = SeriesKey::new(metric, labels);
+            if !sel.matches(&key) {
+                continue;
+            }
+            let metric_type = metric_type.parse().map_err(|e: String| {
+                StoreError::Corrupt(format!("series {id}: {e}"))
+            })?;
+            out.push(SeriesInfo {
+                id,
+                key,
+                metric_type,
+                first_seen,
+                last_seen,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Points of every selected series: one per `step_ms` bucket (aligned to the Unix epoch)
+    /// that intersects `[start, end]` and holds samples, reduced with `q.aggregation` over
+    /// the whole bucket. Buckets below the rollup watermark are read from `samples_1h`
+    /// (step a multiple of 1 h) or `samples_1m` (a multiple of 1 min); the rest from raw
+    /// samples. Series without points are left out; series are sorted by metric and labels.
+    pub async fn query_range(&self, sel: &Selector, q: &RangeQuery) -> Result<Vec<RangeSeries>, StoreError> {
+        if q.step_ms <= 0 {
+            return Err(StoreError::InvalidQuery(format!(
+                "step must be positive, got {} ms",
+                q.step_ms
+            )));
+        }
+        if q.end < q.start {
+            return Err(StoreError::InvalidQuery(format!(
+                "end ({}) is before start ({}); swap them",
+                q.end, q.start
+            )));
+        }
+        let from = q.start.div_euclid(q.step_ms) * q.step_ms;
+        let to = q
+            .end
+            .div_euclid(q.step_ms)
+            .checked_mul(q.step_ms)
+            .and_then(|b| b.checked_add(q.step_ms))
+            .ok_or_else(|| StoreError::InvalidQuery("end is too far in the future".to_string()))?;
+        let points = (to - from) / q.step_ms;
+        if points > MAX_POINTS_PER_SERIES {
+            return Err(StoreError::InvalidQuery(format!(
+                "the range asks for {points} points per series, more than {MAX_POINTS_PER_SERIES}; increase the step or shorten the range"
+            )));
+        }
+
+        let series = self.find_series(sel).await?;
+        if series.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = series.iter().map(|s| s.id).collect();
+
+        let rollup = if q.step_ms % HOUR_MS == 0 {
+            Some(("samples_1h", "1h"))
+        } else if q.step_ms % MINUTE_MS == 0 {
+            Some(("samples_1m", "1m"))
+        } else {
+            None
+        };
+        // Buckets before `split` come from the rollup table. The split is on a step
+        // boundary, so no bucket mixes both sources.
+        let split = match (rollup, self.mode()) {
+            (None, _) => from,
+            // Continuous aggregates with real-time aggregation cover every bucket.
+            (Some(_), StorageMode::TimescaleDb) => to,
+            (Some((_, name)), StorageMode::Postgres) => {
+                let watermark: Option<i64> = sqlx::query_scalar(&format!(
+                    "SELECT {} FROM rollup_state WHERE name = $1",
+                    sql_ms("watermark")
+                ))
+                .bind(name)
+                .fetch_one(self.pool())
+                .await
+                .context("reading the rollup watermark")?;
+                watermark
+                    .map(|w| (w.div_euclid(q.step_ms) * q.step_ms).clamp(from, to))
+                    .unwrap_or(from)
+            }
+        };
+
+        let mut points: HashMap<i64, Vec<(TimestampMs, f64)>> = HashMap::new();
+        if let (Some((table, _)), true) = (rollup, split > from) {
+            let agg = rollup_aggregate(q.aggregation);
+            self.fetch_buckets(&mut points, table, "bucket", agg, &ids, q.step_ms, from, split)
+                .await?;
+        }
+        if to > split {
+            let agg = raw_aggregate(q.aggregation);
+            self.fetch_buckets(&mut points, "samples", "ts", agg, &ids, q.step_ms, split, to)
+                .await?;
+        }
+
+        let mut out: Vec<RangeSeries> = series
+            .into_iter()
+            .filter_map(|s| {
+                let pts = points.remove(&s.id)?;
+                Some(RangeSeries {
+                    metric: s.key.metric,
+                    labels: s.key.labels,
+                    points: pts,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.metric, &a.labels).cmp(&(&b.metric, &b.labels)));
+        Ok(out)
+    }
+
+    /// Appends (bucket, value) per series for buckets in [from, to), ascending.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_buckets(
+        &self,
+        points: &mut HashMap<i64, Vec<(TimestampMs, f64)>>,
+        table: &str,
+        time_column: &str,
+        aggregate: &str,
+        ids: &[i64],
+        step_ms: i64,
+        from: TimestampMs,
+        to: TimestampMs,
+    ) -> Result<(), StoreError> {
+        let bucket = format!("date_bin($2::bigint * interval '1 millisecond', {time_column}, timestamptz 'epoch')");
+        let sql = format!(
+            "SELECT series_id, {} AS b, {aggregate} AS v FROM {table} \
+             WHERE series_id = ANY($1) AND {time_column} >= {} AND {time_column} < {} \
+             GROUP BY series_id, {bucket} ORDER BY series_id, {bucket}",
+            sql_ms(&bucket),
+            sql_ts(3),
+            sql_ts(4),
+        );
+        let rows: Vec<(i64, i64, f64)> = sqlx::query_as(&sql)
+            .bind(ids)
+            .bind(step_ms)
+            .bind(from)
+            .bind(to)
+            .fetch_all(self.pool())
+            .await
+            .context("querying a range")?;
+        for (id, b, v) in rows {
+            points.entry(id).or_default().push((b, v));
+        }
+        Ok(())
+    }
+}
+
+/// Aggregates over raw samples. `last` breaks timestamp ties by the larger value, the same
+/// rule the rollups use, so both sources agree.
+fn raw_aggregate(a: Aggregation) -> &'static str {
+    match a {
+        Aggregation::Avg => "avg(value)",
+        Aggregation::Min => "min(value)",
+        Aggregation::Max => "max(value)",
+        Aggregation::Sum => "sum(value)",
+        Aggregation::Count => "count(*)::float8",
+        Aggregation::Last => "(array_agg(value ORDER BY ts DESC, value DESC))[1]",
+    }
+}
+
+/// The same aggregates recombined from rollup rows.
+fn rollup_aggregate(a: Aggregation) -> &'static str {
+    match a {
+        Aggregation::Avg => "sum(sum) / sum(count)::float8",
+        Aggregation::Min => "min(min)",
+        Aggregation::Max => "max(max)",
+        Aggregation::Sum => "sum(sum)",
+        Aggregation::Count => "sum(count)::float8",
+        Aggregation::Last => "(array_agg(last ORDER BY last_ts DESC, last DESC))[1]",
+    }
+}
+
+fn parse_labels(id: i64, json: &str) -> Result<Labels, StoreError> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("labels of series {id} are not a JSON object: {e}")))?;
+    let mut labels = Labels::new();
+    for (k, v) in map {
+        match v {
+            serde_json::Value::String(s) => labels.insert(k, s),
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "label {k:?} of series {id} is {other}, not a string"
+                )))
+            }
+        }
+    }
+    Ok(labels)
+}

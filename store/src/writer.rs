@@ -1,0 +1,367 @@
+//! The batch writer: registers new series, upserts metric metadata and binary-COPYs all
+//! samples of many batches in one transaction.
+
+use crate::error::{DbContext, StoreError};
+use crate::partitions::{self, day_of, DAY_MS};
+use crate::pgcopy::{timestamp_in_range, SampleCopyEncoder};
+use crate::{sql_ts, StorageMode, Store};
+use model::{Batch, MetricMetadata, TimestampMs};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::debug;
+
+/// What one [`Store::write`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteStats {
+    /// Samples written.
+    pub rows: u64,
+    /// Series registered for the first time.
+    pub new_series: u64,
+    pub elapsed: Duration,
+}
+
+/// last_seen is bumped at most this often per series, so a scrape does not rewrite every
+/// series row.
+const LAST_SEEN_GRANULARITY_MS: i64 = 60_000;
+/// Bytes of COPY data encoded before they are sent, bounding the writer's memory.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+/// Days ahead of now for which the writer creates partitions on demand; later samples go to
+/// the DEFAULT partition rather than creating partitions for clock-skewed garbage.
+const FUTURE_PARTITION_DAYS: i64 = 7;
+/// Shared with maintenance, which takes it exclusively while it rolls up.
+pub(crate) const ROLLUP_LOCK_KEY: i64 = 0x7077_726f_6c6c; // "pwroll"
+
+struct SeriesRow {
+    id: i64,
+    metric: String,
+    labels_json: String,
+    metric_type: &'static str,
+    first: TimestampMs,
+    last: TimestampMs,
+}
+
+fn now_ms() -> TimestampMs {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Writes the batches in one transaction: new series are registered (`INSERT .. ON
+    /// CONFLICT DO NOTHING` for ids not in the in-memory cache), `last_seen` is bumped at
+    /// most once a minute per series, metadata is upserted (last one wins per family), and
+    /// every sample is binary-COPYed. Nothing is written if anything fails.
+    pub async fn write(&self, batches: &[Batch]) -> Result<WriteStats, StoreError> {
+        let started = Instant::now();
+        let inner = &self.inner;
+
+        // Validate and summarise first, so a bad sample rejects the batch before any I/O.
+        let mut per_series: BTreeMap<i64, SeriesRow> = BTreeMap::new();
+        let mut days: Vec<i64> = Vec::new();
+        let mut min_ts = i64::MAX;
+        let mut max_ts = i64::MIN;
+        let mut rows = 0u64;
+        for ts in batches.iter().flat_map(|b| &b.series) {
+            if ts.samples.is_empty() {
+                continue;
+            }
+            if ts.key.metric.is_empty() {
+                return Err(StoreError::InvalidSample(format!(
+                    "series {} has an empty metric name; give every series a metric name",
+                    ts.key
+                )));
+            }
+            let id = ts.key.stable_id();
+            let (mut first, mut last) = (i64::MAX, i64::MIN);
+            for s in &ts.samples {
+                if !timestamp_in_range(s.ts) {
+                    return Err(StoreError::InvalidSample(format!(
+                        "timestamp {} ms of series {} is outside what PostgreSQL can store (4713 BC to 294276 AD); send Unix milliseconds",
+                        s.ts, ts.key
+                    )));
+                }
+                first = first.min(s.ts);
+                last = last.max(s.ts);
+                let day = day_of(s.ts);
+                if days.last() != Some(&day) {
+                    days.push(day);
+                }
+            }
+            rows += ts.samples.len() as u64;
+            min_ts = min_ts.min(first);
+            max_ts = max_ts.max(last);
+            per_series
+                .entry(id)
+                .and_modify(|r| {
+                    r.first = r.first.min(first);
+                    r.last = r.last.max(last);
+                })
+                .or_insert_with(|| SeriesRow {
+                    id,
+                    metric: ts.key.metric.clone(),
+                    labels_json: labels_json(&ts.key.labels),
+                    metric_type: ts.metric_type.as_str(),
+                    first,
+                    last,
+                });
+        }
+        let metadata = dedup_metadata(batches);
+        if rows == 0 && metadata.is_empty() {
+            return Ok(WriteStats {
+                elapsed: started.elapsed(),
+                ..WriteStats::default()
+            });
+        }
+
+        if inner.mode == StorageMode::Postgres && rows > 0 {
+            self.ensure_partitions_for(days).await?;
+        }
+
+        // Decide what the registry needs. Bumps are claimed in the cache before the
+        // transaction so two concurrent writers do not both rewrite the same rows; losing a
+        // bump to a failed transaction only delays last_seen by a minute.
+        let (to_insert, to_bump) = {
+            let mut cache = inner.series.lock().expect("series cache poisoned");
+            let mut to_insert = Vec::new();
+            let mut to_bump = Vec::new();
+            for row in per_series.values() {
+                match cache.get_mut(&row.id) {
+                    None => to_insert.push(row),
+                    Some(seen) if row.last >= seen.saturating_add(LAST_SEEN_GRANULARITY_MS) => {
+                        *seen = row.last;
+                        to_bump.push((row.id, row.last));
+                    }
+                    Some(_) => {}
+                }
+            }
+            (to_insert, to_bump)
+        };
+
+        let mut tx = inner.pool.begin().await.context("starting a write")?;
+        let mut inserted: Vec<i64> = Vec::new();
+        if !to_insert.is_empty() {
+            // Ids are ascending (BTreeMap), so concurrent writers lock rows in one order and
+            // cannot deadlock on each other.
+            inserted = sqlx::query_scalar(&format!(
+                "INSERT INTO series (id, metric, labels, metric_type, first_seen, last_seen) \
+                 SELECT id, metric, labels::jsonb, metric_type, {}, {} \
+                 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
+                   AS t(id, metric, labels, metric_type, first_ms, last_ms) \
+                 ON CONFLICT (id) DO NOTHING RETURNING id",
+                "to_timestamp(first_ms::float8 / 1000)",
+                "to_timestamp(last_ms::float8 / 1000)"
+            ))
+            .bind(to_insert.iter().map(|r| r.id).collect::<Vec<_>>())
+            .bind(to_insert.iter().map(|r| r.metric.as_str()).collect::<Vec<_>>())
+            .bind(to_insert.iter().map(|r| r.labels_json.as_str()).collect::<Vec<_>>())
+            .bind(to_insert.iter().map(|r| r.metric_type).collect::<Vec<_>>())
+            .bind(to_insert.iter().map(|r| r.first).collect::<Vec<_>>())
+            .bind(to_insert.iter().map(|r| r.last).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await
+            .context("registering new series")?;
+        }
+        if !to_bump.is_empty() {
+            sqlx::query(
+                "UPDATE series SET last_seen = greatest(series.last_seen, to_timestamp(t.last_ms::float8 / 1000)) \
+                 FROM UNNEST($1::bigint[], $2::bigint[]) AS t(id, last_ms) WHERE series.id = t.id",
+            )
+            .bind(to_bump.iter().map(|b| b.0).collect::<Vec<_>>())
+            .bind(to_bump.iter().map(|b| b.1).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await
+            .context("updating last_seen of series")?;
+        }
+        if !metadata.is_empty() {
+            sqlx::query(
+                "INSERT INTO metric_metadata (family, metric_type, unit, help, updated_at) \
+                 SELECT family, metric_type, unit, help, now() \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS t(family, metric_type, unit, help) \
+                 ON CONFLICT (family) DO UPDATE SET metric_type = EXCLUDED.metric_type, unit = EXCLUDED.unit, \
+                   help = EXCLUDED.help, updated_at = EXCLUDED.updated_at \
+                 WHERE (metric_metadata.metric_type, metric_metadata.unit, metric_metadata.help) \
+                   IS DISTINCT FROM (EXCLUDED.metric_type, EXCLUDED.unit, EXCLUDED.help)",
+            )
+            .bind(metadata.iter().map(|m| m.family.as_str()).collect::<Vec<_>>())
+            .bind(metadata.iter().map(|m| m.metric_type.as_str()).collect::<Vec<_>>())
+            .bind(metadata.iter().map(|m| m.unit.as_str()).collect::<Vec<_>>())
+            .bind(metadata.iter().map(|m| m.help.as_str()).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await
+            .context("upserting metric metadata")?;
+        }
+        if rows > 0 {
+            let mut copy = tx
+                .copy_in_raw("COPY samples (series_id, ts, value) FROM STDIN (FORMAT binary)")
+                .await
+                .context("starting COPY of samples")?;
+            let mut enc = SampleCopyEncoder::new();
+            for ts in batches.iter().flat_map(|b| &b.series) {
+                if ts.samples.is_empty() {
+                    continue;
+                }
+                let id = ts.key.stable_id();
+                for s in &ts.samples {
+                    enc.push(id, s.ts, s.value);
+                }
+                if enc.pending_bytes() >= COPY_CHUNK_BYTES {
+                    copy.send(enc.take()).await.context("sending samples")?;
+                }
+            }
+            copy.send(enc.finish()).await.context("sending samples")?;
+            copy.finish().await.context("finishing COPY of samples")?;
+
+            if inner.mode == StorageMode::Postgres {
+                mark_late_samples(&mut tx, min_ts, max_ts).await?;
+            }
+        }
+        tx.commit().await.context("committing a write")?;
+
+        {
+            let mut cache = inner.series.lock().expect("series cache poisoned");
+            let inserted: std::collections::HashSet<i64> = inserted.iter().copied().collect();
+            for row in to_insert {
+                // A series that already existed (another writer, or a restart) gets its
+                // last_seen bumped by the next write.
+                let seen = if inserted.contains(&row.id) {
+                    row.last
+                } else {
+                    i64::MIN
+                };
+                cache.insert(row.id, seen);
+            }
+        }
+        let stats = WriteStats {
+            rows,
+            new_series: inserted.len() as u64,
+            elapsed: started.elapsed(),
+        };
+        debug!(rows, new_series = stats.new_series, elapsed_ms = stats.elapsed.as_millis() as u64, "batch written");
+        Ok(stats)
+    }
+
+    /// Creates missing partitions for the days a batch touches, within retention and up to
+    /// a week ahead; other days land in the DEFAULT partition.
+    async fn ensure_partitions_for(&self, mut days: Vec<i64>) -> Result<(), StoreError> {
+        let today = day_of(now_ms());
+        let oldest = day_of(now_ms() - i64::from(self.inner.cfg.retention_days) * DAY_MS);
+        days.sort_unstable();
+        days.dedup();
+        let missing: Vec<i64> = {
+            let known = self.inner.partition_days.lock().expect("partition cache poisoned");
+            days.into_iter()
+                .filter(|d| (oldest..=today + FUTURE_PARTITION_DAYS).contains(d) && !known.contains(d))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let created = partitions::ensure_partitions(&self.inner.pool, "samples", &missing).await?;
+        if !created.is_empty() {
+            debug!(?created, "created sample partitions on demand");
+        }
+        let mut known = self.inner.partition_days.lock().expect("partition cache poisoned");
+        known.extend(missing.into_iter().filter(|&d| partitions::partitionable(d)));
+        Ok(())
+    }
+
+    /// Benchmark anchor: raw binary COPY of these rows into `bench_anchor_samples`, a table
+    /// laid out like `samples` (daily partitions, DEFAULT partition, btree on (series_id, ts)),
+    /// and nothing else: no registry, no metadata, no rollup bookkeeping.
+    pub async fn copy_anchor(&self, rows: &[(i64, i64, f64)]) -> Result<u64, StoreError> {
+        if let Some(&(_, ts, _)) = rows.iter().find(|r| !timestamp_in_range(r.1)) {
+            return Err(StoreError::InvalidSample(format!(
+                "anchor row timestamp {ts} ms is outside what PostgreSQL can store"
+            )));
+        }
+        let pool = &self.inner.pool;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS bench_anchor_samples ( \
+                 series_id bigint NOT NULL, ts timestamptz NOT NULL, value double precision NOT NULL \
+             ) PARTITION BY RANGE (ts); \
+             CREATE INDEX IF NOT EXISTS bench_anchor_samples_series_ts ON bench_anchor_samples (series_id, ts); \
+             CREATE TABLE IF NOT EXISTS bench_anchor_samples_default PARTITION OF bench_anchor_samples DEFAULT;",
+        )
+        .execute(pool)
+        .await
+        .context("creating the benchmark anchor table")?;
+        let mut days: Vec<i64> = rows.iter().map(|r| day_of(r.1)).collect();
+        days.sort_unstable();
+        days.dedup();
+        partitions::ensure_partitions(pool, "bench_anchor_samples", &days).await?;
+
+        let mut conn = pool.acquire().await.context("starting the anchor COPY")?;
+        let mut copy = conn
+            .copy_in_raw("COPY bench_anchor_samples (series_id, ts, value) FROM STDIN (FORMAT binary)")
+            .await
+            .context("starting the anchor COPY")?;
+        let mut enc = SampleCopyEncoder::new();
+        for &(id, ts, v) in rows {
+            enc.push(id, ts, v);
+            if enc.pending_bytes() >= COPY_CHUNK_BYTES {
+                copy.send(enc.take()).await.context("sending anchor rows")?;
+            }
+        }
+        copy.send(enc.finish()).await.context("sending anchor rows")?;
+        copy.finish().await.context("finishing the anchor COPY")
+    }
+
+    /// Drops `bench_anchor_samples` and its partitions.
+    pub async fn drop_anchor(&self) -> Result<(), StoreError> {
+        sqlx::query("DROP TABLE IF EXISTS bench_anchor_samples")
+            .execute(&self.inner.pool)
+            .await
+            .context("dropping the benchmark anchor table")?;
+        Ok(())
+    }
+}
+
+/// Records that samples landed below the rollup watermark, so the next maintenance re-rolls
+/// their buckets. The shared advisory lock orders this against a running rollup (which
+/// holds it exclusively): either the rollup started after our rows are committed and sees
+/// them, or we see the watermark it moved and mark our rows as late.
+async fn mark_late_samples(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    min_ts: TimestampMs,
+    max_ts: TimestampMs,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(ROLLUP_LOCK_KEY)
+        .execute(&mut **tx)
+        .await
+        .context("waiting for a running rollup")?;
+    sqlx::query(&format!(
+        "UPDATE rollup_state SET dirty_from = least(dirty_from, {min}), \
+           dirty_to = greatest(dirty_to, least({max}, watermark)), updated_at = now() \
+         WHERE name = '1m' AND watermark > {min}",
+        min = sql_ts(1),
+        max = sql_ts(2)
+    ))
+    .bind(min_ts)
+    .bind(max_ts)
+    .execute(&mut **tx)
+    .await
+    .context("recording late samples for the rollup")?;
+    Ok(())
+}
+
+fn labels_json(labels: &model::Labels) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// One entry per family (the last one given wins), sorted by family so concurrent upserts
+/// lock rows in one order.
+fn dedup_metadata(batches: &[Batch]) -> Vec<&MetricMetadata> {
+    let mut by_family: HashMap<&str, &MetricMetadata> = HashMap::new();
+    for m in batches.iter().flat_map(|b| &b.metadata) {
+        by_family.insert(m.family.as_str(), m);
+    }
+    let mut out: Vec<&MetricMetadata> = by_family.into_values().collect();
+    out.sort_by(|a, b| a.family.cmp(&b.family));
+    out
+}

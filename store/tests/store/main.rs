@@ -1,0 +1,65 @@
+//! Integration tests of the store against a real PostgreSQL: each test gets its own fresh
+//! database from `store::testing::fresh_database_url` (the shared private test cluster, or
+//! the server in DATABASE_URL).
+
+mod embedded;
+mod partitions;
+mod registry;
+mod rollups;
+mod roundtrip;
+mod selectors;
+
+use model::{Batch, Labels, MetricType, Sample, SeriesKey, TimeSeries};
+use std::time::{SystemTime, UNIX_EPOCH};
+use store::{Store, StoreConfig};
+
+pub const MINUTE: i64 = 60_000;
+pub const HOUR: i64 = 3_600_000;
+pub const DAY: i64 = 86_400_000;
+
+pub async fn store() -> Store {
+    store_with(StoreConfig::default()).await
+}
+
+pub async fn store_with(cfg: StoreConfig) -> Store {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let url = store::testing::fresh_database_url().await;
+    Store::connect(&url, cfg).await.expect("connect to the test database")
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+pub fn key(metric: &str, labels: &[(&str, &str)]) -> SeriesKey {
+    SeriesKey::new(metric, Labels::from_pairs(labels.iter().copied()))
+}
+
+pub fn series(key: SeriesKey, samples: &[(i64, f64)]) -> TimeSeries {
+    TimeSeries {
+        key,
+        metric_type: MetricType::Gauge,
+        samples: samples.iter().map(|&(ts, value)| Sample { ts, value }).collect(),
+    }
+}
+
+pub fn batch(series: Vec<TimeSeries>) -> Batch {
+    Batch {
+        series,
+        metadata: Vec::new(),
+    }
+}
+
+/// (ts ms, value) of every stored raw sample of a series, ordered by time.
+pub async fn raw_samples(store: &Store, id: i64) -> Vec<(i64, f64)> {
+    sqlx::query_as(
+        "SELECT (extract(epoch from ts) * 1000)::bigint, value FROM samples WHERE series_id = $1 ORDER BY ts",
+    )
+    .bind(id)
+    .fetch_all(store.pool())
+    .await
+    .unwrap()
+}

@@ -1,0 +1,210 @@
+//! Rollups and range queries: results must equal an independent computation from the
+//! generated samples, whichever mix of rollup and raw data the store reads.
+
+use super::*;
+use model::{Aggregation, RangeQuery, Selector};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// (series index, ts ms, value)
+type Generated = Vec<(usize, i64, f64)>;
+
+const SERIES: usize = 4;
+
+fn series_key(i: usize) -> SeriesKey {
+    key("rollup_test", &[("instance", &format!("host-{i}"))])
+}
+
+/// Samples every 1–40 s with millisecond jitter over `hours` hours from `t0`, values spread
+/// over several magnitudes (all finite and positive, so sums do not cancel).
+fn generate(rng: &mut StdRng, t0: i64, hours: i64) -> Generated {
+    let mut out = Vec::new();
+    for s in 0..SERIES {
+        let mut t = t0 + rng.gen_range(0..5_000);
+        while t < t0 + hours * HOUR {
+            let v = rng.gen_range(0.5..1000.0) * 10f64.powi(rng.gen_range(-3..4));
+            out.push((s, t, v));
+            t += rng.gen_range(1_000..40_000);
+        }
+    }
+    out
+}
+
+fn to_batches(data: &Generated) -> Vec<Batch> {
+    // Several batches, as an ingest queue would hand them over.
+    data.chunks(500)
+        .map(|chunk| {
+            let mut by_series: BTreeMap<usize, Vec<(i64, f64)>> = BTreeMap::new();
+            for &(s, t, v) in chunk {
+                by_series.entry(s).or_default().push((t, v));
+            }
+            batch(by_series.into_iter().map(|(s, pts)| series(series_key(s), &pts)).collect())
+        })
+        .collect()
+}
+
+/// What query_range must return, computed directly from the samples: every bucket of
+/// `step` that intersects [start, end], aggregated over the whole bucket.
+fn expected(data: &Generated, q: &RangeQuery) -> BTreeMap<usize, Vec<(i64, f64)>> {
+    let from = q.start.div_euclid(q.step_ms) * q.step_ms;
+    let to = q.end.div_euclid(q.step_ms) * q.step_ms + q.step_ms;
+    let mut buckets: BTreeMap<(usize, i64), Vec<(i64, f64)>> = BTreeMap::new();
+    for &(s, t, v) in data {
+        if t >= from && t < to {
+            buckets.entry((s, t.div_euclid(q.step_ms) * q.step_ms)).or_default().push((t, v));
+        }
+    }
+    let mut out: BTreeMap<usize, Vec<(i64, f64)>> = BTreeMap::new();
+    for ((s, b), mut pts) in buckets {
+        pts.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)));
+        let values: Vec<f64> = pts.iter().map(|p| p.1).collect();
+        let sum: f64 = values.iter().sum();
+        let v = match q.aggregation {
+            Aggregation::Avg => sum / values.len() as f64,
+            Aggregation::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
+            Aggregation::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            Aggregation::Sum => sum,
+            Aggregation::Count => values.len() as f64,
+            Aggregation::Last => pts.last().unwrap().1,
+        };
+        out.entry(s).or_default().push((b, v));
+    }
+    out
+}
+
+async fn check(store: &Store, data: &Generated, start: i64, end: i64, step_ms: i64) {
+    let sel = Selector::parse(r#"rollup_test{instance=~"host-.*"}"#).unwrap();
+    for aggregation in Aggregation::ALL {
+        let q = RangeQuery {
+            start,
+            end,
+            step_ms,
+            aggregation,
+        };
+        let want = expected(data, &q);
+        let got = store.query_range(&sel, &q).await.unwrap();
+        assert_eq!(got.len(), want.len(), "series count, step {step_ms} {aggregation:?}");
+        for rs in got {
+            let idx: usize = rs.labels.get("instance").unwrap()["host-".len()..].parse().unwrap();
+            let w = &want[&idx];
+            assert_eq!(
+                rs.points.iter().map(|p| p.0).collect::<Vec<_>>(),
+                w.iter().map(|p| p.0).collect::<Vec<_>>(),
+                "buckets of series {idx}, step {step_ms} {aggregation:?}"
+            );
+            for (g, e) in rs.points.iter().zip(w) {
+                let tol = 1e-9 * g.1.abs().max(e.1.abs());
+                assert!(
+                    (g.1 - e.1).abs() <= tol,
+                    "series {idx} bucket {} step {step_ms} {aggregation:?}: got {} want {}",
+                    g.0,
+                    g.1,
+                    e.1
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn range_queries_match_an_independent_computation_across_rollups_and_raw() {
+    let store = store_with(StoreConfig {
+        rollup_lag: Duration::from_secs(120),
+        ..StoreConfig::default()
+    })
+    .await;
+    let mut rng = StdRng::seed_from_u64(0x5eed);
+    // Five hours ending an hour ago, starting on an hour boundary.
+    let t0 = (now_ms() / HOUR - 6) * HOUR;
+    let mut data = generate(&mut rng, t0, 5);
+    for b in to_batches(&data) {
+        store.write(&[b]).await.unwrap();
+    }
+
+    // Roll up to t0 + 3h17m: the minute watermark lands there, the hour one at t0 + 3h, so
+    // queries read rollups for the first part and raw samples for the rest.
+    let report = store.maintain(t0 + 3 * HOUR + 17 * MINUTE + 2 * MINUTE).await.unwrap();
+    assert_eq!(report.watermark_1m, Some(t0 + 3 * HOUR + 17 * MINUTE));
+    assert_eq!(report.watermark_1h, Some(t0 + 3 * HOUR));
+    assert!(report.rollup_1m_rows > 0 && report.rollup_1h_rows > 0, "{report:?}");
+
+    let (start, end) = (t0 - 30 * MINUTE + 1234, t0 + 5 * HOUR + 10 * MINUTE);
+    for step in [MINUTE, HOUR, 15_000, 5 * MINUTE, 2 * HOUR] {
+        check(&store, &data, start, end, step).await;
+    }
+    // A range that starts and ends inside buckets.
+    check(&store, &data, t0 + 61 * MINUTE + 7, t0 + 4 * HOUR + 59 * MINUTE + 59_999, HOUR).await;
+
+    // Late samples below both watermarks: reflected after the next maintenance.
+    let late = vec![(0usize, t0 + 30 * MINUTE + 5_000 + 1, 1e6), (2usize, t0 + 2 * HOUR + 1, 0.25)];
+    let stale_check = late.clone();
+    store.write(&to_batches(&late)).await.unwrap();
+    data.extend(stale_check);
+    let again = store.maintain(t0 + 3 * HOUR + 19 * MINUTE).await.unwrap();
+    assert!(again.rollup_1m_rows > 0, "late buckets re-rolled: {again:?}");
+    for step in [MINUTE, HOUR, 15_000] {
+        check(&store, &data, start, end, step).await;
+    }
+
+    // Prove the rollups are what is read below the watermark: without raw samples, the
+    // rolled-up buckets still answer, and only those.
+    let watermark_1m = again.watermark_1m.unwrap();
+    sqlx::query("DELETE FROM samples").execute(store.pool()).await.unwrap();
+    let rolled: Generated = data.iter().copied().filter(|d| d.1 < watermark_1m).collect();
+    check(&store, &rolled, start, watermark_1m - 1, MINUTE).await;
+    let raw_only = store
+        .query_range(
+            &Selector::parse("rollup_test").unwrap(),
+            &RangeQuery {
+                start,
+                end,
+                step_ms: 15_000,
+                aggregation: Aggregation::Count,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(raw_only.is_empty(), "15 s steps have no rollup and read raw samples");
+}
+
+#[tokio::test]
+async fn special_values_aggregate_the_same_from_rollups_and_raw() {
+    let store = store().await;
+    let t0 = (now_ms() / HOUR - 3) * HOUR;
+    let k = key("special_agg", &[]);
+    let samples = [
+        (t0 + 1_000, 1.0),
+        (t0 + 2_000, f64::NAN),
+        (t0 + MINUTE + 1_000, f64::INFINITY),
+        (t0 + MINUTE + 2_000, 5.0),
+        (t0 + 2 * MINUTE, f64::NEG_INFINITY),
+    ];
+    store.write(&[batch(vec![series(k, &samples)])]).await.unwrap();
+    let sel = Selector::parse("special_agg").unwrap();
+    let q = |aggregation| RangeQuery {
+        start: t0,
+        end: t0 + 3 * MINUTE,
+        step_ms: MINUTE,
+        aggregation,
+    };
+    let mut before = Vec::new();
+    for a in Aggregation::ALL {
+        before.push(store.query_range(&sel, &q(a)).await.unwrap());
+    }
+    store.maintain(t0 + HOUR).await.unwrap();
+    for (i, a) in Aggregation::ALL.into_iter().enumerate() {
+        let after = store.query_range(&sel, &q(a)).await.unwrap();
+        let bits = |r: &Vec<model::RangeSeries>| {
+            r[0].points.iter().map(|p| (p.0, if p.1.is_nan() { u64::MAX } else { p.1.to_bits() })).collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&before[i]), bits(&after), "{a:?}");
+    }
+    // PostgreSQL semantics, which both paths follow: NaN sorts above every number.
+    let max = store.query_range(&sel, &q(Aggregation::Max)).await.unwrap();
+    assert!(max[0].points[0].1.is_nan());
+    let min = store.query_range(&sel, &q(Aggregation::Min)).await.unwrap();
+    assert_eq!(min[0].points[1].1, 5.0);
+    assert_eq!(min[0].points[2].1, f64::NEG_INFINITY);
+}
