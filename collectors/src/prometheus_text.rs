@@ -36,7 +36,9 @@
 //! - exemplars (OpenMetrics only, on counter `_total` and histogram `_bucket` samples) are
 //!   parsed and validated, then dropped: the model has no place for them yet.
 
-use model::{Batch, Labels, MetricMetadata, MetricType, Sample, SeriesKey, TimeSeries, TimestampMs};
+use model::{
+    Batch, Labels, MetricMetadata, MetricType, Sample, SeriesKey, TimeSeries, TimestampMs,
+};
 use std::collections::{HashMap, HashSet};
 use thiserror::Error;
 
@@ -62,7 +64,10 @@ impl Format {
 /// OpenMetrics (including a missing header or `text/html` from a misconfigured target) is
 /// read as text 0.0.4, so the parse error then points at the offending line.
 pub fn format_from_content_type(ct: Option<&str>) -> Format {
-    let media = ct.and_then(|ct| ct.split(';').next()).map(str::trim).unwrap_or("");
+    let media = ct
+        .and_then(|ct| ct.split(';').next())
+        .map(str::trim)
+        .unwrap_or("");
     if media.eq_ignore_ascii_case("application/openmetrics-text") {
         Format::OpenMetrics
     } else {
@@ -105,12 +110,17 @@ pub fn parse(body: &str, format: Format, default_ts: TimestampMs) -> Result<Batc
         } else if line.trim().is_empty() {
             match format {
                 Format::Text004 => Ok(()),
-                Format::OpenMetrics => Err("empty line; OpenMetrics does not allow blank lines".to_string()),
+                Format::OpenMetrics => {
+                    Err("empty line; OpenMetrics does not allow blank lines".to_string())
+                }
             }
         } else {
             p.sample_line(line)
         };
-        result.map_err(|message| ParseError { line: line_no, message })?;
+        result.map_err(|message| ParseError {
+            line: line_no,
+            message,
+        })?;
     }
     if format == Format::OpenMetrics && !saw_eof {
         return Err(ParseError {
@@ -272,10 +282,18 @@ impl BodyParser {
                 ("unknown", MetricType::Untyped),
             ],
         };
-        known.iter().find(|(n, _)| *n == t).map(|(_, ty)| *ty).ok_or_else(|| {
-            let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
-            format!("unknown metric type {}; use one of {}", preview(t), names.join(", "))
-        })
+        known
+            .iter()
+            .find(|(n, _)| *n == t)
+            .map(|(_, ty)| *ty)
+            .ok_or_else(|| {
+                let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "unknown metric type {}; use one of {}",
+                    preview(t),
+                    names.join(", ")
+                )
+            })
     }
 
     fn family_mut(&mut self, name: &str) -> &mut Family {
@@ -289,7 +307,8 @@ impl BodyParser {
                     help: None,
                     unit: None,
                 });
-                self.family_index.insert(name.to_string(), self.families.len() - 1);
+                self.family_index
+                    .insert(name.to_string(), self.families.len() - 1);
                 self.families.len() - 1
             }
         };
@@ -327,7 +346,10 @@ impl BodyParser {
         }
         if !c.skip_ws() {
             return Err(if c.at_end() {
-                format!("expected a value after {}, found the end of the line", preview(&line[..c.pos]))
+                format!(
+                    "expected a value after {}, found the end of the line",
+                    preview(&line[..c.pos])
+                )
             } else {
                 format!(
                     "expected a space and then a value after {}, found {}",
@@ -338,10 +360,16 @@ impl BodyParser {
         }
         let value_tok = c.token();
         if value_tok.is_empty() {
-            return Err("expected a float value after the labels, found the end of the line".to_string());
+            return Err(
+                "expected a float value after the labels, found the end of the line".to_string(),
+            );
         }
-        let value = parse_float(value_tok)
-            .ok_or_else(|| format!("expected a float value after the labels, found {}", preview(value_tok)))?;
+        let value = parse_float(value_tok).ok_or_else(|| {
+            format!(
+                "expected a float value after the labels, found {}",
+                preview(value_tok)
+            )
+        })?;
         c.skip_ws();
         let mut ts = self.default_ts;
         let mut has_ts = false;
@@ -356,7 +384,10 @@ impl BodyParser {
             None => {
                 if let Some(&i) = self.family_index.get(name) {
                     let f = &self.families[i];
-                    let names: Vec<String> = suffixes(f.metric_type, self.format).iter().map(|s| format!("{name}{s}")).collect();
+                    let names: Vec<String> = suffixes(f.metric_type, self.format)
+                        .iter()
+                        .map(|s| format!("{name}{s}"))
+                        .collect();
                     return Err(format!(
                         "sample {name:?} of {} family {name:?} must be named {}",
                         f.metric_type,
@@ -404,7 +435,9 @@ impl BodyParser {
         let mut seen = HashSet::with_capacity(pairs.len());
         for (k, _) in &pairs {
             if !seen.insert(*k) {
-                return Err(format!("label {k:?} appears twice in the sample for {name:?}"));
+                return Err(format!(
+                    "label {k:?} appears twice in the sample for {name:?}"
+                ));
             }
         }
         let key = SeriesKey::new(name, Labels::from_pairs(pairs));
@@ -422,7 +455,10 @@ impl BodyParser {
             }),
             Format::OpenMetrics => {
                 let secs = parse_float(tok).filter(|s| s.is_finite()).ok_or_else(|| {
-                    format!("expected a timestamp in seconds after the value, found {}", preview(tok))
+                    format!(
+                        "expected a timestamp in seconds after the value, found {}",
+                        preview(tok)
+                    )
                 })?;
                 let ms = (secs * 1000.0).round();
                 if ms.abs() >= i64::MAX as f64 {
@@ -434,7 +470,13 @@ impl BodyParser {
     }
 
     /// Label rules that make a sample meaningful within its family.
-    fn check_family_rules(&self, fam: usize, name: &str, suffix: &str, pairs: &[(&str, String)]) -> Result<(), String> {
+    fn check_family_rules(
+        &self,
+        fam: usize,
+        name: &str,
+        suffix: &str,
+        pairs: &[(&str, String)],
+    ) -> Result<(), String> {
         let f = &self.families[fam];
         let label = |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
         let numeric = |n: &str| -> Result<(), String> {
@@ -500,7 +542,9 @@ impl BodyParser {
     }
 }
 
-const ALL_SUFFIXES: [&str; 8] = ["_bucket", "_sum", "_count", "_total", "_created", "_gsum", "_gcount", "_info"];
+const ALL_SUFFIXES: [&str; 8] = [
+    "_bucket", "_sum", "_count", "_total", "_created", "_gsum", "_gcount", "_info",
+];
 
 /// Sample-name suffixes a family of this type owns, besides (where allowed) its own name.
 fn suffixes(t: MetricType, format: Format) -> &'static [&'static str] {
@@ -534,7 +578,8 @@ fn is_metric_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && !b[0].is_ascii_digit()
-        && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
 }
 
 fn unescape_help(s: &str, format: Format) -> String {
@@ -657,7 +702,10 @@ impl<'a> Cursor<'a> {
             }
             self.skip_ws();
             if self.peek() != Some(b'=') {
-                return Err(format!("expected \"=\" after label name {name:?}, found {}", preview(self.rest())));
+                return Err(format!(
+                    "expected \"=\" after label name {name:?}, found {}",
+                    preview(self.rest())
+                ));
             }
             self.pos += 1;
             self.skip_ws();
@@ -680,7 +728,11 @@ impl<'a> Cursor<'a> {
                 _ => {
                     return Err(format!(
                         "expected \",\" or \"}}\" after the value of label {name:?}, found {}",
-                        if self.at_end() { "the end of the line".to_string() } else { preview(self.rest()) }
+                        if self.at_end() {
+                            "the end of the line".to_string()
+                        } else {
+                            preview(self.rest())
+                        }
                     ))
                 }
             }
@@ -720,7 +772,9 @@ impl<'a> Cursor<'a> {
                 c => out.push(c),
             }
         }
-        Err(format!("unterminated value of label {name:?}: add the closing quote"))
+        Err(format!(
+            "unterminated value of label {name:?}: add the closing quote"
+        ))
     }
     /// Parses and validates ` # {labels} value [timestamp]` after a sample.
     fn exemplar(&mut self) -> Result<(), String> {
@@ -734,7 +788,10 @@ impl<'a> Cursor<'a> {
         self.skip_ws();
         let mut pairs = Vec::new();
         self.label_set(&mut pairs)?;
-        let runes: usize = pairs.iter().map(|(k, v)| k.chars().count() + v.chars().count()).sum();
+        let runes: usize = pairs
+            .iter()
+            .map(|(k, v)| k.chars().count() + v.chars().count())
+            .sum();
         if runes > 128 {
             return Err(format!(
                 "exemplar labels are {runes} characters long; OpenMetrics allows at most 128"
@@ -743,17 +800,26 @@ impl<'a> Cursor<'a> {
         self.skip_ws();
         let v = self.token();
         if parse_float(v).is_none() {
-            return Err(format!("expected the exemplar's float value, found {}", preview(v)));
+            return Err(format!(
+                "expected the exemplar's float value, found {}",
+                preview(v)
+            ));
         }
         self.skip_ws();
         if !self.at_end() {
             let t = self.token();
             if parse_float(t).filter(|t| t.is_finite()).is_none() {
-                return Err(format!("expected the exemplar's timestamp in seconds, found {}", preview(t)));
+                return Err(format!(
+                    "expected the exemplar's timestamp in seconds, found {}",
+                    preview(t)
+                ));
             }
             self.skip_ws();
             if !self.at_end() {
-                return Err(format!("unexpected text after the exemplar: {}", preview(self.rest())));
+                return Err(format!(
+                    "unexpected text after the exemplar: {}",
+                    preview(self.rest())
+                ));
             }
         }
         Ok(())
@@ -779,11 +845,19 @@ mod tests {
     #[test]
     fn content_type_selects_openmetrics_only_for_its_media_type() {
         assert_eq!(
-            format_from_content_type(Some("application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores")),
+            format_from_content_type(Some(
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores"
+            )),
             Format::OpenMetrics
         );
-        assert_eq!(format_from_content_type(Some("Application/OpenMetrics-Text")), Format::OpenMetrics);
-        assert_eq!(format_from_content_type(Some("text/plain; version=0.0.4")), Format::Text004);
+        assert_eq!(
+            format_from_content_type(Some("Application/OpenMetrics-Text")),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            format_from_content_type(Some("text/plain; version=0.0.4")),
+            Format::Text004
+        );
         assert_eq!(format_from_content_type(Some("text/html")), Format::Text004);
         assert_eq!(format_from_content_type(None), Format::Text004);
     }
@@ -792,14 +866,21 @@ mod tests {
     fn error_display_names_the_line() {
         let e = err("# TYPE a gauge\na 1\nb{x=\"1\"} abc\n", Format::Text004);
         assert_eq!(e.line, 3);
-        assert_eq!(e.to_string(), "line 3: expected a float value after the labels, found \"abc\"");
+        assert_eq!(
+            e.to_string(),
+            "line 3: expected a float value after the labels, found \"abc\""
+        );
     }
 
     #[test]
     fn malformed_lines_are_rejected_with_line_and_reason() {
         for (body, line, needle) in [
             ("a 1\n1abc 2\n", 2, "expected a metric name"),
-            ("a{x=\"1\" 2\n", 1, "expected \",\" or \"}\" after the value of label \"x\""),
+            (
+                "a{x=\"1\" 2\n",
+                1,
+                "expected \",\" or \"}\" after the value of label \"x\"",
+            ),
             ("a{x=1} 2\n", 1, "expected a quoted value after x="),
             ("a{x=\"1} 2\n", 1, "unterminated value of label \"x\""),
             ("a{x} 2\n", 1, "expected \"=\" after label name \"x\""),
@@ -807,15 +888,51 @@ mod tests {
             ("a{9=\"1\"} 2\n", 1, "expected a label name"),
             ("a\n", 1, "expected a value after \"a\""),
             ("a{b=\"c\"}\n", 1, "expected a value after"),
-            ("a 1 1.5\n", 1, "expected an integer timestamp in milliseconds"),
-            ("a 1 2 3\n", 1, "unexpected text after the value and timestamp"),
-            ("a 1 # {t=\"x\"} 1\n", 1, "text format 0.0.4 has no exemplars"),
-            ("# TYPE a gaugee\n", 1, "unknown metric type \"gaugee\"; use one of counter, gauge"),
-            ("# TYPE a gauge\n# TYPE a counter\n", 2, "second \"# TYPE\" line"),
-            ("# HELP 1a x\n", 1, "expected a metric family name after \"# HELP\""),
-            ("a 1\n# TYPE a gauge\n", 2, "comes after samples of that family"),
-            ("# TYPE h histogram\nh_bucket{le=\"x\"} 1\n", 2, "label le=\"x\" of \"h_bucket\" is not a number"),
-            ("# TYPE h histogram\nh_bucket 1\n", 2, "needs a \"le\" label"),
+            (
+                "a 1 1.5\n",
+                1,
+                "expected an integer timestamp in milliseconds",
+            ),
+            (
+                "a 1 2 3\n",
+                1,
+                "unexpected text after the value and timestamp",
+            ),
+            (
+                "a 1 # {t=\"x\"} 1\n",
+                1,
+                "text format 0.0.4 has no exemplars",
+            ),
+            (
+                "# TYPE a gaugee\n",
+                1,
+                "unknown metric type \"gaugee\"; use one of counter, gauge",
+            ),
+            (
+                "# TYPE a gauge\n# TYPE a counter\n",
+                2,
+                "second \"# TYPE\" line",
+            ),
+            (
+                "# HELP 1a x\n",
+                1,
+                "expected a metric family name after \"# HELP\"",
+            ),
+            (
+                "a 1\n# TYPE a gauge\n",
+                2,
+                "comes after samples of that family",
+            ),
+            (
+                "# TYPE h histogram\nh_bucket{le=\"x\"} 1\n",
+                2,
+                "label le=\"x\" of \"h_bucket\" is not a number",
+            ),
+            (
+                "# TYPE h histogram\nh_bucket 1\n",
+                2,
+                "needs a \"le\" label",
+            ),
             ("# TYPE s summary\ns 1\n", 2, "needs a \"quantile\" label"),
             ("a{__name__=\"b\"} 1\n", 1, "\"__name__\" is not allowed"),
         ] {
@@ -832,23 +949,68 @@ mod tests {
             ("a 1\n# EOF\nb 2\n", 3, "unexpected content after \"# EOF\""),
             ("a 1\n\n# EOF\n", 2, "does not allow blank lines"),
             ("# random comment\n# EOF\n", 1, "only allows \"# HELP\""),
-            ("# TYPE c counter\nc 1\n# EOF\n", 2, "must be named c_total or c_created"),
-            ("# TYPE h histogram\nh 1\n# EOF\n", 2, "must be named h_bucket or h_sum"),
-            ("# TYPE c counter\nc_total 1\n# TYPE g gauge\ng 1\nc_total{a=\"1\"} 1\n# EOF\n", 5, "comes after other families"),
-            ("# TYPE g gauge\ng 1 # {a=\"b\"} 1\n# EOF\n", 2, "allows exemplars only on counter _total"),
-            ("# TYPE c counter\nc_total 1 # {a=\"b\"} x\n# EOF\n", 2, "exemplar's float value"),
-            ("# TYPE c counter\nc_total 1 # {a=\"b\"} 1 y\n# EOF\n", 2, "exemplar's timestamp"),
-            ("# TYPE c counter\nc_total 1 abc\n# EOF\n", 2, "timestamp in seconds"),
-            ("# TYPE a_bytes gauge\n# UNIT a_bytes seconds\n# EOF\n", 2, "not a suffix"),
-            ("# TYPE s stateset\ns{x=\"1\"} 1\n# EOF\n", 2, "needs a label named \"s\""),
-            ("# TYPE a untyped\n# EOF\n", 1, "use one of counter, gauge, histogram, gaugehistogram"),
+            (
+                "# TYPE c counter\nc 1\n# EOF\n",
+                2,
+                "must be named c_total or c_created",
+            ),
+            (
+                "# TYPE h histogram\nh 1\n# EOF\n",
+                2,
+                "must be named h_bucket or h_sum",
+            ),
+            (
+                "# TYPE c counter\nc_total 1\n# TYPE g gauge\ng 1\nc_total{a=\"1\"} 1\n# EOF\n",
+                5,
+                "comes after other families",
+            ),
+            (
+                "# TYPE g gauge\ng 1 # {a=\"b\"} 1\n# EOF\n",
+                2,
+                "allows exemplars only on counter _total",
+            ),
+            (
+                "# TYPE c counter\nc_total 1 # {a=\"b\"} x\n# EOF\n",
+                2,
+                "exemplar's float value",
+            ),
+            (
+                "# TYPE c counter\nc_total 1 # {a=\"b\"} 1 y\n# EOF\n",
+                2,
+                "exemplar's timestamp",
+            ),
+            (
+                "# TYPE c counter\nc_total 1 abc\n# EOF\n",
+                2,
+                "timestamp in seconds",
+            ),
+            (
+                "# TYPE a_bytes gauge\n# UNIT a_bytes seconds\n# EOF\n",
+                2,
+                "not a suffix",
+            ),
+            (
+                "# TYPE s stateset\ns{x=\"1\"} 1\n# EOF\n",
+                2,
+                "needs a label named \"s\"",
+            ),
+            (
+                "# TYPE a untyped\n# EOF\n",
+                1,
+                "use one of counter, gauge, histogram, gaugehistogram",
+            ),
         ] {
             let e = err(body, Format::OpenMetrics);
             assert_eq!(e.line, line, "{body:?}: {e}");
             assert!(e.message.contains(needle), "{body:?}: {e}");
         }
-        let long = format!("# TYPE c counter\nc_total 1 # {{a=\"{}\"}} 1\n# EOF\n", "x".repeat(130));
-        assert!(err(&long, Format::OpenMetrics).message.contains("at most 128"));
+        let long = format!(
+            "# TYPE c counter\nc_total 1 # {{a=\"{}\"}} 1\n# EOF\n",
+            "x".repeat(130)
+        );
+        assert!(err(&long, Format::OpenMetrics)
+            .message
+            .contains("at most 128"));
     }
 
     #[test]
@@ -871,23 +1033,41 @@ mod tests {
     fn help_unescapes_backslash_and_newline_but_not_quotes_in_text_004() {
         let b = parse("# HELP m a \\\\ b\\nc \\\"q\\\"\n", Format::Text004, TS).unwrap();
         assert_eq!(b.metadata[0].help, "a \\ b\nc \\\"q\\\"");
-        let b = parse("# HELP m a \\\\ b\\nc \\\"q\\\"\n# EOF\n", Format::OpenMetrics, TS).unwrap();
+        let b = parse(
+            "# HELP m a \\\\ b\\nc \\\"q\\\"\n# EOF\n",
+            Format::OpenMetrics,
+            TS,
+        )
+        .unwrap();
         assert_eq!(b.metadata[0].help, "a \\ b\nc \"q\"");
     }
 
     #[test]
     fn timestamps_are_ms_in_text_and_seconds_in_openmetrics() {
-        assert_eq!(only("a 1 1795707619751\n", Format::Text004).samples[0].ts, 1_795_707_619_751);
+        assert_eq!(
+            only("a 1 1795707619751\n", Format::Text004).samples[0].ts,
+            1_795_707_619_751
+        );
         assert_eq!(only("a 1 -5\n", Format::Text004).samples[0].ts, -5);
         assert_eq!(only("a 1\n", Format::Text004).samples[0].ts, TS);
-        assert_eq!(only("a 1 1795707619.7510126\n# EOF\n", Format::OpenMetrics).samples[0].ts, 1_795_707_619_751);
-        assert_eq!(only("a 1 17\n# EOF", Format::OpenMetrics).samples[0].ts, 17_000);
+        assert_eq!(
+            only("a 1 1795707619.7510126\n# EOF\n", Format::OpenMetrics).samples[0].ts,
+            1_795_707_619_751
+        );
+        assert_eq!(
+            only("a 1 17\n# EOF", Format::OpenMetrics).samples[0].ts,
+            17_000
+        );
     }
 
     #[test]
     fn special_values_parse_as_floats() {
-        let b = parse("a{k=\"1\"} NaN\na{k=\"2\"} +Inf\na{k=\"3\"} -Inf\na{k=\"4\"} 1e-300\na{k=\"5\"} -0\n", Format::Text004, TS)
-            .unwrap();
+        let b = parse(
+            "a{k=\"1\"} NaN\na{k=\"2\"} +Inf\na{k=\"3\"} -Inf\na{k=\"4\"} 1e-300\na{k=\"5\"} -0\n",
+            Format::Text004,
+            TS,
+        )
+        .unwrap();
         let v: Vec<f64> = b.series.iter().map(|s| s.samples[0].value).collect();
         assert!(v[0].is_nan());
         assert_eq!(v[1], f64::INFINITY);
@@ -898,9 +1078,17 @@ mod tests {
 
     #[test]
     fn duplicate_series_keeps_the_first_sample_but_other_timestamps_are_kept() {
-        let b = parse("a{x=\"1\"} 1\na{x=\"1\"} 2\na{x=\"1\"} 3 5\n", Format::Text004, TS).unwrap();
+        let b = parse(
+            "a{x=\"1\"} 1\na{x=\"1\"} 2\na{x=\"1\"} 3 5\n",
+            Format::Text004,
+            TS,
+        )
+        .unwrap();
         assert_eq!(b.series.len(), 1);
-        assert_eq!(b.series[0].samples, vec![Sample { ts: TS, value: 1.0 }, Sample { ts: 5, value: 3.0 }]);
+        assert_eq!(
+            b.series[0].samples,
+            vec![Sample { ts: TS, value: 1.0 }, Sample { ts: 5, value: 3.0 }]
+        );
     }
 
     #[test]
@@ -908,7 +1096,11 @@ mod tests {
         let body = "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n\
                     # TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 1\ns_count 1\nloose 4\n";
         let b = parse(body, Format::Text004, TS).unwrap();
-        let types: Vec<(&str, MetricType)> = b.series.iter().map(|s| (s.key.metric.as_str(), s.metric_type)).collect();
+        let types: Vec<(&str, MetricType)> = b
+            .series
+            .iter()
+            .map(|s| (s.key.metric.as_str(), s.metric_type))
+            .collect();
         assert_eq!(
             types,
             vec![
@@ -923,7 +1115,13 @@ mod tests {
             ]
         );
         // Only declared families get metadata; `loose` had no TYPE/HELP.
-        assert_eq!(b.metadata.iter().map(|m| m.family.as_str()).collect::<Vec<_>>(), vec!["h", "s"]);
+        assert_eq!(
+            b.metadata
+                .iter()
+                .map(|m| m.family.as_str())
+                .collect::<Vec<_>>(),
+            vec!["h", "s"]
+        );
     }
 
     #[test]
@@ -931,7 +1129,11 @@ mod tests {
         let body = "# TYPE c counter\n# HELP c Rows.\nc_total{t=\"a\"} 3 # {trace_id=\"x\"} 1 1.5\nc_created{t=\"a\"} 1.7e9\n\
                     # TYPE i info\ni_info{v=\"1\"} 1\n# TYPE st stateset\nst{st=\"on\"} 1\n# TYPE u unknown\nu 1\n# EOF\n";
         let b = parse(body, Format::OpenMetrics, TS).unwrap();
-        let types: Vec<(&str, MetricType)> = b.series.iter().map(|s| (s.key.metric.as_str(), s.metric_type)).collect();
+        let types: Vec<(&str, MetricType)> = b
+            .series
+            .iter()
+            .map(|s| (s.key.metric.as_str(), s.metric_type))
+            .collect();
         assert_eq!(
             types,
             vec![
@@ -947,8 +1149,16 @@ mod tests {
 
     #[test]
     fn eof_without_trailing_newline_and_crlf_lines_are_accepted() {
-        assert_eq!(parse("a 1\r\n# EOF", Format::OpenMetrics, TS).unwrap().series.len(), 1);
+        assert_eq!(
+            parse("a 1\r\n# EOF", Format::OpenMetrics, TS)
+                .unwrap()
+                .series
+                .len(),
+            1
+        );
         assert!(parse("", Format::Text004, TS).unwrap().is_empty());
-        assert!(parse("# EOF\n", Format::OpenMetrics, TS).unwrap().is_empty());
+        assert!(parse("# EOF\n", Format::OpenMetrics, TS)
+            .unwrap()
+            .is_empty());
     }
 }

@@ -9,7 +9,9 @@
 //! down and contributes only the synthetic series.
 
 use crate::prometheus_text::{self, format_from_content_type};
-use model::{Batch, Labels, MetricMetadata, MetricType, Sample, SeriesKey, TimeSeries, TimestampMs};
+use model::{
+    Batch, Labels, MetricMetadata, MetricType, Sample, SeriesKey, TimeSeries, TimestampMs,
+};
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use std::time::{Duration, Instant};
 
@@ -95,7 +97,11 @@ impl Scraper {
         let started = Instant::now();
         let result = match tokio::time::timeout(t.timeout, self.fetch_and_parse(t, now_ms)).await {
             Ok(r) => r,
-            Err(_) => Err(format!("GET {} timed out after {}", t.url, human_duration(t.timeout))),
+            Err(_) => Err(format!(
+                "GET {} timed out after {}",
+                t.url,
+                human_duration(t.timeout)
+            )),
         };
         let duration = started.elapsed();
         let target_labels = t.target_labels();
@@ -111,9 +117,21 @@ impl Scraper {
         let up = error.is_none();
         let samples_scraped = batch.sample_count();
         for (name, help, value) in [
-            ("up", "1 if the last scrape of the target succeeded, 0 if it failed.", if up { 1.0 } else { 0.0 }),
-            ("scrape_duration_seconds", "Duration of the scrape in seconds.", duration.as_secs_f64()),
-            ("scrape_samples_scraped", "Number of samples the target exposed.", samples_scraped as f64),
+            (
+                "up",
+                "1 if the last scrape of the target succeeded, 0 if it failed.",
+                if up { 1.0 } else { 0.0 },
+            ),
+            (
+                "scrape_duration_seconds",
+                "Duration of the scrape in seconds.",
+                duration.as_secs_f64(),
+            ),
+            (
+                "scrape_samples_scraped",
+                "Number of samples the target exposed.",
+                samples_scraped as f64,
+            ),
         ] {
             batch.series.push(TimeSeries {
                 key: SeriesKey::new(name, target_labels.clone()),
@@ -136,13 +154,20 @@ impl Scraper {
         }
     }
 
-    async fn fetch_and_parse(&self, t: &ScrapeTarget, now_ms: TimestampMs) -> Result<Batch, String> {
+    async fn fetch_and_parse(
+        &self,
+        t: &ScrapeTarget,
+        now_ms: TimestampMs,
+    ) -> Result<Batch, String> {
         let url = &t.url;
         let resp = self
             .client
             .get(url)
             .header(ACCEPT, ACCEPT_HEADER)
-            .header("X-Prometheus-Scrape-Timeout-Seconds", t.timeout.as_secs_f64().to_string())
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                t.timeout.as_secs_f64().to_string(),
+            )
             .send()
             .await
             .map_err(|e| describe_request_error(url, &e))?;
@@ -150,7 +175,11 @@ impl Scraper {
         if !status.is_success() {
             return Err(format!("GET {url} returned {status}"));
         }
-        let content_type = resp.headers().get(CONTENT_TYPE).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_owned);
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_owned);
         let body = resp
             .bytes()
             .await
@@ -224,7 +253,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else if ms < 1000 {
         format!("{ms}ms")
@@ -249,9 +278,18 @@ mod tests {
 
     #[test]
     fn instance_is_host_and_port_with_scheme_default() {
-        assert_eq!(target("http://127.0.0.1:9100/metrics").instance(), "127.0.0.1:9100");
-        assert_eq!(target("http://example.internal/metrics").instance(), "example.internal:80");
-        assert_eq!(target("https://example.internal/metrics").instance(), "example.internal:443");
+        assert_eq!(
+            target("http://127.0.0.1:9100/metrics").instance(),
+            "127.0.0.1:9100"
+        );
+        assert_eq!(
+            target("http://example.internal/metrics").instance(),
+            "example.internal:80"
+        );
+        assert_eq!(
+            target("https://example.internal/metrics").instance(),
+            "example.internal:443"
+        );
         assert_eq!(target("http://[::1]:9100/metrics").instance(), "[::1]:9100");
     }
 
@@ -265,7 +303,12 @@ mod tests {
     #[test]
     fn conflicting_scraped_labels_become_exported() {
         let target = Labels::from_pairs([("job", "node"), ("instance", "h:1")]);
-        let mut l = Labels::from_pairs([("job", "batch"), ("exported_job", "x"), ("instance", "h:1"), ("a", "b")]);
+        let mut l = Labels::from_pairs([
+            ("job", "batch"),
+            ("exported_job", "x"),
+            ("instance", "h:1"),
+            ("a", "b"),
+        ]);
         attach_target_labels(&mut l, &target);
         assert_eq!(
             l.iter().collect::<Vec<_>>(),

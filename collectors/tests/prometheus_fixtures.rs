@@ -14,11 +14,14 @@ use std::path::PathBuf;
 const TS: i64 = 1_795_707_629_000;
 
 fn fixture_dir(kind: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(kind)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind)
 }
 
 fn read(name: &str) -> String {
-    std::fs::read_to_string(fixture_dir("prometheus").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    std::fs::read_to_string(fixture_dir("prometheus").join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// The Content-Type the exporter answered with, from the captured response headers.
@@ -46,7 +49,9 @@ fn family_types(b: &Batch) -> BTreeMap<&'static str, usize> {
 fn find<'a>(b: &'a Batch, metric: &str, labels: &[(&str, &str)]) -> &'a TimeSeries {
     b.series
         .iter()
-        .find(|s| s.key.metric == metric && labels.iter().all(|(k, v)| s.key.labels.get(k) == Some(*v)))
+        .find(|s| {
+            s.key.metric == metric && labels.iter().all(|(k, v)| s.key.labels.get(k) == Some(*v))
+        })
         .unwrap_or_else(|| panic!("no series {metric}{labels:?}"))
 }
 
@@ -55,7 +60,10 @@ fn value(b: &Batch, metric: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 fn nan_count(b: &Batch) -> usize {
-    b.series.iter().filter(|s| s.samples[0].value.is_nan()).count()
+    b.series
+        .iter()
+        .filter(|s| s.samples[0].value.is_nan())
+        .count()
 }
 
 #[test]
@@ -63,19 +71,31 @@ fn every_captured_body_parses_with_its_content_type() {
     let mut seen = 0;
     for entry in std::fs::read_dir(fixture_dir("prometheus")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
-        let is_body = !name.ends_with(".md") && !name.ends_with(".headers.txt") && !name.ends_with(".json") && !name.ends_with(".gz");
+        let is_body = !name.ends_with(".md")
+            && !name.ends_with(".headers.txt")
+            && !name.ends_with(".json")
+            && !name.ends_with(".gz");
         if !is_body {
             continue;
         }
         let b = parse_fixture(&name);
         assert!(b.sample_count() > 0, "{name} gave no samples");
         // No exporter writes timestamps: every sample carries the scrape time.
-        assert!(b.series.iter().all(|s| s.samples.iter().all(|x| x.ts == TS)), "{name}");
+        assert!(
+            b.series
+                .iter()
+                .all(|s| s.samples.iter().all(|x| x.ts == TS)),
+            "{name}"
+        );
         // Every series is either typed by a declared family or untyped without one.
         let declared: BTreeSet<&str> = b.metadata.iter().map(|m| m.family.as_str()).collect();
         for s in &b.series {
             if s.metric_type != MetricType::Untyped {
-                assert!(declared.iter().any(|f| s.key.metric.starts_with(f)), "{name}: {}", s.key);
+                assert!(
+                    declared.iter().any(|f| s.key.metric.starts_with(f)),
+                    "{name}: {}",
+                    s.key
+                );
             }
         }
         seen += 1;
@@ -101,10 +121,16 @@ fn node_exporter_counts_match_the_capture() {
     // Empty label values (`model=""` and friends) are absent labels.
     let body = read("node_exporter.txt");
     assert!(body.contains("=\"\""));
-    assert!(b.series.iter().all(|s| s.key.labels.iter().all(|(_, v)| !v.is_empty())));
+    assert!(b
+        .series
+        .iter()
+        .all(|s| s.key.labels.iter().all(|(_, v)| !v.is_empty())));
     let uname = find(&b, "node_uname_info", &[("nodename", "vm")]);
     assert_eq!(uname.metric_type, MetricType::Gauge);
-    assert_eq!(value(&b, "process_virtual_memory_max_bytes", &[]), 1.8446744073709552e19);
+    assert_eq!(
+        value(&b, "process_virtual_memory_max_bytes", &[]),
+        1.8446744073709552e19
+    );
 }
 
 #[test]
@@ -112,11 +138,23 @@ fn gzip_body_decompresses_to_a_scrape_with_the_same_families() {
     use std::io::Read;
     let gz = std::fs::read(fixture_dir("prometheus").join("node_exporter.txt.gz")).unwrap();
     let mut text = String::new();
-    flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut text).unwrap();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut text)
+        .unwrap();
     assert_eq!(text.len(), 57_718);
-    let b = parse(&text, format_from_content_type(Some(&content_type("node_exporter.txt.gz"))), TS).unwrap();
+    let b = parse(
+        &text,
+        format_from_content_type(Some(&content_type("node_exporter.txt.gz"))),
+        TS,
+    )
+    .unwrap();
     let plain = parse_fixture("node_exporter.txt");
-    let names = |b: &Batch| b.metadata.iter().map(|m| (m.family.clone(), m.metric_type.as_str())).collect::<BTreeSet<_>>();
+    let names = |b: &Batch| {
+        b.metadata
+            .iter()
+            .map(|m| (m.family.clone(), m.metric_type.as_str()))
+            .collect::<BTreeSet<_>>()
+    };
     assert_eq!(names(&b), names(&plain));
 }
 
@@ -137,7 +175,10 @@ fn postgres_exporter_counts_nan_and_empty_datname() {
     assert_eq!(nan_count(&b), 13);
     // 26 samples were written with datname="": they come out without a datname label.
     let body = read("postgres_exporter.txt");
-    let empty_lines: Vec<&str> = body.lines().filter(|l| l.contains("datname=\"\"")).collect();
+    let empty_lines: Vec<&str> = body
+        .lines()
+        .filter(|l| l.contains("datname=\"\""))
+        .collect();
     assert_eq!(empty_lines.len(), 26);
     let without: usize = b
         .series
@@ -145,7 +186,11 @@ fn postgres_exporter_counts_nan_and_empty_datname() {
         .filter(|s| s.key.labels.get("datname").is_none() && s.key.labels.get("datid").is_some())
         .count();
     assert!(without >= 26, "{without}");
-    let server = find(&b, "pg_stat_archiver_last_archive_age", &[("server", "127.0.0.1:15433")]);
+    let server = find(
+        &b,
+        "pg_stat_archiver_last_archive_age",
+        &[("server", "127.0.0.1:15433")],
+    );
     assert!(server.samples[0].value.is_nan());
 }
 
@@ -164,7 +209,11 @@ fn prometheus_server_histograms_and_summaries() {
         .count();
     assert_eq!(nan_quantiles, 26);
     // Unsorted label order on the wire does not matter.
-    let q = find(&b, "prometheus_engine_query_duration_seconds", &[("slice", "inner_eval"), ("quantile", "0.5")]);
+    let q = find(
+        &b,
+        "prometheus_engine_query_duration_seconds",
+        &[("slice", "inner_eval"), ("quantile", "0.5")],
+    );
     assert_eq!(q.metric_type, MetricType::Summary);
     assert_histograms_are_cumulative(&b, 8);
 }
@@ -174,9 +223,17 @@ fn prometheus_server_histograms_and_summaries() {
 /// strings would misorder `le="10"` before `le="2.5"`.
 fn assert_histograms_are_cumulative(b: &Batch, min_histograms: usize) {
     let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for s in b.series.iter().filter(|s| s.key.metric.ends_with("_bucket")) {
+    for s in b
+        .series
+        .iter()
+        .filter(|s| s.key.metric.ends_with("_bucket"))
+    {
         let mut rest = s.key.labels.clone();
-        let le: f64 = rest.remove("le").expect("bucket without le").parse().expect("le is a number");
+        let le: f64 = rest
+            .remove("le")
+            .expect("bucket without le")
+            .parse()
+            .expect("le is a number");
         groups
             .entry(format!("{}{}", s.key.metric, rest))
             .or_default()
@@ -186,7 +243,10 @@ fn assert_histograms_are_cumulative(b: &Batch, min_histograms: usize) {
     for (key, mut buckets) in groups {
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
         assert_eq!(buckets.last().unwrap().0, f64::INFINITY, "{key}");
-        assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{key}: {buckets:?}");
+        assert!(
+            buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{key}: {buckets:?}"
+        );
         let count_key = key.replacen("_bucket", "_count", 1);
         let count = b
             .series
@@ -200,17 +260,44 @@ fn assert_histograms_are_cumulative(b: &Batch, min_histograms: usize) {
 #[test]
 fn pushgateway_escapes_utf8_and_special_values() {
     let b = parse_fixture("pushgateway.txt");
-    let esc = find(&b, "pipeline_rows_processed_total", &[("job", "pipeline_batch"), ("step", "load \"orders\"")]);
+    let esc = find(
+        &b,
+        "pipeline_rows_processed_total",
+        &[("job", "pipeline_batch"), ("step", "load \"orders\"")],
+    );
     assert_eq!(esc.key.labels.get("path"), Some("C:\\data\\in\\orders.csv"));
     assert_eq!(esc.key.labels.get("note"), Some("line one\nline two"));
     assert_eq!(esc.samples[0].value, 12345.0);
-    let utf8 = find(&b, "pipeline_rows_processed_total", &[("step", "transform")]);
-    assert_eq!(utf8.key.labels.get("path"), Some("/srv/data/café_ünïcødé_☃"));
-    assert_eq!(utf8.key.labels.get("note"), None, "note=\"\" is an absent label");
-    let nightly = find(&b, "pipeline_rows_processed_total", &[("job", "etl/nightly")]);
-    assert_eq!(nightly.key.labels.get("instance"), None, "instance=\"\" is an absent label");
+    let utf8 = find(
+        &b,
+        "pipeline_rows_processed_total",
+        &[("step", "transform")],
+    );
+    assert_eq!(
+        utf8.key.labels.get("path"),
+        Some("/srv/data/café_ünïcødé_☃")
+    );
+    assert_eq!(
+        utf8.key.labels.get("note"),
+        None,
+        "note=\"\" is an absent label"
+    );
+    let nightly = find(
+        &b,
+        "pipeline_rows_processed_total",
+        &[("job", "etl/nightly")],
+    );
+    assert_eq!(
+        nightly.key.labels.get("instance"),
+        None,
+        "instance=\"\" is an absent label"
+    );
 
-    let help = b.metadata.iter().find(|m| m.family == "pipeline_rows_processed_total").unwrap();
+    let help = b
+        .metadata
+        .iter()
+        .find(|m| m.family == "pipeline_rows_processed_total")
+        .unwrap();
     assert_eq!(
         help.help,
         "Rows processed by a pipeline step; help with a backslash \\ and a newline \n escape."
@@ -223,25 +310,52 @@ fn pushgateway_escapes_utf8_and_special_values() {
     assert_eq!(special("neg_zero"), 0.0);
     assert_eq!(special("big_int"), 9_007_199_254_740_992.0);
 
-    let untyped = b.metadata.iter().find(|m| m.family == "pipeline_untyped_thing").unwrap();
-    assert_eq!((untyped.metric_type, untyped.help.as_str()), (MetricType::Untyped, ""));
-    assert_eq!(find(&b, "pipeline_batch_duration_seconds_sum", &[]).metric_type, MetricType::Histogram);
-    assert_eq!(find(&b, "pipeline_record_size_bytes", &[("quantile", "0.99")]).metric_type, MetricType::Summary);
+    let untyped = b
+        .metadata
+        .iter()
+        .find(|m| m.family == "pipeline_untyped_thing")
+        .unwrap();
+    assert_eq!(
+        (untyped.metric_type, untyped.help.as_str()),
+        (MetricType::Untyped, "")
+    );
+    assert_eq!(
+        find(&b, "pipeline_batch_duration_seconds_sum", &[]).metric_type,
+        MetricType::Histogram
+    );
+    assert_eq!(
+        find(&b, "pipeline_record_size_bytes", &[("quantile", "0.99")]).metric_type,
+        MetricType::Summary
+    );
     assert_histograms_are_cumulative(&b, 1);
 }
 
 #[test]
 fn python_client_text_format_has_created_gauges_and_total_counter() {
     let b = parse_fixture("python_client.txt");
-    let md = |f: &str| b.metadata.iter().find(|m| m.family == f).unwrap_or_else(|| panic!("{f}")).metric_type;
+    let md = |f: &str| {
+        b.metadata
+            .iter()
+            .find(|m| m.family == f)
+            .unwrap_or_else(|| panic!("{f}"))
+            .metric_type
+    };
     assert_eq!(md("etl_rows_written_total"), MetricType::Counter);
     assert_eq!(md("etl_rows_written_created"), MetricType::Gauge);
     assert_eq!(md("etl_batch_size_rows"), MetricType::Summary);
     assert_eq!(value(&b, "etl_batch_size_rows_count", &[]), 3.0);
-    assert!(!b.series.iter().any(|s| s.key.metric == "etl_batch_size_rows"), "summary without quantiles");
+    assert!(
+        !b.series
+            .iter()
+            .any(|s| s.key.metric == "etl_batch_size_rows"),
+        "summary without quantiles"
+    );
     // Python writes le="1.0" where Go writes le="1": kept as written, equal as numbers.
     let one = find(&b, "etl_step_latency_seconds_bucket", &[("le", "1.0")]);
-    assert_eq!(one.key.labels.get("le").unwrap().parse::<f64>().unwrap(), 1.0);
+    assert_eq!(
+        one.key.labels.get("le").unwrap().parse::<f64>().unwrap(),
+        1.0
+    );
     assert_histograms_are_cumulative(&b, 1);
 }
 
@@ -251,42 +365,89 @@ fn python_client_openmetrics_families_units_exemplars_and_eof() {
     let format = format_from_content_type(Some(&content_type("python_client.openmetrics.txt")));
     assert_eq!(format, Format::OpenMetrics);
     let b = parse(&body, format, TS).unwrap();
-    let md = |f: &str| b.metadata.iter().find(|m| m.family == f).unwrap_or_else(|| panic!("{f}"));
+    let md = |f: &str| {
+        b.metadata
+            .iter()
+            .find(|m| m.family == f)
+            .unwrap_or_else(|| panic!("{f}"))
+    };
     assert_eq!(md("etl_rows_written").metric_type, MetricType::Counter);
-    assert!(!b.metadata.iter().any(|m| m.family == "etl_rows_written_total"));
-    assert_eq!(find(&b, "etl_rows_written_total", &[("table", "orders")]).metric_type, MetricType::Counter);
+    assert!(!b
+        .metadata
+        .iter()
+        .any(|m| m.family == "etl_rows_written_total"));
+    assert_eq!(
+        find(&b, "etl_rows_written_total", &[("table", "orders")]).metric_type,
+        MetricType::Counter
+    );
     let created = find(&b, "etl_rows_written_created", &[("table", "orders")]);
-    assert_eq!((created.metric_type, created.samples[0].value), (MetricType::Counter, 1.7957076197510011e9));
+    assert_eq!(
+        (created.metric_type, created.samples[0].value),
+        (MetricType::Counter, 1.7957076197510011e9)
+    );
     assert_eq!(md("etl_freshness_lag_seconds").unit, "seconds");
     assert_eq!(md("etl_build").metric_type, MetricType::Info);
-    let info = find(&b, "etl_build_info", &[("version", "1.4.2"), ("git_sha", "deadbeef")]);
-    assert_eq!((info.metric_type, info.samples[0].value), (MetricType::Info, 1.0));
+    let info = find(
+        &b,
+        "etl_build_info",
+        &[("version", "1.4.2"), ("git_sha", "deadbeef")],
+    );
+    assert_eq!(
+        (info.metric_type, info.samples[0].value),
+        (MetricType::Info, 1.0)
+    );
     let states: BTreeMap<&str, f64> = b
         .series
         .iter()
         .filter(|s| s.key.metric == "etl_job_state")
-        .map(|s| (s.key.labels.get("etl_job_state").unwrap(), s.samples[0].value))
+        .map(|s| {
+            (
+                s.key.labels.get("etl_job_state").unwrap(),
+                s.samples[0].value,
+            )
+        })
         .collect();
-    assert_eq!(states, BTreeMap::from([("failed", 0.0), ("idle", 0.0), ("running", 1.0)]));
-    assert!(b.series.iter().filter(|s| s.key.metric == "etl_job_state").all(|s| s.metric_type == MetricType::StateSet));
+    assert_eq!(
+        states,
+        BTreeMap::from([("failed", 0.0), ("idle", 0.0), ("running", 1.0)])
+    );
+    assert!(b
+        .series
+        .iter()
+        .filter(|s| s.key.metric == "etl_job_state")
+        .all(|s| s.metric_type == MetricType::StateSet));
     assert_eq!(b.sample_count(), 22);
 
     // The 7 exemplars (one per bucket including +Inf, one on a counter) are validated: breaking
     // any one of them makes the parse fail on that line.
-    let exemplar_lines: Vec<usize> = body.lines().enumerate().filter(|(_, l)| l.contains(" # {")).map(|(i, _)| i + 1).collect();
+    let exemplar_lines: Vec<usize> = body
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(" # {"))
+        .map(|(i, _)| i + 1)
+        .collect();
     assert_eq!(exemplar_lines.len(), 7);
     for &n in &exemplar_lines {
         let broken: String = body
             .lines()
             .enumerate()
-            .map(|(i, l)| if i + 1 == n { format!("{}x\n", l.trim_end()) } else { format!("{l}\n") })
+            .map(|(i, l)| {
+                if i + 1 == n {
+                    format!("{}x\n", l.trim_end())
+                } else {
+                    format!("{l}\n")
+                }
+            })
             .collect();
         let e = parse(&broken, Format::OpenMetrics, TS).unwrap_err();
         assert_eq!(e.line, n, "{e}");
         assert!(e.message.contains("exemplar's timestamp"), "{e}");
     }
     // The same body read as text 0.0.4 fails on the first exemplar, not silently.
-    assert_eq!(parse(&body, Format::Text004, TS).unwrap_err().line, exemplar_lines[0]);
+    assert_eq!(
+        parse(&body, Format::Text004, TS).unwrap_err().line,
+        exemplar_lines[0]
+    );
 
     let truncated = body.strip_suffix("# EOF\n").unwrap();
     let e = parse(truncated, Format::OpenMetrics, TS).unwrap_err();
@@ -358,12 +519,17 @@ mod remote_write {
     }
 
     pub fn decode(snappy_body: &[u8]) -> (Vec<Series>, Vec<Metadata>) {
-        let raw = snap::raw::Decoder::new().decompress_vec(snappy_body).expect("snappy block");
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(snappy_body)
+            .expect("snappy block");
         let (mut series, mut metadata) = (Vec::new(), Vec::new());
         for (n, f) in fields(&raw) {
             let Field::Bytes(msg) = f else { continue };
             if n == 1 {
-                let mut s = Series { labels: Vec::new(), samples: Vec::new() };
+                let mut s = Series {
+                    labels: Vec::new(),
+                    samples: Vec::new(),
+                };
                 for (n, f) in fields(msg) {
                     let Field::Bytes(inner) = f else { continue };
                     match n {
@@ -371,7 +537,11 @@ mod remote_write {
                             let (mut k, mut v) = (String::new(), String::new());
                             for (n, f) in fields(inner) {
                                 if let Field::Bytes(b) = f {
-                                    if n == 1 { k = string(b) } else if n == 2 { v = string(b) }
+                                    if n == 1 {
+                                        k = string(b)
+                                    } else if n == 2 {
+                                        v = string(b)
+                                    }
                                 }
                             }
                             s.labels.push((k, v));
@@ -392,7 +562,11 @@ mod remote_write {
                 }
                 series.push(s);
             } else if n == 3 {
-                let mut m = Metadata { kind: 0, family: String::new(), help: String::new() };
+                let mut m = Metadata {
+                    kind: 0,
+                    family: String::new(),
+                    help: String::new(),
+                };
                 for (n, f) in fields(msg) {
                     match (n, f) {
                         (1, Field::Varint(v)) => m.kind = v,
@@ -408,7 +582,11 @@ mod remote_write {
     }
 }
 
-fn remote_write_requests() -> Vec<(String, Vec<remote_write::Series>, Vec<remote_write::Metadata>)> {
+fn remote_write_requests() -> Vec<(
+    String,
+    Vec<remote_write::Series>,
+    Vec<remote_write::Metadata>,
+)> {
     let dir = fixture_dir("remote_write");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -431,18 +609,46 @@ fn oracle_reader_agrees_with_the_capture_summaries() {
     assert_eq!(requests.len(), 6);
     for (name, series, metadata) in &requests {
         let expected: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(fixture_dir("remote_write").join(name.replace(".bin", ".expected.json"))).unwrap(),
+            &std::fs::read_to_string(
+                fixture_dir("remote_write").join(name.replace(".bin", ".expected.json")),
+            )
+            .unwrap(),
         )
         .unwrap();
-        assert_eq!(series.len() as u64, expected["timeseries_count"].as_u64().unwrap(), "{name}");
-        assert_eq!(metadata.len() as u64, expected["metadata_count"].as_u64().unwrap(), "{name}");
-        let samples: Vec<f64> = series.iter().flat_map(|s| s.samples.iter().map(|x| x.1)).collect();
-        assert_eq!(samples.len() as u64, expected["samples_count"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            series.len() as u64,
+            expected["timeseries_count"].as_u64().unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            metadata.len() as u64,
+            expected["metadata_count"].as_u64().unwrap(),
+            "{name}"
+        );
+        let samples: Vec<f64> = series
+            .iter()
+            .flat_map(|s| s.samples.iter().map(|x| x.1))
+            .collect();
+        assert_eq!(
+            samples.len() as u64,
+            expected["samples_count"].as_u64().unwrap(),
+            "{name}"
+        );
         let nan = samples.iter().filter(|v| v.is_nan()).count();
-        assert_eq!(nan as u64, expected["nan_sample_count"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            nan as u64,
+            expected["nan_sample_count"].as_u64().unwrap(),
+            "{name}"
+        );
         let mut per_name: BTreeMap<String, u64> = BTreeMap::new();
         for s in series {
-            let n = s.labels.iter().find(|(k, _)| k == "__name__").unwrap().1.clone();
+            let n = s
+                .labels
+                .iter()
+                .find(|(k, _)| k == "__name__")
+                .unwrap()
+                .1
+                .clone();
             *per_name.entry(n).or_default() += 1;
         }
         let want: BTreeMap<String, u64> = expected["series_per_metric_name"]
@@ -455,21 +661,40 @@ fn oracle_reader_agrees_with_the_capture_summaries() {
     }
 }
 
-type SeriesSet = BTreeSet<(String, Vec<(String, String)>)>;
+/// Metric name and label pairs (sorted by name) of one series.
+type SeriesId = (String, Vec<(String, String)>);
+type SeriesSet = BTreeSet<SeriesId>;
 
 /// What Prometheus stored for one scrape of one target: name and labels of every sample with
 /// that scrape's timestamp, minus the labels listed in `drop`.
-fn prometheus_scrape(jobs: &[&str], ts: i64, drop: &[&str]) -> (SeriesSet, BTreeMap<(String, Vec<(String, String)>), f64>) {
+fn prometheus_scrape(
+    jobs: &[&str],
+    ts: i64,
+    drop: &[&str],
+) -> (SeriesSet, BTreeMap<SeriesId, f64>) {
     let mut set = SeriesSet::new();
     let mut values = BTreeMap::new();
     for (_, series, _) in remote_write_requests() {
         for s in series {
-            let job = s.labels.iter().find(|(k, _)| k == "job").map(|(_, v)| v.as_str()).unwrap_or("");
-            let Some(&(t, v)) = s.samples.first() else { continue };
+            let job = s
+                .labels
+                .iter()
+                .find(|(k, _)| k == "job")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("");
+            let Some(&(t, v)) = s.samples.first() else {
+                continue;
+            };
             if t != ts || !jobs.contains(&job) {
                 continue;
             }
-            let name = s.labels.iter().find(|(k, _)| k == "__name__").unwrap().1.clone();
+            let name = s
+                .labels
+                .iter()
+                .find(|(k, _)| k == "__name__")
+                .unwrap()
+                .1
+                .clone();
             let labels: Vec<(String, String)> = s
                 .labels
                 .into_iter()
@@ -525,7 +750,11 @@ fn node_exporter_series_equal_what_prometheus_stored() {
     let drop = ["job", "instance", "fixture"];
     let (prom, _) = prometheus_scrape(&["node"], 1_795_707_629_273, &drop);
     assert_eq!(prom.len(), 512);
-    assert_same_series("node", &ours(&parse_fixture("node_exporter.txt"), &drop), &prom);
+    assert_same_series(
+        "node",
+        &ours(&parse_fixture("node_exporter.txt"), &drop),
+        &prom,
+    );
 }
 
 #[test]
@@ -533,7 +762,11 @@ fn postgres_exporter_series_equal_what_prometheus_stored() {
     let drop = ["job", "instance", "fixture"];
     let (prom, _) = prometheus_scrape(&["postgres"], 1_795_707_627_827, &drop);
     assert_eq!(prom.len(), 506);
-    assert_same_series("postgres", &ours(&parse_fixture("postgres_exporter.txt"), &drop), &prom);
+    assert_same_series(
+        "postgres",
+        &ours(&parse_fixture("postgres_exporter.txt"), &drop),
+        &prom,
+    );
 }
 
 #[test]
@@ -545,7 +778,12 @@ fn python_client_openmetrics_series_and_values_equal_what_prometheus_stored() {
     assert_same_series("python_client", &ours(&b, &drop), &prom);
     // The exporter serves fixed values, so Prometheus' values must match ours bit for bit.
     for s in &b.series {
-        let labels: Vec<(String, String)> = s.key.labels.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let labels: Vec<(String, String)> = s
+            .key
+            .labels
+            .iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         let theirs = prom_values[&(s.key.metric.clone(), labels)];
         assert_eq!(theirs.to_bits(), s.samples[0].value.to_bits(), "{}", s.key);
     }
@@ -567,16 +805,31 @@ fn pushgateway_series_equal_what_prometheus_stored_with_honor_labels() {
             l.insert("job", "pushgateway");
             l.insert("instance", "127.0.0.1:19091");
         }
-        mine.insert((s.key.metric.clone(), l.iter().map(|(k, v)| (k.into(), v.into())).collect()));
+        mine.insert((
+            s.key.metric.clone(),
+            l.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        ));
     }
     for n in SYNTHETIC {
-        let l = vec![("instance".to_string(), "127.0.0.1:19091".to_string()), ("job".to_string(), "pushgateway".to_string())];
+        let l = vec![
+            ("instance".to_string(), "127.0.0.1:19091".to_string()),
+            ("job".to_string(), "pushgateway".to_string()),
+        ];
         mine.insert((n.to_string(), l));
     }
     assert_same_series("pushgateway", &mine, &prom);
     let key = |kind: &str| {
-        let l = [("instance", "worker-1"), ("job", "pipeline_batch"), ("kind", kind)];
-        ("pipeline_special_values".to_string(), l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>())
+        let l = [
+            ("instance", "worker-1"),
+            ("job", "pipeline_batch"),
+            ("kind", kind),
+        ];
+        (
+            "pipeline_special_values".to_string(),
+            l.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>(),
+        )
     };
     for kind in ["big_int", "neg_inf", "pos_inf", "tiny", "neg_zero"] {
         let ours = value(&b, "pipeline_special_values", &[("kind", kind)]);
@@ -587,7 +840,10 @@ fn pushgateway_series_equal_what_prometheus_stored_with_honor_labels() {
 #[test]
 fn family_types_and_help_equal_prometheus_metadata() {
     let requests = remote_write_requests();
-    let (_, _, metadata) = requests.iter().find(|(n, _, _)| n.contains("metadata")).unwrap();
+    let (_, _, metadata) = requests
+        .iter()
+        .find(|(n, _, _)| n.contains("metadata"))
+        .unwrap();
     let theirs: BTreeMap<&str, (MetricType, &str)> = metadata
         .iter()
         .map(|m| {
@@ -606,10 +862,20 @@ fn family_types_and_help_equal_prometheus_metadata() {
         })
         .collect();
     let mut compared = 0;
-    for name in ["node_exporter.txt", "postgres_exporter.txt", "prometheus_server.txt", "pushgateway.txt"] {
+    for name in [
+        "node_exporter.txt",
+        "postgres_exporter.txt",
+        "prometheus_server.txt",
+        "pushgateway.txt",
+    ] {
         for md in parse_fixture(name).metadata {
             if let Some(&(t, help)) = theirs.get(md.family.as_str()) {
-                assert_eq!((md.metric_type, md.help.as_str()), (t, help), "{name}: {}", md.family);
+                assert_eq!(
+                    (md.metric_type, md.help.as_str()),
+                    (t, help),
+                    "{name}: {}",
+                    md.family
+                );
                 compared += 1;
             }
         }
