@@ -309,7 +309,9 @@ impl Drop for EmbeddedPostgres {
             .args(["-m", "fast", "-w", "stop"])
             .output();
         match result {
-            Ok(out) if out.status.success() => info!(port = self.port, "stopped embedded PostgreSQL"),
+            Ok(out) if out.status.success() => {
+                info!(port = self.port, "stopped embedded PostgreSQL")
+            }
             Ok(out) => warn!(output = %tail(&out), "stopping embedded PostgreSQL failed"),
             Err(e) => warn!(error = %e, "stopping embedded PostgreSQL failed"),
         }
@@ -319,8 +321,15 @@ impl Drop for EmbeddedPostgres {
 /// `pg_config --bindir`, else the highest `/usr/lib/postgresql/*/bin`, else the directory of
 /// `initdb` on PATH; each only if it holds initdb, pg_ctl and postgres.
 fn find_bindir() -> Option<PathBuf> {
-    let complete = |dir: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file());
-    if let Ok(out) = std::process::Command::new("pg_config").arg("--bindir").output() {
+    let complete = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
+    if let Ok(out) = std::process::Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+    {
         if out.status.success() {
             let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
             if complete(&dir) {
@@ -373,7 +382,10 @@ async fn service_user_ids() -> Result<(u32, u32), EmbeddedError> {
         if !out.status.success() {
             return None;
         }
-        String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().ok()
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u32>()
+            .ok()
     };
     match (id("-u").await, id("-g").await) {
         (Some(uid), Some(gid)) => Ok((uid, gid)),
@@ -400,10 +412,12 @@ fn create_owned_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), Embedde
         source,
     })?;
     if let Some((uid, gid)) = owner {
-        std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(|source| EmbeddedError::Io {
-            what: "cannot hand the PostgreSQL cluster directory to the postgres user",
-            path: dir.to_path_buf(),
-            source,
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(|source| {
+            EmbeddedError::Io {
+                what: "cannot hand the PostgreSQL cluster directory to the postgres user",
+                path: dir.to_path_buf(),
+                source,
+            }
         })?;
     }
     Ok(())
@@ -473,7 +487,10 @@ async fn initdb(
 /// The port of a server already running on this cluster, read from postmaster.pid.
 async fn running_port(runner: &Runner, paths: &ClusterPaths) -> Option<u16> {
     let pgdata = paths.pgdata.to_string_lossy().into_owned();
-    runner.run("pg_ctl", &["-D", &pgdata, "status"]).await.ok()?;
+    runner
+        .run("pg_ctl", &["-D", &pgdata, "status"])
+        .await
+        .ok()?;
     let pid_file = std::fs::read_to_string(paths.pgdata.join("postmaster.pid")).ok()?;
     // Line 4 of postmaster.pid is the port.
     pid_file.lines().nth(3)?.trim().parse().ok()
@@ -515,7 +532,9 @@ async fn start_server(runner: &Runner, paths: &ClusterPaths) -> Result<u16, Embe
         match runner
             .run(
                 "pg_ctl",
-                &["-D", &pgdata, "-l", &log, "-w", "-t", "120", "-o", &options, "start"],
+                &[
+                    "-D", &pgdata, "-l", &log, "-w", "-t", "120", "-o", &options, "start",
+                ],
             )
             .await
         {

@@ -57,7 +57,11 @@ impl Store {
             .partition_days
             .lock()
             .expect("partition cache poisoned")
-            .extend(days.iter().copied().filter(|&d| partitions::partitionable(d)));
+            .extend(
+                days.iter()
+                    .copied()
+                    .filter(|&d| partitions::partitionable(d)),
+            );
 
         // Day-aligned, so a rollup bucket is kept exactly when its raw samples are.
         let first_kept_day = day_of(now_ms - i64::from(self.inner.cfg.retention_days) * DAY_MS);
@@ -65,22 +69,34 @@ impl Store {
         report.partitions_dropped =
             partitions::drop_partitions_before(pool, "samples", first_kept_day).await?;
         {
-            let mut known = self.inner.partition_days.lock().expect("partition cache poisoned");
+            let mut known = self
+                .inner
+                .partition_days
+                .lock()
+                .expect("partition cache poisoned");
             known.retain(|&d| d >= first_kept_day);
         }
         for table in ["samples_default", "samples_1m", "samples_1h"] {
-            let column = if table == "samples_default" { "ts" } else { "bucket" };
-            let deleted = sqlx::query(&format!("DELETE FROM {table} WHERE {column} < {}", sql_ts(1)))
-                .bind(cutoff)
-                .execute(pool)
-                .await
-                .context("deleting expired rows")?
-                .rows_affected();
+            let column = if table == "samples_default" {
+                "ts"
+            } else {
+                "bucket"
+            };
+            let deleted = sqlx::query(&format!(
+                "DELETE FROM {table} WHERE {column} < {}",
+                sql_ts(1)
+            ))
+            .bind(cutoff)
+            .execute(pool)
+            .await
+            .context("deleting expired rows")?
+            .rows_affected();
             report.expired_rows += deleted;
         }
 
         let lag_ms = i64::try_from(self.inner.cfg.rollup_lag.as_millis()).unwrap_or(i64::MAX);
-        self.roll_up(now_ms.saturating_sub(lag_ms), &mut report).await?;
+        self.roll_up(now_ms.saturating_sub(lag_ms), &mut report)
+            .await?;
 
         report.elapsed = started.elapsed();
         if !report.partitions_created.is_empty() || !report.partitions_dropped.is_empty() {
@@ -96,7 +112,11 @@ impl Store {
 
     /// Rolls up to `until` (rounded down to whole minutes / hours) in one transaction that
     /// holds the rollup lock exclusively, so writers' late-sample marks cannot interleave.
-    async fn roll_up(&self, until: TimestampMs, report: &mut MaintenanceReport) -> Result<(), StoreError> {
+    async fn roll_up(
+        &self,
+        until: TimestampMs,
+        report: &mut MaintenanceReport,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await.context("starting the rollup")?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(ROLLUP_LOCK_KEY)
@@ -108,10 +128,13 @@ impl Store {
         let state = read_state(&mut tx, "1m").await?;
         let target = until.div_euclid(MINUTE_MS) * MINUTE_MS;
         let first_raw = if state.watermark.is_none() {
-            sqlx::query_scalar::<_, Option<i64>>(&format!("SELECT {} FROM samples", sql_ms("min(ts)")))
-                .fetch_one(&mut *tx)
-                .await
-                .context("finding the earliest sample")?
+            sqlx::query_scalar::<_, Option<i64>>(&format!(
+                "SELECT {} FROM samples",
+                sql_ms("min(ts)")
+            ))
+            .fetch_one(&mut *tx)
+            .await
+            .context("finding the earliest sample")?
         } else {
             None
         };
@@ -239,16 +262,17 @@ async fn read_state(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     name: &str,
 ) -> Result<RollupState, StoreError> {
-    let (watermark, dirty_from, dirty_to): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(&format!(
-        "SELECT {}, {}, {} FROM rollup_state WHERE name = $1",
-        sql_ms("watermark"),
-        sql_ms("dirty_from"),
-        sql_ms("dirty_to")
-    ))
-    .bind(name)
-    .fetch_one(&mut **tx)
-    .await
-    .context("reading rollup state")?;
+    let (watermark, dirty_from, dirty_to): (Option<i64>, Option<i64>, Option<i64>) =
+        sqlx::query_as(&format!(
+            "SELECT {}, {}, {} FROM rollup_state WHERE name = $1",
+            sql_ms("watermark"),
+            sql_ms("dirty_from"),
+            sql_ms("dirty_to")
+        ))
+        .bind(name)
+        .fetch_one(&mut **tx)
+        .await
+        .context("reading rollup state")?;
     Ok(RollupState {
         watermark,
         dirty: dirty_from.zip(dirty_to.or(dirty_from)),
@@ -308,7 +332,10 @@ mod tests {
 
     #[test]
     fn first_rollup_starts_at_the_earliest_sample() {
-        let s = RollupState { watermark: None, dirty: None };
+        let s = RollupState {
+            watermark: None,
+            dirty: None,
+        };
         let (ranges, w) = plan(&s, 600_000, Some(123_456), MINUTE_MS);
         assert_eq!(ranges, vec![120_000..600_000]);
         assert_eq!(w, Some(600_000));

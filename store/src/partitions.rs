@@ -175,7 +175,9 @@ pub(crate) async fn drop_partitions_before(
             .context("dropping an expired sample partition")?;
         dropped.push(name);
     }
-    tx.commit().await.context("committing partition retention")?;
+    tx.commit()
+        .await
+        .context("committing partition retention")?;
     Ok(dropped)
 }
 
@@ -201,10 +203,16 @@ mod tests {
     fn partition_names_round_trip() {
         let day = day_of(1_709_164_800_000); // 2024-02-29T00:00:00Z
         assert_eq!(partition_name("samples", day), "samples_p20240229");
-        assert_eq!(parse_partition_name("samples", "samples_p20240229"), Some(day));
+        assert_eq!(
+            parse_partition_name("samples", "samples_p20240229"),
+            Some(day)
+        );
         assert_eq!(parse_partition_name("samples", "samples_default"), None);
         assert_eq!(parse_partition_name("samples", "samples_p20240230"), None);
-        assert_eq!(parse_partition_name("samples", "bench_anchor_samples_p20240229"), None);
+        assert_eq!(
+            parse_partition_name("samples", "bench_anchor_samples_p20240229"),
+            None
+        );
     }
 
     #[test]

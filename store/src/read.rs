@@ -4,7 +4,9 @@
 use crate::error::{DbContext, StoreError};
 use crate::partitions::{HOUR_MS, MINUTE_MS};
 use crate::{sql_ms, sql_ts, StorageMode, Store};
-use model::{Aggregation, Labels, MetricType, RangeQuery, RangeSeries, Selector, SeriesKey, TimestampMs};
+use model::{
+    Aggregation, Labels, MetricType, RangeQuery, RangeSeries, Selector, SeriesKey, TimestampMs,
+};
 use std::collections::HashMap;
 
 /// A registered series.
@@ -47,7 +49,11 @@ impl Store {
 
     /// Values of `label` across series (of `metric`, if given), sorted. `__name__` lists
     /// metric names.
-    pub async fn label_values(&self, label: &str, metric: Option<&str>) -> Result<Vec<String>, StoreError> {
+    pub async fn label_values(
+        &self,
+        label: &str,
+        metric: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
         if label == "__name__" {
             return sqlx::query_scalar(
                 "SELECT DISTINCT metric FROM series WHERE $1::text IS NULL OR metric = $1 ORDER BY 1",
@@ -96,9 +102,9 @@ impl Store {
             if !sel.matches(&key) {
                 continue;
             }
-            let metric_type = metric_type.parse().map_err(|e: String| {
-                StoreError::Corrupt(format!("series {id}: {e}"))
-            })?;
+            let metric_type = metric_type
+                .parse()
+                .map_err(|e: String| StoreError::Corrupt(format!("series {id}: {e}")))?;
             out.push(SeriesInfo {
                 id,
                 key,
@@ -115,7 +121,11 @@ impl Store {
     /// the whole bucket. Buckets below the rollup watermark are read from `samples_1h`
     /// (step a multiple of 1 h) or `samples_1m` (a multiple of 1 min); the rest from raw
     /// samples. Series without points are left out; series are sorted by metric and labels.
-    pub async fn query_range(&self, sel: &Selector, q: &RangeQuery) -> Result<Vec<RangeSeries>, StoreError> {
+    pub async fn query_range(
+        &self,
+        sel: &Selector,
+        q: &RangeQuery,
+    ) -> Result<Vec<RangeSeries>, StoreError> {
         if q.step_ms <= 0 {
             return Err(StoreError::InvalidQuery(format!(
                 "step must be positive, got {} ms",
@@ -179,13 +189,31 @@ impl Store {
         let mut points: HashMap<i64, Vec<(TimestampMs, f64)>> = HashMap::new();
         if let (Some((table, _)), true) = (rollup, split > from) {
             let agg = rollup_aggregate(q.aggregation);
-            self.fetch_buckets(&mut points, table, "bucket", agg, &ids, q.step_ms, from, split)
-                .await?;
+            self.fetch_buckets(
+                &mut points,
+                table,
+                "bucket",
+                agg,
+                &ids,
+                q.step_ms,
+                from,
+                split,
+            )
+            .await?;
         }
         if to > split {
             let agg = raw_aggregate(q.aggregation);
-            self.fetch_buckets(&mut points, "samples", "ts", agg, &ids, q.step_ms, split, to)
-                .await?;
+            self.fetch_buckets(
+                &mut points,
+                "samples",
+                "ts",
+                agg,
+                &ids,
+                q.step_ms,
+                split,
+                to,
+            )
+            .await?;
         }
 
         let mut out: Vec<RangeSeries> = series
@@ -216,7 +244,9 @@ impl Store {
         from: TimestampMs,
         to: TimestampMs,
     ) -> Result<(), StoreError> {
-        let bucket = format!("date_bin($2::bigint * interval '1 millisecond', {time_column}, timestamptz 'epoch')");
+        let bucket = format!(
+            "date_bin($2::bigint * interval '1 millisecond', {time_column}, timestamptz 'epoch')"
+        );
         let sql = format!(
             "SELECT series_id, {} AS b, {aggregate} AS v FROM {table} \
              WHERE series_id = ANY($1) AND {time_column} >= {} AND {time_column} < {} \
@@ -266,8 +296,10 @@ fn rollup_aggregate(a: Aggregation) -> &'static str {
 }
 
 fn parse_labels(id: i64, json: &str) -> Result<Labels, StoreError> {
-    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
-        .map_err(|e| StoreError::Corrupt(format!("labels of series {id} are not a JSON object: {e}")))?;
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| {
+            StoreError::Corrupt(format!("labels of series {id} are not a JSON object: {e}"))
+        })?;
     let mut labels = Labels::new();
     for (k, v) in map {
         match v {

@@ -34,6 +34,9 @@ pub(crate) async fn apply_policies(pool: &PgPool, cfg: &StoreConfig) -> Result<(
             .await
             .context("applying TimescaleDB policies")?;
     }
-    info!(retention_days = cfg.retention_days, "TimescaleDB policies applied");
+    info!(
+        retention_days = cfg.retention_days,
+        "TimescaleDB policies applied"
+    );
     Ok(())
 }

@@ -237,7 +237,12 @@ impl Store {
             new_series: inserted.len() as u64,
             elapsed: started.elapsed(),
         };
-        debug!(rows, new_series = stats.new_series, elapsed_ms = stats.elapsed.as_millis() as u64, "batch written");
+        debug!(
+            rows,
+            new_series = stats.new_series,
+            elapsed_ms = stats.elapsed.as_millis() as u64,
+            "batch written"
+        );
         Ok(stats)
     }
 
@@ -249,9 +254,15 @@ impl Store {
         days.sort_unstable();
         days.dedup();
         let missing: Vec<i64> = {
-            let known = self.inner.partition_days.lock().expect("partition cache poisoned");
+            let known = self
+                .inner
+                .partition_days
+                .lock()
+                .expect("partition cache poisoned");
             days.into_iter()
-                .filter(|d| (oldest..=today + FUTURE_PARTITION_DAYS).contains(d) && !known.contains(d))
+                .filter(|d| {
+                    (oldest..=today + FUTURE_PARTITION_DAYS).contains(d) && !known.contains(d)
+                })
                 .collect()
         };
         if missing.is_empty() {
@@ -261,8 +272,16 @@ impl Store {
         if !created.is_empty() {
             debug!(?created, "created sample partitions on demand");
         }
-        let mut known = self.inner.partition_days.lock().expect("partition cache poisoned");
-        known.extend(missing.into_iter().filter(|&d| partitions::partitionable(d)));
+        let mut known = self
+            .inner
+            .partition_days
+            .lock()
+            .expect("partition cache poisoned");
+        known.extend(
+            missing
+                .into_iter()
+                .filter(|&d| partitions::partitionable(d)),
+        );
         Ok(())
     }
 
@@ -293,7 +312,9 @@ impl Store {
 
         let mut conn = pool.acquire().await.context("starting the anchor COPY")?;
         let mut copy = conn
-            .copy_in_raw("COPY bench_anchor_samples (series_id, ts, value) FROM STDIN (FORMAT binary)")
+            .copy_in_raw(
+                "COPY bench_anchor_samples (series_id, ts, value) FROM STDIN (FORMAT binary)",
+            )
             .await
             .context("starting the anchor COPY")?;
         let mut enc = SampleCopyEncoder::new();
@@ -303,7 +324,9 @@ impl Store {
                 copy.send(enc.take()).await.context("sending anchor rows")?;
             }
         }
-        copy.send(enc.finish()).await.context("sending anchor rows")?;
+        copy.send(enc.finish())
+            .await
+            .context("sending anchor rows")?;
         copy.finish().await.context("finishing the anchor COPY")
     }
 

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use store::EmbeddedPostgres;
 
 fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pipewatch-embedded-{name}-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("pipewatch-embedded-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -16,7 +17,10 @@ async fn cluster_survives_stop_and_start_with_its_data_and_port() {
     let dir = scratch_dir("restart");
     let pg = EmbeddedPostgres::start(&dir).await.unwrap();
     let url = pg.url();
-    assert!(url.starts_with("postgres://pipewatch@127.0.0.1:") && url.ends_with("/pipewatch"), "{url}");
+    assert!(
+        url.starts_with("postgres://pipewatch@127.0.0.1:") && url.ends_with("/pipewatch"),
+        "{url}"
+    );
     let port = pg.port();
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::raw_sql("CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)")
@@ -31,19 +35,28 @@ async fn cluster_survives_stop_and_start_with_its_data_and_port() {
     std::mem::forget(again); // the first handle owns the shutdown
 
     pg.stop().await.unwrap();
-    assert!(sqlx::PgConnection::connect(&url).await.is_err(), "server still up after stop");
+    assert!(
+        sqlx::PgConnection::connect(&url).await.is_err(),
+        "server still up after stop"
+    );
 
     let pg = EmbeddedPostgres::start(&dir).await.unwrap();
     assert_eq!(pg.port(), port, "the remembered port is reused while free");
     let mut conn = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
-    let v: i32 = sqlx::query_scalar("SELECT v FROM kept").fetch_one(&mut conn).await.unwrap();
+    let v: i32 = sqlx::query_scalar("SELECT v FROM kept")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(v, 42);
     conn.close().await.unwrap();
 
     // Dropping the handle stops the server too.
     let url = pg.url();
     drop(pg);
-    assert!(sqlx::PgConnection::connect(&url).await.is_err(), "server still up after drop");
+    assert!(
+        sqlx::PgConnection::connect(&url).await.is_err(),
+        "server still up after drop"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -60,9 +73,16 @@ async fn as_root_a_data_dir_the_postgres_user_cannot_reach_moves_to_var_tmp() {
     let pg = EmbeddedPostgres::start(&data_dir).await.unwrap();
     let cluster = pg.cluster_dir().to_path_buf();
     assert!(cluster.starts_with("/var/tmp"), "{}", cluster.display());
-    assert!(cluster.file_name().unwrap().to_string_lossy().starts_with("pipewatch-"));
+    assert!(cluster
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("pipewatch-"));
     let mut conn = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
-    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await.unwrap();
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(one, 1);
     conn.close().await.unwrap();
     pg.stop().await.unwrap();

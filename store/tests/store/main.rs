@@ -27,11 +27,16 @@ pub async fn store_with(cfg: StoreConfig) -> Store {
         .with_test_writer()
         .try_init();
     let url = store::testing::fresh_database_url().await;
-    Store::connect(&url, cfg).await.expect("connect to the test database")
+    Store::connect(&url, cfg)
+        .await
+        .expect("connect to the test database")
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 pub fn key(metric: &str, labels: &[(&str, &str)]) -> SeriesKey {
@@ -42,7 +47,10 @@ pub fn series(key: SeriesKey, samples: &[(i64, f64)]) -> TimeSeries {
     TimeSeries {
         key,
         metric_type: MetricType::Gauge,
-        samples: samples.iter().map(|&(ts, value)| Sample { ts, value }).collect(),
+        samples: samples
+            .iter()
+            .map(|&(ts, value)| Sample { ts, value })
+            .collect(),
     }
 }
 

@@ -36,8 +36,17 @@ async fn samples_spanning_days_get_daily_partitions_and_far_past_lands_in_defaul
     let now = now_ms();
     let k = key("spread", &[]);
     let far_past = 631_152_000_000; // 1990-01-01
-    let samples = [(now - DAY, 1.0), (now, 2.0), (now + DAY, 3.0), (now + 2 * DAY, 4.0), (far_past, 5.0)];
-    store.write(&[batch(vec![series(k.clone(), &samples)])]).await.unwrap();
+    let samples = [
+        (now - DAY, 1.0),
+        (now, 2.0),
+        (now + DAY, 3.0),
+        (now + 2 * DAY, 4.0),
+        (far_past, 5.0),
+    ];
+    store
+        .write(&[batch(vec![series(k.clone(), &samples)])])
+        .await
+        .unwrap();
 
     let parts = partition_days(&store).await;
     for (ts, _) in &samples[..4] {
@@ -46,7 +55,10 @@ async fn samples_spanning_days_get_daily_partitions_and_far_past_lands_in_defaul
         assert_eq!(count(&store, &name).await, 1, "{name}");
     }
     assert!(parts.contains(&"samples_default".to_string()));
-    assert!(!parts.contains(&day_name(&store, far_past).await), "1990 is outside retention");
+    assert!(
+        !parts.contains(&day_name(&store, far_past).await),
+        "1990 is outside retention"
+    );
     assert_eq!(count(&store, "samples_default").await, 1);
     let mut back = raw_samples(&store, k.stable_id()).await;
     back.sort_by_key(|s| s.0);
@@ -71,15 +83,28 @@ async fn creating_a_partition_moves_its_rows_out_of_default() {
     let now = now_ms();
     let later = now + 10 * DAY; // beyond the writer's on-demand window
     let k = key("future", &[]);
-    store.write(&[batch(vec![series(k.clone(), &[(later, 7.0), (later + 1, 8.0)])])]).await.unwrap();
+    store
+        .write(&[batch(vec![series(
+            k.clone(),
+            &[(later, 7.0), (later + 1, 8.0)],
+        )])])
+        .await
+        .unwrap();
     assert_eq!(count(&store, "samples_default").await, 2);
 
     let report = store.maintain(later).await.unwrap();
     let name = day_name(&store, later).await;
-    assert!(report.partitions_created.contains(&name), "{:?}", report.partitions_created);
+    assert!(
+        report.partitions_created.contains(&name),
+        "{:?}",
+        report.partitions_created
+    );
     assert_eq!(count(&store, "samples_default").await, 0);
     assert_eq!(count(&store, &name).await, 2);
-    assert_eq!(raw_samples(&store, k.stable_id()).await, vec![(later, 7.0), (later + 1, 8.0)]);
+    assert_eq!(
+        raw_samples(&store, k.stable_id()).await,
+        vec![(later, 7.0), (later + 1, 8.0)]
+    );
 }
 
 #[tokio::test]
@@ -111,13 +136,19 @@ async fn retention_drops_old_partitions_and_keeps_recent_data() {
     store.maintain(now).await.unwrap(); // partitions for today..+2
     store
         .write(&[batch(vec![
-            series(old.clone(), &[(now - 2 * DAY, 1.0), (now - DAY, 2.0), (now, 3.0)]),
+            series(
+                old.clone(),
+                &[(now - 2 * DAY, 1.0), (now - DAY, 2.0), (now, 3.0)],
+            ),
             series(recent.clone(), &[(now + 2 * DAY + HOUR, 4.0)]),
         ])])
         .await
         .unwrap();
     // Also one old sample in DEFAULT (retention applies there too).
-    store.write(&[batch(vec![series(old.clone(), &[(631_152_000_000, 9.0)])])]).await.unwrap();
+    store
+        .write(&[batch(vec![series(old.clone(), &[(631_152_000_000, 9.0)])])])
+        .await
+        .unwrap();
 
     // 32 days later the oldest kept day is now + 2 days.
     let later = now + 32 * DAY;
@@ -133,14 +164,19 @@ async fn retention_drops_old_partitions_and_keeps_recent_data() {
     }
     assert!(parts.contains(&day_name(&store, now + 2 * DAY).await));
     assert!(raw_samples(&store, old.stable_id()).await.is_empty());
-    assert_eq!(raw_samples(&store, recent.stable_id()).await, vec![(now + 2 * DAY + HOUR, 4.0)]);
-    let expired_rollups: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM samples_1m WHERE series_id = $1",
-    )
-    .bind(old.stable_id())
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
+    assert_eq!(
+        raw_samples(&store, recent.stable_id()).await,
+        vec![(now + 2 * DAY + HOUR, 4.0)]
+    );
+    let expired_rollups: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM samples_1m WHERE series_id = $1")
+            .bind(old.stable_id())
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
     assert_eq!(expired_rollups, 0);
-    assert!(report.expired_rows >= 1, "the DEFAULT row and old rollups count: {report:?}");
+    assert!(
+        report.expired_rows >= 1,
+        "the DEFAULT row and old rollups count: {report:?}"
+    );
 }

@@ -8,21 +8,35 @@ async fn same_series_twice_is_one_row_with_the_stable_id() {
     let store = store().await;
     let k = key("http_requests_total", &[("job", "api"), ("code", "200")]);
     let t = now_ms();
-    let first = store.write(&[batch(vec![series(k.clone(), &[(t, 1.0)])])]).await.unwrap();
+    let first = store
+        .write(&[batch(vec![series(k.clone(), &[(t, 1.0)])])])
+        .await
+        .unwrap();
     let second = store
-        .write(&[batch(vec![series(k.clone(), &[(t + 1000, 2.0)]), series(k.clone(), &[(t + 2000, 3.0)])])])
+        .write(&[batch(vec![
+            series(k.clone(), &[(t + 1000, 2.0)]),
+            series(k.clone(), &[(t + 2000, 3.0)]),
+        ])])
         .await
         .unwrap();
     assert_eq!((first.new_series, second.new_series), (1, 0));
     assert_eq!(second.rows, 2);
 
     // A second process (cold cache) registering the same key does not duplicate it either.
-    let other = Store::connect(&database_url(&store).await, StoreConfig::default()).await.unwrap();
-    let third = other.write(&[batch(vec![series(k.clone(), &[(t + 3000, 4.0)])])]).await.unwrap();
+    let other = Store::connect(&database_url(&store).await, StoreConfig::default())
+        .await
+        .unwrap();
+    let third = other
+        .write(&[batch(vec![series(k.clone(), &[(t + 3000, 4.0)])])])
+        .await
+        .unwrap();
     assert_eq!(third.new_series, 0);
 
     assert_eq!(store.series_count().await.unwrap(), 1);
-    let found = store.find_series(&Selector::parse("http_requests_total").unwrap()).await.unwrap();
+    let found = store
+        .find_series(&Selector::parse("http_requests_total").unwrap())
+        .await
+        .unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].id, k.stable_id());
     assert_eq!(found[0].key, k);
@@ -36,12 +50,25 @@ async fn last_seen_moves_at_most_once_a_minute() {
     let store = store().await;
     let k = key("up", &[("job", "x")]);
     let t = now_ms() - 10 * MINUTE;
-    store.write(&[batch(vec![series(k.clone(), &[(t, 1.0)])])]).await.unwrap();
-    store.write(&[batch(vec![series(k.clone(), &[(t + 30_000, 1.0)])])]).await.unwrap();
+    store
+        .write(&[batch(vec![series(k.clone(), &[(t, 1.0)])])])
+        .await
+        .unwrap();
+    store
+        .write(&[batch(vec![series(k.clone(), &[(t + 30_000, 1.0)])])])
+        .await
+        .unwrap();
     let sel = Selector::parse("up").unwrap();
     let info = store.find_series(&sel).await.unwrap().remove(0);
-    assert_eq!((info.first_seen, info.last_seen), (t, t), "30 s later is within the minute");
-    store.write(&[batch(vec![series(k.clone(), &[(t + 90_000, 1.0)])])]).await.unwrap();
+    assert_eq!(
+        (info.first_seen, info.last_seen),
+        (t, t),
+        "30 s later is within the minute"
+    );
+    store
+        .write(&[batch(vec![series(k.clone(), &[(t + 90_000, 1.0)])])])
+        .await
+        .unwrap();
     let info = store.find_series(&sel).await.unwrap().remove(0);
     assert_eq!((info.first_seen, info.last_seen), (t, t + 90_000));
 }
@@ -61,7 +88,13 @@ async fn metadata_upsert_keeps_one_row_per_family_with_the_latest_text() {
     };
     store.write(&[b(vec![meta("old help", "")])]).await.unwrap();
     // Twice in one write: the last one wins, and the upsert does not trip over the repeat.
-    store.write(&[b(vec![meta("newer", "")]), b(vec![meta("newest", "seconds")])]).await.unwrap();
+    store
+        .write(&[
+            b(vec![meta("newer", "")]),
+            b(vec![meta("newest", "seconds")]),
+        ])
+        .await
+        .unwrap();
     let rows: Vec<(String, String, String, String)> =
         sqlx::query_as("SELECT family, metric_type, unit, help FROM metric_metadata")
             .fetch_all(store.pool())
@@ -82,7 +115,9 @@ async fn metadata_upsert_keeps_one_row_per_family_with_the_latest_text() {
 async fn concurrent_writers_register_shared_series_once() {
     let store = store().await;
     let t = now_ms();
-    let keys: Vec<SeriesKey> = (0..50).map(|i| key("shared", &[("i", &i.to_string())])).collect();
+    let keys: Vec<SeriesKey> = (0..50)
+        .map(|i| key("shared", &[("i", &i.to_string())]))
+        .collect();
     let mut tasks = Vec::new();
     for w in 0..4 {
         let store = store.clone();
@@ -90,8 +125,10 @@ async fn concurrent_writers_register_shared_series_once() {
         let mut ks = keys.clone();
         ks.rotate_left(w * 13);
         tasks.push(tokio::spawn(async move {
-            let series: Vec<TimeSeries> =
-                ks.into_iter().map(|k| super::series(k, &[(t + w as i64, 1.0)])).collect();
+            let series: Vec<TimeSeries> = ks
+                .into_iter()
+                .map(|k| super::series(k, &[(t + w as i64, 1.0)]))
+                .collect();
             store.write(&[batch(series)]).await.unwrap()
         }));
     }
@@ -101,7 +138,10 @@ async fn concurrent_writers_register_shared_series_once() {
     }
     assert_eq!(new_total, 50);
     assert_eq!(store.series_count().await.unwrap(), 50);
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM samples").fetch_one(store.pool()).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM samples")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(n, 200);
 }
 
@@ -112,7 +152,10 @@ async fn database_url(store: &Store) -> String {
             .fetch_one(store.pool())
             .await
             .unwrap();
-    let user: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(store.pool()).await.unwrap();
+    let user: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     match std::env::var("DATABASE_URL") {
         Ok(u) if !u.is_empty() => {
             let base = u.split('?').next().unwrap();

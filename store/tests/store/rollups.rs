@@ -40,7 +40,12 @@ fn to_batches(data: &Generated) -> Vec<Batch> {
             for &(s, t, v) in chunk {
                 by_series.entry(s).or_default().push((t, v));
             }
-            batch(by_series.into_iter().map(|(s, pts)| series(series_key(s), &pts)).collect())
+            batch(
+                by_series
+                    .into_iter()
+                    .map(|(s, pts)| series(series_key(s), &pts))
+                    .collect(),
+            )
         })
         .collect()
 }
@@ -53,7 +58,10 @@ fn expected(data: &Generated, q: &RangeQuery) -> BTreeMap<usize, Vec<(i64, f64)>
     let mut buckets: BTreeMap<(usize, i64), Vec<(i64, f64)>> = BTreeMap::new();
     for &(s, t, v) in data {
         if t >= from && t < to {
-            buckets.entry((s, t.div_euclid(q.step_ms) * q.step_ms)).or_default().push((t, v));
+            buckets
+                .entry((s, t.div_euclid(q.step_ms) * q.step_ms))
+                .or_default()
+                .push((t, v));
         }
     }
     let mut out: BTreeMap<usize, Vec<(i64, f64)>> = BTreeMap::new();
@@ -85,9 +93,15 @@ async fn check(store: &Store, data: &Generated, start: i64, end: i64, step_ms: i
         };
         let want = expected(data, &q);
         let got = store.query_range(&sel, &q).await.unwrap();
-        assert_eq!(got.len(), want.len(), "series count, step {step_ms} {aggregation:?}");
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "series count, step {step_ms} {aggregation:?}"
+        );
         for rs in got {
-            let idx: usize = rs.labels.get("instance").unwrap()["host-".len()..].parse().unwrap();
+            let idx: usize = rs.labels.get("instance").unwrap()["host-".len()..]
+                .parse()
+                .unwrap();
             let w = &want[&idx];
             assert_eq!(
                 rs.points.iter().map(|p| p.0).collect::<Vec<_>>(),
@@ -125,25 +139,44 @@ async fn range_queries_match_an_independent_computation_across_rollups_and_raw()
 
     // Roll up to t0 + 3h17m: the minute watermark lands there, the hour one at t0 + 3h, so
     // queries read rollups for the first part and raw samples for the rest.
-    let report = store.maintain(t0 + 3 * HOUR + 17 * MINUTE + 2 * MINUTE).await.unwrap();
+    let report = store
+        .maintain(t0 + 3 * HOUR + 17 * MINUTE + 2 * MINUTE)
+        .await
+        .unwrap();
     assert_eq!(report.watermark_1m, Some(t0 + 3 * HOUR + 17 * MINUTE));
     assert_eq!(report.watermark_1h, Some(t0 + 3 * HOUR));
-    assert!(report.rollup_1m_rows > 0 && report.rollup_1h_rows > 0, "{report:?}");
+    assert!(
+        report.rollup_1m_rows > 0 && report.rollup_1h_rows > 0,
+        "{report:?}"
+    );
 
     let (start, end) = (t0 - 30 * MINUTE + 1234, t0 + 5 * HOUR + 10 * MINUTE);
     for step in [MINUTE, HOUR, 15_000, 5 * MINUTE, 2 * HOUR] {
         check(&store, &data, start, end, step).await;
     }
     // A range that starts and ends inside buckets.
-    check(&store, &data, t0 + 61 * MINUTE + 7, t0 + 4 * HOUR + 59 * MINUTE + 59_999, HOUR).await;
+    check(
+        &store,
+        &data,
+        t0 + 61 * MINUTE + 7,
+        t0 + 4 * HOUR + 59 * MINUTE + 59_999,
+        HOUR,
+    )
+    .await;
 
     // Late samples below both watermarks: reflected after the next maintenance.
-    let late = vec![(0usize, t0 + 30 * MINUTE + 5_000 + 1, 1e6), (2usize, t0 + 2 * HOUR + 1, 0.25)];
+    let late = vec![
+        (0usize, t0 + 30 * MINUTE + 5_000 + 1, 1e6),
+        (2usize, t0 + 2 * HOUR + 1, 0.25),
+    ];
     let stale_check = late.clone();
     store.write(&to_batches(&late)).await.unwrap();
     data.extend(stale_check);
     let again = store.maintain(t0 + 3 * HOUR + 19 * MINUTE).await.unwrap();
-    assert!(again.rollup_1m_rows > 0, "late buckets re-rolled: {again:?}");
+    assert!(
+        again.rollup_1m_rows > 0,
+        "late buckets re-rolled: {again:?}"
+    );
     for step in [MINUTE, HOUR, 15_000] {
         check(&store, &data, start, end, step).await;
     }
@@ -151,8 +184,15 @@ async fn range_queries_match_an_independent_computation_across_rollups_and_raw()
     // Prove the rollups are what is read below the watermark: without raw samples, the
     // rolled-up buckets still answer, and only those.
     let watermark_1m = again.watermark_1m.unwrap();
-    sqlx::query("DELETE FROM samples").execute(store.pool()).await.unwrap();
-    let rolled: Generated = data.iter().copied().filter(|d| d.1 < watermark_1m).collect();
+    sqlx::query("DELETE FROM samples")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let rolled: Generated = data
+        .iter()
+        .copied()
+        .filter(|d| d.1 < watermark_1m)
+        .collect();
     check(&store, &rolled, start, watermark_1m - 1, MINUTE).await;
     let raw_only = store
         .query_range(
@@ -166,7 +206,10 @@ async fn range_queries_match_an_independent_computation_across_rollups_and_raw()
         )
         .await
         .unwrap();
-    assert!(raw_only.is_empty(), "15 s steps have no rollup and read raw samples");
+    assert!(
+        raw_only.is_empty(),
+        "15 s steps have no rollup and read raw samples"
+    );
 }
 
 #[tokio::test]
@@ -181,7 +224,10 @@ async fn special_values_aggregate_the_same_from_rollups_and_raw() {
         (t0 + MINUTE + 2_000, 5.0),
         (t0 + 2 * MINUTE, f64::NEG_INFINITY),
     ];
-    store.write(&[batch(vec![series(k, &samples)])]).await.unwrap();
+    store
+        .write(&[batch(vec![series(k, &samples)])])
+        .await
+        .unwrap();
     let sel = Selector::parse("special_agg").unwrap();
     let q = |aggregation| RangeQuery {
         start: t0,
@@ -197,7 +243,19 @@ async fn special_values_aggregate_the_same_from_rollups_and_raw() {
     for (i, a) in Aggregation::ALL.into_iter().enumerate() {
         let after = store.query_range(&sel, &q(a)).await.unwrap();
         let bits = |r: &Vec<model::RangeSeries>| {
-            r[0].points.iter().map(|p| (p.0, if p.1.is_nan() { u64::MAX } else { p.1.to_bits() })).collect::<Vec<_>>()
+            r[0].points
+                .iter()
+                .map(|p| {
+                    (
+                        p.0,
+                        if p.1.is_nan() {
+                            u64::MAX
+                        } else {
+                            p.1.to_bits()
+                        },
+                    )
+                })
+                .collect::<Vec<_>>()
         };
         assert_eq!(bits(&before[i]), bits(&after), "{a:?}");
     }

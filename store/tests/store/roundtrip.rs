@@ -21,9 +21,16 @@ async fn special_values_round_trip_bit_exactly() {
         0.1 + 0.2,
         -123456.789,
     ];
-    let samples: Vec<(i64, f64)> = values.iter().enumerate().map(|(i, &v)| (t0 + i as i64, v)).collect();
+    let samples: Vec<(i64, f64)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (t0 + i as i64, v))
+        .collect();
     let k = key("roundtrip_values", &[("case", "special")]);
-    let stats = store.write(&[batch(vec![series(k.clone(), &samples)])]).await.unwrap();
+    let stats = store
+        .write(&[batch(vec![series(k.clone(), &samples)])])
+        .await
+        .unwrap();
     assert_eq!(stats.rows, values.len() as u64);
     assert_eq!(stats.new_series, 1);
 
@@ -61,7 +68,10 @@ async fn timestamps_before_1970_and_2000_round_trip() {
     let k = key("roundtrip_ts", &[]);
     // 1969-12-31T23:59:59.999Z, 1999-12-31T23:59:59.999Z, 2000-01-01T00:00:00.001Z.
     let samples = [(-1, 1.0), (946_684_799_999, 2.0), (946_684_800_001, 3.0)];
-    store.write(&[batch(vec![series(k.clone(), &samples)])]).await.unwrap();
+    store
+        .write(&[batch(vec![series(k.clone(), &samples)])])
+        .await
+        .unwrap();
     assert_eq!(raw_samples(&store, k.stable_id()).await, samples.to_vec());
 }
 
@@ -94,18 +104,25 @@ async fn anchor_copy_round_trips_the_extreme_timestamps_postgres_accepts() {
     .fetch_one(store.pool())
     .await
     .unwrap();
-    assert!(partitions >= 3, "expected DEFAULT plus two daily partitions, got {partitions}");
+    assert!(
+        partitions >= 3,
+        "expected DEFAULT plus two daily partitions, got {partitions}"
+    );
     let in_default: i64 = sqlx::query_scalar("SELECT count(*) FROM bench_anchor_samples_default")
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(in_default, 2, "the 4713 BC and 294276 AD rows have no daily partition");
+    assert_eq!(
+        in_default, 2,
+        "the 4713 BC and 294276 AD rows have no daily partition"
+    );
 
     store.drop_anchor().await.unwrap();
-    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('bench_anchor_samples')::text")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('bench_anchor_samples')::text")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
     assert_eq!(exists, None);
     store.drop_anchor().await.unwrap();
 }
@@ -118,16 +135,25 @@ async fn out_of_range_timestamp_rejects_the_whole_write_with_a_reason() {
     let err = store.write(&[batch(vec![good, bad])]).await.unwrap_err();
     assert!(matches!(err, StoreError::InvalidSample(_)), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("bad{x=\"1\"}") && msg.contains("Unix milliseconds"), "{msg}");
+    assert!(
+        msg.contains("bad{x=\"1\"}") && msg.contains("Unix milliseconds"),
+        "{msg}"
+    );
     assert_eq!(store.series_count().await.unwrap(), 0);
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM samples").fetch_one(store.pool()).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM samples")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(n, 0);
 }
 
 #[tokio::test]
 async fn empty_write_does_nothing() {
     let store = store().await;
-    let stats = store.write(&[Batch::default(), batch(vec![series(key("m", &[]), &[])])]).await.unwrap();
+    let stats = store
+        .write(&[Batch::default(), batch(vec![series(key("m", &[]), &[])])])
+        .await
+        .unwrap();
     assert_eq!((stats.rows, stats.new_series), (0, 0));
     assert_eq!(store.series_count().await.unwrap(), 0);
 }
@@ -142,11 +168,23 @@ async fn bad_range_queries_say_what_to_change() {
         step_ms,
         aggregation: Aggregation::Avg,
     };
-    let e = store.query_range(&sel, &q(0, 10, 0)).await.unwrap_err().to_string();
+    let e = store
+        .query_range(&sel, &q(0, 10, 0))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("step must be positive"), "{e}");
-    let e = store.query_range(&sel, &q(10, 0, 1)).await.unwrap_err().to_string();
+    let e = store
+        .query_range(&sel, &q(10, 0, 1))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("swap them"), "{e}");
-    let e = store.query_range(&sel, &q(0, DAY, 1000)).await.unwrap_err().to_string();
+    let e = store
+        .query_range(&sel, &q(0, DAY, 1000))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("increase the step"), "{e}");
 }
 
@@ -163,9 +201,19 @@ async fn migrate_is_idempotent_and_connect_reports_postgres_mode() {
 #[tokio::test]
 async fn connect_to_a_closed_port_explains_itself() {
     // Bind then release a port so nothing listens on it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("postgres://u:secret@127.0.0.1:{port}/x");
-    let err = Store::connect(&url, StoreConfig::default()).await.unwrap_err().to_string();
-    assert!(err.contains("is the server running") || err.contains("Is the server running"), "{err}");
+    let err = Store::connect(&url, StoreConfig::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("is the server running") || err.contains("Is the server running"),
+        "{err}"
+    );
     assert!(!err.contains("secret"), "password leaked: {err}");
 }

@@ -8,14 +8,23 @@ async fn fixture() -> Store {
     let store = store().await;
     let t = now_ms();
     let keys = [
-        key("http_requests_total", &[("job", "api"), ("code", "200"), ("path", "/v1/a")]),
-        key("http_requests_total", &[("job", "api"), ("code", "500"), ("path", "/v2/b")]),
+        key(
+            "http_requests_total",
+            &[("job", "api"), ("code", "200"), ("path", "/v1/a")],
+        ),
+        key(
+            "http_requests_total",
+            &[("job", "api"), ("code", "500"), ("path", "/v2/b")],
+        ),
         key("http_requests_total", &[("job", "web"), ("code", "200")]),
         key("http_request_duration_seconds", &[("job", "api")]),
         key("up", &[("job", "api")]),
         key("up", &[("job", "web"), ("env", "prod")]),
     ];
-    let series: Vec<TimeSeries> = keys.into_iter().map(|k| super::series(k, &[(t, 1.0)])).collect();
+    let series: Vec<TimeSeries> = keys
+        .into_iter()
+        .map(|k| super::series(k, &[(t, 1.0)]))
+        .collect();
     store.write(&[batch(series)]).await.unwrap();
     store
 }
@@ -75,12 +84,22 @@ async fn find_series_applies_all_four_operators_like_prometheus() {
                 r#"http_requests_total{code="500",job="api",path="/v2/b"}"#,
             ],
         ),
-        (r#"{job="web"}"#, &[r#"http_requests_total{code="200",job="web"}"#, r#"up{env="prod",job="web"}"#]),
+        (
+            r#"{job="web"}"#,
+            &[
+                r#"http_requests_total{code="200",job="web"}"#,
+                r#"up{env="prod",job="web"}"#,
+            ],
+        ),
         (r#"up{job="nope"}"#, &[]),
         ("no_such_metric", &[]),
     ];
     for (selector, expected) in cases {
-        assert_eq!(matched(&store, selector).await, set(expected), "selector {selector}");
+        assert_eq!(
+            matched(&store, selector).await,
+            set(expected),
+            "selector {selector}"
+        );
     }
 }
 
@@ -91,11 +110,35 @@ async fn names_and_values_are_listed_sorted_and_distinct() {
         store.metric_names().await.unwrap(),
         vec!["http_request_duration_seconds", "http_requests_total", "up"]
     );
-    assert_eq!(store.label_names(None).await.unwrap(), vec!["code", "env", "job", "path"]);
-    assert_eq!(store.label_names(Some("up")).await.unwrap(), vec!["env", "job"]);
-    assert_eq!(store.label_values("job", None).await.unwrap(), vec!["api", "web"]);
-    assert_eq!(store.label_values("code", Some("http_requests_total")).await.unwrap(), vec!["200", "500"]);
-    assert_eq!(store.label_values("env", Some("http_requests_total")).await.unwrap(), Vec::<String>::new());
-    assert_eq!(store.label_values("__name__", Some("up")).await.unwrap(), vec!["up"]);
+    assert_eq!(
+        store.label_names(None).await.unwrap(),
+        vec!["code", "env", "job", "path"]
+    );
+    assert_eq!(
+        store.label_names(Some("up")).await.unwrap(),
+        vec!["env", "job"]
+    );
+    assert_eq!(
+        store.label_values("job", None).await.unwrap(),
+        vec!["api", "web"]
+    );
+    assert_eq!(
+        store
+            .label_values("code", Some("http_requests_total"))
+            .await
+            .unwrap(),
+        vec!["200", "500"]
+    );
+    assert_eq!(
+        store
+            .label_values("env", Some("http_requests_total"))
+            .await
+            .unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.label_values("__name__", Some("up")).await.unwrap(),
+        vec!["up"]
+    );
     assert_eq!(store.series_count().await.unwrap(), 6);
 }
