@@ -1,0 +1,111 @@
+//! Server functions: the API between the pages and the server. Each one reads through the
+//! [`Backend`](crate::Backend) found in the Leptos context and returns plain serde data, so
+//! the same values render on the server and hydrate in the browser.
+
+use crate::chart::ChartData;
+use crate::range::ExploreState;
+use leptos::prelude::*;
+use model::{StatusInfo, TargetHealth, TimestampMs};
+use serde::{Deserialize, Serialize};
+
+/// More series than this make an unreadable chart; the rest are counted, not drawn.
+pub const MAX_SERIES: usize = 40;
+/// Label values offered in one builder select.
+pub const MAX_LABEL_VALUES: usize = 200;
+
+/// What the Explore form offers: every metric, and the labels (with values) of the chosen one.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ExploreChoices {
+    pub metrics: Vec<String>,
+    pub labels: Vec<(String, Vec<String>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetsView {
+    /// The server's clock when the list was read, for "3 s ago".
+    pub now: TimestampMs,
+    pub targets: Vec<TargetHealth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub now: TimestampMs,
+    pub info: StatusInfo,
+}
+
+#[cfg(feature = "ssr")]
+fn backend() -> Result<std::sync::Arc<dyn crate::Backend>, ServerFnError> {
+    use_context::<std::sync::Arc<dyn crate::Backend>>().ok_or_else(|| {
+        ServerFnError::new("the server did not provide a data backend to the web app (router set-up bug)")
+    })
+}
+
+#[cfg(feature = "ssr")]
+fn now_ms() -> TimestampMs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as TimestampMs)
+        .unwrap_or(0)
+}
+
+#[server(prefix = "/app-fn")]
+pub async fn explore_options(metric: Option<String>) -> Result<ExploreChoices, ServerFnError> {
+    let backend = backend()?;
+    let metrics = backend.metric_names().await.map_err(ServerFnError::new)?;
+    let mut labels = Vec::new();
+    if let Some(metric) = metric.filter(|m| metrics.contains(m)) {
+        for name in backend.label_names(&metric).await.map_err(ServerFnError::new)? {
+            if name == "__name__" {
+                continue;
+            }
+            let mut values = backend.label_values(&metric, &name).await.map_err(ServerFnError::new)?;
+            values.truncate(MAX_LABEL_VALUES);
+            labels.push((name, values));
+        }
+    }
+    Ok(ExploreChoices { metrics, labels })
+}
+
+#[server(prefix = "/app-fn")]
+pub async fn query_chart(state: ExploreState) -> Result<ChartData, ServerFnError> {
+    if state.q.trim().is_empty() {
+        return Err(ServerFnError::new("choose a metric or type a selector such as up{job=\"demo\"}"));
+    }
+    model::Selector::parse(&state.q).map_err(|e| ServerFnError::new(e.message))?;
+    let (start, end) = state.range.resolve(now_ms());
+    let step_ms = crate::range::auto_step(end - start);
+    let query = model::RangeQuery {
+        start,
+        end,
+        step_ms,
+        aggregation: state.agg,
+    };
+    let mut series = backend()?
+        .query_range(state.q.trim(), query)
+        .await
+        .map_err(ServerFnError::new)?;
+    series.sort_by(|a, b| (&a.metric, &a.labels).cmp(&(&b.metric, &b.labels)));
+    let omitted_series = series.len().saturating_sub(MAX_SERIES);
+    series.truncate(MAX_SERIES);
+    Ok(ChartData {
+        selector: state.q.trim().to_string(),
+        start,
+        end,
+        step_ms,
+        series,
+        omitted_series,
+    })
+}
+
+#[server(prefix = "/app-fn")]
+pub async fn list_targets() -> Result<TargetsView, ServerFnError> {
+    let mut targets = backend()?.targets().await;
+    targets.sort_by(|a, b| (&a.job, &a.url).cmp(&(&b.job, &b.url)));
+    Ok(TargetsView { now: now_ms(), targets })
+}
+
+#[server(prefix = "/app-fn")]
+pub async fn get_status() -> Result<StatusView, ServerFnError> {
+    let info = backend()?.status().await.map_err(ServerFnError::new)?;
+    Ok(StatusView { now: now_ms(), info })
+}

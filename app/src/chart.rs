@@ -1,0 +1,345 @@
+//! Line charts drawn with plotters into an SVG string, identically on the server and in the
+//! browser, plus the pixel-to-time mapping of the plotting area that hover and drag-to-zoom
+//! use, so that what the pointer is over is exactly the time that is read out.
+
+use crate::timefmt::format_axis;
+use model::{RangeSeries, TimestampMs};
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The SVG's own size; the page scales it to the column width, and pointer positions are
+/// scaled back by the same factor.
+pub const CHART_WIDTH: u32 = 1100;
+pub const CHART_HEIGHT: u32 = 400;
+
+/// Tableau 10: distinct hues that stay apart for the common kinds of colour blindness.
+pub const PALETTE: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
+
+pub fn series_color(i: usize) -> (u8, u8, u8) {
+    PALETTE[i % PALETTE.len()]
+}
+
+pub fn series_css_color(i: usize) -> String {
+    let (r, g, b) = series_color(i);
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+/// What one chart shows: the resolved query and its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChartData {
+    pub selector: String,
+    pub start: TimestampMs,
+    pub end: TimestampMs,
+    pub step_ms: i64,
+    pub series: Vec<RangeSeries>,
+    /// Series left out because there were too many to draw legibly.
+    pub omitted_series: usize,
+}
+
+/// Where plotters put the plotting area inside the SVG, in SVG pixels, and the times at its
+/// edges. Plotters maps `t` to `left + floor((right - left) * (t - start) / (end - start))`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlotFrame {
+    pub left: i32,
+    pub right: i32,
+    pub top: i32,
+    pub bottom: i32,
+    pub start: TimestampMs,
+    pub end: TimestampMs,
+}
+
+impl PlotFrame {
+    /// The time under SVG x coordinate `x`, clamped to the plotted span.
+    pub fn time_at(&self, x: f64) -> TimestampMs {
+        let frac = ((x - f64::from(self.left)) / f64::from(self.right - self.left)).clamp(0.0, 1.0);
+        self.start + (frac * (self.end - self.start) as f64).round() as i64
+    }
+
+    /// The SVG x coordinate of time `t` (unclamped, not floored).
+    pub fn x_of(&self, t: TimestampMs) -> f64 {
+        f64::from(self.left)
+            + f64::from(self.right - self.left) * (t - self.start) as f64 / (self.end - self.start).max(1) as f64
+    }
+
+    pub fn contains_x(&self, x: f64) -> bool {
+        x >= f64::from(self.left) && x <= f64::from(self.right)
+    }
+}
+
+/// Short value labels: `1.25k`, `3.2M`, `0.0012`.
+pub fn format_value(v: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    let a = v.abs();
+    let (scaled, suffix) = if a >= 1e12 {
+        (v / 1e12, "T")
+    } else if a >= 1e9 {
+        (v / 1e9, "G")
+    } else if a >= 1e6 {
+        (v / 1e6, "M")
+    } else if a >= 1e4 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    let s = if scaled == scaled.trunc() && scaled.abs() < 1e4 {
+        format!("{scaled:.0}")
+    } else if scaled.abs() >= 100.0 {
+        format!("{scaled:.1}")
+    } else if scaled.abs() >= 1.0 {
+        format!("{scaled:.2}")
+    } else {
+        format!("{scaled:.4}")
+    };
+    format!("{s}{suffix}")
+}
+
+/// The y range over the visible series, padded so lines do not sit on the frame.
+fn value_range(series: &[&RangeSeries]) -> (f64, f64) {
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for s in series {
+        for &(_, v) in &s.points {
+            if v.is_finite() {
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+        }
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    if hi - lo < f64::EPSILON * hi.abs().max(1.0) {
+        let pad = (hi.abs() * 0.1).max(1.0);
+        return (lo - pad, hi + pad);
+    }
+    let pad = (hi - lo) * 0.05;
+    // Counts and rates are usually non-negative: keep zero as the floor when it is close.
+    let lo = if lo >= 0.0 && lo - pad < 0.0 { 0.0 } else { lo - pad };
+    (lo, hi + pad)
+}
+
+/// Splits points into runs without gaps (missing buckets or non-finite values), so a line
+/// never bridges a time when the target was down.
+fn runs(points: &[(TimestampMs, f64)], step_ms: i64) -> Vec<Vec<(TimestampMs, f64)>> {
+    let mut out: Vec<Vec<(TimestampMs, f64)>> = Vec::new();
+    let mut cur: Vec<(TimestampMs, f64)> = Vec::new();
+    for &(t, v) in points {
+        let gap = cur.last().is_some_and(|&(pt, _)| t - pt > 2 * step_ms.max(1));
+        if !v.is_finite() || gap {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+        }
+        if v.is_finite() {
+            cur.push((t, v));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Draws the chart; `hidden[i]` leaves series `i` out (legend toggles). Returns the SVG and
+/// the plotting area's frame.
+pub fn render_svg(data: &ChartData, hidden: &[bool]) -> Result<(String, PlotFrame), String> {
+    let visible: Vec<(usize, &RangeSeries)> = data
+        .series
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !hidden.get(*i).copied().unwrap_or(false))
+        .collect();
+    let (y_lo, y_hi) = value_range(&visible.iter().map(|(_, s)| *s).collect::<Vec<_>>());
+    let (start, end) = (data.start, data.end.max(data.start + 1));
+    let span = end - start;
+    let mut svg = String::new();
+    let frame;
+    {
+        let root = SVGBackend::with_string(&mut svg, (CHART_WIDTH, CHART_HEIGHT)).into_drawing_area();
+        let err = |e: DrawingAreaErrorKind<_>| format!("drawing the chart failed: {e:?}");
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin_top(10)
+            .margin_right(20)
+            .margin_left(6)
+            .margin_bottom(4)
+            .x_label_area_size(28)
+            .y_label_area_size(64)
+            .build_cartesian_2d(start..end, y_lo..y_hi)
+            .map_err(err)?;
+        let label_style = ("sans-serif", 13).into_font().color(&RGBColor(60, 64, 72));
+        let x_fmt = |t: &i64| format_axis(*t, span);
+        let y_fmt = |v: &f64| format_value(*v);
+        chart
+            .configure_mesh()
+            .x_labels(8)
+            .y_labels(6)
+            .x_label_formatter(&x_fmt)
+            .y_label_formatter(&y_fmt)
+            .x_label_style(label_style.clone())
+            .y_label_style(label_style)
+            .bold_line_style(RGBColor(225, 228, 232))
+            .light_line_style(RGBColor(243, 244, 246))
+            .axis_style(RGBColor(150, 155, 162))
+            .draw()
+            .map_err(err)?;
+        for (i, s) in &visible {
+            let (r, g, b) = series_color(*i);
+            let color = RGBColor(r, g, b);
+            for run in runs(&s.points, data.step_ms) {
+                if run.len() == 1 {
+                    chart
+                        .draw_series(std::iter::once(Circle::new(run[0], 3, color.filled())))
+                        .map_err(err)?;
+                } else {
+                    chart
+                        .draw_series(LineSeries::new(run, color.stroke_width(2)))
+                        .map_err(err)?;
+                }
+            }
+        }
+        let (xr, yr) = chart.plotting_area().get_pixel_range();
+        frame = PlotFrame {
+            left: xr.start,
+            right: xr.end,
+            top: yr.start,
+            bottom: yr.end,
+            start,
+            end,
+        };
+        root.present().map_err(err)?;
+    }
+    Ok((svg, frame))
+}
+
+/// The point of `series` nearest to `t`, if any.
+pub fn nearest_point(series: &RangeSeries, t: TimestampMs) -> Option<(TimestampMs, f64)> {
+    let pts = &series.points;
+    let i = pts.partition_point(|&(pt, _)| pt < t);
+    let candidates = [i.checked_sub(1), Some(i)];
+    candidates
+        .into_iter()
+        .flatten()
+        .filter_map(|j| pts.get(j).copied())
+        .min_by_key(|&(pt, _)| (pt - t).abs())
+}
+
+/// The label set as a legend shows it: `{job="x"}`, or the metric name when there are no labels.
+pub fn series_label(s: &RangeSeries) -> String {
+    if s.labels.is_empty() {
+        s.metric.clone()
+    } else {
+        s.labels.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::Labels;
+
+    fn data(points: Vec<Vec<(i64, f64)>>) -> ChartData {
+        ChartData {
+            selector: "m".into(),
+            start: 0,
+            end: 600_000,
+            step_ms: 150_000,
+            series: points
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| RangeSeries {
+                    metric: "m".into(),
+                    labels: Labels::from_pairs([("i", i.to_string())]),
+                    points: p,
+                })
+                .collect(),
+            omitted_series: 0,
+        }
+    }
+
+    /// The points of every series line in the SVG, read back from the text. The mesh is drawn
+    /// with polylines too, but only series lines are 2 pixels wide.
+    fn polyline_points(svg: &str) -> Vec<Vec<(f64, f64)>> {
+        svg.split("<polyline")
+            .skip(1)
+            .filter(|p| p[..p.find("/>").unwrap()].contains("stroke-width=\"2\""))
+            .map(|p| {
+                let start = p.find("points=\"").unwrap() + 8;
+                let end = start + p[start..].find('"').unwrap();
+                p[start..end]
+                    .split_whitespace()
+                    .map(|xy| {
+                        let (x, y) = xy.split_once(',').unwrap();
+                        (x.parse().unwrap(), y.parse().unwrap())
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frame_maps_times_to_the_pixels_plotters_drew() {
+        let d = data(vec![vec![(0, 1.0), (150_000, 2.0), (300_000, 3.0), (600_000, 1.5)]]);
+        let (svg, frame) = render_svg(&d, &[]).unwrap();
+        let lines = polyline_points(&svg);
+        assert_eq!(lines.len(), 1, "{svg}");
+        let xs: Vec<f64> = lines[0].iter().map(|p| p.0).collect();
+        for (x, t) in xs.iter().zip([0, 150_000, 300_000, 600_000]) {
+            assert!((frame.x_of(t) - x).abs() <= 1.0, "t={t}: drawn at {x}, frame says {}", frame.x_of(t));
+            // Reading the time back at the drawn pixel lands within one pixel's worth of time.
+            let ms_per_px = 600_000.0 / f64::from(frame.right - frame.left);
+            assert!((frame.time_at(*x) - t).abs() as f64 <= ms_per_px + 1.0);
+        }
+        assert!(frame.left > 0 && frame.right < CHART_WIDTH as i32 && frame.top < frame.bottom);
+    }
+
+    #[test]
+    fn series_get_distinct_colours_and_hidden_ones_are_not_drawn() {
+        let d = data(vec![vec![(0, 1.0), (150_000, 2.0)], vec![(0, 3.0), (150_000, 4.0)]]);
+        let (svg, _) = render_svg(&d, &[]).unwrap();
+        assert!(svg.contains("#1F77B4") || svg.contains("#1f77b4"), "{svg}");
+        assert!(svg.to_lowercase().contains("#ff7f0e"));
+        let (svg, _) = render_svg(&d, &[true, false]).unwrap();
+        assert_eq!(polyline_points(&svg).len(), 1);
+        assert!(!svg.to_lowercase().contains("#1f77b4"));
+    }
+
+    #[test]
+    fn gaps_and_nan_break_the_line() {
+        let pts = vec![(0, 1.0), (1000, 2.0), (2000, f64::NAN), (3000, 1.0), (4000, 1.0), (60_000, 5.0), (61_000, 6.0)];
+        let r = runs(&pts, 1000);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[1], vec![(3000, 1.0), (4000, 1.0)]);
+    }
+
+    #[test]
+    fn nearest_point_picks_the_closer_neighbour() {
+        let s = &data(vec![vec![(0, 1.0), (10_000, 2.0), (20_000, 3.0)]]).series[0];
+        assert_eq!(nearest_point(s, 4_000), Some((0, 1.0)));
+        assert_eq!(nearest_point(s, 6_000), Some((10_000, 2.0)));
+        assert_eq!(nearest_point(s, 99_000), Some((20_000, 3.0)));
+        assert_eq!(nearest_point(&RangeSeries { metric: "m".into(), labels: Labels::new(), points: vec![] }, 0), None);
+    }
+
+    #[test]
+    fn values_are_abbreviated_readably() {
+        assert_eq!(format_value(1250.0), "1250");
+        assert_eq!(format_value(12_500.0), "12.50k");
+        assert_eq!(format_value(3_200_000.0), "3.20M");
+        assert_eq!(format_value(0.00125), "0.0013");
+        assert_eq!(format_value(42.0), "42");
+    }
+}
