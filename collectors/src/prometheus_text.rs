@@ -6,13 +6,15 @@
 //! Both candidate crates were run against the captured exporter bodies in
 //! `tests/fixtures/prometheus/` before writing this:
 //!
-//! - `prometheus-parse` 0.2.5 parses every file but does not understand OpenMetrics: the
-//!   counter family `etl_rows_written` comes out untyped (its `_total`/`_created` samples are
-//!   not matched to the family), `info` and `stateset` families are untyped, `# EOF` is not
+//! - `prometheus-parse` 0.2.5 never reports bad input: a line its regex does not match is
+//!   ignored and an unparsable value is skipped, so an HTML error page parses as an empty
+//!   scrape and a broken target looks healthy. It does not understand OpenMetrics: the counter
+//!   family `etl_rows_written` comes out untyped (its `_total`/`_created` samples are not
+//!   matched to the family), `info` and `stateset` families are untyped, `# EOF` is not
 //!   required (a truncated body is accepted), `# UNIT` is dropped, and exemplars are not
 //!   validated. It folds histogram buckets and summary quantiles into one aggregate value per
 //!   series, so the per-series samples Prometheus stores are lost (503 instead of 507 samples
-//!   for node_exporter), keeps empty label values, and its errors carry no line number.
+//!   for node_exporter), and it keeps empty label values.
 //! - `openmetrics-parser` 0.5.1 rejects three of the six real bodies: postgres_exporter
 //!   ("Counter totals must be non negative (got: NaN)"), pushgateway ("Labels in metrics have
 //!   different label sets") and the Python client's OpenMetrics output ("Missing mandatory
