@@ -550,5 +550,23 @@ async fn start_server(runner: &Runner, paths: &ClusterPaths) -> Result<u16, Embe
             }
         }
     }
-    Err(last_err.expect("at least one attempt"))
+    // pg_ctl only says that the server did not start; the reason is in the server log.
+    Err(match last_err.expect("at least one attempt") {
+        EmbeddedError::Command {
+            command,
+            status,
+            output,
+        } => EmbeddedError::Command {
+            command,
+            status,
+            output: format!("{output}\n--- end of {log} ---\n{}", log_tail(&paths.log)),
+        },
+        other => other,
+    })
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
 }

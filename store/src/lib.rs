@@ -7,6 +7,10 @@
 //! (chosen by the migration when `CREATE EXTENSION timescaledb` succeeds; untested here,
 //! because TimescaleDB is not installable on the development machines): a compressed
 //! hypertable with continuous aggregates and TimescaleDB's own retention policy.
+//!
+//! The plain layout is a row per sample with a btree on (series_id, ts) in every daily
+//! partition. DESIGN.md's write-optimised layout (BRIN on time plus per-series compaction,
+//! to catch VictoriaMetrics) is not built yet; `copy_anchor` measures against this layout.
 
 pub mod embedded;
 pub mod error;

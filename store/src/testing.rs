@@ -20,7 +20,7 @@ pub fn test_cluster_dir() -> std::path::PathBuf {
 /// A URL of a new, empty database.
 ///
 /// With `DATABASE_URL` set, the database is created on that server (the user needs
-/// CREATEDB). Otherwise one private cluster under `$TMPDIR/pipewatch-test-cluster` is
+/// CREATEDB) and left there afterwards (drop `pw_test_*` databases when done). Otherwise one private cluster under `$TMPDIR/pipewatch-test-cluster` is
 /// started (or reused) and left running for the next test process.
 ///
 /// Panics with an explanation when no database can be had: this is for tests.

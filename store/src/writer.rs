@@ -31,11 +31,9 @@ const FUTURE_PARTITION_DAYS: i64 = 7;
 /// Shared with maintenance, which takes it exclusively while it rolls up.
 pub(crate) const ROLLUP_LOCK_KEY: i64 = 0x7077_726f_6c6c; // "pwroll"
 
-struct SeriesRow {
+struct SeriesRow<'a> {
     id: i64,
-    metric: String,
-    labels_json: String,
-    metric_type: &'static str,
+    series: &'a model::TimeSeries,
     first: TimestampMs,
     last: TimestampMs,
 }
@@ -62,6 +60,8 @@ impl Store {
         let mut min_ts = i64::MAX;
         let mut max_ts = i64::MIN;
         let mut rows = 0u64;
+        // Stable ids in the order of the non-empty series, reused by the COPY below.
+        let mut ids: Vec<i64> = Vec::new();
         for ts in batches.iter().flat_map(|b| &b.series) {
             if ts.samples.is_empty() {
                 continue;
@@ -73,6 +73,7 @@ impl Store {
                 )));
             }
             let id = ts.key.stable_id();
+            ids.push(id);
             let (mut first, mut last) = (i64::MAX, i64::MIN);
             for s in &ts.samples {
                 if !timestamp_in_range(s.ts) {
@@ -99,9 +100,7 @@ impl Store {
                 })
                 .or_insert_with(|| SeriesRow {
                     id,
-                    metric: ts.key.metric.clone(),
-                    labels_json: labels_json(&ts.key.labels),
-                    metric_type: ts.metric_type.as_str(),
+                    series: ts,
                     first,
                     last,
                 });
@@ -153,9 +152,10 @@ impl Store {
                 "to_timestamp(last_ms::float8 / 1000)"
             ))
             .bind(to_insert.iter().map(|r| r.id).collect::<Vec<_>>())
-            .bind(to_insert.iter().map(|r| r.metric.as_str()).collect::<Vec<_>>())
-            .bind(to_insert.iter().map(|r| r.labels_json.as_str()).collect::<Vec<_>>())
-            .bind(to_insert.iter().map(|r| r.metric_type).collect::<Vec<_>>())
+            .bind(to_insert.iter().map(|r| r.series.key.metric.as_str()).collect::<Vec<_>>())
+            // JSON only for series not seen before: most writes register nothing.
+            .bind(to_insert.iter().map(|r| labels_json(&r.series.key.labels)).collect::<Vec<_>>())
+            .bind(to_insert.iter().map(|r| r.series.metric_type.as_str()).collect::<Vec<_>>())
             .bind(to_insert.iter().map(|r| r.first).collect::<Vec<_>>())
             .bind(to_insert.iter().map(|r| r.last).collect::<Vec<_>>())
             .fetch_all(&mut *tx)
@@ -197,11 +197,11 @@ impl Store {
                 .await
                 .context("starting COPY of samples")?;
             let mut enc = SampleCopyEncoder::new();
-            for ts in batches.iter().flat_map(|b| &b.series) {
-                if ts.samples.is_empty() {
-                    continue;
-                }
-                let id = ts.key.stable_id();
+            let non_empty = batches
+                .iter()
+                .flat_map(|b| &b.series)
+                .filter(|ts| !ts.samples.is_empty());
+            for (ts, &id) in non_empty.zip(&ids) {
                 for s in &ts.samples {
                     enc.push(id, s.ts, s.value);
                 }

@@ -93,3 +93,18 @@ async fn as_root_a_data_dir_the_postgres_user_cannot_reach_moves_to_var_tmp() {
     let _ = std::fs::remove_dir_all(&cluster);
     let _ = std::fs::remove_dir_all(&closed);
 }
+
+#[tokio::test]
+async fn a_server_that_cannot_start_reports_the_reason_from_its_log() {
+    let dir = scratch_dir("broken");
+    let pg = EmbeddedPostgres::start(&dir).await.unwrap();
+    let conf = pg.cluster_dir().join("pgdata/postgresql.conf");
+    pg.stop().await.unwrap();
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("\nno_such_setting_for_pipewatch = 1\n");
+    std::fs::write(&conf, text).unwrap();
+
+    let err = EmbeddedPostgres::start(&dir).await.unwrap_err().to_string();
+    assert!(err.contains("no_such_setting_for_pipewatch"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

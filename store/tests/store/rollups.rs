@@ -266,3 +266,55 @@ async fn special_values_aggregate_the_same_from_rollups_and_raw() {
     assert_eq!(min[0].points[1].1, 5.0);
     assert_eq!(min[0].points[2].1, f64::NEG_INFINITY);
 }
+
+#[tokio::test]
+async fn rollups_stay_exact_while_writers_race_maintenance() {
+    let store = store().await;
+    let t0 = (now_ms() / HOUR - 5) * HOUR;
+    let mut rng = StdRng::seed_from_u64(7);
+    // Three writers with their own series (indexes 10w..10w+SERIES), each sending its
+    // samples in shuffled batches, so many land below a watermark that moves meanwhile.
+    let mut all: Generated = Vec::new();
+    let mut writers = Vec::new();
+    for w in 0..3usize {
+        let mut data: Generated = generate(&mut rng, t0, 3)
+            .into_iter()
+            .map(|(s, t, v)| (10 * w + s, t, v))
+            .collect();
+        all.extend(data.iter().copied());
+        use rand::seq::SliceRandom;
+        data.shuffle(&mut rng);
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for chunk in data.chunks(97) {
+                store.write(&to_batches(&chunk.to_vec())).await.unwrap();
+            }
+        }));
+    }
+    let maint = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for k in 1..=20 {
+                store.maintain(t0 + k * 10 * MINUTE).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    for w in writers {
+        w.await.unwrap();
+    }
+    maint.await.unwrap();
+    let report = store.maintain(t0 + 4 * HOUR).await.unwrap();
+    assert_eq!(report.watermark_1h, Some(t0 + 3 * HOUR));
+
+    let (start, end) = (t0, t0 + 3 * HOUR - 1);
+    // Everything asked is below both watermarks, so these read rollups only.
+    check(&store, &all, start, end, MINUTE).await;
+    check(&store, &all, start, end, HOUR).await;
+    sqlx::query("DELETE FROM samples")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    check(&store, &all, start, end, MINUTE).await;
+    check(&store, &all, start, end, HOUR).await;
+}
