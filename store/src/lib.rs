@@ -114,6 +114,15 @@ async fn pool_for(url: &str, max_connections: u32) -> Result<PgPool, StoreError>
         source,
     };
     let options = PgConnectOptions::from_str(url).map_err(connect_err)?;
+    // One direct attempt first: the pool would retry a refused connection until its acquire
+    // timeout, leaving the user waiting 30 s for "is the server running?".
+    {
+        use sqlx::Connection;
+        let conn = sqlx::PgConnection::connect_with(&options)
+            .await
+            .map_err(connect_err)?;
+        conn.close().await.ok();
+    }
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))

@@ -8,6 +8,7 @@ mod registry;
 mod rollups;
 mod roundtrip;
 mod selectors;
+mod test_databases;
 
 use model::{Batch, Labels, MetricType, Sample, SeriesKey, TimeSeries};
 use std::time::{SystemTime, UNIX_EPOCH};

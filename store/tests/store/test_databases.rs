@@ -1,0 +1,60 @@
+//! `store::testing`: every call gives a new empty database; leftovers of exited test
+//! processes are cleaned up in the private cluster.
+
+use sqlx::Connection;
+
+async fn databases(url: &str) -> Vec<String> {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let names = sqlx::query_scalar("SELECT datname::text FROM pg_database ORDER BY 1")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    names
+}
+
+#[tokio::test]
+async fn each_call_gives_a_distinct_empty_database() {
+    let a = store::testing::fresh_database_url().await;
+    let b = store::testing::fresh_database_url().await;
+    assert_ne!(a, b);
+    let mut conn = sqlx::PgConnection::connect(&a).await.unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(tables, 0);
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn databases_of_exited_test_processes_are_dropped() {
+    if std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+        eprintln!("DATABASE_URL is set: leftovers on a shared server are not reaped");
+        return;
+    }
+    // A pid that certainly exited: a child we waited for.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let url = store::testing::fresh_database_url().await;
+    let admin = format!("{}/postgres", &url[..url.rfind('/').unwrap()]);
+    let leftover = format!("pw_test_{dead}_0_0");
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {leftover}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    assert!(databases(&admin).await.contains(&leftover));
+
+    let mine = store::testing::fresh_database_url().await;
+    let names = databases(&admin).await;
+    assert!(!names.contains(&leftover), "{leftover} survived");
+    let mine = &mine[mine.rfind('/').unwrap() + 1..];
+    assert!(
+        names.iter().any(|n| n == mine),
+        "our own database must stay"
+    );
+}
