@@ -26,7 +26,7 @@ mod writer;
 pub use embedded::{EmbeddedError, EmbeddedPostgres};
 pub use error::StoreError;
 pub use maintenance::MaintenanceReport;
-pub use read::SeriesInfo;
+pub use read::{SeriesInfo, MAX_POINTS_PER_SERIES};
 pub use writer::WriteStats;
 
 use error::DbContext;
