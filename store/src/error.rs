@@ -26,6 +26,10 @@ pub enum StoreError {
     #[error("invalid sample: {0}")]
     InvalidSample(String),
 
+    /// A setting the operator must change.
+    #[error("invalid storage configuration: {0}")]
+    InvalidConfig(String),
+
     /// A query the caller must change.
     #[error("invalid query: {0}")]
     InvalidQuery(String),

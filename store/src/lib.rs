@@ -135,8 +135,9 @@ impl Store {
     /// Connects, applies pending migrations, reads the storage mode and logs it.
     pub async fn connect(url: &str, cfg: StoreConfig) -> Result<Store, StoreError> {
         if cfg.retention_days == 0 {
-            return Err(StoreError::InvalidQuery(
-                "retention_days must be at least 1".to_string(),
+            return Err(StoreError::InvalidConfig(
+                "retention_days is 0; set it to the number of days to keep samples (at least 1)"
+                    .to_string(),
             ));
         }
         let pool = pool_for(url, POOL_SIZE).await?;

@@ -217,3 +217,15 @@ async fn connect_to_a_closed_port_explains_itself() {
     );
     assert!(!err.contains("secret"), "password leaked: {err}");
 }
+
+#[tokio::test]
+async fn zero_retention_is_refused_with_the_setting_named() {
+    let url = store::testing::fresh_database_url().await;
+    let cfg = StoreConfig {
+        retention_days: 0,
+        ..StoreConfig::default()
+    };
+    let err = Store::connect(&url, cfg).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidConfig(_)), "{err:?}");
+    assert!(err.to_string().contains("retention_days"), "{err}");
+}
