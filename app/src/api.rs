@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 /// More series than this make an unreadable chart; the rest are counted, not drawn.
 pub const MAX_SERIES: usize = 40;
 /// Label values offered in one builder select.
+///
+/// Endpoints are named explicitly: the default name hashes the crate's directory, so a
+/// bundle and a server built from different checkouts would not find each other.
 pub const MAX_LABEL_VALUES: usize = 200;
 
 /// What the Explore form offers: every metric, and the labels (with values) of the chosen one.
@@ -48,7 +51,7 @@ fn now_ms() -> TimestampMs {
         .unwrap_or(0)
 }
 
-#[server(prefix = "/app-fn")]
+#[server(prefix = "/app-fn", endpoint = "explore_options")]
 pub async fn explore_options(metric: Option<String>) -> Result<ExploreChoices, ServerFnError> {
     let backend = backend()?;
     let metrics = backend.metric_names().await.map_err(ServerFnError::new)?;
@@ -66,7 +69,7 @@ pub async fn explore_options(metric: Option<String>) -> Result<ExploreChoices, S
     Ok(ExploreChoices { metrics, labels })
 }
 
-#[server(prefix = "/app-fn")]
+#[server(prefix = "/app-fn", endpoint = "query_chart")]
 pub async fn query_chart(state: ExploreState) -> Result<ChartData, ServerFnError> {
     if state.q.trim().is_empty() {
         return Err(ServerFnError::new("choose a metric or type a selector such as up{job=\"demo\"}"));
@@ -97,14 +100,14 @@ pub async fn query_chart(state: ExploreState) -> Result<ChartData, ServerFnError
     })
 }
 
-#[server(prefix = "/app-fn")]
+#[server(prefix = "/app-fn", endpoint = "list_targets")]
 pub async fn list_targets() -> Result<TargetsView, ServerFnError> {
     let mut targets = backend()?.targets().await;
     targets.sort_by(|a, b| (&a.job, &a.url).cmp(&(&b.job, &b.url)));
     Ok(TargetsView { now: now_ms(), targets })
 }
 
-#[server(prefix = "/app-fn")]
+#[server(prefix = "/app-fn", endpoint = "get_status")]
 pub async fn get_status() -> Result<StatusView, ServerFnError> {
     let info = backend()?.status().await.map_err(ServerFnError::new)?;
     Ok(StatusView { now: now_ms(), info })

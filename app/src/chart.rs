@@ -103,7 +103,31 @@ pub fn format_value(v: f64) -> String {
     } else {
         format!("{scaled:.4}")
     };
+    // `0.5000` reads as more precise than it is; `0.5` does not.
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
     format!("{s}{suffix}")
+}
+
+/// Tick spacings for the time axis: round wall-clock steps.
+const TICK_STEPS_MS: [i64; 20] = [
+    1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
+    1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
+    172_800_000, 604_800_000,
+];
+
+/// Time-axis ticks on round UTC times (every 10 min, every hour, …), at most `max` of them.
+pub fn time_ticks(start: TimestampMs, end: TimestampMs, max: i64) -> Vec<TimestampMs> {
+    let span = (end - start).max(1);
+    let step = TICK_STEPS_MS
+        .into_iter()
+        .find(|s| span / s < max)
+        .unwrap_or(span / max.max(1) + 1);
+    let first = start + (step - start.rem_euclid(step)) % step;
+    (0..).map(|i| first + i * step).take_while(|t| *t <= end).collect()
 }
 
 /// The y range over the visible series, padded so lines do not sit on the frame.
@@ -178,7 +202,7 @@ pub fn render_svg(data: &ChartData, hidden: &[bool]) -> Result<(String, PlotFram
             .margin_bottom(4)
             .x_label_area_size(28)
             .y_label_area_size(64)
-            .build_cartesian_2d(start..end, y_lo..y_hi)
+            .build_cartesian_2d((start..end).with_key_points(time_ticks(start, end, 8)), y_lo..y_hi)
             .map_err(err)?;
         let label_style = ("sans-serif", 13).into_font().color(&RGBColor(60, 64, 72));
         let x_fmt = |t: &i64| format_axis(*t, span);
@@ -335,11 +359,22 @@ mod tests {
     }
 
     #[test]
+    fn time_ticks_fall_on_round_utc_times() {
+        // 17:19:45 to 18:19:45: every 10 minutes from 17:20.
+        let start = 1_764_177_585_000;
+        let ticks = time_ticks(start, start + 3_600_000, 8);
+        assert_eq!(ticks.len(), 6);
+        assert!(ticks.iter().all(|t| t % 600_000 == 0));
+        assert_eq!(crate::timefmt::format_axis(ticks[0], 3_600_000), "17:20");
+    }
+
+    #[test]
     fn values_are_abbreviated_readably() {
         assert_eq!(format_value(1250.0), "1250");
-        assert_eq!(format_value(12_500.0), "12.50k");
-        assert_eq!(format_value(3_200_000.0), "3.20M");
+        assert_eq!(format_value(12_500.0), "12.5k");
+        assert_eq!(format_value(3_200_000.0), "3.2M");
         assert_eq!(format_value(0.00125), "0.0013");
+        assert_eq!(format_value(0.5), "0.5");
         assert_eq!(format_value(42.0), "42");
     }
 }

@@ -7,7 +7,7 @@ use crate::chart::{
     format_value, nearest_point, render_svg, series_css_color, series_label, ChartData, CHART_HEIGHT,
     CHART_WIDTH,
 };
-use crate::range::{auto_step, build_selector, format_step, ExploreState, TimeRange, PRESETS};
+use crate::range::{build_selector, format_step, ExploreState, TimeRange, PRESETS};
 use crate::timefmt::{format_utc, format_utc_input};
 use leptos::ev::{Event, MouseEvent};
 use leptos::prelude::*;
@@ -165,7 +165,7 @@ pub fn ExplorePage() -> impl IntoView {
                         }
                         .into_any(),
                         Ok(opts) => view! {
-                            <Builder opts state=state.get_untracked().unwrap_or_default() metric=metric.get_untracked()/>
+                            <Builder opts state=state.get().unwrap_or_default() metric=metric.get()/>
                         }
                         .into_any(),
                     })
@@ -305,6 +305,8 @@ fn RangeBar(state: ExploreState, auto_refresh: RwSignal<bool>) -> impl IntoView 
             <label class="auto-refresh" title="Reload the chart every 10 seconds (relative ranges only)">
                 <input
                     type="checkbox"
+                    // The attribute for the server-rendered page, the property once it is live.
+                    checked=relative
                     prop:checked=move || auto_refresh.get()
                     disabled={!relative}
                     on:change=move |_| auto_refresh.update(|v| *v = !*v)
@@ -407,7 +409,6 @@ fn ChartView(
         )
     });
     let (start, end, step) = data.with_value(|d| (d.start, d.end, d.step_ms));
-    debug_assert_eq!(step, auto_step(end - start));
     let omitted = data.with_value(|d| d.omitted_series);
 
     let readout = move || {

@@ -1,7 +1,8 @@
 import { test, expect } from '@playwright/test';
 import { collectErrors, firstDemoMetric, gotoHydrated } from './helpers';
 
-const plotted = '.chart-svg svg polyline, .chart-svg svg circle';
+// Series are drawn as 2-pixel polylines (single points as circles); the grid uses 1-pixel ones.
+const plotted = '.chart-svg svg polyline[stroke-width="2"], .chart-svg svg circle';
 
 test('explore: pick a metric, hover reads out values, drag zooms into a narrower span', async ({ page }) => {
   const errors = collectErrors(page);
@@ -25,7 +26,7 @@ test('explore: pick a metric, hover reads out values, drag zooms into a narrower
   const box = (await overlay.boundingBox())!;
   const extent = await page.locator('.chart-svg svg').evaluate((svg) => {
     const width = Number(svg.getAttribute('width'));
-    const xs = Array.from(svg.querySelectorAll('polyline'))
+    const xs = Array.from(svg.querySelectorAll('polyline[stroke-width="2"]'))
       .flatMap((p) => (p.getAttribute('points') ?? '').trim().split(/\s+/))
       .concat(Array.from(svg.querySelectorAll('circle')).map((c) => `${c.getAttribute('cx')},0`))
       .map((xy) => Number(xy.split(',')[0]))
