@@ -44,10 +44,15 @@ impl ApiError {
 
 impl From<store::StoreError> for ApiError {
     fn from(e: store::StoreError) -> Self {
-        // Store errors are about the database, not the request: log the detail, tell the client
-        // it is on our side and temporary.
-        tracing::warn!(error = %e, "query failed in the store");
-        Self::unavailable(format!("the database could not answer: {e}"))
+        match e {
+            store::StoreError::InvalidQuery(m) | store::StoreError::InvalidSample(m) => Self::bad_data(m),
+            e => {
+                // The rest is about the database, not the request: log the detail, tell the
+                // client it is on our side and temporary.
+                tracing::warn!(error = %e, "query failed in the store");
+                Self::unavailable(format!("the database could not answer: {e}"))
+            }
+        }
     }
 }
 

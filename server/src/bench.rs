@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 async fn database_url(base_url: &str, name: &str, recreate: bool) -> Result<String> {
     let mut conn = sqlx::PgConnection::connect(base_url)
         .await
-        .with_context(|| format!("connecting to {}", crate::state::redact_url(base_url)))?;
+        .with_context(|| format!("connecting to {}", store::error::redact_url(base_url)))?;
     let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
         .bind(name)
         .fetch_optional(&mut conn)
@@ -178,7 +178,7 @@ pub async fn query(base_url: &str, series: usize, days: i64, iterations: usize, 
     let per_series = (days * 86_400_000 / interval_ms) as usize;
     let wanted = (series * per_series) as i64;
     let url = database_url(base_url, "pipewatch_bench_query", false).await?;
-    let store = store::Store::connect(&url, store::StoreConfig::default()).await?;
+    let mut store = store::Store::connect(&url, store::StoreConfig::default()).await?;
     // Data is reused between runs when it is still complete and recent enough to be in range.
     let marker: Option<(i64, i64)> = sqlx::query_as(
         "SELECT (SELECT count(*) FROM samples)::bigint, coalesce((SELECT extract(epoch FROM max(ts))*1000 FROM samples), 0)::bigint",
@@ -192,7 +192,10 @@ pub async fn query(base_url: &str, series: usize, days: i64, iterations: usize, 
             max_ts
         }
         _ => {
-            sqlx::query("TRUNCATE samples, series").execute(store.pool()).await.ok();
+            // Start from an empty database: rollups and watermarks must match the new data.
+            store.pool().close().await;
+            let url = database_url(base_url, "pipewatch_bench_query", true).await?;
+            store = store::Store::connect(&url, store::StoreConfig::default()).await?;
             let end = now - now.rem_euclid(interval_ms);
             let start = end - per_series as i64 * interval_ms;
             println!("bench query: loading {series} series x {per_series} samples = {wanted} samples through the ingest path ...");

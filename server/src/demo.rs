@@ -160,8 +160,10 @@ pub async fn serve_pipeline(port: u16, fault: Fault) -> anyhow::Result<SocketAdd
 }
 
 /// History for the demo: the same metrics rendered every `step_ms` over the last `span_ms`,
-/// parsed by the real parser, so the charts have a day of context from the first minute.
-pub fn backfill(now_ms: i64, span_ms: i64, step_ms: i64) -> Vec<model::Batch> {
+/// parsed by the real parser and labelled as `target` labels its scrapes, so the charts have a
+/// day of context from the first minute and history and live data are one series.
+pub fn backfill(target: &collectors::scrape::ScrapeTarget, now_ms: i64, span_ms: i64, step_ms: i64) -> Vec<model::Batch> {
+    let labels = target.target_labels();
     let mut out = Vec::new();
     let mut t = now_ms - span_ms;
     t -= t.rem_euclid(step_ms);
@@ -170,8 +172,9 @@ pub fn backfill(now_ms: i64, span_ms: i64, step_ms: i64) -> Vec<model::Batch> {
         match collectors::prometheus_text::parse(&text, collectors::prometheus_text::Format::Text004, t) {
             Ok(mut batch) => {
                 for s in &mut batch.series {
-                    s.key.labels.insert("job", "demo_pipeline");
-                    s.key.labels.insert("instance", "backfill");
+                    for (k, v) in labels.iter() {
+                        s.key.labels.insert(k, v);
+                    }
                 }
                 out.push(batch);
             }

@@ -139,10 +139,10 @@ pub struct WriterConfig {
 
 /// The running writer tasks. `shutdown` closes the queue, drains it and waits.
 pub struct BatchWriters {
-    rx: Arc<Mutex<mpsc::UnboundedReceiver<Item>>>,
     closed: Arc<AtomicBool>,
     permits: Arc<Semaphore>,
     tasks: JoinSet<()>,
+    closing: CancellationToken,
     abandon: CancellationToken,
     lost: Arc<AtomicU64>,
 }
@@ -168,6 +168,7 @@ pub fn start(
         metrics: metrics.clone(),
     };
     let rx = Arc::new(Mutex::new(rx));
+    let closing = CancellationToken::new();
     let abandon = CancellationToken::new();
     let lost = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
@@ -180,6 +181,7 @@ pub fn start(
             permits: permits.clone(),
             depth: depth.clone(),
             metrics: metrics.clone(),
+            closing: closing.clone(),
             abandon: abandon.clone(),
             lost: lost.clone(),
         };
@@ -188,10 +190,10 @@ pub fn start(
     (
         queue,
         BatchWriters {
-            rx,
             closed,
             permits,
             tasks,
+            closing,
             abandon,
             lost,
         },
@@ -204,7 +206,8 @@ impl BatchWriters {
     pub async fn shutdown(mut self, timeout: Duration) -> u64 {
         self.closed.store(true, Ordering::Release);
         self.permits.close();
-        self.rx.lock().await.close();
+        // The writer holding the receiver closes it (it may be waiting in recv with the lock).
+        self.closing.cancel();
         let drained = tokio::time::timeout(timeout, async {
             while self.tasks.join_next().await.is_some() {}
         })
@@ -226,6 +229,7 @@ struct Writer {
     permits: Arc<Semaphore>,
     depth: Arc<AtomicU64>,
     metrics: Arc<SelfMetrics>,
+    closing: CancellationToken,
     abandon: CancellationToken,
     lost: Arc<AtomicU64>,
 }
@@ -256,26 +260,42 @@ impl Writer {
         // Holding the receiver lock while gathering gives each writer whole, large batches;
         // other writers meanwhile are busy writing theirs.
         let mut rx = self.rx.lock().await;
-        let first = match rx.recv().await {
-            Some(item) => item,
-            None => return (batches, 0, 0, true),
+        // Once shutdown starts, close the channel: recv then yields what is buffered, then None.
+        let mut closed = false;
+        let first = loop {
+            tokio::select! {
+                item = rx.recv() => break item,
+                _ = self.closing.cancelled(), if !closed => {
+                    rx.close();
+                    closed = true;
+                }
+            }
+        };
+        let Some(first) = first else {
+            return (batches, 0, 0, true);
         };
         let deadline = Instant::now() + self.cfg.flush_interval;
-        let mut push = |item: Item, batches: &mut Vec<Batch>| {
-            permits += item.permits as u64;
-            samples += item.batch.sample_count() as u64;
+        let add = |item: Item, batches: &mut Vec<Batch>, permits: &mut u64, samples: &mut u64| {
+            *permits += item.permits as u64;
+            *samples += item.batch.sample_count() as u64;
             batches.push(item.batch);
         };
-        push(first, &mut batches);
+        add(first, &mut batches, &mut permits, &mut samples);
         while (samples as usize) < self.cfg.batch_max_samples {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
-            match tokio::time::timeout(deadline - now, rx.recv()).await {
-                Ok(Some(item)) => push(item, &mut batches),
-                Ok(None) => return (batches, permits, samples, true),
-                Err(_) => break,
+            tokio::select! {
+                r = tokio::time::timeout(deadline - now, rx.recv()) => match r {
+                    Ok(Some(item)) => add(item, &mut batches, &mut permits, &mut samples),
+                    Ok(None) => return (batches, permits, samples, true),
+                    Err(_) => break,
+                },
+                _ = self.closing.cancelled(), if !closed => {
+                    rx.close();
+                    closed = true;
+                }
             }
         }
         (batches, permits, samples, false)

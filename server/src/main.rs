@@ -86,7 +86,8 @@ async fn run() -> Result<()> {
             let mut targets = vec![collectors::scrape::ScrapeTarget {
                 job: "demo_pipeline".into(),
                 url: format!("http://{addr}/metrics"),
-                labels: model::Labels::from_pairs([("env", "demo")]),
+                // A fixed instance keeps the series the same across restarts (the port is random).
+                labels: model::Labels::from_pairs([("env", "demo"), ("instance", "demo-pipeline:9464")]),
                 interval: Duration::from_secs(5),
                 timeout: Duration::from_secs(4),
             }];
@@ -100,7 +101,7 @@ async fn run() -> Result<()> {
             let backfill = if no_backfill {
                 Vec::new()
             } else {
-                server::demo::backfill(server::scrape_manager::now_ms(), 24 * 3_600_000, 60_000)
+                server::demo::backfill(&targets[0], server::scrape_manager::now_ms(), 24 * 3_600_000, 60_000)
             };
             let report = server::run::serve(
                 cfg,

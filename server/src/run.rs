@@ -4,7 +4,8 @@
 use crate::config::Config;
 use crate::ingest::{self, WriterConfig};
 use crate::scrape_manager::{now_ms, ScrapeManager, TargetHealthBoard};
-use crate::state::{redact_url, AppState};
+use crate::state::AppState;
+use store::error::redact_url;
 use crate::telemetry::SelfMetrics;
 use anyhow::{Context, Result};
 use collectors::scrape::ScrapeTarget;
@@ -28,7 +29,7 @@ impl Database {
                 embedded: None,
             });
         }
-        let dir = cfg.server.data_dir.join("postgres");
+        let dir = cfg.server.data_dir.clone();
         tracing::info!(data_dir = %dir.display(), "no database.url / DATABASE_URL set: starting the embedded PostgreSQL cluster");
         let pg = store::embedded::EmbeddedPostgres::start(&dir)
             .await
@@ -41,7 +42,9 @@ impl Database {
 
     pub async fn close(self) {
         if let Some(pg) = self.embedded {
-            pg.stop().await;
+            if let Err(e) = pg.stop().await {
+                tracing::warn!(error = %e, "embedded PostgreSQL did not stop cleanly");
+            }
         }
     }
 }

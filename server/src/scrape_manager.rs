@@ -101,7 +101,7 @@ impl Loop {
         let offset = spread_offset(&self.target.url, self.target.interval);
         let labels = TargetLabels {
             job: self.target.job.clone(),
-            instance: instance_of(&self.target.url),
+            instance: self.target.instance(),
         };
         tokio::select! {
             _ = tokio::time::sleep(offset) => {}
@@ -137,13 +137,6 @@ impl Loop {
             }
         }
     }
-}
-
-fn instance_of(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(80))))
-        .unwrap_or_else(|| url.to_string())
 }
 
 fn spread_offset(url: &str, interval: Duration) -> Duration {

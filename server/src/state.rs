@@ -35,19 +35,6 @@ impl AppState {
     }
 }
 
-/// Removes the password from a database URL for display.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "(unparseable URL)".into(),
-    }
-}
-
 #[async_trait::async_trait]
 impl app::Backend for AppState {
     async fn metric_names(&self) -> Result<Vec<String>, String> {
