@@ -24,16 +24,25 @@ struct SineWaves {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 const STAGES: [&str; 3] = ["extract", "transform", "load"];
 
 fn all_series() -> Vec<SeriesKey> {
     let mut out = Vec::new();
-    for metric in ["demo_stage_rows_processed_total", "demo_stage_latency_seconds"] {
+    for metric in [
+        "demo_stage_rows_processed_total",
+        "demo_stage_latency_seconds",
+    ] {
         for stage in STAGES {
-            out.push(SeriesKey::new(metric, Labels::from_pairs([("job", "demo"), ("stage", stage)])));
+            out.push(SeriesKey::new(
+                metric,
+                Labels::from_pairs([("job", "demo"), ("stage", stage)]),
+            ));
         }
     }
     out.push(SeriesKey::new("up", Labels::from_pairs([("job", "demo")])));
@@ -41,11 +50,18 @@ fn all_series() -> Vec<SeriesKey> {
 }
 
 fn value_at(key: &SeriesKey, t: i64) -> f64 {
-    let stage = STAGES.iter().position(|s| Some(*s) == key.labels.get("stage")).unwrap_or(0) as f64;
+    let stage = STAGES
+        .iter()
+        .position(|s| Some(*s) == key.labels.get("stage"))
+        .unwrap_or(0) as f64;
     let x = t as f64 / 60_000.0;
     match key.metric.as_str() {
-        "demo_stage_rows_processed_total" => (t as f64 / 1000.0) * (10.0 + stage * 3.0) % 1e9 / 1000.0 + (x / 7.0).sin() * 40.0,
-        "demo_stage_latency_seconds" => 0.2 + 0.1 * stage + 0.08 * (x / (3.0 + stage)).sin() + 0.02 * (x * 1.7).cos(),
+        "demo_stage_rows_processed_total" => {
+            (t as f64 / 1000.0) * (10.0 + stage * 3.0) % 1e9 / 1000.0 + (x / 7.0).sin() * 40.0
+        }
+        "demo_stage_latency_seconds" => {
+            0.2 + 0.1 * stage + 0.08 * (x / (3.0 + stage)).sin() + 0.02 * (x * 1.7).cos()
+        }
         _ => 1.0,
     }
 }
@@ -62,7 +78,12 @@ impl Backend for SineWaves {
         let mut names: Vec<String> = all_series()
             .into_iter()
             .filter(|k| k.metric == metric)
-            .flat_map(|k| k.labels.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>())
+            .flat_map(|k| {
+                k.labels
+                    .iter()
+                    .map(|(n, _)| n.to_string())
+                    .collect::<Vec<_>>()
+            })
             .collect();
         names.sort();
         names.dedup();
@@ -90,7 +111,11 @@ impl Backend for SineWaves {
                     .take_while(|t| *t <= q.end)
                     .map(|t| (t, value_at(&k, t)))
                     .collect();
-                RangeSeries { metric: k.metric, labels: k.labels, points }
+                RangeSeries {
+                    metric: k.metric,
+                    labels: k.labels,
+                    points,
+                }
             })
             .collect())
     }
@@ -140,11 +165,17 @@ impl Backend for SineWaves {
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt().with_env_filter("info").init();
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9091".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9091".into());
     let site_root = std::env::var("PIPEWATCH_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
-    let backend: Arc<dyn Backend> = Arc::new(SineWaves { started_at: now_ms() - 5_400_000 });
+    let backend: Arc<dyn Backend> = Arc::new(SineWaves {
+        started_at: now_ms() - 5_400_000,
+    });
     let router = web::router(backend, site_root.into());
-    let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind the preview address");
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .expect("bind the preview address");
     tracing::info!("dev preview on http://{addr}");
     axum::serve(listener, router).await.expect("serve");
 }

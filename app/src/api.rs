@@ -39,7 +39,9 @@ pub struct StatusView {
 #[cfg(feature = "ssr")]
 fn backend() -> Result<std::sync::Arc<dyn crate::Backend>, ServerFnError> {
     use_context::<std::sync::Arc<dyn crate::Backend>>().ok_or_else(|| {
-        ServerFnError::new("the server did not provide a data backend to the web app (router set-up bug)")
+        ServerFnError::new(
+            "the server did not provide a data backend to the web app (router set-up bug)",
+        )
     })
 }
 
@@ -57,11 +59,18 @@ pub async fn explore_options(metric: Option<String>) -> Result<ExploreChoices, S
     let metrics = backend.metric_names().await.map_err(ServerFnError::new)?;
     let mut labels = Vec::new();
     if let Some(metric) = metric.filter(|m| metrics.contains(m)) {
-        for name in backend.label_names(&metric).await.map_err(ServerFnError::new)? {
+        for name in backend
+            .label_names(&metric)
+            .await
+            .map_err(ServerFnError::new)?
+        {
             if name == "__name__" {
                 continue;
             }
-            let mut values = backend.label_values(&metric, &name).await.map_err(ServerFnError::new)?;
+            let mut values = backend
+                .label_values(&metric, &name)
+                .await
+                .map_err(ServerFnError::new)?;
             values.truncate(MAX_LABEL_VALUES);
             labels.push((name, values));
         }
@@ -72,7 +81,9 @@ pub async fn explore_options(metric: Option<String>) -> Result<ExploreChoices, S
 #[server(prefix = "/app-fn", endpoint = "query_chart")]
 pub async fn query_chart(state: ExploreState) -> Result<ChartData, ServerFnError> {
     if state.q.trim().is_empty() {
-        return Err(ServerFnError::new("choose a metric or type a selector such as up{job=\"demo\"}"));
+        return Err(ServerFnError::new(
+            "choose a metric or type a selector such as up{job=\"demo\"}",
+        ));
     }
     model::Selector::parse(&state.q).map_err(|e| ServerFnError::new(e.message))?;
     let (start, end) = state.range.resolve(now_ms());
@@ -104,11 +115,17 @@ pub async fn query_chart(state: ExploreState) -> Result<ChartData, ServerFnError
 pub async fn list_targets() -> Result<TargetsView, ServerFnError> {
     let mut targets = backend()?.targets().await;
     targets.sort_by(|a, b| (&a.job, &a.url).cmp(&(&b.job, &b.url)));
-    Ok(TargetsView { now: now_ms(), targets })
+    Ok(TargetsView {
+        now: now_ms(),
+        targets,
+    })
 }
 
 #[server(prefix = "/app-fn", endpoint = "get_status")]
 pub async fn get_status() -> Result<StatusView, ServerFnError> {
     let info = backend()?.status().await.map_err(ServerFnError::new)?;
-    Ok(StatusView { now: now_ms(), info })
+    Ok(StatusView {
+        now: now_ms(),
+        info,
+    })
 }

@@ -9,7 +9,11 @@ pub trait Backend: Send + Sync + 'static {
     async fn label_names(&self, metric: &str) -> Result<Vec<String>, String>;
     async fn label_values(&self, metric: &str, label: &str) -> Result<Vec<String>, String>;
     /// `selector` is Prometheus selector text, e.g. `demo_rows_total{job="x"}`; errors are user-facing text.
-    async fn query_range(&self, selector: &str, q: model::RangeQuery) -> Result<Vec<model::RangeSeries>, String>;
+    async fn query_range(
+        &self,
+        selector: &str,
+        q: model::RangeQuery,
+    ) -> Result<Vec<model::RangeSeries>, String>;
     async fn targets(&self) -> Vec<model::TargetHealth>;
     async fn status(&self) -> Result<model::StatusInfo, String>;
 }

@@ -69,7 +69,8 @@ impl PlotFrame {
     /// The SVG x coordinate of time `t` (unclamped, not floored).
     pub fn x_of(&self, t: TimestampMs) -> f64 {
         f64::from(self.left)
-            + f64::from(self.right - self.left) * (t - self.start) as f64 / (self.end - self.start).max(1) as f64
+            + f64::from(self.right - self.left) * (t - self.start) as f64
+                / (self.end - self.start).max(1) as f64
     }
 
     pub fn contains_x(&self, x: f64) -> bool {
@@ -114,9 +115,26 @@ pub fn format_value(v: f64) -> String {
 
 /// Tick spacings for the time axis: round wall-clock steps.
 const TICK_STEPS_MS: [i64; 20] = [
-    1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
-    1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
-    172_800_000, 604_800_000,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    15_000,
+    30_000,
+    60_000,
+    120_000,
+    300_000,
+    600_000,
+    900_000,
+    1_800_000,
+    3_600_000,
+    7_200_000,
+    10_800_000,
+    21_600_000,
+    43_200_000,
+    86_400_000,
+    172_800_000,
+    604_800_000,
 ];
 
 /// Time-axis ticks on round UTC times (every 10 min, every hour, …), at most `max` of them.
@@ -124,10 +142,13 @@ pub fn time_ticks(start: TimestampMs, end: TimestampMs, max: i64) -> Vec<Timesta
     let span = (end - start).max(1);
     let step = TICK_STEPS_MS
         .into_iter()
-        .find(|s| span / s < max)
+        .find(|s| span / s <= max)
         .unwrap_or(span / max.max(1) + 1);
     let first = start + (step - start.rem_euclid(step)) % step;
-    (0..).map(|i| first + i * step).take_while(|t| *t <= end).collect()
+    (0..)
+        .map(|i| first + i * step)
+        .take_while(|t| *t <= end)
+        .collect()
 }
 
 /// The y range over the visible series, padded so lines do not sit on the frame.
@@ -151,7 +172,11 @@ fn value_range(series: &[&RangeSeries]) -> (f64, f64) {
     }
     let pad = (hi - lo) * 0.05;
     // Counts and rates are usually non-negative: keep zero as the floor when it is close.
-    let lo = if lo >= 0.0 && lo - pad < 0.0 { 0.0 } else { lo - pad };
+    let lo = if lo >= 0.0 && lo - pad < 0.0 {
+        0.0
+    } else {
+        lo - pad
+    };
     (lo, hi + pad)
 }
 
@@ -161,11 +186,11 @@ fn runs(points: &[(TimestampMs, f64)], step_ms: i64) -> Vec<Vec<(TimestampMs, f6
     let mut out: Vec<Vec<(TimestampMs, f64)>> = Vec::new();
     let mut cur: Vec<(TimestampMs, f64)> = Vec::new();
     for &(t, v) in points {
-        let gap = cur.last().is_some_and(|&(pt, _)| t - pt > 2 * step_ms.max(1));
-        if !v.is_finite() || gap {
-            if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
+        let gap = cur
+            .last()
+            .is_some_and(|&(pt, _)| t - pt > 2 * step_ms.max(1));
+        if (!v.is_finite() || gap) && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
         }
         if v.is_finite() {
             cur.push((t, v));
@@ -192,7 +217,8 @@ pub fn render_svg(data: &ChartData, hidden: &[bool]) -> Result<(String, PlotFram
     let mut svg = String::new();
     let frame;
     {
-        let root = SVGBackend::with_string(&mut svg, (CHART_WIDTH, CHART_HEIGHT)).into_drawing_area();
+        let root =
+            SVGBackend::with_string(&mut svg, (CHART_WIDTH, CHART_HEIGHT)).into_drawing_area();
         let err = |e: DrawingAreaErrorKind<_>| format!("drawing the chart failed: {e:?}");
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
@@ -202,7 +228,10 @@ pub fn render_svg(data: &ChartData, hidden: &[bool]) -> Result<(String, PlotFram
             .margin_bottom(4)
             .x_label_area_size(28)
             .y_label_area_size(64)
-            .build_cartesian_2d((start..end).with_key_points(time_ticks(start, end, 8)), y_lo..y_hi)
+            .build_cartesian_2d(
+                (start..end).with_key_points(time_ticks(start, end, 8)),
+                y_lo..y_hi,
+            )
             .map_err(err)?;
         let label_style = ("sans-serif", 13).into_font().color(&RGBColor(60, 64, 72));
         let x_fmt = |t: &i64| format_axis(*t, span);
@@ -316,13 +345,22 @@ mod tests {
 
     #[test]
     fn frame_maps_times_to_the_pixels_plotters_drew() {
-        let d = data(vec![vec![(0, 1.0), (150_000, 2.0), (300_000, 3.0), (600_000, 1.5)]]);
+        let d = data(vec![vec![
+            (0, 1.0),
+            (150_000, 2.0),
+            (300_000, 3.0),
+            (600_000, 1.5),
+        ]]);
         let (svg, frame) = render_svg(&d, &[]).unwrap();
         let lines = polyline_points(&svg);
         assert_eq!(lines.len(), 1, "{svg}");
         let xs: Vec<f64> = lines[0].iter().map(|p| p.0).collect();
         for (x, t) in xs.iter().zip([0, 150_000, 300_000, 600_000]) {
-            assert!((frame.x_of(t) - x).abs() <= 1.0, "t={t}: drawn at {x}, frame says {}", frame.x_of(t));
+            assert!(
+                (frame.x_of(t) - x).abs() <= 1.0,
+                "t={t}: drawn at {x}, frame says {}",
+                frame.x_of(t)
+            );
             // Reading the time back at the drawn pixel lands within one pixel's worth of time.
             let ms_per_px = 600_000.0 / f64::from(frame.right - frame.left);
             assert!((frame.time_at(*x) - t).abs() as f64 <= ms_per_px + 1.0);
@@ -332,7 +370,10 @@ mod tests {
 
     #[test]
     fn series_get_distinct_colours_and_hidden_ones_are_not_drawn() {
-        let d = data(vec![vec![(0, 1.0), (150_000, 2.0)], vec![(0, 3.0), (150_000, 4.0)]]);
+        let d = data(vec![
+            vec![(0, 1.0), (150_000, 2.0)],
+            vec![(0, 3.0), (150_000, 4.0)],
+        ]);
         let (svg, _) = render_svg(&d, &[]).unwrap();
         assert!(svg.contains("#1F77B4") || svg.contains("#1f77b4"), "{svg}");
         assert!(svg.to_lowercase().contains("#ff7f0e"));
@@ -343,7 +384,15 @@ mod tests {
 
     #[test]
     fn gaps_and_nan_break_the_line() {
-        let pts = vec![(0, 1.0), (1000, 2.0), (2000, f64::NAN), (3000, 1.0), (4000, 1.0), (60_000, 5.0), (61_000, 6.0)];
+        let pts = vec![
+            (0, 1.0),
+            (1000, 2.0),
+            (2000, f64::NAN),
+            (3000, 1.0),
+            (4000, 1.0),
+            (60_000, 5.0),
+            (61_000, 6.0),
+        ];
         let r = runs(&pts, 1000);
         assert_eq!(r.len(), 3);
         assert_eq!(r[1], vec![(3000, 1.0), (4000, 1.0)]);
@@ -355,16 +404,28 @@ mod tests {
         assert_eq!(nearest_point(s, 4_000), Some((0, 1.0)));
         assert_eq!(nearest_point(s, 6_000), Some((10_000, 2.0)));
         assert_eq!(nearest_point(s, 99_000), Some((20_000, 3.0)));
-        assert_eq!(nearest_point(&RangeSeries { metric: "m".into(), labels: Labels::new(), points: vec![] }, 0), None);
+        assert_eq!(
+            nearest_point(
+                &RangeSeries {
+                    metric: "m".into(),
+                    labels: Labels::new(),
+                    points: vec![]
+                },
+                0
+            ),
+            None
+        );
     }
 
     #[test]
     fn time_ticks_fall_on_round_utc_times() {
-        // 17:19:45 to 18:19:45: every 10 minutes from 17:20.
+        // 17:19:45 to 18:19:45: every 10 minutes from 17:20 (5 minutes would make 12 ticks).
         let start = 1_764_177_585_000;
         let ticks = time_ticks(start, start + 3_600_000, 8);
         assert_eq!(ticks.len(), 6);
         assert!(ticks.iter().all(|t| t % 600_000 == 0));
+        // 16 minutes: every 2 minutes, 8 ticks.
+        assert_eq!(time_ticks(start, start + 16 * 60_000, 8).len(), 8);
         assert_eq!(crate::timefmt::format_axis(ticks[0], 3_600_000), "17:20");
     }
 

@@ -4,8 +4,8 @@
 
 use crate::api::{explore_options, query_chart, ExploreChoices};
 use crate::chart::{
-    format_value, nearest_point, render_svg, series_css_color, series_label, ChartData, CHART_HEIGHT,
-    CHART_WIDTH,
+    format_value, nearest_point, render_svg, series_css_color, series_label, ChartData,
+    CHART_HEIGHT, CHART_WIDTH,
 };
 use crate::range::{build_selector, format_step, ExploreState, TimeRange, PRESETS};
 use crate::timefmt::{format_utc, format_utc_input};
@@ -41,14 +41,21 @@ pub fn state_from_params(p: &ParamsMap) -> Result<ExploreState, String> {
         None => Aggregation::Avg,
     };
     let back = p.get("back").filter(|b| !b.is_empty());
-    Ok(ExploreState { q, range, agg, back })
+    Ok(ExploreState {
+        q,
+        range,
+        agg,
+        back,
+    })
 }
 
 /// Hidden inputs that carry the time range and aggregation through a form that edits
 /// something else.
 fn hidden_range_inputs(state: &ExploreState) -> impl IntoView {
     let range = match &state.range {
-        TimeRange::Relative { label, .. } => view! { <input type="hidden" name="range" value=label.clone()/> }.into_any(),
+        TimeRange::Relative { label, .. } => {
+            view! { <input type="hidden" name="range" value=label.clone()/> }.into_any()
+        }
         TimeRange::Absolute { from, to } => view! {
             <input type="hidden" name="from" value=from.to_string()/>
             <input type="hidden" name="to" value=to.to_string()/>
@@ -307,7 +314,7 @@ fn RangeBar(state: ExploreState, auto_refresh: RwSignal<bool>) -> impl IntoView 
                     type="checkbox"
                     // The attribute for the server-rendered page, the property once it is live.
                     checked=relative
-                    prop:checked=move || auto_refresh.get()
+                    prop:checked=move || relative && auto_refresh.get()
                     disabled={!relative}
                     on:change=move |_| auto_refresh.update(|v| *v = !*v)
                 />
@@ -320,7 +327,10 @@ fn RangeBar(state: ExploreState, auto_refresh: RwSignal<bool>) -> impl IntoView 
 /// The SVG x coordinate under the pointer: the overlay has the SVG's box, scaled to the
 /// column width.
 fn pointer_x(ev: &MouseEvent) -> Option<f64> {
-    let el = ev.current_target()?.dyn_into::<leptos::web_sys::Element>().ok()?;
+    let el = ev
+        .current_target()?
+        .dyn_into::<leptos::web_sys::Element>()
+        .ok()?;
     let rect = el.get_bounding_client_rect();
     if rect.width() <= 0.0 {
         return None;
@@ -357,7 +367,11 @@ fn ChartView(
     let rendered = Memo::new(move |_| {
         let h = hidden.get();
         data.with_value(|d| {
-            let flags: Vec<bool> = d.series.iter().map(|s| h.contains(&series_label(s))).collect();
+            let flags: Vec<bool> = d
+                .series
+                .iter()
+                .map(|s| h.contains(&series_label(s)))
+                .collect();
             render_svg(d, &flags)
         })
     });
@@ -365,7 +379,9 @@ fn ChartView(
     let navigate = use_navigate();
     let zoom_state = state.clone();
     let on_up = move |ev: MouseEvent| {
-        let (Some((a, _)), Some(f)) = (drag.get_untracked(), frame()) else { return };
+        let (Some((a, _)), Some(f)) = (drag.get_untracked(), frame()) else {
+            return;
+        };
         drag.set(None);
         let b = pointer_x(&ev).unwrap_or(a);
         // A click, not a drag: nothing to zoom into.
@@ -378,14 +394,18 @@ fn ChartView(
         }
     };
     let on_move = move |ev: MouseEvent| {
-        let (Some(x), Some(f)) = (pointer_x(&ev), frame()) else { return };
+        let (Some(x), Some(f)) = (pointer_x(&ev), frame()) else {
+            return;
+        };
         hover.set(f.contains_x(x).then_some(x));
         if let Some((a, _)) = drag.get_untracked() {
             drag.set(Some((a, x.clamp(f64::from(f.left), f64::from(f.right)))));
         }
     };
     let on_down = move |ev: MouseEvent| {
-        let (Some(x), Some(f)) = (pointer_x(&ev), frame()) else { return };
+        let (Some(x), Some(f)) = (pointer_x(&ev), frame()) else {
+            return;
+        };
         if ev.button() == 0 && f.contains_x(x) {
             ev.prevent_default();
             drag.set(Some((x, x)));
@@ -432,9 +452,17 @@ fn ChartView(
             .unwrap_or(t);
         let lx = f.x_of(snapped);
         let box_style = if lx > f64::from(CHART_WIDTH) * 0.6 {
-            format!("right:{:.3}%;top:{:.3}%", 100.0 - pct_x(lx) + 0.8, pct_y(f64::from(f.top)) + 1.0)
+            format!(
+                "right:{:.3}%;top:{:.3}%",
+                100.0 - pct_x(lx) + 0.8,
+                pct_y(f64::from(f.top)) + 1.0
+            )
         } else {
-            format!("left:{:.3}%;top:{:.3}%", pct_x(lx) + 0.8, pct_y(f64::from(f.top)) + 1.0)
+            format!(
+                "left:{:.3}%;top:{:.3}%",
+                pct_x(lx) + 0.8,
+                pct_y(f64::from(f.top)) + 1.0
+            )
         };
         Some(view! {
             <div
@@ -546,7 +574,10 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> ParamsMap {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -560,12 +591,23 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(s.q, r#"demo_rows{stage="load"}"#);
-        assert_eq!(s.range, TimeRange::Relative { label: "15m".into(), span_ms: 900_000 });
+        assert_eq!(
+            s.range,
+            TimeRange::Relative {
+                label: "15m".into(),
+                span_ms: 900_000
+            }
+        );
     }
 
     #[test]
     fn switching_metric_drops_the_old_metrics_label_choices() {
-        let s = state_from_params(&params(&[("metric", "b"), ("prev_metric", "a"), ("l_stage", "load")])).unwrap();
+        let s = state_from_params(&params(&[
+            ("metric", "b"),
+            ("prev_metric", "a"),
+            ("l_stage", "load"),
+        ]))
+        .unwrap();
         assert_eq!(s.q, "b");
     }
 

@@ -17,9 +17,27 @@ pub const PRESETS: [(&str, i64); 6] = [
 
 /// Steps the chart may use; the smallest one giving at most [`MAX_POINTS`] buckets wins.
 const STEPS_MS: [i64; 21] = [
-    1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 180_000, 300_000, 600_000,
-    900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
-    172_800_000, 604_800_000,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    15_000,
+    30_000,
+    60_000,
+    120_000,
+    180_000,
+    300_000,
+    600_000,
+    900_000,
+    1_800_000,
+    3_600_000,
+    7_200_000,
+    10_800_000,
+    21_600_000,
+    43_200_000,
+    86_400_000,
+    172_800_000,
+    604_800_000,
 ];
 
 /// Enough points to resolve a 1100-pixel chart, few enough to ship and draw quickly.
@@ -57,14 +75,20 @@ pub fn parse_span(s: &str) -> Result<i64, String> {
         _ => return Err(bad()),
     };
     if n <= 0 || n > 3650 * 86_400_000 / mult {
-        return Err(format!("range {s:?} must be longer than zero and at most 10 years"));
+        return Err(format!(
+            "range {s:?} must be longer than zero and at most 10 years"
+        ));
     }
     Ok(n * mult)
 }
 
 impl TimeRange {
     /// From the URL parameters: `from`+`to` (milliseconds or UTC text) win over `range`.
-    pub fn from_params(range: Option<&str>, from: Option<&str>, to: Option<&str>) -> Result<Self, String> {
+    pub fn from_params(
+        range: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Self, String> {
         let from = from.filter(|s| !s.trim().is_empty());
         let to = to.filter(|s| !s.trim().is_empty());
         match (from, to) {
@@ -80,7 +104,9 @@ impl TimeRange {
                 Ok(Self::Absolute { from, to })
             }
             (Some(_), None) => Err("a custom range needs both from and to; `to` is missing".into()),
-            (None, Some(_)) => Err("a custom range needs both from and to; `from` is missing".into()),
+            (None, Some(_)) => {
+                Err("a custom range needs both from and to; `from` is missing".into())
+            }
             (None, None) => match range.filter(|s| !s.trim().is_empty()) {
                 None => Ok(Self::default()),
                 Some(r) => Ok(Self::Relative {
@@ -219,7 +245,9 @@ pub fn encode_query_value(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -227,7 +255,10 @@ pub fn encode_query_value(s: &str) -> String {
 }
 
 /// Builds `metric{a="x",b="y"}` from the builder form's choices, escaping values.
-pub fn build_selector<'a>(metric: &str, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+pub fn build_selector<'a>(
+    metric: &str,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
     let matchers: Vec<String> = labels
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
@@ -249,7 +280,10 @@ mod tests {
         for (label, span) in PRESETS {
             let step = auto_step(span);
             let points = span / step;
-            assert!((280..=MAX_POINTS).contains(&points), "{label}: step {step} gives {points} points");
+            assert!(
+                (280..=MAX_POINTS).contains(&points),
+                "{label}: step {step} gives {points} points"
+            );
         }
         assert_eq!(format_step(auto_step(3_600_000)), "10s");
     }
@@ -257,16 +291,36 @@ mod tests {
     #[test]
     fn custom_range_wins_over_preset_and_is_checked() {
         let r = TimeRange::from_params(Some("1h"), Some("1000"), Some("2000")).unwrap();
-        assert_eq!(r, TimeRange::Absolute { from: 1000, to: 2000 });
-        assert!(TimeRange::from_params(None, Some("2000"), Some("1000")).unwrap_err().contains("swap"));
-        assert!(TimeRange::from_params(None, Some("2000"), None).unwrap_err().contains("`to` is missing"));
-        assert!(TimeRange::from_params(Some("fortnight"), None, None).unwrap_err().contains("5m, 1h"));
-        assert_eq!(TimeRange::from_params(Some("90s"), None, None).unwrap().resolve(100_000), (10_000, 100_000));
+        assert_eq!(
+            r,
+            TimeRange::Absolute {
+                from: 1000,
+                to: 2000
+            }
+        );
+        assert!(TimeRange::from_params(None, Some("2000"), Some("1000"))
+            .unwrap_err()
+            .contains("swap"));
+        assert!(TimeRange::from_params(None, Some("2000"), None)
+            .unwrap_err()
+            .contains("`to` is missing"));
+        assert!(TimeRange::from_params(Some("fortnight"), None, None)
+            .unwrap_err()
+            .contains("5m, 1h"));
+        assert_eq!(
+            TimeRange::from_params(Some("90s"), None, None)
+                .unwrap()
+                .resolve(100_000),
+            (10_000, 100_000)
+        );
     }
 
     #[test]
     fn zoom_remembers_the_original_range_across_repeated_zooms() {
-        let s = ExploreState { q: "m".into(), ..Default::default() };
+        let s = ExploreState {
+            q: "m".into(),
+            ..Default::default()
+        };
         let z1 = s.zoomed(10, 20);
         let z2 = z1.zoomed(12, 18);
         assert_eq!(z2.back.as_deref(), Some("1h"));
@@ -282,7 +336,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.q, r#"up{job="a\"b"}"#);
-        assert_eq!(s.href(), "/explore?q=up%7Bjob%3D%22a%5C%22b%22%7D&range=1h&agg=max");
+        assert_eq!(
+            s.href(),
+            "/explore?q=up%7Bjob%3D%22a%5C%22b%22%7D&range=1h&agg=max"
+        );
         let parsed = model::Selector::parse(&s.q).unwrap();
         assert_eq!(parsed.matchers[0].value, "a\"b");
     }

@@ -126,7 +126,12 @@ pub fn parse_utc(input: &str) -> Result<TimestampMs, String> {
         2 => 28,
         _ => return Err(format!("time {s:?}: month {mo} does not exist")),
     };
-    if day == 0 || day > days_in_month || !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0..60).contains(&sec) {
+    if day == 0
+        || day > days_in_month
+        || !(0..24).contains(&h)
+        || !(0..60).contains(&mi)
+        || !(0..60).contains(&sec)
+    {
         return Err(format!("time {s:?} is not a valid date and time of day"));
     }
     Ok(days_from_civil(y, mo, day) * MS_PER_DAY + (h * 3600 + mi * 60 + sec) * 1000)
@@ -178,9 +183,15 @@ mod tests {
 
     #[test]
     fn parse_rejects_impossible_dates_with_the_expected_format() {
-        assert!(parse_utc("2001-02-29 00:00").unwrap_err().contains("not a valid date"));
-        assert!(parse_utc("2001-13-01 00:00").unwrap_err().contains("month 13"));
-        assert!(parse_utc("yesterday").unwrap_err().contains("YYYY-MM-DD HH:MM"));
+        assert!(parse_utc("2001-02-29 00:00")
+            .unwrap_err()
+            .contains("not a valid date"));
+        assert!(parse_utc("2001-13-01 00:00")
+            .unwrap_err()
+            .contains("month 13"));
+        assert!(parse_utc("yesterday")
+            .unwrap_err()
+            .contains("YYYY-MM-DD HH:MM"));
         assert!(parse_utc("2001-01-01 25:00").is_err());
     }
 
@@ -197,6 +208,9 @@ mod tests {
         assert_eq!(format_ago(10_000, 7_000), "3 s ago");
         assert_eq!(format_ago(0, 5_000), "in 5 s");
         assert_eq!(format_duration_ms(3 * 3_600_000 + 5 * 60_000), "3 h 5 min");
-        assert_eq!(format_duration_ms(2 * MS_PER_DAY + 4 * 3_600_000), "2 d 4 h");
+        assert_eq!(
+            format_duration_ms(2 * MS_PER_DAY + 4 * 3_600_000),
+            "2 d 4 h"
+        );
     }
 }

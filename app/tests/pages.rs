@@ -46,7 +46,9 @@ impl Backend for FixedData {
         let mk = |stage: &str, base: f64| RangeSeries {
             metric: "demo_rows_total".into(),
             labels: Labels::from_pairs([("stage", stage)]),
-            points: (0..20).map(|i| (q.start + i * q.step_ms, base + i as f64)).collect(),
+            points: (0..20)
+                .map(|i| (q.start + i * q.step_ms, base + i as f64))
+                .collect(),
         };
         Ok(vec![mk("extract", 10.0), mk("load", 50.0)])
     }
@@ -93,13 +95,24 @@ async fn get(backend: Arc<FixedData>, uri: &str) -> (StatusCode, String) {
 #[tokio::test]
 async fn explore_renders_the_chart_and_legend_on_the_server() {
     let backend = Arc::new(FixedData::default());
-    let (status, html) = get(backend.clone(), "/explore?q=demo_rows_total&range=1h&agg=max").await;
+    let (status, html) = get(
+        backend.clone(),
+        "/explore?q=demo_rows_total&range=1h&agg=max",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     // Series lines are the 2-pixel-wide polylines; the mesh uses 1-pixel ones.
-    assert_eq!(html.matches(r#"stroke-width="2""#).count(), 2, "one line per series");
+    assert_eq!(
+        html.matches(r#"stroke-width="2""#).count(),
+        2,
+        "one line per series"
+    );
     assert!(html.contains("step 10s"), "the automatic step is shown");
     assert!(html.contains(r#"stage=&quot;extract&quot;"#) || html.contains(r#"stage="extract""#));
-    assert!(html.contains("/pkg/pipewatch.js"), "hydration script is linked");
+    assert!(
+        html.contains("/pkg/pipewatch.js"),
+        "hydration script is linked"
+    );
     let (selector, q) = backend.last_query.lock().unwrap().clone().unwrap();
     assert_eq!(selector, "demo_rows_total");
     assert_eq!(q.end - q.start, 3_600_000);
@@ -128,15 +141,25 @@ async fn query_errors_show_in_an_error_box() {
     assert!(html.contains("check DATABASE_URL"));
 
     let (_, html) = get(Arc::new(FixedData::default()), "/explore?q=m%7Ba%3D").await;
-    assert!(html.contains("error-box") && html.contains("bad selector"), "{html}");
+    assert!(
+        html.contains("error-box") && html.contains("bad selector"),
+        "{html}"
+    );
 
     let (_, html) = get(Arc::new(FixedData::default()), "/explore?q=m&range=forever").await;
-    assert!(html.contains("error-box") && html.contains("use e.g. 5m, 1h"), "{html}");
+    assert!(
+        html.contains("error-box") && html.contains("use e.g. 5m, 1h"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
 async fn empty_results_say_what_was_asked_and_where_to_look() {
-    let (_, html) = get(Arc::new(FixedData::default()), "/explore?q=nothing_here&range=6h").await;
+    let (_, html) = get(
+        Arc::new(FixedData::default()),
+        "/explore?q=nothing_here&range=6h",
+    )
+    .await;
     assert!(html.contains("No samples for"), "{html}");
     assert!(html.contains("the last 6h"));
     assert!(html.contains(r#"href="/targets""#));
@@ -146,12 +169,18 @@ async fn empty_results_say_what_was_asked_and_where_to_look() {
 async fn targets_and_status_pages_show_the_backend_data() {
     let (status, html) = get(Arc::new(FixedData::default()), "/targets").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("badge down") && html.contains("connection refused"), "{html}");
+    assert!(
+        html.contains("badge down") && html.contains("connection refused"),
+        "{html}"
+    );
     assert!(html.contains("250 ms"));
     assert!(html.contains("1970-01-01 00:00:01 UTC"));
 
     let (_, html) = get(Arc::new(FixedData::default()), "/status").await;
-    assert!(html.contains("9.9.9-test") && html.contains("5 / 100 (5 % full)"), "{html}");
+    assert!(
+        html.contains("9.9.9-test") && html.contains("5 / 100 (5 % full)"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
