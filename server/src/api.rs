@@ -45,7 +45,9 @@ impl ApiError {
 impl From<store::StoreError> for ApiError {
     fn from(e: store::StoreError) -> Self {
         match e {
-            store::StoreError::InvalidQuery(m) | store::StoreError::InvalidSample(m) => Self::bad_data(m),
+            store::StoreError::InvalidQuery(m) | store::StoreError::InvalidSample(m) => {
+                Self::bad_data(m)
+            }
             e => {
                 // The rest is about the database, not the request: log the detail, tell the
                 // client it is on our side and temporary.
@@ -94,7 +96,11 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {
-    let ping = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(st.store.pool())).await;
+    let ping = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query("SELECT 1").execute(st.store.pool()),
+    )
+    .await;
     match ping {
         Ok(Ok(_)) => (StatusCode::OK, "ready\n").into_response(),
         Ok(Err(e)) => ApiError::unavailable(format!("database not reachable: {e}")).into_response(),
@@ -105,7 +111,10 @@ async fn readyz(State(st): State<AppState>) -> Response {
 async fn self_metrics(State(st): State<AppState>) -> Response {
     (
         // prometheus-client writes OpenMetrics 1.0 (with `# EOF`).
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         st.metrics.encode(),
     )
         .into_response()
@@ -113,7 +122,9 @@ async fn self_metrics(State(st): State<AppState>) -> Response {
 
 async fn status(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let info = st.status_info().await?;
-    Ok(success(serde_json::to_value(info).expect("status serialises")))
+    Ok(success(
+        serde_json::to_value(info).expect("status serialises"),
+    ))
 }
 
 async fn targets(State(st): State<AppState>) -> Json<Value> {
@@ -198,9 +209,11 @@ async fn query_range(
     State(st): State<AppState>,
     Query(p): Query<QueryRangeParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let query = p
-        .query
-        .ok_or_else(|| ApiError::bad_data("missing parameter `query`: give a series selector, e.g. query=up{job=\"demo\"}"))?;
+    let query = p.query.ok_or_else(|| {
+        ApiError::bad_data(
+            "missing parameter `query`: give a series selector, e.g. query=up{job=\"demo\"}",
+        )
+    })?;
     let sel = Selector::parse(&query).map_err(|e| ApiError::bad_data(e.message))?;
     let start = parse_time("start", p.start.as_deref())?;
     let end = parse_time("end", p.end.as_deref())?;
@@ -272,12 +285,18 @@ pub fn parse_time(name: &str, v: Option<&str>) -> Result<i64, ApiError> {
 }
 
 pub fn parse_step(v: Option<&str>) -> Result<i64, ApiError> {
-    let v = v.ok_or_else(|| ApiError::bad_data("missing parameter `step`: give seconds (15) or a duration (15s, 1m)"))?;
+    let v = v.ok_or_else(|| {
+        ApiError::bad_data("missing parameter `step`: give seconds (15) or a duration (15s, 1m)")
+    })?;
     let ms = match v.parse::<f64>() {
         Ok(secs) if secs.is_finite() => (secs * 1000.0).round() as i64,
         _ => humantime::parse_duration(v)
             .map(|d| d.as_millis() as i64)
-            .map_err(|_| ApiError::bad_data(format!("cannot parse `step`={v:?}: give seconds (15) or a duration (15s, 1m)")))?,
+            .map_err(|_| {
+                ApiError::bad_data(format!(
+                    "cannot parse `step`={v:?}: give seconds (15) or a duration (15s, 1m)"
+                ))
+            })?,
     };
     if ms <= 0 {
         return Err(ApiError::bad_data("zero or negative query resolution step widths are not accepted: give a positive `step`"));
@@ -291,9 +310,18 @@ mod tests {
 
     #[test]
     fn times_parse_as_prometheus_does() {
-        assert_eq!(parse_time("start", Some("1700000000.5")).unwrap(), 1_700_000_000_500);
-        assert_eq!(parse_time("start", Some("2023-11-14T22:13:20Z")).unwrap(), 1_700_000_000_000);
-        assert!(parse_time("start", Some("yesterday")).unwrap_err().message.contains("RFC 3339"));
+        assert_eq!(
+            parse_time("start", Some("1700000000.5")).unwrap(),
+            1_700_000_000_500
+        );
+        assert_eq!(
+            parse_time("start", Some("2023-11-14T22:13:20Z")).unwrap(),
+            1_700_000_000_000
+        );
+        assert!(parse_time("start", Some("yesterday"))
+            .unwrap_err()
+            .message
+            .contains("RFC 3339"));
         assert_eq!(parse_step(Some("1m")).unwrap(), 60_000);
         assert_eq!(parse_step(Some("15")).unwrap(), 15_000);
         assert!(parse_step(Some("0")).is_err());

@@ -26,10 +26,14 @@ async fn database_url(base_url: &str, name: &str, recreate: bool) -> Result<Stri
         .fetch_optional(&mut conn)
         .await?;
     if recreate && exists.is_some() {
-        sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).execute(&mut conn).await?;
+        sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .execute(&mut conn)
+            .await?;
     }
     if recreate || exists.is_none() {
-        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await?;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await?;
     }
     let mut url = url::Url::parse(base_url)?;
     url.set_path(&format!("/{name}"));
@@ -48,7 +52,13 @@ fn bench_key(i: usize, groups: usize) -> SeriesKey {
 }
 
 /// One batch per timestamp holding one sample of every series, like a scrape of N series.
-fn ingest_batches(series: usize, samples: usize, start_ms: i64, step_ms: i64, seed: u64) -> Vec<Batch> {
+fn ingest_batches(
+    series: usize,
+    samples: usize,
+    start_ms: i64,
+    step_ms: i64,
+    seed: u64,
+) -> Vec<Batch> {
     let keys: Vec<SeriesKey> = (0..series).map(|i| bench_key(i, 10)).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     (0..samples)
@@ -82,7 +92,11 @@ fn anchor_rows(batches: &[Batch]) -> Vec<(i64, i64, f64)> {
     rows
 }
 
-async fn run_real_path(store: &store::Store, batches: Vec<Batch>, cfg: &crate::config::IngestConfig) -> Result<Duration> {
+async fn run_real_path(
+    store: &store::Store,
+    batches: Vec<Batch>,
+    cfg: &crate::config::IngestConfig,
+) -> Result<Duration> {
     let metrics = Arc::new(SelfMetrics::new());
     let (queue, writers) = ingest::start(
         Arc::new(store.clone()),
@@ -115,7 +129,13 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-pub async fn ingest(base_url: &str, series: usize, samples: usize, rounds: usize, cfg: &crate::config::IngestConfig) -> Result<()> {
+pub async fn ingest(
+    base_url: &str,
+    series: usize,
+    samples: usize,
+    rounds: usize,
+    cfg: &crate::config::IngestConfig,
+) -> Result<()> {
     let total = series * samples;
     println!(
         "bench ingest: {series} series x {samples} samples = {total} samples per round, {rounds} rounds, {} writers, batches of up to {} samples",
@@ -157,8 +177,15 @@ pub async fn ingest(base_url: &str, series: usize, samples: usize, rounds: usize
         anchor_rates.push(ar);
         store.pool().close().await;
     }
-    let ratios: Vec<f64> = path_rates.iter().zip(&anchor_rates).map(|(p, a)| p / a).collect();
-    let (p, a) = (median(&mut path_rates.clone()), median(&mut anchor_rates.clone()));
+    let ratios: Vec<f64> = path_rates
+        .iter()
+        .zip(&anchor_rates)
+        .map(|(p, a)| p / a)
+        .collect();
+    let (p, a) = (
+        median(&mut path_rates.clone()),
+        median(&mut anchor_rates.clone()),
+    );
     println!(
         "RESULT ingest: pipewatch median {p:.0} samples/s, raw COPY median {a:.0} samples/s, ratio median {:.2} (per round: {})",
         median(&mut ratios.clone()),
@@ -173,7 +200,13 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[idx]
 }
 
-pub async fn query(base_url: &str, series: usize, days: i64, iterations: usize, cfg: &crate::config::IngestConfig) -> Result<()> {
+pub async fn query(
+    base_url: &str,
+    series: usize,
+    days: i64,
+    iterations: usize,
+    cfg: &crate::config::IngestConfig,
+) -> Result<()> {
     let interval_ms = 60_000;
     let per_series = (days * 86_400_000 / interval_ms) as usize;
     let wanted = (series * per_series) as i64;
@@ -205,20 +238,35 @@ pub async fn query(base_url: &str, series: usize, days: i64, iterations: usize, 
             let mut done = 0;
             while done < per_series {
                 let n = chunk.min(per_series - done);
-                let batches = ingest_batches(series, n, start + done as i64 * interval_ms, interval_ms, done as u64);
+                let batches = ingest_batches(
+                    series,
+                    n,
+                    start + done as i64 * interval_ms,
+                    interval_ms,
+                    done as u64,
+                );
                 run_real_path(&store, batches, cfg).await?;
                 done += n;
                 if done % (chunk * 24) == 0 {
-                    println!("  {done}/{per_series} timestamps loaded ({:.0}s)", t.elapsed().as_secs_f64());
+                    println!(
+                        "  {done}/{per_series} timestamps loaded ({:.0}s)",
+                        t.elapsed().as_secs_f64()
+                    );
                 }
             }
-            println!("  loaded in {:.1}s; building rollups ...", t.elapsed().as_secs_f64());
+            println!(
+                "  loaded in {:.1}s; building rollups ...",
+                t.elapsed().as_secs_f64()
+            );
             end - interval_ms
         }
     };
     let t = Instant::now();
     store.maintain(now).await?;
-    println!("  maintenance (partitions, rollups) {:.1}s", t.elapsed().as_secs_f64());
+    println!(
+        "  maintenance (partitions, rollups) {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     sqlx::query("ANALYZE").execute(store.pool()).await?;
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
@@ -229,8 +277,11 @@ pub async fn query(base_url: &str, series: usize, days: i64, iterations: usize, 
     for _ in 0..iterations {
         let i = rng.gen_range(0..series);
         let key = bench_key(i, 10);
-        let sel = model::Selector::parse(&format!("bench_metric{{instance=\"{}\"}}", key.labels.get("instance").unwrap_or_default()))
-            .expect("valid selector");
+        let sel = model::Selector::parse(&format!(
+            "bench_metric{{instance=\"{}\"}}",
+            key.labels.get("instance").unwrap_or_default()
+        ))
+        .expect("valid selector");
         let from = end_ms - rng.gen_range(86_400_000..=span.max(86_400_001));
         let q = RangeQuery {
             start: from,
@@ -241,7 +292,10 @@ pub async fn query(base_url: &str, series: usize, days: i64, iterations: usize, 
         let t = Instant::now();
         let res = store.query_range(&sel, &q).await?;
         ours.push(t.elapsed().as_secs_f64() * 1000.0);
-        anyhow::ensure!(res.len() == 1 && !res[0].points.is_empty(), "one-series query returned no data");
+        anyhow::ensure!(
+            res.len() == 1 && !res[0].points.is_empty(),
+            "one-series query returned no data"
+        );
         let t = Instant::now();
         let rows: Vec<(f64,)> = sqlx::query_as(
             "SELECT value FROM samples WHERE series_id = $1 AND ts >= to_timestamp($2::float8/1000) AND ts <= to_timestamp($3::float8/1000)",
@@ -262,7 +316,8 @@ pub async fn query(base_url: &str, series: usize, days: i64, iterations: usize, 
         let mut anchor = Vec::new();
         for _ in 0..iterations.min(100) {
             let g = rng.gen_range(0..10);
-            let sel = model::Selector::parse(&format!("bench_metric{{group=\"{g}\"}}")).expect("valid selector");
+            let sel = model::Selector::parse(&format!("bench_metric{{group=\"{g}\"}}"))
+                .expect("valid selector");
             let from = end_ms - rng.gen_range(3_600_000..=span);
             let q = RangeQuery {
                 start: from,
@@ -273,8 +328,16 @@ pub async fn query(base_url: &str, series: usize, days: i64, iterations: usize, 
             let t = Instant::now();
             let res = store.query_range(&sel, &q).await?;
             ours.push(t.elapsed().as_secs_f64() * 1000.0);
-            anyhow::ensure!(res.len() == series / 10, "expected {} series, got {}", series / 10, res.len());
-            let ids: Vec<i64> = (0..series).filter(|i| i % 10 == g).map(|i| bench_key(i, 10).stable_id()).collect();
+            anyhow::ensure!(
+                res.len() == series / 10,
+                "expected {} series, got {}",
+                series / 10,
+                res.len()
+            );
+            let ids: Vec<i64> = (0..series)
+                .filter(|i| i % 10 == g)
+                .map(|i| bench_key(i, 10).stable_id())
+                .collect();
             let t = Instant::now();
             let rows: Vec<(f64,)> = sqlx::query_as(
                 "SELECT value FROM samples WHERE series_id = ANY($1) AND ts >= to_timestamp($2::float8/1000) AND ts <= to_timestamp($3::float8/1000)",
@@ -287,7 +350,11 @@ pub async fn query(base_url: &str, series: usize, days: i64, iterations: usize, 
             anchor.push(t.elapsed().as_secs_f64() * 1000.0);
             std::hint::black_box(rows);
         }
-        report(&format!("{} series x 1 hour @ {}s step", series / 10, step / 1000), &mut ours, &mut anchor);
+        report(
+            &format!("{} series x 1 hour @ {}s step", series / 10, step / 1000),
+            &mut ours,
+            &mut anchor,
+        );
     }
     store.pool().close().await;
     Ok(())

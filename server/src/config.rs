@@ -145,7 +145,9 @@ fn default_scheme() -> String {
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(|e| {
-        serde::de::Error::custom(format!("{s:?} is not a duration ({e}); write it like \"15s\", \"500ms\" or \"1m\""))
+        serde::de::Error::custom(format!(
+            "{s:?} is not a duration ({e}); write it like \"15s\", \"500ms\" or \"1m\""
+        ))
     })
 }
 
@@ -162,7 +164,9 @@ impl Config {
             None => toml::Table::new(),
         };
         apply_env(&mut value, std::env::vars())?;
-        let origin = path.map(|p| p.display().to_string()).unwrap_or_else(|| "defaults".into());
+        let origin = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "defaults".into());
         Self::from_table(value, &origin)
     }
 
@@ -186,7 +190,10 @@ impl Config {
     fn validate(&self) -> Result<()> {
         let i = &self.ingest;
         if i.writers == 0 || i.writers > 64 {
-            bail!("key `ingest.writers` must be between 1 and 64, got {}", i.writers);
+            bail!(
+                "key `ingest.writers` must be between 1 and 64, got {}",
+                i.writers
+            );
         }
         if i.batch_max_samples == 0 {
             bail!("key `ingest.batch_max_samples` must be at least 1");
@@ -208,7 +215,10 @@ impl Config {
                 bail!("key `{key}.job_name` must not be empty");
             }
             if !seen.insert(job.job_name.clone()) {
-                bail!("key `{key}.job_name`: job {:?} is defined twice; job names must be unique", job.job_name);
+                bail!(
+                    "key `{key}.job_name`: job {:?} is defined twice; job names must be unique",
+                    job.job_name
+                );
             }
             if job.scrape_interval.is_zero() {
                 bail!("key `{key}.scrape_interval` must be greater than 0");
@@ -221,15 +231,23 @@ impl Config {
                 );
             }
             if job.scheme != "http" && job.scheme != "https" {
-                bail!("key `{key}.scheme` must be \"http\" or \"https\", got {:?}", job.scheme);
+                bail!(
+                    "key `{key}.scheme` must be \"http\" or \"https\", got {:?}",
+                    job.scheme
+                );
             }
             if !job.metrics_path.starts_with('/') {
-                bail!("key `{key}.metrics_path` must start with '/', got {:?}", job.metrics_path);
+                bail!(
+                    "key `{key}.metrics_path` must start with '/', got {:?}",
+                    job.metrics_path
+                );
             }
             for (s, sc) in job.static_configs.iter().enumerate() {
                 for (t, target) in sc.targets.iter().enumerate() {
                     let url = format!("{}://{}{}", job.scheme, target, job.metrics_path);
-                    let ok = url::Url::parse(&url).ok().filter(|u| u.host_str().is_some() && !target.contains('/'));
+                    let ok = url::Url::parse(&url)
+                        .ok()
+                        .filter(|u| u.host_str().is_some() && !target.contains('/'));
                     if ok.is_none() {
                         bail!(
                             "key `{key}.static_configs[{s}].targets[{t}]`: {target:?} is not a host:port like \"127.0.0.1:9100\""
@@ -263,7 +281,10 @@ impl Config {
 
 /// Applies `PIPEWATCH_A__B=value` and `DATABASE_URL` onto the TOML tree. A value that parses as
 /// a TOML literal (number, bool, array) is taken as such, anything else as a string.
-pub fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) -> Result<()> {
+pub fn apply_env(
+    table: &mut toml::Table,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<()> {
     for (k, v) in vars {
         let path: Vec<String> = if k == "DATABASE_URL" {
             vec!["database".into(), "url".into()]
@@ -313,7 +334,10 @@ mod tests {
     #[test]
     fn unknown_key_is_named() {
         let e = err("[ingest]\nwritters = 3\n");
-        assert!(e.contains("ingest.writters") || e.contains("writters"), "{e}");
+        assert!(
+            e.contains("ingest.writters") || e.contains("writters"),
+            "{e}"
+        );
         assert!(e.contains("unknown field"), "{e}");
     }
 
@@ -333,7 +357,10 @@ mod tests {
     #[test]
     fn bad_target_is_named() {
         let e = err("[[scrape_configs]]\njob_name = \"a\"\nstatic_configs = [{ targets = [\"http://x:1/metrics\"] }]\n");
-        assert!(e.contains("scrape_configs[0].static_configs[0].targets[0]"), "{e}");
+        assert!(
+            e.contains("scrape_configs[0].static_configs[0].targets[0]"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -359,7 +386,10 @@ mod tests {
         let c = Config::from_toml_str(include_str!("../../pipewatch.example.toml")).unwrap();
         let d = Config::default();
         assert_eq!(c.server.listen, d.server.listen);
-        assert_eq!(c.ingest.queue_capacity_samples, d.ingest.queue_capacity_samples);
+        assert_eq!(
+            c.ingest.queue_capacity_samples,
+            d.ingest.queue_capacity_samples
+        );
         assert_eq!(c.ingest.batch_max_samples, d.ingest.batch_max_samples);
         assert_eq!(c.ingest.flush_interval, d.ingest.flush_interval);
         assert_eq!(c.database.retention_days, d.database.retention_days);

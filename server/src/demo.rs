@@ -33,19 +33,57 @@ struct Stage {
 }
 
 const STAGES: [Stage; 4] = [
-    Stage { name: "stream_ingest", rate: 1200.0, median_latency: 0.012, error_ratio: 0.0005 },
-    Stage { name: "transform", rate: 1150.0, median_latency: 0.180, error_ratio: 0.001 },
-    Stage { name: "feature_store", rate: 1100.0, median_latency: 0.025, error_ratio: 0.0002 },
-    Stage { name: "model_serving", rate: 300.0, median_latency: 0.045, error_ratio: 0.002 },
+    Stage {
+        name: "stream_ingest",
+        rate: 1200.0,
+        median_latency: 0.012,
+        error_ratio: 0.0005,
+    },
+    Stage {
+        name: "transform",
+        rate: 1150.0,
+        median_latency: 0.180,
+        error_ratio: 0.001,
+    },
+    Stage {
+        name: "feature_store",
+        rate: 1100.0,
+        median_latency: 0.025,
+        error_ratio: 0.0002,
+    },
+    Stage {
+        name: "model_serving",
+        rate: 300.0,
+        median_latency: 0.045,
+        error_ratio: 0.002,
+    },
 ];
 
-const DATASETS: [(&str, f64); 3] = [("raw_events", 60.0), ("clean_orders", 300.0), ("features_daily", 900.0)];
+const DATASETS: [(&str, f64); 3] = [
+    ("raw_events", 60.0),
+    ("clean_orders", 300.0),
+    ("features_daily", 900.0),
+];
 
-const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, f64::INFINITY];
+const BUCKETS: [f64; 12] = [
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    f64::INFINITY,
+];
 
 /// Deterministic noise in [-1, 1] for (key, t).
 fn noise(key: u64, t: i64) -> f64 {
-    let mut x = (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ key.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let mut x =
+        (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ key.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     x ^= x >> 33;
     x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
     x ^= x >> 33;
@@ -69,7 +107,8 @@ fn normal_cdf(z: f64) -> f64 {
     let x = z.abs() / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.327_591_1 * x);
     let y = 1.0
-        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t + 0.254_829_592)
+        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
+            + 0.254_829_592)
             * t
             * (-x * x).exp();
     let erf = if z >= 0.0 { y } else { -y };
@@ -85,15 +124,28 @@ pub fn render(t_ms: i64, fault: Fault) -> String {
     let mut out = String::with_capacity(8192);
     let w = &mut out;
     let _ = writeln!(w, "# HELP demo_pipeline_info Version of the simulated pipeline.\n# TYPE demo_pipeline_info gauge");
-    let _ = writeln!(w, "demo_pipeline_info{{version=\"1.4.2\",owner=\"data-platform\"}} 1");
+    let _ = writeln!(
+        w,
+        "demo_pipeline_info{{version=\"1.4.2\",owner=\"data-platform\"}} 1"
+    );
 
     let _ = writeln!(w, "# HELP demo_stage_rows_processed_total Rows processed by each pipeline stage.\n# TYPE demo_stage_rows_processed_total counter");
     for s in &STAGES {
-        let _ = writeln!(w, "demo_stage_rows_processed_total{{stage=\"{}\"}} {}", s.name, counted(s.rate, since).floor());
+        let _ = writeln!(
+            w,
+            "demo_stage_rows_processed_total{{stage=\"{}\"}} {}",
+            s.name,
+            counted(s.rate, since).floor()
+        );
     }
     let _ = writeln!(w, "# HELP demo_stage_errors_total Rows that failed in each stage.\n# TYPE demo_stage_errors_total counter");
     for s in &STAGES {
-        let _ = writeln!(w, "demo_stage_errors_total{{stage=\"{}\"}} {}", s.name, counted(s.rate * s.error_ratio, since).floor());
+        let _ = writeln!(
+            w,
+            "demo_stage_errors_total{{stage=\"{}\"}} {}",
+            s.name,
+            counted(s.rate * s.error_ratio, since).floor()
+        );
     }
     let _ = writeln!(w, "# HELP demo_stage_latency_seconds Time to process one batch.\n# TYPE demo_stage_latency_seconds histogram");
     for s in &STAGES {
@@ -101,39 +153,88 @@ pub fn render(t_ms: i64, fault: Fault) -> String {
         let count = counted(s.rate / 100.0, since).floor();
         let sigma = 0.6;
         for le in BUCKETS {
-            let frac = if le.is_infinite() { 1.0 } else { normal_cdf(((le / s.median_latency).ln()) / sigma) };
-            let le_s = if le.is_infinite() { "+Inf".to_string() } else { format!("{le}") };
-            let _ = writeln!(w, "demo_stage_latency_seconds_bucket{{stage=\"{}\",le=\"{le_s}\"}} {}", s.name, (count * frac).floor());
+            let frac = if le.is_infinite() {
+                1.0
+            } else {
+                normal_cdf(((le / s.median_latency).ln()) / sigma)
+            };
+            let le_s = if le.is_infinite() {
+                "+Inf".to_string()
+            } else {
+                format!("{le}")
+            };
+            let _ = writeln!(
+                w,
+                "demo_stage_latency_seconds_bucket{{stage=\"{}\",le=\"{le_s}\"}} {}",
+                s.name,
+                (count * frac).floor()
+            );
         }
         let mean = s.median_latency * (sigma * sigma / 2.0_f64).exp();
-        let _ = writeln!(w, "demo_stage_latency_seconds_sum{{stage=\"{}\"}} {:.3}", s.name, count * mean);
-        let _ = writeln!(w, "demo_stage_latency_seconds_count{{stage=\"{}\"}} {count}", s.name);
+        let _ = writeln!(
+            w,
+            "demo_stage_latency_seconds_sum{{stage=\"{}\"}} {:.3}",
+            s.name,
+            count * mean
+        );
+        let _ = writeln!(
+            w,
+            "demo_stage_latency_seconds_count{{stage=\"{}\"}} {count}",
+            s.name
+        );
     }
     let _ = writeln!(w, "# HELP demo_stage_queue_depth Items waiting in front of each stage.\n# TYPE demo_stage_queue_depth gauge");
     for (i, s) in STAGES.iter().enumerate() {
-        let depth = (s.rate / 20.0) * season(t) * (1.0 + 0.15 * noise(100 + i as u64, t_ms / 5_000));
-        let _ = writeln!(w, "demo_stage_queue_depth{{stage=\"{}\"}} {:.0}", s.name, depth.max(0.0));
+        let depth =
+            (s.rate / 20.0) * season(t) * (1.0 + 0.15 * noise(100 + i as u64, t_ms / 5_000));
+        let _ = writeln!(
+            w,
+            "demo_stage_queue_depth{{stage=\"{}\"}} {:.0}",
+            s.name,
+            depth.max(0.0)
+        );
     }
     let _ = writeln!(w, "# HELP demo_dataset_freshness_seconds Age of the newest row in each dataset.\n# TYPE demo_dataset_freshness_seconds gauge");
     for (i, (name, period)) in DATASETS.iter().enumerate() {
         // Sawtooth: grows until the next load lands, then drops to a few seconds.
-        let age = (since.rem_euclid(*period)) + 3.0 + 2.0 * noise(200 + i as u64, t_ms / 15_000).abs();
-        let _ = writeln!(w, "demo_dataset_freshness_seconds{{dataset=\"{name}\"}} {age:.1}");
+        let age =
+            (since.rem_euclid(*period)) + 3.0 + 2.0 * noise(200 + i as u64, t_ms / 15_000).abs();
+        let _ = writeln!(
+            w,
+            "demo_dataset_freshness_seconds{{dataset=\"{name}\"}} {age:.1}"
+        );
     }
-    let _ = writeln!(w, "# HELP demo_dataset_rows Rows in each dataset.\n# TYPE demo_dataset_rows gauge");
+    let _ = writeln!(
+        w,
+        "# HELP demo_dataset_rows Rows in each dataset.\n# TYPE demo_dataset_rows gauge"
+    );
     for (i, (name, period)) in DATASETS.iter().enumerate() {
         let loads = (since / period).floor();
         let per_load = STAGES[i.min(STAGES.len() - 1)].rate * period * 0.9;
-        let _ = writeln!(w, "demo_dataset_rows{{dataset=\"{name}\"}} {:.0}", loads * per_load);
+        let _ = writeln!(
+            w,
+            "demo_dataset_rows{{dataset=\"{name}\"}} {:.0}",
+            loads * per_load
+        );
     }
     let _ = writeln!(w, "# HELP demo_model_inference_seconds Model inference latency.\n# TYPE demo_model_inference_seconds summary");
     let n = counted(300.0, since).floor();
     for (q, mult) in [(0.5, 1.0), (0.9, 1.9), (0.99, 3.4)] {
         let v = 0.045 * mult * (1.0 + 0.1 * season(t) + 0.05 * noise(300, t_ms / 10_000));
-        let _ = writeln!(w, "demo_model_inference_seconds{{model=\"churn_v7\",quantile=\"{q}\"}} {v:.4}");
+        let _ = writeln!(
+            w,
+            "demo_model_inference_seconds{{model=\"churn_v7\",quantile=\"{q}\"}} {v:.4}"
+        );
     }
-    let _ = writeln!(w, "demo_model_inference_seconds_sum{{model=\"churn_v7\"}} {:.3}", n * 0.05);
-    let _ = writeln!(w, "demo_model_inference_seconds_count{{model=\"churn_v7\"}} {n}");
+    let _ = writeln!(
+        w,
+        "demo_model_inference_seconds_sum{{model=\"churn_v7\"}} {:.3}",
+        n * 0.05
+    );
+    let _ = writeln!(
+        w,
+        "demo_model_inference_seconds_count{{model=\"churn_v7\"}} {n}"
+    );
     out
 }
 
@@ -146,7 +247,10 @@ pub async fn serve_pipeline(port: u16, fault: Fault) -> anyhow::Result<SocketAdd
         "/metrics",
         get(move || async move {
             (
-                [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
                 render(crate::scrape_manager::now_ms(), fault),
             )
         }),
@@ -162,14 +266,23 @@ pub async fn serve_pipeline(port: u16, fault: Fault) -> anyhow::Result<SocketAdd
 /// History for the demo: the same metrics rendered every `step_ms` over the last `span_ms`,
 /// parsed by the real parser and labelled as `target` labels its scrapes, so the charts have a
 /// day of context from the first minute and history and live data are one series.
-pub fn backfill(target: &collectors::scrape::ScrapeTarget, now_ms: i64, span_ms: i64, step_ms: i64) -> Vec<model::Batch> {
+pub fn backfill(
+    target: &collectors::scrape::ScrapeTarget,
+    now_ms: i64,
+    span_ms: i64,
+    step_ms: i64,
+) -> Vec<model::Batch> {
     let labels = target.target_labels();
     let mut out = Vec::new();
     let mut t = now_ms - span_ms;
     t -= t.rem_euclid(step_ms);
     while t < now_ms - step_ms {
         let text = render(t, Fault::None);
-        match collectors::prometheus_text::parse(&text, collectors::prometheus_text::Format::Text004, t) {
+        match collectors::prometheus_text::parse(
+            &text,
+            collectors::prometheus_text::Format::Text004,
+            t,
+        ) {
             Ok(mut batch) => {
                 for s in &mut batch.series {
                     for (k, v) in labels.iter() {
@@ -196,7 +309,10 @@ mod tests {
             let t = 1_800_000_000_000 + k * 37_000;
             let cur = render(t, Fault::None);
             for (a, b) in prev.lines().zip(cur.lines()) {
-                if a.starts_with("demo_stage_rows_processed_total") || a.contains("_bucket") || a.contains("_count") {
+                if a.starts_with("demo_stage_rows_processed_total")
+                    || a.contains("_bucket")
+                    || a.contains("_count")
+                {
                     let va: f64 = a.rsplit(' ').next().unwrap().parse().unwrap();
                     let vb: f64 = b.rsplit(' ').next().unwrap().parse().unwrap();
                     assert!(vb >= va, "{a} -> {b}");
@@ -209,7 +325,12 @@ mod tests {
     #[test]
     fn rendered_text_parses_with_histogram_types() {
         let text = render(1_800_000_000_000, Fault::None);
-        let batch = collectors::prometheus_text::parse(&text, collectors::prometheus_text::Format::Text004, 1).unwrap();
+        let batch = collectors::prometheus_text::parse(
+            &text,
+            collectors::prometheus_text::Format::Text004,
+            1,
+        )
+        .unwrap();
         let h = batch
             .series
             .iter()

@@ -21,8 +21,13 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {
     #[error("ingest queue is full ({capacity} samples); retry after {retry_after:?}")]
-    Full { capacity: usize, retry_after: Duration },
-    #[error("pipewatch is shutting down and accepts no new data; retry against the restarted server")]
+    Full {
+        capacity: usize,
+        retry_after: Duration,
+    },
+    #[error(
+        "pipewatch is shutting down and accepts no new data; retry against the restarted server"
+    )]
     Closed,
 }
 
@@ -56,7 +61,8 @@ impl IngestQueue {
             }
             Err(tokio::sync::TryAcquireError::Closed) => Err(PushError::Closed),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
-                self.metrics.rejected("queue_full", batch.sample_count() as u64);
+                self.metrics
+                    .rejected("queue_full", batch.sample_count() as u64);
                 Err(PushError::Full {
                     capacity: self.capacity,
                     retry_after: Duration::from_secs(1),
@@ -213,7 +219,10 @@ impl BatchWriters {
         })
         .await;
         if drained.is_err() {
-            tracing::error!(?timeout, "ingest queue not drained in time; giving up the rest");
+            tracing::error!(
+                ?timeout,
+                "ingest queue not drained in time; giving up the rest"
+            );
             self.abandon.cancel();
             while self.tasks.join_next().await.is_some() {}
         }
@@ -307,7 +316,8 @@ impl Writer {
             let started = Instant::now();
             match self.sink.write_batches(batches).await {
                 Ok((rows, new_series)) => {
-                    self.metrics.batch_written(rows, new_series, started.elapsed());
+                    self.metrics
+                        .batch_written(rows, new_series, started.elapsed());
                     return;
                 }
                 Err(e) => {
@@ -366,7 +376,12 @@ mod tests {
             series: vec![TimeSeries {
                 key: SeriesKey::new("m", Labels::new()),
                 metric_type: MetricType::Gauge,
-                samples: (0..n).map(|i| Sample { ts: i as i64, value: 1.0 }).collect(),
+                samples: (0..n)
+                    .map(|i| Sample {
+                        ts: i as i64,
+                        value: 1.0,
+                    })
+                    .collect(),
             }],
             metadata: vec![],
         }
@@ -387,7 +402,10 @@ mod tests {
         let (q, w) = start(sink.clone(), 10, cfg(), Arc::new(SelfMetrics::new()));
         q.try_push(batch(8)).unwrap();
         let err = q.try_push(batch(5)).unwrap_err();
-        assert!(matches!(err, PushError::Full { capacity: 10, .. }), "{err:?}");
+        assert!(
+            matches!(err, PushError::Full { capacity: 10, .. }),
+            "{err:?}"
+        );
         sink.gated.store(false, Ordering::Release);
         sink.gate.notify_waiters();
         sink.gate.notify_one();

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "pipewatch", version, about = "Monitoring for data and ML pipelines")]
+#[command(
+    name = "pipewatch",
+    version,
+    about = "Monitoring for data and ML pipelines"
+)]
 struct Cli {
     /// Configuration file (TOML). Every key can also be set as PIPEWATCH_<SECTION>__<KEY>.
     #[arg(short, long, global = true, env = "PIPEWATCH_CONFIG")]
@@ -60,7 +64,10 @@ enum BenchCommand {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PIPEWATCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[tokio::main]
@@ -77,8 +84,13 @@ async fn run() -> Result<()> {
     let cfg = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let report = server::run::serve(cfg, Default::default(), server::run::shutdown_signal()).await?;
-            anyhow::ensure!(report.samples_lost == 0, "{} samples were lost at shutdown", report.samples_lost);
+            let report =
+                server::run::serve(cfg, Default::default(), server::run::shutdown_signal()).await?;
+            anyhow::ensure!(
+                report.samples_lost == 0,
+                "{} samples were lost at shutdown",
+                report.samples_lost
+            );
         }
         Command::Demo { no_backfill } => {
             let addr = server::demo::serve_pipeline(0, server::demo::Fault::None).await?;
@@ -87,7 +99,10 @@ async fn run() -> Result<()> {
                 job: "demo_pipeline".into(),
                 url: format!("http://{addr}/metrics"),
                 // A fixed instance keeps the series the same across restarts (the port is random).
-                labels: model::Labels::from_pairs([("env", "demo"), ("instance", "demo-pipeline:9464")]),
+                labels: model::Labels::from_pairs([
+                    ("env", "demo"),
+                    ("instance", "demo-pipeline:9464"),
+                ]),
                 interval: Duration::from_secs(5),
                 timeout: Duration::from_secs(4),
             }];
@@ -101,7 +116,12 @@ async fn run() -> Result<()> {
             let backfill = if no_backfill {
                 Vec::new()
             } else {
-                server::demo::backfill(&targets[0], server::scrape_manager::now_ms(), 24 * 3_600_000, 60_000)
+                server::demo::backfill(
+                    &targets[0],
+                    server::scrape_manager::now_ms(),
+                    24 * 3_600_000,
+                    60_000,
+                )
             };
             let report = server::run::serve(
                 cfg,
@@ -111,8 +131,13 @@ async fn run() -> Result<()> {
                     on_ready: None,
                 },
                 server::run::shutdown_signal(),
-            ).await?;
-            anyhow::ensure!(report.samples_lost == 0, "{} samples were lost at shutdown", report.samples_lost);
+            )
+            .await?;
+            anyhow::ensure!(
+                report.samples_lost == 0,
+                "{} samples were lost at shutdown",
+                report.samples_lost
+            );
         }
         Command::Migrate => {
             let db = server::run::Database::open(&cfg).await?;
@@ -124,12 +149,16 @@ async fn run() -> Result<()> {
         Command::Bench { which } => {
             let db = server::run::Database::open(&cfg).await?;
             let r = match which {
-                BenchCommand::Ingest { series, samples, rounds } => {
-                    server::bench::ingest(&db.url, series, samples, rounds, &cfg.ingest).await
-                }
-                BenchCommand::Query { series, days, iterations } => {
-                    server::bench::query(&db.url, series, days, iterations, &cfg.ingest).await
-                }
+                BenchCommand::Ingest {
+                    series,
+                    samples,
+                    rounds,
+                } => server::bench::ingest(&db.url, series, samples, rounds, &cfg.ingest).await,
+                BenchCommand::Query {
+                    series,
+                    days,
+                    iterations,
+                } => server::bench::query(&db.url, series, days, iterations, &cfg.ingest).await,
             };
             db.close().await;
             r?;

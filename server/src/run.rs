@@ -5,13 +5,13 @@ use crate::config::Config;
 use crate::ingest::{self, WriterConfig};
 use crate::scrape_manager::{now_ms, ScrapeManager, TargetHealthBoard};
 use crate::state::AppState;
-use store::error::redact_url;
 use crate::telemetry::SelfMetrics;
 use anyhow::{Context, Result};
 use collectors::scrape::ScrapeTarget;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use store::error::redact_url;
 use tokio_util::sync::CancellationToken;
 
 /// A database connection: the embedded cluster (stopped when this is dropped or closed) or an
@@ -33,7 +33,9 @@ impl Database {
         tracing::info!(data_dir = %dir.display(), "no database.url / DATABASE_URL set: starting the embedded PostgreSQL cluster");
         let pg = store::embedded::EmbeddedPostgres::start(&dir)
             .await
-            .context("starting the embedded PostgreSQL (set DATABASE_URL to use an existing server instead)")?;
+            .context(
+            "starting the embedded PostgreSQL (set DATABASE_URL to use an existing server instead)",
+        )?;
         Ok(Database {
             url: pg.url(),
             embedded: Some(pg),
@@ -184,12 +186,20 @@ async fn serve_with_db(
         report = %serde_json::to_string(&report).expect("report serialises"),
         "shutdown complete"
     );
-    println!("pipewatch stopped: {}", serde_json::to_string(&report).expect("report serialises"));
+    println!(
+        "pipewatch stopped: {}",
+        serde_json::to_string(&report).expect("report serialises")
+    );
     store.pool().close().await;
     Ok(report)
 }
 
-async fn maintenance_loop(store: store::Store, every: Duration, _metrics: Arc<SelfMetrics>, stop: CancellationToken) {
+async fn maintenance_loop(
+    store: store::Store,
+    every: Duration,
+    _metrics: Arc<SelfMetrics>,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -126,7 +126,11 @@ impl Loop {
                 tracing::info!(job = %self.target.job, url = %self.target.url, error = ?outcome.error, "target down");
             }
             self.board.update(self.idx, |h| {
-                h.state = if outcome.up { TargetState::Up } else { TargetState::Down };
+                h.state = if outcome.up {
+                    TargetState::Up
+                } else {
+                    TargetState::Down
+                };
                 h.last_scrape = Some(started);
                 h.last_duration_seconds = Some(outcome.duration.as_secs_f64());
                 h.last_error = outcome.error.clone();

@@ -42,7 +42,10 @@ impl app::Backend for AppState {
     }
 
     async fn label_names(&self, metric: &str) -> Result<Vec<String>, String> {
-        self.store.label_names(Some(metric)).await.map_err(|e| e.to_string())
+        self.store
+            .label_names(Some(metric))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn label_values(&self, metric: &str, label: &str) -> Result<Vec<String>, String> {
@@ -60,7 +63,10 @@ impl app::Backend for AppState {
                 q.step_ms
             ));
         }
-        self.store.query_range(&sel, &q).await.map_err(|e| e.to_string())
+        self.store
+            .query_range(&sel, &q)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn targets(&self) -> Vec<TargetHealth> {

@@ -56,20 +56,49 @@ impl SelfMetrics {
         let write_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let scrapes = Family::<TargetLabels, Counter>::default();
         let scrape_failures = Family::<TargetLabels, Counter>::default();
-        let scrape_duration =
-            Family::<TargetLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 14)));
-        registry.register("ingest_samples_enqueued", "Samples accepted into the ingest queue", samples_enqueued.clone());
+        let scrape_duration = Family::<TargetLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 14))
+        });
+        registry.register(
+            "ingest_samples_enqueued",
+            "Samples accepted into the ingest queue",
+            samples_enqueued.clone(),
+        );
         registry.register(
             "ingest_samples_rejected",
             "Samples refused at the ingest queue, by reason",
             samples_rejected.clone(),
         );
-        registry.register("ingest_samples_written", "Samples committed to the database", samples_written.clone());
-        registry.register("ingest_batches_written", "COPY batches committed to the database", batches_written.clone());
-        registry.register("ingest_write_errors", "Failed batch writes (retried)", write_errors.clone());
-        registry.register("ingest_series_created", "New series registered", series_created.clone());
-        registry.register("ingest_queue_depth_samples", "Samples waiting in the ingest queue", queue_depth.clone());
-        registry.register("ingest_queue_capacity_samples", "Capacity of the ingest queue", queue_capacity.clone());
+        registry.register(
+            "ingest_samples_written",
+            "Samples committed to the database",
+            samples_written.clone(),
+        );
+        registry.register(
+            "ingest_batches_written",
+            "COPY batches committed to the database",
+            batches_written.clone(),
+        );
+        registry.register(
+            "ingest_write_errors",
+            "Failed batch writes (retried)",
+            write_errors.clone(),
+        );
+        registry.register(
+            "ingest_series_created",
+            "New series registered",
+            series_created.clone(),
+        );
+        registry.register(
+            "ingest_queue_depth_samples",
+            "Samples waiting in the ingest queue",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "ingest_queue_capacity_samples",
+            "Capacity of the ingest queue",
+            queue_capacity.clone(),
+        );
         registry.register_with_unit(
             "ingest_write_duration",
             "Duration of one batch write (COPY and commit)",
@@ -77,8 +106,17 @@ impl SelfMetrics {
             write_duration.clone(),
         );
         registry.register("scrapes", "Scrapes attempted, per target", scrapes.clone());
-        registry.register("scrape_failures", "Scrapes that marked the target down", scrape_failures.clone());
-        registry.register_with_unit("scrape_duration", "Scrape duration per target", Unit::Seconds, scrape_duration.clone());
+        registry.register(
+            "scrape_failures",
+            "Scrapes that marked the target down",
+            scrape_failures.clone(),
+        );
+        registry.register_with_unit(
+            "scrape_duration",
+            "Scrape duration per target",
+            Unit::Seconds,
+            scrape_duration.clone(),
+        );
         Self {
             registry,
             samples_enqueued,
@@ -100,7 +138,8 @@ impl SelfMetrics {
 
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 
@@ -110,7 +149,12 @@ impl SelfMetrics {
         self.series_created.inc_by(new_series);
         self.write_duration.observe(elapsed.as_secs_f64());
         self.written_total.fetch_add(rows, Ordering::Relaxed);
-        tracing::debug!(rows, new_series, elapsed_ms = elapsed.as_millis() as u64, "batch written");
+        tracing::debug!(
+            rows,
+            new_series,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "batch written"
+        );
     }
 
     pub fn write_failed(&self, rows: u64, attempt: u32, error: &dyn std::fmt::Display) {
@@ -120,7 +164,9 @@ impl SelfMetrics {
 
     pub fn rejected(&self, reason: &str, samples: u64) {
         self.samples_rejected
-            .get_or_create(&ReasonLabels { reason: reason.to_string() })
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
             .inc_by(samples);
     }
 

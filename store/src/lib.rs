@@ -89,8 +89,8 @@ struct Inner {
     pool: PgPool,
     mode: StorageMode,
     cfg: StoreConfig,
-    /// Series known to be registered: id -> the last_seen (ms) this process last wrote.
-    series: Mutex<HashMap<i64, i64>>,
+    /// Registered series id -> last_seen state; see `writer::LastSeen`.
+    series: Mutex<HashMap<i64, writer::LastSeen>>,
     /// Days known to have a partition of `samples` (postgres mode).
     partition_days: Mutex<HashSet<i64>>,
 }

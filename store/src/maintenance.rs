@@ -16,6 +16,8 @@ const PARTITIONS_AHEAD_DAYS: i64 = 2;
 /// What one [`Store::maintain`] did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MaintenanceReport {
+    /// Series whose last_seen was written (see `Store::flush_last_seen`).
+    pub last_seen_flushed: u64,
     pub partitions_created: Vec<String>,
     pub partitions_dropped: Vec<String>,
     /// Rows deleted by retention from the DEFAULT partition and the rollup tables (rows in
@@ -49,6 +51,7 @@ impl Store {
             return Ok(report);
         }
         let pool = self.pool();
+        report.last_seen_flushed = self.flush_last_seen().await?;
 
         let today = day_of(now_ms);
         let days: Vec<i64> = (today..=today + PARTITIONS_AHEAD_DAYS).collect();

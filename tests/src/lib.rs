@@ -11,13 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub fn fixture(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
 }
 
 /// Serves `router` on a free loopback port for the rest of the test process.
 pub async fn serve(router: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
@@ -35,7 +39,15 @@ pub async fn exporter_zoo() -> SocketAddr {
             "/good",
             get(move || {
                 let body = node.clone();
-                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], (*body).clone()) }
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        (*body).clone(),
+                    )
+                }
             }),
         )
         .route(
@@ -44,14 +56,23 @@ pub async fn exporter_zoo() -> SocketAddr {
                 let body = om.clone();
                 async move {
                     (
-                        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
                         (*body).clone(),
                     )
                 }
             }),
         )
-        .route("/garbage", get(|| async { "this is {not metrics\n\u{1}\u{2}" }))
-        .route("/missing", get(|| async { (StatusCode::NOT_FOUND, "404 page not found").into_response() }))
+        .route(
+            "/garbage",
+            get(|| async { "this is {not metrics\n\u{1}\u{2}" }),
+        )
+        .route(
+            "/missing",
+            get(|| async { (StatusCode::NOT_FOUND, "404 page not found").into_response() }),
+        )
         .route(
             "/slow",
             get(|| async {
@@ -67,7 +88,10 @@ pub async fn exporter_zoo() -> SocketAddr {
 pub fn pipewatch_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test binary> -> target/<profile>/pipewatch
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target profile dir");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile dir");
     let bin = dir.join("pipewatch");
     assert!(
         bin.exists(),

@@ -19,7 +19,10 @@ use tower::ServiceExt;
 const T0: i64 = 1_790_000_040_000; // a minute boundary
 
 fn series(code: &str) -> SeriesKey {
-    SeriesKey::new("http_requests_total", Labels::from_pairs([("job", "api"), ("code", code)]))
+    SeriesKey::new(
+        "http_requests_total",
+        Labels::from_pairs([("job", "api"), ("code", code)]),
+    )
 }
 
 /// 10 minutes of samples every 10 s; value = index (and x10 for code 500).
@@ -41,7 +44,9 @@ fn generated() -> Vec<(SeriesKey, Vec<Sample>)> {
 
 async fn state() -> AppState {
     let url = store::testing::fresh_database_url().await;
-    let store = store::Store::connect(&url, store::StoreConfig::default()).await.expect("connect");
+    let store = store::Store::connect(&url, store::StoreConfig::default())
+        .await
+        .expect("connect");
     let batch = Batch {
         series: generated()
             .into_iter()
@@ -124,7 +129,10 @@ async fn query_range_averages_each_step_like_an_independent_computation() {
         // Expected: mean of the samples in each epoch-aligned step bucket.
         let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
         for s in samples.iter().filter(|s| s.ts >= start && s.ts <= end) {
-            buckets.entry(s.ts - s.ts.rem_euclid(step)).or_default().push(s.value);
+            buckets
+                .entry(s.ts - s.ts.rem_euclid(step))
+                .or_default()
+                .push(s.value);
         }
         let code = key.labels.get("code").unwrap();
         let got = result
@@ -139,7 +147,10 @@ async fn query_range_averages_each_step_like_an_independent_computation() {
             let val: f64 = pair[1].as_str().unwrap().parse().unwrap();
             assert_eq!((ts * 1000.0) as i64, *bucket);
             let mean = vals.iter().sum::<f64>() / vals.len() as f64;
-            assert!((val - mean).abs() < 1e-9, "bucket {bucket}: {val} vs {mean}");
+            assert!(
+                (val - mean).abs() < 1e-9,
+                "bucket {bucket}: {val} vs {mean}"
+            );
         }
     }
 }
@@ -178,29 +189,60 @@ async fn query_range_supports_all_matcher_operators() {
 async fn bad_queries_get_400_with_the_reason() {
     let app = app(state().await);
     for (query, needle) in [
-        (format!("query={}&start=1&end=2&step=1", enc(r#"m{a="x""#)), "expected , or }"),
-        (format!("query={}&start=1&end=2&step=1", enc(r#"m{a=~"("}"#)), "invalid regular expression"),
-        (format!("query={}&start=1&end=2&step=1", enc("rate(m[5m])")), "unexpected text"),
-        ("start=1&end=2&step=1".to_string(), "missing parameter `query`"),
+        (
+            format!("query={}&start=1&end=2&step=1", enc(r#"m{a="x""#)),
+            "expected , or }",
+        ),
+        (
+            format!("query={}&start=1&end=2&step=1", enc(r#"m{a=~"("}"#)),
+            "invalid regular expression",
+        ),
+        (
+            format!("query={}&start=1&end=2&step=1", enc("rate(m[5m])")),
+            "unexpected text",
+        ),
+        (
+            "start=1&end=2&step=1".to_string(),
+            "missing parameter `query`",
+        ),
         (format!("query=m&start=1&end=2"), "missing parameter `step`"),
-        (format!("query=m&start=yesterday&end=2&step=1"), "cannot parse `start`"),
-        (format!("query=m&start=10&end=2&step=1"), "`end` is before `start`"),
-        (format!("query=m&start=0&end=1000000&step=1"), "maximum resolution"),
-        (format!("query=m&start=1&end=2&step=1&agg=median"), "unknown aggregation"),
+        (
+            format!("query=m&start=yesterday&end=2&step=1"),
+            "cannot parse `start`",
+        ),
+        (
+            format!("query=m&start=10&end=2&step=1"),
+            "`end` is before `start`",
+        ),
+        (
+            format!("query=m&start=0&end=1000000&step=1"),
+            "maximum resolution",
+        ),
+        (
+            format!("query=m&start=1&end=2&step=1&agg=median"),
+            "unknown aggregation",
+        ),
     ] {
         let (status, body) = get(&app, &format!("/api/v1/query_range?{query}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["status"], "error");
         assert_eq!(v["errorType"], "bad_data");
-        assert!(v["error"].as_str().unwrap().contains(needle), "{query}: {body}");
+        assert!(
+            v["error"].as_str().unwrap().contains(needle),
+            "{query}: {body}"
+        );
     }
 }
 
 #[tokio::test]
 async fn series_labels_and_values_list_what_is_stored() {
     let app = app(state().await);
-    let (status, body) = get(&app, &format!("/api/v1/series?match[]={}", enc("http_requests_total"))).await;
+    let (status, body) = get(
+        &app,
+        &format!("/api/v1/series?match[]={}", enc("http_requests_total")),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
@@ -210,7 +252,12 @@ async fn series_labels_and_values_list_what_is_stored() {
 
     let (_, body) = get(&app, "/api/v1/labels").await;
     let v: Value = serde_json::from_str(&body).unwrap();
-    let labels: Vec<&str> = v["data"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+    let labels: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
     for l in ["__name__", "code", "job"] {
         assert!(labels.contains(&l), "{labels:?}");
     }
@@ -242,6 +289,12 @@ async fn health_readiness_status_and_self_metrics() {
     }
     // Our own exposition must parse with our own parser.
     collectors::prometheus_text::parse(&body, collectors::prometheus_text::Format::OpenMetrics, 0)
-        .or_else(|_| collectors::prometheus_text::parse(&body, collectors::prometheus_text::Format::Text004, 0))
+        .or_else(|_| {
+            collectors::prometheus_text::parse(
+                &body,
+                collectors::prometheus_text::Format::Text004,
+                0,
+            )
+        })
         .expect("self-metrics parse");
 }

@@ -46,11 +46,12 @@ async fn bad_targets_are_down_with_their_error_and_good_ones_keep_working() {
             .json()
             .await
             .unwrap();
-        let all_seen = targets["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|t| t["last_scrape"].as_i64().is_some_and(|ts| now_ms() - ts < 60_000) && t["state"] != "unknown");
+        let all_seen = targets["data"].as_array().unwrap().iter().all(|t| {
+            t["last_scrape"]
+                .as_i64()
+                .is_some_and(|ts| now_ms() - ts < 60_000)
+                && t["state"] != "unknown"
+        });
         if all_seen {
             break;
         }
@@ -67,20 +68,39 @@ async fn bad_targets_are_down_with_their_error_and_good_ones_keep_working() {
     };
     assert_eq!(by_job("good")["state"], "up", "{targets}");
     assert_eq!(by_job("openmetrics")["state"], "up", "{targets}");
-    for (job, needle) in [("garbage", "parse"), ("missing", "404"), ("slow", "timed out")] {
+    for (job, needle) in [
+        ("garbage", "parse"),
+        ("missing", "404"),
+        ("slow", "timed out"),
+    ] {
         let t = by_job(job);
         assert_eq!(t["state"], "down", "{job}: {t}");
         let err = t["last_error"].as_str().unwrap_or_default().to_lowercase();
-        assert!(err.contains(needle), "{job}: error {err:?} should mention {needle:?}");
+        assert!(
+            err.contains(needle),
+            "{job}: error {err:?} should mention {needle:?}"
+        );
     }
 
     // The Targets page shows the same, rendered on the server.
-    let page = client.get(format!("http://{addr}/targets")).send().await.unwrap().text().await.unwrap();
+    let page = client
+        .get(format!("http://{addr}/targets"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("404"), "targets page lacks the 404 error");
-    assert!(page.contains("/garbage"), "targets page lacks the garbage target");
+    assert!(
+        page.contains("/garbage"),
+        "targets page lacks the garbage target"
+    );
 
     // Stored data: real node_exporter series with their types, and Prometheus' synthetic series.
-    let db = store::Store::connect(&url, store::StoreConfig::default()).await.unwrap();
+    let db = store::Store::connect(&url, store::StoreConfig::default())
+        .await
+        .unwrap();
     let find = |sel: &str| {
         let db = db.clone();
         let sel = model::Selector::parse(sel).unwrap();
@@ -88,12 +108,19 @@ async fn bad_targets_are_down_with_their_error_and_good_ones_keep_working() {
     };
     let cpu = find(r#"node_cpu_seconds_total{job="good"}"#).await;
     assert!(!cpu.is_empty());
-    assert!(cpu.iter().all(|s| s.metric_type == model::MetricType::Counter && s.key.labels.get("team") == Some("data")));
+    assert!(cpu
+        .iter()
+        .all(|s| s.metric_type == model::MetricType::Counter
+            && s.key.labels.get("team") == Some("data")));
     let gc = find(r#"go_gc_duration_seconds{job="good"}"#).await;
-    assert!(gc.iter().any(|s| s.metric_type == model::MetricType::Summary));
+    assert!(gc
+        .iter()
+        .any(|s| s.metric_type == model::MetricType::Summary));
     let buckets = find(r#"etl_step_latency_seconds_bucket{job="openmetrics"}"#).await;
     assert_eq!(buckets.len(), 6, "one bucket series per le");
-    assert!(buckets.iter().all(|s| s.metric_type == model::MetricType::Histogram));
+    assert!(buckets
+        .iter()
+        .all(|s| s.metric_type == model::MetricType::Histogram));
 
     let q = model::RangeQuery {
         start: now_ms() - 120_000,
@@ -101,7 +128,10 @@ async fn bad_targets_are_down_with_their_error_and_good_ones_keep_working() {
         step_ms: 1_000,
         aggregation: model::Aggregation::Last,
     };
-    let up = db.query_range(&model::Selector::parse("up").unwrap(), &q).await.unwrap();
+    let up = db
+        .query_range(&model::Selector::parse("up").unwrap(), &q)
+        .await
+        .unwrap();
     let last_up = |job: &str| {
         up.iter()
             .find(|s| s.labels.get("job") == Some(job))
@@ -113,7 +143,10 @@ async fn bad_targets_are_down_with_their_error_and_good_ones_keep_working() {
     assert_eq!(last_up("missing"), 0.0);
     assert_eq!(last_up("garbage"), 0.0);
     let load = db
-        .query_range(&model::Selector::parse(r#"node_load1{job="good"}"#).unwrap(), &q)
+        .query_range(
+            &model::Selector::parse(r#"node_load1{job="good"}"#).unwrap(),
+            &q,
+        )
         .await
         .unwrap();
     // The capture's value, unchanged by the path through parser, queue, COPY and query.

@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 fn big_exposition(series: usize) -> String {
     let mut s = String::from("# TYPE load_test_value gauge\n");
     for i in 0..series {
-        s.push_str(&format!("load_test_value{{shard=\"{}\",i=\"{i}\"}} {}\n", i % 7, i as f64 * 0.5));
+        s.push_str(&format!(
+            "load_test_value{{shard=\"{}\",i=\"{i}\"}} {}\n",
+            i % 7,
+            i as f64 * 0.5
+        ));
     }
     s
 }
@@ -18,10 +22,13 @@ fn big_exposition(series: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_load_drains_every_queued_sample() {
     let body = big_exposition(5_000);
-    let target = serve(axum::Router::new().route("/metrics", axum::routing::get(move || {
-        let b = body.clone();
-        async move { b }
-    })))
+    let target = serve(axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let b = body.clone();
+            async move { b }
+        }),
+    ))
     .await;
     let url = store::testing::fresh_database_url().await;
     let dir = std::env::temp_dir().join(format!("pipewatch-shutdown-{}", std::process::id()));
@@ -50,7 +57,14 @@ async fn sigterm_during_load_drains_every_queued_sample() {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert!(line.contains("pipewatch is up"), "{line}");
-    let addr = line.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
 
     // Let several scrapes queue up, but signal before the 3 s flush: data is only in the queue.
     let client = reqwest::Client::new();
@@ -58,7 +72,14 @@ async fn sigterm_during_load_drains_every_queued_sample() {
     let mut queued = 0.0;
     while started.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let m = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+        let m = client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         queued = m
             .lines()
             .find(|l| l.starts_with("pipewatch_ingest_queue_depth_samples "))
@@ -69,8 +90,14 @@ async fn sigterm_during_load_drains_every_queued_sample() {
             break;
         }
     }
-    assert!(queued >= 15_000.0, "expected a loaded queue before SIGTERM, saw {queued}");
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(
+        queued >= 15_000.0,
+        "expected a loaded queue before SIGTERM, saw {queued}"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "pipewatch exited with {exit}");
@@ -87,7 +114,10 @@ async fn sigterm_during_load_drains_every_queued_sample() {
 
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let (rows, distinct): (i64, i64) =
-        sqlx::query_as("SELECT count(*), count(DISTINCT (series_id, ts)) FROM samples").fetch_one(&pool).await.unwrap();
+        sqlx::query_as("SELECT count(*), count(DISTINCT (series_id, ts)) FROM samples")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(rows, enqueued, "every enqueued sample is stored");
     assert_eq!(distinct, rows, "no sample stored twice");
     let _ = std::fs::remove_dir_all(&dir);
@@ -100,8 +130,14 @@ fn bad_config_stops_startup_naming_the_key() {
     for (text, needle) in [
         ("[ingest]\nwritters = 2\n", "writters"),
         ("[ingest]\nwriters = \"many\"\n", "ingest.writers"),
-        ("[database]\nretention_days = 0\n", "database.retention_days"),
-        ("[[scrape_configs]]\njob_name = \"x\"\nscrape_interval = \"soon\"\n", "scrape_configs[0].scrape_interval"),
+        (
+            "[database]\nretention_days = 0\n",
+            "database.retention_days",
+        ),
+        (
+            "[[scrape_configs]]\njob_name = \"x\"\nscrape_interval = \"soon\"\n",
+            "scrape_configs[0].scrape_interval",
+        ),
         ("[server\nlisten = 1\n", "not valid TOML"),
     ] {
         let cfg = dir.join("bad.toml");
@@ -112,7 +148,10 @@ fn bad_config_stops_startup_naming_the_key() {
             .unwrap();
         assert!(!out.status.success(), "{text:?} was accepted");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(needle), "{text:?}: stderr {err:?} should name {needle:?}");
+        assert!(
+            err.contains(needle),
+            "{text:?}: stderr {err:?} should name {needle:?}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -46,7 +46,7 @@ async fn same_series_twice_is_one_row_with_the_stable_id() {
 }
 
 #[tokio::test]
-async fn last_seen_moves_at_most_once_a_minute() {
+async fn last_seen_is_deferred_to_the_flush_and_never_moves_back() {
     let store = store().await;
     let k = key("up", &[("job", "x")]);
     let t = now_ms() - 10 * MINUTE;
@@ -55,7 +55,7 @@ async fn last_seen_moves_at_most_once_a_minute() {
         .await
         .unwrap();
     store
-        .write(&[batch(vec![series(k.clone(), &[(t + 30_000, 1.0)])])])
+        .write(&[batch(vec![series(k.clone(), &[(t + 90_000, 1.0)])])])
         .await
         .unwrap();
     let sel = Selector::parse("up").unwrap();
@@ -63,14 +63,29 @@ async fn last_seen_moves_at_most_once_a_minute() {
     assert_eq!(
         (info.first_seen, info.last_seen),
         (t, t),
-        "30 s later is within the minute"
+        "the write path does not touch series rows of known series"
     );
-    store
-        .write(&[batch(vec![series(k.clone(), &[(t + 90_000, 1.0)])])])
-        .await
-        .unwrap();
+    assert_eq!(store.flush_last_seen().await.unwrap(), 1);
     let info = store.find_series(&sel).await.unwrap().remove(0);
     assert_eq!((info.first_seen, info.last_seen), (t, t + 90_000));
+    assert_eq!(
+        store.flush_last_seen().await.unwrap(),
+        0,
+        "nothing new to flush"
+    );
+
+    // An older sample arriving late does not move last_seen back; maintain flushes too.
+    store
+        .write(&[batch(vec![series(
+            k.clone(),
+            &[(t + 30_000, 1.0), (t + 120_000, 2.0)],
+        )])])
+        .await
+        .unwrap();
+    let report = store.maintain(now_ms()).await.unwrap();
+    assert_eq!(report.last_seen_flushed, 1);
+    let info = store.find_series(&sel).await.unwrap().remove(0);
+    assert_eq!(info.last_seen, t + 120_000);
 }
 
 #[tokio::test]
