@@ -172,9 +172,12 @@ impl Store {
             // Continuous aggregates with real-time aggregation cover every bucket.
             (Some(_), StorageMode::TimescaleDb) => to,
             (Some((_, name)), StorageMode::Postgres) => {
+                // Late samples below the watermark are not in the rollups until the next
+                // maintenance: read raw from the start of that dirty range (tracked on the 1m
+                // row; 1h is built from 1m), so a query never misses accepted data.
                 let watermark: Option<i64> = sqlx::query_scalar(&format!(
-                    "SELECT {} FROM rollup_state WHERE name = $1",
-                    sql_ms("watermark")
+                    "SELECT {} FROM rollup_state r, rollup_state m WHERE r.name = $1 AND m.name = '1m'",
+                    sql_ms("CASE WHEN m.dirty_from IS NULL THEN r.watermark ELSE least(r.watermark, m.dirty_from) END")
                 ))
                 .bind(name)
                 .fetch_one(self.pool())
