@@ -17,10 +17,16 @@ pub const MAX_SERIES: usize = 40;
 pub const MAX_LABEL_VALUES: usize = 200;
 
 /// What the Explore form offers: every metric, and the labels (with values) of the chosen one.
+/// The selector is parsed here on the server, which keeps the regex engine out of the
+/// browser bundle.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ExploreChoices {
     pub metrics: Vec<String>,
+    /// The metric named by the current selector, if any.
+    pub metric: Option<String>,
     pub labels: Vec<(String, Vec<String>)>,
+    /// The selector's `label="value"` matchers, to preselect in the label selects.
+    pub chosen: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,13 +60,25 @@ fn now_ms() -> TimestampMs {
 }
 
 #[server(prefix = "/app-fn", endpoint = "explore_options")]
-pub async fn explore_options(metric: Option<String>) -> Result<ExploreChoices, ServerFnError> {
+pub async fn explore_options(q: String) -> Result<ExploreChoices, ServerFnError> {
     let backend = backend()?;
     let metrics = backend.metric_names().await.map_err(ServerFnError::new)?;
+    // A selector that does not parse is reported by the chart; here it just chooses nothing.
+    let selector = model::Selector::parse(&q).ok();
+    let metric = selector.as_ref().and_then(|s| s.metric.clone());
+    let chosen = selector
+        .map(|s| {
+            s.matchers
+                .into_iter()
+                .filter(|m| m.op == model::MatchOp::Eq)
+                .map(|m| (m.name, m.value))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut labels = Vec::new();
-    if let Some(metric) = metric.filter(|m| metrics.contains(m)) {
+    if let Some(metric) = metric.as_ref().filter(|m| metrics.contains(m)) {
         for name in backend
-            .label_names(&metric)
+            .label_names(metric)
             .await
             .map_err(ServerFnError::new)?
         {
@@ -68,14 +86,19 @@ pub async fn explore_options(metric: Option<String>) -> Result<ExploreChoices, S
                 continue;
             }
             let mut values = backend
-                .label_values(&metric, &name)
+                .label_values(metric, &name)
                 .await
                 .map_err(ServerFnError::new)?;
             values.truncate(MAX_LABEL_VALUES);
             labels.push((name, values));
         }
     }
-    Ok(ExploreChoices { metrics, labels })
+    Ok(ExploreChoices {
+        metrics,
+        metric,
+        labels,
+        chosen,
+    })
 }
 
 #[server(prefix = "/app-fn", endpoint = "query_chart")]

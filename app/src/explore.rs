@@ -16,7 +16,7 @@ use leptos_meta::Title;
 use leptos_router::components::Form;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::params::ParamsMap;
-use model::{Aggregation, Selector};
+use model::Aggregation;
 
 /// Reads the page state from the URL. The builder form sends `metric` and `l_<label>`
 /// instead of `q`; its label choices only count while the metric is the one they belong to
@@ -82,20 +82,15 @@ fn submit_own_form(ev: Event) {
 pub fn ExplorePage() -> impl IntoView {
     let query = use_query_map();
     let state = Memo::new(move |_| query.with(state_from_params));
-    let metric = Memo::new(move |_| {
-        state
-            .get()
-            .ok()
-            .and_then(|s| Selector::parse(&s.q).ok())
-            .and_then(|s| s.metric)
-    });
+    let selector =
+        Memo::new(move |_| state.with(|s| s.as_ref().map(|s| s.q.clone()).unwrap_or_default()));
     let tick = RwSignal::new(0u64);
     let auto_refresh = RwSignal::new(true);
     let hidden = RwSignal::new(Vec::<String>::new());
     let hover = RwSignal::new(None::<f64>);
     let drag = RwSignal::new(None::<(f64, f64)>);
 
-    let options = Resource::new(move || metric.get(), explore_options);
+    let options = Resource::new(move || selector.get(), explore_options);
     let chart = Resource::new(
         move || (state.get(), tick.get()),
         |(state, _)| async move {
@@ -172,7 +167,7 @@ pub fn ExplorePage() -> impl IntoView {
                         }
                         .into_any(),
                         Ok(opts) => view! {
-                            <Builder opts state=state.get().unwrap_or_default() metric=metric.get()/>
+                            <Builder opts state=state.get().unwrap_or_default()/>
                         }
                         .into_any(),
                     })
@@ -209,17 +204,10 @@ pub fn ExplorePage() -> impl IntoView {
 
 /// Metric select and one select per label of the chosen metric.
 #[component]
-fn Builder(opts: ExploreChoices, state: ExploreState, metric: Option<String>) -> impl IntoView {
+fn Builder(opts: ExploreChoices, state: ExploreState) -> impl IntoView {
+    let metric = opts.metric.clone();
     let current = metric.clone().unwrap_or_default();
-    let chosen: Vec<(String, String)> = Selector::parse(&state.q)
-        .map(|sel| {
-            sel.matchers
-                .into_iter()
-                .filter(|m| m.op == model::MatchOp::Eq)
-                .map(|m| (m.name, m.value))
-                .collect()
-        })
-        .unwrap_or_default();
+    let chosen = opts.chosen.clone();
     let metric_names = opts.metrics.clone();
     view! {
         <datalist id="metric-names">
