@@ -8,6 +8,10 @@ scripts/setup.sh --test
 scripts/build-site.sh
 cargo build -p server --bin pipewatch
 
+echo "== format and lints =="
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+
 echo "== cargo tests =="
 cargo nextest run --workspace --no-fail-fast
 cargo test --workspace --doc -q

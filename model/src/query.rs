@@ -19,7 +19,14 @@ pub enum Aggregation {
 }
 
 impl Aggregation {
-    pub const ALL: [Aggregation; 6] = [Self::Avg, Self::Min, Self::Max, Self::Sum, Self::Count, Self::Last];
+    pub const ALL: [Aggregation; 6] = [
+        Self::Avg,
+        Self::Min,
+        Self::Max,
+        Self::Sum,
+        Self::Count,
+        Self::Last,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -39,7 +46,9 @@ impl FromStr for Aggregation {
         Self::ALL
             .into_iter()
             .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("unknown aggregation {s:?}; use one of avg, min, max, sum, count, last"))
+            .ok_or_else(|| {
+                format!("unknown aggregation {s:?}; use one of avg, min, max, sum, count, last")
+            })
     }
 }
 

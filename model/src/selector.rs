@@ -47,16 +47,29 @@ impl PartialEq for LabelMatcher {
 }
 
 impl LabelMatcher {
-    pub fn new(name: impl Into<String>, op: MatchOp, value: impl Into<String>) -> Result<Self, SelectorError> {
+    pub fn new(
+        name: impl Into<String>,
+        op: MatchOp,
+        value: impl Into<String>,
+    ) -> Result<Self, SelectorError> {
         let name = name.into();
         let value = value.into();
         let regex = match op {
-            MatchOp::Re | MatchOp::Nre => Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| {
-                SelectorError::new(format!("invalid regular expression {value:?} for label {name:?}: {e}"))
-            })?),
+            MatchOp::Re | MatchOp::Nre => {
+                Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| {
+                    SelectorError::new(format!(
+                        "invalid regular expression {value:?} for label {name:?}: {e}"
+                    ))
+                })?)
+            }
             _ => None,
         };
-        Ok(Self { name, op, value, regex })
+        Ok(Self {
+            name,
+            op,
+            value,
+            regex,
+        })
     }
 
     /// Whether a label value (None = label absent) satisfies the matcher.
@@ -87,7 +100,9 @@ pub struct SelectorError {
 
 impl SelectorError {
     fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into() }
+        Self {
+            message: message.into(),
+        }
     }
 }
 
@@ -141,7 +156,10 @@ impl Selector {
         let mut metric = metric;
         // `{__name__="x"}` is the same as `x`.
         if metric.is_none() {
-            if let Some(i) = matchers.iter().position(|m| m.name == "__name__" && m.op == MatchOp::Eq) {
+            if let Some(i) = matchers
+                .iter()
+                .position(|m| m.name == "__name__" && m.op == MatchOp::Eq)
+            {
                 metric = Some(matchers.remove(i).value);
             }
         }
@@ -224,7 +242,10 @@ impl Parser<'_> {
         let end = r
             .char_indices()
             .find(|&(i, c)| {
-                !(c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()) || (metric && c == ':'))
+                !(c == '_'
+                    || c.is_ascii_alphabetic()
+                    || (i > 0 && c.is_ascii_digit())
+                    || (metric && c == ':'))
             })
             .map(|(i, _)| i)
             .unwrap_or(r.len());
@@ -262,7 +283,11 @@ impl Parser<'_> {
         Err(self.err("unterminated label value: add the closing quote"))
     }
     fn err(&self, what: &str) -> SelectorError {
-        SelectorError::new(format!("bad selector {:?} at character {}: {what}", self.s, self.pos + 1))
+        SelectorError::new(format!(
+            "bad selector {:?} at character {}: {what}",
+            self.s,
+            self.pos + 1
+        ))
     }
 }
 
@@ -277,13 +302,43 @@ mod tests {
 
     #[test]
     fn parses_all_four_operators() {
-        let s = Selector::parse(r#"http_requests_total{job="api", code!="200", path=~"/v1/.*",method!~'GET|HEAD'}"#).unwrap();
+        let s = Selector::parse(
+            r#"http_requests_total{job="api", code!="200", path=~"/v1/.*",method!~'GET|HEAD'}"#,
+        )
+        .unwrap();
         assert_eq!(s.metric.as_deref(), Some("http_requests_total"));
         let ops: Vec<_> = s.matchers.iter().map(|m| m.op).collect();
-        assert_eq!(ops, vec![MatchOp::Eq, MatchOp::Neq, MatchOp::Re, MatchOp::Nre]);
-        assert!(s.matches(&key("http_requests_total", &[("job", "api"), ("code", "500"), ("path", "/v1/x"), ("method", "POST")])));
-        assert!(!s.matches(&key("http_requests_total", &[("job", "api"), ("code", "500"), ("path", "/v2/x"), ("method", "POST")])));
-        assert!(!s.matches(&key("http_requests_total", &[("job", "api"), ("code", "500"), ("path", "/v1/x"), ("method", "GET")])));
+        assert_eq!(
+            ops,
+            vec![MatchOp::Eq, MatchOp::Neq, MatchOp::Re, MatchOp::Nre]
+        );
+        assert!(s.matches(&key(
+            "http_requests_total",
+            &[
+                ("job", "api"),
+                ("code", "500"),
+                ("path", "/v1/x"),
+                ("method", "POST")
+            ]
+        )));
+        assert!(!s.matches(&key(
+            "http_requests_total",
+            &[
+                ("job", "api"),
+                ("code", "500"),
+                ("path", "/v2/x"),
+                ("method", "POST")
+            ]
+        )));
+        assert!(!s.matches(&key(
+            "http_requests_total",
+            &[
+                ("job", "api"),
+                ("code", "500"),
+                ("path", "/v1/x"),
+                ("method", "GET")
+            ]
+        )));
     }
 
     #[test]

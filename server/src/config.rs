@@ -11,24 +11,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub ingest: IngestConfig,
     pub scrape_configs: Vec<ScrapeConfig>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            database: DatabaseConfig::default(),
-            ingest: IngestConfig::default(),
-            scrape_configs: Vec::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -205,21 +205,24 @@ async fn bad_queries_get_400_with_the_reason() {
             "start=1&end=2&step=1".to_string(),
             "missing parameter `query`",
         ),
-        (format!("query=m&start=1&end=2"), "missing parameter `step`"),
         (
-            format!("query=m&start=yesterday&end=2&step=1"),
+            "query=m&start=1&end=2".to_string(),
+            "missing parameter `step`",
+        ),
+        (
+            "query=m&start=yesterday&end=2&step=1".to_string(),
             "cannot parse `start`",
         ),
         (
-            format!("query=m&start=10&end=2&step=1"),
+            "query=m&start=10&end=2&step=1".to_string(),
             "`end` is before `start`",
         ),
         (
-            format!("query=m&start=0&end=1000000&step=1"),
+            "query=m&start=0&end=1000000&step=1".to_string(),
             "maximum resolution",
         ),
         (
-            format!("query=m&start=1&end=2&step=1&agg=median"),
+            "query=m&start=1&end=2&step=1&agg=median".to_string(),
             "unknown aggregation",
         ),
     ] {
