@@ -3,6 +3,7 @@
 //! Everything here is plain data plus pure functions (no I/O, no clock), so it compiles to
 //! wasm and can be golden-tested.
 
+pub mod civil;
 pub mod labels;
 pub mod metric;
 pub mod query;
