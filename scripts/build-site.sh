@@ -45,10 +45,11 @@ wasm_opt=""
 if [ "$release" = 1 ]; then
     # binaryen from npm, not Debian's binaryen 108, whose wasm-opt breaks hydration
     # (WebAssembly.Table.set(): Argument 1 is invalid for table).
-    tools="$root/tools"
+    # Under target/ so it is ignored by git and goes with `cargo clean`; reinstalling takes seconds.
+    tools="$root/target/tools"
     wasm_opt="$tools/node_modules/.bin/wasm-opt"
     if [ ! -x "$wasm_opt" ]; then
-        echo "==> installing wasm-opt (npm binaryen) into tools/"
+        echo "==> installing wasm-opt (npm binaryen) into target/tools/"
         mkdir -p "$tools"
         [ -f "$tools/package.json" ] || echo '{ "private": true }' > "$tools/package.json"
         npm install --prefix "$tools" --no-audit --no-fund binaryen@132.0.0
