@@ -4,4 +4,5 @@
 //! so everything can be tested with captured bytes and a local HTTP server.
 
 pub mod prometheus_text;
+pub mod remote_write;
 pub mod scrape;

@@ -1,0 +1,666 @@
+//! Decoder for Prometheus remote_write 1.0 request bodies: snappy *block* compression around a
+//! protobuf `prometheus.WriteRequest`, turned into a [`model::Batch`] with metric metadata.
+//!
+//! The protobuf messages are derived by hand with `prost` (see [`proto`]): `prost-build` needs
+//! `protoc`, and the six messages of remote_write 1.0 are small and frozen.
+//!
+//! What is kept, what is dropped, and why:
+//!
+//! - **Samples** are kept as sent, one [`model::TimeSeries`] per wire `TimeSeries` that has
+//!   samples (Prometheus 2.42 sends one sample per entry and interleaves targets, so the same
+//!   series can appear several times in one request; the store merges them).
+//! - **Staleness markers** (the NaN with bits [`STALE_NAN_BITS`]) are kept with exactly those
+//!   bits, so the store holds what Prometheus' TSDB would hold and a reader can tell "series
+//!   ended" from an ordinary NaN with [`is_stale_marker`]. Never compare with `is_nan()` alone.
+//! - **Metadata** (`MetricMetadata`, sent by Prometheus in separate requests) becomes
+//!   [`model::MetricMetadata`]; unknown type codes (newer senders) become `Untyped` rather than
+//!   failing the request. Series themselves carry no type on the wire, so they are `Untyped`;
+//!   the family's type is in the stored metadata.
+//! - **Exemplars** are counted ([`WriteStats::exemplars_dropped`]) and dropped: the model has
+//!   no place for them yet. Entries that carry only exemplars (Prometheus sends exemplars in
+//!   separate entries with `samples: []`) therefore produce nothing.
+//! - **Native histograms** (field 4 of `TimeSeries`) are refused with an error that says how to
+//!   turn them off, rather than being dropped in silence: Prometheus does not retry a 4xx, so
+//!   the operator sees the error in Prometheus' log instead of finding a hole later.
+//! - **remote_write 2.0** bodies (`io.prometheus.write.v2.Request`, fields 4 and 5 at the top
+//!   level) are refused too: read as 1.0 they would look like an empty request and be lost.
+//! - A series without a `__name__`, with an empty label name or a repeated label name is an
+//!   error naming the entry. Empty label values are dropped, as Prometheus treats them as
+//!   absent.
+
+use model::{Batch, Labels, MetricMetadata, MetricType, Sample, SeriesKey, TimeSeries};
+use prost::Message;
+use thiserror::Error;
+
+/// Bits of Prometheus' staleness marker, a signalling NaN (`value.StaleNaN`).
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Decompressed size above which a body is refused before it is inflated. Prometheus 2.42
+/// sends at most 500 samples per request (about 100 KiB decoded); 256 MiB leaves room for
+/// senders configured far above that while bounding what a small compressed body can claim.
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 256 << 20;
+
+/// Prometheus' staleness marker as a value.
+pub fn stale_marker() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+/// Whether `v` is a staleness marker (an ordinary NaN is not).
+pub fn is_stale_marker(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// Why a body could not be decoded. Every message says what is wrong and what to send instead.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RemoteWriteError {
+    #[error("body is empty; send a snappy-compressed prometheus.WriteRequest")]
+    EmptyBody,
+    #[error(
+        "body is not snappy-compressed: {0}; send Content-Encoding: snappy with the block format (not the framed/stream format)"
+    )]
+    NotSnappy(String),
+    #[error(
+        "body decompresses to {size} bytes, more than the limit of {limit} bytes; send smaller requests (lower queue_config.max_samples_per_send)"
+    )]
+    DecompressedTooLarge { size: usize, limit: usize },
+    #[error("body is snappy-compressed but not a prometheus.WriteRequest protobuf: {0}")]
+    NotProtobuf(String),
+    #[error(
+        "body is a remote_write 2.0 request (io.prometheus.write.v2.Request), which pipewatch does not accept; configure the sender for remote_write 1.0 (protobuf_message: prometheus.WriteRequest)"
+    )]
+    Version2,
+    #[error(
+        "timeseries[{index}] ({series}) carries {count} native histogram(s), which pipewatch does not store; send classic histograms (Prometheus: send_native_histograms: false, or scrape without the native-histograms feature)"
+    )]
+    NativeHistograms {
+        index: usize,
+        series: String,
+        count: usize,
+    },
+    #[error("timeseries[{index}] has no __name__ label; every series needs a metric name")]
+    MissingMetricName { index: usize },
+    #[error("timeseries[{index}] has a label with an empty name; label names must not be empty")]
+    EmptyLabelName { index: usize },
+    #[error(
+        "timeseries[{index}] ({series}) has the label {name:?} twice; label names must be unique within a series"
+    )]
+    DuplicateLabel {
+        index: usize,
+        series: String,
+        name: String,
+    },
+    #[error("metadata[{index}] has an empty metric_family_name; name the metric family")]
+    EmptyMetadataFamily { index: usize },
+}
+
+/// What one request held, beyond the batch itself. Used for self-metrics and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Body size as received ([`decode_protobuf`]: the uncompressed size).
+    pub compressed_bytes: usize,
+    pub decompressed_bytes: usize,
+    /// Wire `TimeSeries` entries, including exemplar-only ones.
+    pub timeseries: usize,
+    pub samples: usize,
+    pub stale_markers: usize,
+    pub metadata: usize,
+    pub exemplars_dropped: usize,
+    /// Entries with no samples (in Prometheus 2.42: the exemplar-only entries).
+    pub series_without_samples: usize,
+}
+
+/// A decoded request: the batch for the ingest queue plus what it held.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DecodedWrite {
+    pub batch: Batch,
+    pub stats: WriteStats,
+}
+
+/// Decodes a request body as sent with `Content-Encoding: snappy`.
+///
+/// The decompressed size announced in the snappy header is checked against
+/// `max_decompressed_bytes` before anything is inflated.
+pub fn decode(
+    body: &[u8],
+    max_decompressed_bytes: usize,
+) -> Result<DecodedWrite, RemoteWriteError> {
+    let raw = decompress(body, max_decompressed_bytes)?;
+    let mut decoded = decode_protobuf(&raw)?;
+    decoded.stats.compressed_bytes = body.len();
+    Ok(decoded)
+}
+
+/// Snappy block decompression with the checks and messages of [`decode`].
+pub fn decompress(body: &[u8], max_decompressed_bytes: usize) -> Result<Vec<u8>, RemoteWriteError> {
+    if body.is_empty() {
+        return Err(RemoteWriteError::EmptyBody);
+    }
+    if body.starts_with(b"\xff\x06\x00\x00sNaPpY") {
+        return Err(RemoteWriteError::NotSnappy(
+            "it starts with the snappy stream identifier (framed format)".into(),
+        ));
+    }
+    if body.starts_with(&[0x1f, 0x8b]) {
+        return Err(RemoteWriteError::NotSnappy(
+            "it looks gzip-compressed".into(),
+        ));
+    }
+    let size =
+        snap::raw::decompress_len(body).map_err(|e| RemoteWriteError::NotSnappy(e.to_string()))?;
+    if size > max_decompressed_bytes {
+        return Err(RemoteWriteError::DecompressedTooLarge {
+            size,
+            limit: max_decompressed_bytes,
+        });
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| RemoteWriteError::NotSnappy(e.to_string()))
+}
+
+/// Decodes an uncompressed `prometheus.WriteRequest`.
+pub fn decode_protobuf(bytes: &[u8]) -> Result<DecodedWrite, RemoteWriteError> {
+    let req = proto::WriteRequest::decode(bytes)
+        .map_err(|e| RemoteWriteError::NotProtobuf(e.to_string()))?;
+    if !req.rw2_symbols.is_empty() || !req.rw2_timeseries.is_empty() {
+        return Err(RemoteWriteError::Version2);
+    }
+    if !bytes.is_empty() && req.timeseries.is_empty() && req.metadata.is_empty() {
+        // Only unknown fields: prost skips them, and without this check any junk that happens
+        // to parse as protobuf would be acknowledged as an empty request.
+        return Err(RemoteWriteError::NotProtobuf(format!(
+            "its {} bytes hold neither timeseries (field 1) nor metadata (field 3)",
+            bytes.len()
+        )));
+    }
+    let mut stats = WriteStats {
+        compressed_bytes: bytes.len(),
+        decompressed_bytes: bytes.len(),
+        timeseries: req.timeseries.len(),
+        metadata: req.metadata.len(),
+        ..WriteStats::default()
+    };
+    let mut batch = Batch {
+        series: Vec::with_capacity(req.timeseries.len()),
+        metadata: Vec::with_capacity(req.metadata.len()),
+    };
+    for (index, ts) in req.timeseries.into_iter().enumerate() {
+        if !ts.histograms.is_empty() {
+            return Err(RemoteWriteError::NativeHistograms {
+                index,
+                series: describe(&ts.labels),
+                count: ts.histograms.len(),
+            });
+        }
+        let key = series_key(index, ts.labels)?;
+        stats.exemplars_dropped += ts.exemplars.len();
+        if ts.samples.is_empty() {
+            stats.series_without_samples += 1;
+            continue;
+        }
+        stats.samples += ts.samples.len();
+        let samples: Vec<Sample> = ts
+            .samples
+            .into_iter()
+            .map(|s| {
+                if is_stale_marker(s.value) {
+                    stats.stale_markers += 1;
+                }
+                Sample {
+                    ts: s.timestamp,
+                    value: s.value,
+                }
+            })
+            .collect();
+        batch.series.push(TimeSeries {
+            key,
+            metric_type: MetricType::Untyped,
+            samples,
+        });
+    }
+    for (index, m) in req.metadata.into_iter().enumerate() {
+        if m.metric_family_name.is_empty() {
+            return Err(RemoteWriteError::EmptyMetadataFamily { index });
+        }
+        batch.metadata.push(MetricMetadata {
+            family: m.metric_family_name,
+            metric_type: metric_type(m.r#type),
+            unit: m.unit,
+            help: m.help,
+        });
+    }
+    Ok(DecodedWrite { batch, stats })
+}
+
+/// Builds the series key, checking the label rules named in the module docs.
+fn series_key(index: usize, labels: Vec<proto::Label>) -> Result<SeriesKey, RemoteWriteError> {
+    // Senders sort labels by name; then a strictly increasing order also proves uniqueness and
+    // the general check can be skipped.
+    let sorted = labels.windows(2).all(|w| w[0].name < w[1].name);
+    if !sorted {
+        let mut names: Vec<&str> = labels.iter().map(|l| l.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(RemoteWriteError::DuplicateLabel {
+                index,
+                series: describe(&labels),
+                name: w[0].to_string(),
+            });
+        }
+    }
+    let mut metric = None;
+    let mut rest = Vec::with_capacity(labels.len());
+    for l in labels {
+        if l.name.is_empty() {
+            return Err(RemoteWriteError::EmptyLabelName { index });
+        }
+        if l.name == "__name__" {
+            metric = Some(l.value);
+        } else {
+            rest.push((l.name, l.value));
+        }
+    }
+    match metric {
+        Some(m) if !m.is_empty() => Ok(SeriesKey::new(m, Labels::from_pairs(rest))),
+        _ => Err(RemoteWriteError::MissingMetricName { index }),
+    }
+}
+
+/// `name{a="b",...}` of a wire label set, for error messages.
+fn describe(labels: &[proto::Label]) -> String {
+    let name = labels
+        .iter()
+        .find(|l| l.name == "__name__")
+        .map(|l| l.value.as_str())
+        .unwrap_or("");
+    let rest = Labels::from_pairs(
+        labels
+            .iter()
+            .filter(|l| l.name != "__name__")
+            .map(|l| (l.name.as_str(), l.value.as_str())),
+    );
+    format!("{name}{rest}")
+}
+
+fn metric_type(code: i32) -> MetricType {
+    use proto::MetricTypeCode as C;
+    match C::try_from(code) {
+        Ok(C::Counter) => MetricType::Counter,
+        Ok(C::Gauge) => MetricType::Gauge,
+        Ok(C::Histogram) => MetricType::Histogram,
+        Ok(C::Gaugehistogram) => MetricType::GaugeHistogram,
+        Ok(C::Summary) => MetricType::Summary,
+        Ok(C::Info) => MetricType::Info,
+        Ok(C::Stateset) => MetricType::StateSet,
+        Ok(C::Unknown) | Err(_) => MetricType::Untyped,
+    }
+}
+
+fn type_code(t: MetricType) -> proto::MetricTypeCode {
+    use proto::MetricTypeCode as C;
+    match t {
+        MetricType::Counter => C::Counter,
+        MetricType::Gauge => C::Gauge,
+        MetricType::Histogram => C::Histogram,
+        MetricType::GaugeHistogram => C::Gaugehistogram,
+        MetricType::Summary => C::Summary,
+        MetricType::Info => C::Info,
+        MetricType::StateSet => C::Stateset,
+        MetricType::Untyped => C::Unknown,
+    }
+}
+
+/// Encodes a batch as a remote_write 1.0 body (snappy block format), the way Prometheus does:
+/// labels sorted by name with `__name__` among them. For load generators, the demo and tests.
+pub fn encode(batch: &Batch) -> Vec<u8> {
+    let req = proto::WriteRequest {
+        timeseries: batch
+            .series
+            .iter()
+            .map(|s| {
+                let mut labels: Vec<proto::Label> =
+                    std::iter::once(("__name__", s.key.metric.as_str()))
+                        .chain(s.key.labels.iter())
+                        .map(|(name, value)| proto::Label {
+                            name: name.to_string(),
+                            value: value.to_string(),
+                        })
+                        .collect();
+                labels.sort_by(|a, b| a.name.cmp(&b.name));
+                proto::TimeSeries {
+                    labels,
+                    samples: s
+                        .samples
+                        .iter()
+                        .map(|x| proto::Sample {
+                            value: x.value,
+                            timestamp: x.ts,
+                        })
+                        .collect(),
+                    ..Default::default()
+                }
+            })
+            .collect(),
+        metadata: batch
+            .metadata
+            .iter()
+            .map(|m| proto::MetricMetadata {
+                r#type: type_code(m.metric_type) as i32,
+                metric_family_name: m.family.clone(),
+                help: m.help.clone(),
+                unit: m.unit.clone(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .expect("snappy compresses any input below 4 GiB")
+}
+
+/// The protobuf messages of remote_write 1.0 (`prompb/remote.proto` and `prompb/types.proto`
+/// of Prometheus 2.x), with the field numbers Prometheus uses. Fields that 1.0 does not define
+/// but that must not be skipped in silence (native histograms, the 2.0 layout) are declared as
+/// opaque bytes so the decoder can refuse them.
+pub mod proto {
+    /// `prometheus.WriteRequest`. Field 2 is reserved in 1.0.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct WriteRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub timeseries: Vec<TimeSeries>,
+        #[prost(message, repeated, tag = "3")]
+        pub metadata: Vec<MetricMetadata>,
+        /// `symbols` of `io.prometheus.write.v2.Request`; never set by a 1.0 sender.
+        #[prost(bytes = "vec", repeated, tag = "4")]
+        pub rw2_symbols: Vec<Vec<u8>>,
+        /// `timeseries` of `io.prometheus.write.v2.Request`; never set by a 1.0 sender.
+        #[prost(bytes = "vec", repeated, tag = "5")]
+        pub rw2_timeseries: Vec<Vec<u8>>,
+    }
+
+    /// `prometheus.TimeSeries`: labels sorted by name, samples in time order.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TimeSeries {
+        #[prost(message, repeated, tag = "1")]
+        pub labels: Vec<Label>,
+        #[prost(message, repeated, tag = "2")]
+        pub samples: Vec<Sample>,
+        #[prost(message, repeated, tag = "3")]
+        pub exemplars: Vec<Exemplar>,
+        /// Native histograms (`prometheus.Histogram`), kept opaque: they are refused.
+        #[prost(bytes = "vec", repeated, tag = "4")]
+        pub histograms: Vec<Vec<u8>>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Label {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub value: String,
+    }
+
+    #[derive(Clone, Copy, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(double, tag = "1")]
+        pub value: f64,
+        /// Milliseconds since the Unix epoch.
+        #[prost(int64, tag = "2")]
+        pub timestamp: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Exemplar {
+        #[prost(message, repeated, tag = "1")]
+        pub labels: Vec<Label>,
+        #[prost(double, tag = "2")]
+        pub value: f64,
+        /// Milliseconds since the Unix epoch; the exemplar's own time, not the scrape's.
+        #[prost(int64, tag = "3")]
+        pub timestamp: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MetricMetadata {
+        #[prost(enumeration = "MetricTypeCode", tag = "1")]
+        pub r#type: i32,
+        #[prost(string, tag = "2")]
+        pub metric_family_name: String,
+        #[prost(string, tag = "4")]
+        pub help: String,
+        #[prost(string, tag = "5")]
+        pub unit: String,
+    }
+
+    /// `prometheus.MetricMetadata.MetricType`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+    #[repr(i32)]
+    pub enum MetricTypeCode {
+        Unknown = 0,
+        Counter = 1,
+        Gauge = 2,
+        Histogram = 3,
+        Gaugehistogram = 4,
+        Summary = 5,
+        Info = 6,
+        Stateset = 7,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snappy(bytes: &[u8]) -> Vec<u8> {
+        snap::raw::Encoder::new().compress_vec(bytes).unwrap()
+    }
+
+    fn label(name: &str, value: &str) -> proto::Label {
+        proto::Label {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    fn request(labels: Vec<proto::Label>) -> proto::WriteRequest {
+        proto::WriteRequest {
+            timeseries: vec![proto::TimeSeries {
+                labels,
+                samples: vec![proto::Sample {
+                    value: 1.0,
+                    timestamp: 1000,
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn decode_req(req: &proto::WriteRequest) -> Result<DecodedWrite, RemoteWriteError> {
+        decode(
+            &snappy(&req.encode_to_vec()),
+            DEFAULT_MAX_DECOMPRESSED_BYTES,
+        )
+    }
+
+    #[test]
+    fn encode_then_decode_gives_the_batch_back_with_stale_bits_intact() {
+        let batch = Batch {
+            series: vec![TimeSeries {
+                key: SeriesKey::new("up", Labels::from_pairs([("job", "a"), ("instance", "x")])),
+                metric_type: MetricType::Untyped,
+                samples: vec![
+                    Sample { ts: 1, value: 1.5 },
+                    Sample {
+                        ts: 2,
+                        value: stale_marker(),
+                    },
+                    Sample {
+                        ts: 3,
+                        value: f64::NEG_INFINITY,
+                    },
+                ],
+            }],
+            metadata: vec![MetricMetadata {
+                family: "up".into(),
+                metric_type: MetricType::Gauge,
+                unit: "".into(),
+                help: "target up".into(),
+            }],
+        };
+        let d = decode(&encode(&batch), DEFAULT_MAX_DECOMPRESSED_BYTES).unwrap();
+        assert_eq!(d.stats.stale_markers, 1);
+        assert_eq!(d.batch.series[0].key, batch.series[0].key);
+        assert_eq!(d.batch.metadata, batch.metadata);
+        let bits: Vec<u64> = d.batch.series[0]
+            .samples
+            .iter()
+            .map(|s| s.value.to_bits())
+            .collect();
+        let want: Vec<u64> = batch.series[0]
+            .samples
+            .iter()
+            .map(|s| s.value.to_bits())
+            .collect();
+        assert_eq!(bits, want);
+    }
+
+    #[test]
+    fn plain_protobuf_without_snappy_is_refused_with_the_header_hint() {
+        let err = decode(
+            &request(vec![label("__name__", "up")]).encode_to_vec(),
+            1 << 20,
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("body is not snappy-compressed: "), "{msg}");
+        assert!(msg.contains("Content-Encoding: snappy"), "{msg}");
+    }
+
+    #[test]
+    fn framed_snappy_is_named_as_the_wrong_snappy_format() {
+        let mut framed = Vec::new();
+        {
+            use std::io::Write;
+            let mut w = snap::write::FrameEncoder::new(&mut framed);
+            w.write_all(b"hello").unwrap();
+        }
+        let msg = decode(&framed, 1 << 20).unwrap_err().to_string();
+        assert!(msg.contains("framed"), "{msg}");
+    }
+
+    #[test]
+    fn snappy_text_is_not_protobuf() {
+        let msg = decode(&snappy(b"up{job=\"a\"} 1\n"), 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("body is snappy-compressed but not a prometheus.WriteRequest protobuf"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn bytes_with_only_unknown_fields_are_not_an_empty_request() {
+        // field 9, varint 1: valid protobuf, but nothing a WriteRequest has.
+        let err = decode(&snappy(&[0x48, 0x01]), 1 << 20).unwrap_err();
+        assert!(matches!(err, RemoteWriteError::NotProtobuf(_)), "{err}");
+    }
+
+    #[test]
+    fn an_empty_write_request_is_valid_and_empty() {
+        let d = decode(&snappy(&[]), 1 << 20).unwrap();
+        assert!(d.batch.is_empty());
+        assert_eq!(d.stats.timeseries, 0);
+    }
+
+    #[test]
+    fn announced_size_above_the_limit_is_refused_before_inflating() {
+        let body = snappy(&vec![0u8; 10_000]);
+        let err = decode(&body, 1000).unwrap_err();
+        assert_eq!(
+            err,
+            RemoteWriteError::DecompressedTooLarge {
+                size: 10_000,
+                limit: 1000
+            }
+        );
+    }
+
+    #[test]
+    fn native_histograms_are_refused_with_the_series_named() {
+        let mut req = request(vec![label("__name__", "lat"), label("job", "a")]);
+        req.timeseries[0].histograms.push(vec![]);
+        let msg = decode_req(&req).unwrap_err().to_string();
+        assert!(msg.contains("timeseries[0] (lat{job=\"a\"})"), "{msg}");
+        assert!(msg.contains("native histogram"), "{msg}");
+    }
+
+    #[test]
+    fn remote_write_2_bodies_are_refused() {
+        let req = proto::WriteRequest {
+            rw2_symbols: vec![b"".to_vec(), b"__name__".to_vec()],
+            ..Default::default()
+        };
+        assert_eq!(decode_req(&req).unwrap_err(), RemoteWriteError::Version2);
+    }
+
+    #[test]
+    fn label_rules_are_enforced_with_the_entry_named() {
+        assert_eq!(
+            decode_req(&request(vec![label("job", "a")])).unwrap_err(),
+            RemoteWriteError::MissingMetricName { index: 0 }
+        );
+        assert_eq!(
+            decode_req(&request(vec![label("__name__", "")])).unwrap_err(),
+            RemoteWriteError::MissingMetricName { index: 0 }
+        );
+        assert_eq!(
+            decode_req(&request(vec![label("", "x"), label("__name__", "up")])).unwrap_err(),
+            RemoteWriteError::EmptyLabelName { index: 0 }
+        );
+        let err = decode_req(&request(vec![
+            label("job", "a"),
+            label("__name__", "up"),
+            label("job", "b"),
+        ]))
+        .unwrap_err();
+        assert!(
+            matches!(&err, RemoteWriteError::DuplicateLabel { name, .. } if name == "job"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unsorted_labels_are_accepted_and_sorted() {
+        let d = decode_req(&request(vec![
+            label("zone", "z"),
+            label("__name__", "up"),
+            label("app", "a"),
+            label("empty", ""),
+        ]))
+        .unwrap();
+        let key = &d.batch.series[0].key;
+        assert_eq!(key.metric, "up");
+        assert_eq!(
+            key.labels.iter().collect::<Vec<_>>(),
+            vec![("app", "a"), ("zone", "z")]
+        );
+    }
+
+    #[test]
+    fn unknown_metadata_type_codes_become_untyped() {
+        let req = proto::WriteRequest {
+            metadata: vec![proto::MetricMetadata {
+                r#type: 42,
+                metric_family_name: "m".into(),
+                help: "h".into(),
+                unit: "seconds".into(),
+            }],
+            ..Default::default()
+        };
+        let d = decode_req(&req).unwrap();
+        assert_eq!(d.batch.metadata[0].metric_type, MetricType::Untyped);
+        assert_eq!(d.batch.metadata[0].unit, "seconds");
+    }
+}
