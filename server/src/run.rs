@@ -197,9 +197,20 @@ async fn serve_with_db(
 async fn maintenance_loop(
     store: store::Store,
     every: Duration,
-    _metrics: Arc<SelfMetrics>,
+    metrics: Arc<SelfMetrics>,
     stop: CancellationToken,
 ) {
+    // The ingest-rate sampler shares this loop's lifetime.
+    let rate_stop = stop.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => metrics.record_rate_point(),
+                _ = rate_stop.cancelled() => return,
+            }
+        }
+    });
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -24,6 +24,14 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiverLabels {
+    /// `remote_write`, ...
+    pub receiver: String,
+    /// HTTP status answered.
+    pub code: String,
+}
+
 pub struct SelfMetrics {
     registry: Registry,
     pub samples_enqueued: Counter,
@@ -40,6 +48,8 @@ pub struct SelfMetrics {
     pub scrape_duration: Family<TargetLabels, Histogram>,
     written_total: AtomicU64,
     rate_window: Mutex<std::collections::VecDeque<(Instant, u64)>>,
+    pub receiver_requests: Family<ReceiverLabels, Counter>,
+    pub receiver_exemplars_dropped: Counter,
 }
 
 impl SelfMetrics {
@@ -117,6 +127,18 @@ impl SelfMetrics {
             Unit::Seconds,
             scrape_duration.clone(),
         );
+        let receiver_requests = Family::<ReceiverLabels, Counter>::default();
+        let receiver_exemplars_dropped = Counter::default();
+        registry.register(
+            "receiver_requests",
+            "Push requests (remote_write, ...) by receiver and answered HTTP status",
+            receiver_requests.clone(),
+        );
+        registry.register(
+            "receiver_exemplars_dropped",
+            "Exemplars received and not stored (the store keeps no exemplars yet)",
+            receiver_exemplars_dropped.clone(),
+        );
         Self {
             registry,
             samples_enqueued,
@@ -133,6 +155,8 @@ impl SelfMetrics {
             scrape_duration,
             written_total: AtomicU64::new(0),
             rate_window: Mutex::new(Default::default()),
+            receiver_requests,
+            receiver_exemplars_dropped,
         }
     }
 
@@ -170,32 +194,88 @@ impl SelfMetrics {
             .inc_by(samples);
     }
 
+    /// A push request was answered: counts it by status, and logs refusals with their reason
+    /// (never the body or credentials).
+    pub fn receiver_answered(&self, receiver: &str, code: u16, error: Option<&str>) {
+        self.receiver_requests
+            .get_or_create(&ReceiverLabels {
+                receiver: receiver.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+        if let Some(error) = error {
+            if code >= 500 || code == 429 {
+                tracing::warn!(receiver, code, %error, "push request refused");
+            } else {
+                tracing::info!(receiver, code, %error, "push request refused");
+            }
+        }
+    }
+
     pub fn samples_written_total(&self) -> u64 {
         self.written_total.load(Ordering::Relaxed)
     }
 
-    /// Samples per second written over roughly the last minute. Called by the status page; each
-    /// call records a point, so the window is as fine as the calls are frequent (the server also
-    /// samples it every 10 s).
-    pub fn ingest_rate(&self) -> f64 {
+    /// Records the written-samples total for [`Self::ingest_rate`]; the server calls this every
+    /// few seconds, and points older than a minute are dropped.
+    pub fn record_rate_point(&self) {
         let now = Instant::now();
-        let total = self.samples_written_total();
         let mut w = self.rate_window.lock().expect("rate window lock");
-        w.push_back((now, total));
-        while w.len() > 2 && now.duration_since(w[0].0) > Duration::from_secs(60) {
+        w.push_back((now, self.samples_written_total()));
+        while w.len() > 1 && now.duration_since(w[0].0) > Duration::from_secs(60) {
             w.pop_front();
         }
-        let (t0, c0) = w[0];
-        let secs = now.duration_since(t0).as_secs_f64();
+    }
+
+    /// Samples per second written over roughly the last minute (0 until a point is recorded).
+    pub fn ingest_rate(&self) -> f64 {
+        let w = self.rate_window.lock().expect("rate window lock");
+        let Some(&(t0, c0)) = w.front() else {
+            return 0.0;
+        };
+        let secs = t0.elapsed().as_secs_f64();
         if secs < 0.5 {
             return 0.0;
         }
-        (total - c0) as f64 / secs
+        self.samples_written_total().saturating_sub(c0) as f64 / secs
     }
 }
 
 impl Default for SelfMetrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingest_rate_is_written_samples_over_the_window() {
+        let m = SelfMetrics::new();
+        assert_eq!(m.ingest_rate(), 0.0, "no point recorded yet");
+        m.record_rate_point();
+        m.batch_written(1_000, 0, Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(600));
+        let rate = m.ingest_rate();
+        // 1000 samples over ~0.6 s (a slow machine makes it longer, never shorter).
+        assert!(rate > 100.0 && rate <= 1_000.0 / 0.6, "{rate}");
+    }
+
+    #[test]
+    fn exposition_names_follow_prometheus_conventions() {
+        let m = SelfMetrics::new();
+        m.batch_written(5, 1, Duration::from_millis(3));
+        let text = m.encode();
+        assert!(
+            text.contains("pipewatch_ingest_samples_written_total 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# UNIT pipewatch_ingest_write_duration_seconds seconds"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
     }
 }
