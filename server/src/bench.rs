@@ -124,10 +124,6 @@ async fn run_real_path(
     Ok(elapsed)
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 pub async fn ingest(
     base_url: &str,
@@ -183,12 +179,12 @@ pub async fn ingest(
         .map(|(p, a)| p / a)
         .collect();
     let (p, a) = (
-        median(&mut path_rates.clone()),
-        median(&mut anchor_rates.clone()),
+        percentile(&mut path_rates.clone(), 0.5),
+        percentile(&mut anchor_rates.clone(), 0.5),
     );
     println!(
         "RESULT ingest: pipewatch median {p:.0} samples/s, raw COPY median {a:.0} samples/s, ratio median {:.2} (per round: {})",
-        median(&mut ratios.clone()),
+        percentile(&mut ratios.clone(), 0.5),
         ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ")
     );
     Ok(())

@@ -249,6 +249,7 @@ impl EmbeddedPostgres {
     }
 
     /// Leaves the server running when this handle is dropped (the shared test cluster).
+    #[cfg(feature = "testing")]
     pub(crate) fn keep_running(mut self) {
         self.stop_on_drop = false;
     }

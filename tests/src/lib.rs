@@ -101,6 +101,16 @@ pub fn pipewatch_bin() -> PathBuf {
     bin
 }
 
+/// GET `url` and return the body as text; panics with the URL on failure (tests only).
+pub async fn get_text(url: &str) -> String {
+    let resp = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    resp.text()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: reading body: {e}"))
+}
+
 pub fn now_ms() -> i64 {
     server::scrape_manager::now_ms()
 }

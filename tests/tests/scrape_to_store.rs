@@ -2,7 +2,7 @@
 //! node_exporter capture, an OpenMetrics capture, and targets that return garbage, 404, or time
 //! out), writes to a real PostgreSQL, and reports each target's health.
 
-use pipewatch_tests::{exporter_zoo, now_ms};
+use pipewatch_tests::{exporter_zoo, get_text, now_ms};
 use server::config::Config;
 use std::time::Duration;
 
@@ -83,14 +83,7 @@ async fn bad_targets_are_down_with_their_error_and_good_ones_keep_working() {
     }
 
     // The Targets page shows the same, rendered on the server.
-    let page = client
-        .get(format!("http://{addr}/targets"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&format!("http://{addr}/targets")).await;
     assert!(page.contains("404"), "targets page lacks the 404 error");
     assert!(
         page.contains("/garbage"),

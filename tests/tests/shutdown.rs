@@ -2,7 +2,7 @@
 //! scrapes a large target and its writers hold a long flush interval, so samples are waiting in
 //! the queue at the signal. Every sample that entered the queue must be in the database, once.
 
-use pipewatch_tests::{pipewatch_bin, serve};
+use pipewatch_tests::{get_text, pipewatch_bin, serve};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -67,19 +67,11 @@ async fn sigterm_during_load_drains_every_queued_sample() {
         .to_string();
 
     // Let several scrapes queue up, but signal before the 3 s flush: data is only in the queue.
-    let client = reqwest::Client::new();
     let started = Instant::now();
     let mut queued = 0.0;
     while started.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let m = client
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = get_text(&format!("http://{addr}/metrics")).await;
         queued = m
             .lines()
             .find(|l| l.starts_with("pipewatch_ingest_queue_depth_samples "))
