@@ -40,6 +40,16 @@ if [ $want_test = 1 ]; then
     apt_install chromium
   fi
   command -v npm >/dev/null || apt_install nodejs npm
+  if ! command -v prometheus >/dev/null; then
+    # The remote_write live test runs Debian's Prometheus (2.42) itself, on a temp dir and a
+    # free loopback port; no node-exporter (a Recommends) and no system service are wanted.
+    say "installing prometheus for the remote_write live test"
+    apt_install --no-install-recommends prometheus
+    if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+      # The package starts a service on :9090, pipewatch's default port.
+      as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+  fi
   if [ ! -d end2end/node_modules/@playwright/test ]; then
     say "installing Playwright test runner (uses the system Chromium; no browser download)"
     (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)

@@ -17,6 +17,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub ingest: IngestConfig,
+    pub receivers: ReceiversConfig,
     pub scrape_configs: Vec<ScrapeConfig>,
 }
 
@@ -89,6 +90,59 @@ impl Default for IngestConfig {
             flush_interval: Duration::from_secs(1),
             writers: 2,
         }
+    }
+}
+
+/// Limits and answers of the push receivers (`POST /api/v1/write`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReceiversConfig {
+    /// Largest request body read, in bytes as sent (compressed); larger requests get 413.
+    pub max_body_bytes: usize,
+    /// Largest decompressed body, in bytes; bounds what a small compressed body can expand to.
+    pub max_decompressed_bytes: usize,
+    /// Status when the ingest queue is full: 503 (every remote_write sender retries it) or 429
+    /// (retried by Prometheus only with `queue_config.retry_on_http_429: true`; otherwise the
+    /// sender drops the data). Both come with `Retry-After`.
+    pub queue_full_status: u16,
+}
+
+impl Default for ReceiversConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 32 << 20,
+            max_decompressed_bytes: 256 << 20,
+            queue_full_status: 503,
+        }
+    }
+}
+
+impl ReceiversConfig {
+    fn validate(&self) -> Result<()> {
+        const MIN_BODY: usize = 1024;
+        const MAX_BODY: usize = 1 << 30;
+        if !(MIN_BODY..=MAX_BODY).contains(&self.max_body_bytes) {
+            bail!(
+                "key `receivers.max_body_bytes` must be between {MIN_BODY} and {MAX_BODY} (1 GiB), got {}",
+                self.max_body_bytes
+            );
+        }
+        if self.max_decompressed_bytes < self.max_body_bytes
+            || self.max_decompressed_bytes > 4 * MAX_BODY
+        {
+            bail!(
+                "key `receivers.max_decompressed_bytes` must be at least `receivers.max_body_bytes` ({}) and at most 4 GiB, got {}",
+                self.max_body_bytes,
+                self.max_decompressed_bytes
+            );
+        }
+        if self.queue_full_status != 503 && self.queue_full_status != 429 {
+            bail!(
+                "key `receivers.queue_full_status` must be 503 or 429, got {}",
+                self.queue_full_status
+            );
+        }
+        Ok(())
     }
 }
 
@@ -197,6 +251,7 @@ impl Config {
         if self.database.retention_days == 0 {
             bail!("key `database.retention_days` must be at least 1");
         }
+        self.receivers.validate()?;
         let mut seen = std::collections::HashSet::new();
         for (n, job) in self.scrape_configs.iter().enumerate() {
             let key = format!("scrape_configs[{n}]");
@@ -383,6 +438,22 @@ mod tests {
         assert_eq!(c.ingest.flush_interval, d.ingest.flush_interval);
         assert_eq!(c.database.retention_days, d.database.retention_days);
         assert_eq!(c.scrape_configs[0].scrape_interval, default_interval());
+        assert_eq!(c.receivers, d.receivers);
+    }
+
+    #[test]
+    fn receiver_limits_are_validated_with_the_key_named() {
+        let e = err("[receivers]\nmax_body_bytes = 10\n");
+        assert!(e.contains("receivers.max_body_bytes"), "{e}");
+        let e = err("[receivers]\nmax_body_bytes = 4096\nmax_decompressed_bytes = 2048\n");
+        assert!(e.contains("receivers.max_decompressed_bytes"), "{e}");
+        let e = err("[receivers]\nqueue_full_status = 500\n");
+        assert!(e.contains("must be 503 or 429"), "{e}");
+        let e = err("[receivers]\nmax_body = 1\n");
+        assert!(e.contains("unknown field"), "{e}");
+        let c = Config::from_toml_str("[receivers]\nqueue_full_status = 429\n").unwrap();
+        assert_eq!(c.receivers.queue_full_status, 429);
+        assert_eq!(c.receivers.max_body_bytes, 32 << 20);
     }
 
     #[test]

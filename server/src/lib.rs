@@ -6,6 +6,7 @@ pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod ingest;
+pub mod receivers;
 pub mod run;
 pub mod scrape_manager;
 pub mod state;
@@ -17,5 +18,7 @@ pub use state::AppState;
 /// The whole HTTP surface: API routes plus the web app. Tests call this with `oneshot`.
 pub fn app(state: AppState, site_root: std::path::PathBuf) -> axum::Router {
     let backend: std::sync::Arc<dyn app::Backend> = std::sync::Arc::new(state.clone());
-    api::router(state).merge(web::router(backend, site_root))
+    api::router(state.clone())
+        .merge(receivers::router(state))
+        .merge(web::router(backend, site_root))
 }

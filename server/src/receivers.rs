@@ -1,0 +1,124 @@
+//! Push receivers: HTTP endpoints that senders POST data to (today Prometheus remote_write).
+//!
+//! Each receiver is thin: check the request's framing and size, decode with a `collectors`
+//! decoder, validate what the store would refuse, hand the batch to the [`IngestQueue`] with
+//! `try_push`, and map the outcome to the status codes the sender's retry logic expects. A 2xx
+//! means the batch is in the queue, which is drained on shutdown.
+//!
+//! [`IngestQueue`]: crate::ingest::IngestQueue
+
+pub mod remote_write;
+
+use crate::config::ReceiversConfig;
+use crate::ingest::PushError;
+use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every receiver handler gets: the server state and the receiver limits.
+#[derive(Clone)]
+pub struct ReceiverState {
+    pub app: AppState,
+    pub config: Arc<ReceiversConfig>,
+}
+
+/// The receiver routes with the default limits (`[receivers]` defaults).
+pub fn router(state: AppState) -> Router {
+    router_with_config(state, ReceiversConfig::default())
+}
+
+/// The receiver routes with explicit limits.
+pub fn router_with_config(state: AppState, config: ReceiversConfig) -> Router {
+    Router::new()
+        .route("/api/v1/write", post(remote_write::write))
+        // Receivers read the body themselves with their own limit and message.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(ReceiverState {
+            app: state,
+            config: Arc::new(config),
+        })
+}
+
+/// A refused push request: the status the sender's retry logic expects and a message saying
+/// what to change. The body is plain text because senders log it verbatim (Prometheus writes
+/// "server returned HTTP status 400 Bad Request: <body>").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Seconds for `Retry-After`, on the statuses a sender retries.
+    pub retry_after: Option<u64>,
+}
+
+impl ReceiverError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Maps a refused `try_push`. A full queue answers `queue_full_status` (see
+    /// [`ReceiversConfig::queue_full_status`] and the module docs of [`remote_write`] for why
+    /// 503 is the default); shutdown answers 503 so senders retry against the restarted server.
+    pub fn from_push(e: PushError, queue_full_status: u16) -> Self {
+        match e {
+            PushError::Full { retry_after, .. } => Self {
+                status: StatusCode::from_u16(queue_full_status)
+                    .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                message: e.to_string(),
+                retry_after: Some(seconds_ceil(retry_after)),
+            },
+            PushError::Closed => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: e.to_string(),
+                retry_after: Some(5),
+            },
+        }
+    }
+}
+
+fn seconds_ceil(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000).max(1) as u64
+}
+
+impl IntoResponse for ReceiverError {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            format!("{}\n", self.message),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(seconds_ceil(Duration::from_millis(1)), 1);
+        assert_eq!(seconds_ceil(Duration::from_millis(1001)), 2);
+        assert_eq!(seconds_ceil(Duration::ZERO), 1);
+    }
+}
