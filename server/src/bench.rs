@@ -124,7 +124,6 @@ async fn run_real_path(
     Ok(elapsed)
 }
 
-
 pub async fn ingest(
     base_url: &str,
     series: usize,

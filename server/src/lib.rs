@@ -19,6 +19,9 @@ pub use state::AppState;
 pub fn app(state: AppState, site_root: std::path::PathBuf) -> axum::Router {
     let backend: std::sync::Arc<dyn app::Backend> = std::sync::Arc::new(state.clone());
     api::router(state.clone())
-        .merge(receivers::router(state))
+        .merge(receivers::router_with_config(
+            state.clone(),
+            state.receivers,
+        ))
         .merge(web::router(backend, site_root))
 }

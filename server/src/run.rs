@@ -160,6 +160,7 @@ async fn serve_with_db(
         started_at: now_ms(),
         retention_days: cfg.database.retention_days,
         database: redact_url(url),
+        receivers: cfg.receivers.clone(),
     };
     let router = crate::app(state, cfg.server.site_root.clone())
         .layer(tower_http::trace::TraceLayer::new_for_http());

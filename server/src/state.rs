@@ -16,6 +16,8 @@ pub struct AppState {
     pub retention_days: u32,
     /// Where the data lives, for the Status page, without credentials.
     pub database: String,
+    /// Limits and answers of the push receivers (`[receivers]` in the config).
+    pub receivers: crate::config::ReceiversConfig,
 }
 
 impl AppState {

@@ -78,6 +78,7 @@ async fn state() -> AppState {
         started_at: T0,
         retention_days: 30,
         database: "test".into(),
+        receivers: Default::default(),
     }
 }
 

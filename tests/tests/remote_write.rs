@@ -53,6 +53,7 @@ async fn state(capacity: usize) -> (AppState, BatchWriters, String) {
         started_at: 0,
         retention_days: 30,
         database: "test".into(),
+        receivers: Default::default(),
     };
     (st, writers, url)
 }
@@ -288,7 +289,10 @@ async fn remote_write_answers_413_above_the_body_limit() {
         max_decompressed_bytes: 8192,
         ..ReceiversConfig::default()
     };
-    let app = server::receivers::router_with_config(st.clone(), limits);
+    // Through the whole app, as the server builds it: the limits come from AppState (config).
+    let mut st = st;
+    st.receivers = limits;
+    let app = server::app(st.clone(), std::env::temp_dir());
     // Counter-like values do not compress well: this body is well above 4 KiB.
     let mut big = gauge_batch("big", 1_790_000_000_000, 2000);
     for (i, s) in big.series[0].samples.iter_mut().enumerate() {
