@@ -124,16 +124,31 @@ async fn run_real_path(
     Ok(elapsed)
 }
 
+/// What `bench ingest` pushes the samples through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// Straight into the ingest queue (queue + writers + COPY).
+    Queue,
+    /// Prometheus remote_write over HTTP to a pipewatch server started in this process:
+    /// 500 series per request as Prometheus 2.42 sends them, 4 connections.
+    RemoteWrite,
+}
+
+const RW_SERIES_PER_REQUEST: usize = 500;
+const RW_CONNECTIONS: usize = 4;
+
 pub async fn ingest(
     base_url: &str,
     series: usize,
     samples: usize,
     rounds: usize,
-    cfg: &crate::config::IngestConfig,
+    protocol: Protocol,
+    full_cfg: &crate::config::Config,
 ) -> Result<()> {
+    let cfg = &full_cfg.ingest;
     let total = series * samples;
     println!(
-        "bench ingest: {series} series x {samples} samples = {total} samples per round, {rounds} rounds, {} writers, batches of up to {} samples",
+        "bench ingest ({protocol:?}): {series} series x {samples} samples = {total} samples per round, {rounds} rounds, {} writers, batches of up to {} samples",
         cfg.writers, cfg.batch_max_samples
     );
     let mut path_rates = Vec::new();
@@ -146,8 +161,15 @@ pub async fn ingest(
         let batches = ingest_batches(series, samples, start, 15_000, round as u64);
         let rows = anchor_rows(&batches);
         // Alternate the order so neither side always gets the warmer cache.
+        let (store_ref, url_ref) = (&store, url.as_str());
+        let path = |batches| async move {
+            match protocol {
+                Protocol::Queue => run_real_path(store_ref, batches, cfg).await,
+                Protocol::RemoteWrite => run_remote_write(url_ref, batches, full_cfg).await,
+            }
+        };
         let (path_t, anchor_t) = if round % 2 == 0 {
-            let p = run_real_path(&store, batches, cfg).await?;
+            let p = path(batches).await?;
             let t = Instant::now();
             store.copy_anchor(&rows).await?;
             (p, t.elapsed())
@@ -155,7 +177,7 @@ pub async fn ingest(
             let t = Instant::now();
             store.copy_anchor(&rows).await?;
             let a = t.elapsed();
-            (run_real_path(&store, batches, cfg).await?, a)
+            (path(batches).await?, a)
         };
         let pr = total as f64 / path_t.as_secs_f64();
         let ar = total as f64 / anchor_t.as_secs_f64();
@@ -187,6 +209,111 @@ pub async fn ingest(
         ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ")
     );
     Ok(())
+}
+
+/// Starts a pipewatch server on `url` and port 0, sends the batches as remote_write requests
+/// (each connection owns a fixed share of the series, so every series arrives in time order),
+/// retries 503/429 after Retry-After as Prometheus does, then stops the server; the time runs
+/// until the server has drained its queue, i.e. until every sample is committed.
+async fn run_remote_write(
+    url: &str,
+    batches: Vec<Batch>,
+    cfg: &crate::config::Config,
+) -> Result<Duration> {
+    let mut per_connection: Vec<Vec<Vec<u8>>> = vec![Vec::new(); RW_CONNECTIONS];
+    let mut total = 0u64;
+    for b in &batches {
+        for (c, chunk) in b.series.chunks(RW_SERIES_PER_REQUEST).enumerate() {
+            let req = Batch {
+                series: chunk.to_vec(),
+                metadata: vec![],
+            };
+            total += req.sample_count() as u64;
+            per_connection[c % RW_CONNECTIONS].push(collectors::remote_write::encode(&req));
+        }
+    }
+    drop(batches);
+    let mut cfg = cfg.clone();
+    cfg.database.url = url.to_string();
+    cfg.server.listen = "127.0.0.1:0".parse().expect("static address");
+    cfg.scrape_configs.clear();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::run::serve(
+        cfg,
+        crate::run::ServeExtras {
+            on_ready: Some(ready_tx),
+            ..Default::default()
+        },
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let addr = ready_rx.await.context("bench server did not start")?;
+    let endpoint = format!("http://{addr}/api/v1/write");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut senders = tokio::task::JoinSet::new();
+    for bodies in per_connection {
+        senders.spawn(send_remote_write(client.clone(), endpoint.clone(), bodies));
+    }
+    let mut retries = 0;
+    while let Some(r) = senders.join_next().await {
+        retries += r??;
+    }
+    let _ = stop_tx.send(());
+    let report = server.await??;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(
+        report.samples_written == total && report.samples_lost == 0,
+        "sent {total} samples, server wrote {} and lost {}",
+        report.samples_written,
+        report.samples_lost
+    );
+    if retries > 0 {
+        println!("    ({retries} requests retried after 503/429)");
+    }
+    Ok(elapsed)
+}
+
+async fn send_remote_write(
+    client: reqwest::Client,
+    url: String,
+    bodies: Vec<Vec<u8>>,
+) -> Result<u64> {
+    let mut retries = 0;
+    for body in bodies {
+        loop {
+            let resp = client
+                .post(&url)
+                .header("Content-Encoding", "snappy")
+                .header("Content-Type", "application/x-protobuf")
+                .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                .body(body.clone())
+                .send()
+                .await?;
+            let status = resp.status();
+            if status.is_success() {
+                break;
+            }
+            if status.as_u16() == 503 || status.as_u16() == 429 {
+                let wait = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(1);
+                retries += 1;
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+                continue;
+            }
+            anyhow::bail!(
+                "remote_write answered {status}: {}",
+                resp.text().await.unwrap_or_default()
+            );
+        }
+    }
+    Ok(retries)
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {

@@ -49,6 +49,9 @@ enum BenchCommand {
         samples: usize,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// What the samples go through.
+        #[arg(long, value_enum, default_value = "queue")]
+        protocol: server::bench::Protocol,
     },
     /// Range-query latency on >= 10M stored samples.
     Query {
@@ -153,7 +156,8 @@ async fn run() -> Result<()> {
                     series,
                     samples,
                     rounds,
-                } => server::bench::ingest(&db.url, series, samples, rounds, &cfg.ingest).await,
+                    protocol,
+                } => server::bench::ingest(&db.url, series, samples, rounds, protocol, &cfg).await,
                 BenchCommand::Query {
                     series,
                     days,
