@@ -237,19 +237,10 @@ async fn run_remote_write(
     cfg.database.url = url.to_string();
     cfg.server.listen = "127.0.0.1:0".parse().expect("static address");
     cfg.scrape_configs.clear();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::run::serve(
-        cfg,
-        crate::run::ServeExtras {
-            on_ready: Some(ready_tx),
-            ..Default::default()
-        },
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let addr = ready_rx.await.context("bench server did not start")?;
+    let server = crate::run::RunningServer::start(cfg, Default::default())
+        .await
+        .context("bench server did not start")?;
+    let addr = server.addr;
     let endpoint = format!("http://{addr}/api/v1/write");
     let client = reqwest::Client::new();
     let started = Instant::now();
@@ -261,8 +252,7 @@ async fn run_remote_write(
     while let Some(r) = senders.join_next().await {
         retries += r??;
     }
-    let _ = stop_tx.send(());
-    let report = server.await??;
+    let report = server.stop().await?;
     let elapsed = started.elapsed();
     anyhow::ensure!(
         report.samples_written == total && report.samples_lost == 0,

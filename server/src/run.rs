@@ -226,6 +226,44 @@ async fn maintenance_loop(
     }
 }
 
+/// A server started in this process (benchmarks and tests): its address, and a way to stop it
+/// and get its shutdown report.
+pub struct RunningServer {
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<ShutdownReport>>,
+}
+
+impl RunningServer {
+    /// Starts `serve` in a task and waits until it accepts requests (bind `127.0.0.1:0` for a
+    /// free port).
+    pub async fn start(cfg: Config, extras: ServeExtras) -> Result<RunningServer> {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let extras = ServeExtras {
+            on_ready: Some(ready_tx),
+            ..extras
+        };
+        let task = tokio::spawn(serve(cfg, extras, async move {
+            let _ = stop_rx.await;
+        }));
+        match ready_rx.await {
+            Ok(addr) => Ok(RunningServer { addr, stop, task }),
+            // The server ended before it was ready: its error says why.
+            Err(_) => Err(task
+                .await?
+                .err()
+                .unwrap_or_else(|| anyhow::anyhow!("server stopped before it was ready"))),
+        }
+    }
+
+    /// Stops accepting, drains the ingest queue, and returns the shutdown report.
+    pub async fn stop(self) -> Result<ShutdownReport> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}
+
 /// Resolves on the first SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};

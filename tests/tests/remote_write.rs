@@ -685,19 +685,10 @@ async fn prometheus_remote_writes_exactly_what_it_scraped() {
         "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{url}\"\n[ingest]\nflush_interval = \"100ms\"\n"
     ))
     .unwrap();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::run::serve(
-        cfg,
-        server::run::ServeExtras {
-            on_ready: Some(ready_tx),
-            ..Default::default()
-        },
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let pipewatch = ready_rx.await.expect("pipewatch ready");
+    let server = server::run::RunningServer::start(cfg, Default::default())
+        .await
+        .expect("pipewatch ready");
+    let pipewatch = server.addr;
 
     let dir = std::env::temp_dir().join(format!("pipewatch-rw-live-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -879,8 +870,7 @@ async fn prometheus_remote_writes_exactly_what_it_scraped() {
     pool.close().await;
 
     drop(prometheus);
-    let _ = stop_tx.send(());
-    let report = server.await.unwrap().unwrap();
+    let report = server.stop().await.unwrap();
     assert_eq!(report.samples_lost, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }

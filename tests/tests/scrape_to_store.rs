@@ -19,19 +19,10 @@ async fn bad_targets_are_down_with_their_error_and_good_ones_keep_working() {
         ));
     }
     let cfg = Config::from_toml_str(&toml).expect("valid config");
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::run::serve(
-        cfg,
-        server::run::ServeExtras {
-            on_ready: Some(ready_tx),
-            ..Default::default()
-        },
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let addr = ready_rx.await.expect("server ready");
+    let server = server::run::RunningServer::start(cfg, Default::default())
+        .await
+        .expect("server ready");
+    let addr = server.addr;
     let client = reqwest::Client::new();
 
     // Wait until every target has been scraped at least twice.
@@ -152,8 +143,7 @@ async fn bad_targets_are_down_with_their_error_and_good_ones_keep_working() {
         .unwrap();
     assert_eq!(load[0].points.last().unwrap().1, expected);
 
-    stop_tx.send(()).unwrap();
-    let report = server.await.unwrap().expect("clean shutdown");
+    let report = server.stop().await.expect("clean shutdown");
     assert_eq!(report.samples_lost, 0);
     assert_eq!(report.samples_enqueued, report.samples_written);
 }
