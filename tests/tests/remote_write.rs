@@ -17,9 +17,6 @@ use http_body_util::BodyExt;
 use model::{Batch, Labels, MetricType, Sample, SeriesKey, TimeSeries};
 use serde_json::Value;
 use server::config::{Config, ReceiversConfig};
-use server::ingest::{self, BatchWriters, WriterConfig};
-use server::scrape_manager::TargetHealthBoard;
-use server::telemetry::SelfMetrics;
 use server::AppState;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -27,36 +24,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
-
-/// A state over a fresh database, with a queue of `capacity` samples and one writer.
-async fn state(capacity: usize) -> (AppState, BatchWriters, String) {
-    let url = store::testing::fresh_database_url().await;
-    let store = store::Store::connect(&url, store::StoreConfig::default())
-        .await
-        .expect("connect");
-    let metrics = Arc::new(SelfMetrics::new());
-    let (queue, writers) = ingest::start(
-        Arc::new(store.clone()),
-        capacity,
-        WriterConfig {
-            batch_max_samples: 10_000,
-            flush_interval: Duration::from_millis(50),
-            writers: 1,
-        },
-        metrics.clone(),
-    );
-    let st = AppState {
-        store,
-        queue,
-        metrics,
-        board: TargetHealthBoard::default(),
-        started_at: 0,
-        retention_days: 30,
-        database: "test".into(),
-        receivers: Default::default(),
-    };
-    (st, writers, url)
-}
 
 /// Prometheus 2.42's request headers (fixtures/remote_write/README.md).
 fn prometheus_request(body: Vec<u8>) -> Request<Body> {
@@ -168,7 +135,7 @@ fn fixture_bodies() -> Vec<(String, Vec<u8>, Value)> {
 
 #[tokio::test]
 async fn remote_write_refuses_malformed_bodies_with_400_and_the_reason() {
-    let (st, _w, _) = state(10_000).await;
+    let (st, _w, _) = pipewatch_tests::state(10_000).await;
     let app = server::app(st.clone(), std::env::temp_dir());
 
     let a = send(&app, prometheus_request(b"up{job=\"a\"} 1\n".to_vec())).await;
@@ -246,7 +213,7 @@ async fn remote_write_refuses_malformed_bodies_with_400_and_the_reason() {
 
 #[tokio::test]
 async fn remote_write_answers_415_to_other_encodings_and_remote_write_2() {
-    let (st, _w, _) = state(10_000).await;
+    let (st, _w, _) = pipewatch_tests::state(10_000).await;
     let app = server::app(st, std::env::temp_dir());
     let body = remote_write::encode(&gauge_batch("m", 1_790_000_000_000, 1));
     for (name, value, needle) in [
@@ -283,7 +250,7 @@ async fn remote_write_answers_415_to_other_encodings_and_remote_write_2() {
 
 #[tokio::test]
 async fn remote_write_answers_413_above_the_body_limit() {
-    let (st, _w, _) = state(10_000).await;
+    let (st, _w, _) = pipewatch_tests::state(10_000).await;
     let limits = ReceiversConfig {
         max_body_bytes: 4096,
         max_decompressed_bytes: 8192,
@@ -338,7 +305,7 @@ async fn remote_write_answers_413_above_the_body_limit() {
 
 #[tokio::test]
 async fn remote_write_returns_503_with_retry_after_when_queue_full_and_loses_nothing() {
-    let (st, writers, url) = state(1000).await;
+    let (st, writers, url) = pipewatch_tests::state(1000).await;
     let app = server::app(st.clone(), std::env::temp_dir());
     let t0 = 1_790_000_000_000;
 
@@ -400,7 +367,7 @@ async fn remote_write_returns_503_with_retry_after_when_queue_full_and_loses_not
 
 #[tokio::test]
 async fn replayed_prometheus_requests_are_stored_exactly() {
-    let (st, writers, url) = state(100_000).await;
+    let (st, writers, url) = pipewatch_tests::state(100_000).await;
     let app = server::app(st.clone(), std::env::temp_dir());
     let fixtures = fixture_bodies();
     for (name, body, _) in &fixtures {

@@ -105,10 +105,7 @@ async fn accept(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Result<(
         bytes = stats.compressed_bytes,
         "remote_write request accepted"
     );
-    st.app
-        .queue
-        .try_push(batch)
-        .map_err(|e| ReceiverError::from_push(e, st.config.queue_full_status))
+    st.push(RECEIVER, batch)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ReceiverError> {
