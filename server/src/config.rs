@@ -18,6 +18,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub ingest: IngestConfig,
     pub receivers: ReceiversConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
     pub scrape_configs: Vec<ScrapeConfig>,
 }
 
@@ -146,6 +148,161 @@ impl ReceiversConfig {
     }
 }
 
+/// Bearer tokens of the push receivers. With no tokens every receiver is open, which suits a
+/// server on loopback; once one token is configured, requests without an accepted token get 401.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One accepted token: `[[auth.tokens]]`. The secret comes from exactly one of `token`,
+/// `token_env` (an environment variable) or `token_file`; `name` is what logs and self-metrics
+/// show, never the token.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub name: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Receivers this token may write to (`remote_write`, `otlp`, `dq`, `openlineage`,
+    /// `alertmanager`); empty means all.
+    #[serde(default)]
+    pub receivers: Vec<String>,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    // Hand-written so the secret never reaches a log line or a panic message.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_env", &self.token_env)
+            .field("token_file", &self.token_file)
+            .field("receivers", &self.receivers)
+            .finish()
+    }
+}
+
+/// The receivers a token can name.
+pub const RECEIVER_NAMES: &[&str] = &["remote_write", "otlp", "dq", "openlineage", "alertmanager"];
+
+impl AuthConfig {
+    fn validate(&self) -> Result<()> {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, t) in self.tokens.iter().enumerate() {
+            let key = format!("auth.tokens[{i}]");
+            if t.name.trim().is_empty() {
+                bail!("key `{key}.name` is empty: give every token a name (it appears in logs instead of the token)");
+            }
+            if !names.insert(t.name.as_str()) {
+                bail!(
+                    "key `{key}.name`: {:?} is used by two tokens; names must be unique",
+                    t.name
+                );
+            }
+            let sources = [
+                t.token.is_some(),
+                t.token_env.is_some(),
+                t.token_file.is_some(),
+            ];
+            if sources.iter().filter(|x| **x).count() != 1 {
+                bail!("key `{key}`: set exactly one of `token`, `token_env` or `token_file` (token {:?})", t.name);
+            }
+            for r in &t.receivers {
+                if !RECEIVER_NAMES.contains(&r.as_str()) {
+                    bail!("key `{key}.receivers`: unknown receiver {r:?}; use some of {RECEIVER_NAMES:?}, or leave it out for all");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The tokens with their secrets read from the environment or files. Errors name the key.
+    pub fn resolve(&self) -> Result<Vec<ResolvedToken>> {
+        self.tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let key = format!("auth.tokens[{i}]");
+                let secret = if let Some(s) = &t.token {
+                    s.clone()
+                } else if let Some(var) = &t.token_env {
+                    std::env::var(var).map_err(|_| {
+                        anyhow!("key `{key}.token_env`: environment variable {var} is not set (token {:?})", t.name)
+                    })?
+                } else if let Some(path) = &t.token_file {
+                    std::fs::read_to_string(path)
+                        .map_err(|e| {
+                            anyhow!("key `{key}.token_file`: cannot read {}: {e} (token {:?})", path.display(), t.name)
+                        })?
+                        .trim()
+                        .to_string()
+                } else {
+                    unreachable!("validate() checked one source is set")
+                };
+                if secret.len() < 16 || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    bail!("key `{key}`: token {:?} must be at least 16 characters without spaces (generate one with `openssl rand -hex 24`)", t.name);
+                }
+                Ok(ResolvedToken {
+                    name: t.name.clone(),
+                    secret,
+                    receivers: t.receivers.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A token ready to compare against requests.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResolvedToken {
+    pub name: String,
+    pub secret: String,
+    pub receivers: Vec<String>,
+}
+
+impl std::fmt::Debug for ResolvedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ResolvedToken({:?}, receivers {:?})",
+            self.name, self.receivers
+        )
+    }
+}
+
+/// Limits every push receiver applies to the series it is sent (`[limits]`). Series over a
+/// limit are refused with a 4xx naming the limit; the rest of the request is stored. 0 turns a
+/// limit off.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Labels per series, not counting the metric name.
+    pub max_labels_per_series: usize,
+    /// Bytes in a label name (or metric name).
+    pub max_label_name_length: usize,
+    /// Bytes in a label value.
+    pub max_label_value_length: usize,
+    /// Series a metric may gain per minute (a cardinality-explosion brake).
+    pub max_new_series_per_metric_per_minute: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_labels_per_series: 64,
+            max_label_name_length: 1024,
+            max_label_value_length: 4096,
+            max_new_series_per_metric_per_minute: 10_000,
+        }
+    }
+}
+
 /// One scrape job, named and shaped like Prometheus' `scrape_configs` entries.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -252,6 +409,7 @@ impl Config {
             bail!("key `database.retention_days` must be at least 1");
         }
         self.receivers.validate()?;
+        self.auth.validate()?;
         let mut seen = std::collections::HashSet::new();
         for (n, job) in self.scrape_configs.iter().enumerate() {
             let key = format!("scrape_configs[{n}]");
@@ -439,6 +597,49 @@ mod tests {
         assert_eq!(c.database.retention_days, d.database.retention_days);
         assert_eq!(c.scrape_configs[0].scrape_interval, default_interval());
         assert_eq!(c.receivers, d.receivers);
+        assert_eq!(c.limits, d.limits);
+        assert_eq!(c.auth, d.auth);
+    }
+
+    #[test]
+    fn tokens_are_validated_with_the_key_named_and_never_printed() {
+        let e = err("[[auth.tokens]]\nname = \"a\"\n");
+        assert!(
+            e.contains("auth.tokens[0]") && e.contains("exactly one of"),
+            "{e}"
+        );
+        let e = err("[[auth.tokens]]\nname = \"a\"\ntoken = \"x\"\ntoken_env = \"Y\"\n");
+        assert!(e.contains("exactly one of"), "{e}");
+        let e = err(
+            "[[auth.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nreceivers = [\"prom\"]\n",
+        );
+        assert!(
+            e.contains("auth.tokens[0].receivers") && e.contains("remote_write"),
+            "{e}"
+        );
+        let e = err("[[auth.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\n[[auth.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdeg\"\n");
+        assert!(e.contains("auth.tokens[1].name"), "{e}");
+
+        let c = Config::from_toml_str(
+            "[[auth.tokens]]\nname = \"short\"\ntoken = \"s3cret\"\n[[auth.tokens]]\nname = \"env\"\ntoken_env = \"PIPEWATCH_TEST_UNSET_TOKEN_VAR\"\n",
+        )
+        .unwrap();
+        let e = c.auth.resolve().unwrap_err().to_string();
+        assert!(
+            e.contains("auth.tokens[0]") && e.contains("at least 16"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cret"), "the secret leaked into: {e}");
+        assert!(!format!("{:?}", c.auth).contains("s3cret"));
+        let c = Config::from_toml_str(
+            "[[auth.tokens]]\nname = \"env\"\ntoken_env = \"PIPEWATCH_TEST_UNSET_TOKEN_VAR\"\n",
+        )
+        .unwrap();
+        let e = c.auth.resolve().unwrap_err().to_string();
+        assert!(
+            e.contains("auth.tokens[0].token_env") && e.contains("PIPEWATCH_TEST_UNSET_TOKEN_VAR"),
+            "{e}"
+        );
     }
 
     #[test]

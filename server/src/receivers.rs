@@ -10,10 +10,14 @@
 pub mod remote_write;
 
 use crate::config::ReceiversConfig;
+use crate::guard::AuthFailure;
 use crate::ingest::PushError;
 use crate::state::AppState;
+use crate::telemetry::GuardLabels;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -33,11 +37,104 @@ impl ReceiverState {
     /// queue-full answer are the same for all of them. `receiver` names the source in
     /// self-metrics and messages.
     pub fn push(&self, receiver: &'static str, batch: model::Batch) -> Result<(), ReceiverError> {
-        let _ = receiver;
-        self.app
-            .queue
-            .try_push(batch)
-            .map_err(|e| ReceiverError::from_push(e, self.config.queue_full_status))
+        let admission = self.app.guard.admit(batch, crate::scrape_manager::now_ms());
+        for r in &admission.refused {
+            self.app
+                .metrics
+                .receiver_series_refused
+                .get_or_create(&GuardLabels {
+                    receiver: receiver.to_string(),
+                    reason: r.limit.to_string(),
+                })
+                .inc();
+        }
+        let refused = admission.message(receiver);
+        if !admission.batch.is_empty() {
+            self.app
+                .queue
+                .try_push(admission.batch)
+                .map_err(|e| ReceiverError::from_push(e, self.config.queue_full_status))?;
+        }
+        match refused {
+            Some(message) => Err(ReceiverError::bad_request(message)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Which receiver a request path belongs to, for tokens and self-metrics.
+pub fn receiver_for_path(path: &str) -> &'static str {
+    if path == "/api/v1/write" {
+        "remote_write"
+    } else if path.starts_with("/v1/") {
+        "otlp"
+    } else if path.starts_with("/api/v1/dq") {
+        "dq"
+    } else if path.starts_with("/api/v1/lineage") {
+        "openlineage"
+    } else if path.starts_with("/api/v2/alerts") {
+        "alertmanager"
+    } else {
+        "push"
+    }
+}
+
+/// Route layer of every receiver: with `[[auth.tokens]]` configured, a request needs
+/// `Authorization: Bearer <token>` accepted for its receiver (401 without or with an unknown
+/// token, 403 when the token is not allowed there). The token is never logged.
+async fn require_token(
+    State(st): State<ReceiverState>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    if !st.app.guard.auth_required() {
+        return next.run(req).await;
+    }
+    let receiver = receiver_for_path(req.uri().path());
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match st.app.guard.authorize(receiver, presented) {
+        Ok(_) => next.run(req).await,
+        Err(failure) => {
+            st.app
+                .metrics
+                .receiver_auth_failures
+                .get_or_create(&GuardLabels {
+                    receiver: receiver.to_string(),
+                    reason: failure.reason().to_string(),
+                })
+                .inc();
+            let e = auth_error(receiver, failure);
+            st.app
+                .metrics
+                .receiver_answered(receiver, e.status.as_u16(), Some(&e.message));
+            let mut resp = e.into_response();
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"pipewatch\""),
+            );
+            resp
+        }
+    }
+}
+
+/// The refusal for a failed token check, saying what to send.
+pub fn auth_error(receiver: &str, failure: AuthFailure) -> ReceiverError {
+    match failure {
+        AuthFailure::Missing => ReceiverError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("{receiver}: missing bearer token; send `Authorization: Bearer <token>` with a token from [[auth.tokens]]"),
+        ),
+        AuthFailure::Invalid => ReceiverError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("{receiver}: bearer token not accepted; check the token against [[auth.tokens]] in the pipewatch config"),
+        ),
+        AuthFailure::NotAllowed => ReceiverError::new(
+            StatusCode::FORBIDDEN,
+            format!("{receiver}: this token may not write to {receiver}; add \"{receiver}\" to its `receivers` list in [[auth.tokens]]"),
+        ),
     }
 }
 
@@ -48,14 +145,17 @@ pub fn router(state: AppState) -> Router {
 
 /// The receiver routes with explicit limits.
 pub fn router_with_config(state: AppState, config: ReceiversConfig) -> Router {
+    let st = ReceiverState {
+        app: state,
+        config: Arc::new(config),
+    };
     Router::new()
         .route("/api/v1/write", post(remote_write::write))
+        // Tokens are checked before a body is read; only matched routes (404 stays 404).
+        .route_layer(middleware::from_fn_with_state(st.clone(), require_token))
         // Receivers read the body themselves with their own limit and message.
         .layer(DefaultBodyLimit::disable())
-        .with_state(ReceiverState {
-            app: state,
-            config: Arc::new(config),
-        })
+        .with_state(st)
 }
 
 /// A refused push request: the status the sender's retry logic expects and a message saying

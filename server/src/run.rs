@@ -146,6 +146,18 @@ async fn serve_with_db(
         });
     }
 
+    let tokens = cfg.auth.resolve()?;
+    if tokens.is_empty() && !cfg.server.listen.ip().is_loopback() {
+        tracing::warn!(listen = %cfg.server.listen, "push receivers accept data without a token on a non-loopback address; configure [[auth.tokens]]");
+    }
+    let guard = Arc::new(crate::guard::Guard::new(tokens, cfg.limits.clone()));
+    guard.seed(
+        store
+            .series_ids()
+            .await
+            .context("loading known series for [limits]")?,
+    );
+
     let board = TargetHealthBoard::default();
     let mut targets = cfg.scrape_targets();
     targets.extend(extra_targets);
@@ -161,6 +173,7 @@ async fn serve_with_db(
         retention_days: cfg.database.retention_days,
         database: redact_url(url),
         receivers: cfg.receivers.clone(),
+        guard,
     };
     let router = crate::app(state, cfg.server.site_root.clone())
         .layer(tower_http::trace::TraceLayer::new_for_http());

@@ -18,6 +18,8 @@ pub struct AppState {
     pub database: String,
     /// Limits and answers of the push receivers (`[receivers]` in the config).
     pub receivers: crate::config::ReceiversConfig,
+    /// Bearer tokens and series limits shared by every push receiver.
+    pub guard: Arc<crate::guard::Guard>,
 }
 
 impl AppState {

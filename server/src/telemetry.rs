@@ -32,6 +32,13 @@ pub struct ReceiverLabels {
     pub code: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GuardLabels {
+    pub receiver: String,
+    /// Why: `missing_token`, `invalid_token`, `token_not_allowed`, or the limit's config key.
+    pub reason: String,
+}
+
 pub struct SelfMetrics {
     registry: Registry,
     pub samples_enqueued: Counter,
@@ -50,6 +57,8 @@ pub struct SelfMetrics {
     rate_window: Mutex<std::collections::VecDeque<(Instant, u64)>>,
     pub receiver_requests: Family<ReceiverLabels, Counter>,
     pub receiver_exemplars_dropped: Counter,
+    pub receiver_auth_failures: Family<GuardLabels, Counter>,
+    pub receiver_series_refused: Family<GuardLabels, Counter>,
 }
 
 impl SelfMetrics {
@@ -139,6 +148,18 @@ impl SelfMetrics {
             "Exemplars received and not stored (the store keeps no exemplars yet)",
             receiver_exemplars_dropped.clone(),
         );
+        let receiver_auth_failures = Family::<GuardLabels, Counter>::default();
+        let receiver_series_refused = Family::<GuardLabels, Counter>::default();
+        registry.register(
+            "receiver_auth_failures",
+            "Push requests refused with 401/403 by receiver and reason",
+            receiver_auth_failures.clone(),
+        );
+        registry.register(
+            "receiver_series_refused",
+            "Series refused by a [limits] limit, by receiver and limit (config key)",
+            receiver_series_refused.clone(),
+        );
         Self {
             registry,
             samples_enqueued,
@@ -157,6 +178,8 @@ impl SelfMetrics {
             rate_window: Mutex::new(Default::default()),
             receiver_requests,
             receiver_exemplars_dropped,
+            receiver_auth_failures,
+            receiver_series_refused,
         }
     }
 

@@ -204,6 +204,15 @@ impl Store {
             .await
             .context("counting series")
     }
+
+    /// Ids of every registered series (a few MB for a million series), so a fresh process
+    /// knows which series are new.
+    pub async fn series_ids(&self) -> Result<Vec<i64>, StoreError> {
+        sqlx::query_scalar("SELECT id FROM series")
+            .fetch_all(&self.inner.pool)
+            .await
+            .context("listing series ids")
+    }
 }
 
 /// SQL for a `$n` bigint of Unix milliseconds as timestamptz. `to_timestamp(float8)` is

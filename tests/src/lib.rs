@@ -141,6 +141,7 @@ pub async fn state(capacity: usize) -> (server::AppState, server::ingest::BatchW
         retention_days: 30,
         database: "test".into(),
         receivers: Default::default(),
+        guard: Default::default(),
     };
     (st, writers, url)
 }

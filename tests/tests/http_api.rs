@@ -79,6 +79,7 @@ async fn state() -> AppState {
         retention_days: 30,
         database: "test".into(),
         receivers: Default::default(),
+        guard: Default::default(),
     }
 }
 

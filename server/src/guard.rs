@@ -1,0 +1,392 @@
+//! What every push receiver shares to protect the server: bearer tokens (`[[auth.tokens]]`)
+//! and per-series limits (`[limits]`).
+//!
+//! Tokens are compared in constant time and never logged; a refusal names the token's *name*
+//! only when the token was valid but not allowed for that receiver.
+//!
+//! Limits follow Mimir's behaviour rather than all-or-nothing: the series over a limit are
+//! dropped, every other series of the request is queued, and the request is answered 400 with
+//! the limit's config key and how many series it refused. 400 and not 429, on purpose: a
+//! sender retries 429 (OTLP always, Prometheus with `retry_on_http_429`), and resending the
+//! whole request would store its accepted samples twice; resending cannot make a 60-label
+//! series acceptable either. The new-series brake counts series this server has not seen before
+//! (the known set is seeded from the database at start-up) per metric in fixed one-minute
+//! windows, like a cardinality-explosion circuit breaker.
+
+use crate::config::{LimitsConfig, ResolvedToken};
+use model::{Batch, TimeSeries};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+/// Tokens, limits and the series this server knows.
+#[derive(Debug, Default)]
+pub struct Guard {
+    tokens: Vec<ResolvedToken>,
+    limits: LimitsConfig,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    known: HashSet<i64>,
+    /// metric -> (minute since epoch, new series admitted in that minute)
+    windows: HashMap<String, (i64, usize)>,
+}
+
+/// Why a request was refused before it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    Missing,
+    Invalid,
+    NotAllowed,
+}
+
+impl AuthFailure {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Missing => "missing_token",
+            Self::Invalid => "invalid_token",
+            Self::NotAllowed => "token_not_allowed",
+        }
+    }
+}
+
+/// One series refused by a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The config key of the limit, e.g. `limits.max_labels_per_series`.
+    pub limit: &'static str,
+    /// What was over it, for the message.
+    pub detail: String,
+}
+
+/// The outcome of [`Guard::admit`]: what may be queued and what was refused.
+#[derive(Debug, Default)]
+pub struct Admission {
+    pub batch: Batch,
+    pub refused: Vec<Refusal>,
+    pub refused_samples: usize,
+}
+
+impl Admission {
+    /// The message for the sender: how many series each limit refused, with the first example.
+    pub fn message(&self, receiver: &str) -> Option<String> {
+        let first = self.refused.first()?;
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for r in &self.refused {
+            match counts.iter_mut().find(|(l, _)| *l == r.limit) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((r.limit, 1)),
+            }
+        }
+        let by_limit = counts
+            .iter()
+            .map(|(l, n)| format!("{n} by `{l}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Some(format!(
+            "{} series ({} samples) refused by {receiver} limits ({by_limit}); the other {} series were stored. First: {}. Reduce the labels at the source or raise the limit in [limits]",
+            self.refused.len(),
+            self.refused_samples,
+            self.batch.series.len(),
+            first.detail
+        ))
+    }
+}
+
+impl Guard {
+    pub fn new(tokens: Vec<ResolvedToken>, limits: LimitsConfig) -> Self {
+        Self {
+            tokens,
+            limits,
+            seen: Mutex::default(),
+        }
+    }
+
+    /// True when at least one token is configured, so receivers require one.
+    pub fn auth_required(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// Checks an `Authorization` header value for `receiver`. `Ok(None)` when no tokens are
+    /// configured; `Ok(Some(name))` names the accepted token.
+    pub fn authorize(
+        &self,
+        receiver: &str,
+        authorization: Option<&str>,
+    ) -> Result<Option<&str>, AuthFailure> {
+        if self.tokens.is_empty() {
+            return Ok(None);
+        }
+        let presented = authorization
+            .and_then(|h| {
+                let (scheme, rest) = h.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+            .ok_or(AuthFailure::Missing)?;
+        // Compare against every token so the time taken does not say which one matched.
+        let mut matched = None;
+        for t in &self.tokens {
+            if constant_time_eq(t.secret.as_bytes(), presented.as_bytes()) && matched.is_none() {
+                matched = Some(t);
+            }
+        }
+        let t = matched.ok_or(AuthFailure::Invalid)?;
+        if t.receivers.is_empty() || t.receivers.iter().any(|r| r == receiver) {
+            Ok(Some(&t.name))
+        } else {
+            Err(AuthFailure::NotAllowed)
+        }
+    }
+
+    /// Marks series as known (ids from the database at start-up).
+    pub fn seed(&self, ids: impl IntoIterator<Item = i64>) {
+        let mut seen = self.seen.lock().expect("guard lock");
+        seen.known.extend(ids);
+    }
+
+    /// Splits `batch` into what the limits admit and what they refuse. `now_ms` picks the
+    /// new-series window.
+    pub fn admit(&self, batch: Batch, now_ms: i64) -> Admission {
+        let l = &self.limits;
+        let minute = now_ms.div_euclid(60_000);
+        let mut out = Admission {
+            batch: Batch {
+                series: Vec::with_capacity(batch.series.len()),
+                metadata: batch.metadata,
+            },
+            ..Default::default()
+        };
+        let mut seen = self.seen.lock().expect("guard lock");
+        for s in batch.series {
+            if let Some(r) = self.shape_refusal(&s) {
+                out.refused_samples += s.samples.len();
+                out.refused.push(r);
+                continue;
+            }
+            let id = s.key.stable_id();
+            if l.max_new_series_per_metric_per_minute > 0 && !seen.known.contains(&id) {
+                let w = seen
+                    .windows
+                    .entry(s.key.metric.clone())
+                    .or_insert((minute, 0));
+                if w.0 != minute {
+                    *w = (minute, 0);
+                }
+                if w.1 >= l.max_new_series_per_metric_per_minute {
+                    out.refused_samples += s.samples.len();
+                    out.refused.push(Refusal {
+                        limit: "limits.max_new_series_per_metric_per_minute",
+                        detail: format!(
+                            "metric {} already gained {} new series this minute (limit {}); refused {}",
+                            s.key.metric, w.1, l.max_new_series_per_metric_per_minute, s.key
+                        ),
+                    });
+                    continue;
+                }
+                w.1 += 1;
+                seen.known.insert(id);
+            }
+            out.batch.series.push(s);
+        }
+        if seen.windows.len() > 100_000 {
+            // Metrics that stopped gaining series keep no window.
+            seen.windows.retain(|_, w| w.0 == minute);
+        }
+        out
+    }
+
+    fn shape_refusal(&self, s: &TimeSeries) -> Option<Refusal> {
+        let l = &self.limits;
+        let n = s.key.labels.len();
+        if l.max_labels_per_series > 0 && n > l.max_labels_per_series {
+            return Some(Refusal {
+                limit: "limits.max_labels_per_series",
+                detail: format!(
+                    "series of metric {} has {n} labels (limit {})",
+                    s.key.metric, l.max_labels_per_series
+                ),
+            });
+        }
+        if l.max_label_name_length > 0 && s.key.metric.len() > l.max_label_name_length {
+            return Some(Refusal {
+                limit: "limits.max_label_name_length",
+                detail: format!(
+                    "metric name of {} bytes starting {:?} (limit {})",
+                    s.key.metric.len(),
+                    prefix(&s.key.metric),
+                    l.max_label_name_length
+                ),
+            });
+        }
+        for (name, value) in s.key.labels.iter() {
+            if l.max_label_name_length > 0 && name.len() > l.max_label_name_length {
+                return Some(Refusal {
+                    limit: "limits.max_label_name_length",
+                    detail: format!(
+                        "metric {}: label name of {} bytes starting {:?} (limit {})",
+                        s.key.metric,
+                        name.len(),
+                        prefix(name),
+                        l.max_label_name_length
+                    ),
+                });
+            }
+            if l.max_label_value_length > 0 && value.len() > l.max_label_value_length {
+                return Some(Refusal {
+                    limit: "limits.max_label_value_length",
+                    detail: format!(
+                        "metric {}: label {name} has a value of {} bytes (limit {})",
+                        s.key.metric,
+                        value.len(),
+                        l.max_label_value_length
+                    ),
+                });
+            }
+        }
+        None
+    }
+}
+
+fn prefix(s: &str) -> &str {
+    let mut end = s.len().min(40);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Byte comparison whose time does not depend on where the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{Labels, Sample, SeriesKey};
+
+    fn series(metric: &str, labels: &[(&str, &str)]) -> TimeSeries {
+        TimeSeries {
+            key: SeriesKey::new(metric, Labels::from_pairs(labels.iter().copied())),
+            metric_type: Default::default(),
+            samples: vec![Sample { ts: 1, value: 1.0 }, Sample { ts: 2, value: 2.0 }],
+        }
+    }
+
+    fn token(name: &str, secret: &str, receivers: &[&str]) -> ResolvedToken {
+        ResolvedToken {
+            name: name.into(),
+            secret: secret.into(),
+            receivers: receivers.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn no_tokens_means_open_and_tokens_are_checked_per_receiver() {
+        assert_eq!(Guard::default().authorize("otlp", None), Ok(None));
+        let g = Guard::new(
+            vec![
+                token("prom", "prom-secret-0123456789", &["remote_write"]),
+                token("all", "all-secret-0123456789", &[]),
+            ],
+            LimitsConfig::default(),
+        );
+        assert_eq!(g.authorize("otlp", None), Err(AuthFailure::Missing));
+        assert_eq!(
+            g.authorize("otlp", Some("Basic abc")),
+            Err(AuthFailure::Missing)
+        );
+        assert_eq!(
+            g.authorize("otlp", Some("Bearer wrong-secret-0123456")),
+            Err(AuthFailure::Invalid)
+        );
+        assert_eq!(
+            g.authorize("remote_write", Some("Bearer prom-secret-0123456789")),
+            Ok(Some("prom"))
+        );
+        assert_eq!(
+            g.authorize("otlp", Some("bearer prom-secret-0123456789")),
+            Err(AuthFailure::NotAllowed)
+        );
+        assert_eq!(
+            g.authorize("otlp", Some("Bearer all-secret-0123456789")),
+            Ok(Some("all"))
+        );
+    }
+
+    #[test]
+    fn series_over_shape_limits_are_refused_and_the_rest_kept() {
+        let g = Guard::new(
+            vec![],
+            LimitsConfig {
+                max_labels_per_series: 2,
+                max_label_name_length: 8,
+                max_label_value_length: 5,
+                max_new_series_per_metric_per_minute: 0,
+            },
+        );
+        let batch = Batch {
+            series: vec![
+                series("ok", &[("a", "1"), ("b", "2")]),
+                series("too_many", &[("a", "1"), ("b", "2"), ("c", "3")]),
+                series("long_name", &[("abcdefghi", "1")]),
+                series("long_val", &[("a", "123456")]),
+                series("metric_name_too_long", &[]),
+            ],
+            metadata: vec![],
+        };
+        let a = g.admit(batch, 0);
+        assert_eq!(a.batch.series.len(), 1);
+        assert_eq!(a.batch.series[0].key.metric, "ok");
+        let limits: Vec<_> = a.refused.iter().map(|r| r.limit).collect();
+        assert_eq!(
+            limits,
+            [
+                "limits.max_labels_per_series",
+                "limits.max_label_name_length",
+                "limits.max_label_value_length",
+                "limits.max_label_name_length"
+            ]
+        );
+        assert_eq!(a.refused_samples, 8);
+        let msg = a.message("otlp").unwrap();
+        assert!(msg.contains("4 series (8 samples) refused"), "{msg}");
+        assert!(msg.contains("2 by `limits.max_label_name_length`"), "{msg}");
+        assert!(msg.contains("the other 1 series were stored"), "{msg}");
+    }
+
+    #[test]
+    fn new_series_per_metric_are_braked_per_minute_and_known_series_pass() {
+        let g = Guard::new(
+            vec![],
+            LimitsConfig {
+                max_new_series_per_metric_per_minute: 2,
+                ..Default::default()
+            },
+        );
+        let known = series("m", &[("i", "0")]);
+        g.seed([known.key.stable_id()]);
+        let batch = |range: std::ops::Range<i32>| Batch {
+            series: range
+                .map(|i| series("m", &[("i", &i.to_string())]))
+                .chain([series("other", &[])])
+                .collect(),
+            metadata: vec![],
+        };
+        // i=0 is known; 1 and 2 are new and admitted; 3 is over the brake; `other` has its own.
+        let a = g.admit(batch(0..4), 60_000);
+        assert_eq!(a.batch.series.len(), 4);
+        assert_eq!(a.refused.len(), 1);
+        assert!(a.refused[0].detail.contains("i=\"3\""), "{:?}", a.refused);
+        // Same minute: admitted series are known now; 3 is still refused.
+        let a = g.admit(batch(0..4), 119_999);
+        assert_eq!((a.batch.series.len(), a.refused.len()), (4, 1));
+        // Next minute: room again.
+        let a = g.admit(batch(0..4), 120_000);
+        assert_eq!((a.batch.series.len(), a.refused.len()), (5, 0));
+    }
+}
