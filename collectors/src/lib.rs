@@ -5,5 +5,7 @@
 
 pub mod otlp;
 pub mod prometheus_text;
+pub mod relabel;
 pub mod remote_write;
 pub mod scrape;
+pub mod sd;
