@@ -7,8 +7,10 @@
 //! are a pure function of time (daily seasonality plus deterministic noise), so the history
 //! that `pipewatch demo` backfills and the live scrapes join seamlessly.
 //!
-//! Fault injection (latency, stall, volume drop, ...) is left for the ingestion issue: [`Fault`]
-//! is the hook, and only `None` exists today.
+//! `pipewatch demo --inject <fault> --at <stage>` injects a [`Fault`] from a chosen time on, so
+//! that analysis has something real to find: the faulty stage's own metrics change, and the
+//! effect travels downstream the way it would in a real pipeline (a stalled stage starves the
+//! stages after it; their datasets go stale). Counters stay monotonic across the fault start.
 
 use std::f64::consts::PI;
 use std::fmt::Write;
@@ -16,11 +18,85 @@ use std::net::SocketAddr;
 
 const DAY_S: f64 = 86_400.0;
 
-/// A fault injected at one stage. Only `None` is implemented yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Fault {
-    #[default]
-    None,
+/// What goes wrong (`--inject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FaultKind {
+    /// Batches at the stage take 6x longer (latency histogram shifts right).
+    Latency,
+    /// The stage stops processing: its rows counter and every downstream one go flat, its queue
+    /// grows, and the datasets it and later stages produce stop being refreshed.
+    Stall,
+    /// The stage (and everything downstream) processes a fifth of the usual rows.
+    VolumeDrop,
+    /// 40x the usual error ratio at the stage.
+    ErrorBurst,
+    /// The dataset the stage writes gains a column (`demo_dataset_columns`).
+    SchemaChange,
+    /// Null ratio of the stage's dataset jumps from ~0.1 % to ~12 % (`demo_dataset_null_ratio`).
+    DqFailure,
+    /// The feature the stage produces shifts by two standard deviations
+    /// (`demo_feature_value` histogram).
+    Drift,
+}
+
+/// A fault at one stage from `start_ms` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// Index into the pipeline's stages (see [`stage_names`]).
+    pub stage: usize,
+    pub start_ms: i64,
+}
+
+impl Fault {
+    /// Parses `--at`: a stage name. Errors list the stages.
+    pub fn new(kind: FaultKind, stage: &str, start_ms: i64) -> Result<Fault, String> {
+        let stage = STAGES.iter().position(|s| s.name == stage).ok_or_else(|| {
+            format!(
+                "unknown stage {stage:?} for --at; the demo pipeline's stages are {}",
+                stage_names().join(", ")
+            )
+        })?;
+        Ok(Fault {
+            kind,
+            stage,
+            start_ms,
+        })
+    }
+
+    fn hits(&self, kind: FaultKind, stage: usize) -> bool {
+        self.kind == kind && self.stage == stage
+    }
+
+    /// Stall and volume drop reach the stages after the faulty one.
+    fn throttles(&self, stage: usize) -> Option<f64> {
+        match self.kind {
+            FaultKind::Stall if stage >= self.stage => Some(0.0),
+            FaultKind::VolumeDrop if stage >= self.stage => Some(0.2),
+            _ => None,
+        }
+    }
+}
+
+/// The demo pipeline's stages, upstream first.
+pub fn stage_names() -> Vec<&'static str> {
+    STAGES.iter().map(|s| s.name).collect()
+}
+
+/// Seconds since the demo epoch of a Unix time in ms (counters start at the epoch).
+fn since_epoch(t_ms: i64) -> f64 {
+    t_ms as f64 / 1000.0 - 1_700_000_000.0
+}
+
+/// A counter of `rate` rows/s (seasonal) at `since`, multiplied by `factor` from the fault
+/// start on: monotonic across the start, whatever the factor.
+fn counted_with(rate: f64, since: f64, change: Option<(f64, f64)>) -> f64 {
+    match change {
+        Some((start, factor)) if since > start => {
+            counted(rate, start) + factor * (counted(rate, since) - counted(rate, start))
+        }
+        _ => counted(rate, since),
+    }
 }
 
 struct Stage {
@@ -80,6 +156,17 @@ const BUCKETS: [f64; 12] = [
     f64::INFINITY,
 ];
 
+const FEATURE_BUCKETS: [f64; 8] = [60.0, 80.0, 100.0, 120.0, 140.0, 160.0, 180.0, f64::INFINITY];
+
+/// P(X <= le) for a log-normal with this median and shape.
+fn lognormal_cdf(le: f64, median: f64, sigma: f64) -> f64 {
+    if le.is_infinite() {
+        1.0
+    } else {
+        normal_cdf((le / median).ln() / sigma)
+    }
+}
+
 /// Deterministic noise in [-1, 1] for (key, t).
 fn noise(key: u64, t: i64) -> f64 {
     let mut x =
@@ -116,11 +203,15 @@ fn normal_cdf(z: f64) -> f64 {
 }
 
 /// Renders the simulated pipeline's metrics at Unix time `t_ms`, in text format 0.0.4.
-pub fn render(t_ms: i64, fault: Fault) -> String {
-    let _ = fault;
+pub fn render(t_ms: i64, fault: Option<Fault>) -> String {
     let t = t_ms as f64 / 1000.0;
     // Counters start at the demo epoch so their values stay readable.
-    let since = t - 1_700_000_000.0;
+    let since = since_epoch(t_ms);
+    // The fault, once it has started: (start in demo seconds, the fault).
+    let active = fault
+        .filter(|f| t_ms >= f.start_ms)
+        .map(|f| (since_epoch(f.start_ms), f));
+    let throttle = |stage: usize| active.and_then(|(start, f)| Some((start, f.throttles(stage)?)));
     let mut out = String::with_capacity(8192);
     let w = &mut out;
     let _ = writeln!(w, "# HELP demo_pipeline_info Version of the simulated pipeline.\n# TYPE demo_pipeline_info gauge");
@@ -130,34 +221,46 @@ pub fn render(t_ms: i64, fault: Fault) -> String {
     );
 
     let _ = writeln!(w, "# HELP demo_stage_rows_processed_total Rows processed by each pipeline stage.\n# TYPE demo_stage_rows_processed_total counter");
-    for s in &STAGES {
+    for (i, s) in STAGES.iter().enumerate() {
         let _ = writeln!(
             w,
             "demo_stage_rows_processed_total{{stage=\"{}\"}} {}",
             s.name,
-            counted(s.rate, since).floor()
+            counted_with(s.rate, since, throttle(i)).floor()
         );
     }
     let _ = writeln!(w, "# HELP demo_stage_errors_total Rows that failed in each stage.\n# TYPE demo_stage_errors_total counter");
-    for s in &STAGES {
+    for (i, s) in STAGES.iter().enumerate() {
+        let burst = active
+            .filter(|(_, f)| f.hits(FaultKind::ErrorBurst, i))
+            .map(|(start, _)| (start, 40.0));
         let _ = writeln!(
             w,
             "demo_stage_errors_total{{stage=\"{}\"}} {}",
             s.name,
-            counted(s.rate * s.error_ratio, since).floor()
+            counted_with(s.rate * s.error_ratio, since, burst.or(throttle(i))).floor()
         );
     }
     let _ = writeln!(w, "# HELP demo_stage_latency_seconds Time to process one batch.\n# TYPE demo_stage_latency_seconds histogram");
-    for s in &STAGES {
-        // Batches per second ~ rate/100; a fixed log-normal shape keeps bucket counters monotonic.
-        let count = counted(s.rate / 100.0, since).floor();
+    for (i, s) in STAGES.iter().enumerate() {
+        // Batches per second ~ rate/100. Batches before the fault keep the normal log-normal
+        // shape and later ones the faulty one, so bucket counters stay monotonic.
+        let total = counted_with(s.rate / 100.0, since, throttle(i)).floor();
+        let slow = active.filter(|(_, f)| f.hits(FaultKind::Latency, i));
+        let before = match slow {
+            Some((start, _)) => counted_with(s.rate / 100.0, start, throttle(i)).floor(),
+            None => total,
+        };
+        let shapes = [
+            (before, s.median_latency),
+            (total - before, s.median_latency * 6.0),
+        ];
         let sigma = 0.6;
         for le in BUCKETS {
-            let frac = if le.is_infinite() {
-                1.0
-            } else {
-                normal_cdf(((le / s.median_latency).ln()) / sigma)
-            };
+            let in_bucket: f64 = shapes
+                .iter()
+                .map(|(n, median)| (n * lognormal_cdf(le, *median, sigma)).floor())
+                .sum();
             let le_s = if le.is_infinite() {
                 "+Inf".to_string()
             } else {
@@ -165,28 +268,31 @@ pub fn render(t_ms: i64, fault: Fault) -> String {
             };
             let _ = writeln!(
                 w,
-                "demo_stage_latency_seconds_bucket{{stage=\"{}\",le=\"{le_s}\"}} {}",
+                "demo_stage_latency_seconds_bucket{{stage=\"{}\",le=\"{le_s}\"}} {in_bucket}",
                 s.name,
-                (count * frac).floor()
             );
         }
-        let mean = s.median_latency * (sigma * sigma / 2.0_f64).exp();
+        let mean = |median: f64| median * (sigma * sigma / 2.0_f64).exp();
+        let sum: f64 = shapes.iter().map(|(n, median)| n * mean(*median)).sum();
         let _ = writeln!(
             w,
-            "demo_stage_latency_seconds_sum{{stage=\"{}\"}} {:.3}",
-            s.name,
-            count * mean
+            "demo_stage_latency_seconds_sum{{stage=\"{}\"}} {sum:.3}",
+            s.name
         );
         let _ = writeln!(
             w,
-            "demo_stage_latency_seconds_count{{stage=\"{}\"}} {count}",
+            "demo_stage_latency_seconds_count{{stage=\"{}\"}} {total}",
             s.name
         );
     }
     let _ = writeln!(w, "# HELP demo_stage_queue_depth Items waiting in front of each stage.\n# TYPE demo_stage_queue_depth gauge");
     for (i, s) in STAGES.iter().enumerate() {
-        let depth =
+        let mut depth =
             (s.rate / 20.0) * season(t) * (1.0 + 0.15 * noise(100 + i as u64, t_ms / 5_000));
+        if let Some((start, _)) = active.filter(|(_, f)| f.hits(FaultKind::Stall, i)) {
+            // Arrivals pile up in front of the stalled stage.
+            depth += counted(s.rate, since) - counted(s.rate, start);
+        }
         let _ = writeln!(
             w,
             "demo_stage_queue_depth{{stage=\"{}\"}} {:.0}",
@@ -196,9 +302,16 @@ pub fn render(t_ms: i64, fault: Fault) -> String {
     }
     let _ = writeln!(w, "# HELP demo_dataset_freshness_seconds Age of the newest row in each dataset.\n# TYPE demo_dataset_freshness_seconds gauge");
     for (i, (name, period)) in DATASETS.iter().enumerate() {
-        // Sawtooth: grows until the next load lands, then drops to a few seconds.
-        let age =
-            (since.rem_euclid(*period)) + 3.0 + 2.0 * noise(200 + i as u64, t_ms / 15_000).abs();
+        // Sawtooth: grows until the next load lands, then drops to a few seconds. Dataset i is
+        // written by stage i; a stall there or upstream stops the loads.
+        let stalled_since = active
+            .filter(|(_, f)| f.kind == FaultKind::Stall && f.stage <= i)
+            .map(|(start, _)| start);
+        let last_load = match stalled_since {
+            Some(start) => start - start.rem_euclid(*period),
+            None => since - since.rem_euclid(*period),
+        };
+        let age = (since - last_load) + 3.0 + 2.0 * noise(200 + i as u64, t_ms / 15_000).abs();
         let _ = writeln!(
             w,
             "demo_dataset_freshness_seconds{{dataset=\"{name}\"}} {age:.1}"
@@ -209,12 +322,67 @@ pub fn render(t_ms: i64, fault: Fault) -> String {
         "# HELP demo_dataset_rows Rows in each dataset.\n# TYPE demo_dataset_rows gauge"
     );
     for (i, (name, period)) in DATASETS.iter().enumerate() {
-        let loads = (since / period).floor();
-        let per_load = STAGES[i.min(STAGES.len() - 1)].rate * period * 0.9;
+        let stage = &STAGES[i.min(STAGES.len() - 1)];
+        // Rows land once per load: the stage's processed rows up to the last load.
+        let last_load = since - since.rem_euclid(*period);
+        let rows = counted_with(stage.rate * 0.9, last_load, throttle(i));
+        let _ = writeln!(w, "demo_dataset_rows{{dataset=\"{name}\"}} {rows:.0}");
+    }
+    let _ = writeln!(w, "# HELP demo_dataset_columns Columns in each dataset's schema.\n# TYPE demo_dataset_columns gauge");
+    for (i, (name, _)) in DATASETS.iter().enumerate() {
+        let changed = active.is_some_and(|(_, f)| f.hits(FaultKind::SchemaChange, i));
         let _ = writeln!(
             w,
-            "demo_dataset_rows{{dataset=\"{name}\"}} {:.0}",
-            loads * per_load
+            "demo_dataset_columns{{dataset=\"{name}\"}} {}",
+            [14, 9, 41][i] + usize::from(changed)
+        );
+    }
+    let _ = writeln!(w, "# HELP demo_dataset_null_ratio Share of null values in each dataset's key column.\n# TYPE demo_dataset_null_ratio gauge");
+    for (i, (name, _)) in DATASETS.iter().enumerate() {
+        let broken = active.is_some_and(|(_, f)| f.hits(FaultKind::DqFailure, i));
+        let base = if broken { 0.12 } else { 0.001 };
+        let ratio = base * (1.0 + 0.2 * noise(400 + i as u64, t_ms / 15_000));
+        let _ = writeln!(
+            w,
+            "demo_dataset_null_ratio{{dataset=\"{name}\",column=\"customer_id\"}} {ratio:.5}"
+        );
+    }
+    let _ = writeln!(w, "# HELP demo_feature_value Distribution of the feature each stage produces.\n# TYPE demo_feature_value histogram");
+    for (i, s) in STAGES.iter().enumerate() {
+        // One observation per processed row; before the fault ~ N(100, 15), after N(130, 15).
+        let total = counted_with(s.rate, since, throttle(i)).floor();
+        let drifted = active.filter(|(_, f)| f.hits(FaultKind::Drift, i));
+        let before = match drifted {
+            Some((start, _)) => counted_with(s.rate, start, throttle(i)).floor(),
+            None => total,
+        };
+        let shapes = [(before, 100.0), (total - before, 130.0)];
+        for le in FEATURE_BUCKETS {
+            let n: f64 = shapes
+                .iter()
+                .map(|(n, mean)| (n * normal_cdf((le - mean) / 15.0)).floor())
+                .sum();
+            let le_s = if le.is_infinite() {
+                "+Inf".to_string()
+            } else {
+                format!("{le}")
+            };
+            let _ = writeln!(
+                w,
+                "demo_feature_value_bucket{{stage=\"{}\",feature=\"basket_value\",le=\"{le_s}\"}} {n}",
+                s.name
+            );
+        }
+        let sum: f64 = shapes.iter().map(|(n, mean)| n * mean).sum();
+        let _ = writeln!(
+            w,
+            "demo_feature_value_sum{{stage=\"{}\",feature=\"basket_value\"}} {sum:.0}",
+            s.name
+        );
+        let _ = writeln!(
+            w,
+            "demo_feature_value_count{{stage=\"{}\",feature=\"basket_value\"}} {total}",
+            s.name
         );
     }
     let _ = writeln!(w, "# HELP demo_model_inference_seconds Model inference latency.\n# TYPE demo_model_inference_seconds summary");
@@ -239,7 +407,7 @@ pub fn render(t_ms: i64, fault: Fault) -> String {
 }
 
 /// Serves the simulated pipeline on 127.0.0.1 (port 0 = any free port); returns the address.
-pub async fn serve_pipeline(port: u16, fault: Fault) -> anyhow::Result<SocketAddr> {
+pub async fn serve_pipeline(port: u16, fault: Option<Fault>) -> anyhow::Result<SocketAddr> {
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
@@ -277,7 +445,7 @@ pub fn backfill(
     let mut t = now_ms - span_ms;
     t -= t.rem_euclid(step_ms);
     while t < now_ms - step_ms {
-        let text = render(t, Fault::None);
+        let text = render(t, None);
         match collectors::prometheus_text::parse(
             &text,
             collectors::prometheus_text::Format::Text004,
@@ -304,10 +472,10 @@ mod tests {
 
     #[test]
     fn counters_never_decrease() {
-        let mut prev = render(1_800_000_000_000, Fault::None);
+        let mut prev = render(1_800_000_000_000, None);
         for k in 1..200 {
             let t = 1_800_000_000_000 + k * 37_000;
-            let cur = render(t, Fault::None);
+            let cur = render(t, None);
             for (a, b) in prev.lines().zip(cur.lines()) {
                 if a.starts_with("demo_stage_rows_processed_total")
                     || a.contains("_bucket")
@@ -324,7 +492,7 @@ mod tests {
 
     #[test]
     fn rendered_text_parses_with_histogram_types() {
-        let text = render(1_800_000_000_000, Fault::None);
+        let text = render(1_800_000_000_000, None);
         let batch = collectors::prometheus_text::parse(
             &text,
             collectors::prometheus_text::Format::Text004,
@@ -338,6 +506,150 @@ mod tests {
             .unwrap();
         assert_eq!(h.metric_type, model::MetricType::Histogram);
         assert!(batch.series.len() > 60);
+    }
+
+    /// The value of the line that starts with `series` (name and labels as rendered).
+    fn value(text: &str, series: &str) -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("{series} not rendered"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    const T0: i64 = 1_800_000_000_000;
+    const HOUR: i64 = 3_600_000;
+
+    fn fault(kind: FaultKind, stage: &str) -> Option<Fault> {
+        Some(Fault::new(kind, stage, T0).unwrap())
+    }
+
+    /// Counters and histogram buckets never decrease across the fault start, for every fault.
+    #[test]
+    fn counters_stay_monotonic_across_every_fault() {
+        for kind in [
+            FaultKind::Latency,
+            FaultKind::Stall,
+            FaultKind::VolumeDrop,
+            FaultKind::ErrorBurst,
+            FaultKind::Drift,
+        ] {
+            let f = fault(kind, "transform");
+            let mut prev = render(T0 - 60_000, f);
+            for k in 0..40 {
+                let cur = render(T0 - 30_000 + k * 15_000, f);
+                for (a, b) in prev.lines().zip(cur.lines()) {
+                    if a.contains("_total{") || a.contains("_bucket{") || a.contains("_count{") {
+                        let va: f64 = a.rsplit(' ').next().unwrap().parse().unwrap();
+                        let vb: f64 = b.rsplit(' ').next().unwrap().parse().unwrap();
+                        assert!(vb >= va, "{kind:?}: {a} -> {b}");
+                    }
+                }
+                prev = cur;
+            }
+        }
+    }
+
+    fn rate_over_hour(f: Option<Fault>, series: &str) -> f64 {
+        value(&render(T0 + 2 * HOUR, f), series) - value(&render(T0 + HOUR, f), series)
+    }
+
+    #[test]
+    fn a_stall_stops_the_stage_and_everything_downstream_and_datasets_go_stale() {
+        let f = fault(FaultKind::Stall, "transform");
+        let rows = |stage: &str| format!("demo_stage_rows_processed_total{{stage=\"{stage}\"}}");
+        assert!(rate_over_hour(f, &rows("stream_ingest")) > 1_000_000.0);
+        for stage in ["transform", "feature_store", "model_serving"] {
+            assert_eq!(rate_over_hour(f, &rows(stage)), 0.0, "{stage}");
+        }
+        let age = |t, ds: &str| {
+            value(
+                &render(t, f),
+                &format!("demo_dataset_freshness_seconds{{dataset=\"{ds}\"}}"),
+            )
+        };
+        // raw_events (written by stream_ingest) stays fresh; clean_orders ages without bound.
+        assert!(age(T0 + 2 * HOUR, "raw_events") < 70.0);
+        assert!(age(T0 + 2 * HOUR, "clean_orders") > 2.0 * 3600.0);
+        let depth = value(
+            &render(T0 + HOUR, f),
+            "demo_stage_queue_depth{stage=\"transform\"}",
+        );
+        assert!(
+            depth > 1_000_000.0,
+            "queue in front of the stalled stage: {depth}"
+        );
+    }
+
+    #[test]
+    fn a_volume_drop_cuts_rows_to_a_fifth_from_the_stage_on() {
+        let f = fault(FaultKind::VolumeDrop, "feature_store");
+        let s = "demo_stage_rows_processed_total{stage=\"feature_store\"}";
+        let ratio = rate_over_hour(f, s) / rate_over_hour(None, s);
+        assert!((ratio - 0.2).abs() < 0.01, "{ratio}");
+        let up = "demo_stage_rows_processed_total{stage=\"transform\"}";
+        assert_eq!(rate_over_hour(f, up), rate_over_hour(None, up));
+    }
+
+    #[test]
+    fn an_error_burst_multiplies_errors_at_that_stage_only() {
+        let f = fault(FaultKind::ErrorBurst, "model_serving");
+        let s = "demo_stage_errors_total{stage=\"model_serving\"}";
+        let ratio = rate_over_hour(f, s) / rate_over_hour(None, s);
+        assert!((ratio - 40.0).abs() < 1.0, "{ratio}");
+        let other = "demo_stage_errors_total{stage=\"transform\"}";
+        assert_eq!(rate_over_hour(f, other), rate_over_hour(None, other));
+    }
+
+    /// Mean latency of batches in the hour after `T0 + 1h`, from the histogram's sum and count.
+    fn mean_latency(f: Option<Fault>, stage: &str) -> f64 {
+        let sum = format!("demo_stage_latency_seconds_sum{{stage=\"{stage}\"}}");
+        let count = format!("demo_stage_latency_seconds_count{{stage=\"{stage}\"}}");
+        rate_over_hour(f, &sum) / rate_over_hour(f, &count)
+    }
+
+    #[test]
+    fn injected_latency_shifts_the_stage_histogram_sixfold() {
+        let f = fault(FaultKind::Latency, "transform");
+        let ratio = mean_latency(f, "transform") / mean_latency(None, "transform");
+        assert!((ratio - 6.0).abs() < 0.05, "{ratio}");
+        assert_eq!(
+            mean_latency(f, "feature_store"),
+            mean_latency(None, "feature_store")
+        );
+    }
+
+    #[test]
+    fn drift_moves_the_feature_mean_by_two_sigma() {
+        let f = fault(FaultKind::Drift, "transform");
+        let sum = "demo_feature_value_sum{stage=\"transform\",feature=\"basket_value\"}";
+        let count = "demo_feature_value_count{stage=\"transform\",feature=\"basket_value\"}";
+        let mean = |f| rate_over_hour(f, sum) / rate_over_hour(f, count);
+        assert!((mean(None) - 100.0).abs() < 0.5, "{}", mean(None));
+        assert!((mean(f) - 130.0).abs() < 0.5, "{}", mean(f));
+    }
+
+    #[test]
+    fn schema_change_and_dq_failure_show_on_the_stage_dataset_after_the_start() {
+        let f = fault(FaultKind::SchemaChange, "transform");
+        let cols = "demo_dataset_columns{dataset=\"clean_orders\"}";
+        assert_eq!(
+            value(&render(T0 - 1, f), cols) + 1.0,
+            value(&render(T0, f), cols)
+        );
+        let f = fault(FaultKind::DqFailure, "transform");
+        let nulls = "demo_dataset_null_ratio{dataset=\"clean_orders\",column=\"customer_id\"}";
+        assert!(value(&render(T0 - 1, f), nulls) < 0.002);
+        assert!(value(&render(T0, f), nulls) > 0.09);
+    }
+
+    #[test]
+    fn unknown_stages_are_refused_with_the_list() {
+        let e = Fault::new(FaultKind::Stall, "loader", 0).unwrap_err();
+        assert!(
+            e.contains("stream_ingest, transform, feature_store, model_serving"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -29,6 +29,15 @@ enum Command {
         /// Skip backfilling the last 24 h of demo history.
         #[arg(long)]
         no_backfill: bool,
+        /// Inject a fault into the simulated pipeline (after `--after`, at stage `--at`).
+        #[arg(long, value_enum)]
+        inject: Option<server::demo::FaultKind>,
+        /// Stage the fault hits: stream_ingest, transform, feature_store or model_serving.
+        #[arg(long, default_value = "transform", requires = "inject")]
+        at: String,
+        /// How long after start the fault begins, e.g. "0s", "10m".
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, requires = "inject")]
+        after: Duration,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -95,8 +104,26 @@ async fn run() -> Result<()> {
                 report.samples_lost
             );
         }
-        Command::Demo { no_backfill } => {
-            let addr = server::demo::serve_pipeline(0, server::demo::Fault::None).await?;
+        Command::Demo {
+            no_backfill,
+            inject,
+            at,
+            after,
+        } => {
+            let fault = match inject {
+                Some(kind) => {
+                    let start = server::scrape_manager::now_ms() + after.as_millis() as i64;
+                    let f =
+                        server::demo::Fault::new(kind, &at, start).map_err(anyhow::Error::msg)?;
+                    println!(
+                        "injecting {kind:?} at stage {at} in {} (from Unix ms {start})",
+                        humantime::format_duration(after)
+                    );
+                    Some(f)
+                }
+                None => None,
+            };
+            let addr = server::demo::serve_pipeline(0, fault).await?;
             println!("demo pipeline exposes metrics on http://{addr}/metrics");
             let mut targets = vec![collectors::scrape::ScrapeTarget {
                 job: "demo_pipeline".into(),
