@@ -14,7 +14,9 @@
 //!
 //! Mapping metrics to series lives in [`metrics`].
 
+pub mod logs;
 pub mod metrics;
+pub mod traces;
 
 use flate2::read::{GzDecoder, ZlibDecoder};
 use std::borrow::Cow;
