@@ -14,6 +14,7 @@
 
 pub mod embedded;
 pub mod error;
+pub mod evidence;
 mod maintenance;
 mod partitions;
 pub mod pgcopy;

@@ -3,6 +3,7 @@
 //! the server in DATABASE_URL).
 
 mod embedded;
+mod evidence;
 mod partitions;
 mod registry;
 mod rollups;
