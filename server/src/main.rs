@@ -153,16 +153,29 @@ async fn run() -> Result<()> {
                     60_000,
                 )
             };
+            // Push-based demo jobs start once the server accepts requests.
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            let stop_pushes = tokio_util::sync::CancellationToken::new();
+            let pushes = {
+                let stop = stop_pushes.clone();
+                tokio::spawn(async move {
+                    if let Ok(addr) = ready_rx.await {
+                        server::demo::push::run(format!("http://{addr}"), fault, stop).await;
+                    }
+                })
+            };
             let report = server::run::serve(
                 cfg,
                 server::run::ServeExtras {
                     targets,
                     initial: backfill,
-                    on_ready: None,
+                    on_ready: Some(ready_tx),
                 },
                 server::run::shutdown_signal(),
             )
             .await?;
+            stop_pushes.cancel();
+            let _ = pushes.await;
             anyhow::ensure!(
                 report.samples_lost == 0,
                 "{} samples were lost at shutdown",
