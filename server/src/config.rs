@@ -107,6 +107,9 @@ pub struct ReceiversConfig {
     /// (retried by Prometheus only with `queue_config.retry_on_http_429: true`; otherwise the
     /// sender drops the data). Both come with `Retry-After`.
     pub queue_full_status: u16,
+    /// Address of the OTLP/gRPC receiver (`host:port`); empty turns it off. OTLP/HTTP is
+    /// served on `server.listen` at `/v1/metrics`, `/v1/traces`, `/v1/logs`.
+    pub otlp_grpc_listen: String,
 }
 
 impl Default for ReceiversConfig {
@@ -115,6 +118,7 @@ impl Default for ReceiversConfig {
             max_body_bytes: 32 << 20,
             max_decompressed_bytes: 256 << 20,
             queue_full_status: 503,
+            otlp_grpc_listen: "127.0.0.1:4317".into(),
         }
     }
 }
@@ -142,6 +146,17 @@ impl ReceiversConfig {
             bail!(
                 "key `receivers.queue_full_status` must be 503 or 429, got {}",
                 self.queue_full_status
+            );
+        }
+        if !self.otlp_grpc_listen.is_empty()
+            && self
+                .otlp_grpc_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            bail!(
+                "key `receivers.otlp_grpc_listen` must be an address like \"127.0.0.1:4317\" or \"\" to turn the OTLP/gRPC receiver off, got {:?}",
+                self.otlp_grpc_listen
             );
         }
         Ok(())

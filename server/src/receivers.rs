@@ -7,6 +7,8 @@
 //!
 //! [`IngestQueue`]: crate::ingest::IngestQueue
 
+pub mod otlp;
+pub mod otlp_grpc;
 pub mod remote_write;
 
 use crate::config::ReceiversConfig;
@@ -151,6 +153,9 @@ pub fn router_with_config(state: AppState, config: ReceiversConfig) -> Router {
     };
     Router::new()
         .route("/api/v1/write", post(remote_write::write))
+        .route("/v1/metrics", post(otlp::metrics))
+        .route("/v1/traces", post(otlp::traces))
+        .route("/v1/logs", post(otlp::logs))
         // Tokens are checked before a body is read; only matched routes (404 stays 404).
         .route_layer(middleware::from_fn_with_state(st.clone(), require_token))
         // Receivers read the body themselves with their own limit and message.

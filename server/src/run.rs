@@ -174,7 +174,9 @@ async fn serve_with_db(
         database: redact_url(url),
         receivers: cfg.receivers.clone(),
         guard,
+        otlp_metrics: Default::default(),
     };
+    let otlp_grpc = start_otlp_grpc(&cfg.receivers, &state).await?;
     let router = crate::app(state, cfg.server.site_root.clone())
         .layer(tower_http::trace::TraceLayer::new_for_http());
     tracing::info!("pipewatch listening on http://{local}");
@@ -185,6 +187,10 @@ async fn serve_with_db(
 
     let http = axum::serve(listener, router).with_graceful_shutdown(shutdown);
     http.await.context("HTTP server failed")?;
+    if let Some((stop, task)) = otlp_grpc {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
 
     tracing::info!("shutting down: stopping scrapes, draining the ingest queue");
     scrapes.stop().await;
@@ -206,6 +212,45 @@ async fn serve_with_db(
     );
     store.pool().close().await;
     Ok(report)
+}
+
+type GrpcHandle = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// Binds `receivers.otlp_grpc_listen` (empty: no gRPC receiver) and serves OTLP/gRPC until
+/// the returned sender fires.
+async fn start_otlp_grpc(
+    cfg: &crate::config::ReceiversConfig,
+    state: &AppState,
+) -> Result<Option<GrpcHandle>> {
+    if cfg.otlp_grpc_listen.is_empty() {
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(&cfg.otlp_grpc_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (key `receivers.otlp_grpc_listen`): is another OTLP receiver running? Set it to \"\" to turn gRPC off",
+                cfg.otlp_grpc_listen
+            )
+        })?;
+    tracing::info!(addr = %listener.local_addr()?, "OTLP/gRPC receiver listening");
+    let st = crate::receivers::ReceiverState {
+        app: state.clone(),
+        config: Arc::new(cfg.clone()),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = crate::receivers::otlp_grpc::serve(listener, st, shutdown).await {
+            tracing::error!(error = %e, "OTLP/gRPC receiver failed");
+        }
+    });
+    Ok(Some((stop, task)))
 }
 
 async fn maintenance_loop(
@@ -250,7 +295,14 @@ pub struct RunningServer {
 impl RunningServer {
     /// Starts `serve` in a task and waits until it accepts requests (bind `127.0.0.1:0` for a
     /// free port).
-    pub async fn start(cfg: Config, extras: ServeExtras) -> Result<RunningServer> {
+    ///
+    /// The OTLP/gRPC receiver also gets a free port when the config keeps the default 4317,
+    /// so tests and benchmarks running side by side do not collide on it.
+    pub async fn start(mut cfg: Config, extras: ServeExtras) -> Result<RunningServer> {
+        let default_grpc = crate::config::ReceiversConfig::default().otlp_grpc_listen;
+        if cfg.receivers.otlp_grpc_listen == default_grpc {
+            cfg.receivers.otlp_grpc_listen = "127.0.0.1:0".into();
+        }
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let extras = ServeExtras {

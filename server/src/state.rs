@@ -20,6 +20,9 @@ pub struct AppState {
     pub receivers: crate::config::ReceiversConfig,
     /// Bearer tokens and series limits shared by every push receiver.
     pub guard: Arc<crate::guard::Guard>,
+    /// Running totals of OTLP delta metrics (see `collectors::otlp::metrics`); lost on restart,
+    /// which readers see as a counter reset.
+    pub otlp_metrics: Arc<std::sync::Mutex<collectors::otlp::metrics::DeltaAccumulator>>,
 }
 
 impl AppState {
