@@ -3,6 +3,8 @@
 //! Decoders here never touch the database, and the only network I/O is the scraper's HTTP GET,
 //! so everything can be tested with captured bytes and a local HTTP server.
 
+pub mod alerts;
+pub mod openlineage;
 pub mod otlp;
 pub mod prometheus_text;
 pub mod relabel;
