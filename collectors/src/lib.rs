@@ -4,6 +4,7 @@
 //! so everything can be tested with captured bytes and a local HTTP server.
 
 pub mod alerts;
+pub mod dq;
 pub mod openlineage;
 pub mod otlp;
 pub mod prometheus_text;

@@ -12,6 +12,7 @@
 //! partition. DESIGN.md's write-optimised layout (BRIN on time plus per-series compaction,
 //! to catch VictoriaMetrics) is not built yet; `copy_anchor` measures against this layout.
 
+pub mod dq;
 pub mod embedded;
 pub mod error;
 pub mod evidence;

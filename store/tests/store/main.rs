@@ -2,6 +2,7 @@
 //! database from `store::testing::fresh_database_url` (the shared private test cluster, or
 //! the server in DATABASE_URL).
 
+mod dq;
 mod embedded;
 mod evidence;
 mod partitions;

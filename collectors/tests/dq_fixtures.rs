@@ -1,0 +1,487 @@
+//! Golden tests of the data-quality importers over real Great Expectations (1.24.1, 0.18.22),
+//! dbt (1.11.16) and Soda Core (3.5.6) output in `fixtures/dq/` (see its README).
+//!
+//! Every file listed in `fixtures/dq/expected.json` is parsed and every check it lists is
+//! asserted: name, normalised status, observed value, dataset, column, suite and run time.
+//! Expected values come from `expected.json` (written from the files by the fixture's own
+//! script) and, where it does not carry them (GX's data asset name), from the fixture README.
+
+use collectors::dq::{
+    self, dbt::UNMAPPED_DATASET, parse_dbt, parse_dbt_artifacts, parse_gx, parse_soda, CheckRun,
+    CheckStatus, DqError, DqReport, Tool,
+};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dq")
+}
+
+fn read(rel: &str) -> Vec<u8> {
+    std::fs::read(dir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn expected() -> BTreeMap<String, Value> {
+    let v: Value = serde_json::from_slice(&read("expected.json")).unwrap();
+    v["files"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn ms(s: &str) -> i64 {
+    dq::parse_time_ms(s).unwrap_or_else(|| panic!("bad timestamp {s}"))
+}
+
+fn status(s: &str) -> CheckStatus {
+    CheckStatus::parse(s).unwrap_or_else(|| panic!("unknown status {s}"))
+}
+
+fn opt_str(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_owned)
+}
+
+/// The GX check matching an expected entry: same expectation type and kwargs (GX does not
+/// keep suite order, and kwargs tell apart two expectations of one type).
+fn gx_check<'a>(report: &'a DqReport, exp: &Value) -> &'a CheckRun {
+    let t = exp["expectation_type"].as_str().unwrap();
+    let mut kwargs = exp["kwargs"].clone();
+    kwargs.as_object_mut().unwrap().remove("column");
+    let found: Vec<&CheckRun> = report
+        .checks
+        .iter()
+        .filter(|c| c.check_type == t && c.column == opt_str(&exp["column"]))
+        .filter(|c| {
+            let got: Value = serde_json::from_str(c.expected.as_deref().unwrap()).unwrap();
+            same_json_numbers(&got, &kwargs)
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{t} {kwargs}: {found:#?}");
+    found[0]
+}
+
+/// JSON equality with numbers compared as f64 (1.x writes `0.0` where 0.18 writes `0`).
+fn same_json_numbers(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json_numbers(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same_json_numbers(v, w))
+        }
+        _ => a == b,
+    }
+}
+
+fn assert_gx_validation(file: &str, report: &DqReport, exp: &Value) {
+    assert_eq!(report.tool, Tool::Gx);
+    assert_eq!(
+        report.tool_version.as_deref(),
+        exp["tool_version"].as_str(),
+        "{file}"
+    );
+    let checks = exp["checks"].as_array().unwrap();
+    assert_eq!(report.checks.len(), checks.len(), "{file}");
+    assert_eq!(
+        checks.len() as u64,
+        exp["statistics"]["evaluated_expectations"]
+            .as_u64()
+            .unwrap()
+    );
+    let run_time = ms(exp["run_time"].as_str().unwrap());
+    for e in checks {
+        let c = gx_check(report, e);
+        let what = format!("{file} {}", c.check_id);
+        assert_eq!(
+            c.check_name,
+            e["expectation_type"].as_str().unwrap(),
+            "{what}"
+        );
+        assert_eq!(c.status, status(e["status"].as_str().unwrap()), "{what}");
+        assert_eq!(c.suite, exp["suite_name"].as_str().unwrap(), "{what}");
+        // The README: "a pandas data source `shop_pandas` with a dataframe asset `orders`".
+        assert_eq!(c.dataset, "orders", "{what}");
+        assert_eq!(c.column, opt_str(&e["column"]), "{what}");
+        assert_eq!(c.run_time_ms, Some(run_time), "{what}");
+        assert!(
+            c.run_id.contains(exp["run_name"].as_str().unwrap()),
+            "{what}"
+        );
+        match (&e["observed_value"], &e["unexpected_count"]) {
+            (Value::Null, Value::Null) => panic!("{what}: expected entry has no value"),
+            (Value::Number(n), _) => {
+                assert_eq!(c.observed_value, n.as_f64(), "{what}");
+            }
+            (Value::String(s), _) => {
+                // Timestamps stay text: the raw value is kept, no number is made up.
+                assert_eq!(c.observed_value, None, "{what}");
+                assert_eq!(
+                    c.observed_raw.as_deref(),
+                    Some(format!("{s:?}").as_str()),
+                    "{what}"
+                );
+            }
+            (_, n) => {
+                assert_eq!(c.observed_value, n.as_f64(), "{what}");
+                let msg = c.message.as_deref().unwrap();
+                assert!(
+                    msg.starts_with(&format!("{} unexpected", n.as_f64().unwrap())),
+                    "{what}: {msg}"
+                );
+            }
+        }
+    }
+    let passed = report
+        .checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Pass)
+        .count() as u64;
+    assert_eq!(
+        passed,
+        exp["statistics"]["successful_expectations"]
+            .as_u64()
+            .unwrap(),
+        "{file}"
+    );
+    let mut counts = BTreeMap::new();
+    for c in &report.checks {
+        *counts.entry(c.status.as_str().to_owned()).or_insert(0u64) += 1;
+    }
+    let want: BTreeMap<String, u64> = exp["status_counts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect();
+    assert_eq!(counts, want, "{file}");
+}
+
+#[test]
+fn every_gx_validation_result_matches_expected_checks() {
+    let all = expected();
+    let mut seen = 0;
+    for (file, exp) in &all {
+        if !file.starts_with("gx") || !file.contains("validation_result") {
+            continue;
+        }
+        let exp = match exp["same_as"].as_str() {
+            Some(other) => &all[other],
+            None => exp,
+        };
+        let report = parse_gx(&read(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(report.format, "gx validation result");
+        assert_gx_validation(file, &report, exp);
+        // The same file through auto-detection gives the same report.
+        assert_eq!(dq::detect_and_parse(&read(file), None).unwrap(), report);
+        seen += 1;
+    }
+    assert_eq!(seen, 8, "gx1 + gx018, two runs, direct + store copies");
+}
+
+#[test]
+fn gx_checkpoint_results_hold_the_same_checks_as_their_validation_results() {
+    let all = expected();
+    let mut seen = 0;
+    for (file, exp) in &all {
+        if !file.contains("checkpoint_result") || file.ends_with(".describe.json") {
+            continue;
+        }
+        let report = parse_gx(&read(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(report.format, "gx checkpoint result");
+        assert_eq!(
+            exp["run_result_keys"].as_array().unwrap().len(),
+            1,
+            "{file}: one validation per run"
+        );
+        let vr_file = file.replace("checkpoint_result", "validation_result");
+        let vr_exp = &all[&vr_file];
+        assert_eq!(vr_exp["run_name"], exp["run_id"]["run_name"]);
+        assert_gx_validation(file, &report, vr_exp);
+        let stats = &exp["validation_statistics"];
+        let passed = report
+            .checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Pass)
+            .count() as u64;
+        assert_eq!(passed, stats["successful_expectations"].as_u64().unwrap());
+        // The checkpoint and the validation result of one run are the same check runs, so
+        // importing both stores each check once.
+        let vr = parse_gx(&read(&vr_file)).unwrap();
+        let key = |c: &CheckRun| (c.run_id.clone(), c.check_id.clone());
+        let mut a: Vec<_> = report.checks.iter().map(key).collect();
+        let mut b: Vec<_> = vr.checks.iter().map(key).collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{file}");
+        seen += 1;
+    }
+    assert_eq!(seen, 4);
+}
+
+#[test]
+fn gx_describe_dict_output_parses_without_a_run_time() {
+    let all = expected();
+    let mut seen = 0;
+    for (file, exp) in &all {
+        if !file.ends_with(".describe.json") {
+            continue;
+        }
+        let report = parse_gx(&read(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let exps = exp["expectations"].as_array().unwrap();
+        assert_eq!(report.checks.len(), exps.len(), "{file}");
+        for (c, e) in report.checks.iter().zip(exps) {
+            assert_eq!(c.check_name, e["expectation_type"].as_str().unwrap());
+            assert_eq!(c.column, opt_str(&e["column"]));
+            let want = if e["success"].as_bool().unwrap() {
+                CheckStatus::Pass
+            } else {
+                CheckStatus::Fail
+            };
+            assert_eq!(c.status, want, "{file} {}", c.check_id);
+            assert_eq!(c.run_time_ms, None, "describe_dict() carries no run time");
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 2);
+}
+
+#[test]
+fn soda_scans_match_expected_including_the_not_evaluated_check() {
+    let all = expected();
+    for n in ["01", "02"] {
+        let file = format!("soda/scan_results_{n}.json");
+        let exp = &all[&file];
+        let report = parse_soda(&read(&file)).unwrap();
+        assert_eq!(report.tool_version.as_deref(), exp["tool_version"].as_str());
+        let run_time = ms(exp["dataTimestamp"].as_str().unwrap());
+        let checks = exp["checks"].as_array().unwrap();
+        let not_evaluated = exp["not_evaluated"].as_array().unwrap();
+        assert_eq!(report.checks.len(), checks.len() + not_evaluated.len());
+        for e in checks {
+            let c = report
+                .checks
+                .iter()
+                .find(|c| c.check_id == e["identity"].as_str().unwrap())
+                .unwrap_or_else(|| panic!("{file}: no check {}", e["name"]));
+            assert_eq!(c.check_name, e["name"].as_str().unwrap());
+            assert_eq!(
+                c.status,
+                status(e["status"].as_str().unwrap()),
+                "{}",
+                c.check_name
+            );
+            assert_eq!(c.raw_status, e["outcome"].as_str().unwrap());
+            assert_eq!(c.dataset, e["table"].as_str().unwrap());
+            assert_eq!(c.column, opt_str(&e["column"]));
+            assert_eq!(c.observed_value, e["value"].as_f64(), "{}", c.check_name);
+            assert_eq!(c.suite, "config/checks.yml");
+            assert_eq!(c.run_time_ms, Some(run_time));
+            if let Some(f) = e["freshness"].as_str() {
+                assert_eq!(c.check_type, "freshness");
+                assert!(c.message.as_deref().unwrap().contains(f));
+            }
+        }
+        for e in not_evaluated {
+            let c = report
+                .checks
+                .iter()
+                .find(|c| c.check_name == e["name"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(c.status, status(e["status"].as_str().unwrap()));
+            assert_eq!(c.dataset, checks[0]["table"].as_str().unwrap());
+            assert_eq!(c.run_time_ms, Some(run_time));
+            let msg = c.message.as_deref().unwrap();
+            for line in exp["error_log_messages"].as_array().unwrap() {
+                assert!(msg.contains(line.as_str().unwrap()), "{msg}");
+            }
+        }
+    }
+}
+
+fn node_name(unique_id: &str) -> &str {
+    unique_id.split('.').nth(2).unwrap()
+}
+
+#[test]
+fn dbt_run_results_with_manifest_map_tests_to_models_and_columns() {
+    let all = expected();
+    let exp = &all["dbt/run_results.json"];
+    let report = parse_dbt_artifacts(
+        Some(&read("dbt/run_results.json")),
+        Some(&read("dbt/manifest.json")),
+        None,
+    )
+    .unwrap();
+    assert_eq!(report.tool_version.as_deref(), exp["tool_version"].as_str());
+    let results = exp["results"].as_array().unwrap();
+    assert_eq!(report.checks.len(), results.len());
+    assert_eq!(results.len() as u64, exp["results_count"].as_u64().unwrap());
+    let run_time = ms(exp["generated_at"].as_str().unwrap());
+    for (c, e) in report.checks.iter().zip(results) {
+        let uid = e["unique_id"].as_str().unwrap();
+        assert_eq!(c.check_id, uid);
+        assert_eq!(c.check_name, e["name"].as_str().unwrap());
+        assert_eq!(c.status, status(e["status"].as_str().unwrap()), "{uid}");
+        assert_eq!(c.raw_status, e["raw_status"].as_str().unwrap(), "{uid}");
+        assert_eq!(c.observed_value, e["failures"].as_f64(), "{uid}");
+        assert_eq!(c.column, opt_str(&e["column_name"]), "{uid}");
+        assert_eq!(c.message, opt_str(&e["message"]), "{uid}");
+        assert_eq!(c.suite, "shop");
+        assert_eq!(c.run_id, exp["invocation_id"].as_str().unwrap());
+        assert_eq!(c.run_time_ms, Some(run_time));
+        let want_dataset = match (e["resource_type"].as_str().unwrap(), &e["attached_node"]) {
+            ("test", Value::String(node)) => node_name(node).to_owned(),
+            // The source test depends on source.shop.shop.orders (README).
+            ("test", _) if e["name"] == "source_not_null_shop_orders_order_id" => {
+                "shop.orders".to_owned()
+            }
+            // The singular test selects from stg_orders.
+            ("test", _) => "stg_orders".to_owned(),
+            _ => e["name"].as_str().unwrap().to_owned(),
+        };
+        assert_eq!(c.dataset, want_dataset, "{uid}");
+        match e["test_name"].as_str() {
+            Some(t) => {
+                assert_eq!(c.check_type, t);
+                let x = c.expected.as_deref().unwrap();
+                for k in ["severity", "warn_if", "error_if"] {
+                    assert!(x.contains(e[k].as_str().unwrap()), "{uid}: {x}");
+                }
+            }
+            None if e["resource_type"] == "test" => assert_eq!(c.check_type, "singular"),
+            None => assert_eq!(c.check_type, e["resource_type"].as_str().unwrap()),
+        }
+    }
+    let mut counts = BTreeMap::new();
+    for c in &report.checks {
+        *counts.entry(c.status.as_str().to_owned()).or_insert(0u64) += 1;
+    }
+    let want: BTreeMap<String, u64> = exp["status_counts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect();
+    assert_eq!(counts, want);
+}
+
+#[test]
+fn dbt_run_results_alone_keep_statuses_and_say_the_manifest_is_missing() {
+    let exp = &expected()["dbt/run_results.json"];
+    let report = parse_dbt(&read("dbt/run_results.json")).unwrap();
+    for (c, e) in report.checks.iter().zip(exp["results"].as_array().unwrap()) {
+        assert_eq!(c.status, status(e["status"].as_str().unwrap()));
+        if e["resource_type"] == "test" {
+            assert_eq!(c.dataset, UNMAPPED_DATASET);
+        }
+    }
+}
+
+#[test]
+fn dbt_bundle_body_equals_separate_artifacts() {
+    let bundle = format!(
+        "{{\"run_results\":{},\"manifest\":{},\"sources\":{}}}",
+        String::from_utf8(read("dbt/run_results.json")).unwrap(),
+        String::from_utf8(read("dbt/manifest.json")).unwrap(),
+        String::from_utf8(read("dbt/sources.json")).unwrap()
+    );
+    let a = parse_dbt(bundle.as_bytes()).unwrap();
+    let b = parse_dbt_artifacts(
+        Some(&read("dbt/run_results.json")),
+        Some(&read("dbt/manifest.json")),
+        Some(&read("dbt/sources.json")),
+    )
+    .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.checks.len(), 18 + 3);
+}
+
+#[test]
+fn dbt_source_freshness_statuses_match_expected() {
+    let exp = &expected()["dbt/sources.json"];
+    let report = parse_dbt(&read("dbt/sources.json")).unwrap();
+    let results = exp["results"].as_array().unwrap();
+    assert_eq!(report.checks.len(), results.len());
+    for (c, e) in report.checks.iter().zip(results) {
+        let uid = e["unique_id"].as_str().unwrap();
+        assert_eq!(c.check_id, format!("freshness:{uid}"));
+        assert_eq!(c.check_type, "freshness");
+        assert_eq!(c.status, status(e["status"].as_str().unwrap()), "{uid}");
+        assert_eq!(
+            c.dataset,
+            format!("shop.{}", uid.rsplit('.').next().unwrap())
+        );
+        assert_eq!(c.observed_value, e["max_loaded_at_time_ago_in_s"].as_f64());
+        assert_eq!(
+            c.run_time_ms,
+            Some(ms(exp["generated_at"].as_str().unwrap()))
+        );
+        assert_eq!(
+            c.expected.as_deref(),
+            Some("warn_after 1 hour, error_after 12 hour")
+        );
+    }
+    // The one age that does not depend on the clock (README).
+    let events = &report.checks[0];
+    assert_eq!(events.dataset, "shop.order_events");
+    assert_eq!(
+        events.observed_raw.as_deref(),
+        Some("\"2024-05-02T13:00:00+00:00\"")
+    );
+}
+
+#[test]
+fn a_manifest_alone_is_refused_with_what_to_send() {
+    let e = parse_dbt(&read("dbt/manifest.json")).unwrap_err();
+    assert!(matches!(e, DqError::NotDbt(_)));
+    assert!(
+        e.to_string()
+            .contains("send it together with run_results.json"),
+        "{e}"
+    );
+    let e = dq::detect_and_parse(&read("dbt/manifest.json"), Some("manifest.json")).unwrap_err();
+    assert!(e.to_string().contains("manifest.json"), "{e}");
+}
+
+#[test]
+fn wrong_tool_refusals_name_what_is_missing() {
+    let soda = read("soda/scan_results_01.json");
+    let e = parse_gx(&soda).unwrap_err();
+    assert!(e.to_string().contains("missing `results`"), "{e}");
+    assert!(e.to_string().contains("checkpoint.run()"), "{e}");
+    let e = parse_soda(&read("gx1/validation_result_01.json")).unwrap_err();
+    assert!(e.to_string().contains("missing `checks`"), "{e}");
+    let e = parse_dbt(&soda).unwrap_err();
+    assert!(e.to_string().contains("dbt_schema_version"), "{e}");
+    let e = parse_gx(b"{\"results\": [{\"success\": true}], \"suite_name\": \"s\", \"meta\": {\"run_id\": {\"run_time\": \"2024-05-02T01:00:00Z\"}}}").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("results[0] has no `expectation_config`"),
+        "{e}"
+    );
+    let e = parse_gx(b"[1,2").unwrap_err();
+    assert!(matches!(e, DqError::NotJson(_)), "{e}");
+}
+
+#[test]
+fn detection_picks_the_tool_of_every_result_file() {
+    for (file, _) in expected() {
+        if file.ends_with("manifest.json") {
+            continue;
+        }
+        let report = dq::detect_and_parse(&read(&file), Some(&file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let want = match file.split('/').next().unwrap() {
+            "gx1" | "gx018" => Tool::Gx,
+            "dbt" => Tool::Dbt,
+            _ => Tool::Soda,
+        };
+        assert_eq!(report.tool, want, "{file}");
+    }
+}
