@@ -12,10 +12,12 @@
 //! partition. DESIGN.md's write-optimised layout (BRIN on time plus per-series compaction,
 //! to catch VictoriaMetrics) is not built yet; `copy_anchor` measures against this layout.
 
+pub mod alerts;
 pub mod dq;
 pub mod embedded;
 pub mod error;
 pub mod evidence;
+pub mod lineage;
 mod maintenance;
 mod partitions;
 pub mod pgcopy;

@@ -2,9 +2,11 @@
 //! database from `store::testing::fresh_database_url` (the shared private test cluster, or
 //! the server in DATABASE_URL).
 
+mod alerts;
 mod dq;
 mod embedded;
 mod evidence;
+mod lineage;
 mod partitions;
 mod registry;
 mod rollups;
