@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod dq;
+pub mod fuzzing;
 pub mod openlineage;
 pub mod otlp;
 pub mod prometheus_text;

@@ -1,0 +1,118 @@
+//! What the cargo-fuzz targets (`fuzz/`) check, shared with the regression tests that replay
+//! the inputs fuzzing found (`collectors/tests/fuzz_regressions.rs`). Each function takes
+//! untrusted bytes: a decoder may refuse them, but must not panic, and what it accepts must be
+//! well-formed (the asserts below).
+
+use crate::otlp::{self, BodyEncoding};
+use model::Batch;
+
+/// Labels sorted, unique and non-empty, metric names set: what the store relies on.
+fn assert_well_formed(batch: &Batch) {
+    for s in &batch.series {
+        assert!(!s.key.metric.is_empty(), "series without a metric name");
+        let names: Vec<&str> = s.key.labels.iter().map(|(k, _)| k).collect();
+        assert!(
+            names.windows(2).all(|w| w[0] < w[1]),
+            "labels not sorted and unique: {names:?}"
+        );
+        assert!(s.key.labels.iter().all(|(_, v)| !v.is_empty()));
+    }
+}
+
+/// Prometheus text 0.0.4 and OpenMetrics.
+pub fn prometheus_text(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    use crate::prometheus_text::{parse, Format};
+    for format in [Format::Text004, Format::OpenMetrics] {
+        if let Ok(batch) = parse(text, format, 1_700_000_000_000) {
+            assert_well_formed(&batch);
+        }
+    }
+}
+
+/// remote_write, as a snappy body and as the bare protobuf; an accepted request re-encodes and
+/// decodes to the same series, bit for bit.
+pub fn remote_write(data: &[u8]) {
+    use crate::remote_write::{decode, decode_protobuf, encode};
+    let _ = decode(data, 1 << 20);
+    if let Ok(d) = decode_protobuf(data) {
+        assert_well_formed(&d.batch);
+        let again = decode(&encode(&d.batch), 64 << 20).expect("our own encoding decodes");
+        assert_eq!(again.batch.series.len(), d.batch.series.len());
+        for (a, b) in again.batch.series.iter().zip(&d.batch.series) {
+            assert_eq!(a.key, b.key);
+            let bits = |s: &model::TimeSeries| -> Vec<(i64, u64)> {
+                s.samples
+                    .iter()
+                    .map(|x| (x.ts, x.value.to_bits()))
+                    .collect()
+            };
+            assert_eq!(bits(a), bits(b));
+        }
+    }
+}
+
+/// OTLP bodies of all three signals in one encoding, decoded and mapped the way the receivers
+/// map them (metrics to series, traces to span metrics and evidence, logs to counts).
+fn otlp(data: &[u8], encoding: BodyEncoding) {
+    if let Ok(req) = otlp::decode_metrics(data, encoding) {
+        let mapped = otlp::metrics::DeltaAccumulator::default().map(&req);
+        assert_well_formed(&mapped.batch);
+    }
+    if let Ok(req) = otlp::decode_traces(data, encoding) {
+        let _ = otlp::traces::derive_traces(&req, &Default::default());
+    }
+    if let Ok(req) = otlp::decode_logs(data, encoding) {
+        let _ = otlp::logs::derive_logs(&req, &Default::default());
+    }
+}
+
+/// OTLP protobuf (`application/x-protobuf`).
+pub fn otlp_protobuf(data: &[u8]) {
+    otlp(data, BodyEncoding::Protobuf);
+}
+
+/// OTLP/JSON (`application/json`).
+pub fn otlp_json(data: &[u8]) {
+    otlp(data, BodyEncoding::Json);
+}
+
+/// Great Expectations, dbt and Soda results, detected or forced to each tool.
+pub fn dq(data: &[u8]) {
+    let _ = crate::dq::detect_and_parse(data, None);
+    let _ = crate::dq::parse_gx(data);
+    let _ = crate::dq::parse_dbt(data);
+    let _ = crate::dq::parse_soda(data);
+}
+
+/// OpenLineage events (one or an array) and the series built from their facets.
+pub fn openlineage(data: &[u8]) {
+    if let Ok(events) = crate::openlineage::decode(data) {
+        for e in &events {
+            for s in crate::openlineage::facet_series(e) {
+                assert!(!s.key.metric.is_empty());
+            }
+        }
+    }
+}
+
+/// Alertmanager v2 `postableAlerts`.
+pub fn alerts(data: &[u8]) {
+    let _ = crate::alerts::decode(data);
+}
+
+/// A fuzz target's check.
+pub type Check = fn(&[u8]);
+
+/// Every check by fuzz-target name, for the regression tests.
+pub const TARGETS: &[(&str, Check)] = &[
+    ("prometheus_text", prometheus_text),
+    ("remote_write", remote_write),
+    ("otlp_protobuf", otlp_protobuf),
+    ("otlp_json", otlp_json),
+    ("dq", dq),
+    ("openlineage", openlineage),
+    ("alerts", alerts),
+];

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Fuzzes every decoder that reads untrusted bytes with cargo-fuzz (libFuzzer), each target for
+# SECONDS (default 300), seeded from the test fixtures. Prints executions per target and
+# leaves any crashing input in fuzz/artifacts/<target>/ (copy it to
+# collectors/tests/fixtures/fuzz/<target>/ so it becomes a regression test).
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-300}"
+shift || true
+
+say() { printf '\033[1m[fuzz]\033[0m %s\n' "$*"; }
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+
+# Seeds per target: fixture files whose format the target reads.
+seeds() {
+  case "$1" in
+    prometheus_text) ls collectors/tests/fixtures/prometheus/*.txt ;;
+    remote_write) find collectors/tests/fixtures/remote_write -name '*.bin' ;;
+    otlp_protobuf) find collectors/tests/fixtures/otlp -name '*.pb' ;;
+    otlp_json) find collectors/tests/fixtures/otlp -name '*.json' ! -name '*.expected.json' ! -name '*.headers.json' ;;
+    dq) find collectors/tests/fixtures/dq -name '*.json' ! -name expected.json ;;
+    openlineage) find collectors/tests/fixtures/openlineage -name '*.json' 2>/dev/null || true ;;
+    alerts) find collectors/tests/fixtures/alertmanager -name '*.json' 2>/dev/null || true ;;
+  esac
+}
+
+if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cd fuzz && cargo +nightly fuzz list); fi
+mkdir -p fuzz/logs
+for t in "${targets[@]}"; do
+  mkdir -p "fuzz/corpus/$t"
+  for f in $(seeds "$t"); do cp -n "$f" "fuzz/corpus/$t/" 2>/dev/null || true; done
+  say "$t: ${secs}s, $(ls "fuzz/corpus/$t" | wc -l) corpus files"
+  (cd fuzz && cargo +nightly fuzz run "$t" "corpus/$t" -- \
+      -max_total_time="$secs" -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1) \
+      >"fuzz/logs/$t.log" 2>&1 && status=ok || status="FAILED (see fuzz/logs/$t.log and fuzz/artifacts/$t/)"
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "fuzz/logs/$t.log" | grep -o '[0-9]*$' || echo '?')
+  say "$t: $status, $execs executions, corpus now $(ls "fuzz/corpus/$t" | wc -l) files"
+done
