@@ -132,6 +132,8 @@ impl Backend for SineWaves {
                 last_error: None,
                 samples_scraped: 42,
                 interval_seconds: 5.0,
+                discovered_labels: Labels::new(),
+                discovery_error: None,
             },
             TargetHealth {
                 job: "warehouse".into(),
@@ -143,6 +145,8 @@ impl Backend for SineWaves {
                 last_error: Some("connection refused (os error 111)".into()),
                 samples_scraped: 0,
                 interval_seconds: 5.0,
+                discovered_labels: Labels::new(),
+                discovery_error: None,
             },
         ]
     }

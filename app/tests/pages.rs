@@ -63,6 +63,8 @@ impl Backend for FixedData {
             last_error: Some("connection refused".into()),
             samples_scraped: 7,
             interval_seconds: 5.0,
+            discovered_labels: Labels::new(),
+            discovery_error: None,
         }]
     }
     async fn status(&self) -> Result<StatusInfo, String> {

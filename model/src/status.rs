@@ -24,6 +24,14 @@ pub struct TargetHealth {
     pub last_error: Option<String>,
     pub samples_scraped: u64,
     pub interval_seconds: f64,
+    /// Labels as service discovery found the target, before `relabel_configs`
+    /// (`__address__`, `__meta_*`, group labels); empty for fixed targets.
+    #[serde(default)]
+    pub discovered_labels: Labels,
+    /// Current error of the service discovery that listed this target (file unreadable, HTTP
+    /// endpoint failing, ...); its last good target list is still scraped.
+    #[serde(default)]
+    pub discovery_error: Option<String>,
 }
 
 /// What the Status page and `/api/v1/status` report.

@@ -333,7 +333,48 @@ pub struct ScrapeConfig {
     pub scheme: String,
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,
+    /// Targets listed in JSON/YAML files, re-read when they change (Prometheus' `file_sd_configs`).
+    #[serde(default)]
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// Targets listed by an HTTP endpoint, polled (Prometheus' `http_sd_configs`).
+    #[serde(default)]
+    pub http_sd_configs: Vec<HttpSdConfig>,
+    /// Rules applied to each discovered target's labels before it is scraped; may drop it.
+    #[serde(default)]
+    pub relabel_configs: Vec<collectors::relabel::RelabelConfig>,
+    /// Rules applied to each scraped series before it is stored; may drop it.
+    #[serde(default)]
+    pub metric_relabel_configs: Vec<collectors::relabel::RelabelConfig>,
 }
+
+/// Prometheus' `file_sd_config`: files (the last path element may be a `*` glob) ending in
+/// `.json`, `.yml` or `.yaml`, each a list of `{targets: [...], labels: {...}}` groups.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSdConfig {
+    pub files: Vec<String>,
+    /// Every file is re-read this often even if it did not change; changes are picked up
+    /// within a second.
+    #[serde(default = "default_file_sd_refresh", deserialize_with = "de_duration")]
+    pub refresh_interval: Duration,
+}
+
+/// Prometheus' `http_sd_config`: a URL answering `GET` with a JSON list of target groups.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSdConfig {
+    pub url: String,
+    #[serde(default = "default_http_sd_refresh", deserialize_with = "de_duration")]
+    pub refresh_interval: Duration,
+}
+
+fn default_file_sd_refresh() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_http_sd_refresh() -> Duration {
+    Duration::from_secs(60)
+}
+
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -459,6 +500,7 @@ impl Config {
                     job.metrics_path
                 );
             }
+            validate_discovery(job, &key)?;
             for (s, sc) in job.static_configs.iter().enumerate() {
                 for (t, target) in sc.targets.iter().enumerate() {
                     let url = format!("{}://{}{}", job.scheme, target, job.metrics_path);
@@ -494,6 +536,57 @@ impl Config {
         }
         out
     }
+}
+
+/// Checks the service discovery and relabelling parts of one scrape job, naming the key.
+fn validate_discovery(job: &ScrapeConfig, key: &str) -> Result<()> {
+    for (i, f) in job.file_sd_configs.iter().enumerate() {
+        let fkey = format!("{key}.file_sd_configs[{i}]");
+        if f.files.is_empty() {
+            bail!("key `{fkey}.files` must list at least one file, like [\"targets/*.json\"]");
+        }
+        for (n, file) in f.files.iter().enumerate() {
+            // Prometheus' patFileSDName: a glob only in the last path element, and a known
+            // extension.
+            let name = file.rsplit('/').next().unwrap_or(file);
+            let dir = &file[..file.len() - name.len()];
+            let ext_ok = [".json", ".yml", ".yaml"]
+                .iter()
+                .any(|e| file.to_ascii_lowercase().ends_with(e));
+            if !ext_ok || dir.contains('*') || glob::Pattern::new(file).is_err() {
+                bail!(
+                    "key `{fkey}.files[{n}]`: {file:?} is not valid for file discovery; write a path ending in .json, .yml or .yaml, with `*` only in the file name"
+                );
+            }
+        }
+        if f.refresh_interval.is_zero() {
+            bail!("key `{fkey}.refresh_interval` must be greater than 0");
+        }
+    }
+    for (i, h) in job.http_sd_configs.iter().enumerate() {
+        let hkey = format!("{key}.http_sd_configs[{i}]");
+        let ok = url::Url::parse(&h.url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        if ok.is_none() {
+            bail!(
+                "key `{hkey}.url`: {:?} is not an http(s) URL like \"http://127.0.0.1:8000/targets\"",
+                h.url
+            );
+        }
+        if h.refresh_interval.is_zero() {
+            bail!("key `{hkey}.refresh_interval` must be greater than 0");
+        }
+    }
+    for (field, rules) in [
+        ("relabel_configs", &job.relabel_configs),
+        ("metric_relabel_configs", &job.metric_relabel_configs),
+    ] {
+        if let Err((i, e)) = collectors::relabel::validate_all(rules) {
+            bail!("key `{key}.{field}[{i}]`: {e}");
+        }
+    }
+    Ok(())
 }
 
 /// Applies `PIPEWATCH_A__B=value` and `DATABASE_URL` onto the TOML tree. A value that parses as

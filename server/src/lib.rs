@@ -5,6 +5,7 @@ pub mod api;
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod discovery;
 pub mod guard;
 pub mod ingest;
 pub mod receivers;

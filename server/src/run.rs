@@ -159,10 +159,19 @@ async fn serve_with_db(
     );
 
     let board = TargetHealthBoard::default();
-    let mut targets = cfg.scrape_targets();
-    targets.extend(extra_targets);
-    tracing::info!(targets = targets.len(), "starting scrape loops");
-    let scrapes = ScrapeManager::start(targets, queue.clone(), board.clone(), metrics.clone());
+    let jobs: Vec<_> = cfg
+        .scrape_configs
+        .iter()
+        .map(crate::discovery::JobSpec::from_config)
+        .collect();
+    tracing::info!(jobs = jobs.len(), extra_targets = extra_targets.len(), "starting scrape discovery and loops");
+    let scrapes = ScrapeManager::start_jobs(
+        jobs,
+        extra_targets,
+        queue.clone(),
+        board.clone(),
+        metrics.clone(),
+    );
 
     let state = AppState {
         store: store.clone(),
