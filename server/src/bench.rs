@@ -6,11 +6,23 @@
 //!   of exactly the same rows into an identical table (`Store::copy_anchor`).
 //! - query: p50/p95 of range queries on >= 10M stored samples versus the raw `SELECT` of the
 //!   same rows by index (what any answer must at least read).
+//!
+//! Ingest runs over three paths (`--protocol`): straight into the queue, Prometheus
+//! remote_write over HTTP, and OTLP/HTTP protobuf (`ExportMetricsServiceRequest`, built with the
+//! opentelemetry-proto types as an SDK or collector would send them).
 
 use crate::ingest::{self, WriterConfig};
 use crate::telemetry::SelfMetrics;
 use anyhow::{Context, Result};
 use model::{Aggregation, Batch, Labels, MetricType, RangeQuery, Sample, SeriesKey, TimeSeries};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, Gauge, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
 use rand::{Rng, SeedableRng};
 use sqlx::Connection;
 use std::sync::Arc;
@@ -51,6 +63,12 @@ fn bench_key(i: usize, groups: usize) -> SeriesKey {
     )
 }
 
+/// The counter twin of [`bench_key`]: what a cumulative OTLP sum `bench_requests` becomes.
+fn bench_counter_key(i: usize, groups: usize) -> SeriesKey {
+    let gauge = bench_key(i, groups);
+    SeriesKey::new("bench_requests_total", gauge.labels)
+}
+
 /// One batch per timestamp holding one sample of every series, like a scrape of N series.
 fn ingest_batches(
     series: usize,
@@ -59,19 +77,47 @@ fn ingest_batches(
     step_ms: i64,
     seed: u64,
 ) -> Vec<Batch> {
-    let keys: Vec<SeriesKey> = (0..series).map(|i| bench_key(i, 10)).collect();
+    ingest_batches_with(series, samples, start_ms, step_ms, seed, false)
+}
+
+/// [`ingest_batches`], where with `counters` every odd series is a monotonic counter
+/// (`bench_requests_total`) instead of a gauge, so the OTLP run carries cumulative sums too.
+fn ingest_batches_with(
+    series: usize,
+    samples: usize,
+    start_ms: i64,
+    step_ms: i64,
+    seed: u64,
+    counters: bool,
+) -> Vec<Batch> {
+    let keys: Vec<(SeriesKey, MetricType)> = (0..series)
+        .map(|i| {
+            if counters && i % 2 == 1 {
+                (bench_counter_key(i, 10), MetricType::Counter)
+            } else {
+                (bench_key(i, 10), MetricType::Gauge)
+            }
+        })
+        .collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     (0..samples)
         .map(|j| Batch {
             series: keys
                 .iter()
-                .map(|k| TimeSeries {
-                    key: k.clone(),
-                    metric_type: MetricType::Gauge,
-                    samples: vec![Sample {
-                        ts: start_ms + j as i64 * step_ms,
-                        value: rng.gen_range(0.0..1000.0),
-                    }],
+                .map(|(k, t)| {
+                    let r: f64 = rng.gen_range(0.0..1000.0);
+                    TimeSeries {
+                        key: k.clone(),
+                        metric_type: *t,
+                        samples: vec![Sample {
+                            ts: start_ms + j as i64 * step_ms,
+                            // Counters grow by up to 1000 per step.
+                            value: match t {
+                                MetricType::Counter => (j as f64 * 1000.0 + r).floor(),
+                                _ => r,
+                            },
+                        }],
+                    }
                 })
                 .collect(),
             metadata: vec![],
@@ -132,10 +178,16 @@ pub enum Protocol {
     /// Prometheus remote_write over HTTP to a pipewatch server started in this process:
     /// 500 series per request as Prometheus 2.42 sends them, 4 connections.
     RemoteWrite,
+    /// OTLP/HTTP protobuf `ExportMetricsServiceRequest`s to `/v1/metrics` of a pipewatch server
+    /// started in this process: 500 series per request (half gauges, half cumulative monotonic
+    /// sums, one resource per instance) with 5 points each, 4 connections.
+    Otlp,
 }
 
 const RW_SERIES_PER_REQUEST: usize = 500;
 const RW_CONNECTIONS: usize = 4;
+const OTLP_SERIES_PER_REQUEST: usize = 500;
+const OTLP_POINTS_PER_SERIES: usize = 5;
 
 pub async fn ingest(
     base_url: &str,
@@ -158,7 +210,14 @@ pub async fn ingest(
         let store = store::Store::connect(&url, store::StoreConfig::default()).await?;
         let now = crate::scrape_manager::now_ms();
         let start = now - samples as i64 * 15_000;
-        let batches = ingest_batches(series, samples, start, 15_000, round as u64);
+        let batches = ingest_batches_with(
+            series,
+            samples,
+            start,
+            15_000,
+            round as u64,
+            protocol == Protocol::Otlp,
+        );
         let rows = anchor_rows(&batches);
         // Alternate the order so neither side always gets the warmer cache.
         let (store_ref, url_ref) = (&store, url.as_str());
@@ -166,6 +225,7 @@ pub async fn ingest(
             match protocol {
                 Protocol::Queue => run_real_path(store_ref, batches, cfg).await,
                 Protocol::RemoteWrite => run_remote_write(url_ref, batches, full_cfg).await,
+                Protocol::Otlp => run_otlp(url_ref, batches, full_cfg).await,
             }
         };
         let (path_t, anchor_t) = if round % 2 == 0 {
@@ -233,20 +293,161 @@ async fn run_remote_write(
         }
     }
     drop(batches);
+    send_to_server(
+        url,
+        cfg,
+        "/api/v1/write",
+        &REMOTE_WRITE_HEADERS,
+        per_connection,
+        total,
+    )
+    .await
+}
+
+const REMOTE_WRITE_HEADERS: [(&str, &str); 3] = [
+    ("Content-Encoding", "snappy"),
+    ("Content-Type", "application/x-protobuf"),
+    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+];
+const OTLP_HEADERS: [(&str, &str); 1] = [("Content-Type", "application/x-protobuf")];
+
+/// Like [`run_remote_write`], with OTLP/HTTP protobuf requests to `/v1/metrics`: each
+/// connection owns a fixed share of the series and sends their points in time order,
+/// [`OTLP_POINTS_PER_SERIES`] per series and request.
+async fn run_otlp(url: &str, batches: Vec<Batch>, cfg: &crate::config::Config) -> Result<Duration> {
+    let series = batches.first().map_or(0, |b| b.series.len());
+    let mut per_connection: Vec<Vec<Vec<u8>>> = vec![Vec::new(); RW_CONNECTIONS];
+    let mut total = 0u64;
+    for (c, first) in (0..series).step_by(OTLP_SERIES_PER_REQUEST).enumerate() {
+        let last = (first + OTLP_SERIES_PER_REQUEST).min(series);
+        for window in batches.chunks(OTLP_POINTS_PER_SERIES) {
+            let req = otlp_request(window, first..last);
+            total += (window.len() * (last - first)) as u64;
+            per_connection[c % RW_CONNECTIONS].push(req.encode_to_vec());
+        }
+    }
+    drop(batches);
+    send_to_server(
+        url,
+        cfg,
+        "/v1/metrics",
+        &OTLP_HEADERS,
+        per_connection,
+        total,
+    )
+    .await
+}
+
+/// One `ExportMetricsServiceRequest` holding the series `range` of every batch in `window`
+/// (one batch per timestamp). Each series is its own resource: `job` and `instance` become
+/// `service.name` and `service.instance.id`, the other labels point attributes, so the
+/// receiver maps it back to exactly the key it came from (and emits no `target_info`). Gauges
+/// are OTLP gauges; counters cumulative monotonic sums named without `_total`.
+fn otlp_request(window: &[Batch], range: std::ops::Range<usize>) -> ExportMetricsServiceRequest {
+    let string = |k: &str, v: &str| KeyValue {
+        key: k.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.to_string())),
+        }),
+        ..Default::default()
+    };
+    let start_ns = window
+        .first()
+        .and_then(|b| b.series.first())
+        .and_then(|s| s.samples.first())
+        .map_or(0, |p| p.ts as u64 * 1_000_000);
+    let resource_metrics = range
+        .map(|i| {
+            let first = &window[0].series[i];
+            let labels = &first.key.labels;
+            let attributes: Vec<KeyValue> = labels
+                .iter()
+                .filter(|(k, _)| *k != "job" && *k != "instance")
+                .map(|(k, v)| string(k, v))
+                .collect();
+            let data_points: Vec<NumberDataPoint> = window
+                .iter()
+                .flat_map(|b| &b.series[i].samples)
+                .map(|p| NumberDataPoint {
+                    attributes: attributes.clone(),
+                    start_time_unix_nano: start_ns,
+                    time_unix_nano: p.ts as u64 * 1_000_000,
+                    value: Some(number_data_point::Value::AsDouble(p.value)),
+                    ..Default::default()
+                })
+                .collect();
+            let (name, data) = match first.metric_type {
+                MetricType::Counter => (
+                    first.key.metric.trim_end_matches("_total"),
+                    metric::Data::Sum(Sum {
+                        data_points,
+                        aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                        is_monotonic: true,
+                    }),
+                ),
+                _ => (
+                    first.key.metric.as_str(),
+                    metric::Data::Gauge(Gauge { data_points }),
+                ),
+            };
+            ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![
+                        string("service.name", labels.get("job").unwrap_or_default()),
+                        string(
+                            "service.instance.id",
+                            labels.get("instance").unwrap_or_default(),
+                        ),
+                    ],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: name.to_string(),
+                        data: Some(data),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportMetricsServiceRequest { resource_metrics }
+}
+
+/// Starts a pipewatch server on `url` and port 0, sends each connection's bodies to `path` in
+/// order (503/429 retried after Retry-After), stops the server and checks that it wrote all
+/// `total` samples. The time runs until the server has drained its queue.
+async fn send_to_server(
+    url: &str,
+    cfg: &crate::config::Config,
+    path: &str,
+    headers: &'static [(&'static str, &'static str)],
+    per_connection: Vec<Vec<Vec<u8>>>,
+    total: u64,
+) -> Result<Duration> {
     let mut cfg = cfg.clone();
     cfg.database.url = url.to_string();
     cfg.server.listen = "127.0.0.1:0".parse().expect("static address");
+    // A fixed gRPC port would collide with another pipewatch (or a test) on the machine.
+    cfg.receivers.otlp_grpc_listen = String::new();
     cfg.scrape_configs.clear();
     let server = crate::run::RunningServer::start(cfg, Default::default())
         .await
         .context("bench server did not start")?;
     let addr = server.addr;
-    let endpoint = format!("http://{addr}/api/v1/write");
+    let endpoint = format!("http://{addr}{path}");
     let client = reqwest::Client::new();
     let started = Instant::now();
     let mut senders = tokio::task::JoinSet::new();
     for bodies in per_connection {
-        senders.spawn(send_remote_write(client.clone(), endpoint.clone(), bodies));
+        senders.spawn(send_bodies(
+            client.clone(),
+            endpoint.clone(),
+            headers,
+            bodies,
+        ));
     }
     let mut retries = 0;
     while let Some(r) = senders.join_next().await {
@@ -266,22 +467,20 @@ async fn run_remote_write(
     Ok(elapsed)
 }
 
-async fn send_remote_write(
+async fn send_bodies(
     client: reqwest::Client,
     url: String,
+    headers: &'static [(&'static str, &'static str)],
     bodies: Vec<Vec<u8>>,
 ) -> Result<u64> {
     let mut retries = 0;
     for body in bodies {
         loop {
-            let resp = client
-                .post(&url)
-                .header("Content-Encoding", "snappy")
-                .header("Content-Type", "application/x-protobuf")
-                .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-                .body(body.clone())
-                .send()
-                .await?;
+            let mut req = client.post(&url);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            let resp = req.body(body.clone()).send().await?;
             let status = resp.status();
             if status.is_success() {
                 break;
@@ -298,7 +497,7 @@ async fn send_remote_write(
                 continue;
             }
             anyhow::bail!(
-                "remote_write answered {status}: {}",
+                "{url} answered {status}: {}",
                 resp.text().await.unwrap_or_default()
             );
         }
@@ -476,4 +675,46 @@ fn report(name: &str, ours: &mut [f64], anchor: &mut [f64]) {
         "RESULT query {name}: p50 {p50:.2} ms, p95 {p95:.2} ms | raw index SELECT of the same rows p50 {a50:.2} ms, p95 {a95:.2} ms | p95 ratio {:.2}",
         p95 / a95
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The anchor copies the rows of the batches, so the OTLP requests must map (with the
+    /// receiver's own mapping) to exactly those series, values and timestamps, nothing more.
+    #[test]
+    fn otlp_requests_map_back_to_the_anchor_rows() {
+        let batches = ingest_batches_with(7, 6, 1_800_000_000_000, 15_000, 3, true);
+        let mut acc = collectors::otlp::metrics::DeltaAccumulator::default();
+        let mut mapped = Vec::new();
+        for window in batches.chunks(OTLP_POINTS_PER_SERIES) {
+            for first in (0..7).step_by(3) {
+                let body = otlp_request(window, first..(first + 3).min(7)).encode_to_vec();
+                let req = collectors::otlp::decode_metrics(
+                    &body,
+                    collectors::otlp::BodyEncoding::Protobuf,
+                )
+                .unwrap();
+                let m = collectors::otlp::metrics::map_metrics(&req, &mut acc);
+                assert_eq!(m.rejected_points, 0, "{:?}", m.rejections);
+                mapped.extend(m.batch.series);
+            }
+        }
+        let mut got: Vec<(i64, i64, f64)> = mapped
+            .iter()
+            .flat_map(|s| {
+                let id = s.key.stable_id();
+                s.samples.iter().map(move |p| (id, p.ts, p.value))
+            })
+            .collect();
+        let mut want = anchor_rows(&batches);
+        got.sort_by_key(|r| (r.0, r.1));
+        want.sort_by_key(|r| (r.0, r.1));
+        assert_eq!(got.len(), 42);
+        assert_eq!(got, want);
+        assert!(mapped.iter().any(
+            |s| s.key.metric == "bench_requests_total" && s.metric_type == MetricType::Counter
+        ));
+    }
 }

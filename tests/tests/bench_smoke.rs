@@ -3,12 +3,13 @@
 //! (inside `bench::ingest`) is that every sample sent was written and none lost.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bench_ingest_runs_both_protocols_and_accounts_for_every_sample() {
+async fn bench_ingest_runs_every_protocol_and_accounts_for_every_sample() {
     let url = store::testing::fresh_database_url().await;
     let cfg = server::config::Config::default();
     for protocol in [
         server::bench::Protocol::Queue,
         server::bench::Protocol::RemoteWrite,
+        server::bench::Protocol::Otlp,
     ] {
         server::bench::ingest(&url, 1_200, 3, 2, protocol, &cfg)
             .await

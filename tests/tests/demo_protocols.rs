@@ -64,3 +64,109 @@ async fn the_demo_export_job_remote_writes_its_metrics() {
             .unwrap();
     assert_eq!(help, "Rows the nightly_export batch job wrote.");
 }
+
+/// The demo's `model_serving` service sends OTLP/HTTP metrics (and traces) under an error
+/// burst; the series the OTLP receiver maps them to are stored with the values in the request.
+#[tokio::test]
+async fn the_demo_model_serving_service_sends_otlp_metrics_that_are_stored() {
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
+    let url = store::testing::fresh_database_url().await;
+    let mut cfg = Config::default();
+    cfg.database.url = url.clone();
+    cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.receivers.otlp_grpc_listen = String::new();
+    let server = RunningServer::start(cfg, ServeExtras::default())
+        .await
+        .unwrap();
+    let now = pipewatch_tests::now_ms();
+    let fault = server::demo::Fault::new(
+        server::demo::FaultKind::ErrorBurst,
+        "model_serving",
+        now - 600_000,
+    )
+    .ok();
+    server::demo::otlp::push(
+        &reqwest::Client::new(),
+        &format!("http://{}", server.addr),
+        now,
+        fault,
+    )
+    .await;
+
+    // What the sender put in the request: requests by status code and the histogram count.
+    let sent = server::demo::otlp::metrics_request(now, fault);
+    let metrics = &sent.resource_metrics[0].scope_metrics[0].metrics;
+    let mut sent_requests = Vec::new();
+    let mut sent_count = 0;
+    for m in metrics {
+        match &m.data {
+            Some(Data::Sum(s)) if m.name == "inference.requests" => {
+                for p in &s.data_points {
+                    let code = match &p.attributes[0].value.as_ref().unwrap().value {
+                        Some(
+                            opentelemetry_proto::tonic::common::v1::any_value::Value::IntValue(c),
+                        ) => c.to_string(),
+                        other => panic!("status code attribute {other:?}"),
+                    };
+                    let Some(Value::AsInt(v)) = p.value else {
+                        panic!("{p:?}")
+                    };
+                    sent_requests.push((code, v as f64));
+                }
+            }
+            Some(Data::Histogram(h)) => sent_count = h.data_points[0].count,
+            _ => {}
+        }
+    }
+    sent_requests.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(sent_requests.len(), 2);
+
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stored = |metric: &'static str, label: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (Option<String>, f64)>(
+                "SELECT s.labels->>$2, x.value FROM samples x JOIN series s ON s.id = x.series_id \
+                 WHERE s.metric = $1 AND s.labels->>'job' = 'demo/model_serving' \
+                 AND s.labels->>'instance' = 'model-serving-0' ORDER BY 1",
+            )
+            .bind(metric)
+            .bind(label)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let requests = loop {
+        let rows = stored("inference_requests_total", "http_response_status_code").await;
+        if rows.len() == 2 || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let report = server.stop().await.unwrap();
+    assert_eq!(report.samples_lost, 0);
+    let requests: Vec<(String, f64)> = requests
+        .into_iter()
+        .map(|(code, v)| (code.unwrap(), v))
+        .collect();
+    assert_eq!(requests, sent_requests);
+
+    let count = stored("inference_latency_milliseconds_count", "job").await;
+    assert_eq!(count.len(), 1);
+    assert_eq!(count[0].1, sent_count as f64);
+    let buckets = stored("inference_latency_milliseconds_bucket", "le").await;
+    assert_eq!(
+        buckets.len(),
+        server::demo::otlp::LATENCY_BOUNDS_MS.len() + 1
+    );
+    assert!(buckets
+        .iter()
+        .any(|(le, v)| le.as_deref() == Some("+Inf") && *v == sent_count as f64));
+    let null_ratio = stored("model_feature_null_ratio", "feature_set").await;
+    assert_eq!(null_ratio.len(), 1);
+    assert_eq!(null_ratio[0].0.as_deref(), Some("features_daily"));
+    let version = stored("target_info", "service_version").await;
+    assert_eq!(version[0].0.as_deref(), Some("1.4.2"));
+}

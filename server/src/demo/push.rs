@@ -91,7 +91,8 @@ pub fn export_batch(t_ms: i64, fault: Option<Fault>) -> Batch {
 }
 
 /// Pushes the export job's metrics to `base_url` (pipewatch's own HTTP address) every 15 s
-/// until `stop`. Failures are logged and the next push tries again.
+/// until `stop`, each time followed by `model_serving`'s OTLP metrics and traces
+/// ([`super::otlp::push`]). Failures are logged and the next push tries again.
 pub async fn run(base_url: String, fault: Option<Fault>, stop: CancellationToken) {
     let http = reqwest::Client::new();
     let url = format!("{base_url}/api/v1/write");
@@ -115,6 +116,7 @@ pub async fn run(base_url: String, fault: Option<Fault>, stop: CancellationToken
             }
             Err(e) => tracing::warn!(error = %e, "demo remote_write push failed"),
         }
+        super::otlp::push(&http, &base_url, crate::scrape_manager::now_ms(), fault).await;
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(PUSH_EVERY) => {}
