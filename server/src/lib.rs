@@ -5,9 +5,11 @@ pub mod api;
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod evidence_api;
 pub mod discovery;
 pub mod guard;
 pub mod ingest;
+pub mod otlp_signals;
 pub mod receivers;
 pub mod run;
 pub mod scrape_manager;
@@ -21,6 +23,7 @@ pub use state::AppState;
 pub fn app(state: AppState, site_root: std::path::PathBuf) -> axum::Router {
     let backend: std::sync::Arc<dyn app::Backend> = std::sync::Arc::new(state.clone());
     api::router(state.clone())
+        .merge(evidence_api::router(state.clone()))
         .merge(receivers::router_with_config(
             state.clone(),
             state.receivers,

@@ -183,6 +183,7 @@ async fn serve_with_db(
         database: redact_url(url),
         receivers: cfg.receivers.clone(),
         guard,
+        otlp_signals: Default::default(),
         otlp_metrics: Default::default(),
     };
     let otlp_grpc = start_otlp_grpc(&cfg.receivers, &state).await?;

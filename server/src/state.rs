@@ -20,6 +20,8 @@ pub struct AppState {
     pub receivers: crate::config::ReceiversConfig,
     /// Bearer tokens and series limits shared by every push receiver.
     pub guard: Arc<crate::guard::Guard>,
+    /// Running totals of the series derived from OTLP traces and logs, and how evidence is kept.
+    pub otlp_signals: Arc<crate::otlp_signals::SignalState>,
     /// Running totals of OTLP delta metrics (see `collectors::otlp::metrics`); lost on restart,
     /// which readers see as a counter reset.
     pub otlp_metrics: Arc<std::sync::Mutex<collectors::otlp::metrics::DeltaAccumulator>>,

@@ -1,0 +1,129 @@
+//! `GET /api/v1/evidence/spans` and `GET /api/v1/evidence/logs`: the recent failed/slow spans
+//! and warning/error log records kept from OTLP traces and logs, newest first.
+//!
+//! Query parameters, all optional: `service` (exact `service.name`), `kind` (`error` or
+//! `slow` for spans; `WARN`, `ERROR`, `FATAL`... for logs) and `limit` (1 to 1000, default
+//! 100). Responses use the API's `{"status":"success","data":[...]}` shape; a bad parameter
+//! gets 400 naming it and the values it takes.
+
+use crate::api::ApiError;
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use store::evidence::{EvidenceQuery, MAX_EVIDENCE_LIMIT};
+
+const DEFAULT_LIMIT: i64 = 100;
+const SPAN_KINDS: [&str; 2] = ["error", "slow"];
+const LOG_KINDS: [&str; 7] = [
+    "TRACE",
+    "DEBUG",
+    "INFO",
+    "WARN",
+    "ERROR",
+    "FATAL",
+    "UNSPECIFIED",
+];
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/evidence/spans", get(spans))
+        .route("/api/v1/evidence/logs", get(logs))
+        .with_state(state)
+}
+
+fn query(params: &HashMap<String, String>, kinds: &[&str]) -> Result<EvidenceQuery, ApiError> {
+    if let Some(k) = params
+        .keys()
+        .find(|k| !["service", "kind", "limit"].contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_data(format!(
+            "unknown parameter {k:?}; use service, kind and limit"
+        )));
+    }
+    let limit = match params.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if (1..=MAX_EVIDENCE_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_data(format!(
+                    "limit {v:?} is not a whole number from 1 to {MAX_EVIDENCE_LIMIT}"
+                )))
+            }
+        },
+    };
+    let kind = match params.get("kind") {
+        None => None,
+        Some(k) if kinds.contains(&k.as_str()) => Some(k.clone()),
+        Some(k) => {
+            return Err(ApiError::bad_data(format!(
+                "kind {k:?} is not one of {}",
+                kinds.join(", ")
+            )))
+        }
+    };
+    Ok(EvidenceQuery {
+        service: params.get("service").filter(|s| !s.is_empty()).cloned(),
+        kind,
+        limit,
+    })
+}
+
+async fn spans(
+    State(st): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let q = query(&params, &SPAN_KINDS)?;
+    let rows = st.store.recent_span_evidence(&q).await?;
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            let e = r.evidence;
+            json!({
+                "id": r.id,
+                "received_at_ms": r.received_at_ms,
+                "service": e.service,
+                "kind": e.reason,
+                "trace_id": e.trace_id,
+                "span_id": e.span_id,
+                "span_name": e.span_name,
+                "span_kind": e.span_kind,
+                "status_code": e.status_code,
+                "status_message": e.status_message,
+                "start_time_unix_nano": e.start_unix_nano,
+                "duration_seconds": e.duration_seconds,
+                "detail": e.detail,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"status": "success", "data": data})))
+}
+
+async fn logs(
+    State(st): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let q = query(&params, &LOG_KINDS)?;
+    let rows = st.store.recent_log_evidence(&q).await?;
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            let e = r.evidence;
+            json!({
+                "id": r.id,
+                "received_at_ms": r.received_at_ms,
+                "service": e.service,
+                "kind": e.severity,
+                "severity_number": e.severity_number,
+                "time_unix_nano": e.time_unix_nano,
+                "trace_id": e.trace_id,
+                "span_id": e.span_id,
+                "body": e.body,
+                "detail": e.detail,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"status": "success", "data": data})))
+}

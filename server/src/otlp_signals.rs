@@ -1,0 +1,233 @@
+//! What the OTLP receivers (HTTP and gRPC) do with traces and logs once a request is decoded:
+//! derive the series and evidence with `collectors::otlp::{traces, logs}`, store the evidence,
+//! enqueue the series.
+//!
+//! The order makes a sender's retry safe. Evidence is stored first; its inserts are
+//! idempotent (a span or record already stored is skipped), so a request that later fails is
+//! stored once when retried. Then the cumulative series are prepared from the running totals
+//! in [`SignalState`], pushed with [`ReceiverState::push`], and the new totals committed only
+//! when the queue took the batch: a 503 for a full queue leaves the totals as they were, and
+//! the retried request counts once.
+//!
+//! When the database cannot take the evidence, the request gets 503 with `Retry-After`
+//! (OTLP exporters retry it) and nothing is counted; requests without failed, slow or
+//! warning-level items never touch the database here and are unaffected.
+
+use crate::receivers::{ReceiverError, ReceiverState};
+use axum::http::StatusCode;
+use collectors::otlp::logs::{self, LogCountAccumulator, LogDeriveConfig};
+use collectors::otlp::traces::{self, SpanDeriveConfig, SpanMetricsAccumulator};
+use collectors::otlp::{ExportLogsServiceRequest, ExportTraceServiceRequest};
+use std::sync::{Mutex, MutexGuard};
+use store::evidence::{NewLogEvidence, NewSpanEvidence};
+
+/// Name of the receiver in self-metrics and messages (shared with the OTLP metrics path).
+pub const RECEIVER: &str = "otlp";
+
+/// How traces and logs are reduced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalConfig {
+    pub spans: SpanDeriveConfig,
+    pub logs: LogDeriveConfig,
+    /// Evidence rows kept per service and kind (`error`/`slow` spans; `WARN`/`ERROR`/`FATAL`
+    /// records); older ones are deleted as new ones arrive.
+    pub evidence_per_service_and_kind: usize,
+    /// Most derived series tracked per signal; spans/records of further new series are
+    /// refused (reported as a partial success) rather than growing memory without bound.
+    pub max_series: usize,
+}
+
+impl Default for SignalConfig {
+    fn default() -> Self {
+        Self {
+            spans: SpanDeriveConfig::default(),
+            logs: LogDeriveConfig::default(),
+            evidence_per_service_and_kind: 100,
+            max_series: 10_000,
+        }
+    }
+}
+
+/// Running totals of the derived series; lost on restart, which readers see as a counter
+/// reset (Prometheus' `rate()` handles that).
+#[derive(Debug)]
+pub struct SignalState {
+    pub config: SignalConfig,
+    spans: Mutex<SpanMetricsAccumulator>,
+    logs: Mutex<LogCountAccumulator>,
+}
+
+impl Default for SignalState {
+    fn default() -> Self {
+        Self::new(SignalConfig::default())
+    }
+}
+
+impl SignalState {
+    pub fn new(config: SignalConfig) -> Self {
+        Self {
+            spans: Mutex::new(SpanMetricsAccumulator::new(
+                traces::DEFAULT_DURATION_BUCKETS.to_vec(),
+                config.max_series,
+            )),
+            logs: Mutex::new(LogCountAccumulator::new(config.max_series)),
+            config,
+        }
+    }
+}
+
+/// What an accepted request yielded; `rejected`/`message` become the OTLP partial success.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignalIngest {
+    /// Spans or log records in the request.
+    pub received: usize,
+    /// Evidence rows newly stored (a retry stores none).
+    pub evidence_stored: u64,
+    /// Spans/records not counted because their series would pass `max_series`.
+    pub rejected: i64,
+    /// Why, for the sender's log; empty when nothing was rejected.
+    pub message: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn evidence_unavailable(e: store::StoreError) -> ReceiverError {
+    tracing::warn!(error = %e, "storing OTLP evidence failed");
+    ReceiverError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: format!("the database could not store the request's evidence: {e}; retry later"),
+        retry_after: Some(5),
+    }
+}
+
+/// Pushes a prepared batch and tells whether the queue took (the admitted part of) it, so
+/// the caller knows whether to commit the running totals.
+fn push_then(
+    st: &ReceiverState,
+    batch: model::Batch,
+    commit: impl FnOnce(),
+) -> Result<(), ReceiverError> {
+    if batch.is_empty() {
+        commit();
+        return Ok(());
+    }
+    match st.push(RECEIVER, batch) {
+        Ok(()) => {
+            commit();
+            Ok(())
+        }
+        // Refused by a series limit: the admitted series are queued, the sender will not
+        // retry a 400, so the totals move on.
+        Err(e) if e.status == StatusCode::BAD_REQUEST => {
+            commit();
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Derives span series and evidence from one request, stores the evidence and enqueues the
+/// series.
+pub async fn ingest_traces(
+    st: &ReceiverState,
+    req: &ExportTraceServiceRequest,
+) -> Result<SignalIngest, ReceiverError> {
+    let sig = &st.app.otlp_signals;
+    let derived = traces::derive_traces(req, &sig.config.spans);
+    let rows: Vec<NewSpanEvidence> = derived
+        .evidence
+        .iter()
+        .map(|e| NewSpanEvidence {
+            service: e.service_name.clone(),
+            reason: e.reason.as_str().to_string(),
+            trace_id: e.trace_id.clone(),
+            span_id: e.span_id.clone(),
+            span_name: e.name.clone(),
+            span_kind: e.kind.clone(),
+            status_code: e.status_code.clone(),
+            status_message: e.status_message.clone(),
+            start_unix_nano: i64::try_from(e.start_time_unix_nano).unwrap_or(i64::MAX),
+            duration_seconds: e.duration_seconds(),
+            detail: e.to_json(),
+        })
+        .collect();
+    let stored = st
+        .app
+        .store
+        .insert_span_evidence(&rows, sig.config.evidence_per_service_and_kind)
+        .await
+        .map_err(evidence_unavailable)?;
+    if derived.evidence_dropped > 0 {
+        tracing::debug!(
+            dropped = derived.evidence_dropped,
+            "failed/slow spans beyond the per-request evidence cap"
+        );
+    }
+    let mut acc = lock(&sig.spans);
+    let (batch, pending) = acc.prepare(&derived.observations, crate::scrape_manager::now_ms());
+    let refused = pending.refused_observations;
+    push_then(st, batch, || acc.commit(pending))?;
+    Ok(SignalIngest {
+        received: derived.observations.len(),
+        evidence_stored: stored.inserted,
+        rejected: refused as i64,
+        message: if refused > 0 {
+            format!(
+                "{refused} span(s) not counted: more than {} (service, span name, kind, status) series; reduce span-name cardinality (use route templates, not ids)",
+                sig.config.max_series
+            )
+        } else {
+            String::new()
+        },
+    })
+}
+
+/// Derives log counts and evidence from one request, stores the evidence and enqueues the
+/// counts.
+pub async fn ingest_logs(
+    st: &ReceiverState,
+    req: &ExportLogsServiceRequest,
+) -> Result<SignalIngest, ReceiverError> {
+    let sig = &st.app.otlp_signals;
+    let derived = logs::derive_logs(req, &sig.config.logs);
+    let rows: Vec<NewLogEvidence> = derived
+        .evidence
+        .iter()
+        .map(|e| NewLogEvidence {
+            service: e.service_name.clone(),
+            severity: e.severity.to_string(),
+            severity_number: e.severity_number,
+            time_unix_nano: i64::try_from(e.time_unix_nano).unwrap_or(i64::MAX),
+            trace_id: e.trace_id.clone(),
+            span_id: e.span_id.clone(),
+            body: e.body.clone(),
+            detail: e.to_json(),
+        })
+        .collect();
+    let stored = st
+        .app
+        .store
+        .insert_log_evidence(&rows, sig.config.evidence_per_service_and_kind)
+        .await
+        .map_err(evidence_unavailable)?;
+    let received = derived.counts.iter().map(|(_, n)| *n as usize).sum();
+    let mut acc = lock(&sig.logs);
+    let (batch, pending) = acc.prepare(&derived.counts, crate::scrape_manager::now_ms());
+    let refused = pending.refused_records;
+    push_then(st, batch, || acc.commit(pending))?;
+    Ok(SignalIngest {
+        received,
+        evidence_stored: stored.inserted,
+        rejected: refused as i64,
+        message: if refused > 0 {
+            format!(
+                "{refused} log record(s) not counted: more than {} (service, severity) series",
+                sig.config.max_series
+            )
+        } else {
+            String::new()
+        },
+    })
+}
