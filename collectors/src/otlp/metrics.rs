@@ -582,9 +582,9 @@ impl Mapper<'_> {
                 // Changed bounds start the series again (a counter reset to readers).
                 if *bounds == p.explicit_bounds && c0.len() == counts.len() {
                     for (c, prev) in counts.iter_mut().zip(c0) {
-                        *c += prev;
+                        *c = c.saturating_add(*prev);
                     }
-                    count += n0;
+                    count = count.saturating_add(*n0);
                     sum = Some(sum.unwrap_or(0.0) + s0);
                 }
             }
@@ -607,7 +607,7 @@ impl Mapper<'_> {
                 .iter()
                 .zip(&counts)
                 .map(|(b, c)| {
-                    cum += c;
+                    cum = u64::saturating_add(cum, *c);
                     (*b, cum)
                 })
                 .collect()
@@ -689,6 +689,23 @@ impl Mapper<'_> {
             );
             return None;
         }
+        // Indexes past what any float64 can fall in would make the `le` grid (one bucket per
+        // index between the lowest and highest populated) arbitrarily long.
+        let limit = max_bucket_index(p.scale);
+        for b in [&p.positive, &p.negative].into_iter().flatten() {
+            let lo = i64::from(b.offset);
+            let hi = lo + b.bucket_counts.len() as i64;
+            if lo < -limit || hi > limit {
+                self.out.reject(
+                    1,
+                    format!(
+                        "metric {metric:?}: exponential histogram buckets {lo}..{hi} at scale {} lie beyond any float64 value (|index| <= {limit})",
+                        p.scale
+                    ),
+                );
+                return None;
+            }
+        }
         let labels = point_labels(&p.attributes, scope, job, instance);
         let mut hist = ExpHistogram::from_point(p);
         hist.downscale_to(EXPONENTIAL_TARGET_SCALE);
@@ -712,6 +729,17 @@ impl Mapper<'_> {
         self.emit_histogram(name, labels, ts, &buckets, hist.count, hist.sum);
         self.out.accepted_points += 1;
         Some(ts)
+    }
+}
+
+/// The largest bucket index a float64 can land in at `scale` (2^1024 is past the largest
+/// double, 2^-1075 below the smallest subnormal).
+fn max_bucket_index(scale: i32) -> i64 {
+    const EXPONENT_SPAN: i64 = 1076;
+    if scale >= 0 {
+        EXPONENT_SPAN << scale
+    } else {
+        (EXPONENT_SPAN >> -scale) + 1
     }
 }
 
@@ -761,7 +789,8 @@ impl ExpHistogram {
         for side in [&mut self.positive, &mut self.negative] {
             let mut merged = BTreeMap::new();
             for (i, c) in std::mem::take(side) {
-                *merged.entry(i >> shift).or_insert(0) += c;
+                let m = merged.entry(i >> shift).or_insert(0u64);
+                *m = m.saturating_add(c);
             }
             *side = merged;
         }
@@ -778,12 +807,13 @@ impl ExpHistogram {
             (&mut self.negative, other.negative),
         ] {
             for (i, c) in theirs {
-                *mine.entry(i).or_insert(0) += c;
+                let m = mine.entry(i).or_insert(0);
+                *m = m.saturating_add(c);
             }
         }
-        self.zero_count += other.zero_count;
+        self.zero_count = self.zero_count.saturating_add(other.zero_count);
         self.zero_threshold = self.zero_threshold.max(other.zero_threshold);
-        self.count += other.count;
+        self.count = self.count.saturating_add(other.count);
         self.sum = match (self.sum, other.sum) {
             (None, None) => None,
             (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
@@ -808,18 +838,18 @@ impl ExpHistogram {
             // Bucket i holds values in [-bound(i+1), -bound(i)); walking from the most
             // negative, `le = -bound(i)` has counted every bucket with index >= i.
             for i in (lo..=hi).rev() {
-                cum += self.negative.get(&i).copied().unwrap_or(0);
+                cum = u64::saturating_add(cum, self.negative.get(&i).copied().unwrap_or(0));
                 out.push((-self.bound(i), cum));
             }
         }
-        cum += self.zero_count;
+        cum = u64::saturating_add(cum, self.zero_count);
         out.push((self.zero_threshold, cum));
         if let (Some((&lo, _)), Some((&hi, _))) = (
             self.positive.first_key_value(),
             self.positive.last_key_value(),
         ) {
             for i in lo..=hi {
-                cum += self.positive.get(&i).copied().unwrap_or(0);
+                cum = u64::saturating_add(cum, self.positive.get(&i).copied().unwrap_or(0));
                 out.push((self.bound(i + 1), cum));
             }
         }
