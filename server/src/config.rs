@@ -375,7 +375,6 @@ fn default_http_sd_refresh() -> Duration {
     Duration::from_secs(60)
 }
 
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticConfig {
