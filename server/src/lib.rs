@@ -9,6 +9,7 @@ pub mod evidence_api;
 pub mod discovery;
 pub mod guard;
 pub mod ingest;
+pub mod lineage_api;
 pub mod otlp_signals;
 pub mod receivers;
 pub mod run;
@@ -23,6 +24,7 @@ pub use state::AppState;
 pub fn app(state: AppState, site_root: std::path::PathBuf) -> axum::Router {
     let backend: std::sync::Arc<dyn app::Backend> = std::sync::Arc::new(state.clone());
     api::router(state.clone())
+        .merge(lineage_api::router(state.clone()))
         .merge(evidence_api::router(state.clone()))
         .merge(receivers::router_with_config(
             state.clone(),

@@ -7,6 +7,8 @@
 //!
 //! [`IngestQueue`]: crate::ingest::IngestQueue
 
+pub mod alertmanager;
+pub mod lineage;
 pub mod otlp;
 pub mod otlp_grpc;
 pub mod remote_write;
@@ -153,6 +155,8 @@ pub fn router_with_config(state: AppState, config: ReceiversConfig) -> Router {
     };
     Router::new()
         .route("/api/v1/write", post(remote_write::write))
+        .route("/api/v1/lineage", post(lineage::post))
+        .route("/api/v2/alerts", post(alertmanager::post))
         .route("/v1/metrics", post(otlp::metrics))
         .route("/v1/traces", post(otlp::traces))
         .route("/v1/logs", post(otlp::logs))
