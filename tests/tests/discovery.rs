@@ -233,7 +233,7 @@ relabel_configs = [
         t.len() == 1 && t[0]["discovery_error"].is_string()
     })
     .await;
-    assert_eq!(instances(&ts), [z2.clone()]);
+    assert_eq!(instances(&ts), std::slice::from_ref(&z2));
     let err = ts[0]["discovery_error"].as_str().unwrap();
     assert!(
         err.contains("targets.json") && err.contains("not a JSON list"),
@@ -353,7 +353,7 @@ relabel_configs = [{{ regex = "__meta_(datacenter)", action = "labelmap" }}]
                 .is_some_and(|e| e.contains("500"))
     })
     .await;
-    assert_eq!(instances(&ts), [z2.clone()]);
+    assert_eq!(instances(&ts), std::slice::from_ref(&z2));
     let before = ts[0]["last_scrape"].as_i64().unwrap();
     // ...and it is still scraped.
     wait_targets(addr, "httpsd", 10, "zoo2 scraped again", |t| {

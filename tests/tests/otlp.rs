@@ -682,3 +682,88 @@ async fn python_sdk_metrics_over_grpc_are_stored_as_sent() {
     let _ = stop.send(());
     assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
 }
+
+/// The captured traces and logs, over HTTP and then the traces again over gRPC: the span
+/// series count both exports, the failed span and the WARN/ERROR records are kept as evidence
+/// once (the same spans resent are not a second piece of evidence).
+#[tokio::test]
+async fn traces_and_logs_become_series_and_evidence_over_http_and_grpc() {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    let (st, _writers, url) = pipewatch_tests::state(100_000).await;
+    let app = server::app(st.clone(), std::env::temp_dir());
+    for (path, file) in [
+        ("/v1/traces", "http-protobuf/05-traces.pb"),
+        ("/v1/logs", "http-protobuf/06-logs.pb"),
+    ] {
+        let a = post(&app, path, PB, fixture(file)).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text());
+    }
+    let (addr, _stop) = start_grpc(&st).await;
+    let mut client = TraceServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let req =
+        ExportTraceServiceRequest::decode(&fixture("http-protobuf/05-traces.pb")[..]).unwrap();
+    client.export(req).await.expect("gRPC traces export");
+    wait_until_drained(&st).await;
+
+    let rows = latest(&url).await;
+    let job = ("job", "pipewatch-fixtures/orders-etl");
+    let calls = |span: &str, status: &str| {
+        value_of(
+            &rows,
+            "traces_span_metrics_calls_total",
+            &[job, ("span_name", span), ("status_code", status)],
+        )
+    };
+    assert_eq!(calls("load", "STATUS_CODE_ERROR"), Some(2.0));
+    assert_eq!(calls("ingest-batch", "STATUS_CODE_UNSET"), Some(2.0));
+    assert_eq!(calls("retry-load", "STATUS_CODE_OK"), Some(2.0));
+    assert_eq!(
+        value_of(
+            &rows,
+            "traces_span_metrics_duration_seconds_count",
+            &[job, ("span_name", "extract")]
+        ),
+        Some(2.0)
+    );
+    for (severity, n) in [("DEBUG", 1.0), ("INFO", 1.0), ("WARN", 1.0), ("ERROR", 1.0)] {
+        assert_eq!(
+            value_of(
+                &rows,
+                "otel_log_records_total",
+                &[job, ("severity", severity)]
+            ),
+            Some(n),
+            "{severity}"
+        );
+    }
+
+    let evidence = |path: &'static str| {
+        let app = app.clone();
+        async move {
+            let resp = app
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            serde_json::from_slice::<Value>(&body).unwrap()
+        }
+    };
+    let spans = evidence("/api/v1/evidence/spans").await;
+    let failed: Vec<&Value> = spans["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["span_name"] == "load")
+        .collect();
+    assert_eq!(failed.len(), 1, "{spans}");
+    assert_eq!(failed[0]["status_message"], "constraint violation");
+    let logs = evidence("/api/v1/evidence/logs").await.to_string();
+    assert!(
+        logs.contains("pipewatch.schema.drift") || logs.contains("schema"),
+        "{logs}"
+    );
+}

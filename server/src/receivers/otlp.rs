@@ -19,9 +19,9 @@
 //! are committed only once the batch is in the queue, so a refused request that the sender
 //! retries is not counted twice.
 //!
-//! Traces and logs are decoded and validated, then acknowledged with nothing stored: the
-//! series and evidence derived from them are built by `collectors::otlp::traces` and
-//! `collectors::otlp::logs` and are wired in by [`traces_received`] and [`logs_received`].
+//! Traces become spanmetrics-style request/error/duration series plus failed and slow span
+//! evidence, logs become counts by severity plus WARN+ record evidence ([`traces_received`],
+//! [`logs_received`], built on `collectors::otlp::{traces, logs}` and [`crate::otlp_signals`]).
 
 use super::{ReceiverError, ReceiverState};
 use axum::body::Body;
@@ -120,65 +120,73 @@ pub fn ingest_metrics(
     }
 }
 
-/// Acknowledges a validated traces request. The derived span series and evidence are not
-/// stored by this receiver yet; the request is logged at debug level so an operator can see
-/// spans arrive.
-pub fn traces_received(
-    _st: &ReceiverState,
+/// Derives span series and stores failed/slow span evidence ([`crate::otlp_signals`]).
+pub async fn traces_received(
+    st: &ReceiverState,
     req: &ExportTraceServiceRequest,
 ) -> Result<PartialSuccess, ReceiverError> {
-    let spans: usize = req
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
-        .sum();
-    tracing::debug!(
-        spans,
-        "OTLP traces accepted; nothing stored (span-derived series are not wired in)"
-    );
-    Ok(PartialSuccess::default())
+    let r = crate::otlp_signals::ingest_traces(st, req).await?;
+    Ok(PartialSuccess {
+        rejected: r.rejected,
+        message: r.message,
+    })
 }
 
-/// Acknowledges a validated logs request; as [`traces_received`], nothing is stored yet.
-pub fn logs_received(
-    _st: &ReceiverState,
+/// Counts log records by severity and stores WARN+ records as evidence
+/// ([`crate::otlp_signals`]).
+pub async fn logs_received(
+    st: &ReceiverState,
     req: &ExportLogsServiceRequest,
 ) -> Result<PartialSuccess, ReceiverError> {
-    let records: usize = req
-        .resource_logs
-        .iter()
-        .flat_map(|r| &r.scope_logs)
-        .map(|s| s.log_records.len())
-        .sum();
-    tracing::debug!(
-        records,
-        "OTLP logs accepted; nothing stored (log-derived series are not wired in)"
-    );
-    Ok(PartialSuccess::default())
+    let r = crate::otlp_signals::ingest_logs(st, req).await?;
+    Ok(PartialSuccess {
+        rejected: r.rejected,
+        message: r.message,
+    })
+}
+
+/// How each signal's decoded request is stored; shared by HTTP and gRPC.
+pub trait Ingest: ExportRequest + Sized {
+    fn ingest(
+        st: &ReceiverState,
+        req: &Self,
+    ) -> impl std::future::Future<Output = Result<PartialSuccess, ReceiverError>> + Send;
+}
+
+impl Ingest for ExportMetricsServiceRequest {
+    async fn ingest(st: &ReceiverState, req: &Self) -> Result<PartialSuccess, ReceiverError> {
+        ingest_metrics(st, req)
+    }
+}
+
+impl Ingest for ExportTraceServiceRequest {
+    async fn ingest(st: &ReceiverState, req: &Self) -> Result<PartialSuccess, ReceiverError> {
+        traces_received(st, req).await
+    }
+}
+
+impl Ingest for ExportLogsServiceRequest {
+    async fn ingest(st: &ReceiverState, req: &Self) -> Result<PartialSuccess, ReceiverError> {
+        logs_received(st, req).await
+    }
 }
 
 /// `POST /v1/metrics`
 pub async fn metrics(State(st): State<ReceiverState>, headers: HeaderMap, body: Body) -> Response {
-    export::<ExportMetricsServiceRequest>(&st, &headers, body, ingest_metrics).await
+    export::<ExportMetricsServiceRequest>(&st, &headers, body).await
 }
 
 /// `POST /v1/traces`
 pub async fn traces(State(st): State<ReceiverState>, headers: HeaderMap, body: Body) -> Response {
-    export::<ExportTraceServiceRequest>(&st, &headers, body, traces_received).await
+    export::<ExportTraceServiceRequest>(&st, &headers, body).await
 }
 
 /// `POST /v1/logs`
 pub async fn logs(State(st): State<ReceiverState>, headers: HeaderMap, body: Body) -> Response {
-    export::<ExportLogsServiceRequest>(&st, &headers, body, logs_received).await
+    export::<ExportLogsServiceRequest>(&st, &headers, body).await
 }
 
-async fn export<T: ExportRequest>(
-    st: &ReceiverState,
-    headers: &HeaderMap,
-    body: Body,
-    ingest: fn(&ReceiverState, &T) -> Result<PartialSuccess, ReceiverError>,
-) -> Response {
+async fn export<T: Ingest>(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Response {
     let encoding = match content_type(headers) {
         Ok(e) => e,
         Err(e) => return refuse(st, e, None),
@@ -199,7 +207,7 @@ async fn export<T: ExportRequest>(
             ),
             e => ReceiverError::bad_request(e.to_string()),
         })?;
-        ingest(st, &req)
+        T::ingest(st, &req).await
     }
     .await;
     match result {

@@ -17,9 +17,7 @@
 //!
 //! Gzip-compressed messages are accepted (`grpc-encoding: gzip`).
 
-use super::otlp::{
-    grpc_code, ingest_metrics, logs_received, traces_received, PartialSuccess, ProtoAny, RpcStatus,
-};
+use super::otlp::{grpc_code, Ingest, PartialSuccess, ProtoAny, RpcStatus};
 use super::{ReceiverError, ReceiverState};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     logs_service_server::{LogsService, LogsServiceServer},
@@ -128,13 +126,9 @@ impl OtlpGrpc {
         Self { st }
     }
 
-    fn run<T>(
-        &self,
-        req: Request<T>,
-        ingest: fn(&ReceiverState, &T) -> Result<PartialSuccess, ReceiverError>,
-    ) -> Result<PartialSuccess, Status> {
+    async fn run<T: Ingest>(&self, req: Request<T>) -> Result<PartialSuccess, Status> {
         check_auth(&self.st, req.metadata())?;
-        match ingest(&self.st, req.get_ref()) {
+        match T::ingest(&self.st, req.get_ref()).await {
             Ok(p) => {
                 self.st.app.metrics.receiver_answered(
                     RECEIVER,
@@ -161,7 +155,7 @@ impl MetricsService for OtlpGrpc {
         &self,
         req: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let p = self.run(req, ingest_metrics)?;
+        let p = self.run(req).await?;
         Ok(Response::new(ExportMetricsServiceResponse {
             partial_success: partial(p, |rejected_data_points, error_message| {
                 ExportMetricsPartialSuccess {
@@ -179,7 +173,7 @@ impl TraceService for OtlpGrpc {
         &self,
         req: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let p = self.run(req, traces_received)?;
+        let p = self.run(req).await?;
         Ok(Response::new(ExportTraceServiceResponse {
             partial_success: partial(p, |rejected_spans, error_message| {
                 ExportTracePartialSuccess {
@@ -197,7 +191,7 @@ impl LogsService for OtlpGrpc {
         &self,
         req: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let p = self.run(req, logs_received)?;
+        let p = self.run(req).await?;
         Ok(Response::new(ExportLogsServiceResponse {
             partial_success: partial(p, |rejected_log_records, error_message| {
                 ExportLogsPartialSuccess {
