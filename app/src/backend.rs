@@ -16,4 +16,18 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Vec<model::RangeSeries>, String>;
     async fn targets(&self) -> Vec<model::TargetHealth>;
     async fn status(&self) -> Result<model::StatusInfo, String>;
+    /// Data-quality datasets with the latest status of their checks, worst first. The default
+    /// says the backend keeps no data-quality results.
+    async fn dq_datasets(&self) -> Result<Vec<crate::quality::DqDatasetRow>, String> {
+        Err("this backend keeps no data-quality results".into())
+    }
+    /// The checks of `dataset` with their last `last_n` runs, oldest first.
+    async fn dq_checks(
+        &self,
+        dataset: &str,
+        last_n: u32,
+    ) -> Result<Vec<crate::quality::DqCheckRow>, String> {
+        let _ = (dataset, last_n);
+        Err("this backend keeps no data-quality results".into())
+    }
 }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod backend;
 pub mod chart;
 pub mod explore;
+pub mod quality;
 pub mod range;
 pub mod status;
 pub mod targets;
@@ -52,6 +53,7 @@ pub fn App() -> impl IntoView {
                 <nav class="nav">
                     <A href="/explore">"Explore"</A>
                     <A href="/targets">"Targets"</A>
+                    <A href="/quality">"Data quality"</A>
                     <A href="/status">"Status"</A>
                 </nav>
             </header>
@@ -63,6 +65,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/explore") view=explore::ExplorePage ssr=SsrMode::Async/>
                     <Route path=path!("/targets") view=targets::TargetsPage ssr=SsrMode::Async/>
                     <Route path=path!("/status") view=status::StatusPage ssr=SsrMode::Async/>
+                    <Route path=path!("/quality") view=quality::QualityPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -114,8 +114,9 @@ pub struct CheckRun {
     /// Table, model, source or data asset the check looked at.
     pub dataset: String,
     pub column: Option<String>,
-    /// Stable identity of the check within its tool (GX type + kwargs, dbt unique_id, Soda
-    /// identity).
+    /// Stable identity of the check within its tool, the same in every run: GX 1.x type +
+    /// expectation id (0.18: type + kwargs, with parameter-resolved values named by their
+    /// parameter), dbt unique_id, Soda identity.
     pub check_id: String,
     /// Human name: GX expectation type, dbt node name, Soda check name.
     pub check_name: String,

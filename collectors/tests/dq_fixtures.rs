@@ -485,3 +485,23 @@ fn detection_picks_the_tool_of_every_result_file() {
         assert_eq!(report.tool, want, "{file}");
     }
 }
+
+#[test]
+fn a_gx_check_keeps_its_identity_across_runs_whose_parameters_differ() {
+    // freshness_cutoff resolves to a different min_value each day (README), yet it is one
+    // check with a history.
+    for v in ["gx1", "gx018"] {
+        let ids = |n: &str| {
+            let mut ids: Vec<String> = parse_gx(&read(&format!("{v}/validation_result_{n}.json")))
+                .unwrap()
+                .checks
+                .into_iter()
+                .map(|c| c.check_id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids("01"), ids("02"), "{v}");
+        assert_eq!(ids("01").len(), 8, "{v}");
+    }
+}

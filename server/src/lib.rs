@@ -8,6 +8,7 @@ pub mod demo;
 pub mod evidence_api;
 pub mod discovery;
 pub mod guard;
+pub mod import;
 pub mod ingest;
 pub mod lineage_api;
 pub mod otlp_signals;
@@ -25,6 +26,7 @@ pub fn app(state: AppState, site_root: std::path::PathBuf) -> axum::Router {
     let backend: std::sync::Arc<dyn app::Backend> = std::sync::Arc::new(state.clone());
     api::router(state.clone())
         .merge(lineage_api::router(state.clone()))
+        .merge(receivers::dq::read_router(state.clone()))
         .merge(evidence_api::router(state.clone()))
         .merge(receivers::router_with_config(
             state.clone(),

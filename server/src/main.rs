@@ -41,6 +41,26 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Send data-quality results (Great Expectations, dbt, Soda JSON) to a running pipewatch.
+    Import {
+        /// Result files: GX validation/checkpoint results, dbt run_results.json or sources.json, Soda scan results.
+        files: Vec<PathBuf>,
+        /// The tool that wrote the files; recognised from their JSON when left out.
+        #[arg(long, value_parser = ["gx", "dbt", "soda"])]
+        tool: Option<String>,
+        /// dbt manifest.json, to map tests to the models and columns they check.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// dbt sources.json from `dbt source freshness`.
+        #[arg(long)]
+        sources: Option<PathBuf>,
+        /// The running pipewatch.
+        #[arg(long, default_value = "http://127.0.0.1:9090")]
+        url: String,
+        /// Bearer token for the `dq` receiver, when the server requires one.
+        #[arg(long, env = "PIPEWATCH_TOKEN")]
+        token: Option<String>,
+    },
     /// End-to-end benchmarks that print ratios against an anchor run in the same process.
     Bench {
         #[command(subcommand)]
@@ -93,6 +113,35 @@ async fn main() {
 
 async fn run() -> Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Import {
+        files,
+        tool,
+        manifest,
+        sources,
+        url,
+        token,
+    }) = &cli.command
+    {
+        let (files, manifest, sources, url, token) = (
+            files.clone(),
+            manifest.clone(),
+            sources.clone(),
+            url.clone(),
+            token.clone(),
+        );
+        let args = server::import::ImportArgs {
+            files,
+            tool: tool.as_deref().and_then(collectors::dq::Tool::parse),
+            manifest,
+            sources,
+            url,
+            token,
+        };
+        for (file, summary) in server::import::run(&args).await? {
+            println!("{}", server::import::describe(&file, &summary));
+        }
+        return Ok(());
+    }
     let cfg = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -182,6 +231,8 @@ async fn run() -> Result<()> {
                 report.samples_lost
             );
         }
+        // Sent to a running server before any config is loaded (above).
+        Command::Import { .. } => {}
         Command::Migrate => {
             let db = server::run::Database::open(&cfg).await?;
             let r = store::Store::migrate(&db.url).await;

@@ -8,6 +8,7 @@
 //! [`IngestQueue`]: crate::ingest::IngestQueue
 
 pub mod alertmanager;
+pub mod dq;
 pub mod lineage;
 pub mod otlp;
 pub mod otlp_grpc;
@@ -155,6 +156,7 @@ pub fn router_with_config(state: AppState, config: ReceiversConfig) -> Router {
     };
     Router::new()
         .route("/api/v1/write", post(remote_write::write))
+        .route("/api/v1/dq/{tool}", post(dq::post))
         .route("/api/v1/lineage", post(lineage::post))
         .route("/api/v2/alerts", post(alertmanager::post))
         .route("/v1/metrics", post(otlp::metrics))

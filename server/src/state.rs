@@ -85,4 +85,59 @@ impl app::Backend for AppState {
     async fn status(&self) -> Result<StatusInfo, String> {
         self.status_info().await.map_err(|e| e.to_string())
     }
+
+    async fn dq_datasets(&self) -> Result<Vec<app::quality::DqDatasetRow>, String> {
+        let rows = self.store.dq_datasets().await.map_err(|e| e.to_string())?;
+        Ok(rows
+            .into_iter()
+            .map(|d| app::quality::DqDatasetRow {
+                dataset: d.dataset,
+                checks: d.checks,
+                pass: d.pass,
+                warn: d.warn,
+                fail: d.fail,
+                error: d.error,
+                skipped: d.skipped,
+                status: d.status,
+                pass_ratio: d.pass_ratio,
+                last_run_ms: d.last_run_ms,
+                tools: d.tools,
+            })
+            .collect())
+    }
+
+    async fn dq_checks(
+        &self,
+        dataset: &str,
+        last_n: u32,
+    ) -> Result<Vec<app::quality::DqCheckRow>, String> {
+        let rows = self
+            .store
+            .dq_checks(dataset, last_n)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(rows
+            .into_iter()
+            .map(|c| app::quality::DqCheckRow {
+                tool: c.tool,
+                suite: c.suite,
+                dataset: c.dataset,
+                check_name: c.check_name,
+                check_type: c.check_type,
+                column: c.column,
+                expected: c.expected,
+                runs: c
+                    .runs
+                    .into_iter()
+                    .map(|r| app::quality::DqRunCell {
+                        run_time_ms: r.run_time_ms,
+                        status: r.status,
+                        observed_value: r.observed_value,
+                        observed_raw: r.observed_raw,
+                        message: r.message,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
 }

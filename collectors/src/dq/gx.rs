@@ -142,6 +142,10 @@ fn validation_result(vr: &Value, outer: &RunInfo, out: &mut Vec<CheckRun>) -> Re
             .cloned()
             .unwrap_or(Value::Object(Map::new()));
         let severity = cfg.get("severity").and_then(Value::as_str);
+        let params = vr
+            .get("evaluation_parameters")
+            .or_else(|| vr.get("suite_parameters"))
+            .and_then(Value::as_object);
         out.push(check_run(
             expectation_type,
             &kwargs,
@@ -150,6 +154,8 @@ fn validation_result(vr: &Value, outer: &RunInfo, out: &mut Vec<CheckRun>) -> Re
             r.get("exception_info"),
             r.get("result"),
             Context {
+                params,
+                expectation_id: cfg.get("id").and_then(Value::as_str),
                 suite: &suite,
                 dataset: &dataset,
                 run_id: &run_id,
@@ -195,6 +201,8 @@ fn describe(v: &Value, out: &mut Vec<CheckRun>) -> Result<(), String> {
             e.get("exception_info"),
             e.get("result"),
             Context {
+                params: None,
+                expectation_id: None,
                 suite: "",
                 dataset: &dataset,
                 run_id: &run_id,
@@ -207,6 +215,11 @@ fn describe(v: &Value, out: &mut Vec<CheckRun>) -> Result<(), String> {
 }
 
 struct Context<'a> {
+    /// Suite/evaluation parameters of the run: kwargs resolved from them are identified by
+    /// the parameter's name, so a check keeps its identity when the value changes per run.
+    params: Option<&'a Map<String, Value>>,
+    /// 1.x `expectation_config.id`, stable across runs.
+    expectation_id: Option<&'a str>,
     suite: &'a str,
     dataset: &'a str,
     run_id: &'a str,
@@ -301,7 +314,13 @@ fn check_run(
         suite: cx.suite.to_owned(),
         dataset: cx.dataset.to_owned(),
         column,
-        check_id: format!("{expectation_type}{}", canonical_json(&kwargs)),
+        check_id: match cx.expectation_id {
+            Some(id) => format!("{expectation_type}#{id}"),
+            None => format!(
+                "{expectation_type}{}",
+                canonical_json(&name_parameters(&kwargs, cx.params))
+            ),
+        },
         check_name: expectation_type.to_owned(),
         check_type: expectation_type.to_owned(),
         status,
@@ -313,6 +332,25 @@ fn check_run(
         run_id: cx.run_id.to_owned(),
         message,
     }
+}
+
+/// `kwargs` with every value that equals a suite/evaluation parameter replaced by
+/// `{"$PARAMETER": name}`, as the suite itself writes it.
+fn name_parameters(kwargs: &Value, params: Option<&Map<String, Value>>) -> Value {
+    let (Some(m), Some(params)) = (kwargs.as_object(), params) else {
+        return kwargs.clone();
+    };
+    let named = m
+        .iter()
+        .map(|(k, v)| {
+            let v = match params.iter().find(|(_, p)| *p == v) {
+                Some((name, _)) => serde_json::json!({ "$PARAMETER": name }),
+                None => v.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    Value::Object(named)
 }
 
 /// JSON with sorted keys and numbers written as floats, so that 1.x (`5000.0`) and 0.18
