@@ -170,3 +170,53 @@ async fn the_demo_model_serving_service_sends_otlp_metrics_that_are_stored() {
     let version = stored("target_info", "service_version").await;
     assert_eq!(version[0].0.as_deref(), Some("1.4.2"));
 }
+
+#[tokio::test]
+async fn the_demo_jobs_report_their_runs_with_openlineage() {
+    let url = store::testing::fresh_database_url().await;
+    let mut cfg = Config::default();
+    cfg.database.url = url.clone();
+    cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+    let server = RunningServer::start(cfg, ServeExtras::default())
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let now = pipewatch_tests::now_ms();
+    server::demo::lineage::push(&http, &base, now, None).await;
+    // A re-send of the same runs changes nothing.
+    server::demo::lineage::push(&http, &base, now, None).await;
+    let graph: serde_json::Value = http
+        .get(format!("{base}/api/v1/lineage/graph"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = graph.to_string();
+    for name in [
+        "stream_ingest",
+        "transform",
+        "feature_store",
+        "raw_events",
+        "clean_orders",
+        "features_daily",
+    ] {
+        assert!(
+            text.contains(&format!("\"{name}\"")),
+            "{name} not in the graph: {text}"
+        );
+    }
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let runs: i64 = sqlx::query_scalar("SELECT count(DISTINCT run_id) FROM lineage_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(-1);
+    let sent: std::collections::HashSet<String> = server::demo::lineage::events(now, None)
+        .iter()
+        .map(|e| e["run"]["runId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(runs, sent.len() as i64);
+    server.stop().await.unwrap();
+}
