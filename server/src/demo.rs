@@ -12,6 +12,7 @@
 //! effect travels downstream the way it would in a real pipeline (a stalled stage starves the
 //! stages after it; their datasets go stale). Counters stay monotonic across the fault start.
 
+pub mod dq;
 pub mod lineage;
 pub mod otlp;
 pub mod push;

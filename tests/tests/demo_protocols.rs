@@ -220,3 +220,47 @@ async fn the_demo_jobs_report_their_runs_with_openlineage() {
     assert_eq!(runs, sent.len() as i64);
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_demo_posts_great_expectations_results_for_clean_orders() {
+    let url = store::testing::fresh_database_url().await;
+    let mut cfg = Config::default();
+    cfg.database.url = url.clone();
+    cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+    let server = RunningServer::start(cfg, ServeExtras::default())
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let fault = server::demo::Fault::new(server::demo::FaultKind::DqFailure, "transform", 0).ok();
+    server::demo::dq::push(&http, &base, pipewatch_tests::now_ms(), fault).await;
+    let datasets: serde_json::Value = http
+        .get(format!("{base}/api/v1/dq/datasets"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = datasets.to_string();
+    assert!(text.contains("clean_orders"), "{text}");
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT check_type, status FROM dq_check_runs WHERE dataset = 'clean_orders' ORDER BY 1, 2",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows.len(),
+        8,
+        "two validation runs of four expectations: {rows:?}"
+    );
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.1 == "fail")
+        .map(|r| r.0.as_str())
+        .collect();
+    assert_eq!(failed, ["expect_column_values_to_not_be_null"; 2]);
+    server.stop().await.unwrap();
+}

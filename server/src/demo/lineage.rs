@@ -76,7 +76,7 @@ const JOBS: [Job; 3] = [
 ];
 
 /// RFC 3339 in UTC with milliseconds, as OpenLineage clients write `eventTime`.
-fn rfc3339(ms: i64) -> String {
+pub(super) fn rfc3339(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
     let (y, m, d) = model::civil::civil_from_days(days);
     let rem = ms.rem_euclid(86_400_000);
@@ -90,7 +90,7 @@ fn rfc3339(ms: i64) -> String {
 }
 
 /// A stable UUID-shaped run id for a job's run number.
-fn run_id(job: &str, run: i64) -> String {
+pub(super) fn run_id(job: &str, run: i64) -> String {
     let h = xxhash_rust::xxh3::xxh3_128(format!("{job}/{run}").as_bytes());
     let b = h.to_be_bytes();
     format!(

@@ -118,6 +118,7 @@ pub async fn run(base_url: String, fault: Option<Fault>, stop: CancellationToken
         }
         super::otlp::push(&http, &base_url, crate::scrape_manager::now_ms(), fault).await;
         super::lineage::push(&http, &base_url, crate::scrape_manager::now_ms(), fault).await;
+        super::dq::push(&http, &base_url, crate::scrape_manager::now_ms(), fault).await;
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(PUSH_EVERY) => {}
