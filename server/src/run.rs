@@ -164,7 +164,11 @@ async fn serve_with_db(
         .iter()
         .map(crate::discovery::JobSpec::from_config)
         .collect();
-    tracing::info!(jobs = jobs.len(), extra_targets = extra_targets.len(), "starting scrape discovery and loops");
+    tracing::info!(
+        jobs = jobs.len(),
+        extra_targets = extra_targets.len(),
+        "starting scrape discovery and loops"
+    );
     let scrapes = ScrapeManager::start_jobs(
         jobs,
         extra_targets,
