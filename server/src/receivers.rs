@@ -169,6 +169,42 @@ pub fn router_with_config(state: AppState, config: ReceiversConfig) -> Router {
         .with_state(st)
 }
 
+/// Reads a whole request body, refusing it with 413 as soon as it passes `limit` bytes
+/// (`receivers.max_body_bytes`), before reading when `Content-Length` already says so. `hint`
+/// says how to send less, in the sender's own terms.
+pub async fn read_body(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+    hint: &str,
+) -> Result<Vec<u8>, ReceiverError> {
+    use futures::StreamExt;
+    let too_large = || {
+        ReceiverError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {limit} bytes (receivers.max_body_bytes); {hint} or raise the limit"),
+        )
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::with_capacity(announced.unwrap_or(0).min(limit as u64) as usize);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ReceiverError::bad_request(format!("could not read the request body: {e}"))
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
 /// A refused push request: the status the sender's retry logic expects and a message saying
 /// what to change. The body is plain text because senders log it verbatim (Prometheus writes
 /// "server returned HTTP status 400 Bad Request: <body>").

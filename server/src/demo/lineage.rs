@@ -210,15 +210,7 @@ pub async fn push(http: &reqwest::Client, base_url: &str, t_ms: i64, fault: Opti
         .json(&events(t_ms, fault))
         .send()
         .await;
-    match sent {
-        Ok(r) if r.status().is_success() => {}
-        Ok(r) => {
-            let status = r.status();
-            let text = r.text().await.unwrap_or_default();
-            tracing::warn!(%status, body = %text.trim(), "demo OpenLineage push refused");
-        }
-        Err(e) => tracing::warn!(error = %e, "demo OpenLineage push failed"),
-    }
+    super::push::log_outcome(sent, "OpenLineage").await;
 }
 
 #[cfg(test)]

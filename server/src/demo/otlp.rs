@@ -405,15 +405,7 @@ pub async fn push(http: &reqwest::Client, base_url: &str, t_ms: i64, fault: Opti
             .body(body)
             .send()
             .await;
-        match sent {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => {
-                let status = r.status();
-                let text = r.text().await.unwrap_or_default();
-                tracing::warn!(%status, path, body = %text.trim(), "demo OTLP push refused");
-            }
-            Err(e) => tracing::warn!(error = %e, path, "demo OTLP push failed"),
-        }
+        super::push::log_outcome(sent, &format!("OTLP {path}")).await;
     }
 }
 

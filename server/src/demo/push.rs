@@ -90,6 +90,19 @@ pub fn export_batch(t_ms: i64, fault: Option<Fault>) -> Batch {
     }
 }
 
+/// Logs a demo push that was refused or failed; the next push tries again.
+pub(super) async fn log_outcome(sent: reqwest::Result<reqwest::Response>, what: &str) {
+    match sent {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => {
+            let status = r.status();
+            let text = r.text().await.unwrap_or_default();
+            tracing::warn!(%status, push = what, body = %text.trim(), "demo push refused");
+        }
+        Err(e) => tracing::warn!(error = %e, push = what, "demo push failed"),
+    }
+}
+
 /// Pushes the export job's metrics to `base_url` (pipewatch's own HTTP address) every 15 s
 /// until `stop`, each time followed by `model_serving`'s OTLP metrics and traces
 /// ([`super::otlp::push`]). Failures are logged and the next push tries again.
@@ -107,15 +120,7 @@ pub async fn run(base_url: String, fault: Option<Fault>, stop: CancellationToken
             .body(body)
             .send()
             .await;
-        match sent {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => {
-                let status = r.status();
-                let text = r.text().await.unwrap_or_default();
-                tracing::warn!(%status, body = %text.trim(), "demo remote_write push refused");
-            }
-            Err(e) => tracing::warn!(error = %e, "demo remote_write push failed"),
-        }
+        log_outcome(sent, "remote_write").await;
         super::otlp::push(&http, &base_url, crate::scrape_manager::now_ms(), fault).await;
         super::lineage::push(&http, &base_url, crate::scrape_manager::now_ms(), fault).await;
         super::dq::push(&http, &base_url, crate::scrape_manager::now_ms(), fault).await;

@@ -16,7 +16,6 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use collectors::alerts as decoder;
-use futures::StreamExt;
 use store::alerts::AlertRecord;
 
 pub const RECEIVER: &str = "alertmanager";
@@ -63,21 +62,13 @@ async fn accept(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Result<(
             ));
         }
     }
-    let limit = st.config.max_body_bytes;
-    let mut buf = Vec::new();
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ReceiverError::bad_request(format!("could not read the request body: {e}"))
-        })?;
-        if buf.len() + chunk.len() > limit {
-            return Err(ReceiverError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is larger than {limit} bytes (receivers.max_body_bytes); send fewer alerts per request or raise the limit"),
-            ));
-        }
-        buf.extend_from_slice(&chunk);
-    }
+    let buf = super::read_body(
+        headers,
+        body,
+        st.config.max_body_bytes,
+        "send fewer alerts per request",
+    )
+    .await?;
     let alerts = decoder::decode(&buf).map_err(|e| ReceiverError::bad_request(e.to_string()))?;
     let now = crate::scrape_manager::now_ms();
     let records: Vec<AlertRecord> = alerts

@@ -34,7 +34,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use collectors::dq::{self, CheckRun, DqError, DqReport, Tool};
-use futures::StreamExt;
 use model::{Batch, Labels, MetricType, Sample, SeriesKey, TimeSeries};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -91,7 +90,13 @@ async fn accept(
         }
     };
     check_content_type(headers)?;
-    let body = read_body(body, st.config.max_body_bytes).await?;
+    let body = super::read_body(
+        headers,
+        body,
+        st.config.max_body_bytes,
+        "send the results in several files",
+    )
+    .await?;
     // A dbt manifest is half a megabyte for a toy project: parse off the async workers.
     let report = tokio::task::spawn_blocking(move || parse(tool, &body))
         .await
@@ -294,24 +299,6 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ReceiverError> {
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         format!("Content-Type {ct:?} is not supported; send the result file as Content-Type: application/json (for dbt, one JSON object {{\"run_results\": ..., \"manifest\": ..., \"sources\": ...}} instead of multipart)"),
     ))
-}
-
-async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ReceiverError> {
-    let mut buf = Vec::new();
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ReceiverError::bad_request(format!("could not read the request body: {e}"))
-        })?;
-        if buf.len() + chunk.len() > limit {
-            return Err(ReceiverError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body is larger than {limit} bytes (receivers.max_body_bytes); raise the limit or send the results in several files"),
-            ));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
 }
 
 /// `GET /api/v1/dq/datasets` and `GET /api/v1/dq/checks`: no token needed, like the other

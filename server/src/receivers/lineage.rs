@@ -23,7 +23,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use collectors::openlineage::{self as decoder, flatten_schema, LineageEvent, RunOutcome};
-use futures::StreamExt;
 use model::{Batch, Labels, MetricType, Sample, SeriesKey, TimeSeries};
 use std::io::Read;
 use store::lineage::{DatasetRecord, EventKind, EventRecord, Qualified};
@@ -56,7 +55,13 @@ async fn accept(
     body: Body,
 ) -> Result<(usize, usize), ReceiverError> {
     let gzip = check_headers(headers)?;
-    let body = read_body(body, st.config.max_body_bytes).await?;
+    let body = super::read_body(
+        headers,
+        body,
+        st.config.max_body_bytes,
+        "send fewer events per request",
+    )
+    .await?;
     let body = if gzip {
         gunzip(&body, st.config.max_decompressed_bytes)?
     } else {
@@ -216,21 +221,6 @@ fn too_large(limit: usize, key: &str) -> ReceiverError {
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("request body is larger than {limit} bytes ({key}); send fewer events per request or raise the limit"),
     )
-}
-
-async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ReceiverError> {
-    let mut buf = Vec::new();
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ReceiverError::bad_request(format!("could not read the request body: {e}"))
-        })?;
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large(limit, "receivers.max_body_bytes"));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
 }
 
 fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, ReceiverError> {

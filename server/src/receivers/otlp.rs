@@ -32,7 +32,6 @@ use collectors::otlp::{
     self, BodyEncoding, Compression, ExportLogsServiceRequest, ExportMetricsServiceRequest,
     ExportRequest, ExportTraceServiceRequest, OtlpError,
 };
-use futures::StreamExt;
 use prost::Message;
 
 pub const RECEIVER: &str = "otlp";
@@ -193,7 +192,13 @@ async fn export<T: Ingest>(st: &ReceiverState, headers: &HeaderMap, body: Body) 
     };
     let result = async {
         let compression = content_encoding(headers)?;
-        let body = read_body(headers, body, st.config.max_body_bytes).await?;
+        let body = super::read_body(
+            headers,
+            body,
+            st.config.max_body_bytes,
+            "send smaller batches (lower the exporter's max export batch size)",
+        )
+        .await?;
         let req: T = otlp::decode_body(
             &body,
             encoding,
@@ -267,37 +272,6 @@ fn content_encoding(headers: &HeaderMap) -> Result<Compression, ReceiverError> {
             format!("Content-Encoding {e:?} is not supported; send gzip, deflate (zlib) or an uncompressed body"),
         )),
     }
-}
-
-fn too_large(limit: usize) -> ReceiverError {
-    ReceiverError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body is larger than {limit} bytes (receivers.max_body_bytes); send smaller batches (lower the exporter's max export batch size) or raise the limit"),
-    )
-}
-
-async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Vec<u8>, ReceiverError> {
-    let announced =
-        header_str(headers, header::CONTENT_LENGTH.as_str())?.and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit));
-    }
-    let mut buf = Vec::with_capacity(announced.unwrap_or(0) as usize);
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ReceiverError::bad_request(format!("could not read the request body: {e}"))
-        })?;
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large(limit));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
 }
 
 /// `google.rpc.Status`, the body of OTLP error responses (and gRPC status details).

@@ -32,7 +32,6 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use collectors::remote_write::{self as decoder, DecodedWrite, RemoteWriteError};
-use futures::StreamExt;
 
 const RECEIVER: &str = "remote_write";
 /// Bodies above this are decoded on the blocking pool; smaller ones decode in well under a
@@ -57,7 +56,13 @@ pub async fn write(State(st): State<ReceiverState>, headers: HeaderMap, body: Bo
 
 async fn accept(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Result<(), ReceiverError> {
     check_headers(headers)?;
-    let body = read_body(headers, body, st.config.max_body_bytes).await?;
+    let body = super::read_body(
+        headers,
+        body,
+        st.config.max_body_bytes,
+        "send smaller requests (Prometheus: lower queue_config.max_samples_per_send)",
+    )
+    .await?;
     let max_decompressed = st.config.max_decompressed_bytes;
     let decoded = if body.len() <= INLINE_DECODE_BYTES {
         decoder::decode(&body, max_decompressed)
@@ -169,40 +174,6 @@ fn check_headers(headers: &HeaderMap) -> Result<(), ReceiverError> {
         }
     }
     Ok(())
-}
-
-fn too_large(limit: usize) -> ReceiverError {
-    ReceiverError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!(
-            "request body is larger than {limit} bytes (receivers.max_body_bytes); send smaller requests (Prometheus: lower queue_config.max_samples_per_send) or raise the limit"
-        ),
-    )
-}
-
-/// Reads the whole body, refusing it as soon as it passes `limit` bytes.
-async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Vec<u8>, ReceiverError> {
-    let announced =
-        header_str(headers, header::CONTENT_LENGTH.as_str())?.and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit));
-    }
-    let mut buf = Vec::with_capacity(announced.unwrap_or(0) as usize);
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ReceiverError::bad_request(format!("could not read the request body: {e}"))
-        })?;
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large(limit));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
 }
 
 #[cfg(test)]
