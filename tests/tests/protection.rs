@@ -220,3 +220,120 @@ async fn series_over_a_limit_are_refused_by_name_and_the_rest_is_stored_once() {
         assert!(text.contains(&line), "{line} not in\n{text}");
     }
 }
+
+/// The same tokens guard OTLP over gRPC (UNAUTHENTICATED / PERMISSION_DENIED in the metadata
+/// check) and HTTP; the series limits answer OTLP with `partial_success` naming the limit, and
+/// the rest of the request is stored.
+#[tokio::test]
+async fn otlp_over_grpc_and_http_is_guarded_by_the_same_tokens_and_limits() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    };
+
+    let (mut st, _writers, url) = pipewatch_tests::state(10_000).await;
+    st.guard = Arc::new(Guard::new(
+        vec![ResolvedToken {
+            name: "otel".into(),
+            secret: "otel-token-0123456789abcdef".into(),
+            receivers: vec!["otlp".into()],
+        }],
+        LimitsConfig {
+            max_labels_per_series: 3,
+            ..Default::default()
+        },
+    ));
+    let now_ns = pipewatch_tests::now_ms() as u64 * 1_000_000;
+    let gauge = |name: &str, attrs: usize| Metric {
+        name: name.into(),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint {
+                attributes: (0..attrs)
+                    .map(|i| KeyValue {
+                        key: format!("a{i}"),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue("v".into())),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                time_unix_nano: now_ns,
+                value: Some(number_data_point::Value::AsDouble(2.5)),
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    };
+    // No resource: the series carry only their own attributes (plus no job/instance).
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![gauge("narrow_gauge", 1), gauge("wide_gauge", 6)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let rs = server::receivers::ReceiverState {
+        app: st.clone(),
+        config: Arc::new(st.receivers.clone()),
+    };
+    tokio::spawn(server::receivers::otlp_grpc::serve(
+        listener,
+        rs,
+        std::future::pending(),
+    ));
+    let mut client = MetricsServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let e = client.export(request.clone()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    assert!(
+        e.message().contains("missing bearer token"),
+        "{}",
+        e.message()
+    );
+
+    let mut req = tonic::Request::new(request.clone());
+    req.metadata_mut().insert(
+        "authorization",
+        "Bearer otel-token-0123456789abcdef".parse().unwrap(),
+    );
+    let answer = client.export(req).await.expect("accepted with the token");
+    let partial = answer
+        .into_inner()
+        .partial_success
+        .expect("the wide series is refused as a partial success");
+    assert!(
+        partial
+            .error_message
+            .contains("`limits.max_labels_per_series`"),
+        "{}",
+        partial.error_message
+    );
+
+    // HTTP: the token is required there too.
+    let app = server::app(st.clone(), std::env::temp_dir());
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::post("/v1/metrics")
+                .header("content-type", "application/x-protobuf")
+                .body(Body::from(prost::Message::encode_to_vec(&request)))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+
+    wait_for_samples(&st, 1).await;
+    assert_eq!(
+        stored_metrics(&url).await,
+        [("narrow_gauge".to_string(), 1)]
+    );
+}
