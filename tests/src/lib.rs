@@ -173,3 +173,79 @@ pub fn python_script(name: &str) -> PathBuf {
         .join("python")
         .join(name)
 }
+
+/// Debian's `prometheus` (installed by `scripts/setup.sh --test`), run on its own temp dir
+/// and a free loopback port; killed, and its dir removed, when dropped however the test ends.
+pub struct Prometheus {
+    /// `127.0.0.1:<port>` of its web API.
+    pub addr: String,
+    pub dir: PathBuf,
+    child: std::process::Child,
+}
+
+impl Prometheus {
+    /// Writes the files `files(dir)` returns (at least `prometheus.yml`) into a fresh
+    /// `$TMPDIR/<name>-<pid>` and starts Prometheus on them with `extra_args`.
+    pub fn start(
+        name: &str,
+        extra_args: &[&str],
+        files: impl FnOnce(&std::path::Path) -> Vec<(&'static str, String)>,
+    ) -> Prometheus {
+        let binary = std::env::var_os("PATH")
+            .and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join("prometheus"))
+                    .find(|p| p.is_file())
+            })
+            .unwrap_or_else(|| {
+                panic!("the `prometheus` binary is not on PATH; run scripts/setup.sh --test (it installs Debian's prometheus)")
+            });
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (file, text) in files(&dir) {
+            std::fs::write(dir.join(file), text).unwrap();
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+        let child = std::process::Command::new(&binary)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .args(extra_args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        Prometheus { addr, dir, child }
+    }
+
+    /// True once the process has ended (its log says why).
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
+    /// Everything it logged so far, for assertion messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -14,34 +14,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn prometheus_binary() -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("prometheus"))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| {
-            panic!("the `prometheus` binary is not on PATH; run scripts/setup.sh --test (it installs Debian's prometheus)")
-        })
-}
-
-struct KillOnDrop(std::process::Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// RFC 3339 as Prometheus writes it (nanoseconds, Z) to Unix ms, truncating like Go's
 /// millisecond conversion.
 fn rfc3339_ms(s: &str) -> i64 {
@@ -54,60 +26,44 @@ fn rfc3339_ms(s: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_alerts_arrive_and_are_stored_with_labels_annotations_and_times() {
-    let binary = prometheus_binary();
     let (st, _w, _) = pipewatch_tests::state(10_000).await;
     let addr = pipewatch_tests::serve(server::app(st.clone(), std::env::temp_dir())).await;
-    let dir = std::env::temp_dir().join(format!("pipewatch-am-live-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("rules.yml"),
-        "groups:\n  - name: pipewatch-test\n    rules:\n      - alert: PipelineStalled\n        expr: vector(1)\n        for: 0s\n        labels: {severity: critical, team: data}\n        annotations:\n          summary: Pipeline stalled\n          description: 'No rows written for {{ $value }} hours'\n",
-    )
-    .unwrap();
-    let prom_addr = format!("127.0.0.1:{}", free_port());
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global: {{evaluation_interval: 1s}}\nrule_files: ['{}']\nalerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{addr}']}}]\n      api_version: v2\n",
-            dir.join("rules.yml").display()
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = std::process::Command::new(&binary)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address={prom_addr}"))
+    let mut prometheus = pipewatch_tests::Prometheus::start(
+        "pipewatch-am-live",
         // The first notification goes out before the Alertmanager is discovered and is
         // dropped; resend every second instead of every minute.
-        .arg("--rules.alert.resend-delay=1s")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut prometheus = KillOnDrop(child);
-    let prom_log = || std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
+        &["--rules.alert.resend-delay=1s"],
+        |dir| {
+            vec![
+                (
+                    "rules.yml",
+                    "groups:\n  - name: pipewatch-test\n    rules:\n      - alert: PipelineStalled\n        expr: vector(1)\n        for: 0s\n        labels: {severity: critical, team: data}\n        annotations:\n          summary: Pipeline stalled\n          description: 'No rows written for {{ $value }} hours'\n".to_string(),
+                ),
+                (
+                    "prometheus.yml",
+                    format!(
+                        "global: {{evaluation_interval: 1s}}\nrule_files: ['{}']\nalerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{addr}']}}]\n      api_version: v2\n",
+                        dir.join("rules.yml").display()
+                    ),
+                ),
+            ]
+        },
+    );
+    let prom_addr = prometheus.addr.clone();
     let client = reqwest::Client::new();
 
     // Wait until pipewatch holds the alert, and has seen at least one re-post.
     let deadline = Instant::now() + Duration::from_secs(60);
     let stored = loop {
         assert!(
-            prometheus.0.try_wait().unwrap().is_none(),
+            !prometheus.has_exited(),
             "prometheus exited:\n{}",
-            prom_log()
+            prometheus.log()
         );
         assert!(
             Instant::now() < deadline,
             "no alert arrived in 60 s:\n{}",
-            prom_log()
+            prometheus.log()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
         let v: Value = client
@@ -165,7 +121,6 @@ async fn prometheus_alerts_arrive_and_are_stored_with_labels_annotations_and_tim
         text.contains(r#"pipewatch_receiver_requests_total{receiver="alertmanager",code="200"}"#),
         "{text}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 async fn post(app: &axum::Router, ct: &str, body: &str) -> (StatusCode, String) {

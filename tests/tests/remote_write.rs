@@ -555,25 +555,6 @@ async fn live_target() -> std::net::SocketAddr {
     pipewatch_tests::serve(router).await
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn prometheus_binary() -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("prometheus"))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!("the `prometheus` binary is not on PATH; run scripts/setup.sh --test (it installs Debian's prometheus)")
-    })
-}
-
 type SeriesSamples = BTreeMap<(String, Vec<(String, String)>), Vec<(i64, u64)>>;
 
 /// Raw samples Prometheus holds for job `rw_target`, from its own HTTP API.
@@ -634,18 +615,8 @@ fn pipewatch_samples(rows: &[(String, BTreeMap<String, String>, i64, u64)]) -> S
     out
 }
 
-/// Kills Prometheus when the test ends, however it ends.
-struct KillOnDrop(std::process::Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_remote_writes_exactly_what_it_scraped() {
-    let binary = prometheus_binary();
     let target = live_target().await;
     let url = store::testing::fresh_database_url().await;
     let cfg = Config::from_toml_str(&format!(
@@ -657,50 +628,31 @@ async fn prometheus_remote_writes_exactly_what_it_scraped() {
         .expect("pipewatch ready");
     let pipewatch = server.addr;
 
-    let dir = std::env::temp_dir().join(format!("pipewatch-rw-live-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let prom_addr = format!("127.0.0.1:{}", free_port());
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\n\
+    let mut prometheus = pipewatch_tests::Prometheus::start("pipewatch-rw-live", &[], |_| {
+        vec![(
+            "prometheus.yml",
+            format!(
+                "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\n\
              scrape_configs:\n  - job_name: rw_target\n    static_configs: [{{targets: ['{target}']}}]\n\
              remote_write:\n  - url: http://{pipewatch}/api/v1/write\n    metadata_config: {{send: true, send_interval: 1s}}\n    queue_config: {{batch_send_deadline: 500ms, min_backoff: 50ms, max_backoff: 1s}}\n"
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = std::process::Command::new(&binary)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address={prom_addr}"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-    let mut prometheus = KillOnDrop(child);
-    let prom_log = || std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
+            ),
+        )]
+    });
+    let prom_addr = prometheus.addr.clone();
 
     // Let it scrape at least 8 times, so the short-lived series goes stale in between.
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let reference = loop {
         assert!(
-            prometheus.0.try_wait().unwrap().is_none(),
+            !prometheus.has_exited(),
             "prometheus exited:\n{}",
-            prom_log()
+            prometheus.log()
         );
         assert!(
             Instant::now() < deadline,
             "prometheus did not scrape 8 times in 60 s:\n{}",
-            prom_log()
+            prometheus.log()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
         let Ok(r) = client
@@ -752,7 +704,7 @@ async fn prometheus_remote_writes_exactly_what_it_scraped() {
         got.keys().collect::<Vec<_>>(),
         reference.keys().collect::<Vec<_>>(),
         "series differ; prometheus log:\n{}",
-        prom_log()
+        prometheus.log()
     );
     for (k, want) in &reference {
         assert_eq!(&got[k], want, "samples of {k:?} differ");
@@ -839,5 +791,4 @@ async fn prometheus_remote_writes_exactly_what_it_scraped() {
     drop(prometheus);
     let report = server.stop().await.unwrap();
     assert_eq!(report.samples_lost, 0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
