@@ -6,15 +6,22 @@ use server::run::{RunningServer, ServeExtras};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-#[tokio::test]
-async fn the_demo_export_job_remote_writes_its_metrics() {
+/// pipewatch in-process on a free port over a fresh database (gRPC off); and that database's URL.
+async fn server_on_fresh_database() -> (RunningServer, String) {
     let url = store::testing::fresh_database_url().await;
     let mut cfg = Config::default();
     cfg.database.url = url.clone();
     cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.receivers.otlp_grpc_listen = String::new();
     let server = RunningServer::start(cfg, ServeExtras::default())
         .await
         .unwrap();
+    (server, url)
+}
+
+#[tokio::test]
+async fn the_demo_export_job_remote_writes_its_metrics() {
+    let (server, url) = server_on_fresh_database().await;
     let stop = CancellationToken::new();
     let pushes = tokio::spawn(server::demo::push::run(
         format!("http://{}", server.addr),
@@ -70,14 +77,7 @@ async fn the_demo_export_job_remote_writes_its_metrics() {
 #[tokio::test]
 async fn the_demo_model_serving_service_sends_otlp_metrics_that_are_stored() {
     use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
-    let url = store::testing::fresh_database_url().await;
-    let mut cfg = Config::default();
-    cfg.database.url = url.clone();
-    cfg.server.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.receivers.otlp_grpc_listen = String::new();
-    let server = RunningServer::start(cfg, ServeExtras::default())
-        .await
-        .unwrap();
+    let (server, url) = server_on_fresh_database().await;
     let now = pipewatch_tests::now_ms();
     let fault = server::demo::Fault::new(
         server::demo::FaultKind::ErrorBurst,
@@ -173,13 +173,7 @@ async fn the_demo_model_serving_service_sends_otlp_metrics_that_are_stored() {
 
 #[tokio::test]
 async fn the_demo_jobs_report_their_runs_with_openlineage() {
-    let url = store::testing::fresh_database_url().await;
-    let mut cfg = Config::default();
-    cfg.database.url = url.clone();
-    cfg.server.listen = "127.0.0.1:0".parse().unwrap();
-    let server = RunningServer::start(cfg, ServeExtras::default())
-        .await
-        .unwrap();
+    let (server, url) = server_on_fresh_database().await;
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
     let now = pipewatch_tests::now_ms();
@@ -223,13 +217,7 @@ async fn the_demo_jobs_report_their_runs_with_openlineage() {
 
 #[tokio::test]
 async fn the_demo_posts_great_expectations_results_for_clean_orders() {
-    let url = store::testing::fresh_database_url().await;
-    let mut cfg = Config::default();
-    cfg.database.url = url.clone();
-    cfg.server.listen = "127.0.0.1:0".parse().unwrap();
-    let server = RunningServer::start(cfg, ServeExtras::default())
-        .await
-        .unwrap();
+    let (server, url) = server_on_fresh_database().await;
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
     let fault = server::demo::Fault::new(server::demo::FaultKind::DqFailure, "transform", 0).ok();
