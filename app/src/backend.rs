@@ -18,7 +18,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn status(&self) -> Result<model::StatusInfo, String>;
     /// Data-quality datasets with the latest status of their checks, worst first. The default
     /// says the backend keeps no data-quality results.
-    async fn dq_datasets(&self) -> Result<Vec<crate::quality::DqDatasetRow>, String> {
+    async fn dq_datasets(&self) -> Result<Vec<model::dq::DatasetSummary>, String> {
         Err("this backend keeps no data-quality results".into())
     }
     /// The checks of `dataset` with their last `last_n` runs, oldest first.
@@ -26,7 +26,7 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         dataset: &str,
         last_n: u32,
-    ) -> Result<Vec<crate::quality::DqCheckRow>, String> {
+    ) -> Result<Vec<model::dq::CheckHistory>, String> {
         let _ = (dataset, last_n);
         Err("this backend keeps no data-quality results".into())
     }

@@ -8,51 +8,16 @@ use crate::timefmt::format_utc;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use model::TimestampMs;
 use serde::{Deserialize, Serialize};
 
 /// Runs shown per check in the history strip.
 pub const STRIP_RUNS: u32 = 20;
 
-/// A dataset with the latest status of each of its checks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DqDatasetRow {
-    pub dataset: String,
-    pub checks: i64,
-    pub pass: i64,
-    pub warn: i64,
-    pub fail: i64,
-    pub error: i64,
-    pub skipped: i64,
-    /// Worst latest status: error, fail, warn, pass or skipped.
-    pub status: String,
-    pub pass_ratio: Option<f64>,
-    pub last_run_ms: TimestampMs,
-    pub tools: Vec<String>,
-}
-
-/// One run in a history strip.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DqRunCell {
-    pub run_time_ms: TimestampMs,
-    pub status: String,
-    pub observed_value: Option<f64>,
-    pub observed_raw: Option<String>,
-    pub message: Option<String>,
-}
-
-/// A check of a dataset with its last runs, oldest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DqCheckRow {
-    pub tool: String,
-    pub suite: String,
-    pub dataset: String,
-    pub check_name: String,
-    pub check_type: String,
-    pub column: Option<String>,
-    pub expected: Option<String>,
-    pub runs: Vec<DqRunCell>,
-}
+// The rows are the store's and the read API's own types (one definition in `model`); the
+// page names them by what they are here.
+pub use model::dq::{
+    CheckHistory as DqCheckRow, DatasetSummary as DqDatasetRow, RunCell as DqRunCell,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QualityPageData {
@@ -272,12 +237,14 @@ mod tests {
             tool: "gx".into(),
             suite: "orders_suite".into(),
             dataset: "orders".into(),
+            check_id: "expect_column_mean_to_be_between-amount".into(),
             check_name: "expect_column_mean_to_be_between".into(),
             check_type: "expect_column_mean_to_be_between".into(),
             column: Some("amount".into()),
             expected: None,
             runs: vec![DqRunCell {
                 run_time_ms: 1_714_611_600_000,
+                run_id: "run-1".into(),
                 status: "pass".into(),
                 observed_value: Some(95.2),
                 observed_raw: None,

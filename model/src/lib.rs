@@ -4,6 +4,8 @@
 //! wasm and can be golden-tested.
 
 pub mod civil;
+pub mod dq;
+pub mod evidence;
 pub mod labels;
 pub mod metric;
 pub mod query;

@@ -1,28 +1,68 @@
-//! The HTTP API: health, self-metrics, and Prometheus-compatible series/labels/query_range.
+//! The read side of the HTTP API: everything a browser, Grafana or a script GETs.
 //!
-//! Responses use the Prometheus HTTP API shapes (`{"status":"success","data":...}`); errors are
+//! One submodule per subject: [`prom`] (health, self-metrics, status, targets and the
+//! Prometheus-compatible series/labels/query_range), [`dq`] (data-quality datasets and checks),
+//! [`lineage`] (pipeline graph, runs, schema changes), [`alerts`] (alerts received from
+//! Alertmanager senders) and [`evidence`] (failed/slow spans and warning log records).
+//!
+//! The API depends on [`crate::state`] only, never on the receivers: `receivers -> state <- api`.
+//!
+//! Responses use the Prometheus HTTP API envelope (`{"status":"success","data":...}`); errors are
 //! `{"status":"error","errorType":"bad_data","error":"..."}` where `errorType` is the stable code
 //! and `error` says what to change.
 
+pub mod alerts;
+pub mod dq;
+pub mod evidence;
+pub mod lineage;
+pub mod prom;
+
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
-use model::{Aggregation, RangeQuery, Selector};
-use serde::Deserialize;
-use serde_json::{json, Value};
-use std::time::Duration;
+use serde::Serialize;
 
-/// Prometheus refuses more points per series than this; so do we.
-pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+/// Every read route.
+pub fn router(state: AppState) -> Router {
+    prom::router(state.clone())
+        .merge(dq::router(state.clone()))
+        .merge(lineage::router(state.clone()))
+        .merge(alerts::router(state.clone()))
+        .merge(evidence::router(state))
+}
 
+/// The success envelope, `{"status":"success","data":...}`, around any serialisable value.
+#[derive(Debug, Serialize)]
+pub struct Success<T: Serialize> {
+    status: &'static str,
+    data: T,
+}
+
+/// Wraps `data` in the success envelope.
+pub fn success<T: Serialize>(data: T) -> Json<Success<T>> {
+    Json(Success {
+        status: "success",
+        data,
+    })
+}
+
+/// A refused read: the HTTP status, the Prometheus `errorType` and a message saying what to
+/// change.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+}
+
+/// The error envelope, as Prometheus writes it.
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    status: &'static str,
+    #[serde(rename = "errorType")]
+    error_type: &'static str,
+    error: &'a str,
 }
 
 impl ApiError {
@@ -33,12 +73,17 @@ impl ApiError {
             message: message.into(),
         }
     }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: "unavailable",
             message: message.into(),
         }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
@@ -62,7 +107,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (
             self.status,
-            Json(json!({"status": "error", "errorType": self.code, "error": self.message})),
+            Json(ErrorBody {
+                status: "error",
+                error_type: self.code,
+                error: &self.message,
+            }),
         )
             .into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
@@ -70,267 +119,5 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
         }
         resp
-    }
-}
-
-fn success(data: Value) -> Json<Value> {
-    Json(json!({"status": "success", "data": data}))
-}
-
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(self_metrics))
-        .route("/api/v1/status", get(status))
-        .route("/api/v1/series", get(series))
-        .route("/api/v1/labels", get(labels))
-        .route("/api/v1/label/{name}/values", get(label_values))
-        .route("/api/v1/query_range", get(query_range))
-        .route("/api/v1/targets", get(targets))
-        .with_state(state)
-}
-
-async fn healthz() -> &'static str {
-    "ok\n"
-}
-
-async fn readyz(State(st): State<AppState>) -> Response {
-    let ping = tokio::time::timeout(
-        Duration::from_secs(2),
-        sqlx::query("SELECT 1").execute(st.store.pool()),
-    )
-    .await;
-    match ping {
-        Ok(Ok(_)) => (StatusCode::OK, "ready\n").into_response(),
-        Ok(Err(e)) => ApiError::unavailable(format!("database not reachable: {e}")).into_response(),
-        Err(_) => ApiError::unavailable("database did not answer within 2s").into_response(),
-    }
-}
-
-async fn self_metrics(State(st): State<AppState>) -> Response {
-    (
-        // prometheus-client writes OpenMetrics 1.0 (with `# EOF`).
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        st.metrics.encode(),
-    )
-        .into_response()
-}
-
-async fn status(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let info = st.status_info().await?;
-    Ok(success(
-        serde_json::to_value(info).expect("status serialises"),
-    ))
-}
-
-async fn targets(State(st): State<AppState>) -> Json<Value> {
-    success(serde_json::to_value(st.board.snapshot()).expect("targets serialise"))
-}
-
-/// Query string with repeated `match[]` keys, which serde_urlencoded cannot collect.
-fn matchers_param(raw: Option<&str>) -> Result<Vec<Selector>, ApiError> {
-    let mut out = Vec::new();
-    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        if k == "match[]" {
-            out.push(Selector::parse(&v).map_err(|e| ApiError::bad_data(e.message))?);
-        }
-    }
-    Ok(out)
-}
-
-async fn series(State(st): State<AppState>, uri: axum::http::Uri) -> Result<Json<Value>, ApiError> {
-    let sels = matchers_param(uri.query())?;
-    if sels.is_empty() {
-        return Err(ApiError::bad_data(
-            "no match[] parameter: add at least one series selector, e.g. /api/v1/series?match[]=up",
-        ));
-    }
-    let mut data = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for sel in &sels {
-        for s in st.store.find_series(sel).await? {
-            if seen.insert(s.id) {
-                data.push(labels_json(&s.key.metric, &s.key.labels));
-            }
-        }
-    }
-    Ok(success(Value::Array(data)))
-}
-
-fn labels_json(metric: &str, labels: &model::Labels) -> Value {
-    let mut m = serde_json::Map::new();
-    m.insert("__name__".into(), Value::String(metric.to_string()));
-    for (k, v) in labels.iter() {
-        m.insert(k.to_string(), Value::String(v.to_string()));
-    }
-    Value::Object(m)
-}
-
-async fn labels(State(st): State<AppState>, uri: axum::http::Uri) -> Result<Json<Value>, ApiError> {
-    let sels = matchers_param(uri.query())?;
-    let metric = sels.first().and_then(|s| s.metric.clone());
-    let mut names = st.store.label_names(metric.as_deref()).await?;
-    names.push("__name__".into());
-    names.sort();
-    names.dedup();
-    Ok(success(json!(names)))
-}
-
-async fn label_values(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    uri: axum::http::Uri,
-) -> Result<Json<Value>, ApiError> {
-    let sels = matchers_param(uri.query())?;
-    let metric = sels.first().and_then(|s| s.metric.clone());
-    let values = if name == "__name__" {
-        st.store.metric_names().await?
-    } else {
-        st.store.label_values(&name, metric.as_deref()).await?
-    };
-    Ok(success(json!(values)))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct QueryRangeParams {
-    query: Option<String>,
-    start: Option<String>,
-    end: Option<String>,
-    step: Option<String>,
-    /// pipewatch extension: how samples inside a step are reduced (default avg).
-    agg: Option<String>,
-}
-
-async fn query_range(
-    State(st): State<AppState>,
-    Query(p): Query<QueryRangeParams>,
-) -> Result<Json<Value>, ApiError> {
-    let query = p.query.ok_or_else(|| {
-        ApiError::bad_data(
-            "missing parameter `query`: give a series selector, e.g. query=up{job=\"demo\"}",
-        )
-    })?;
-    let sel = Selector::parse(&query).map_err(|e| ApiError::bad_data(e.message))?;
-    let start = parse_time("start", p.start.as_deref())?;
-    let end = parse_time("end", p.end.as_deref())?;
-    if end < start {
-        return Err(ApiError::bad_data("`end` is before `start`: swap them"));
-    }
-    let step_ms = parse_step(p.step.as_deref())?;
-    if (end - start) / step_ms > MAX_POINTS_PER_SERIES {
-        return Err(ApiError::bad_data(format!(
-            "exceeded maximum resolution of {MAX_POINTS_PER_SERIES} points per timeseries; increase `step` (at least {}s for this range)",
-            ((end - start) / MAX_POINTS_PER_SERIES / 1000) + 1
-        )));
-    }
-    let aggregation = match p.agg.as_deref() {
-        None | Some("") => Aggregation::Avg,
-        Some(a) => a.parse().map_err(ApiError::bad_data)?,
-    };
-    let q = RangeQuery {
-        start,
-        end,
-        step_ms,
-        aggregation,
-    };
-    let result = st.store.query_range(&sel, &q).await?;
-    let result: Vec<Value> = result
-        .iter()
-        .map(|s| {
-            json!({
-                "metric": labels_json(&s.metric, &s.labels),
-                "values": s.points.iter().map(|(t, v)| json!([*t as f64 / 1000.0, format_value(*v)])).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    Ok(success(json!({"resultType": "matrix", "result": result})))
-}
-
-/// Prometheus renders sample values as strings so NaN and ±Inf survive JSON.
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
-}
-
-/// RFC 3339 or Unix seconds (with fraction), as Prometheus accepts.
-pub fn parse_time(name: &str, v: Option<&str>) -> Result<i64, ApiError> {
-    let v = v.ok_or_else(|| {
-        ApiError::bad_data(format!("missing parameter `{name}`: give Unix seconds (1700000000) or RFC 3339 (2024-01-02T15:04:05Z)"))
-    })?;
-    if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() {
-            return Ok((secs * 1000.0).round() as i64);
-        }
-    }
-    humantime::parse_rfc3339_weak(v)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as i64)
-        .ok_or_else(|| {
-            ApiError::bad_data(format!(
-                "cannot parse `{name}`={v:?}: give Unix seconds (1700000000) or RFC 3339 (2024-01-02T15:04:05Z)"
-            ))
-        })
-}
-
-pub fn parse_step(v: Option<&str>) -> Result<i64, ApiError> {
-    let v = v.ok_or_else(|| {
-        ApiError::bad_data("missing parameter `step`: give seconds (15) or a duration (15s, 1m)")
-    })?;
-    let ms = match v.parse::<f64>() {
-        Ok(secs) if secs.is_finite() => (secs * 1000.0).round() as i64,
-        _ => humantime::parse_duration(v)
-            .map(|d| d.as_millis() as i64)
-            .map_err(|_| {
-                ApiError::bad_data(format!(
-                    "cannot parse `step`={v:?}: give seconds (15) or a duration (15s, 1m)"
-                ))
-            })?,
-    };
-    if ms <= 0 {
-        return Err(ApiError::bad_data("zero or negative query resolution step widths are not accepted: give a positive `step`"));
-    }
-    Ok(ms)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_parse_as_prometheus_does() {
-        assert_eq!(
-            parse_time("start", Some("1700000000.5")).unwrap(),
-            1_700_000_000_500
-        );
-        assert_eq!(
-            parse_time("start", Some("2023-11-14T22:13:20Z")).unwrap(),
-            1_700_000_000_000
-        );
-        assert!(parse_time("start", Some("yesterday"))
-            .unwrap_err()
-            .message
-            .contains("RFC 3339"));
-        assert_eq!(parse_step(Some("1m")).unwrap(), 60_000);
-        assert_eq!(parse_step(Some("15")).unwrap(), 15_000);
-        assert!(parse_step(Some("0")).is_err());
-    }
-
-    #[test]
-    fn special_values_render_like_prometheus() {
-        assert_eq!(format_value(f64::NAN), "NaN");
-        assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
-        assert_eq!(format_value(1.5), "1.5");
     }
 }

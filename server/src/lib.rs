@@ -6,31 +6,36 @@ pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod discovery;
-pub mod evidence_api;
 pub mod guard;
 pub mod import;
 pub mod ingest;
-pub mod lineage_api;
-pub mod otlp_signals;
 pub mod receivers;
 pub mod run;
 pub mod scrape_manager;
+pub mod security_headers;
 pub mod state;
 pub mod telemetry;
 pub mod web;
 
 pub use state::AppState;
 
-/// The whole HTTP surface: API routes plus the web app. Tests call this with `oneshot`.
+/// The whole HTTP surface: read API, receivers and the web app, behind the security headers.
+/// Tests call this with `oneshot`.
 pub fn app(state: AppState, site_root: std::path::PathBuf) -> axum::Router {
+    let receivers = receivers::ReceiverState::new(state.clone(), state.receivers.clone());
+    app_with_receivers(state, receivers, site_root)
+}
+
+/// [`app`] over a receiver state shared with the OTLP/gRPC server (one set of running
+/// totals for both).
+pub fn app_with_receivers(
+    state: AppState,
+    receivers: receivers::ReceiverState,
+    site_root: std::path::PathBuf,
+) -> axum::Router {
     let backend: std::sync::Arc<dyn app::Backend> = std::sync::Arc::new(state.clone());
-    api::router(state.clone())
-        .merge(lineage_api::router(state.clone()))
-        .merge(receivers::dq::read_router(state.clone()))
-        .merge(evidence_api::router(state.clone()))
-        .merge(receivers::router_with_config(
-            state.clone(),
-            state.receivers,
-        ))
+    api::router(state)
+        .merge(receivers::router_with_state(receivers))
         .merge(web::router(backend, site_root))
+        .layer(axum::middleware::from_fn(security_headers::layer))
 }

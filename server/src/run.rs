@@ -187,11 +187,11 @@ async fn serve_with_db(
         database: redact_url(url),
         receivers: cfg.receivers.clone(),
         guard,
-        otlp_signals: Default::default(),
-        otlp_metrics: Default::default(),
     };
-    let otlp_grpc = start_otlp_grpc(&cfg.receivers, &state).await?;
-    let router = crate::app(state, cfg.server.site_root.clone())
+    // One receiver state for HTTP and gRPC: OTLP running totals are shared by both.
+    let receivers = crate::receivers::ReceiverState::new(state.clone(), cfg.receivers.clone());
+    let otlp_grpc = start_otlp_grpc(&cfg.receivers, &receivers).await?;
+    let router = crate::app_with_receivers(state, receivers, cfg.server.site_root.clone())
         .layer(tower_http::trace::TraceLayer::new_for_http());
     tracing::info!("pipewatch listening on http://{local}");
     println!("pipewatch is up: open http://{local}/explore");
@@ -237,7 +237,7 @@ type GrpcHandle = (
 /// the returned sender fires.
 async fn start_otlp_grpc(
     cfg: &crate::config::ReceiversConfig,
-    state: &AppState,
+    receivers: &crate::receivers::ReceiverState,
 ) -> Result<Option<GrpcHandle>> {
     if cfg.otlp_grpc_listen.is_empty() {
         return Ok(None);
@@ -251,10 +251,7 @@ async fn start_otlp_grpc(
             )
         })?;
     tracing::info!(addr = %listener.local_addr()?, "OTLP/gRPC receiver listening");
-    let st = crate::receivers::ReceiverState {
-        app: state.clone(),
-        config: Arc::new(cfg.clone()),
-    };
+    let st = receivers.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async move {

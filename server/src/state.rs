@@ -1,10 +1,17 @@
 //! Shared server state, and the web app's view of it (`app::Backend`).
+//!
+//! Both the receivers and the read API depend on this module and it depends on neither
+//! (`receivers -> state <- api`); protocol state (OTLP running totals and the like) lives with
+//! its receiver, not here.
 
 use crate::ingest::IngestQueue;
 use crate::scrape_manager::TargetHealthBoard;
 use crate::telemetry::SelfMetrics;
 use model::{RangeQuery, RangeSeries, Selector, StatusInfo, TargetHealth};
 use std::sync::Arc;
+
+/// Prometheus refuses more points per series than this; so do we (API and pages).
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,11 +27,6 @@ pub struct AppState {
     pub receivers: crate::config::ReceiversConfig,
     /// Bearer tokens and series limits shared by every push receiver.
     pub guard: Arc<crate::guard::Guard>,
-    /// Running totals of the series derived from OTLP traces and logs, and how evidence is kept.
-    pub otlp_signals: Arc<crate::otlp_signals::SignalState>,
-    /// Running totals of OTLP delta metrics (see `collectors::otlp::metrics`); lost on restart,
-    /// which readers see as a counter reset.
-    pub otlp_metrics: Arc<std::sync::Mutex<collectors::otlp::metrics::DeltaAccumulator>>,
 }
 
 impl AppState {
@@ -66,7 +68,7 @@ impl app::Backend for AppState {
 
     async fn query_range(&self, selector: &str, q: RangeQuery) -> Result<Vec<RangeSeries>, String> {
         let sel = Selector::parse(selector).map_err(|e| e.message)?;
-        if q.step_ms <= 0 || (q.end - q.start) / q.step_ms > crate::api::MAX_POINTS_PER_SERIES {
+        if q.step_ms <= 0 || (q.end - q.start) / q.step_ms > MAX_POINTS_PER_SERIES {
             return Err(format!(
                 "too many points: {} ms step over this range; choose a larger step",
                 q.step_ms
@@ -86,58 +88,18 @@ impl app::Backend for AppState {
         self.status_info().await.map_err(|e| e.to_string())
     }
 
-    async fn dq_datasets(&self) -> Result<Vec<app::quality::DqDatasetRow>, String> {
-        let rows = self.store.dq_datasets().await.map_err(|e| e.to_string())?;
-        Ok(rows
-            .into_iter()
-            .map(|d| app::quality::DqDatasetRow {
-                dataset: d.dataset,
-                checks: d.checks,
-                pass: d.pass,
-                warn: d.warn,
-                fail: d.fail,
-                error: d.error,
-                skipped: d.skipped,
-                status: d.status,
-                pass_ratio: d.pass_ratio,
-                last_run_ms: d.last_run_ms,
-                tools: d.tools,
-            })
-            .collect())
+    async fn dq_datasets(&self) -> Result<Vec<model::dq::DatasetSummary>, String> {
+        self.store.dq_datasets().await.map_err(|e| e.to_string())
     }
 
     async fn dq_checks(
         &self,
         dataset: &str,
         last_n: u32,
-    ) -> Result<Vec<app::quality::DqCheckRow>, String> {
-        let rows = self
-            .store
+    ) -> Result<Vec<model::dq::CheckHistory>, String> {
+        self.store
             .dq_checks(dataset, last_n)
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(rows
-            .into_iter()
-            .map(|c| app::quality::DqCheckRow {
-                tool: c.tool,
-                suite: c.suite,
-                dataset: c.dataset,
-                check_name: c.check_name,
-                check_type: c.check_type,
-                column: c.column,
-                expected: c.expected,
-                runs: c
-                    .runs
-                    .into_iter()
-                    .map(|r| app::quality::DqRunCell {
-                        run_time_ms: r.run_time_ms,
-                        status: r.status,
-                        observed_value: r.observed_value,
-                        observed_raw: r.observed_raw,
-                        message: r.message,
-                    })
-                    .collect(),
-            })
-            .collect())
+            .map_err(|e| e.to_string())
     }
 }

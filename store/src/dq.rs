@@ -32,56 +32,8 @@ pub struct CheckRunRecord {
     pub run_time_ms: i64,
 }
 
-/// A dataset with the latest status of each of its checks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DatasetSummary {
-    pub dataset: String,
-    /// Distinct checks (tool, suite, check id) ever run on the dataset.
-    pub checks: i64,
-    /// Latest status of each check, counted.
-    pub pass: i64,
-    pub warn: i64,
-    pub fail: i64,
-    pub error: i64,
-    pub skipped: i64,
-    /// Worst latest status: error > fail > warn > pass (skipped only if nothing else).
-    pub status: String,
-    /// pass / (checks that were not skipped), latest runs; `None` when all were skipped.
-    pub pass_ratio: Option<f64>,
-    pub last_run_ms: i64,
-    pub tools: Vec<String>,
-}
-
-/// One run in a check's history strip.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunCell {
-    pub run_time_ms: i64,
-    pub run_id: String,
-    pub status: String,
-    pub observed_value: Option<f64>,
-    pub observed_raw: Option<String>,
-    pub message: Option<String>,
-}
-
-/// A check of a dataset with its last runs, oldest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckHistory {
-    pub tool: String,
-    pub suite: String,
-    pub dataset: String,
-    pub check_id: String,
-    pub check_name: String,
-    pub check_type: String,
-    pub column: Option<String>,
-    pub expected: Option<String>,
-    pub runs: Vec<RunCell>,
-}
-
-impl CheckHistory {
-    pub fn latest(&self) -> Option<&RunCell> {
-        self.runs.last()
-    }
-}
+// The read rows are shared with the server's API and the browser app, so they live in `model`.
+pub use model::dq::{CheckHistory, DatasetSummary, RunCell};
 
 /// What [`Store::record_check_runs`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -142,8 +142,6 @@ pub async fn state(capacity: usize) -> (server::AppState, server::ingest::BatchW
         database: "test".into(),
         receivers: Default::default(),
         guard: Default::default(),
-        otlp_signals: Default::default(),
-        otlp_metrics: Default::default(),
     };
     (st, writers, url)
 }

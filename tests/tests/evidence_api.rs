@@ -1,4 +1,4 @@
-//! Traces and logs through `server::otlp_signals` into a real PostgreSQL, read back through
+//! Traces and logs through `server::receivers::otlp_signals` into a real PostgreSQL, read back through
 //! `GET /api/v1/evidence/{spans,logs}` (via `server::app` and `oneshot`) and the stored
 //! series.
 //!
@@ -16,7 +16,6 @@ use server::config::ReceiversConfig;
 use server::receivers::ReceiverState;
 use server::AppState;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
@@ -32,10 +31,7 @@ fn otlp_fixture(name: &str) -> (Vec<u8>, Value) {
 }
 
 fn receiver(app: &AppState) -> ReceiverState {
-    ReceiverState {
-        app: app.clone(),
-        config: Arc::new(ReceiversConfig::default()),
-    }
+    ReceiverState::new(app.clone(), ReceiversConfig::default())
 }
 
 async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
@@ -89,7 +85,7 @@ async fn failed_span_is_listed_with_its_exception_and_calls_are_stored() {
     let (body, expected) = otlp_fixture("05-traces");
     let req = decode_traces(&body, BodyEncoding::Protobuf).unwrap();
 
-    let r = server::otlp_signals::ingest_traces(&receiver(&st), &req)
+    let r = server::receivers::otlp_signals::ingest_traces(&receiver(&st), &req)
         .await
         .unwrap();
     assert_eq!(r.received, 5);
@@ -158,16 +154,19 @@ async fn a_request_refused_by_the_queue_is_counted_once_when_retried() {
     };
     let (body, _) = otlp_fixture("05-traces");
     let req = decode_traces(&body, BodyEncoding::Protobuf).unwrap();
+    // One set of running totals under both queues, as in one server.
+    let working = receiver(&st);
+    let refusing = working.with_app(refusing);
 
-    let e = server::otlp_signals::ingest_traces(&receiver(&refusing), &req)
+    let e = server::receivers::otlp_signals::ingest_traces(&refusing, &req)
         .await
         .unwrap_err();
-    assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE, "{}", e.message);
-    assert!(e.retry_after.is_some());
+    assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE, "{}", e.message());
+    assert!(e.retry_after().is_some());
 
     // The sender retries the same request against the working queue: the evidence stored
     // by the refused attempt is not stored again, and each span counts once.
-    let r = server::otlp_signals::ingest_traces(&receiver(&st), &req)
+    let r = server::receivers::otlp_signals::ingest_traces(&working, &req)
         .await
         .unwrap();
     assert_eq!(r.evidence_stored, 0);
@@ -175,7 +174,7 @@ async fn a_request_refused_by_the_queue_is_counted_once_when_retried() {
     assert!(calls.iter().all(|(_, v)| *v == 1.0), "{calls:?}");
 
     // A second export of the same spans (a new request) counts on top.
-    server::otlp_signals::ingest_traces(&receiver(&st), &req)
+    server::receivers::otlp_signals::ingest_traces(&working, &req)
         .await
         .unwrap();
     let calls = stored(&st, "traces_span_metrics_calls_total", "span_name", 5, 2.0).await;
@@ -191,7 +190,7 @@ async fn warn_and_error_records_are_listed_and_counted_by_severity() {
     let app = server::app(st.clone(), PathBuf::from("target/site"));
     let (body, expected) = otlp_fixture("06-logs");
     let req = decode_logs(&body, BodyEncoding::Protobuf).unwrap();
-    let r = server::otlp_signals::ingest_logs(&receiver(&st), &req)
+    let r = server::receivers::otlp_signals::ingest_logs(&receiver(&st), &req)
         .await
         .unwrap();
     assert_eq!((r.received, r.evidence_stored), (4, 2));

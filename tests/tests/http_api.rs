@@ -80,8 +80,6 @@ async fn state() -> AppState {
         database: "test".into(),
         receivers: Default::default(),
         guard: Default::default(),
-        otlp_signals: Default::default(),
-        otlp_metrics: Default::default(),
     }
 }
 

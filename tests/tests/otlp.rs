@@ -150,7 +150,7 @@ async fn otlp_http_refuses_bad_requests_with_the_status_and_a_message_naming_the
     assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(
         a.text()
-            .starts_with("no Content-Type is not an OTLP encoding"),
+            .starts_with("no Content-Type is not supported by otlp"),
         "{}",
         a.text()
     );
@@ -555,10 +555,7 @@ async fn grpc_answers_partial_success_for_points_it_cannot_store() {
 async fn start_grpc(st: &AppState) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let rs = server::receivers::ReceiverState {
-        app: st.clone(),
-        config: std::sync::Arc::new(st.receivers.clone()),
-    };
+    let rs = server::receivers::ReceiverState::new(st.clone(), st.receivers.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server::receivers::otlp_grpc::serve(
         listener,

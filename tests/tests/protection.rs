@@ -279,10 +279,7 @@ async fn otlp_over_grpc_and_http_is_guarded_by_the_same_tokens_and_limits() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let rs = server::receivers::ReceiverState {
-        app: st.clone(),
-        config: Arc::new(st.receivers.clone()),
-    };
+    let rs = server::receivers::ReceiverState::new(st.clone(), st.receivers.clone());
     tokio::spawn(server::receivers::otlp_grpc::serve(
         listener,
         rs,

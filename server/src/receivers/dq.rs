@@ -1,6 +1,5 @@
-//! Data-quality results: `POST /api/v1/dq/{gx,dbt,soda}` (the receiver) and the read API
-//! `GET /api/v1/dq/datasets`, `GET /api/v1/dq/checks?dataset=&last=` (what the Data quality
-//! page shows).
+//! Data-quality results: `POST /api/v1/dq/{gx,dbt,soda}`. What was recorded is read back by
+//! `crate::api::dq` (`GET /api/v1/dq/datasets`, `GET /api/v1/dq/checks`).
 //!
 //! A body is the tool's JSON result file as is (`application/json`):
 //!
@@ -19,95 +18,66 @@
 //! - `dq_check_observed_value{...}`: the observed value, when it is a number;
 //! - `dq_dataset_pass_ratio{tool,suite,dataset}`: passed / run checks of the dataset in that run.
 //!
-//! Answers: 201 with a JSON summary when something new was stored, 200 with the same summary
-//! when everything was already there; 400 naming what is wrong; 413 over
-//! `receivers.max_body_bytes`; 415 for another content type; 503 with `Retry-After` when the
-//! ingest queue has no room (checked before anything is recorded) or the database fails.
+//! Answers: 201 with a JSON [`Summary`] when something new was stored, 200 with the same
+//! summary when everything was already there; 400 naming what is wrong; 404 for an unknown
+//! tool; 413 over `receivers.max_body_bytes`; 415 without `Content-Type: application/json`;
+//! 503 with `Retry-After` when the ingest queue has no room (checked before anything is
+//! recorded) or the database fails.
 
-use super::{ReceiverError, ReceiverState};
-use crate::api::ApiError;
-use crate::state::AppState;
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use super::{Accepted, Payload, Receiver, ReceiverError, ReceiverState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use collectors::dq::{self, CheckRun, DqError, DqReport, Tool};
 use model::{Batch, Labels, MetricType, Sample, SeriesKey, TimeSeries};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use store::dq::CheckRunRecord;
 
-pub const RECEIVER: &str = "dq";
-/// History strip length when the caller does not say.
-pub const DEFAULT_LAST_RUNS: u32 = 20;
+/// What a DQ post answers: what was in the file and what was new.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub tool: &'static str,
+    pub tool_version: Option<String>,
+    pub format: String,
+    pub checks: usize,
+    pub inserted: usize,
+    pub duplicates: usize,
+    /// Check runs by status (pass, warn, fail, error, skipped).
+    pub statuses: BTreeMap<String, usize>,
+    /// Check runs by dataset.
+    pub datasets: BTreeMap<String, usize>,
+    /// Samples queued for the new runs' series.
+    pub samples: usize,
+}
 
 /// The handler of `POST /api/v1/dq/{tool}`.
 pub async fn post(
     State(st): State<ReceiverState>,
     Path(tool): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    match accept(&st, &tool, &headers, body).await {
-        Ok(summary) => {
-            let status = if summary["inserted"].as_u64().unwrap_or(0) > 0 {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            st.app
-                .metrics
-                .receiver_answered(RECEIVER, status.as_u16(), None);
-            (status, Json(summary)).into_response()
-        }
-        Err(e) => {
-            st.app
-                .metrics
-                .receiver_answered(RECEIVER, e.status.as_u16(), Some(&e.message));
-            e.into_response()
-        }
-    }
-}
-
-async fn accept(
-    st: &ReceiverState,
-    tool: &str,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Value, ReceiverError> {
-    let tool = match tool {
+    payload: Payload,
+) -> Result<Accepted, ReceiverError> {
+    let tool = match tool.as_str() {
         "gx" => Tool::Gx,
         "dbt" => Tool::Dbt,
         "soda" => Tool::Soda,
         other => {
-            return Err(ReceiverError::new(
-                StatusCode::NOT_FOUND,
-                format!("unknown data-quality tool {other:?}; POST to /api/v1/dq/gx, /api/v1/dq/dbt or /api/v1/dq/soda"),
-            ))
+            return Err(ReceiverError::NotFound(format!(
+                "unknown data-quality tool {other:?}; POST to /api/v1/dq/gx, /api/v1/dq/dbt or /api/v1/dq/soda"
+            )))
         }
     };
-    check_content_type(headers)?;
-    let body = super::read_body(
-        headers,
-        body,
-        st.config.max_body_bytes,
-        "send the results in several files",
-    )
-    .await?;
-    // A dbt manifest is half a megabyte for a toy project: parse off the async workers.
-    let report = tokio::task::spawn_blocking(move || parse(tool, &body))
-        .await
-        .map_err(|e| {
-            ReceiverError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("parsing failed unexpectedly: {e}"),
-            )
-        })?
-        .map_err(|e| ReceiverError::bad_request(e.to_string()))?;
-    store_report(&st.app, &report, Some(st)).await
+    // A dbt manifest is half a megabyte for a toy project: the body module parses it off the
+    // async workers.
+    let report = payload
+        .decode(move |raw| parse(tool, raw).map_err(|e| ReceiverError::Malformed(e.to_string())))
+        .await?;
+    let summary = store_report(&st, &report).await?;
+    let status = if summary.inserted > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(Accepted::json(status, &summary))
 }
 
 fn parse(tool: Tool, body: &[u8]) -> Result<DqReport, DqError> {
@@ -119,74 +89,50 @@ fn parse(tool: Tool, body: &[u8]) -> Result<DqReport, DqError> {
 }
 
 /// Records a parsed report and queues the series of its new runs; returns the summary the
-/// receiver answers with. Without a receiver state (the demo) the batch goes straight to the
-/// queue.
-pub async fn store_report(
-    app: &AppState,
-    report: &DqReport,
-    receiver: Option<&ReceiverState>,
-) -> Result<Value, ReceiverError> {
+/// receiver answers with.
+pub async fn store_report(st: &ReceiverState, report: &DqReport) -> Result<Summary, ReceiverError> {
     let now = crate::scrape_manager::now_ms();
     let records: Vec<CheckRunRecord> = report.checks.iter().map(|c| record(c, now)).collect();
     if let Some(bad) = records
         .iter()
         .find(|r| !store::pgcopy::timestamp_in_range(r.run_time_ms))
     {
-        return Err(ReceiverError::bad_request(format!(
+        return Err(ReceiverError::Malformed(format!(
             "check {:?}: run time {} ms is outside what PostgreSQL can store; send the result file as the tool wrote it",
             bad.check_name, bad.run_time_ms
         )));
     }
     // Refuse before recording when the queue cannot take the series: once recorded, a retry
     // is a duplicate and would not bring its series again.
-    let needed = records.len() * 3;
-    let (depth, capacity) = (app.queue.depth(), app.queue.capacity());
-    if depth + needed > capacity {
-        return Err(ReceiverError {
-            status: StatusCode::from_u16(app.receivers.queue_full_status)
-                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-            message: format!(
-                "ingest queue is full ({depth} of {capacity} samples); retry after the Retry-After delay"
-            ),
-            retry_after: Some(1),
-        });
-    }
-    let outcome = app.store.record_check_runs(&records).await.map_err(|err| {
-        tracing::error!(error = %err, "recording dq check runs failed");
-        ReceiverError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: format!("the database did not take the check runs, retry later: {err}"),
-            retry_after: Some(5),
-        }
-    })?;
+    st.reserve(records.len() * 3)?;
+    let outcome = st
+        .app
+        .store
+        .record_check_runs(&records)
+        .await
+        .map_err(|e| ReceiverError::storage("check runs", &e))?;
     let batch = series(&records, &outcome.inserted);
     let samples = batch.sample_count();
     if !batch.is_empty() {
-        match receiver {
-            Some(st) => st.push(RECEIVER, batch)?,
-            None => app
-                .queue
-                .try_push(batch)
-                .map_err(|e| ReceiverError::from_push(e, app.receivers.queue_full_status))?,
-        }
+        st.push(Receiver::Dq, batch)?;
     }
-    let mut statuses: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut datasets: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    let mut datasets: BTreeMap<String, usize> = BTreeMap::new();
     for r in &records {
-        *statuses.entry(r.status.as_str()).or_default() += 1;
-        *datasets.entry(r.dataset.as_str()).or_default() += 1;
+        *statuses.entry(r.status.clone()).or_default() += 1;
+        *datasets.entry(r.dataset.clone()).or_default() += 1;
     }
-    Ok(json!({
-        "tool": report.tool.as_str(),
-        "tool_version": report.tool_version,
-        "format": report.format,
-        "checks": records.len(),
-        "inserted": outcome.inserted.len(),
-        "duplicates": records.len() - outcome.inserted.len(),
-        "statuses": statuses,
-        "datasets": datasets,
-        "samples": samples,
-    }))
+    Ok(Summary {
+        tool: report.tool.as_str(),
+        tool_version: report.tool_version.clone(),
+        format: report.format.to_string(),
+        checks: records.len(),
+        inserted: outcome.inserted.len(),
+        duplicates: records.len() - outcome.inserted.len(),
+        statuses,
+        datasets,
+        samples,
+    })
 }
 
 /// The store's row for a check run; a run without a time (GX `describe_dict()`) gets `now`.
@@ -282,55 +228,4 @@ pub fn series(records: &[CheckRunRecord], inserted: &[usize]) -> Batch {
         }
     }
     batch
-}
-
-fn check_content_type(headers: &HeaderMap) -> Result<(), ReceiverError> {
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let ct = ct
-        .to_str()
-        .map_err(|_| ReceiverError::bad_request("header content-type is not visible ASCII"))?;
-    let media = ct.split(';').next().unwrap_or("").trim();
-    if media.eq_ignore_ascii_case("application/json") {
-        return Ok(());
-    }
-    Err(ReceiverError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        format!("Content-Type {ct:?} is not supported; send the result file as Content-Type: application/json (for dbt, one JSON object {{\"run_results\": ..., \"manifest\": ..., \"sources\": ...}} instead of multipart)"),
-    ))
-}
-
-/// `GET /api/v1/dq/datasets` and `GET /api/v1/dq/checks`: no token needed, like the other
-/// read APIs.
-pub fn read_router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/dq/datasets", get(datasets))
-        .route("/api/v1/dq/checks", get(checks))
-        .with_state(state)
-}
-
-async fn datasets(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let d = st.store.dq_datasets().await?;
-    Ok(Json(json!({"status": "success", "data": d})))
-}
-
-#[derive(Deserialize)]
-struct ChecksParams {
-    dataset: Option<String>,
-    last: Option<u32>,
-}
-
-async fn checks(
-    State(st): State<AppState>,
-    Query(p): Query<ChecksParams>,
-) -> Result<Json<Value>, ApiError> {
-    let Some(dataset) = p.dataset.filter(|d| !d.is_empty()) else {
-        return Err(ApiError::bad_data(
-            "missing `dataset`; call /api/v1/dq/checks?dataset=<name> with a name from /api/v1/dq/datasets",
-        ));
-    };
-    let last = p.last.unwrap_or(DEFAULT_LAST_RUNS).clamp(1, 500);
-    let c = st.store.dq_checks(&dataset, last).await?;
-    Ok(Json(json!({"status": "success", "data": c})))
 }

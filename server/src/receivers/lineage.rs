@@ -10,67 +10,48 @@
 //!   queued; a re-sent event (same run, eventType and eventTime) is a duplicate and changes
 //!   nothing;
 //! - 400 naming the event and field when the body is not OpenLineage; 413 over
-//!   `receivers.max_body_bytes` (or `max_decompressed_bytes` once inflated); 415 for another
-//!   content type or encoding;
+//!   `receivers.max_body_bytes` (or `max_decompressed_bytes` once inflated); 415 without
+//!   `Content-Type: application/json` or for another encoding (the kernel);
 //! - 503 with `Retry-After` when the ingest queue has no room (checked before anything is
 //!   recorded) or the database fails; events recorded before the failure are duplicates on the
 //!   retry, so a retry never double-counts.
 
-use super::{ReceiverError, ReceiverState};
-use axum::body::Body;
+use super::{Accepted, Payload, Receiver, ReceiverError, ReceiverState};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::http::StatusCode;
 use collectors::openlineage::{self as decoder, flatten_schema, LineageEvent, RunOutcome};
 use model::{Batch, Labels, MetricType, Sample, SeriesKey, TimeSeries};
-use std::io::Read;
+use serde::Serialize;
 use store::lineage::{DatasetRecord, EventKind, EventRecord, Qualified};
 
-pub const RECEIVER: &str = "openlineage";
-
-/// The handler of `POST /api/v1/lineage`.
-pub async fn post(State(st): State<ReceiverState>, headers: HeaderMap, body: Body) -> Response {
-    match accept(&st, &headers, body).await {
-        Ok((accepted, duplicates)) => {
-            st.app.metrics.receiver_answered(RECEIVER, 201, None);
-            (
-                StatusCode::CREATED,
-                Json(serde_json::json!({"accepted": accepted, "duplicates": duplicates})),
-            )
-                .into_response()
-        }
-        Err(e) => {
-            st.app
-                .metrics
-                .receiver_answered(RECEIVER, e.status.as_u16(), Some(&e.message));
-            e.into_response()
-        }
-    }
+/// What a lineage post answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Answer {
+    /// Events recorded now.
+    pub accepted: usize,
+    /// Events already recorded (a re-sent event).
+    pub duplicates: usize,
 }
 
-async fn accept(
+/// The handler of `POST /api/v1/lineage`.
+pub async fn post(
+    State(st): State<ReceiverState>,
+    payload: Payload,
+) -> Result<Accepted, ReceiverError> {
+    let events = payload
+        .decode(|raw| decoder::decode(raw).map_err(|e| ReceiverError::Malformed(e.to_string())))
+        .await?;
+    let answer = record_events(&st, &events).await?;
+    Ok(Accepted::json(StatusCode::CREATED, &answer))
+}
+
+async fn record_events(
     st: &ReceiverState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(usize, usize), ReceiverError> {
-    let gzip = check_headers(headers)?;
-    let body = super::read_body(
-        headers,
-        body,
-        st.config.max_body_bytes,
-        "send fewer events per request",
-    )
-    .await?;
-    let body = if gzip {
-        gunzip(&body, st.config.max_decompressed_bytes)?
-    } else {
-        body
-    };
-    let events = decoder::decode(&body).map_err(|e| ReceiverError::bad_request(e.to_string()))?;
+    events: &[LineageEvent],
+) -> Result<Answer, ReceiverError> {
     for (i, e) in events.iter().enumerate() {
         if !store::pgcopy::timestamp_in_range(e.time_ms) {
-            return Err(ReceiverError::bad_request(format!(
+            return Err(ReceiverError::Malformed(format!(
                 "event {i}: eventTime {} is outside what PostgreSQL can store; send a real date-time",
                 e.event_time
             )));
@@ -79,18 +60,7 @@ async fn accept(
     // Refuse before recording anything when the queue cannot take the series: once an event
     // is recorded, its retry is a duplicate and would not bring its series again.
     let facet: Vec<Vec<TimeSeries>> = events.iter().map(decoder::facet_series).collect();
-    let needed: usize = facet.iter().flatten().count() + 3 * events.len();
-    let (depth, capacity) = (st.app.queue.depth(), st.app.queue.capacity());
-    if depth + needed > capacity {
-        return Err(ReceiverError {
-            status: StatusCode::from_u16(st.config.queue_full_status)
-                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-            message: format!(
-                "ingest queue is full ({depth} of {capacity} samples); retry after the Retry-After delay"
-            ),
-            retry_after: Some(1),
-        });
-    }
+    st.reserve(facet.iter().flatten().count() + 3 * events.len())?;
     let mut batch = Batch::default();
     let (mut accepted, mut duplicates) = (0, 0);
     for (e, series) in events.iter().zip(facet) {
@@ -99,14 +69,7 @@ async fn accept(
             .store
             .record_lineage_event(&record(e))
             .await
-            .map_err(|err| {
-                tracing::error!(error = %err, "recording an OpenLineage event failed");
-                ReceiverError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    message: format!("the database did not take the event, retry later: {err}"),
-                    retry_after: Some(5),
-                }
-            })?;
+            .map_err(|e| ReceiverError::storage("event", &e))?;
         if outcome.duplicate {
             duplicates += 1;
             continue;
@@ -144,9 +107,12 @@ async fn accept(
         }
     }
     if !batch.is_empty() {
-        st.push(RECEIVER, batch)?;
+        st.push(Receiver::OpenLineage, batch)?;
     }
-    Ok((accepted, duplicates))
+    Ok(Answer {
+        accepted,
+        duplicates,
+    })
 }
 
 /// The store's view of a decoded event.
@@ -182,59 +148,4 @@ pub fn record(e: &LineageEvent) -> EventRecord {
         outputs: e.outputs.iter().map(ds).collect(),
         dataset: e.dataset.as_ref().map(ds),
     }
-}
-
-/// Checks framing; returns whether the body is gzip-encoded.
-fn check_headers(headers: &HeaderMap) -> Result<bool, ReceiverError> {
-    let get = |name: header::HeaderName| {
-        headers
-            .get(&name)
-            .map(|v| {
-                v.to_str().map(str::trim).map_err(|_| {
-                    ReceiverError::bad_request(format!("header {name} is not visible ASCII"))
-                })
-            })
-            .transpose()
-    };
-    if let Some(ct) = get(header::CONTENT_TYPE)? {
-        let media = ct.split(';').next().unwrap_or("").trim();
-        if !media.eq_ignore_ascii_case("application/json") {
-            return Err(ReceiverError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Content-Type {ct:?} is not supported; send OpenLineage events as Content-Type: application/json"),
-            ));
-        }
-    }
-    match get(header::CONTENT_ENCODING)? {
-        None => Ok(false),
-        Some(enc) if enc.eq_ignore_ascii_case("identity") => Ok(false),
-        Some(enc) if enc.eq_ignore_ascii_case("gzip") => Ok(true),
-        Some(enc) => Err(ReceiverError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Encoding {enc:?} is not supported; send the JSON plain or with Content-Encoding: gzip"),
-        )),
-    }
-}
-
-fn too_large(limit: usize, key: &str) -> ReceiverError {
-    ReceiverError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body is larger than {limit} bytes ({key}); send fewer events per request or raise the limit"),
-    )
-}
-
-fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, ReceiverError> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(body)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            ReceiverError::bad_request(format!(
-                "body is not valid gzip ({e}); send gzip data with Content-Encoding: gzip, or plain JSON without it"
-            ))
-        })?;
-    if out.len() > limit {
-        return Err(too_large(limit, "receivers.max_decompressed_bytes"));
-    }
-    Ok(out)
 }

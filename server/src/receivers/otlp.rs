@@ -3,10 +3,11 @@
 //! ([`super::otlp_grpc`]).
 //!
 //! - `Content-Type: application/x-protobuf` (binary protobuf) or `application/json`
-//!   (OTLP/JSON); anything else, or none, gets 415 saying which to send.
+//!   (OTLP/JSON); anything else, or none, gets 415 saying which to send (the kernel,
+//!   [`super::kernel`]).
 //! - `Content-Encoding: gzip`, `deflate` (zlib, RFC 1950) or `identity`; others get 415.
 //! - Bodies over `receivers.max_body_bytes` (as sent) or `receivers.max_decompressed_bytes`
-//!   (inflated) get 413.
+//!   (inflated) get 413; decoding runs off the async runtime ([`super::body`]).
 //! - A malformed body gets 400 with an OTLP `google.rpc.Status` body, in the request's
 //!   encoding, whose message names the problem.
 //! - Success is 200 with an `Export*ServiceResponse` in the request's encoding: empty (JSON
@@ -17,24 +18,150 @@
 //!
 //! Metrics are mapped with [`collectors::otlp::metrics`]; the delta accumulator's new totals
 //! are committed only once the batch is in the queue, so a refused request that the sender
-//! retries is not counted twice.
+//! retries is not counted twice. The accumulator is sharded by `job` ([`DeltaShards`]), so
+//! requests of different services do not wait for each other.
 //!
 //! Traces become spanmetrics-style request/error/duration series plus failed and slow span
 //! evidence, logs become counts by severity plus WARN+ record evidence ([`traces_received`],
 //! [`logs_received`], built on `collectors::otlp::{traces, logs}` and [`crate::otlp_signals`]).
 
-use super::{ReceiverError, ReceiverState};
-use axum::body::Body;
+use super::body::Payload;
+use super::kind::MediaType;
+use super::{Accepted, Receiver, ReceiverError, ReceiverState};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use collectors::otlp::metrics::{DeltaAccumulator, DeltaUpdates, MappedMetrics};
 use collectors::otlp::{
-    self, BodyEncoding, Compression, ExportLogsServiceRequest, ExportMetricsServiceRequest,
-    ExportRequest, ExportTraceServiceRequest, OtlpError,
+    self, BodyEncoding, ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportRequest,
+    ExportTraceServiceRequest,
 };
-use prost::Message;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, MutexGuard};
 
-pub const RECEIVER: &str = "otlp";
+/// `google.rpc.Status`, the body of OTLP error responses (from `tonic-types`).
+pub use tonic_types::Status as RpcStatus;
+
+/// What the OTLP receivers keep between requests: the running totals of delta metrics and of
+/// the series derived from traces and logs. Lost on restart, which readers see as a counter
+/// reset (Prometheus' `rate()` handles that).
+#[derive(Debug, Default)]
+pub struct OtlpState {
+    pub metrics: DeltaShards,
+    pub signals: super::otlp_signals::SignalState,
+}
+
+/// Shards of the delta accumulator, one lock each.
+pub const DELTA_SHARDS: usize = 16;
+
+/// The delta-metrics accumulator split by the `job` a resource maps to. Every series carries
+/// its resource's `job` label, so one series is always in one shard; a request locks only the
+/// shards of its resources (in index order, so two requests cannot deadlock), and holds them
+/// from mapping to commit so two requests for one delta series cannot interleave between
+/// reading the running total and committing it. Resources without a `service.name` all share
+/// the shard of the empty `job`; a point attribute `job` on them is the one way a series of
+/// theirs could equal a series of a named service, which the single accumulator before this
+/// summed and the shards keep apart.
+#[derive(Debug)]
+pub struct DeltaShards {
+    shards: Vec<Mutex<DeltaAccumulator>>,
+}
+
+impl Default for DeltaShards {
+    fn default() -> Self {
+        Self {
+            // Each shard has the accumulator's default bound, so the whole tracks at most
+            // DELTA_SHARDS times that many delta series.
+            shards: (0..DELTA_SHARDS)
+                .map(|_| Mutex::new(DeltaAccumulator::default()))
+                .collect(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The shard of a resource's series.
+fn shard_of(rm: &ResourceMetrics) -> usize {
+    let attrs = rm.resource.as_ref().map(|r| &r.attributes[..]).unwrap_or(&[]);
+    let get = |k: &str| {
+        attrs
+            .iter()
+            .find(|kv| kv.key == k)
+            .map(|kv| collectors::otlp::metrics::any_value_string(kv.value.as_ref()))
+            .unwrap_or_default()
+    };
+    // The same inputs as the mapper's `job` (service.namespace/service.name).
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (get("service.namespace"), get("service.name")).hash(&mut h);
+    (h.finish() % DELTA_SHARDS as u64) as usize
+}
+
+impl DeltaShards {
+    /// Maps a request under the locks of its shards, runs `push` on the merged mapping and
+    /// commits the new totals of every shard only when `push` says the batch was taken.
+    fn map_push_commit<R>(
+        &self,
+        req: ExportMetricsServiceRequest,
+        push: impl FnOnce(&mut MappedMetrics) -> (bool, R),
+    ) -> R {
+        let mut parts: Vec<(usize, ExportMetricsServiceRequest)> = Vec::new();
+        for rm in req.resource_metrics {
+            let i = shard_of(&rm);
+            match parts.iter_mut().find(|(s, _)| *s == i) {
+                Some((_, r)) => r.resource_metrics.push(rm),
+                None => parts.push((
+                    i,
+                    ExportMetricsServiceRequest {
+                        resource_metrics: vec![rm],
+                    },
+                )),
+            }
+        }
+        // Lock in index order, so two requests over the same shards cannot deadlock.
+        parts.sort_by_key(|(i, _)| *i);
+        let mut guards: Vec<(usize, MutexGuard<'_, DeltaAccumulator>)> = parts
+            .iter()
+            .map(|(i, _)| (*i, lock(&self.shards[*i])))
+            .collect();
+        let mut merged = MappedMetrics::default();
+        let mut pending: Vec<(usize, DeltaUpdates)> = Vec::new();
+        for (i, part) in &parts {
+            let guard = &guards.iter().find(|(g, _)| g == i).expect("locked").1;
+            let mut m = guard.map(part);
+            pending.push((*i, std::mem::take(&mut m.pending)));
+            merged.batch.series.append(&mut m.batch.series);
+            merged.batch.metadata.append(&mut m.batch.metadata);
+            merged.accepted_points += m.accepted_points;
+            merged.rejected_points += m.rejected_points;
+            merged.exemplars_dropped += m.exemplars_dropped;
+            for r in m.rejections {
+                if !merged.rejections.contains(&r) {
+                    merged.rejections.push(r);
+                }
+            }
+        }
+        let (commit, out) = push(&mut merged);
+        if commit {
+            for (i, updates) in pending {
+                let guard = &mut guards.iter_mut().find(|(g, _)| *g == i).expect("locked").1;
+                guard.commit(updates);
+            }
+        }
+        out
+    }
+}
 
 /// What a successful export answers: nothing refused, or some data points refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,21 +182,28 @@ impl PartialSuccess {
             self.message.push_str(message);
         }
     }
+
+    fn is_empty(&self) -> bool {
+        self.rejected == 0 && self.message.is_empty()
+    }
 }
 
 /// Maps, validates and enqueues one metrics request. Shared by HTTP and gRPC.
 pub fn ingest_metrics(
     st: &ReceiverState,
-    req: &ExportMetricsServiceRequest,
+    req: ExportMetricsServiceRequest,
 ) -> Result<PartialSuccess, ReceiverError> {
-    // Held across the push so two requests for one delta series cannot interleave between
-    // reading the running total and committing it; `push` never waits.
-    let mut acc = st
-        .app
-        .otlp_metrics
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut mapped = acc.map(req);
+    st.otlp.metrics.map_push_commit(req, |mapped| {
+        let r = push_mapped(st, mapped);
+        // Commit unless the queue refused the batch (a retry must not count twice).
+        (r.is_ok(), r)
+    })
+}
+
+fn push_mapped(
+    st: &ReceiverState,
+    mapped: &mut MappedMetrics,
+) -> Result<PartialSuccess, ReceiverError> {
     st.app
         .metrics
         .receiver_exemplars_dropped
@@ -92,9 +226,7 @@ pub fn ingest_metrics(
             &format!("{out_of_range} series had a time_unix_nano outside what PostgreSQL can store (4714 BC to 294276 AD); send Unix nanoseconds"),
         );
     }
-    let pending = std::mem::take(&mut mapped.pending);
     if mapped.batch.is_empty() {
-        acc.commit(pending);
         return Ok(partial);
     }
     tracing::debug!(
@@ -103,345 +235,195 @@ pub fn ingest_metrics(
         rejected = mapped.rejected_points,
         "OTLP metrics accepted"
     );
-    match st.push(RECEIVER, mapped.batch) {
-        Ok(()) => {
-            acc.commit(pending);
-            Ok(partial)
-        }
+    match st.push(Receiver::Otlp, std::mem::take(&mut mapped.batch)) {
+        Ok(()) => Ok(partial),
         // The shared series limits refused some series and stored the rest: for OTLP that is
         // a partial success, which the sender must not retry.
-        Err(e) if e.status == StatusCode::BAD_REQUEST => {
-            acc.commit(pending);
-            partial.add(0, &e.message);
+        Err(ReceiverError::OverLimit(message)) => {
+            partial.add(0, &message);
             Ok(partial)
         }
         Err(e) => Err(e),
     }
 }
 
-/// Derives span series and stores failed/slow span evidence ([`crate::otlp_signals`]).
-pub async fn traces_received(
-    st: &ReceiverState,
-    req: &ExportTraceServiceRequest,
-) -> Result<PartialSuccess, ReceiverError> {
-    let r = crate::otlp_signals::ingest_traces(st, req).await?;
-    Ok(PartialSuccess {
-        rejected: r.rejected,
-        message: r.message,
-    })
-}
+/// How each signal's decoded request is stored and answered; shared by HTTP and gRPC.
+pub trait Ingest: ExportRequest + Sized + Send + 'static {
+    /// The signal's `Export*ServiceResponse`.
+    type Response: prost::Message + serde::Serialize + Default + Send + 'static;
 
-/// Counts log records by severity and stores WARN+ records as evidence
-/// ([`crate::otlp_signals`]).
-pub async fn logs_received(
-    st: &ReceiverState,
-    req: &ExportLogsServiceRequest,
-) -> Result<PartialSuccess, ReceiverError> {
-    let r = crate::otlp_signals::ingest_logs(st, req).await?;
-    Ok(PartialSuccess {
-        rejected: r.rejected,
-        message: r.message,
-    })
-}
-
-/// How each signal's decoded request is stored; shared by HTTP and gRPC.
-pub trait Ingest: ExportRequest + Sized {
     fn ingest(
         st: &ReceiverState,
-        req: &Self,
+        req: Self,
     ) -> impl std::future::Future<Output = Result<PartialSuccess, ReceiverError>> + Send;
+
+    /// The response for an accepted request; `partial_success` only when something was refused.
+    fn response(partial: PartialSuccess) -> Self::Response;
 }
 
 impl Ingest for ExportMetricsServiceRequest {
-    async fn ingest(st: &ReceiverState, req: &Self) -> Result<PartialSuccess, ReceiverError> {
+    type Response = ExportMetricsServiceResponse;
+
+    async fn ingest(st: &ReceiverState, req: Self) -> Result<PartialSuccess, ReceiverError> {
         ingest_metrics(st, req)
+    }
+
+    fn response(p: PartialSuccess) -> Self::Response {
+        ExportMetricsServiceResponse {
+            partial_success: (!p.is_empty()).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: p.rejected,
+                error_message: p.message,
+            }),
+        }
     }
 }
 
 impl Ingest for ExportTraceServiceRequest {
-    async fn ingest(st: &ReceiverState, req: &Self) -> Result<PartialSuccess, ReceiverError> {
-        traces_received(st, req).await
+    type Response = ExportTraceServiceResponse;
+
+    async fn ingest(st: &ReceiverState, req: Self) -> Result<PartialSuccess, ReceiverError> {
+        let r = super::otlp_signals::ingest_traces(st, &req).await?;
+        Ok(PartialSuccess {
+            rejected: r.rejected,
+            message: r.message,
+        })
+    }
+
+    fn response(p: PartialSuccess) -> Self::Response {
+        ExportTraceServiceResponse {
+            partial_success: (!p.is_empty()).then(|| ExportTracePartialSuccess {
+                rejected_spans: p.rejected,
+                error_message: p.message,
+            }),
+        }
     }
 }
 
 impl Ingest for ExportLogsServiceRequest {
-    async fn ingest(st: &ReceiverState, req: &Self) -> Result<PartialSuccess, ReceiverError> {
-        logs_received(st, req).await
+    type Response = ExportLogsServiceResponse;
+
+    async fn ingest(st: &ReceiverState, req: Self) -> Result<PartialSuccess, ReceiverError> {
+        let r = super::otlp_signals::ingest_logs(st, &req).await?;
+        Ok(PartialSuccess {
+            rejected: r.rejected,
+            message: r.message,
+        })
+    }
+
+    fn response(p: PartialSuccess) -> Self::Response {
+        ExportLogsServiceResponse {
+            partial_success: (!p.is_empty()).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: p.rejected,
+                error_message: p.message,
+            }),
+        }
     }
 }
 
 /// `POST /v1/metrics`
-pub async fn metrics(State(st): State<ReceiverState>, headers: HeaderMap, body: Body) -> Response {
-    export::<ExportMetricsServiceRequest>(&st, &headers, body).await
+pub async fn metrics(
+    State(st): State<ReceiverState>,
+    payload: Payload,
+) -> Result<Accepted, ReceiverError> {
+    export::<ExportMetricsServiceRequest>(&st, payload).await
 }
 
 /// `POST /v1/traces`
-pub async fn traces(State(st): State<ReceiverState>, headers: HeaderMap, body: Body) -> Response {
-    export::<ExportTraceServiceRequest>(&st, &headers, body).await
+pub async fn traces(
+    State(st): State<ReceiverState>,
+    payload: Payload,
+) -> Result<Accepted, ReceiverError> {
+    export::<ExportTraceServiceRequest>(&st, payload).await
 }
 
 /// `POST /v1/logs`
-pub async fn logs(State(st): State<ReceiverState>, headers: HeaderMap, body: Body) -> Response {
-    export::<ExportLogsServiceRequest>(&st, &headers, body).await
+pub async fn logs(
+    State(st): State<ReceiverState>,
+    payload: Payload,
+) -> Result<Accepted, ReceiverError> {
+    export::<ExportLogsServiceRequest>(&st, payload).await
 }
 
-async fn export<T: Ingest>(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Response {
-    let encoding = match content_type(headers) {
-        Ok(e) => e,
-        Err(e) => return refuse(st, e, None),
+async fn export<T: Ingest>(st: &ReceiverState, payload: Payload) -> Result<Accepted, ReceiverError> {
+    let media = payload.media;
+    let encoding = match media {
+        MediaType::Protobuf => BodyEncoding::Protobuf,
+        MediaType::Json => BodyEncoding::Json,
     };
-    let result = async {
-        let compression = content_encoding(headers)?;
-        let body = super::read_body(
-            headers,
-            body,
-            st.config.max_body_bytes,
-            "send smaller batches (lower the exporter's max export batch size)",
-        )
-        .await?;
-        let req: T = otlp::decode_body(
-            &body,
-            encoding,
-            compression,
-            st.config.max_decompressed_bytes,
-        )
-        .map_err(|e| match e {
-            OtlpError::DecompressedTooLarge { .. } => ReceiverError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("{e} (receivers.max_decompressed_bytes)"),
-            ),
-            e => ReceiverError::bad_request(e.to_string()),
-        })?;
-        T::ingest(st, &req).await
-    }
-    .await;
-    match result {
-        Ok(partial) => {
-            st.app.metrics.receiver_answered(
-                RECEIVER,
-                200,
-                (!partial.message.is_empty()).then_some(partial.message.as_str()),
-            );
-            success::<T>(encoding, &partial)
-        }
-        Err(e) => refuse(st, e, Some(encoding)),
-    }
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ReceiverError> {
-    headers
-        .get(name)
-        .map(|v| {
-            v.to_str().map(str::trim).map_err(|_| {
-                ReceiverError::bad_request(format!("header {name} is not visible ASCII"))
-            })
+    let req: T = payload
+        .decode(move |raw| {
+            otlp::decode::<T>(raw, encoding).map_err(|e| ReceiverError::Malformed(e.to_string()))
         })
-        .transpose()
-}
-
-fn content_type(headers: &HeaderMap) -> Result<BodyEncoding, ReceiverError> {
-    let ct = header_str(headers, header::CONTENT_TYPE.as_str())?.unwrap_or("");
-    let media = ct.split(';').next().unwrap_or("").trim();
-    if media.eq_ignore_ascii_case("application/x-protobuf")
-        || media.eq_ignore_ascii_case("application/protobuf")
-    {
-        Ok(BodyEncoding::Protobuf)
-    } else if media.eq_ignore_ascii_case("application/json") {
-        Ok(BodyEncoding::Json)
-    } else {
-        let what = if ct.is_empty() {
-            "no Content-Type".to_string()
-        } else {
-            format!("Content-Type {ct:?}")
-        };
-        Err(ReceiverError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("{what} is not an OTLP encoding; send Content-Type: application/x-protobuf (binary protobuf) or application/json (OTLP/JSON)"),
-        ))
-    }
-}
-
-fn content_encoding(headers: &HeaderMap) -> Result<Compression, ReceiverError> {
-    match header_str(headers, header::CONTENT_ENCODING.as_str())? {
-        None => Ok(Compression::Identity),
-        Some(e) if e.is_empty() || e.eq_ignore_ascii_case("identity") => Ok(Compression::Identity),
-        Some(e) if e.eq_ignore_ascii_case("gzip") => Ok(Compression::Gzip),
-        Some(e) if e.eq_ignore_ascii_case("deflate") => Ok(Compression::Deflate),
-        Some(e) => Err(ReceiverError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Encoding {e:?} is not supported; send gzip, deflate (zlib) or an uncompressed body"),
-        )),
-    }
-}
-
-/// `google.rpc.Status`, the body of OTLP error responses (and gRPC status details).
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    pub code: i32,
-    #[prost(string, tag = "2")]
-    pub message: String,
-    #[prost(message, repeated, tag = "3")]
-    pub details: Vec<ProtoAny>,
-}
-
-/// `google.protobuf.Any`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ProtoAny {
-    #[prost(string, tag = "1")]
-    pub type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    pub value: Vec<u8>,
-}
-
-/// The gRPC status code matching an HTTP refusal (for the `google.rpc.Status` body).
-pub fn grpc_code(status: StatusCode) -> tonic::Code {
-    match status.as_u16() {
-        400 | 413 | 415 => tonic::Code::InvalidArgument,
-        401 => tonic::Code::Unauthenticated,
-        403 => tonic::Code::PermissionDenied,
-        429 => tonic::Code::ResourceExhausted,
-        503 => tonic::Code::Unavailable,
-        _ => tonic::Code::Internal,
-    }
-}
-
-fn refuse(st: &ReceiverState, e: ReceiverError, encoding: Option<BodyEncoding>) -> Response {
-    st.app
-        .metrics
-        .receiver_answered(RECEIVER, e.status.as_u16(), Some(&e.message));
-    let Some(encoding) = encoding else {
-        // The encoding is what is wrong: answer in plain text, which every sender can log.
-        return e.into_response();
-    };
-    let code = grpc_code(e.status) as i32;
-    let (ct, body) = match encoding {
-        BodyEncoding::Protobuf => (
-            "application/x-protobuf",
-            RpcStatus {
-                code,
-                message: e.message.clone(),
-                details: vec![],
+        .await?;
+    let partial = T::ingest(st, req).await?;
+    let note = partial.message.clone();
+    let response = T::response(partial);
+    let accepted = match media {
+        MediaType::Protobuf => Accepted::protobuf(StatusCode::OK, &response),
+        // The official response type's JSON form; without partial_success it is `{}`, which
+        // is what OTLP/JSON writes for an empty message.
+        MediaType::Json => match serde_json::to_value(&response) {
+            Ok(serde_json::Value::Object(mut o)) => {
+                o.retain(|_, v| !v.is_null());
+                Accepted::json(StatusCode::OK, &o)
             }
-            .encode_to_vec(),
-        ),
-        BodyEncoding::Json => (
-            "application/json",
-            serde_json::json!({"code": code, "message": e.message})
-                .to_string()
-                .into_bytes(),
-        ),
+            _ => Accepted::json(StatusCode::OK, &serde_json::Map::new()),
+        },
     };
-    let mut resp = (e.status, [(header::CONTENT_TYPE, ct)], body).into_response();
-    if let Some(secs) = e.retry_after {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    resp
-}
-
-fn success<T: ExportRequest>(encoding: BodyEncoding, partial: &PartialSuccess) -> Response {
-    let has_partial = partial.rejected > 0 || !partial.message.is_empty();
-    match encoding {
-        BodyEncoding::Protobuf => {
-            // Every Export*ServiceResponse is `partial_success = 1` holding
-            // `rejected_<things> = 1` (int64) and `error_message = 2`, so one message serves
-            // all three signals.
-            let body = if has_partial {
-                ExportResponse {
-                    partial_success: Some(ExportPartialSuccess {
-                        rejected: partial.rejected,
-                        error_message: partial.message.clone(),
-                    }),
-                }
-                .encode_to_vec()
-            } else {
-                Vec::new()
-            };
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/x-protobuf")],
-                body,
-            )
-                .into_response()
-        }
-        BodyEncoding::Json => {
-            let body = if has_partial {
-                let field = match T::SIGNAL {
-                    otlp::Signal::Metrics => "rejectedDataPoints",
-                    otlp::Signal::Traces => "rejectedSpans",
-                    otlp::Signal::Logs => "rejectedLogRecords",
-                };
-                serde_json::json!({"partialSuccess": {
-                    field: partial.rejected.to_string(),
-                    "errorMessage": partial.message,
-                }})
-            } else {
-                serde_json::json!({})
-            };
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
-            )
-                .into_response()
-        }
-    }
-}
-
-/// The common shape of `Export{Metrics,Trace,Logs}ServiceResponse`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct ExportResponse {
-    #[prost(message, optional, tag = "1")]
-    partial_success: Option<ExportPartialSuccess>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct ExportPartialSuccess {
-    #[prost(int64, tag = "1")]
-    rejected: i64,
-    #[prost(string, tag = "2")]
-    error_message: String,
+    Ok(accepted.with_note(note))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    fn resource(service: Option<&str>) -> ResourceMetrics {
+        ResourceMetrics {
+            resource: Some(Resource {
+                attributes: service
+                    .map(|s| KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(s.into())),
+                        }),
+                        ..Default::default()
+                    })
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
 
     #[test]
-    fn partial_success_body_decodes_as_the_official_response_message() {
-        let resp = ExportResponse {
-            partial_success: Some(ExportPartialSuccess {
-                rejected: 3,
-                error_message: "three".into(),
-            }),
-        }
-        .encode_to_vec();
-        let official = ExportMetricsServiceResponse::decode(&resp[..]).unwrap();
-        let p = official.partial_success.unwrap();
+    fn one_service_is_always_in_one_shard() {
+        let a = shard_of(&resource(Some("checkout")));
+        assert_eq!(shard_of(&resource(Some("checkout"))), a);
+        assert!(a < DELTA_SHARDS);
+        assert_eq!(shard_of(&resource(None)), shard_of(&resource(None)));
+        // Distinct services spread over shards.
+        let shards: std::collections::BTreeSet<usize> = (0..64)
+            .map(|i| shard_of(&resource(Some(&format!("svc-{i}")))))
+            .collect();
+        assert!(shards.len() > DELTA_SHARDS / 2, "{shards:?}");
+    }
+
+    #[test]
+    fn partial_success_uses_the_official_response_message() {
+        let resp = ExportMetricsServiceRequest::response(PartialSuccess {
+            rejected: 3,
+            message: "three".into(),
+        });
+        let p = resp.partial_success.unwrap();
         assert_eq!(
             (p.rejected_data_points, p.error_message.as_str()),
             (3, "three")
         );
-    }
-
-    #[test]
-    fn content_types_other_than_protobuf_and_json_get_415_naming_both() {
-        let mut h = HeaderMap::new();
-        h.insert("content-type", HeaderValue::from_static("text/plain"));
-        let e = content_type(&h).unwrap_err();
-        assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-        assert!(
-            e.message.contains("application/x-protobuf"),
-            "{}",
-            e.message
-        );
-        assert!(e.message.contains("application/json"), "{}", e.message);
-        h.insert(
-            "content-type",
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
-        assert_eq!(content_type(&h).unwrap(), BodyEncoding::Json);
+        assert!(ExportMetricsServiceRequest::response(PartialSuccess::default())
+            .partial_success
+            .is_none());
     }
 }

@@ -12,31 +12,37 @@
 //!   treat that as retryable only when RetryInfo is present and understood, while every OTLP
 //!   exporter retries `UNAVAILABLE`; the condition is transient, so `UNAVAILABLE` is the
 //!   answer that loses nothing;
-//! - refused credentials: `UNAUTHENTICATED` / `PERMISSION_DENIED`, from [`check_auth`];
+//! - refused credentials: `UNAUTHENTICATED` / `PERMISSION_DENIED`, from an interceptor that
+//!   reads the `authorization` metadata before the message is decoded, so an unauthenticated
+//!   sender cannot make the server inflate and decode anything;
 //! - refused data points: OK with `partial_success`, as over HTTP.
 //!
-//! Gzip-compressed messages are accepted (`grpc-encoding: gzip`).
+//! Gzip-compressed messages are accepted (`grpc-encoding: gzip`); tonic inflates them within
+//! `receivers.max_decompressed_bytes`. Requests are served behind the receivers' decode
+//! semaphore ([`super::body::DecodePool`]), so decoding, like HTTP bodies, is bounded in how
+//! many run at once.
 
-use super::otlp::{grpc_code, Ingest, PartialSuccess, ProtoAny, RpcStatus};
-use super::{ReceiverError, ReceiverState};
+use super::kernel;
+use super::otlp::{Ingest, PartialSuccess};
+use super::{Receiver, ReceiverError, ReceiverState};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     logs_service_server::{LogsService, LogsServiceServer},
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     metrics_service_server::{MetricsService, MetricsServiceServer},
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     trace_service_server::{TraceService, TraceServiceServer},
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use prost::Message;
 use std::future::Future;
+use std::time::Duration;
 use tonic::codec::CompressionEncoding;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
-
-const RECEIVER: &str = super::otlp::RECEIVER;
+use tonic_types::{ErrorDetails, StatusExt};
 
 /// The three OTLP services over one receiver state.
 #[derive(Clone)]
@@ -44,81 +50,33 @@ pub struct OtlpGrpc {
     st: ReceiverState,
 }
 
-/// Checks the caller's credentials in the request metadata before anything is decoded into
-/// the store. Bearer tokens are the HTTP receivers' `[[auth.tokens]]`, presented as gRPC
-/// `authorization: Bearer <token>` metadata.
-pub fn check_auth(
-    st: &ReceiverState,
-    metadata: &tonic::metadata::MetadataMap,
-) -> Result<(), Status> {
-    if !st.app.guard.auth_required() {
-        return Ok(());
+/// The gRPC status for a refusal; retryable ones carry a `google.rpc.RetryInfo` with the delay.
+pub fn status(e: &ReceiverError) -> Status {
+    let code = e.grpc_code();
+    match e.retry_after() {
+        Some(secs) => Status::with_error_details(
+            code,
+            e.message(),
+            ErrorDetails::with_retry_info(Some(Duration::from_secs(secs))),
+        ),
+        None => Status::new(code, e.message()),
     }
-    let presented = metadata.get("authorization").and_then(|v| v.to_str().ok());
-    st.app
-        .guard
-        .authorize(RECEIVER, presented)
-        .map(|_| ())
-        .map_err(|failure| {
-            let e = super::auth_error(RECEIVER, failure);
-            answered(st, &e);
-            status(e)
-        })
 }
 
-fn answered(st: &ReceiverState, e: &ReceiverError) {
-    st.app
-        .metrics
-        .receiver_answered(RECEIVER, e.status.as_u16(), Some(&e.message));
-}
-
-/// `google.rpc.RetryInfo`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RetryInfo {
-    #[prost(message, optional, tag = "1")]
-    retry_delay: Option<ProtoDuration>,
-}
-
-/// `google.protobuf.Duration`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct ProtoDuration {
-    #[prost(int64, tag = "1")]
-    seconds: i64,
-    #[prost(int32, tag = "2")]
-    nanos: i32,
-}
-
-/// The gRPC status for a refusal; queue-full and shutdown become `UNAVAILABLE` with RetryInfo.
-pub fn status(e: ReceiverError) -> Status {
-    let code = match e.retry_after {
-        Some(_) => tonic::Code::Unavailable,
-        None => grpc_code(e.status),
-    };
-    let details = e
-        .retry_after
-        .map(|secs| {
-            vec![ProtoAny {
-                type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
-                value: RetryInfo {
-                    retry_delay: Some(ProtoDuration {
-                        seconds: secs as i64,
-                        nanos: 0,
-                    }),
-                }
-                .encode_to_vec(),
-            }]
-        })
-        .unwrap_or_default();
-    if details.is_empty() {
-        return Status::new(code, e.message);
+/// The interceptor: checks the bearer token in the request metadata (`authorization: Bearer
+/// <token>`, the HTTP receivers' `[[auth.tokens]]`) before tonic decodes the message.
+pub fn check_auth(st: &ReceiverState, req: Request<()>) -> Result<Request<()>, Status> {
+    let presented = req
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    match kernel::authorize(st, Receiver::Otlp, presented) {
+        Ok(()) => Ok(req),
+        Err(e) => {
+            kernel::answered_grpc(st, Err(&e));
+            Err(status(&e))
+        }
     }
-    let body = RpcStatus {
-        code: code as i32,
-        message: e.message.clone(),
-        details,
-    }
-    .encode_to_vec();
-    Status::with_details(code, e.message, body.into())
 }
 
 impl OtlpGrpc {
@@ -126,27 +84,19 @@ impl OtlpGrpc {
         Self { st }
     }
 
-    async fn run<T: Ingest>(&self, req: Request<T>) -> Result<PartialSuccess, Status> {
-        check_auth(&self.st, req.metadata())?;
-        match T::ingest(&self.st, req.get_ref()).await {
+    async fn run<T: Ingest>(&self, req: Request<T>) -> Result<T::Response, Status> {
+        match T::ingest(&self.st, req.into_inner()).await {
             Ok(p) => {
-                self.st.app.metrics.receiver_answered(
-                    RECEIVER,
-                    200,
-                    (!p.message.is_empty()).then_some(p.message.as_str()),
-                );
-                Ok(p)
+                let PartialSuccess { rejected, message } = p;
+                kernel::answered_grpc(&self.st, Ok((!message.is_empty()).then_some(&message)));
+                Ok(T::response(PartialSuccess { rejected, message }))
             }
             Err(e) => {
-                answered(&self.st, &e);
-                Err(status(e))
+                kernel::answered_grpc(&self.st, Err(&e));
+                Err(status(&e))
             }
         }
     }
-}
-
-fn partial<P>(p: PartialSuccess, make: impl FnOnce(i64, String) -> P) -> Option<P> {
-    (p.rejected > 0 || !p.message.is_empty()).then(|| make(p.rejected, p.message))
 }
 
 #[tonic::async_trait]
@@ -155,15 +105,7 @@ impl MetricsService for OtlpGrpc {
         &self,
         req: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let p = self.run(req).await?;
-        Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: partial(p, |rejected_data_points, error_message| {
-                ExportMetricsPartialSuccess {
-                    rejected_data_points,
-                    error_message,
-                }
-            }),
-        }))
+        self.run(req).await.map(Response::new)
     }
 }
 
@@ -173,15 +115,7 @@ impl TraceService for OtlpGrpc {
         &self,
         req: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let p = self.run(req).await?;
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: partial(p, |rejected_spans, error_message| {
-                ExportTracePartialSuccess {
-                    rejected_spans,
-                    error_message,
-                }
-            }),
-        }))
+        self.run(req).await.map(Response::new)
     }
 }
 
@@ -191,15 +125,7 @@ impl LogsService for OtlpGrpc {
         &self,
         req: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let p = self.run(req).await?;
-        Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: partial(p, |rejected_log_records, error_message| {
-                ExportLogsPartialSuccess {
-                    rejected_log_records,
-                    error_message,
-                }
-            }),
-        }))
+        self.run(req).await.map(Response::new)
     }
 }
 
@@ -211,23 +137,33 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let limit = st.config.max_decompressed_bytes;
-    let svc = OtlpGrpc::new(st);
+    let svc = OtlpGrpc::new(st.clone());
+    let auth = {
+        let st = st.clone();
+        move |req: Request<()>| check_auth(&st, req)
+    };
     tonic::transport::Server::builder()
-        .add_service(
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(
+            st.decodes.semaphore(),
+        ))
+        .add_service(InterceptedService::new(
             MetricsServiceServer::new(svc.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(limit),
-        )
-        .add_service(
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
             TraceServiceServer::new(svc.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(limit),
-        )
-        .add_service(
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
             LogsServiceServer::new(svc)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(limit),
-        )
+            auth,
+        ))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),
             shutdown,

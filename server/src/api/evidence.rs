@@ -6,12 +6,12 @@
 //! 100). Responses use the API's `{"status":"success","data":[...]}` shape; a bad parameter
 //! gets 400 naming it and the values it takes.
 
-use crate::api::ApiError;
+use super::{success, ApiError, Success};
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use model::evidence::{LogEvidence, SpanEvidence};
 use std::collections::HashMap;
 use store::evidence::{EvidenceQuery, MAX_EVIDENCE_LIMIT};
 
@@ -74,56 +74,56 @@ fn query(params: &HashMap<String, String>, kinds: &[&str]) -> Result<EvidenceQue
 async fn spans(
     State(st): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Success<Vec<SpanEvidence>>>, ApiError> {
     let q = query(&params, &SPAN_KINDS)?;
     let rows = st.store.recent_span_evidence(&q).await?;
-    let data: Vec<Value> = rows
-        .into_iter()
-        .map(|r| {
-            let e = r.evidence;
-            json!({
-                "id": r.id,
-                "received_at_ms": r.received_at_ms,
-                "service": e.service,
-                "kind": e.reason,
-                "trace_id": e.trace_id,
-                "span_id": e.span_id,
-                "span_name": e.span_name,
-                "span_kind": e.span_kind,
-                "status_code": e.status_code,
-                "status_message": e.status_message,
-                "start_time_unix_nano": e.start_unix_nano,
-                "duration_seconds": e.duration_seconds,
-                "detail": e.detail,
+    Ok(success(
+        rows.into_iter()
+            .map(|r| {
+                let e = r.evidence;
+                SpanEvidence {
+                    id: r.id,
+                    received_at_ms: r.received_at_ms,
+                    service: e.service,
+                    kind: e.reason,
+                    trace_id: e.trace_id,
+                    span_id: e.span_id,
+                    span_name: e.span_name,
+                    span_kind: e.span_kind,
+                    status_code: e.status_code,
+                    status_message: e.status_message,
+                    start_time_unix_nano: e.start_unix_nano,
+                    duration_seconds: e.duration_seconds,
+                    detail: e.detail,
+                }
             })
-        })
-        .collect();
-    Ok(Json(json!({"status": "success", "data": data})))
+            .collect(),
+    ))
 }
 
 async fn logs(
     State(st): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Success<Vec<LogEvidence>>>, ApiError> {
     let q = query(&params, &LOG_KINDS)?;
     let rows = st.store.recent_log_evidence(&q).await?;
-    let data: Vec<Value> = rows
-        .into_iter()
-        .map(|r| {
-            let e = r.evidence;
-            json!({
-                "id": r.id,
-                "received_at_ms": r.received_at_ms,
-                "service": e.service,
-                "kind": e.severity,
-                "severity_number": e.severity_number,
-                "time_unix_nano": e.time_unix_nano,
-                "trace_id": e.trace_id,
-                "span_id": e.span_id,
-                "body": e.body,
-                "detail": e.detail,
+    Ok(success(
+        rows.into_iter()
+            .map(|r| {
+                let e = r.evidence;
+                LogEvidence {
+                    id: r.id,
+                    received_at_ms: r.received_at_ms,
+                    service: e.service,
+                    kind: e.severity,
+                    severity_number: e.severity_number,
+                    time_unix_nano: e.time_unix_nano,
+                    trace_id: e.trace_id,
+                    span_id: e.span_id,
+                    body: e.body,
+                    detail: e.detail,
+                }
             })
-        })
-        .collect();
-    Ok(Json(json!({"status": "success", "data": data})))
+            .collect(),
+    ))
 }

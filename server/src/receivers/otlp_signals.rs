@@ -5,7 +5,7 @@
 //! The order makes a sender's retry safe. Evidence is stored first; its inserts are
 //! idempotent (a span or record already stored is skipped), so a request that later fails is
 //! stored once when retried. Then the cumulative series are prepared from the running totals
-//! in [`SignalState`], pushed with [`ReceiverState::push`], and the new totals committed only
+//! in [`SignalState`] (part of [`super::otlp::OtlpState`]), pushed with [`ReceiverState::push`], and the new totals committed only
 //! when the queue took the batch: a 503 for a full queue leaves the totals as they were, and
 //! the retried request counts once.
 //!
@@ -13,16 +13,12 @@
 //! (OTLP exporters retry it) and nothing is counted; requests without failed, slow or
 //! warning-level items never touch the database here and are unaffected.
 
-use crate::receivers::{ReceiverError, ReceiverState};
-use axum::http::StatusCode;
+use super::{Receiver, ReceiverError, ReceiverState};
 use collectors::otlp::logs::{self, LogCountAccumulator, LogDeriveConfig};
 use collectors::otlp::traces::{self, SpanDeriveConfig, SpanMetricsAccumulator};
 use collectors::otlp::{ExportLogsServiceRequest, ExportTraceServiceRequest};
 use std::sync::{Mutex, MutexGuard};
 use store::evidence::{NewLogEvidence, NewSpanEvidence};
-
-/// Name of the receiver in self-metrics and messages (shared with the OTLP metrics path).
-pub const RECEIVER: &str = "otlp";
 
 /// How traces and logs are reduced.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,11 +91,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn evidence_unavailable(e: store::StoreError) -> ReceiverError {
     tracing::warn!(error = %e, "storing OTLP evidence failed");
-    ReceiverError {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        message: format!("the database could not store the request's evidence: {e}; retry later"),
-        retry_after: Some(5),
-    }
+    ReceiverError::Storage(format!(
+        "the database could not store the request's evidence: {e}; retry later"
+    ))
 }
 
 /// Pushes a prepared batch and tells whether the queue took (the admitted part of) it, so
@@ -113,14 +107,14 @@ fn push_then(
         commit();
         return Ok(());
     }
-    match st.push(RECEIVER, batch) {
+    match st.push(Receiver::Otlp, batch) {
         Ok(()) => {
             commit();
             Ok(())
         }
         // Refused by a series limit: the admitted series are queued, the sender will not
         // retry a 400, so the totals move on.
-        Err(e) if e.status == StatusCode::BAD_REQUEST => {
+        Err(e @ ReceiverError::OverLimit(_)) => {
             commit();
             Err(e)
         }
@@ -134,7 +128,7 @@ pub async fn ingest_traces(
     st: &ReceiverState,
     req: &ExportTraceServiceRequest,
 ) -> Result<SignalIngest, ReceiverError> {
-    let sig = &st.app.otlp_signals;
+    let sig = &st.otlp.signals;
     let derived = traces::derive_traces(req, &sig.config.spans);
     let rows: Vec<NewSpanEvidence> = derived
         .evidence
@@ -190,7 +184,7 @@ pub async fn ingest_logs(
     st: &ReceiverState,
     req: &ExportLogsServiceRequest,
 ) -> Result<SignalIngest, ReceiverError> {
-    let sig = &st.app.otlp_signals;
+    let sig = &st.otlp.signals;
     let derived = logs::derive_logs(req, &sig.config.logs);
     let rows: Vec<NewLogEvidence> = derived
         .evidence
