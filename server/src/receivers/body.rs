@@ -135,7 +135,6 @@ impl Payload {
             (self.receiver, self.compression, self.limits, self.raw);
         tokio::task::spawn_blocking(move || {
             let inflated = inflate(receiver, compression, &raw, limits.max_decompressed_bytes)?;
-            drop(raw);
             decode(&inflated)
         })
         .await
