@@ -553,9 +553,19 @@ async fn grpc_answers_partial_success_for_points_it_cannot_store() {
 
 /// Serves OTLP/gRPC for `st` on a free loopback port.
 async fn start_grpc(st: &AppState) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    start_grpc_with(server::receivers::ReceiverState::new(
+        st.clone(),
+        st.receivers.clone(),
+    ))
+    .await
+}
+
+/// Serves OTLP/gRPC over an existing receiver state (shared with an HTTP router).
+async fn start_grpc_with(
+    rs: server::receivers::ReceiverState,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let rs = server::receivers::ReceiverState::new(st.clone(), st.receivers.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server::receivers::otlp_grpc::serve(
         listener,
@@ -688,7 +698,10 @@ async fn traces_and_logs_become_series_and_evidence_over_http_and_grpc() {
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     let (st, _writers, url) = pipewatch_tests::state(100_000).await;
-    let app = server::app(st.clone(), std::env::temp_dir());
+    // One receiver state for HTTP and gRPC, as `pipewatch serve` builds it: the span counts
+    // of both add up.
+    let rs = server::receivers::ReceiverState::new(st.clone(), st.receivers.clone());
+    let app = server::app_with_receivers(st.clone(), rs.clone(), std::env::temp_dir());
     for (path, file) in [
         ("/v1/traces", "http-protobuf/05-traces.pb"),
         ("/v1/logs", "http-protobuf/06-logs.pb"),
@@ -696,7 +709,7 @@ async fn traces_and_logs_become_series_and_evidence_over_http_and_grpc() {
         let a = post(&app, path, PB, fixture(file)).await;
         assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text());
     }
-    let (addr, _stop) = start_grpc(&st).await;
+    let (addr, _stop) = start_grpc_with(rs).await;
     let mut client = TraceServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
