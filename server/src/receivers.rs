@@ -137,7 +137,11 @@ impl ReceiverState {
 }
 
 /// A receiver route with the kernel layer in front of its handler.
-fn route(st: &ReceiverState, receiver: Receiver, handler: MethodRouter<ReceiverState>) -> MethodRouter<ReceiverState> {
+fn route(
+    st: &ReceiverState,
+    receiver: Receiver,
+    handler: MethodRouter<ReceiverState>,
+) -> MethodRouter<ReceiverState> {
     handler.route_layer(axum::middleware::from_fn_with_state(
         kernel::Route {
             st: st.clone(),
@@ -161,10 +165,19 @@ pub fn router_with_config(state: AppState, config: ReceiversConfig) -> Router {
 pub fn router_with_state(st: ReceiverState) -> Router {
     use Receiver::*;
     Router::new()
-        .route("/api/v1/write", route(&st, RemoteWrite, post(remote_write::write)))
+        .route(
+            "/api/v1/write",
+            route(&st, RemoteWrite, post(remote_write::write)),
+        )
         .route("/api/v1/dq/{tool}", route(&st, Dq, post(dq::post)))
-        .route("/api/v1/lineage", route(&st, OpenLineage, post(lineage::post)))
-        .route("/api/v2/alerts", route(&st, Alertmanager, post(alertmanager::post)))
+        .route(
+            "/api/v1/lineage",
+            route(&st, OpenLineage, post(lineage::post)),
+        )
+        .route(
+            "/api/v2/alerts",
+            route(&st, Alertmanager, post(alertmanager::post)),
+        )
         .route("/v1/metrics", route(&st, Otlp, post(otlp::metrics)))
         .route("/v1/traces", route(&st, Otlp, post(otlp::traces)))
         .route("/v1/logs", route(&st, Otlp, post(otlp::logs)))

@@ -161,7 +161,12 @@ async fn a_request_refused_by_the_queue_is_counted_once_when_retried() {
     let e = server::receivers::otlp_signals::ingest_traces(&refusing, &req)
         .await
         .unwrap_err();
-    assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE, "{}", e.message());
+    assert_eq!(
+        e.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        e.message()
+    );
     assert!(e.retry_after().is_some());
 
     // The sender retries the same request against the working queue: the evidence stored

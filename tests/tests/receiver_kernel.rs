@@ -34,12 +34,7 @@ impl Answer {
 }
 
 /// Writes one request with a `Content-Length` body on `conn`.
-async fn send(
-    conn: &mut BufReader<TcpStream>,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) {
+async fn send(conn: &mut BufReader<TcpStream>, path: &str, headers: &[(&str, &str)], body: &[u8]) {
     let mut head = format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
         body.len()
@@ -57,7 +52,10 @@ async fn read_answer(conn: &mut BufReader<TcpStream>) -> Answer {
     tokio::time::timeout(Duration::from_secs(10), async {
         let mut line = String::new();
         let n = conn.read_line(&mut line).await.unwrap();
-        assert!(n > 0, "the server closed the connection instead of answering");
+        assert!(
+            n > 0,
+            "the server closed the connection instead of answering"
+        );
         let status: u16 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         let mut headers = Vec::new();
         loop {
@@ -117,8 +115,14 @@ async fn a_refused_request_leaves_the_keep_alive_connection_usable() {
     let big = vec![b' '; 256 << 10];
     let token = ("Authorization", "Bearer am-token-0123456789abcdef");
     let json = ("Content-Type", "application/json");
-    let refusals: Vec<(&str, Vec<(&str, &str)>, u16)> = vec![
-        ("/api/v2/alerts", vec![token, ("Content-Type", "text/plain")], 415),
+    // (path, headers, expected status)
+    type Refusal<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16);
+    let refusals: Vec<Refusal> = vec![
+        (
+            "/api/v2/alerts",
+            vec![token, ("Content-Type", "text/plain")],
+            415,
+        ),
         ("/api/v2/alerts", vec![json], 401),
         (
             "/api/v2/alerts",
@@ -133,9 +137,19 @@ async fn a_refused_request_leaves_the_keep_alive_connection_usable() {
         let a = read_answer(&mut conn).await;
         assert_eq!(a.status, status, "{path} {headers:?}: {}", a.body);
         assert_ne!(a.header("connection"), Some("close"), "{path}: {a:?}");
-        send(&mut conn, "/api/v2/alerts", &[token, json], ALERT.as_bytes()).await;
+        send(
+            &mut conn,
+            "/api/v2/alerts",
+            &[token, json],
+            ALERT.as_bytes(),
+        )
+        .await;
         let a = read_answer(&mut conn).await;
-        assert_eq!(a.status, 200, "good request after {path} ({status}): {}", a.body);
+        assert_eq!(
+            a.status, 200,
+            "good request after {path} ({status}): {}",
+            a.body
+        );
     }
 }
 
@@ -187,7 +201,11 @@ async fn receivers_refuse_form_content_types_and_cross_site_requests() {
                 req = req.header("content-type", ct);
             }
             let resp = req.send().await.unwrap();
-            assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path} {ct:?}");
+            assert_eq!(
+                resp.status(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{path} {ct:?}"
+            );
             let text = resp.text().await.unwrap();
             assert!(text.contains(good), "{path} {ct:?}: {text}");
         }
@@ -205,7 +223,10 @@ async fn receivers_refuse_form_content_types_and_cross_site_requests() {
                 .unwrap();
             assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path} {name}");
             let text = resp.text().await.unwrap();
-            assert!(text.contains("cross-site request refused"), "{path}: {text}");
+            assert!(
+                text.contains("cross-site request refused"),
+                "{path}: {text}"
+            );
         }
     }
     // The same site's own page may post (same Origin as the Host it talks to).
@@ -338,7 +359,9 @@ async fn grpc_refuses_a_missing_token_before_decoding_the_message() {
     assert!(e.message().contains("too large"), "{e:?}");
     let metrics = st.metrics.encode();
     assert!(
-        metrics.contains(r#"pipewatch_receiver_auth_failures_total{receiver="otlp",reason="missing_token"} 1"#),
+        metrics.contains(
+            r#"pipewatch_receiver_auth_failures_total{receiver="otlp",reason="missing_token"} 1"#
+        ),
         "{metrics}"
     );
 }

@@ -233,7 +233,10 @@ async fn remote_write_answers_415_to_other_encodings_and_remote_write_2() {
         if name != "content-type" {
             req = req.header("content-type", "application/x-protobuf");
         }
-        let req = req.header(name, value).body(Body::from(body.clone())).unwrap();
+        let req = req
+            .header(name, value)
+            .body(Body::from(body.clone()))
+            .unwrap();
         let a = send(&app, req).await;
         assert_eq!(
             a.status,

@@ -21,7 +21,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn graph(State(st): State<AppState>) -> Result<Json<Success<impl serde::Serialize>>, ApiError> {
+async fn graph(
+    State(st): State<AppState>,
+) -> Result<Json<Success<impl serde::Serialize>>, ApiError> {
     let g = st.store.lineage_graph().await?;
     Ok(success(g))
 }
@@ -76,4 +78,3 @@ async fn schema_changes(
     let changes = st.store.lineage_schema_changes(limit(q.limit)?).await?;
     Ok(success(changes))
 }
-

@@ -75,7 +75,10 @@ fn matchers_param(raw: Option<&str>) -> Result<Vec<Selector>, ApiError> {
     Ok(out)
 }
 
-async fn series(State(st): State<AppState>, uri: axum::http::Uri) -> Result<Json<Success<Value>>, ApiError> {
+async fn series(
+    State(st): State<AppState>,
+    uri: axum::http::Uri,
+) -> Result<Json<Success<Value>>, ApiError> {
     let sels = matchers_param(uri.query())?;
     if sels.is_empty() {
         return Err(ApiError::bad_data(
@@ -103,7 +106,10 @@ fn labels_json(metric: &str, labels: &model::Labels) -> Value {
     Value::Object(m)
 }
 
-async fn labels(State(st): State<AppState>, uri: axum::http::Uri) -> Result<Json<Success<Value>>, ApiError> {
+async fn labels(
+    State(st): State<AppState>,
+    uri: axum::http::Uri,
+) -> Result<Json<Success<Value>>, ApiError> {
     let sels = matchers_param(uri.query())?;
     let metric = sels.first().and_then(|s| s.metric.clone());
     let mut names = st.store.label_names(metric.as_deref()).await?;

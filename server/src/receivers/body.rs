@@ -138,7 +138,9 @@ impl Payload {
             decode(&inflated)
         })
         .await
-        .map_err(|e| ReceiverError::Internal(format!("decoding the body failed unexpectedly: {e}")))?
+        .map_err(|e| {
+            ReceiverError::Internal(format!("decoding the body failed unexpectedly: {e}"))
+        })?
     }
 }
 
@@ -188,11 +190,13 @@ pub fn inflate(
         Compression::Gzip => read_limited(flate2::read::GzDecoder::new(body), limit, "gzip")?
             .map(Into::into)
             .ok_or_else(too_large),
-        Compression::Deflate => {
-            read_limited(flate2::read::ZlibDecoder::new(body), limit, "deflate (zlib)")?
-                .map(Into::into)
-                .ok_or_else(too_large)
-        }
+        Compression::Deflate => read_limited(
+            flate2::read::ZlibDecoder::new(body),
+            limit,
+            "deflate (zlib)",
+        )?
+        .map(Into::into)
+        .ok_or_else(too_large),
         // The snappy header announces the inflated size: checked before anything is inflated.
         Compression::Snappy => collectors::remote_write::decompress(body, limit)
             .map(Into::into)
@@ -229,12 +233,14 @@ pub async fn read(
     limit: usize,
 ) -> Result<Bytes, Unread> {
     use futures::StreamExt;
-    let too_large = || Unread {
+    let too_large = || {
+        Unread {
         error: ReceiverError::TooLarge(format!(
             "request body is larger than {limit} bytes (receivers.max_body_bytes); {} or raise the limit",
             receiver.smaller_hint()
         )),
         close: true,
+    }
     };
     let announced = content_length(headers);
     if announced.is_some_and(|n| n > limit as u64) {

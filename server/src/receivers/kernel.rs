@@ -59,8 +59,8 @@ pub async fn kernel(State(route): State<Route>, req: Request, next: Next) -> Res
     let (media, compression) = match admitted {
         Ok(framing) => framing,
         Err((e, media)) => {
-            let drained = body::drain(&parts.headers, body, limits.max_body_bytes, DRAIN_WITHIN)
-                .await;
+            let drained =
+                body::drain(&parts.headers, body, limits.max_body_bytes, DRAIN_WITHIN).await;
             return finish(&st, receiver, media, e.into_response(), !drained);
         }
     };
@@ -315,11 +315,14 @@ fn render(
     Response::from_parts(parts, Body::from(body.1))
 }
 
+/// When a (receiver, status) was last logged, and how many refusals were left out since.
+type LastLogged = (Option<Instant>, u64);
+
 /// Rate-limits refusal log lines: a sender retrying a bad request every second must not
 /// fill the log, but the first refusal of each kind is always written.
 #[derive(Debug, Default)]
 pub struct RefusalLog {
-    last: Mutex<HashMap<(Receiver, u16), (Option<Instant>, u64)>>,
+    last: Mutex<HashMap<(Receiver, u16), LastLogged>>,
 }
 
 impl RefusalLog {
@@ -354,10 +357,11 @@ impl RefusalLog {
 /// Used by the gRPC server, where tonic writes the response: counts and logs a refusal.
 pub fn answered_grpc(st: &ReceiverState, result: Result<Option<&str>, &ReceiverError>) {
     match result {
-        Ok(note) => st
-            .app
-            .metrics
-            .receiver_answered(Receiver::Otlp.name(), StatusCode::OK.as_u16(), note),
+        Ok(note) => {
+            st.app
+                .metrics
+                .receiver_answered(Receiver::Otlp.name(), StatusCode::OK.as_u16(), note)
+        }
         Err(e) => {
             st.app.metrics.receiver_answered(
                 Receiver::Otlp.name(),
@@ -406,14 +410,23 @@ mod tests {
         assert!(cross_site(r, &headers(&[("host", "127.0.0.1:9090")]), None).is_ok());
         assert!(cross_site(
             r,
-            &headers(&[("host", "127.0.0.1:9090"), ("origin", "http://127.0.0.1:9090")]),
+            &headers(&[
+                ("host", "127.0.0.1:9090"),
+                ("origin", "http://127.0.0.1:9090")
+            ]),
             None
         )
         .is_ok());
         for h in [
-            &[("host", "127.0.0.1:9090"), ("origin", "https://evil.example")][..],
+            &[
+                ("host", "127.0.0.1:9090"),
+                ("origin", "https://evil.example"),
+            ][..],
             &[("host", "127.0.0.1:9090"), ("origin", "null")][..],
-            &[("host", "127.0.0.1:9090"), ("origin", "http://127.0.0.1:8080")][..],
+            &[
+                ("host", "127.0.0.1:9090"),
+                ("origin", "http://127.0.0.1:8080"),
+            ][..],
             &[("host", "127.0.0.1:9090"), ("sec-fetch-site", "cross-site")][..],
         ] {
             let e = cross_site(r, &headers(h), None).unwrap_err();

@@ -94,7 +94,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The shard of a resource's series.
 fn shard_of(rm: &ResourceMetrics) -> usize {
-    let attrs = rm.resource.as_ref().map(|r| &r.attributes[..]).unwrap_or(&[]);
+    let attrs = rm
+        .resource
+        .as_ref()
+        .map(|r| &r.attributes[..])
+        .unwrap_or(&[]);
     let get = |k: &str| {
         attrs
             .iter()
@@ -270,7 +274,7 @@ impl Ingest for ExportMetricsServiceRequest {
 
     fn response(p: PartialSuccess) -> Self::Response {
         ExportMetricsServiceResponse {
-            partial_success: (!p.is_empty()).then(|| ExportMetricsPartialSuccess {
+            partial_success: (!p.is_empty()).then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: p.rejected,
                 error_message: p.message,
             }),
@@ -291,7 +295,7 @@ impl Ingest for ExportTraceServiceRequest {
 
     fn response(p: PartialSuccess) -> Self::Response {
         ExportTraceServiceResponse {
-            partial_success: (!p.is_empty()).then(|| ExportTracePartialSuccess {
+            partial_success: (!p.is_empty()).then_some(ExportTracePartialSuccess {
                 rejected_spans: p.rejected,
                 error_message: p.message,
             }),
@@ -312,7 +316,7 @@ impl Ingest for ExportLogsServiceRequest {
 
     fn response(p: PartialSuccess) -> Self::Response {
         ExportLogsServiceResponse {
-            partial_success: (!p.is_empty()).then(|| ExportLogsPartialSuccess {
+            partial_success: (!p.is_empty()).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: p.rejected,
                 error_message: p.message,
             }),
@@ -344,7 +348,10 @@ pub async fn logs(
     export::<ExportLogsServiceRequest>(&st, payload).await
 }
 
-async fn export<T: Ingest>(st: &ReceiverState, payload: Payload) -> Result<Accepted, ReceiverError> {
+async fn export<T: Ingest>(
+    st: &ReceiverState,
+    payload: Payload,
+) -> Result<Accepted, ReceiverError> {
     let media = payload.media;
     let encoding = match media {
         MediaType::Protobuf => BodyEncoding::Protobuf,
@@ -422,8 +429,10 @@ mod tests {
             (p.rejected_data_points, p.error_message.as_str()),
             (3, "three")
         );
-        assert!(ExportMetricsServiceRequest::response(PartialSuccess::default())
-            .partial_success
-            .is_none());
+        assert!(
+            ExportMetricsServiceRequest::response(PartialSuccess::default())
+                .partial_success
+                .is_none()
+        );
     }
 }
