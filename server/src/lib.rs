@@ -12,6 +12,8 @@ pub mod import;
 pub mod ingest;
 pub mod lineage_api;
 pub mod otlp_signals;
+pub mod promql;
+pub mod promql_api;
 pub mod receivers;
 pub mod run;
 pub mod scrape_manager;
@@ -24,7 +26,12 @@ pub use state::AppState;
 /// The whole HTTP surface: API routes plus the web app. Tests call this with `oneshot`.
 pub fn app(state: AppState, site_root: std::path::PathBuf) -> axum::Router {
     let backend: std::sync::Arc<dyn app::Backend> = std::sync::Arc::new(state.clone());
+    let query_state = promql_api::QueryState {
+        store: state.store.clone(),
+        limits: promql::QueryLimits::default(),
+    };
     api::router(state.clone())
+        .merge(promql_api::router(query_state))
         .merge(lineage_api::router(state.clone()))
         .merge(receivers::dq::read_router(state.clone()))
         .merge(evidence_api::router(state.clone()))
