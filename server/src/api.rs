@@ -1,7 +1,7 @@
 //! The read side of the HTTP API: everything a browser, Grafana or a script GETs.
 //!
 //! One submodule per subject: [`prom`] (health, self-metrics, status, targets and the
-//! Prometheus-compatible series/labels/query_range), [`dq`] (data-quality datasets and checks),
+//! Prometheus-compatible series/labels), [`promql`] (PromQL queries), [`dq`] (data-quality datasets and checks),
 //! [`lineage`] (pipeline graph, runs, schema changes), [`alerts`] (alerts received from
 //! Alertmanager senders) and [`evidence`] (failed/slow spans and warning log records).
 //!
@@ -16,6 +16,7 @@ pub mod dq;
 pub mod evidence;
 pub mod lineage;
 pub mod prom;
+pub mod promql;
 
 use crate::state::AppState;
 use axum::http::{header, StatusCode};
@@ -25,7 +26,12 @@ use serde::Serialize;
 
 /// Every read route.
 pub fn router(state: AppState) -> Router {
+    let query_state = promql::QueryState {
+        store: state.store.clone(),
+        limits: crate::promql::QueryLimits::default(),
+    };
     prom::router(state.clone())
+        .merge(promql::router(query_state))
         .merge(dq::router(state.clone()))
         .merge(lineage::router(state.clone()))
         .merge(alerts::router(state.clone()))

@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod guard;
 pub mod import;
 pub mod ingest;
+pub mod promql;
 pub mod receivers;
 pub mod run;
 pub mod scrape_manager;

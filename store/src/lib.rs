@@ -21,6 +21,7 @@ pub mod lineage;
 mod maintenance;
 mod partitions;
 pub mod pgcopy;
+mod raw;
 mod read;
 #[cfg(feature = "testing")]
 pub mod testing;

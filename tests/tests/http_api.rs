@@ -11,7 +11,6 @@ use server::ingest::{self, WriterConfig};
 use server::scrape_manager::TargetHealthBoard;
 use server::telemetry::SelfMetrics;
 use server::AppState;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
@@ -111,12 +110,12 @@ fn enc(s: &str) -> String {
 }
 
 #[tokio::test]
-async fn query_range_averages_each_step_like_an_independent_computation() {
+async fn query_range_evaluates_promql_like_an_independent_computation() {
     let app = app(state().await);
-    let (start, end, step) = (T0, T0 + 600_000, 60_000);
+    let (start, end, step) = (T0 + 120_000, T0 + 600_000, 60_000);
     let uri = format!(
         "/api/v1/query_range?query={}&start={}&end={}&step=60s",
-        enc(r#"http_requests_total{job="api"}"#),
+        enc(r#"avg_over_time(http_requests_total{job="api"}[1m])"#),
         start as f64 / 1000.0,
         end as f64 / 1000.0
     );
@@ -128,31 +127,34 @@ async fn query_range_averages_each_step_like_an_independent_computation() {
     let result = v["data"]["result"].as_array().unwrap();
     assert_eq!(result.len(), 2);
     for (key, samples) in generated() {
-        // Expected: mean of the samples in each epoch-aligned step bucket.
-        let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-        for s in samples.iter().filter(|s| s.ts >= start && s.ts <= end) {
-            buckets
-                .entry(s.ts - s.ts.rem_euclid(step))
-                .or_default()
-                .push(s.value);
-        }
+        // Expected: at each step t, the mean of the samples in [t - 1m, t] (Prometheus 2.x
+        // range windows are closed), computed here from the generated data.
+        let expected: Vec<(i64, f64)> = (0..)
+            .map(|k| start + k * step)
+            .take_while(|t| *t <= end)
+            .filter_map(|t| {
+                let w: Vec<f64> = samples
+                    .iter()
+                    .filter(|s| s.ts >= t - 60_000 && s.ts <= t)
+                    .map(|s| s.value)
+                    .collect();
+                (!w.is_empty()).then(|| (t, w.iter().sum::<f64>() / w.len() as f64))
+            })
+            .collect();
         let code = key.labels.get("code").unwrap();
         let got = result
             .iter()
             .find(|r| r["metric"]["code"] == code)
             .unwrap_or_else(|| panic!("series code={code} missing in {body}"));
-        assert_eq!(got["metric"]["__name__"], "http_requests_total");
+        // Functions drop the metric name, as in Prometheus.
+        assert!(got["metric"].get("__name__").is_none(), "{got}");
         let values = got["values"].as_array().unwrap();
-        assert_eq!(values.len(), buckets.len());
-        for (pair, (bucket, vals)) in values.iter().zip(&buckets) {
+        assert_eq!(values.len(), expected.len());
+        for (pair, (t, mean)) in values.iter().zip(&expected) {
             let ts = pair[0].as_f64().unwrap();
             let val: f64 = pair[1].as_str().unwrap().parse().unwrap();
-            assert_eq!((ts * 1000.0) as i64, *bucket);
-            let mean = vals.iter().sum::<f64>() / vals.len() as f64;
-            assert!(
-                (val - mean).abs() < 1e-9,
-                "bucket {bucket}: {val} vs {mean}"
-            );
+            assert_eq!((ts * 1000.0) as i64, *t);
+            assert!((val - mean).abs() < 1e-9, "step {t}: {val} vs {mean}");
         }
     }
 }
@@ -168,7 +170,7 @@ async fn query_range_supports_all_matcher_operators() {
         (r#"{__name__="http_requests_total",job="nope"}"#, vec![]),
     ] {
         let uri = format!(
-            "/api/v1/query_range?query={}&start={}&end={}&step=15&agg=max",
+            "/api/v1/query_range?query={}&start={}&end={}&step=15",
             enc(sel),
             T0 / 1000,
             (T0 + 600_000) / 1000
@@ -193,15 +195,19 @@ async fn bad_queries_get_400_with_the_reason() {
     for (query, needle) in [
         (
             format!("query={}&start=1&end=2&step=1", enc(r#"m{a="x""#)),
-            "expected , or }",
+            "unexpected",
         ),
         (
             format!("query={}&start=1&end=2&step=1", enc(r#"m{a=~"("}"#)),
-            "invalid regular expression",
+            "regex",
         ),
         (
-            format!("query={}&start=1&end=2&step=1", enc("rate(m[5m])")),
-            "unexpected text",
+            format!("query={}&start=1&end=2&step=1", enc("rate(m)")),
+            "expected type matrix in call to function 'rate'",
+        ),
+        (
+            format!("query={}&start=1&end=2&step=1", enc("m[5m]")),
+            "must be Scalar or instant Vector",
         ),
         (
             "start=1&end=2&step=1".to_string(),
@@ -213,19 +219,19 @@ async fn bad_queries_get_400_with_the_reason() {
         ),
         (
             "query=m&start=yesterday&end=2&step=1".to_string(),
-            "cannot parse `start`",
+            "cannot parse \"yesterday\" to a valid timestamp",
         ),
         (
             "query=m&start=10&end=2&step=1".to_string(),
-            "`end` is before `start`",
+            "end timestamp must not be before start time",
         ),
         (
             "query=m&start=0&end=1000000&step=1".to_string(),
             "maximum resolution",
         ),
         (
-            "query=m&start=1&end=2&step=1&agg=median".to_string(),
-            "unknown aggregation",
+            "query=m&start=1&end=2&step=0".to_string(),
+            "zero or negative query resolution step",
         ),
     ] {
         let (status, body) = get(&app, &format!("/api/v1/query_range?{query}")).await;

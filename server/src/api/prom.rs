@@ -1,15 +1,14 @@
 //! Health, self-metrics, status, targets and the Prometheus-compatible read routes
-//! (`/api/v1/series`, `/api/v1/labels`, `/api/v1/label/{name}/values`, `/api/v1/query_range`).
+//! (`/api/v1/series`, `/api/v1/labels`, `/api/v1/label/{name}/values`); PromQL queries are in [`super::promql`].
 
 use super::{success, ApiError, Success};
-use crate::state::{AppState, MAX_POINTS_PER_SERIES};
-use axum::extract::{Path, Query, State};
+use crate::state::AppState;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use model::{Aggregation, RangeQuery, Selector, StatusInfo, TargetHealth};
-use serde::Deserialize;
+use model::{Selector, StatusInfo, TargetHealth};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -22,7 +21,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/series", get(series))
         .route("/api/v1/labels", get(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
-        .route("/api/v1/query_range", get(query_range))
         .route("/api/v1/targets", get(targets))
         .with_state(state)
 }
@@ -132,61 +130,6 @@ async fn label_values(
         st.store.label_values(&name, metric.as_deref()).await?
     };
     Ok(success(json!(values)))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct QueryRangeParams {
-    query: Option<String>,
-    start: Option<String>,
-    end: Option<String>,
-    step: Option<String>,
-    /// pipewatch extension: how samples inside a step are reduced (default avg).
-    agg: Option<String>,
-}
-
-async fn query_range(
-    State(st): State<AppState>,
-    Query(p): Query<QueryRangeParams>,
-) -> Result<Json<Success<Value>>, ApiError> {
-    let query = p.query.ok_or_else(|| {
-        ApiError::bad_data(
-            "missing parameter `query`: give a series selector, e.g. query=up{job=\"demo\"}",
-        )
-    })?;
-    let sel = Selector::parse(&query).map_err(|e| ApiError::bad_data(e.message))?;
-    let start = parse_time("start", p.start.as_deref())?;
-    let end = parse_time("end", p.end.as_deref())?;
-    if end < start {
-        return Err(ApiError::bad_data("`end` is before `start`: swap them"));
-    }
-    let step_ms = parse_step(p.step.as_deref())?;
-    if (end - start) / step_ms > MAX_POINTS_PER_SERIES {
-        return Err(ApiError::bad_data(format!(
-            "exceeded maximum resolution of {MAX_POINTS_PER_SERIES} points per timeseries; increase `step` (at least {}s for this range)",
-            ((end - start) / MAX_POINTS_PER_SERIES / 1000) + 1
-        )));
-    }
-    let aggregation = match p.agg.as_deref() {
-        None | Some("") => Aggregation::Avg,
-        Some(a) => a.parse().map_err(ApiError::bad_data)?,
-    };
-    let q = RangeQuery {
-        start,
-        end,
-        step_ms,
-        aggregation,
-    };
-    let result = st.store.query_range(&sel, &q).await?;
-    let result: Vec<Value> = result
-        .iter()
-        .map(|s| {
-            json!({
-                "metric": labels_json(&s.metric, &s.labels),
-                "values": s.points.iter().map(|(t, v)| json!([*t as f64 / 1000.0, format_value(*v)])).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    Ok(success(json!({"resultType": "matrix", "result": result})))
 }
 
 /// Prometheus renders sample values as strings so NaN and ±Inf survive JSON.

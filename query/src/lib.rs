@@ -1,0 +1,214 @@
+//! PromQL for pipewatch: the query language dashboards, rules and detectors share.
+//!
+//! Parsing is done by the `promql-parser` crate; evaluation here is pure (no I/O, no clock):
+//! the engine asks a [`Storage`] for series and samples in a time range, so detectors reuse its
+//! functions, and it is golden-tested against Prometheus' own test scripts
+//! (`tests/testdata/*.test`, from Prometheus 2.42) and fuzzed. A database-backed caller lists
+//! what a query reads with [`plan::selectors`], fetches it, and evaluates over a
+//! [`MemoryStorage`].
+//!
+//! ```
+//! use query::{instant_query, EngineOptions, Labels, MemoryStorage, Value};
+//! let mut db = MemoryStorage::new();
+//! // A counter scraped every 15 s, rising 3 per scrape: 0.2 per second.
+//! db.add(
+//!     Labels::new([("__name__", "rows_total"), ("job", "etl")]),
+//!     (0..20).map(|i| (i * 15_000, i as f64 * 3.0)),
+//! );
+//! let v = instant_query(&db, "sum by (job) (rate(rows_total[1m]))", 240_000, &EngineOptions::default()).unwrap();
+//! let Value::Vector(v) = v else { panic!("expected a vector") };
+//! assert_eq!(v[0].labels, Labels::new([("job", "etl")]));
+//! assert!((v[0].v - 0.2).abs() < 1e-12);
+//! ```
+
+mod aggregate;
+mod binary;
+pub mod error;
+mod eval;
+mod functions;
+pub mod plan;
+pub mod quantile;
+pub mod storage;
+pub mod value;
+
+pub use error::{QueryError, Result};
+pub use eval::EngineOptions;
+pub use functions::{extrapolated_rate, linear_regression};
+pub use promql_parser::parser::Expr;
+pub use storage::{MemoryStorage, Storage};
+pub use value::{format_value, Labels, Sample, Series, Value};
+
+use eval::Evaluator;
+
+/// Prometheus' limit on points per series in a range query's answer.
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// Parses a PromQL expression; errors are `bad_data` with the parser's message.
+pub fn parse(query: &str) -> Result<Expr> {
+    promql_parser::parser::parse(&legacy_names(query)).map_err(QueryError::BadData)
+}
+
+/// Prometheus 2.x calls `double_exponential_smoothing` `holt_winters`; promql-parser knows only
+/// the new name. Renames the function (an identifier followed by `(`, outside string
+/// literals) so rules written for 2.x keep working.
+fn legacy_names(q: &str) -> std::borrow::Cow<'_, str> {
+    const OLD: &str = "holt_winters";
+    if !q.contains(OLD) {
+        return q.into();
+    }
+    let mut out = String::with_capacity(q.len() + 20);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut prev: Option<char> = None;
+    let mut chars = q.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if let Some(qc) = quote {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && qc != '`' {
+                escaped = true;
+            } else if c == qc {
+                quote = None;
+            }
+            prev = Some(c);
+            continue;
+        }
+        if matches!(c, '"' | '\'' | '`') {
+            quote = Some(c);
+            out.push(c);
+            prev = Some(c);
+            continue;
+        }
+        let starts_ident = !prev.is_some_and(|p| p.is_alphanumeric() || p == '_' || p == ':');
+        if starts_ident
+            && q[i..].starts_with(OLD)
+            && q[i + OLD.len()..].trim_start().starts_with('(')
+        {
+            out.push_str("double_exponential_smoothing");
+            for _ in 1..OLD.len() {
+                chars.next();
+            }
+            prev = Some('s');
+            continue;
+        }
+        out.push(c);
+        prev = Some(c);
+    }
+    out.into()
+}
+
+/// Evaluates `query` at `t` (Unix ms).
+pub fn instant_query(
+    storage: &dyn Storage,
+    query: &str,
+    t: i64,
+    opts: &EngineOptions,
+) -> Result<Value> {
+    let expr = parse(query)?;
+    instant_eval(storage, &expr, t, opts)
+}
+
+/// Evaluates a parsed expression at `t`.
+pub fn instant_eval(
+    storage: &dyn Storage,
+    expr: &Expr,
+    t: i64,
+    opts: &EngineOptions,
+) -> Result<Value> {
+    let mut ev = Evaluator::new(storage, opts, expr, t, t, 0);
+    let v = ev.eval(expr, t)?;
+    Ok(match v {
+        Value::Vector(vec) => Value::Vector(vec.into_iter().map(|s| Sample { t, ..s }).collect()),
+        other => other,
+    })
+}
+
+/// Evaluates `query` at every `step` from `start` to `end` (Unix ms, inclusive) and returns
+/// one series per label set, as Prometheus' `query_range`.
+pub fn range_query(
+    storage: &dyn Storage,
+    query: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+    opts: &EngineOptions,
+) -> Result<Vec<Series>> {
+    let expr = parse(query)?;
+    range_eval(storage, &expr, start, end, step, opts)
+}
+
+/// Evaluates a parsed expression over a range of steps.
+pub fn range_eval(
+    storage: &dyn Storage,
+    expr: &Expr,
+    start: i64,
+    end: i64,
+    step: i64,
+    opts: &EngineOptions,
+) -> Result<Vec<Series>> {
+    use promql_parser::parser::value::ValueType;
+    if step <= 0 {
+        return Err(QueryError::BadData(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+        ));
+    }
+    if end < start {
+        return Err(QueryError::BadData(
+            "end timestamp must not be before start time".into(),
+        ));
+    }
+    if (end - start) / step > MAX_POINTS_PER_SERIES {
+        return Err(QueryError::BadData(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+        ));
+    }
+    match expr.value_type() {
+        ValueType::Vector | ValueType::Scalar => {}
+        other => {
+            return Err(QueryError::BadData(format!(
+                "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                match other {
+                    ValueType::Matrix => "range vector",
+                    ValueType::String => "string",
+                    _ => "unknown",
+                }
+            )))
+        }
+    }
+    let mut ev = Evaluator::new(storage, opts, expr, start, end, step);
+    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    let mut out: Vec<Series> = Vec::new();
+    let mut produced = 0usize;
+    let mut t = start;
+    while t <= end {
+        ev.check_interrupt("range query evaluation")?;
+        let points: Vec<(Labels, f64)> = match ev.eval(expr, t)? {
+            Value::Scalar(v) => vec![(Labels::empty(), v)],
+            Value::Vector(v) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
+            other => {
+                return Err(QueryError::BadData(format!(
+                    "range query expression evaluated to a {}",
+                    other.type_name()
+                )))
+            }
+        };
+        produced += points.len();
+        if produced > opts.max_samples {
+            return Err(QueryError::TooManySamples("query execution"));
+        }
+        for (labels, v) in points {
+            let i = *index.entry(labels.clone()).or_insert_with(|| {
+                out.push(Series {
+                    labels,
+                    points: Vec::new(),
+                });
+                out.len() - 1
+            });
+            out[i].points.push((t, v));
+        }
+        t += step;
+    }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}

@@ -1,0 +1,172 @@
+//! Which series a query reads, and over which time range: the list a database-backed caller
+//! fetches before evaluating (the engine itself never does I/O). The ranges follow Prometheus'
+//! own `getTimeRangesForSelector`: the query range widened by the lookback or the range
+//! selector's window, by every enclosing subquery's range and offset, and by the selector's
+//! own offset; an `@` pins the range to its time.
+
+use crate::eval::{duration_ms, offset_ms, system_time_ms, EngineOptions};
+use promql_parser::label::{MatchOp, Matcher};
+use promql_parser::parser::{AtModifier, Expr, VectorSelector};
+
+/// One selector of a query and the time range its samples are needed for.
+#[derive(Clone, Debug)]
+pub struct SelectorRange {
+    /// All matchers of the selector, the metric name included as a `__name__` matcher.
+    pub matchers: Vec<Matcher>,
+    pub mint: i64,
+    pub maxt: i64,
+}
+
+/// The selectors of `expr` evaluated from `start` to `end` (equal for an instant query).
+pub fn selectors(expr: &Expr, start: i64, end: i64, opts: &EngineOptions) -> Vec<SelectorRange> {
+    let mut out = Vec::new();
+    walk_ranges(expr, start, end, 0, opts, &mut |vs, mint, maxt| {
+        let mut matchers = vs.matchers.matchers.clone();
+        if let Some(name) = &vs.name {
+            if !matchers.iter().any(|m| m.name == crate::value::METRIC_NAME) {
+                matchers.push(Matcher::new(
+                    MatchOp::Equal,
+                    crate::value::METRIC_NAME,
+                    name,
+                ));
+            }
+        }
+        out.push(SelectorRange {
+            matchers,
+            mint,
+            maxt,
+        });
+    });
+    out
+}
+
+#[derive(Clone, Copy)]
+struct SubqueryPath {
+    offset: i64,
+    range: i64,
+    at: Option<i64>,
+}
+
+pub(crate) fn walk_ranges(
+    expr: &Expr,
+    start: i64,
+    end: i64,
+    _step: i64,
+    opts: &EngineOptions,
+    f: &mut dyn FnMut(&VectorSelector, i64, i64),
+) {
+    let path = SubqueryPath {
+        offset: 0,
+        range: 0,
+        at: None,
+    };
+    walk(expr, start, end, opts, path, 0, f);
+}
+
+fn resolve_at(at: &Option<AtModifier>, start: i64, end: i64) -> Option<i64> {
+    match at {
+        None => None,
+        Some(AtModifier::Start) => Some(start),
+        Some(AtModifier::End) => Some(end),
+        Some(AtModifier::At(t)) => Some(system_time_ms(t)),
+    }
+}
+
+fn walk(
+    expr: &Expr,
+    start: i64,
+    end: i64,
+    opts: &EngineOptions,
+    path: SubqueryPath,
+    eval_range: i64,
+    f: &mut dyn FnMut(&VectorSelector, i64, i64),
+) {
+    match expr {
+        Expr::VectorSelector(vs) => {
+            let (mut s, mut e) = match path.at {
+                Some(t) => (t, t),
+                None => (start, end),
+            };
+            if let Some(t) = resolve_at(&vs.at, start, end) {
+                s = t;
+                e = t;
+            } else {
+                s = s.saturating_sub(path.offset).saturating_sub(path.range);
+                e = e.saturating_sub(path.offset);
+            }
+            s = s.saturating_sub(if eval_range == 0 {
+                opts.lookback_ms
+            } else {
+                eval_range
+            });
+            let own = offset_ms(&vs.offset);
+            f(vs, s.saturating_sub(own), e.saturating_sub(own));
+        }
+        Expr::MatrixSelector(ms) => {
+            // The callback must see the node inside the expression: its address keys the
+            // engine's fetch cache.
+            walk_selector_in_matrix(&ms.vs, duration_ms(&ms.range), start, end, opts, path, f);
+        }
+        Expr::Subquery(sq) => {
+            let off = offset_ms(&sq.offset);
+            let range = duration_ms(&sq.range);
+            let p = match resolve_at(&sq.at, start, end) {
+                Some(t) => SubqueryPath {
+                    offset: off,
+                    range,
+                    at: Some(t),
+                },
+                None => SubqueryPath {
+                    offset: path.offset.saturating_add(off),
+                    range: path.range.saturating_add(range),
+                    at: path.at,
+                },
+            };
+            walk(&sq.expr, start, end, opts, p, 0, f);
+        }
+        Expr::Paren(p) => walk(&p.expr, start, end, opts, path, eval_range, f),
+        Expr::Unary(u) => walk(&u.expr, start, end, opts, path, 0, f),
+        Expr::Binary(b) => {
+            walk(&b.lhs, start, end, opts, path, 0, f);
+            walk(&b.rhs, start, end, opts, path, 0, f);
+        }
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                walk(p, start, end, opts, path, 0, f);
+            }
+            walk(&a.expr, start, end, opts, path, 0, f);
+        }
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                walk(a, start, end, opts, path, 0, f);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+fn walk_selector_in_matrix(
+    vs: &VectorSelector,
+    range: i64,
+    start: i64,
+    end: i64,
+    opts: &EngineOptions,
+    path: SubqueryPath,
+    f: &mut dyn FnMut(&VectorSelector, i64, i64),
+) {
+    let (mut s, mut e) = match path.at {
+        Some(t) => (t, t),
+        None => (start, end),
+    };
+    if let Some(t) = resolve_at(&vs.at, start, end) {
+        s = t;
+        e = t;
+    } else {
+        s = s.saturating_sub(path.offset).saturating_sub(path.range);
+        e = e.saturating_sub(path.offset);
+    }
+    let _ = opts;
+    s = s.saturating_sub(range);
+    let own = offset_ms(&vs.offset);
+    f(vs, s.saturating_sub(own), e.saturating_sub(own));
+}
