@@ -13,8 +13,6 @@
 //! remote_write over HTTP, and OTLP/HTTP protobuf (`ExportMetricsServiceRequest`, built with the
 //! opentelemetry-proto types as an SDK or collector would send them).
 
-use server::ingest::{self, WriterConfig};
-use server::telemetry::SelfMetrics;
 use anyhow::{Context, Result};
 use model::{Aggregation, Batch, Labels, MetricType, RangeQuery, Sample, SeriesKey, TimeSeries};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -26,6 +24,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use rand::{Rng, SeedableRng};
+use server::ingest::{self, WriterConfig};
+use server::telemetry::SelfMetrics;
 use sqlx::Connection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -335,7 +335,11 @@ const OTLP_HEADERS: [(&str, &str); 1] = [("Content-Type", "application/x-protobu
 /// Like [`run_remote_write`], with OTLP/HTTP protobuf requests to `/v1/metrics`: each
 /// connection owns a fixed share of the series and sends their points in time order,
 /// [`OTLP_POINTS_PER_SERIES`] per series and request.
-async fn run_otlp(url: &str, batches: Vec<Batch>, cfg: &server::config::Config) -> Result<Duration> {
+async fn run_otlp(
+    url: &str,
+    batches: Vec<Batch>,
+    cfg: &server::config::Config,
+) -> Result<Duration> {
     let series = batches.first().map_or(0, |b| b.series.len());
     let mut per_connection: Vec<Vec<Vec<u8>>> = vec![Vec::new(); RW_CONNECTIONS];
     let mut total = 0u64;

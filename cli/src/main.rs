@@ -162,8 +162,7 @@ async fn run() -> Result<()> {
             let fault = match inject {
                 Some(kind) => {
                     let start = model::clock::now_ms() + after.as_millis() as i64;
-                    let f =
-                        demo::Fault::new(kind, &at, start).map_err(anyhow::Error::msg)?;
+                    let f = demo::Fault::new(kind, &at, start).map_err(anyhow::Error::msg)?;
                     println!(
                         "injecting {kind:?} at stage {at} in {} (from Unix ms {start})",
                         humantime::format_duration(after)
@@ -195,12 +194,7 @@ async fn run() -> Result<()> {
             let backfill = if no_backfill {
                 Vec::new()
             } else {
-                demo::backfill(
-                    &targets[0],
-                    model::clock::now_ms(),
-                    24 * 3_600_000,
-                    60_000,
-                )
+                demo::backfill(&targets[0], model::clock::now_ms(), 24 * 3_600_000, 60_000)
             };
             // Push-based demo jobs start once the server accepts requests.
             let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

@@ -110,8 +110,7 @@ pub async fn run(base_url: String, fault: Option<Fault>, stop: CancellationToken
     let http = reqwest::Client::new();
     let url = format!("{base_url}/api/v1/write");
     loop {
-        let body =
-            collectors::remote_write::encode(&export_batch(model::clock::now_ms(), fault));
+        let body = collectors::remote_write::encode(&export_batch(model::clock::now_ms(), fault));
         let sent = http
             .post(&url)
             .header("content-encoding", "snappy")
