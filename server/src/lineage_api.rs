@@ -103,9 +103,6 @@ async fn alerts(
             )))
         }
     };
-    let alerts = st
-        .store
-        .alerts(crate::scrape_manager::now_ms(), all)
-        .await?;
+    let alerts = st.store.alerts(model::clock::now_ms(), all).await?;
     Ok(success(json!({ "alerts": alerts })))
 }

@@ -42,7 +42,7 @@ impl ReceiverState {
     /// queue-full answer are the same for all of them. `receiver` names the source in
     /// self-metrics and messages.
     pub fn push(&self, receiver: &'static str, batch: model::Batch) -> Result<(), ReceiverError> {
-        let admission = self.app.guard.admit(batch, crate::scrape_manager::now_ms());
+        let admission = self.app.guard.admit(batch, model::clock::now_ms());
         for r in &admission.refused {
             self.app
                 .metrics

@@ -5,9 +5,10 @@ use crate::error::{DbContext, StoreError};
 use crate::partitions::{self, day_of, DAY_MS};
 use crate::pgcopy::{timestamp_in_range, SampleCopyEncoder};
 use crate::{sql_ts, StorageMode, Store};
+use model::clock::now_ms;
 use model::{Batch, MetricMetadata, TimestampMs};
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tracing::debug;
 
 /// What one [`Store::write`] did.
@@ -45,13 +46,6 @@ struct SeriesRow<'a> {
     series: &'a model::TimeSeries,
     first: TimestampMs,
     last: TimestampMs,
-}
-
-fn now_ms() -> TimestampMs {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Store {

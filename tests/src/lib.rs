@@ -111,9 +111,7 @@ pub async fn get_text(url: &str) -> String {
         .unwrap_or_else(|e| panic!("GET {url}: reading body: {e}"))
 }
 
-pub fn now_ms() -> i64 {
-    server::scrape_manager::now_ms()
-}
+pub use model::clock::now_ms;
 
 /// A state over a fresh database, with a queue of `capacity` samples and one writer.
 pub async fn state(capacity: usize) -> (server::AppState, server::ingest::BatchWriters, String) {

@@ -70,7 +70,7 @@ async fn accept(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Result<(
     )
     .await?;
     let alerts = decoder::decode(&buf).map_err(|e| ReceiverError::bad_request(e.to_string()))?;
-    let now = crate::scrape_manager::now_ms();
+    let now = model::clock::now_ms();
     let records: Vec<AlertRecord> = alerts
         .into_iter()
         .map(|a| {

@@ -126,7 +126,7 @@ pub async fn store_report(
     report: &DqReport,
     receiver: Option<&ReceiverState>,
 ) -> Result<Value, ReceiverError> {
-    let now = crate::scrape_manager::now_ms();
+    let now = model::clock::now_ms();
     let records: Vec<CheckRunRecord> = report.checks.iter().map(|c| record(c, now)).collect();
     if let Some(bad) = records
         .iter()
