@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build-site.sh --release
-cargo build --release -p server --bin pipewatch
+cargo build --release -p pipewatch --bin pipewatch
 bin="${CARGO_TARGET_DIR:-target}/release/pipewatch"
 exec "$bin" demo "$@"

@@ -15,6 +15,17 @@ impl Labels {
 
     /// Builds a label set from pairs in any order; empty values are dropped and a repeated
     /// name keeps its last value.
+    ///
+    /// ```
+    /// use model::Labels;
+    ///
+    /// let l = Labels::from_pairs([("job", "etl"), ("env", ""), ("az", "b"), ("job", "dbt")]);
+    /// assert_eq!(l.len(), 2);
+    /// assert_eq!(l.get("job"), Some("dbt"));
+    /// assert_eq!(l.get("env"), None);
+    /// // Sorted by name whatever the input order, so equal sets print (and hash) the same.
+    /// assert_eq!(l.to_string(), r#"{az="b",job="dbt"}"#);
+    /// ```
     pub fn from_pairs<I, K, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
@@ -116,6 +127,19 @@ impl SeriesKey {
     /// fits PostgreSQL's signed `bigint` as a non-negative number.
     ///
     /// This value is persisted: changing the function orphans stored series.
+    ///
+    /// ```
+    /// use model::{Labels, SeriesKey};
+    ///
+    /// let a = SeriesKey::new("up", Labels::from_pairs([("a", "bc")]));
+    /// let b = SeriesKey::new("up", Labels::from_pairs([("ab", "c")]));
+    /// assert_ne!(a.stable_id(), b.stable_id());
+    /// assert!(a.stable_id() >= 0);
+    /// // Label order does not change the identity.
+    /// let c = SeriesKey::new("up", Labels::from_pairs([("x", "1"), ("y", "2")]));
+    /// let d = SeriesKey::new("up", Labels::from_pairs([("y", "2"), ("x", "1")]));
+    /// assert_eq!(c.stable_id(), d.stable_id());
+    /// ```
     pub fn stable_id(&self) -> i64 {
         let mut buf = Vec::with_capacity(64);
         buf.extend_from_slice(self.metric.as_bytes());

@@ -1,9 +1,11 @@
 //! Domain types shared by every pipewatch crate and by the browser bundle.
 //!
-//! Everything here is plain data plus pure functions (no I/O, no clock), so it compiles to
-//! wasm and can be golden-tested.
+//! Everything here is plain data plus pure functions (no I/O), so it compiles to wasm and can
+//! be golden-tested. The one exception is [`clock`], whose system clock is left out of browser
+//! builds.
 
 pub mod civil;
+pub mod clock;
 pub mod dq;
 pub mod evidence;
 pub mod labels;

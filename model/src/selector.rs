@@ -109,6 +109,23 @@ impl SelectorError {
 impl Selector {
     /// Parses `name`, `name{...}` or `{...}`. At least one matcher or a name is required, and
     /// (as in Prometheus) at least one of them must not match the empty string.
+    ///
+    /// ```
+    /// use model::{Labels, SeriesKey, Selector};
+    ///
+    /// let sel = Selector::parse(r#"rows_total{stage=~"trans.*", env!="dev"}"#).unwrap();
+    /// assert_eq!(sel.metric.as_deref(), Some("rows_total"));
+    /// let key = |stage: &str| {
+    ///     SeriesKey::new("rows_total", Labels::from_pairs([("stage", stage), ("env", "prod")]))
+    /// };
+    /// assert!(sel.matches(&key("transform")));
+    /// // Regexes are anchored as in Prometheus: "trans.*" does not match "retransform".
+    /// assert!(!sel.matches(&key("retransform")));
+    ///
+    /// // Matching only the empty string would select every series: refused, with an example.
+    /// let err = Selector::parse(r#"{job=""}"#).unwrap_err();
+    /// assert!(err.to_string().contains("e.g. up{job="), "{err}");
+    /// ```
     pub fn parse(input: &str) -> Result<Self, SelectorError> {
         let mut p = Parser { s: input, pos: 0 };
         p.skip_ws();

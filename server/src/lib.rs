@@ -1,10 +1,9 @@
-//! The pipewatch server: configuration, HTTP API, ingest queue and writers, scrape manager,
-//! demo pipeline and benchmarks. `main.rs` is only the command line on top of [`run`].
+//! The pipewatch server: configuration, HTTP API, ingest queue and writers, scrape manager.
+//! The command line (cli/), the demo pipeline (demo/) and the benchmarks (bench/) are crates
+//! of their own on top of [`run`].
 
 pub mod api;
-pub mod bench;
 pub mod config;
-pub mod demo;
 pub mod discovery;
 pub mod guard;
 pub mod import;

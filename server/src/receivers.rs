@@ -93,7 +93,7 @@ impl ReceiverState {
     /// limits all sources share (labels per series, label length, new series per metric) and the
     /// queue-full answer are the same for all of them.
     pub fn push(&self, receiver: Receiver, batch: model::Batch) -> Result<(), ReceiverError> {
-        let admission = self.app.guard.admit(batch, crate::scrape_manager::now_ms());
+        let admission = self.app.guard.admit(batch, model::clock::now_ms());
         for r in &admission.refused {
             self.app
                 .metrics

@@ -3,11 +3,12 @@
 
 use crate::config::Config;
 use crate::ingest::{self, WriterConfig};
-use crate::scrape_manager::{now_ms, ScrapeManager, TargetHealthBoard};
+use crate::scrape_manager::{ScrapeManager, TargetHealthBoard};
 use crate::state::AppState;
 use crate::telemetry::SelfMetrics;
 use anyhow::{Context, Result};
 use collectors::scrape::ScrapeTarget;
+use model::clock::now_ms;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

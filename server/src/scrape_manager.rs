@@ -61,13 +61,6 @@ pub struct ScrapeManager {
     stop: CancellationToken,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Identity of a scrape loop: a target whose URL, labels, interval or timeout change is a new
 /// target (Prometheus hashes labels and URL the same way).
 fn target_key(t: &ScrapeTarget) -> String {
@@ -290,7 +283,7 @@ impl Loop {
                 _ = tick.tick() => {}
                 _ = self.stop.cancelled() => return,
             }
-            let started = now_ms();
+            let started = model::clock::now_ms();
             let mut outcome = self.scraper.scrape(&self.target, started).await;
             self.metrics.scrapes.get_or_create(&labels).inc();
             self.metrics

@@ -10,9 +10,12 @@
 //!
 //! The plain layout is a row per sample with a btree on (series_id, ts) in every daily
 //! partition. DESIGN.md's write-optimised layout (BRIN on time plus per-series compaction,
-//! to catch VictoriaMetrics) is not built yet; `copy_anchor` measures against this layout.
+//! to catch VictoriaMetrics) is not built yet; `copy_anchor` (feature `bench`) measures against
+//! this layout.
 
 pub mod alerts;
+#[cfg(feature = "bench")]
+mod anchor;
 pub mod dq;
 pub mod embedded;
 pub mod error;

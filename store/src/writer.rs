@@ -5,9 +5,10 @@ use crate::error::{DbContext, StoreError};
 use crate::partitions::{self, day_of, DAY_MS};
 use crate::pgcopy::{timestamp_in_range, SampleCopyEncoder};
 use crate::{sql_ts, StorageMode, Store};
+use model::clock::now_ms;
 use model::{Batch, MetricMetadata, TimestampMs};
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tracing::debug;
 
 /// What one [`Store::write`] did.
@@ -45,13 +46,6 @@ struct SeriesRow<'a> {
     series: &'a model::TimeSeries,
     first: TimestampMs,
     last: TimestampMs,
-}
-
-fn now_ms() -> TimestampMs {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Store {
@@ -310,60 +304,6 @@ impl Store {
                 .into_iter()
                 .filter(|&d| partitions::partitionable(d)),
         );
-        Ok(())
-    }
-
-    /// Benchmark anchor: raw binary COPY of these rows into `bench_anchor_samples`, a table
-    /// laid out like `samples` (daily partitions, DEFAULT partition, btree on (series_id, ts)),
-    /// and nothing else: no registry, no metadata, no rollup bookkeeping.
-    pub async fn copy_anchor(&self, rows: &[(i64, i64, f64)]) -> Result<u64, StoreError> {
-        if let Some(&(_, ts, _)) = rows.iter().find(|r| !timestamp_in_range(r.1)) {
-            return Err(StoreError::InvalidSample(format!(
-                "anchor row timestamp {ts} ms is outside what PostgreSQL can store"
-            )));
-        }
-        let pool = &self.inner.pool;
-        sqlx::raw_sql(
-            "CREATE TABLE IF NOT EXISTS bench_anchor_samples ( \
-                 series_id bigint NOT NULL, ts timestamptz NOT NULL, value double precision NOT NULL \
-             ) PARTITION BY RANGE (ts); \
-             CREATE INDEX IF NOT EXISTS bench_anchor_samples_series_ts ON bench_anchor_samples (series_id, ts); \
-             CREATE TABLE IF NOT EXISTS bench_anchor_samples_default PARTITION OF bench_anchor_samples DEFAULT;",
-        )
-        .execute(pool)
-        .await
-        .context("creating the benchmark anchor table")?;
-        let mut days: Vec<i64> = rows.iter().map(|r| day_of(r.1)).collect();
-        days.sort_unstable();
-        days.dedup();
-        partitions::ensure_partitions(pool, "bench_anchor_samples", &days).await?;
-
-        let mut conn = pool.acquire().await.context("starting the anchor COPY")?;
-        let mut copy = conn
-            .copy_in_raw(
-                "COPY bench_anchor_samples (series_id, ts, value) FROM STDIN (FORMAT binary)",
-            )
-            .await
-            .context("starting the anchor COPY")?;
-        let mut enc = SampleCopyEncoder::new();
-        for &(id, ts, v) in rows {
-            enc.push(id, ts, v);
-            if enc.pending_bytes() >= COPY_CHUNK_BYTES {
-                copy.send(enc.take()).await.context("sending anchor rows")?;
-            }
-        }
-        copy.send(enc.finish())
-            .await
-            .context("sending anchor rows")?;
-        copy.finish().await.context("finishing the anchor COPY")
-    }
-
-    /// Drops `bench_anchor_samples` and its partitions.
-    pub async fn drop_anchor(&self) -> Result<(), StoreError> {
-        sqlx::query("DROP TABLE IF EXISTS bench_anchor_samples")
-            .execute(&self.inner.pool)
-            .await
-            .context("dropping the benchmark anchor table")?;
         Ok(())
     }
 }

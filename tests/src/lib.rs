@@ -83,8 +83,8 @@ pub async fn exporter_zoo() -> SocketAddr {
     serve(router).await
 }
 
-/// The `pipewatch` binary built next to this test (`cargo build -p server` comes first in
-/// scripts/test.sh).
+/// The `pipewatch` binary built next to this test (`cargo build -p pipewatch` comes first in
+/// scripts/test.sh; the binary is the cli/ crate).
 pub fn pipewatch_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test binary> -> target/<profile>/pipewatch
@@ -95,7 +95,7 @@ pub fn pipewatch_bin() -> PathBuf {
     let bin = dir.join("pipewatch");
     assert!(
         bin.exists(),
-        "{} not found: build it first with `cargo build -p server --bin pipewatch`",
+        "{} not found: build it first with `cargo build -p pipewatch --bin pipewatch`",
         bin.display()
     );
     bin
@@ -111,9 +111,7 @@ pub async fn get_text(url: &str) -> String {
         .unwrap_or_else(|e| panic!("GET {url}: reading body: {e}"))
 }
 
-pub fn now_ms() -> i64 {
-    server::scrape_manager::now_ms()
-}
+pub use model::clock::now_ms;
 
 /// A state over a fresh database, with a queue of `capacity` samples and one writer.
 pub async fn state(capacity: usize) -> (server::AppState, server::ingest::BatchWriters, String) {

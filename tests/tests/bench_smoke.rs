@@ -1,18 +1,77 @@
 //! The benchmark commands run end to end on a tiny workload, so they cannot rot between the
 //! sessions that record numbers with them. Timings are printed, never asserted; what is asserted
-//! (inside `bench::ingest`) is that every sample sent was written and none lost.
+//! (inside `bench::ingest`) is that every sample sent was written and none lost, and that
+//! `bench query` prints its ratio lines and exits 0.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_ingest_runs_every_protocol_and_accounts_for_every_sample() {
     let url = store::testing::fresh_database_url().await;
     let cfg = server::config::Config::default();
     for protocol in [
-        server::bench::Protocol::Queue,
-        server::bench::Protocol::RemoteWrite,
-        server::bench::Protocol::Otlp,
+        bench::Protocol::Queue,
+        bench::Protocol::RemoteWrite,
+        bench::Protocol::Otlp,
     ] {
-        server::bench::ingest(&url, 1_200, 3, 2, protocol, &cfg)
+        bench::ingest(&url, 1_200, 3, 2, protocol, &cfg)
             .await
             .unwrap_or_else(|e| panic!("{protocol:?}: {e:#}"));
     }
+}
+
+/// `pipewatch bench query` as a user runs it (the binary, a database from the environment) on
+/// a small data set: it loads, queries, prints one RESULT line per query shape with a finite
+/// ratio against the raw-SELECT anchor, and exits 0.
+#[tokio::test]
+async fn bench_query_prints_a_ratio_per_query_shape_and_exits_0() {
+    let url = store::testing::fresh_database_url().await;
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        tokio::process::Command::new(pipewatch_tests::pipewatch_bin())
+            .args([
+                "bench",
+                "query",
+                "--series",
+                "20",
+                "--days",
+                "1",
+                "--iterations",
+                "5",
+            ])
+            .env_remove("PIPEWATCH_CONFIG")
+            .env("DATABASE_URL", &url)
+            .output(),
+    )
+    .await
+    .expect("bench query finished within 5 minutes")
+    .expect("run pipewatch");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    let ratios: Vec<f64> = stdout
+        .lines()
+        .filter(|l| l.starts_with("RESULT query "))
+        .map(|l| {
+            let r = l
+                .rsplit_once("p95 ratio ")
+                .unwrap_or_else(|| panic!("no ratio in {l:?}"))
+                .1;
+            r.trim()
+                .parse::<f64>()
+                .unwrap_or_else(|e| panic!("ratio {r:?} in {l:?}: {e}"))
+        })
+        .collect();
+    assert_eq!(
+        ratios.len(),
+        3,
+        "one RESULT line per query shape:\n{stdout}"
+    );
+    assert!(
+        ratios.iter().all(|r| r.is_finite() && *r > 0.0),
+        "{ratios:?}\n{stdout}"
+    );
+    assert!(stdout.contains("2 series x 1 hour"), "{stdout}");
 }

@@ -23,7 +23,7 @@ async fn server_on_fresh_database() -> (RunningServer, String) {
 async fn the_demo_export_job_remote_writes_its_metrics() {
     let (server, url) = server_on_fresh_database().await;
     let stop = CancellationToken::new();
-    let pushes = tokio::spawn(server::demo::push::run(
+    let pushes = tokio::spawn(demo::push::run(
         format!("http://{}", server.addr),
         None,
         stop.clone(),
@@ -79,13 +79,8 @@ async fn the_demo_model_serving_service_sends_otlp_metrics_that_are_stored() {
     use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
     let (server, url) = server_on_fresh_database().await;
     let now = pipewatch_tests::now_ms();
-    let fault = server::demo::Fault::new(
-        server::demo::FaultKind::ErrorBurst,
-        "model_serving",
-        now - 600_000,
-    )
-    .ok();
-    server::demo::otlp::push(
+    let fault = demo::Fault::new(demo::FaultKind::ErrorBurst, "model_serving", now - 600_000).ok();
+    demo::otlp::push(
         &reqwest::Client::new(),
         &format!("http://{}", server.addr),
         now,
@@ -94,7 +89,7 @@ async fn the_demo_model_serving_service_sends_otlp_metrics_that_are_stored() {
     .await;
 
     // What the sender put in the request: requests by status code and the histogram count.
-    let sent = server::demo::otlp::metrics_request(now, fault);
+    let sent = demo::otlp::metrics_request(now, fault);
     let metrics = &sent.resource_metrics[0].scope_metrics[0].metrics;
     let mut sent_requests = Vec::new();
     let mut sent_count = 0;
@@ -157,10 +152,7 @@ async fn the_demo_model_serving_service_sends_otlp_metrics_that_are_stored() {
     assert_eq!(count.len(), 1);
     assert_eq!(count[0].1, sent_count as f64);
     let buckets = stored("inference_latency_milliseconds_bucket", "le").await;
-    assert_eq!(
-        buckets.len(),
-        server::demo::otlp::LATENCY_BOUNDS_MS.len() + 1
-    );
+    assert_eq!(buckets.len(), demo::otlp::LATENCY_BOUNDS_MS.len() + 1);
     assert!(buckets
         .iter()
         .any(|(le, v)| le.as_deref() == Some("+Inf") && *v == sent_count as f64));
@@ -177,9 +169,9 @@ async fn the_demo_jobs_report_their_runs_with_openlineage() {
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
     let now = pipewatch_tests::now_ms();
-    server::demo::lineage::push(&http, &base, now, None).await;
+    demo::lineage::push(&http, &base, now, None).await;
     // A re-send of the same runs changes nothing.
-    server::demo::lineage::push(&http, &base, now, None).await;
+    demo::lineage::push(&http, &base, now, None).await;
     let graph: serde_json::Value = http
         .get(format!("{base}/api/v1/lineage/graph"))
         .send()
@@ -202,17 +194,51 @@ async fn the_demo_jobs_report_their_runs_with_openlineage() {
             "{name} not in the graph: {text}"
         );
     }
+    // Stopping drains the ingest queue, so every sample either push queued is in the table.
+    let report = server.stop().await.unwrap();
+    assert_eq!(report.samples_lost, 0);
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let runs: i64 = sqlx::query_scalar("SELECT count(DISTINCT run_id) FROM lineage_runs")
-        .fetch_one(&pool)
-        .await
-        .unwrap_or(-1);
-    let sent: std::collections::HashSet<String> = server::demo::lineage::events(now, None)
+    // Plain row counts, not DISTINCT: a re-send that was stored again would show up here.
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let sent = demo::lineage::events(now, None);
+    let sent_runs: std::collections::HashSet<&str> = sent
         .iter()
-        .map(|e| e["run"]["runId"].as_str().unwrap().to_string())
+        .map(|e| e["run"]["runId"].as_str().unwrap())
         .collect();
-    assert_eq!(runs, sent.len() as i64);
-    server.stop().await.unwrap();
+    assert_eq!(
+        count("SELECT count(*) FROM lineage_runs").await,
+        sent_runs.len() as i64
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM lineage_events").await,
+        sent.len() as i64,
+        "one stored event per event sent once"
+    );
+    // The events' facets and run outcomes became samples (namespace "demo"); the re-send
+    // must not have written any of them a second time.
+    let samples = count(
+        "SELECT count(*) FROM samples x JOIN series s ON s.id = x.series_id \
+         WHERE s.labels->>'namespace' = 'demo'",
+    )
+    .await;
+    assert!(samples > 0, "no lineage samples were stored");
+    let repeated = count(
+        "SELECT count(*) FROM (SELECT series_id, ts FROM samples \
+         GROUP BY series_id, ts HAVING count(*) > 1) d",
+    )
+    .await;
+    assert_eq!(
+        repeated, 0,
+        "{repeated} (series, timestamp) pairs stored more than once among {samples} samples"
+    );
 }
 
 #[tokio::test]
@@ -220,8 +246,8 @@ async fn the_demo_posts_great_expectations_results_for_clean_orders() {
     let (server, url) = server_on_fresh_database().await;
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
-    let fault = server::demo::Fault::new(server::demo::FaultKind::DqFailure, "transform", 0).ok();
-    server::demo::dq::push(&http, &base, pipewatch_tests::now_ms(), fault).await;
+    let fault = demo::Fault::new(demo::FaultKind::DqFailure, "transform", 0).ok();
+    demo::dq::push(&http, &base, pipewatch_tests::now_ms(), fault).await;
     let datasets: serde_json::Value = http
         .get(format!("{base}/api/v1/dq/datasets"))
         .send()

@@ -40,7 +40,7 @@ async fn alerts(
     };
     let alerts = st
         .store
-        .alerts(crate::scrape_manager::now_ms(), all)
+        .alerts(model::clock::now_ms(), all)
         .await?;
     Ok(success(AlertList { alerts }))
 }

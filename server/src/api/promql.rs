@@ -219,7 +219,7 @@ async fn instant(
     let q = required(&p.query, "query", "give a PromQL expression, e.g. query=up")?;
     let t = match p.time.as_deref().filter(|s| !s.is_empty()) {
         Some(t) => parse_time("time", t)?,
-        None => crate::scrape_manager::now_ms(),
+        None => model::clock::now_ms(),
     };
     let limits = limits_for(&st, &p.timeout)?;
     let v = promql::instant(&st.store, &limits, q, t).await?;

@@ -28,7 +28,7 @@ pub async fn post(
     let alerts = payload
         .decode(|raw| decoder::decode(raw).map_err(|e| ReceiverError::Malformed(e.to_string())))
         .await?;
-    let now = crate::scrape_manager::now_ms();
+    let now = model::clock::now_ms();
     let records: Vec<AlertRecord> = alerts
         .into_iter()
         .map(|a| {

@@ -91,7 +91,7 @@ fn parse(tool: Tool, body: &[u8]) -> Result<DqReport, DqError> {
 /// Records a parsed report and queues the series of its new runs; returns the summary the
 /// receiver answers with.
 pub async fn store_report(st: &ReceiverState, report: &DqReport) -> Result<Summary, ReceiverError> {
-    let now = crate::scrape_manager::now_ms();
+    let now = model::clock::now_ms();
     let records: Vec<CheckRunRecord> = report.checks.iter().map(|c| record(c, now)).collect();
     if let Some(bad) = records
         .iter()

@@ -160,7 +160,7 @@ pub async fn ingest_traces(
         );
     }
     let mut acc = lock(&sig.spans);
-    let (batch, pending) = acc.prepare(&derived.observations, crate::scrape_manager::now_ms());
+    let (batch, pending) = acc.prepare(&derived.observations, model::clock::now_ms());
     let refused = pending.refused_observations;
     push_then(st, batch, || acc.commit(pending))?;
     Ok(SignalIngest {
@@ -208,7 +208,7 @@ pub async fn ingest_logs(
         .map_err(evidence_unavailable)?;
     let received = derived.counts.iter().map(|(_, n)| *n as usize).sum();
     let mut acc = lock(&sig.logs);
-    let (batch, pending) = acc.prepare(&derived.counts, crate::scrape_manager::now_ms());
+    let (batch, pending) = acc.prepare(&derived.counts, model::clock::now_ms());
     let refused = pending.refused_records;
     push_then(st, batch, || acc.commit(pending))?;
     Ok(SignalIngest {

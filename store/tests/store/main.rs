@@ -15,7 +15,6 @@ mod selectors;
 mod test_databases;
 
 use model::{Batch, Labels, MetricType, Sample, SeriesKey, TimeSeries};
-use std::time::{SystemTime, UNIX_EPOCH};
 use store::{Store, StoreConfig};
 
 pub const MINUTE: i64 = 60_000;
@@ -37,12 +36,7 @@ pub async fn store_with(cfg: StoreConfig) -> Store {
         .expect("connect to the test database")
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+pub use model::clock::now_ms;
 
 pub fn key(metric: &str, labels: &[(&str, &str)]) -> SeriesKey {
     SeriesKey::new(metric, Labels::from_pairs(labels.iter().copied()))

@@ -85,6 +85,7 @@ async fn anchor_copy_round_trips_the_extreme_timestamps_postgres_accepts() {
         (4, now_ms(), 4.0),
         (4, now_ms() + DAY, 5.0),
     ];
+    store.prepare_anchor(&rows).await.unwrap();
     assert_eq!(store.copy_anchor(&rows).await.unwrap(), rows.len() as u64);
     let back: Vec<(i64, i64, f64)> = sqlx::query_as(
         "SELECT series_id, (extract(epoch from ts) * 1000)::bigint, value FROM bench_anchor_samples ORDER BY series_id, ts",

@@ -110,8 +110,7 @@ pub async fn run(base_url: String, fault: Option<Fault>, stop: CancellationToken
     let http = reqwest::Client::new();
     let url = format!("{base_url}/api/v1/write");
     loop {
-        let body =
-            collectors::remote_write::encode(&export_batch(crate::scrape_manager::now_ms(), fault));
+        let body = collectors::remote_write::encode(&export_batch(model::clock::now_ms(), fault));
         let sent = http
             .post(&url)
             .header("content-encoding", "snappy")
@@ -121,9 +120,9 @@ pub async fn run(base_url: String, fault: Option<Fault>, stop: CancellationToken
             .send()
             .await;
         log_outcome(sent, "remote_write").await;
-        super::otlp::push(&http, &base_url, crate::scrape_manager::now_ms(), fault).await;
-        super::lineage::push(&http, &base_url, crate::scrape_manager::now_ms(), fault).await;
-        super::dq::push(&http, &base_url, crate::scrape_manager::now_ms(), fault).await;
+        super::otlp::push(&http, &base_url, model::clock::now_ms(), fault).await;
+        super::lineage::push(&http, &base_url, model::clock::now_ms(), fault).await;
+        super::dq::push(&http, &base_url, model::clock::now_ms(), fault).await;
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(PUSH_EVERY) => {}

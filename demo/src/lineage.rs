@@ -17,8 +17,7 @@ const RUN_EVERY_MS: i64 = 5 * 60_000;
 /// Runs re-sent per push (the last ones that have ended).
 const RUNS_PER_PUSH: i64 = 3;
 const NAMESPACE: &str = "demo";
-const PRODUCER: &str =
-    "https://github.com/pipewatch/pipewatch/tree/main/server/src/demo/lineage.rs";
+const PRODUCER: &str = "https://github.com/pipewatch/pipewatch/tree/main/demo/src/lineage.rs";
 
 struct Job {
     name: &'static str,

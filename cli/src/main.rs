@@ -31,7 +31,7 @@ enum Command {
         no_backfill: bool,
         /// Inject a fault into the simulated pipeline (after `--after`, at stage `--at`).
         #[arg(long, value_enum)]
-        inject: Option<server::demo::FaultKind>,
+        inject: Option<demo::FaultKind>,
         /// Stage the fault hits: stream_ingest, transform, feature_store or model_serving.
         #[arg(long, default_value = "transform", requires = "inject")]
         at: String,
@@ -80,7 +80,7 @@ enum BenchCommand {
         rounds: usize,
         /// What the samples go through.
         #[arg(long, value_enum, default_value = "queue")]
-        protocol: server::bench::Protocol,
+        protocol: bench::Protocol,
     },
     /// Range-query latency on >= 10M stored samples.
     Query {
@@ -161,9 +161,8 @@ async fn run() -> Result<()> {
         } => {
             let fault = match inject {
                 Some(kind) => {
-                    let start = server::scrape_manager::now_ms() + after.as_millis() as i64;
-                    let f =
-                        server::demo::Fault::new(kind, &at, start).map_err(anyhow::Error::msg)?;
+                    let start = model::clock::now_ms() + after.as_millis() as i64;
+                    let f = demo::Fault::new(kind, &at, start).map_err(anyhow::Error::msg)?;
                     println!(
                         "injecting {kind:?} at stage {at} in {} (from Unix ms {start})",
                         humantime::format_duration(after)
@@ -172,7 +171,7 @@ async fn run() -> Result<()> {
                 }
                 None => None,
             };
-            let addr = server::demo::serve_pipeline(0, fault).await?;
+            let addr = demo::serve_pipeline(0, fault).await?;
             println!("demo pipeline exposes metrics on http://{addr}/metrics");
             let mut targets = vec![collectors::scrape::ScrapeTarget {
                 job: "demo_pipeline".into(),
@@ -195,12 +194,7 @@ async fn run() -> Result<()> {
             let backfill = if no_backfill {
                 Vec::new()
             } else {
-                server::demo::backfill(
-                    &targets[0],
-                    server::scrape_manager::now_ms(),
-                    24 * 3_600_000,
-                    60_000,
-                )
+                demo::backfill(&targets[0], model::clock::now_ms(), 24 * 3_600_000, 60_000)
             };
             // Push-based demo jobs start once the server accepts requests.
             let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -209,7 +203,7 @@ async fn run() -> Result<()> {
                 let stop = stop_pushes.clone();
                 tokio::spawn(async move {
                     if let Ok(addr) = ready_rx.await {
-                        server::demo::push::run(format!("http://{addr}"), fault, stop).await;
+                        demo::push::run(format!("http://{addr}"), fault, stop).await;
                     }
                 })
             };
@@ -248,12 +242,12 @@ async fn run() -> Result<()> {
                     samples,
                     rounds,
                     protocol,
-                } => server::bench::ingest(&db.url, series, samples, rounds, protocol, &cfg).await,
+                } => bench::ingest(&db.url, series, samples, rounds, protocol, &cfg).await,
                 BenchCommand::Query {
                     series,
                     days,
                     iterations,
-                } => server::bench::query(&db.url, series, days, iterations, &cfg.ingest).await,
+                } => bench::query(&db.url, series, days, iterations, &cfg.ingest).await,
             };
             db.close().await;
             r?;

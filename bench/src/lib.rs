@@ -3,7 +3,9 @@
 //!
 //! - ingest: N series x M samples through the real path (ingest queue -> batch writers ->
 //!   binary COPY into the partitioned samples table, series registry and all) versus a raw COPY
-//!   of exactly the same rows into an identical table (`Store::copy_anchor`).
+//!   of exactly the same rows into an identical table (`Store::copy_anchor`), split over as
+//!   many COPY streams as the path has writers, with the table and its partitions created
+//!   before the clock starts.
 //! - query: p50/p95 of range queries on >= 10M stored samples versus the raw `SELECT` of the
 //!   same rows by index (what any answer must at least read).
 //!
@@ -11,8 +13,6 @@
 //! remote_write over HTTP, and OTLP/HTTP protobuf (`ExportMetricsServiceRequest`, built with the
 //! opentelemetry-proto types as an SDK or collector would send them).
 
-use crate::ingest::{self, WriterConfig};
-use crate::telemetry::SelfMetrics;
 use anyhow::{Context, Result};
 use model::{Aggregation, Batch, Labels, MetricType, RangeQuery, Sample, SeriesKey, TimeSeries};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -24,6 +24,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use rand::{Rng, SeedableRng};
+use server::ingest::{self, WriterConfig};
+use server::telemetry::SelfMetrics;
 use sqlx::Connection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -141,7 +143,7 @@ fn anchor_rows(batches: &[Batch]) -> Vec<(i64, i64, f64)> {
 async fn run_real_path(
     store: &store::Store,
     batches: Vec<Batch>,
-    cfg: &crate::config::IngestConfig,
+    cfg: &server::config::IngestConfig,
 ) -> Result<Duration> {
     let metrics = Arc::new(SelfMetrics::new());
     let (queue, writers) = ingest::start(
@@ -195,7 +197,7 @@ pub async fn ingest(
     samples: usize,
     rounds: usize,
     protocol: Protocol,
-    full_cfg: &crate::config::Config,
+    full_cfg: &server::config::Config,
 ) -> Result<()> {
     let cfg = &full_cfg.ingest;
     let total = series * samples;
@@ -208,7 +210,7 @@ pub async fn ingest(
     for round in 0..rounds {
         let url = database_url(base_url, "pipewatch_bench_ingest", true).await?;
         let store = store::Store::connect(&url, store::StoreConfig::default()).await?;
-        let now = crate::scrape_manager::now_ms();
+        let now = model::clock::now_ms();
         let start = now - samples as i64 * 15_000;
         let batches = ingest_batches_with(
             series,
@@ -228,15 +230,13 @@ pub async fn ingest(
                 Protocol::Otlp => run_otlp(url_ref, batches, full_cfg).await,
             }
         };
+        // The path's tables exist before its clock starts; so do the anchor's.
+        store.prepare_anchor(&rows).await?;
         let (path_t, anchor_t) = if round % 2 == 0 {
             let p = path(batches).await?;
-            let t = Instant::now();
-            store.copy_anchor(&rows).await?;
-            (p, t.elapsed())
+            (p, copy_anchor_timed(&store, &rows, cfg.writers).await?)
         } else {
-            let t = Instant::now();
-            store.copy_anchor(&rows).await?;
-            let a = t.elapsed();
+            let a = copy_anchor_timed(&store, &rows, cfg.writers).await?;
             (path(batches).await?, a)
         };
         let pr = total as f64 / path_t.as_secs_f64();
@@ -271,6 +271,27 @@ pub async fn ingest(
     Ok(())
 }
 
+/// The anchor with the path's parallelism: the rows split into `streams` contiguous parts,
+/// each COPYed on its own connection at the same time, as the path's `streams` writers do.
+async fn copy_anchor_timed(
+    store: &store::Store,
+    rows: &[(i64, i64, f64)],
+    streams: usize,
+) -> Result<Duration> {
+    let part = rows.len().div_ceil(streams.max(1)).max(1);
+    let started = Instant::now();
+    let copied: Vec<u64> =
+        futures::future::try_join_all(rows.chunks(part).map(|r| store.copy_anchor(r))).await?;
+    let elapsed = started.elapsed();
+    let copied: u64 = copied.iter().sum();
+    anyhow::ensure!(
+        copied == rows.len() as u64,
+        "anchor copied {copied} of {} rows",
+        rows.len()
+    );
+    Ok(elapsed)
+}
+
 /// Starts a pipewatch server on `url` and port 0, sends the batches as remote_write requests
 /// (each connection owns a fixed share of the series, so every series arrives in time order),
 /// retries 503/429 after Retry-After as Prometheus does, then stops the server; the time runs
@@ -278,7 +299,7 @@ pub async fn ingest(
 async fn run_remote_write(
     url: &str,
     batches: Vec<Batch>,
-    cfg: &crate::config::Config,
+    cfg: &server::config::Config,
 ) -> Result<Duration> {
     let mut per_connection: Vec<Vec<Vec<u8>>> = vec![Vec::new(); RW_CONNECTIONS];
     let mut total = 0u64;
@@ -314,7 +335,11 @@ const OTLP_HEADERS: [(&str, &str); 1] = [("Content-Type", "application/x-protobu
 /// Like [`run_remote_write`], with OTLP/HTTP protobuf requests to `/v1/metrics`: each
 /// connection owns a fixed share of the series and sends their points in time order,
 /// [`OTLP_POINTS_PER_SERIES`] per series and request.
-async fn run_otlp(url: &str, batches: Vec<Batch>, cfg: &crate::config::Config) -> Result<Duration> {
+async fn run_otlp(
+    url: &str,
+    batches: Vec<Batch>,
+    cfg: &server::config::Config,
+) -> Result<Duration> {
     let series = batches.first().map_or(0, |b| b.series.len());
     let mut per_connection: Vec<Vec<Vec<u8>>> = vec![Vec::new(); RW_CONNECTIONS];
     let mut total = 0u64;
@@ -421,7 +446,7 @@ fn otlp_request(window: &[Batch], range: std::ops::Range<usize>) -> ExportMetric
 /// `total` samples. The time runs until the server has drained its queue.
 async fn send_to_server(
     url: &str,
-    cfg: &crate::config::Config,
+    cfg: &server::config::Config,
     path: &str,
     headers: &'static [(&'static str, &'static str)],
     per_connection: Vec<Vec<Vec<u8>>>,
@@ -433,7 +458,7 @@ async fn send_to_server(
     // A fixed gRPC port would collide with another pipewatch (or a test) on the machine.
     cfg.receivers.otlp_grpc_listen = String::new();
     cfg.scrape_configs.clear();
-    let server = crate::run::RunningServer::start(cfg, Default::default())
+    let server = server::run::RunningServer::start(cfg, Default::default())
         .await
         .context("bench server did not start")?;
     let addr = server.addr;
@@ -516,22 +541,26 @@ pub async fn query(
     series: usize,
     days: i64,
     iterations: usize,
-    cfg: &crate::config::IngestConfig,
+    cfg: &server::config::IngestConfig,
 ) -> Result<()> {
     let interval_ms = 60_000;
     let per_series = (days * 86_400_000 / interval_ms) as usize;
     let wanted = (series * per_series) as i64;
     let url = database_url(base_url, "pipewatch_bench_query", false).await?;
     let mut store = store::Store::connect(&url, store::StoreConfig::default()).await?;
-    // Data is reused between runs when it is still complete and recent enough to be in range.
-    let marker: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM samples)::bigint, coalesce((SELECT extract(epoch FROM max(ts))*1000 FROM samples), 0)::bigint",
+    // Data is reused between runs when it is still complete, recent enough to be in range and
+    // of the same number of series (the group queries expect exactly `series / 10` each).
+    let marker: Option<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM samples)::bigint, coalesce((SELECT extract(epoch FROM max(ts))*1000 FROM samples), 0)::bigint, \
+         (SELECT count(*) FROM series WHERE metric = 'bench_metric')::bigint",
     )
     .fetch_optional(store.pool())
     .await?;
-    let now = crate::scrape_manager::now_ms();
+    let now = model::clock::now_ms();
     let end_ms = match marker {
-        Some((n, max_ts)) if n >= wanted && now - max_ts < 86_400_000 => {
+        Some((n, max_ts, stored_series))
+            if n >= wanted && now - max_ts < 86_400_000 && stored_series == series as i64 =>
+        {
             println!("bench query: reusing {n} stored samples");
             max_ts
         }

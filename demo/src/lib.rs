@@ -11,6 +11,12 @@
 //! that analysis has something real to find: the faulty stage's own metrics change, and the
 //! effect travels downstream the way it would in a real pipeline (a stalled stage starves the
 //! stages after it; their datasets go stale). Counters stay monotonic across the fault start.
+//!
+//! This crate does not depend on the server: it reaches pipewatch only the way any pipeline
+//! would, through the scraped `/metrics` endpoint and the public push protocols ([`push`]:
+//! remote_write, OTLP/HTTP, OpenLineage, Great Expectations results). The `pipewatch demo`
+//! command (cli/) starts a server and points both at it; [`backfill`] hands it the day of
+//! history as plain `model::Batch`es.
 
 pub mod dq;
 pub mod lineage;
@@ -424,7 +430,7 @@ pub async fn serve_pipeline(port: u16, fault: Option<Fault>) -> anyhow::Result<S
                     axum::http::header::CONTENT_TYPE,
                     "text/plain; version=0.0.4; charset=utf-8",
                 )],
-                render(crate::scrape_manager::now_ms(), fault),
+                render(model::clock::now_ms(), fault),
             )
         }),
     );
