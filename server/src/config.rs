@@ -28,7 +28,7 @@ pub use self::receivers::{ReceiversConfig, DEFAULT_MAX_DECOMPRESSED_BYTES};
 pub use self::scrape::{FileSdConfig, HttpSdConfig, ScrapeConfig, StaticConfig};
 pub use self::server::ServerConfig;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -192,6 +192,16 @@ pub fn apply_env(
                 .and_then(|mut t| t.remove("v"))
                 .unwrap_or(toml::Value::String(v.clone()))
         };
+        for i in 1..path.len() {
+            if lookup(&defaults, &path[..i]).is_some_and(|d| !d.is_table()) {
+                bail!(
+                    "environment variable {k}: `{}` is a key, not a section, so it has no `{}`; set {} instead",
+                    path[..i].join("."),
+                    path[i..].join("."),
+                    env_name(&path[..i])
+                );
+            }
+        }
         let mut cur = &mut *table;
         for part in &path[..path.len() - 1] {
             let entry = cur
@@ -205,6 +215,11 @@ pub fn apply_env(
         sources.insert(path.join("."), k);
     }
     Ok(sources)
+}
+
+/// `PIPEWATCH_SERVER__LISTEN` for `["server", "listen"]`.
+fn env_name(path: &[String]) -> String {
+    format!("PIPEWATCH_{}", path.join("__").to_ascii_uppercase())
 }
 
 /// The config as a TOML tree (what the defaults look like as a file).
@@ -415,7 +430,10 @@ mod tests {
         let e = format!("{:#}", from_env(&[("PIPEWATCH_INGST__WRITERS", "2")]).unwrap_err());
         assert!(e.contains("unknown field") && e.contains("PIPEWATCH_INGST__WRITERS"), "{e}");
         let e = format!("{:#}", from_env(&[("PIPEWATCH_SERVER__LISTEN__PORT", "2")]).unwrap_err());
-        assert!(e.contains("PIPEWATCH_SERVER__LISTEN__PORT") && e.contains("not a section"), "{e}");
+        assert!(
+            e.contains("PIPEWATCH_SERVER__LISTEN__PORT") && e.contains("not a section") && e.contains("set PIPEWATCH_SERVER__LISTEN"),
+            "{e}"
+        );
     }
 
     #[test]
