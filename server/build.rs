@@ -42,7 +42,11 @@ fn main() {
         out.push_str("/// The browser bundle compiled in: (path under `/pkg/`, contents).\n");
         out.push_str("pub const BUNDLE: Option<&[(&str, &[u8])]> = Some(&[\n");
         for (rel, abs) in &files {
-            let _ = writeln!(out, "    ({rel:?}, include_bytes!({:?}) as &[u8]),", abs.display().to_string());
+            let _ = writeln!(
+                out,
+                "    ({rel:?}, include_bytes!({:?}) as &[u8]),",
+                abs.display().to_string()
+            );
         }
         out.push_str("]);\n");
     } else {
@@ -59,7 +63,8 @@ fn main() {
         "/// Where the build looked for the bundle.\npub const BUNDLE_SOURCE: &str = {:?};",
         pkg.display().to_string()
     );
-    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo")).join("site_bundle.rs");
+    let dest =
+        PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo")).join("site_bundle.rs");
     std::fs::write(&dest, out).expect("write site_bundle.rs");
 }
 

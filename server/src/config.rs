@@ -162,16 +162,17 @@ pub fn apply_env(
             if let Some((_, key)) = ENV_ALIASES.iter().find(|(var, _)| *var == k) {
                 (true, key.split('.').map(String::from).collect())
             } else if let Some(rest) = k.strip_prefix("PIPEWATCH_") {
-                (false, rest.split("__").map(|p| p.to_ascii_lowercase()).collect())
+                (
+                    false,
+                    rest.split("__").map(|p| p.to_ascii_lowercase()).collect(),
+                )
             } else {
                 continue;
             };
         // One level names a top-level key that is not a section (`PIPEWATCH_SCRAPE_CONFIGS`);
         // anything else of one level is not a config key (PIPEWATCH_CONFIG, PIPEWATCH_LOG, ...).
-        let top_level_key = path.len() == 1
-            && defaults
-                .get(&path[0])
-                .is_some_and(|d| !d.is_table());
+        let top_level_key =
+            path.len() == 1 && defaults.get(&path[0]).is_some_and(|d| !d.is_table());
         if (path.len() < 2 && !top_level_key) || path.iter().any(|p| p.is_empty()) {
             continue;
         }
@@ -208,7 +209,10 @@ pub fn apply_env(
                 .entry(part.clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             cur = entry.as_table_mut().ok_or_else(|| {
-                anyhow!("environment variable {k}: `{part}` is not a section, so it has no key `{}`", path[path.len() - 1])
+                anyhow!(
+                    "environment variable {k}: `{part}` is not a section, so it has no key `{}`",
+                    path[path.len() - 1]
+                )
             })?;
         }
         cur.insert(path[path.len() - 1].clone(), value);
@@ -288,7 +292,10 @@ mod tests {
         assert!(e.contains("key `ingest.writters`"), "{e}");
         assert!(e.contains("unknown field"), "{e}");
         assert!(e.contains("`writers`"), "no list of valid keys in: {e}");
-        assert!(e.contains("`flush_interval`"), "no list of valid keys in: {e}");
+        assert!(
+            e.contains("`flush_interval`"),
+            "no list of valid keys in: {e}"
+        );
     }
 
     #[test]
@@ -297,7 +304,10 @@ mod tests {
         assert!(e.contains("scrape_configs[0].scrape_interval"), "{e}");
         assert!(e.contains("\"15s\""), "{e}");
         let e = err("[server]\nrequest_timeout = 30\n");
-        assert!(e.contains("server.request_timeout") && e.contains("\"15s\""), "{e}");
+        assert!(
+            e.contains("server.request_timeout") && e.contains("\"15s\""),
+            "{e}"
+        );
         let c = Config::from_toml_str("[ingest]\nflush_interval = \"1m 30s\"\n").unwrap();
         assert_eq!(c.ingest.flush_interval, Duration::from_secs(90));
     }
@@ -321,16 +331,37 @@ mod tests {
     fn every_section_validates_its_keys_by_name() {
         for (toml, key) in [
             ("[server]\nmax_connections = 1\n", "server.max_connections"),
-            ("[server]\nheader_read_timeout = \"0s\"\n", "server.header_read_timeout"),
-            ("[server]\nrequest_timeout = \"10ms\"\n", "server.request_timeout"),
+            (
+                "[server]\nheader_read_timeout = \"0s\"\n",
+                "server.header_read_timeout",
+            ),
+            (
+                "[server]\nrequest_timeout = \"10ms\"\n",
+                "server.request_timeout",
+            ),
             ("[database]\nurl = \"mysql://x\"\n", "database.url"),
-            ("[database]\nretention_days = 0\n", "database.retention_days"),
+            (
+                "[database]\nretention_days = 0\n",
+                "database.retention_days",
+            ),
             ("[ingest]\nwriters = 0\n", "ingest.writers"),
-            ("[ingest]\nbatch_max_samples = 10\nqueue_capacity_samples = 5\n", "ingest.queue_capacity_samples"),
-            ("[receivers]\nmax_body_bytes = 10\n", "receivers.max_body_bytes"),
-            ("[otlp]\nmin_log_evidence_severity = \"LOUD\"\n", "otlp.min_log_evidence_severity"),
+            (
+                "[ingest]\nbatch_max_samples = 10\nqueue_capacity_samples = 5\n",
+                "ingest.queue_capacity_samples",
+            ),
+            (
+                "[receivers]\nmax_body_bytes = 10\n",
+                "receivers.max_body_bytes",
+            ),
+            (
+                "[otlp]\nmin_log_evidence_severity = \"LOUD\"\n",
+                "otlp.min_log_evidence_severity",
+            ),
             ("[otlp]\nmax_series = 0\n", "otlp.max_series"),
-            ("[otlp]\nslow_span_threshold = \"0s\"\n", "otlp.slow_span_threshold"),
+            (
+                "[otlp]\nslow_span_threshold = \"0s\"\n",
+                "otlp.slow_span_threshold",
+            ),
         ] {
             let e = err(toml);
             assert!(e.contains(&format!("`{key}`")), "{toml:?}: {e}");
@@ -344,47 +375,118 @@ mod tests {
     /// must then hold. `every_key_has_a_row` keeps this table complete.
     type EnvRow = (&'static str, &'static str, fn(&Config) -> bool);
     const ENV_TABLE: &[EnvRow] = &[
-        ("PIPEWATCH_SERVER__LISTEN", "0.0.0.0:9191", |c| c.server.listen.to_string() == "0.0.0.0:9191"),
-        ("PIPEWATCH_SERVER__DATA_DIR", "2024", |c| c.server.data_dir == Path::new("2024")),
-        ("PIPEWATCH_SERVER__SITE_ROOT", "/srv/site", |c| c.server.site_root == Path::new("/srv/site")),
-        ("PIPEWATCH_SERVER__SHUTDOWN_TIMEOUT", "5s", |c| c.server.shutdown_timeout == Duration::from_secs(5)),
-        ("PIPEWATCH_SERVER__HEADER_READ_TIMEOUT", "3s", |c| c.server.header_read_timeout == Duration::from_secs(3)),
-        ("PIPEWATCH_SERVER__REQUEST_TIMEOUT", "2m", |c| c.server.request_timeout == Duration::from_secs(120)),
-        ("PIPEWATCH_SERVER__MAX_CONNECTIONS", "64", |c| c.server.max_connections == 64),
-        ("PIPEWATCH_DATABASE__URL", "postgres://u@h:5432/db", |c| c.database.url == "postgres://u@h:5432/db"),
-        ("PIPEWATCH_DATABASE__RETENTION_DAYS", "7", |c| c.database.retention_days == 7),
-        ("PIPEWATCH_DATABASE__MAINTENANCE_INTERVAL", "1m", |c| c.database.maintenance_interval == Duration::from_secs(60)),
-        ("PIPEWATCH_INGEST__QUEUE_CAPACITY_SAMPLES", "100000", |c| c.ingest.queue_capacity_samples == 100_000),
-        ("PIPEWATCH_INGEST__BATCH_MAX_SAMPLES", "1000", |c| c.ingest.batch_max_samples == 1000),
-        ("PIPEWATCH_INGEST__FLUSH_INTERVAL", "250ms", |c| c.ingest.flush_interval == Duration::from_millis(250)),
+        ("PIPEWATCH_SERVER__LISTEN", "0.0.0.0:9191", |c| {
+            c.server.listen.to_string() == "0.0.0.0:9191"
+        }),
+        ("PIPEWATCH_SERVER__DATA_DIR", "2024", |c| {
+            c.server.data_dir == Path::new("2024")
+        }),
+        ("PIPEWATCH_SERVER__SITE_ROOT", "/srv/site", |c| {
+            c.server.site_root == Path::new("/srv/site")
+        }),
+        ("PIPEWATCH_SERVER__SHUTDOWN_TIMEOUT", "5s", |c| {
+            c.server.shutdown_timeout == Duration::from_secs(5)
+        }),
+        ("PIPEWATCH_SERVER__HEADER_READ_TIMEOUT", "3s", |c| {
+            c.server.header_read_timeout == Duration::from_secs(3)
+        }),
+        ("PIPEWATCH_SERVER__REQUEST_TIMEOUT", "2m", |c| {
+            c.server.request_timeout == Duration::from_secs(120)
+        }),
+        ("PIPEWATCH_SERVER__MAX_CONNECTIONS", "64", |c| {
+            c.server.max_connections == 64
+        }),
+        ("PIPEWATCH_DATABASE__URL", "postgres://u@h:5432/db", |c| {
+            c.database.url == "postgres://u@h:5432/db"
+        }),
+        ("PIPEWATCH_DATABASE__RETENTION_DAYS", "7", |c| {
+            c.database.retention_days == 7
+        }),
+        ("PIPEWATCH_DATABASE__MAINTENANCE_INTERVAL", "1m", |c| {
+            c.database.maintenance_interval == Duration::from_secs(60)
+        }),
+        ("PIPEWATCH_INGEST__QUEUE_CAPACITY_SAMPLES", "100000", |c| {
+            c.ingest.queue_capacity_samples == 100_000
+        }),
+        ("PIPEWATCH_INGEST__BATCH_MAX_SAMPLES", "1000", |c| {
+            c.ingest.batch_max_samples == 1000
+        }),
+        ("PIPEWATCH_INGEST__FLUSH_INTERVAL", "250ms", |c| {
+            c.ingest.flush_interval == Duration::from_millis(250)
+        }),
         ("PIPEWATCH_INGEST__WRITERS", "4", |c| c.ingest.writers == 4),
-        ("PIPEWATCH_RECEIVERS__MAX_BODY_BYTES", "1048576", |c| c.receivers.max_body_bytes == 1 << 20),
-        ("PIPEWATCH_RECEIVERS__MAX_DECOMPRESSED_BYTES", "67108864", |c| c.receivers.max_decompressed_bytes == 64 << 20),
-        ("PIPEWATCH_RECEIVERS__QUEUE_FULL_STATUS", "429", |c| c.receivers.queue_full_status == 429),
-        ("PIPEWATCH_RECEIVERS__OTLP_GRPC_LISTEN", "", |c| c.receivers.otlp_grpc_listen.is_empty()),
-        ("PIPEWATCH_AUTH__TOKENS", r#"[{ name = "ci", token_env = "CI_TOKEN", receivers = ["dq"] }]"#, |c| {
-            c.auth.tokens.len() == 1 && c.auth.tokens[0].token_env.as_deref() == Some("CI_TOKEN")
+        ("PIPEWATCH_RECEIVERS__MAX_BODY_BYTES", "1048576", |c| {
+            c.receivers.max_body_bytes == 1 << 20
         }),
-        ("PIPEWATCH_LIMITS__MAX_LABELS_PER_SERIES", "10", |c| c.limits.max_labels_per_series == 10),
-        ("PIPEWATCH_LIMITS__MAX_LABEL_NAME_LENGTH", "100", |c| c.limits.max_label_name_length == 100),
-        ("PIPEWATCH_LIMITS__MAX_LABEL_VALUE_LENGTH", "200", |c| c.limits.max_label_value_length == 200),
-        ("PIPEWATCH_LIMITS__MAX_NEW_SERIES_PER_METRIC_PER_MINUTE", "0", |c| c.limits.max_new_series_per_metric_per_minute == 0),
-        ("PIPEWATCH_OTLP__SLOW_SPAN_THRESHOLD", "250ms", |c| c.otlp.slow_span_threshold == Duration::from_millis(250)),
-        ("PIPEWATCH_OTLP__MAX_SPAN_EVIDENCE_PER_REQUEST", "5", |c| c.otlp.max_span_evidence_per_request == 5),
-        ("PIPEWATCH_OTLP__MIN_LOG_EVIDENCE_SEVERITY", "error", |c| c.otlp.signal_config().logs.min_evidence_severity == 17),
-        ("PIPEWATCH_OTLP__MAX_LOG_EVIDENCE_PER_REQUEST", "6", |c| c.otlp.max_log_evidence_per_request == 6),
-        ("PIPEWATCH_OTLP__EVIDENCE_PER_SERVICE_AND_KIND", "7", |c| c.otlp.evidence_per_service_and_kind == 7),
-        ("PIPEWATCH_OTLP__MAX_SERIES", "8", |c| c.otlp.signal_config().max_series == 8),
-        ("PIPEWATCH_SCRAPE_CONFIGS", r#"[{ job_name = "node", static_configs = [{ targets = ["127.0.0.1:9100"] }] }]"#, |c| {
-            c.scrape_targets().len() == 1 && c.scrape_targets()[0].url == "http://127.0.0.1:9100/metrics"
+        (
+            "PIPEWATCH_RECEIVERS__MAX_DECOMPRESSED_BYTES",
+            "67108864",
+            |c| c.receivers.max_decompressed_bytes == 64 << 20,
+        ),
+        ("PIPEWATCH_RECEIVERS__QUEUE_FULL_STATUS", "429", |c| {
+            c.receivers.queue_full_status == 429
         }),
+        ("PIPEWATCH_RECEIVERS__OTLP_GRPC_LISTEN", "", |c| {
+            c.receivers.otlp_grpc_listen.is_empty()
+        }),
+        (
+            "PIPEWATCH_AUTH__TOKENS",
+            r#"[{ name = "ci", token_env = "CI_TOKEN", receivers = ["dq"] }]"#,
+            |c| {
+                c.auth.tokens.len() == 1
+                    && c.auth.tokens[0].token_env.as_deref() == Some("CI_TOKEN")
+            },
+        ),
+        ("PIPEWATCH_LIMITS__MAX_LABELS_PER_SERIES", "10", |c| {
+            c.limits.max_labels_per_series == 10
+        }),
+        ("PIPEWATCH_LIMITS__MAX_LABEL_NAME_LENGTH", "100", |c| {
+            c.limits.max_label_name_length == 100
+        }),
+        ("PIPEWATCH_LIMITS__MAX_LABEL_VALUE_LENGTH", "200", |c| {
+            c.limits.max_label_value_length == 200
+        }),
+        (
+            "PIPEWATCH_LIMITS__MAX_NEW_SERIES_PER_METRIC_PER_MINUTE",
+            "0",
+            |c| c.limits.max_new_series_per_metric_per_minute == 0,
+        ),
+        ("PIPEWATCH_OTLP__SLOW_SPAN_THRESHOLD", "250ms", |c| {
+            c.otlp.slow_span_threshold == Duration::from_millis(250)
+        }),
+        ("PIPEWATCH_OTLP__MAX_SPAN_EVIDENCE_PER_REQUEST", "5", |c| {
+            c.otlp.max_span_evidence_per_request == 5
+        }),
+        ("PIPEWATCH_OTLP__MIN_LOG_EVIDENCE_SEVERITY", "error", |c| {
+            c.otlp.signal_config().logs.min_evidence_severity == 17
+        }),
+        ("PIPEWATCH_OTLP__MAX_LOG_EVIDENCE_PER_REQUEST", "6", |c| {
+            c.otlp.max_log_evidence_per_request == 6
+        }),
+        ("PIPEWATCH_OTLP__EVIDENCE_PER_SERVICE_AND_KIND", "7", |c| {
+            c.otlp.evidence_per_service_and_kind == 7
+        }),
+        ("PIPEWATCH_OTLP__MAX_SERIES", "8", |c| {
+            c.otlp.signal_config().max_series == 8
+        }),
+        (
+            "PIPEWATCH_SCRAPE_CONFIGS",
+            r#"[{ job_name = "node", static_configs = [{ targets = ["127.0.0.1:9100"] }] }]"#,
+            |c| {
+                c.scrape_targets().len() == 1
+                    && c.scrape_targets()[0].url == "http://127.0.0.1:9100/metrics"
+            },
+        ),
     ];
 
     #[test]
     fn every_key_is_set_by_its_environment_variable() {
         let defaults = Config::default();
         for (var, value, holds) in ENV_TABLE {
-            assert!(!holds(&defaults), "{var}: the test value equals the default");
+            assert!(
+                !holds(&defaults),
+                "{var}: the test value equals the default"
+            );
             let c = from_env(&[(var, value)]).unwrap_or_else(|e| panic!("{var}={value}: {e:#}"));
             assert!(holds(&c), "{var}={value} did not reach the config: {c:?}");
         }
@@ -414,24 +516,56 @@ mod tests {
         assert_eq!(c.database.url, "postgres://x@h/db");
         assert_eq!(c.server.site_root, Path::new("/opt/pipewatch/site"));
         for order in [
-            [("PIPEWATCH_DATABASE__URL", "postgres://long@h/db"), ("DATABASE_URL", "postgres://short@h/db")],
-            [("DATABASE_URL", "postgres://short@h/db"), ("PIPEWATCH_DATABASE__URL", "postgres://long@h/db")],
+            [
+                ("PIPEWATCH_DATABASE__URL", "postgres://long@h/db"),
+                ("DATABASE_URL", "postgres://short@h/db"),
+            ],
+            [
+                ("DATABASE_URL", "postgres://short@h/db"),
+                ("PIPEWATCH_DATABASE__URL", "postgres://long@h/db"),
+            ],
         ] {
-            assert_eq!(from_env(&order).unwrap().database.url, "postgres://long@h/db");
+            assert_eq!(
+                from_env(&order).unwrap().database.url,
+                "postgres://long@h/db"
+            );
         }
     }
 
     #[test]
     fn a_bad_environment_value_names_the_variable() {
-        let e = format!("{:#}", from_env(&[("PIPEWATCH_INGEST__WRITERS", "many")]).unwrap_err());
-        assert!(e.contains("ingest.writers") && e.contains("PIPEWATCH_INGEST__WRITERS"), "{e}");
-        let e = format!("{:#}", from_env(&[("PIPEWATCH_INGEST__WRITERS", "0")]).unwrap_err());
-        assert!(e.contains("between 1 and 64") && e.contains("PIPEWATCH_INGEST__WRITERS"), "{e}");
-        let e = format!("{:#}", from_env(&[("PIPEWATCH_INGST__WRITERS", "2")]).unwrap_err());
-        assert!(e.contains("unknown field") && e.contains("PIPEWATCH_INGST__WRITERS"), "{e}");
-        let e = format!("{:#}", from_env(&[("PIPEWATCH_SERVER__LISTEN__PORT", "2")]).unwrap_err());
+        let e = format!(
+            "{:#}",
+            from_env(&[("PIPEWATCH_INGEST__WRITERS", "many")]).unwrap_err()
+        );
         assert!(
-            e.contains("PIPEWATCH_SERVER__LISTEN__PORT") && e.contains("not a section") && e.contains("set PIPEWATCH_SERVER__LISTEN"),
+            e.contains("ingest.writers") && e.contains("PIPEWATCH_INGEST__WRITERS"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            from_env(&[("PIPEWATCH_INGEST__WRITERS", "0")]).unwrap_err()
+        );
+        assert!(
+            e.contains("between 1 and 64") && e.contains("PIPEWATCH_INGEST__WRITERS"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            from_env(&[("PIPEWATCH_INGST__WRITERS", "2")]).unwrap_err()
+        );
+        assert!(
+            e.contains("unknown field") && e.contains("PIPEWATCH_INGST__WRITERS"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            from_env(&[("PIPEWATCH_SERVER__LISTEN__PORT", "2")]).unwrap_err()
+        );
+        assert!(
+            e.contains("PIPEWATCH_SERVER__LISTEN__PORT")
+                && e.contains("not a section")
+                && e.contains("set PIPEWATCH_SERVER__LISTEN"),
             "{e}"
         );
     }
@@ -455,11 +589,20 @@ mod tests {
                 .and_then(|w| w.as_table())
                 .unwrap_or_else(|| panic!("pipewatch.example.toml has no [{section}]"));
             for key in d.keys() {
-                assert!(w.contains_key(key), "pipewatch.example.toml has no `{section}.{key}`");
+                assert!(
+                    w.contains_key(key),
+                    "pipewatch.example.toml has no `{section}.{key}`"
+                );
             }
-            assert_eq!(&example[section], &defaults[section], "[{section}] differs from the defaults");
+            assert_eq!(
+                &example[section], &defaults[section],
+                "[{section}] differs from the defaults"
+            );
         }
-        assert_eq!(c.scrape_configs[0].scrape_interval, scrape::default_interval());
+        assert_eq!(
+            c.scrape_configs[0].scrape_interval,
+            scrape::default_interval()
+        );
     }
 
     #[test]
@@ -472,14 +615,19 @@ mod tests {
                 let row = readme
                     .lines()
                     .find(|l| l.starts_with('|') && l.contains(&format!("`{section}.{key}`")))
-                    .unwrap_or_else(|| panic!("README's configuration reference has no row for `{section}.{key}`"));
+                    .unwrap_or_else(|| {
+                        panic!("README's configuration reference has no row for `{section}.{key}`")
+                    });
                 let shown = match value {
                     toml::Value::String(s) if s.is_empty() => "empty".to_string(),
                     toml::Value::String(s) => format!("`{s}`"),
                     toml::Value::Array(a) if a.is_empty() => "none".to_string(),
                     other => format!("`{other}`"),
                 };
-                assert!(row.contains(&shown), "README row for `{section}.{key}` does not show the default {shown}: {row}");
+                assert!(
+                    row.contains(&shown),
+                    "README row for `{section}.{key}` does not show the default {shown}: {row}"
+                );
             }
         }
     }
@@ -549,7 +697,10 @@ mod tests {
         .unwrap();
         let s = c.otlp.signal_config();
         assert_eq!(s.spans.slow_threshold, Duration::from_millis(200));
-        assert_eq!(s.logs.min_evidence_severity, collectors::otlp::logs::SEVERITY_ERROR);
+        assert_eq!(
+            s.logs.min_evidence_severity,
+            collectors::otlp::logs::SEVERITY_ERROR
+        );
         assert_eq!(s.max_series, 50);
         // The defaults are the reducers' own.
         assert_eq!(
@@ -571,9 +722,16 @@ mod tests {
         ))
         .unwrap_or_else(|e| panic!("the key the Targets page names is refused: {e:#}"));
         assert_eq!(c.scrape_targets().len(), 1);
-        let var = hint.split_whitespace().find(|w| w.starts_with("PIPEWATCH_")).unwrap();
+        let var = hint
+            .split_whitespace()
+            .find(|w| w.starts_with("PIPEWATCH_"))
+            .unwrap();
         let var = var.trim_end_matches('.');
-        let c = from_env(&[(var, r#"[{ job_name = "a", static_configs = [{ targets = ["127.0.0.1:1"] }] }]"#)]).unwrap();
+        let c = from_env(&[(
+            var,
+            r#"[{ job_name = "a", static_configs = [{ targets = ["127.0.0.1:1"] }] }]"#,
+        )])
+        .unwrap();
         assert_eq!(c.scrape_targets().len(), 1, "{var} did not set the jobs");
     }
 

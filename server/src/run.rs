@@ -523,7 +523,11 @@ mod tests {
             .expect("a new client is answered while idle connections are open");
         assert_eq!(answer.text().await.unwrap(), "pong");
         // 300 idle sockets, 64 at a time, each closed after 0.5 s: a few seconds at most.
-        assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
 
         // The server closed the idle ones (EOF or reset), it did not just stop reading them.
         let mut buf = [0u8; 64];
@@ -534,12 +538,9 @@ mod tests {
 
         // A keep-alive connection idle after its response is closed too.
         let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
-        tokio::io::AsyncWriteExt::write_all(
-            &mut kept,
-            b"GET /ping HTTP/1.1\r\nhost: x\r\n\r\n",
-        )
-        .await
-        .unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut kept, b"GET /ping HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
         let mut got = Vec::new();
         let closed = tokio::time::timeout(Duration::from_secs(10), async {
             loop {

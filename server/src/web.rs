@@ -88,11 +88,9 @@ pub fn router(backend: Arc<dyn Backend>, site_root: PathBuf) -> Router {
         // Only the app's 404 page: leptos' file handler would serve files from the working
         // directory, which is not the site here.
         let not_found_options = options.clone();
-        router
-            .route("/pkg/{*file}", get(embedded_file))
-            .fallback(render_app_to_stream_with_context(context, move || {
-                shell(not_found_options.clone())
-            }))
+        router.route("/pkg/{*file}", get(embedded_file)).fallback(
+            render_app_to_stream_with_context(context, move || shell(not_found_options.clone())),
+        )
     };
     router.with_state(options)
 }
@@ -103,12 +101,18 @@ async fn embedded_file(UrlPath(file): UrlPath<String>, headers: HeaderMap) -> Re
     let Some(files) = bundle::BUNDLE else {
         return (
             StatusCode::NOT_FOUND,
-            format!("this pipewatch binary was built without the browser bundle: {NO_BUNDLE_FIX}\n"),
+            format!(
+                "this pipewatch binary was built without the browser bundle: {NO_BUNDLE_FIX}\n"
+            ),
         )
             .into_response();
     };
     let Some((_, body)) = files.iter().find(|(name, _)| *name == file) else {
-        return (StatusCode::NOT_FOUND, format!("no file {file:?} in the browser bundle\n")).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no file {file:?} in the browser bundle\n"),
+        )
+            .into_response();
     };
     let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(body));
     let cache = [

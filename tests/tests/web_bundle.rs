@@ -36,7 +36,12 @@ async fn the_binary_serves_its_bundle_from_any_directory_and_hides_the_database_
     let _ = std::fs::remove_dir_all(&cwd);
     std::fs::create_dir_all(&cwd).unwrap();
     let log = cwd.join("stderr.log");
-    let mut child = Command::new(pipewatch_bin())
+    // PIPEWATCH_TEST_BIN: a copy of the binary to test, for machines where several checkouts
+    // share one target directory and may replace target/debug/pipewatch meanwhile.
+    let bin = std::env::var_os("PIPEWATCH_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(pipewatch_bin);
+    let mut child = Command::new(bin)
         .arg("serve")
         .current_dir(&cwd)
         .env_remove("PIPEWATCH_SITE_ROOT")
@@ -57,7 +62,12 @@ async fn the_binary_serves_its_bundle_from_any_directory_and_hides_the_database_
     assert!(line.contains("pipewatch is up"), "{line}\n{}", log_text());
     let base = format!(
         "http://{}",
-        line.split("http://").nth(1).unwrap().split('/').next().unwrap()
+        line.split("http://")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
     );
 
     let client = reqwest::Client::new();
@@ -73,7 +83,10 @@ async fn the_binary_serves_its_bundle_from_any_directory_and_hides_the_database_
             .unwrap();
         assert_eq!(resp.status(), 200, "/pkg/{file}");
         let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
-        assert!(ct.starts_with(content_type), "/pkg/{file}: content type {ct}");
+        assert!(
+            ct.starts_with(content_type),
+            "/pkg/{file}: content type {ct}"
+        );
         let etag = resp.headers()["etag"].clone();
         let body = resp.bytes().await.unwrap();
         assert_eq!(
@@ -90,11 +103,19 @@ async fn the_binary_serves_its_bundle_from_any_directory_and_hides_the_database_
             .unwrap();
         assert_eq!(again.status(), 304, "/pkg/{file} with its ETag");
     }
-    let missing = client.get(format!("{base}/pkg/nope.js")).send().await.unwrap();
+    let missing = client
+        .get(format!("{base}/pkg/nope.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     // Nothing from the working directory is served as a static file.
     std::fs::write(cwd.join("private.txt"), "not for the web").unwrap();
-    let page = client.get(format!("{base}/private.txt")).send().await.unwrap();
+    let page = client
+        .get(format!("{base}/private.txt"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 404);
     assert!(!page.text().await.unwrap().contains("not for the web"));
     let page = client.get(format!("{base}/explore")).send().await.unwrap();
@@ -111,7 +132,10 @@ async fn the_binary_serves_its_bundle_from_any_directory_and_hides_the_database_
             .await
             .unwrap();
         assert!(!body.contains(SECRET), "{path} shows the password: {body}");
-        assert!(body.contains("password=***"), "{path} does not show the redacted URL: {body}");
+        assert!(
+            body.contains("password=***"),
+            "{path} does not show the redacted URL: {body}"
+        );
     }
 
     let status = Command::new("kill")
@@ -121,7 +145,10 @@ async fn the_binary_serves_its_bundle_from_any_directory_and_hides_the_database_
     assert!(status.success());
     assert!(child.wait().unwrap().success(), "{}", log_text());
     let log = log_text();
-    assert!(log.contains("password=***"), "the start-up log does not name the database: {log}");
+    assert!(
+        log.contains("password=***"),
+        "the start-up log does not name the database: {log}"
+    );
     assert!(!log.contains(SECRET), "the log shows the password: {log}");
     let _ = std::fs::remove_dir_all(&cwd);
 }

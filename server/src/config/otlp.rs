@@ -67,9 +67,18 @@ impl OtlpConfig {
             bail!("key `otlp.slow_span_threshold` must be greater than 0, like \"1s\"");
         }
         for (key, v) in [
-            ("max_span_evidence_per_request", self.max_span_evidence_per_request),
-            ("max_log_evidence_per_request", self.max_log_evidence_per_request),
-            ("evidence_per_service_and_kind", self.evidence_per_service_and_kind),
+            (
+                "max_span_evidence_per_request",
+                self.max_span_evidence_per_request,
+            ),
+            (
+                "max_log_evidence_per_request",
+                self.max_log_evidence_per_request,
+            ),
+            (
+                "evidence_per_service_and_kind",
+                self.evidence_per_service_and_kind,
+            ),
         ] {
             if v > 100_000 {
                 bail!("key `otlp.{key}` must be at most 100000 (evidence is for reading, not bulk storage), got {v}");
