@@ -15,6 +15,10 @@ const REQUIRED: &[&str] = &["pipewatch.js", "pipewatch_bg.wasm", "pipewatch.css"
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=PIPEWATCH_SITE_ROOT");
+    // web.rs includes the generated file only under this cfg: the app crate compiles web.rs
+    // too (page tests, preview), without a build script.
+    println!("cargo::rustc-check-cfg=cfg(pipewatch_bundle)");
+    println!("cargo:rustc-cfg=pipewatch_bundle");
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let site = match std::env::var("PIPEWATCH_SITE_ROOT") {
         Ok(s) if !s.is_empty() => PathBuf::from(s),

@@ -23,8 +23,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tower_http::services::ServeDir;
 
+/// The compiled-in bundle. `server/build.rs` sets `pipewatch_bundle`; the app crate's page
+/// tests and preview compile this file without it (and without a bundle).
+#[allow(unexpected_cfgs)]
 mod bundle {
+    #[cfg(pipewatch_bundle)]
     include!(concat!(env!("OUT_DIR"), "/site_bundle.rs"));
+    #[cfg(not(pipewatch_bundle))]
+    pub const BUNDLE: Option<&[(&str, &[u8])]> = None;
+    #[cfg(not(pipewatch_bundle))]
+    pub const BUNDLE_SOURCE: &str = "(web.rs compiled outside the server crate)";
 }
 
 /// A small blue pulse line; served so browsers do not log a 404 for `/favicon.ico`.
@@ -107,14 +115,27 @@ async fn embedded_file(UrlPath(file): UrlPath<String>, headers: HeaderMap) -> Re
         )
             .into_response();
     };
-    let Some((_, body)) = files.iter().find(|(name, _)| *name == file) else {
+    let Some(index) = files.iter().position(|(name, _)| *name == file) else {
         return (
             StatusCode::NOT_FOUND,
             format!("no file {file:?} in the browser bundle\n"),
         )
             .into_response();
     };
-    let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(body));
+    let body = files[index].1;
+    // Hashed once per file (the wasm is megabytes), not per request.
+    static ETAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let etag = ETAGS.get_or_init(|| {
+        files
+            .iter()
+            .map(|(_, bytes)| {
+                let mut h = std::hash::DefaultHasher::new();
+                std::hash::Hash::hash(bytes, &mut h);
+                format!("\"{:016x}\"", std::hash::Hasher::finish(&h))
+            })
+            .collect()
+    })[index]
+        .clone();
     let cache = [
         (header::ETAG, etag.clone()),
         (header::CACHE_CONTROL, "no-cache".to_string()),
@@ -129,7 +150,7 @@ async fn embedded_file(UrlPath(file): UrlPath<String>, headers: HeaderMap) -> Re
     (
         [(header::CONTENT_TYPE, content_type(&file).to_string())],
         cache,
-        *body,
+        body,
     )
         .into_response()
 }

@@ -29,9 +29,10 @@ impl Default for DatabaseConfig {
 
 impl DatabaseConfig {
     pub(super) fn validate(&self) -> Result<()> {
-        if !self.url.is_empty()
-            && !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://"))
-        {
+        let known_scheme = ["postgres://", "postgresql://"]
+            .iter()
+            .any(|p| self.url.starts_with(p));
+        if !self.url.is_empty() && !known_scheme {
             // The URL itself is not echoed: it may hold a password.
             bail!("key `database.url` (or DATABASE_URL) must start with postgres:// or postgresql://, like \"postgres://user@host:5432/pipewatch\"; leave it empty for the embedded database");
         }
