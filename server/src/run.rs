@@ -509,18 +509,24 @@ mod tests {
             let _ = stopped.await;
         }));
 
-        // 300 clients that connect and send nothing.
-        let mut idle = Vec::new();
-        for _ in 0..300 {
-            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
-        }
+        // 300 clients that connect and send nothing, then one that asks. Bounded: without the
+        // header-read timeout the listen queue fills and this would wait forever.
         let started = Instant::now();
-        let answer = reqwest::Client::new()
-            .get(format!("http://{addr}/ping"))
-            .timeout(Duration::from_secs(20))
-            .send()
-            .await
-            .expect("a new client is answered while idle connections are open");
+        let (mut idle, answer) = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut idle = Vec::new();
+            for _ in 0..300 {
+                idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+            }
+            let answer = reqwest::Client::new()
+                .get(format!("http://{addr}/ping"))
+                .timeout(Duration::from_secs(20))
+                .send()
+                .await;
+            (idle, answer)
+        })
+        .await
+        .expect("300 idle connections and one request were not served within 30 s");
+        let answer = answer.expect("a new client is answered while idle connections are open");
         assert_eq!(answer.text().await.unwrap(), "pong");
         // 300 idle sockets, 64 at a time, each closed after 0.5 s: a few seconds at most.
         assert!(
