@@ -6,6 +6,10 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use model::TargetState;
 
+/// Shown when no target is configured. Names the real config key; the server's config tests
+/// check that a file written as it says is accepted.
+pub const NO_TARGETS_HINT: &str = "No scrape targets are configured. Add jobs under [[scrape_configs]] in the config file (see pipewatch.example.toml), or set PIPEWATCH_SCRAPE_CONFIGS.";
+
 #[component]
 pub fn TargetsPage() -> impl IntoView {
     let tick = RwSignal::new(0u64);
@@ -31,7 +35,7 @@ pub fn TargetsPage() -> impl IntoView {
                         Ok(v) if v.targets.is_empty() => {
                             view! {
                                 <p class="empty">
-                                    "No scrape targets are configured. Add them under [[scrape]] in the config file."
+                                    {NO_TARGETS_HINT}
                                 </p>
                             }
                                 .into_any()

@@ -4,6 +4,25 @@ import { collectErrors, firstDemoMetric, gotoHydrated } from './helpers';
 // Series are drawn as 2-pixel polylines (single points as circles); the grid uses 1-pixel ones.
 const plotted = '.chart-svg svg polyline[stroke-width="2"], .chart-svg svg circle';
 
+/** Labels as the chart's legend writes them: `{a="1",b="x"}`, sorted, without __name__. */
+function promLabels(metric: Record<string, string>): string {
+  const pairs = Object.keys(metric)
+    .filter((k) => k !== '__name__')
+    .sort()
+    .map((k) => `${k}="${metric[k].replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`);
+  return pairs.length ? `{${pairs.join(',')}}` : '';
+}
+
+/** A read-out value (`12.34k`, `0.5`, `3M`) as a number, and half its last shown digit. */
+function parseShown(text: string): [number, number] {
+  const m = /^(-?\d+)(?:\.(\d+))?([kMGT]?)$/.exec(text);
+  expect(m, `a read-out value: ${text}`).toBeTruthy();
+  const scale = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12 }[m![3] as '' | 'k' | 'M' | 'G' | 'T'];
+  const decimals = m![2]?.length ?? 0;
+  const number = Number(`${m![1]}${decimals ? '.' + m![2] : ''}`) * scale;
+  return [number, 0.5 * 10 ** -decimals * scale * (1 + 1e-9)];
+}
+
 test('explore: pick a metric, hover reads out values, drag zooms into a narrower span', async ({ page }) => {
   const errors = collectErrors(page);
   await gotoHydrated(page, '/explore');
@@ -42,6 +61,44 @@ test('explore: pick a metric, hover reads out values, drag zooms into a narrower
   await expect(page.locator('.chart-hover-line')).toBeVisible();
   await expect(readout.locator('.readout-time')).toHaveText(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/);
   await expect(readout.locator('.readout-value').first()).toHaveText(/^-?\d+(\.\d+)?[kMGT]?$/);
+
+  // The read-out shows the data, not just something shaped like a number: every row's value
+  // is the stored bucket at the row's time, as the query API returns it for the chart's range.
+  const shown = await readout.locator('.readout-row').evaluateAll((rows) =>
+    rows.map((r) => ({
+      label: r.querySelector('.readout-label')!.textContent!.trim(),
+      value: r.querySelector('.readout-value')!.textContent!.trim(),
+      time: r.querySelector('.readout-value')!.getAttribute('title')!,
+    })),
+  );
+  expect(shown.length).toBeGreaterThan(0);
+  const range = {
+    start: Number(await summary.getAttribute('data-start')),
+    end: Number(await summary.getAttribute('data-end')),
+    step: Number(await summary.getAttribute('data-step')),
+  };
+  const aggregation = new URL(page.url()).searchParams.get('agg') || 'avg';
+  const api = await page.request.get('/api/v1/query_range', {
+    params: {
+      query: metric,
+      start: String(range.start / 1000),
+      end: String(range.end / 1000),
+      step: String(range.step / 1000),
+      agg: aggregation,
+    },
+  });
+  expect(api.ok()).toBeTruthy();
+  const result: { metric: Record<string, string>; values: [number, string][] }[] = (await api.json()).data.result;
+  for (const row of shown) {
+    const series = result.find((r) => promLabels(r.metric) === row.label || r.metric.__name__ === row.label);
+    expect(series, `series ${row.label} in ${JSON.stringify(result.map((r) => r.metric))}`).toBeTruthy();
+    const at = Date.parse(row.time.replace(' UTC', 'Z').replace(' ', 'T')) / 1000;
+    const point = series!.values.find(([t]) => Math.floor(t) === at);
+    expect(point, `a point at ${row.time} for ${row.label}`).toBeTruthy();
+    const [value, tolerance] = parseShown(row.value);
+    expect(Math.abs(Number(point![1]) - value), `${row.label} at ${row.time}: shown ${row.value}, stored ${point![1]}`)
+      .toBeLessThanOrEqual(tolerance);
+  }
 
   // Drag across the middle of the data: a selection box shows while dragging, then the URL
   // and the displayed range narrow to a span inside the previous one.

@@ -1,17 +1,39 @@
-//! The configuration file (TOML), environment overrides and validation.
+//! The configuration file (TOML), environment overrides and validation. One module per
+//! section (`config/<section>.rs`) holds its keys, defaults and checks; this module puts them
+//! together, reads the file and the environment, and names the source of a bad value.
 //!
 //! Every key can also be set from the environment: `PIPEWATCH_<SECTION>__<KEY>` (double
-//! underscore between levels), e.g. `PIPEWATCH_INGEST__WRITERS=4` or `PIPEWATCH_SERVER__LISTEN`.
-//! `DATABASE_URL` is honoured as `database.url`. Errors name the key and say how to fix it.
+//! underscore between levels), e.g. `PIPEWATCH_INGEST__WRITERS=4` or `PIPEWATCH_SERVER__LISTEN`;
+//! `PIPEWATCH_SCRAPE_CONFIGS` takes the jobs as a TOML array of inline tables.
+//! `DATABASE_URL` is honoured as `database.url` and `PIPEWATCH_SITE_ROOT` (the variable
+//! `scripts/build-site.sh` builds into) as `server.site_root`; the long form wins when both are
+//! set. Errors name the key, the environment variable that set it, and how to fix it.
+
+mod auth;
+mod database;
+mod duration;
+mod ingest;
+mod limits;
+mod otlp;
+mod receivers;
+mod scrape;
+mod server;
+
+pub use self::auth::{AuthConfig, ResolvedToken, TokenConfig, RECEIVER_NAMES};
+pub use self::database::DatabaseConfig;
+pub use self::ingest::IngestConfig;
+pub use self::limits::LimitsConfig;
+pub use self::otlp::{OtlpConfig, SignalConfig};
+pub use self::receivers::{ReceiversConfig, DEFAULT_MAX_DECOMPRESSED_BYTES};
+pub use self::scrape::{FileSdConfig, HttpSdConfig, ScrapeConfig, StaticConfig};
+pub use self::server::ServerConfig;
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -20,391 +42,19 @@ pub struct Config {
     pub receivers: ReceiversConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub otlp: OtlpConfig,
     pub scrape_configs: Vec<ScrapeConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Address of the web app and the HTTP API.
-    pub listen: SocketAddr,
-    /// Where the embedded PostgreSQL cluster and other state live.
-    pub data_dir: PathBuf,
-    /// Folder with the browser bundle (`pkg/`), built by `scripts/build-site.sh`.
-    pub site_root: PathBuf,
-    /// How long shutdown may take to drain the ingest queue before giving up.
-    #[serde(deserialize_with = "de_duration")]
-    pub shutdown_timeout: Duration,
-}
+/// Environment variables that set a key under a name other than `PIPEWATCH_<SECTION>__<KEY>`.
+pub const ENV_ALIASES: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database.url"),
+    ("PIPEWATCH_SITE_ROOT", "server.site_root"),
+];
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:9090".parse().expect("static address"),
-            data_dir: PathBuf::from("pipewatch-data"),
-            site_root: PathBuf::from("target/site"),
-            shutdown_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DatabaseConfig {
-    /// PostgreSQL URL. Empty: start the embedded cluster under `server.data_dir`.
-    pub url: String,
-    /// Samples older than this many days are dropped (whole partitions).
-    pub retention_days: u32,
-    /// How often partitions, rollups and retention are maintained.
-    #[serde(deserialize_with = "de_duration")]
-    pub maintenance_interval: Duration,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            retention_days: 30,
-            maintenance_interval: Duration::from_secs(30),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IngestConfig {
-    /// Samples the queue holds before receivers get 429/503 and scrapes wait.
-    pub queue_capacity_samples: usize,
-    /// A writer flushes when it holds this many samples...
-    pub batch_max_samples: usize,
-    /// ...or when its oldest sample has waited this long.
-    #[serde(deserialize_with = "de_duration")]
-    pub flush_interval: Duration,
-    /// Parallel COPY writers.
-    pub writers: usize,
-}
-
-impl Default for IngestConfig {
-    fn default() -> Self {
-        Self {
-            queue_capacity_samples: 2_000_000,
-            batch_max_samples: 50_000,
-            flush_interval: Duration::from_secs(1),
-            writers: 2,
-        }
-    }
-}
-
-/// Limits and answers of the push receivers (`POST /api/v1/write`, ...).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReceiversConfig {
-    /// Largest request body read, in bytes as sent (compressed); larger requests get 413.
-    pub max_body_bytes: usize,
-    /// Largest decompressed body, in bytes; bounds what a small compressed body can expand to.
-    pub max_decompressed_bytes: usize,
-    /// Status when the ingest queue is full: 503 (every remote_write sender retries it) or 429
-    /// (retried by Prometheus only with `queue_config.retry_on_http_429: true`; otherwise the
-    /// sender drops the data). Both come with `Retry-After`.
-    pub queue_full_status: u16,
-    /// Address of the OTLP/gRPC receiver (`host:port`); empty turns it off. OTLP/HTTP is
-    /// served on `server.listen` at `/v1/metrics`, `/v1/traces`, `/v1/logs`.
-    pub otlp_grpc_listen: String,
-}
-
-impl Default for ReceiversConfig {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 32 << 20,
-            max_decompressed_bytes: 256 << 20,
-            queue_full_status: 503,
-            otlp_grpc_listen: "127.0.0.1:4317".into(),
-        }
-    }
-}
-
-impl ReceiversConfig {
-    fn validate(&self) -> Result<()> {
-        const MIN_BODY: usize = 1024;
-        const MAX_BODY: usize = 1 << 30;
-        if !(MIN_BODY..=MAX_BODY).contains(&self.max_body_bytes) {
-            bail!(
-                "key `receivers.max_body_bytes` must be between {MIN_BODY} and {MAX_BODY} (1 GiB), got {}",
-                self.max_body_bytes
-            );
-        }
-        if self.max_decompressed_bytes < self.max_body_bytes
-            || self.max_decompressed_bytes > 4 * MAX_BODY
-        {
-            bail!(
-                "key `receivers.max_decompressed_bytes` must be at least `receivers.max_body_bytes` ({}) and at most 4 GiB, got {}",
-                self.max_body_bytes,
-                self.max_decompressed_bytes
-            );
-        }
-        if self.queue_full_status != 503 && self.queue_full_status != 429 {
-            bail!(
-                "key `receivers.queue_full_status` must be 503 or 429, got {}",
-                self.queue_full_status
-            );
-        }
-        if !self.otlp_grpc_listen.is_empty()
-            && self
-                .otlp_grpc_listen
-                .parse::<std::net::SocketAddr>()
-                .is_err()
-        {
-            bail!(
-                "key `receivers.otlp_grpc_listen` must be an address like \"127.0.0.1:4317\" or \"\" to turn the OTLP/gRPC receiver off, got {:?}",
-                self.otlp_grpc_listen
-            );
-        }
-        Ok(())
-    }
-}
-
-/// Bearer tokens of the push receivers. With no tokens every receiver is open, which suits a
-/// server on loopback; once one token is configured, requests without an accepted token get 401.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    pub tokens: Vec<TokenConfig>,
-}
-
-/// One accepted token: `[[auth.tokens]]`. The secret comes from exactly one of `token`,
-/// `token_env` (an environment variable) or `token_file`; `name` is what logs and self-metrics
-/// show, never the token.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenConfig {
-    pub name: String,
-    #[serde(default)]
-    pub token: Option<String>,
-    #[serde(default)]
-    pub token_env: Option<String>,
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
-    /// Receivers this token may write to (`remote_write`, `otlp`, `dq`, `openlineage`,
-    /// `alertmanager`); empty means all.
-    #[serde(default)]
-    pub receivers: Vec<String>,
-}
-
-impl std::fmt::Debug for TokenConfig {
-    // Hand-written so the secret never reaches a log line or a panic message.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenConfig")
-            .field("name", &self.name)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("token_env", &self.token_env)
-            .field("token_file", &self.token_file)
-            .field("receivers", &self.receivers)
-            .finish()
-    }
-}
-
-/// The receivers a token can name.
-pub const RECEIVER_NAMES: &[&str] = &["remote_write", "otlp", "dq", "openlineage", "alertmanager"];
-
-impl AuthConfig {
-    fn validate(&self) -> Result<()> {
-        let mut names = std::collections::BTreeSet::new();
-        for (i, t) in self.tokens.iter().enumerate() {
-            let key = format!("auth.tokens[{i}]");
-            if t.name.trim().is_empty() {
-                bail!("key `{key}.name` is empty: give every token a name (it appears in logs instead of the token)");
-            }
-            if !names.insert(t.name.as_str()) {
-                bail!(
-                    "key `{key}.name`: {:?} is used by two tokens; names must be unique",
-                    t.name
-                );
-            }
-            let sources = [
-                t.token.is_some(),
-                t.token_env.is_some(),
-                t.token_file.is_some(),
-            ];
-            if sources.iter().filter(|x| **x).count() != 1 {
-                bail!("key `{key}`: set exactly one of `token`, `token_env` or `token_file` (token {:?})", t.name);
-            }
-            for r in &t.receivers {
-                if !RECEIVER_NAMES.contains(&r.as_str()) {
-                    bail!("key `{key}.receivers`: unknown receiver {r:?}; use some of {RECEIVER_NAMES:?}, or leave it out for all");
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The tokens with their secrets read from the environment or files. Errors name the key.
-    pub fn resolve(&self) -> Result<Vec<ResolvedToken>> {
-        self.tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let key = format!("auth.tokens[{i}]");
-                let secret = if let Some(s) = &t.token {
-                    s.clone()
-                } else if let Some(var) = &t.token_env {
-                    std::env::var(var).map_err(|_| {
-                        anyhow!("key `{key}.token_env`: environment variable {var} is not set (token {:?})", t.name)
-                    })?
-                } else if let Some(path) = &t.token_file {
-                    std::fs::read_to_string(path)
-                        .map_err(|e| {
-                            anyhow!("key `{key}.token_file`: cannot read {}: {e} (token {:?})", path.display(), t.name)
-                        })?
-                        .trim()
-                        .to_string()
-                } else {
-                    unreachable!("validate() checked one source is set")
-                };
-                if secret.len() < 16 || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    bail!("key `{key}`: token {:?} must be at least 16 characters without spaces (generate one with `openssl rand -hex 24`)", t.name);
-                }
-                Ok(ResolvedToken {
-                    name: t.name.clone(),
-                    secret,
-                    receivers: t.receivers.clone(),
-                })
-            })
-            .collect()
-    }
-}
-
-/// A token ready to compare against requests.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ResolvedToken {
-    pub name: String,
-    pub secret: String,
-    pub receivers: Vec<String>,
-}
-
-impl std::fmt::Debug for ResolvedToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ResolvedToken({:?}, receivers {:?})",
-            self.name, self.receivers
-        )
-    }
-}
-
-/// Limits every push receiver applies to the series it is sent (`[limits]`). Series over a
-/// limit are refused with a 4xx naming the limit; the rest of the request is stored. 0 turns a
-/// limit off.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    /// Labels per series, not counting the metric name.
-    pub max_labels_per_series: usize,
-    /// Bytes in a label name (or metric name).
-    pub max_label_name_length: usize,
-    /// Bytes in a label value.
-    pub max_label_value_length: usize,
-    /// Series a metric may gain per minute (a cardinality-explosion brake).
-    pub max_new_series_per_metric_per_minute: usize,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self {
-            max_labels_per_series: 64,
-            max_label_name_length: 1024,
-            max_label_value_length: 4096,
-            max_new_series_per_metric_per_minute: 10_000,
-        }
-    }
-}
-
-/// One scrape job, named and shaped like Prometheus' `scrape_configs` entries.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScrapeConfig {
-    pub job_name: String,
-    #[serde(default = "default_interval", deserialize_with = "de_duration")]
-    pub scrape_interval: Duration,
-    #[serde(default = "default_timeout", deserialize_with = "de_duration")]
-    pub scrape_timeout: Duration,
-    #[serde(default = "default_metrics_path")]
-    pub metrics_path: String,
-    #[serde(default = "default_scheme")]
-    pub scheme: String,
-    #[serde(default)]
-    pub static_configs: Vec<StaticConfig>,
-    /// Targets listed in JSON/YAML files, re-read when they change (Prometheus' `file_sd_configs`).
-    #[serde(default)]
-    pub file_sd_configs: Vec<FileSdConfig>,
-    /// Targets listed by an HTTP endpoint, polled (Prometheus' `http_sd_configs`).
-    #[serde(default)]
-    pub http_sd_configs: Vec<HttpSdConfig>,
-    /// Rules applied to each discovered target's labels before it is scraped; may drop it.
-    #[serde(default)]
-    pub relabel_configs: Vec<collectors::relabel::RelabelConfig>,
-    /// Rules applied to each scraped series before it is stored; may drop it.
-    #[serde(default)]
-    pub metric_relabel_configs: Vec<collectors::relabel::RelabelConfig>,
-}
-
-/// Prometheus' `file_sd_config`: files (the last path element may be a `*` glob) ending in
-/// `.json`, `.yml` or `.yaml`, each a list of `{targets: [...], labels: {...}}` groups.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSdConfig {
-    pub files: Vec<String>,
-    /// Every file is re-read this often even if it did not change; changes are picked up
-    /// within a second.
-    #[serde(default = "default_file_sd_refresh", deserialize_with = "de_duration")]
-    pub refresh_interval: Duration,
-}
-
-/// Prometheus' `http_sd_config`: a URL answering `GET` with a JSON list of target groups.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSdConfig {
-    pub url: String,
-    #[serde(default = "default_http_sd_refresh", deserialize_with = "de_duration")]
-    pub refresh_interval: Duration,
-}
-
-fn default_file_sd_refresh() -> Duration {
-    Duration::from_secs(300)
-}
-fn default_http_sd_refresh() -> Duration {
-    Duration::from_secs(60)
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StaticConfig {
-    /// `host:port` entries.
-    pub targets: Vec<String>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
-
-fn default_interval() -> Duration {
-    Duration::from_secs(15)
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_metrics_path() -> String {
-    "/metrics".into()
-}
-fn default_scheme() -> String {
-    "http".into()
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "{s:?} is not a duration ({e}); write it like \"15s\", \"500ms\" or \"1m\""
-        ))
-    })
-}
+/// Which environment variable set which key (`"ingest.writers"` -> `"PIPEWATCH_INGEST__WRITERS"`),
+/// so an error about the key can say where its value came from.
+pub type EnvSources = BTreeMap<String, String>;
 
 impl Config {
     /// Loads the file (if any), applies environment overrides, and validates.
@@ -418,103 +68,40 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        apply_env(&mut value, std::env::vars())?;
+        let sources = apply_env(&mut value, std::env::vars())?;
         let origin = path
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "defaults".into());
-        Self::from_table(value, &origin)
+        Self::from_table(value, &origin, &sources)
     }
 
     pub fn from_toml_str(text: &str) -> Result<Config> {
         let table = text
             .parse::<toml::Table>()
             .map_err(|e| anyhow!("config is not valid TOML: {e}"))?;
-        Self::from_table(table, "config")
+        Self::from_table(table, "config", &EnvSources::new())
     }
 
-    fn from_table(table: toml::Table, origin: &str) -> Result<Config> {
+    fn from_table(table: toml::Table, origin: &str, sources: &EnvSources) -> Result<Config> {
         let de = toml::Value::Table(table);
         let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            anyhow!("{origin}: key `{path}`: {}", e.into_inner())
+            let msg = format!("{origin}: key `{path}`: {}", e.into_inner());
+            anyhow!("{msg}{}", env_note(&msg, sources))
         })?;
-        cfg.validate()?;
+        cfg.validate()
+            .map_err(|e| anyhow!("{e}{}", env_note(&e.to_string(), sources)))?;
         Ok(cfg)
     }
 
     fn validate(&self) -> Result<()> {
-        let i = &self.ingest;
-        if i.writers == 0 || i.writers > 64 {
-            bail!(
-                "key `ingest.writers` must be between 1 and 64, got {}",
-                i.writers
-            );
-        }
-        if i.batch_max_samples == 0 {
-            bail!("key `ingest.batch_max_samples` must be at least 1");
-        }
-        if i.queue_capacity_samples < i.batch_max_samples {
-            bail!(
-                "key `ingest.queue_capacity_samples` ({}) must be at least `ingest.batch_max_samples` ({})",
-                i.queue_capacity_samples,
-                i.batch_max_samples
-            );
-        }
-        if self.database.retention_days == 0 {
-            bail!("key `database.retention_days` must be at least 1");
-        }
+        self.server.validate()?;
+        self.database.validate()?;
+        self.ingest.validate()?;
         self.receivers.validate()?;
         self.auth.validate()?;
-        let mut seen = std::collections::HashSet::new();
-        for (n, job) in self.scrape_configs.iter().enumerate() {
-            let key = format!("scrape_configs[{n}]");
-            if job.job_name.trim().is_empty() {
-                bail!("key `{key}.job_name` must not be empty");
-            }
-            if !seen.insert(job.job_name.clone()) {
-                bail!(
-                    "key `{key}.job_name`: job {:?} is defined twice; job names must be unique",
-                    job.job_name
-                );
-            }
-            if job.scrape_interval.is_zero() {
-                bail!("key `{key}.scrape_interval` must be greater than 0");
-            }
-            if job.scrape_timeout > job.scrape_interval {
-                bail!(
-                    "key `{key}.scrape_timeout` ({:?}) must not be longer than `scrape_interval` ({:?})",
-                    job.scrape_timeout,
-                    job.scrape_interval
-                );
-            }
-            if job.scheme != "http" && job.scheme != "https" {
-                bail!(
-                    "key `{key}.scheme` must be \"http\" or \"https\", got {:?}",
-                    job.scheme
-                );
-            }
-            if !job.metrics_path.starts_with('/') {
-                bail!(
-                    "key `{key}.metrics_path` must start with '/', got {:?}",
-                    job.metrics_path
-                );
-            }
-            validate_discovery(job, &key)?;
-            for (s, sc) in job.static_configs.iter().enumerate() {
-                for (t, target) in sc.targets.iter().enumerate() {
-                    let url = format!("{}://{}{}", job.scheme, target, job.metrics_path);
-                    let ok = url::Url::parse(&url)
-                        .ok()
-                        .filter(|u| u.host_str().is_some() && !target.contains('/'));
-                    if ok.is_none() {
-                        bail!(
-                            "key `{key}.static_configs[{s}].targets[{t}]`: {target:?} is not a host:port like \"127.0.0.1:9100\""
-                        );
-                    }
-                }
-            }
-        }
-        Ok(())
+        self.otlp.validate()?;
+        scrape::validate(&self.scrape_configs)
     }
 
     /// Expands the static configs into concrete scrape targets.
@@ -537,100 +124,155 @@ impl Config {
     }
 }
 
-/// Checks the service discovery and relabelling parts of one scrape job, naming the key.
-fn validate_discovery(job: &ScrapeConfig, key: &str) -> Result<()> {
-    for (i, f) in job.file_sd_configs.iter().enumerate() {
-        let fkey = format!("{key}.file_sd_configs[{i}]");
-        if f.files.is_empty() {
-            bail!("key `{fkey}.files` must list at least one file, like [\"targets/*.json\"]");
-        }
-        for (n, file) in f.files.iter().enumerate() {
-            // Prometheus' patFileSDName: a glob only in the last path element, and a known
-            // extension.
-            let name = file.rsplit('/').next().unwrap_or(file);
-            let dir = &file[..file.len() - name.len()];
-            let ext_ok = [".json", ".yml", ".yaml"]
-                .iter()
-                .any(|e| file.to_ascii_lowercase().ends_with(e));
-            if !ext_ok || dir.contains('*') || glob::Pattern::new(file).is_err() {
-                bail!(
-                    "key `{fkey}.files[{n}]`: {file:?} is not valid for file discovery; write a path ending in .json, .yml or .yaml, with `*` only in the file name"
-                );
-            }
-        }
-        if f.refresh_interval.is_zero() {
-            bail!("key `{fkey}.refresh_interval` must be greater than 0");
-        }
+/// " (set by environment variable X)" when `message` names a key (or its section) that came
+/// from the environment.
+fn env_note(message: &str, sources: &EnvSources) -> String {
+    let named: Vec<&str> = sources
+        .iter()
+        .filter(|(key, _)| {
+            let section = key.split('.').next().unwrap_or(key);
+            message.contains(&format!("`{key}`"))
+                || message.contains(&format!("`{key}."))
+                || message.contains(&format!("`{section}`"))
+        })
+        .map(|(_, var)| var.as_str())
+        .collect();
+    if named.is_empty() {
+        String::new()
+    } else {
+        format!(" (set by environment variable {})", named.join(", "))
     }
-    for (i, h) in job.http_sd_configs.iter().enumerate() {
-        let hkey = format!("{key}.http_sd_configs[{i}]");
-        let ok = url::Url::parse(&h.url)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-        if ok.is_none() {
-            bail!(
-                "key `{hkey}.url`: {:?} is not an http(s) URL like \"http://127.0.0.1:8000/targets\"",
-                h.url
-            );
-        }
-        if h.refresh_interval.is_zero() {
-            bail!("key `{hkey}.refresh_interval` must be greater than 0");
-        }
-    }
-    for (field, rules) in [
-        ("relabel_configs", &job.relabel_configs),
-        ("metric_relabel_configs", &job.metric_relabel_configs),
-    ] {
-        if let Err((i, e)) = collectors::relabel::validate_all(rules) {
-            bail!("key `{key}.{field}[{i}]`: {e}");
-        }
-    }
-    Ok(())
 }
 
-/// Applies `PIPEWATCH_A__B=value` and `DATABASE_URL` onto the TOML tree. A value that parses as
-/// a TOML literal (number, bool, array) is taken as such, anything else as a string.
+/// Applies `PIPEWATCH_A__B=value`, `DATABASE_URL` and `PIPEWATCH_SITE_ROOT` onto the TOML tree,
+/// and returns which variable set which key.
+///
+/// A key whose default is text (addresses, paths, URLs) takes the value as it is, so
+/// `PIPEWATCH_SERVER__DATA_DIR=2024` is the folder "2024"; for other keys a value that parses as
+/// a TOML literal (number, bool, array, inline table) is taken as such, anything else as text
+/// (durations like `15s`).
 pub fn apply_env(
     table: &mut toml::Table,
     vars: impl Iterator<Item = (String, String)>,
-) -> Result<()> {
+) -> Result<EnvSources> {
+    let defaults = to_table(&Config::default());
+    let mut settings: Vec<(bool, String, Vec<String>, String)> = Vec::new();
     for (k, v) in vars {
-        let path: Vec<String> = if k == "DATABASE_URL" {
-            vec!["database".into(), "url".into()]
-        } else if let Some(rest) = k.strip_prefix("PIPEWATCH_") {
-            rest.split("__").map(|p| p.to_ascii_lowercase()).collect()
-        } else {
-            continue;
-        };
-        if path.len() < 2 || path.iter().any(|p| p.is_empty()) {
-            // Not a config key (e.g. PIPEWATCH_URL used by the browser tests).
+        let (is_alias, path): (bool, Vec<String>) =
+            if let Some((_, key)) = ENV_ALIASES.iter().find(|(var, _)| *var == k) {
+                (true, key.split('.').map(String::from).collect())
+            } else if let Some(rest) = k.strip_prefix("PIPEWATCH_") {
+                (
+                    false,
+                    rest.split("__").map(|p| p.to_ascii_lowercase()).collect(),
+                )
+            } else {
+                continue;
+            };
+        // One level names a top-level key that is not a section (`PIPEWATCH_SCRAPE_CONFIGS`);
+        // anything else of one level is not a config key (PIPEWATCH_CONFIG, PIPEWATCH_LOG, ...).
+        let top_level_key =
+            path.len() == 1 && defaults.get(&path[0]).is_some_and(|d| !d.is_table());
+        if (path.len() < 2 && !top_level_key) || path.iter().any(|p| p.is_empty()) {
             continue;
         }
-        let value = format!("v = {v}")
-            .parse::<toml::Table>()
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or(toml::Value::String(v.clone()));
+        settings.push((is_alias, k, path, v));
+    }
+    // Aliases first, so PIPEWATCH_DATABASE__URL wins over DATABASE_URL whatever the order of
+    // the environment.
+    settings.sort_by_key(|(is_alias, ..)| !*is_alias);
+    let mut sources = EnvSources::new();
+    for (_, k, path, v) in settings {
+        let default_is_text = lookup(&defaults, &path).is_some_and(|d| d.is_str());
+        let value = if default_is_text {
+            toml::Value::String(v.clone())
+        } else {
+            format!("v = {v}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(v.clone()))
+        };
+        for i in 1..path.len() {
+            if lookup(&defaults, &path[..i]).is_some_and(|d| !d.is_table()) {
+                bail!(
+                    "environment variable {k}: `{}` is a key, not a section, so it has no `{}`; set {} instead",
+                    path[..i].join("."),
+                    path[i..].join("."),
+                    env_name(&path[..i])
+                );
+            }
+        }
         let mut cur = &mut *table;
         for part in &path[..path.len() - 1] {
             let entry = cur
                 .entry(part.clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            cur = entry
-                .as_table_mut()
-                .ok_or_else(|| anyhow!("environment variable {k}: `{part}` is not a section"))?;
+            cur = entry.as_table_mut().ok_or_else(|| {
+                anyhow!(
+                    "environment variable {k}: `{part}` is not a section, so it has no key `{}`",
+                    path[path.len() - 1]
+                )
+            })?;
         }
         cur.insert(path[path.len() - 1].clone(), value);
+        sources.insert(path.join("."), k);
     }
-    Ok(())
+    Ok(sources)
+}
+
+/// `PIPEWATCH_SERVER__LISTEN` for `["server", "listen"]`.
+fn env_name(path: &[String]) -> String {
+    format!("PIPEWATCH_{}", path.join("__").to_ascii_uppercase())
+}
+
+/// The config as a TOML tree (what the defaults look like as a file).
+fn to_table(c: &Config) -> toml::Table {
+    match toml::Value::try_from(c) {
+        Ok(toml::Value::Table(t)) => t,
+        other => panic!("a config serialises to a table, got {other:?}"),
+    }
+}
+
+fn lookup<'a>(table: &'a toml::Table, path: &[String]) -> Option<&'a toml::Value> {
+    let (first, rest) = path.split_first()?;
+    let v = table.get(first)?;
+    if rest.is_empty() {
+        Some(v)
+    } else {
+        lookup(v.as_table()?, rest)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn err(text: &str) -> String {
         format!("{:#}", Config::from_toml_str(text).unwrap_err())
+    }
+
+    fn from_env(vars: &[(&str, &str)]) -> Result<Config> {
+        let mut t = toml::Table::new();
+        let sources = apply_env(
+            &mut t,
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )?;
+        Config::from_table(t, "env", &sources)
+    }
+
+    /// `section.key` for every key the defaults have (arrays of tables count as one key).
+    fn default_keys() -> Vec<String> {
+        let d = to_table(&Config::default());
+        let mut keys = Vec::new();
+        for (section, v) in &d {
+            match v.as_table() {
+                Some(t) => keys.extend(t.keys().map(|k| format!("{section}.{k}"))),
+                None => keys.push(section.clone()),
+            }
+        }
+        keys
     }
 
     #[test]
@@ -638,16 +280,22 @@ mod tests {
         let c = Config::from_toml_str("").unwrap();
         assert_eq!(c.server.listen.port(), 9090);
         assert!(c.database.url.is_empty());
+        assert_eq!(c.receivers.max_decompressed_bytes, 32 << 20);
     }
 
     #[test]
-    fn unknown_key_is_named() {
+    fn unknown_key_is_named_with_its_section_and_the_keys_that_exist() {
         let e = err("[ingest]\nwritters = 3\n");
-        assert!(
-            e.contains("ingest.writters") || e.contains("writters"),
-            "{e}"
-        );
+        // The path comes from the deserializer, not from the input: `ingest.` is only in the
+        // message if the section was tracked, and the list of valid keys only if the schema
+        // was consulted.
+        assert!(e.contains("key `ingest.writters`"), "{e}");
         assert!(e.contains("unknown field"), "{e}");
+        assert!(e.contains("`writers`"), "no list of valid keys in: {e}");
+        assert!(
+            e.contains("`flush_interval`"),
+            "no list of valid keys in: {e}"
+        );
     }
 
     #[test]
@@ -655,6 +303,13 @@ mod tests {
         let e = err("[[scrape_configs]]\njob_name = \"a\"\nscrape_interval = \"fast\"\n");
         assert!(e.contains("scrape_configs[0].scrape_interval"), "{e}");
         assert!(e.contains("\"15s\""), "{e}");
+        let e = err("[server]\nrequest_timeout = 30\n");
+        assert!(
+            e.contains("server.request_timeout") && e.contains("\"15s\""),
+            "{e}"
+        );
+        let c = Config::from_toml_str("[ingest]\nflush_interval = \"1m 30s\"\n").unwrap();
+        assert_eq!(c.ingest.flush_interval, Duration::from_secs(90));
     }
 
     #[test]
@@ -673,39 +328,308 @@ mod tests {
     }
 
     #[test]
-    fn env_overrides_nested_keys() {
-        let mut t = toml::Table::new();
-        apply_env(
-            &mut t,
-            vec![
-                ("PIPEWATCH_INGEST__WRITERS".to_string(), "4".to_string()),
-                ("DATABASE_URL".to_string(), "postgres://x@h/db".to_string()),
-                ("PIPEWATCH_URL".to_string(), "http://ignored".to_string()),
-            ]
-            .into_iter(),
-        )
-        .unwrap();
-        let c = Config::from_table(t, "env").unwrap();
-        assert_eq!(c.ingest.writers, 4);
-        assert_eq!(c.database.url, "postgres://x@h/db");
+    fn every_section_validates_its_keys_by_name() {
+        for (toml, key) in [
+            ("[server]\nmax_connections = 1\n", "server.max_connections"),
+            (
+                "[server]\nheader_read_timeout = \"0s\"\n",
+                "server.header_read_timeout",
+            ),
+            (
+                "[server]\nrequest_timeout = \"10ms\"\n",
+                "server.request_timeout",
+            ),
+            ("[database]\nurl = \"mysql://x\"\n", "database.url"),
+            (
+                "[database]\nretention_days = 0\n",
+                "database.retention_days",
+            ),
+            ("[ingest]\nwriters = 0\n", "ingest.writers"),
+            (
+                "[ingest]\nbatch_max_samples = 10\nqueue_capacity_samples = 5\n",
+                "ingest.queue_capacity_samples",
+            ),
+            (
+                "[receivers]\nmax_body_bytes = 10\n",
+                "receivers.max_body_bytes",
+            ),
+            (
+                "[otlp]\nmin_log_evidence_severity = \"LOUD\"\n",
+                "otlp.min_log_evidence_severity",
+            ),
+            ("[otlp]\nmax_series = 0\n", "otlp.max_series"),
+            (
+                "[otlp]\nslow_span_threshold = \"0s\"\n",
+                "otlp.slow_span_threshold",
+            ),
+        ] {
+            let e = err(toml);
+            assert!(e.contains(&format!("`{key}`")), "{toml:?}: {e}");
+        }
+        // A database URL may hold a password: the message must not repeat it.
+        let e = err("[database]\nurl = \"mysql://u:hunter2@h/x\"\n");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    /// One row per key: the variable, a valid non-default value, and what the loaded config
+    /// must then hold. `every_key_has_a_row` keeps this table complete.
+    type EnvRow = (&'static str, &'static str, fn(&Config) -> bool);
+    const ENV_TABLE: &[EnvRow] = &[
+        ("PIPEWATCH_SERVER__LISTEN", "0.0.0.0:9191", |c| {
+            c.server.listen.to_string() == "0.0.0.0:9191"
+        }),
+        ("PIPEWATCH_SERVER__DATA_DIR", "2024", |c| {
+            c.server.data_dir == Path::new("2024")
+        }),
+        ("PIPEWATCH_SERVER__SITE_ROOT", "/srv/site", |c| {
+            c.server.site_root == Path::new("/srv/site")
+        }),
+        ("PIPEWATCH_SERVER__SHUTDOWN_TIMEOUT", "5s", |c| {
+            c.server.shutdown_timeout == Duration::from_secs(5)
+        }),
+        ("PIPEWATCH_SERVER__HEADER_READ_TIMEOUT", "3s", |c| {
+            c.server.header_read_timeout == Duration::from_secs(3)
+        }),
+        ("PIPEWATCH_SERVER__REQUEST_TIMEOUT", "2m", |c| {
+            c.server.request_timeout == Duration::from_secs(120)
+        }),
+        ("PIPEWATCH_SERVER__MAX_CONNECTIONS", "64", |c| {
+            c.server.max_connections == 64
+        }),
+        ("PIPEWATCH_DATABASE__URL", "postgres://u@h:5432/db", |c| {
+            c.database.url == "postgres://u@h:5432/db"
+        }),
+        ("PIPEWATCH_DATABASE__RETENTION_DAYS", "7", |c| {
+            c.database.retention_days == 7
+        }),
+        ("PIPEWATCH_DATABASE__MAINTENANCE_INTERVAL", "1m", |c| {
+            c.database.maintenance_interval == Duration::from_secs(60)
+        }),
+        ("PIPEWATCH_INGEST__QUEUE_CAPACITY_SAMPLES", "100000", |c| {
+            c.ingest.queue_capacity_samples == 100_000
+        }),
+        ("PIPEWATCH_INGEST__BATCH_MAX_SAMPLES", "1000", |c| {
+            c.ingest.batch_max_samples == 1000
+        }),
+        ("PIPEWATCH_INGEST__FLUSH_INTERVAL", "250ms", |c| {
+            c.ingest.flush_interval == Duration::from_millis(250)
+        }),
+        ("PIPEWATCH_INGEST__WRITERS", "4", |c| c.ingest.writers == 4),
+        ("PIPEWATCH_RECEIVERS__MAX_BODY_BYTES", "1048576", |c| {
+            c.receivers.max_body_bytes == 1 << 20
+        }),
+        (
+            "PIPEWATCH_RECEIVERS__MAX_DECOMPRESSED_BYTES",
+            "67108864",
+            |c| c.receivers.max_decompressed_bytes == 64 << 20,
+        ),
+        ("PIPEWATCH_RECEIVERS__QUEUE_FULL_STATUS", "429", |c| {
+            c.receivers.queue_full_status == 429
+        }),
+        ("PIPEWATCH_RECEIVERS__OTLP_GRPC_LISTEN", "", |c| {
+            c.receivers.otlp_grpc_listen.is_empty()
+        }),
+        (
+            "PIPEWATCH_AUTH__TOKENS",
+            r#"[{ name = "ci", token_env = "CI_TOKEN", receivers = ["dq"] }]"#,
+            |c| {
+                c.auth.tokens.len() == 1
+                    && c.auth.tokens[0].token_env.as_deref() == Some("CI_TOKEN")
+            },
+        ),
+        ("PIPEWATCH_LIMITS__MAX_LABELS_PER_SERIES", "10", |c| {
+            c.limits.max_labels_per_series == 10
+        }),
+        ("PIPEWATCH_LIMITS__MAX_LABEL_NAME_LENGTH", "100", |c| {
+            c.limits.max_label_name_length == 100
+        }),
+        ("PIPEWATCH_LIMITS__MAX_LABEL_VALUE_LENGTH", "200", |c| {
+            c.limits.max_label_value_length == 200
+        }),
+        (
+            "PIPEWATCH_LIMITS__MAX_NEW_SERIES_PER_METRIC_PER_MINUTE",
+            "0",
+            |c| c.limits.max_new_series_per_metric_per_minute == 0,
+        ),
+        ("PIPEWATCH_OTLP__SLOW_SPAN_THRESHOLD", "250ms", |c| {
+            c.otlp.slow_span_threshold == Duration::from_millis(250)
+        }),
+        ("PIPEWATCH_OTLP__MAX_SPAN_EVIDENCE_PER_REQUEST", "5", |c| {
+            c.otlp.max_span_evidence_per_request == 5
+        }),
+        ("PIPEWATCH_OTLP__MIN_LOG_EVIDENCE_SEVERITY", "error", |c| {
+            c.otlp.signal_config().logs.min_evidence_severity == 17
+        }),
+        ("PIPEWATCH_OTLP__MAX_LOG_EVIDENCE_PER_REQUEST", "6", |c| {
+            c.otlp.max_log_evidence_per_request == 6
+        }),
+        ("PIPEWATCH_OTLP__EVIDENCE_PER_SERVICE_AND_KIND", "7", |c| {
+            c.otlp.evidence_per_service_and_kind == 7
+        }),
+        ("PIPEWATCH_OTLP__MAX_SERIES", "8", |c| {
+            c.otlp.signal_config().max_series == 8
+        }),
+        (
+            "PIPEWATCH_SCRAPE_CONFIGS",
+            r#"[{ job_name = "node", static_configs = [{ targets = ["127.0.0.1:9100"] }] }]"#,
+            |c| {
+                c.scrape_targets().len() == 1
+                    && c.scrape_targets()[0].url == "http://127.0.0.1:9100/metrics"
+            },
+        ),
+    ];
+
+    #[test]
+    fn every_key_is_set_by_its_environment_variable() {
+        let defaults = Config::default();
+        for (var, value, holds) in ENV_TABLE {
+            assert!(
+                !holds(&defaults),
+                "{var}: the test value equals the default"
+            );
+            let c = from_env(&[(var, value)]).unwrap_or_else(|e| panic!("{var}={value}: {e:#}"));
+            assert!(holds(&c), "{var}={value} did not reach the config: {c:?}");
+        }
     }
 
     #[test]
-    fn the_documented_example_config_is_valid_and_matches_the_defaults() {
-        let c = Config::from_toml_str(include_str!("../../pipewatch.example.toml")).unwrap();
-        let d = Config::default();
-        assert_eq!(c.server.listen, d.server.listen);
-        assert_eq!(
-            c.ingest.queue_capacity_samples,
-            d.ingest.queue_capacity_samples
+    fn every_key_has_a_row_in_the_environment_table() {
+        for key in default_keys() {
+            let var = format!("PIPEWATCH_{}", key.replace('.', "__").to_ascii_uppercase());
+            assert!(
+                ENV_TABLE.iter().any(|(v, ..)| *v == var),
+                "key `{key}` ({var}) has no row in ENV_TABLE"
+            );
+        }
+    }
+
+    #[test]
+    fn environment_aliases_work_and_the_long_form_wins() {
+        let c = from_env(&[
+            ("DATABASE_URL", "postgres://x@h/db"),
+            ("PIPEWATCH_SITE_ROOT", "/opt/pipewatch/site"),
+            ("PIPEWATCH_URL", "http://ignored"),
+            ("PIPEWATCH_LOG", "debug"),
+            ("PIPEWATCH_CONFIG", "ignored.toml"),
+        ])
+        .unwrap();
+        assert_eq!(c.database.url, "postgres://x@h/db");
+        assert_eq!(c.server.site_root, Path::new("/opt/pipewatch/site"));
+        for order in [
+            [
+                ("PIPEWATCH_DATABASE__URL", "postgres://long@h/db"),
+                ("DATABASE_URL", "postgres://short@h/db"),
+            ],
+            [
+                ("DATABASE_URL", "postgres://short@h/db"),
+                ("PIPEWATCH_DATABASE__URL", "postgres://long@h/db"),
+            ],
+        ] {
+            assert_eq!(
+                from_env(&order).unwrap().database.url,
+                "postgres://long@h/db"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_variable() {
+        let e = format!(
+            "{:#}",
+            from_env(&[("PIPEWATCH_INGEST__WRITERS", "many")]).unwrap_err()
         );
-        assert_eq!(c.ingest.batch_max_samples, d.ingest.batch_max_samples);
-        assert_eq!(c.ingest.flush_interval, d.ingest.flush_interval);
-        assert_eq!(c.database.retention_days, d.database.retention_days);
-        assert_eq!(c.scrape_configs[0].scrape_interval, default_interval());
-        assert_eq!(c.receivers, d.receivers);
-        assert_eq!(c.limits, d.limits);
-        assert_eq!(c.auth, d.auth);
+        assert!(
+            e.contains("ingest.writers") && e.contains("PIPEWATCH_INGEST__WRITERS"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            from_env(&[("PIPEWATCH_INGEST__WRITERS", "0")]).unwrap_err()
+        );
+        assert!(
+            e.contains("between 1 and 64") && e.contains("PIPEWATCH_INGEST__WRITERS"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            from_env(&[("PIPEWATCH_INGST__WRITERS", "2")]).unwrap_err()
+        );
+        assert!(
+            e.contains("unknown field") && e.contains("PIPEWATCH_INGST__WRITERS"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            from_env(&[("PIPEWATCH_SERVER__LISTEN__PORT", "2")]).unwrap_err()
+        );
+        assert!(
+            e.contains("PIPEWATCH_SERVER__LISTEN__PORT")
+                && e.contains("not a section")
+                && e.contains("set PIPEWATCH_SERVER__LISTEN"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_documented_example_config_is_valid_lists_every_key_and_matches_the_defaults() {
+        let text = include_str!("../../pipewatch.example.toml");
+        let c = Config::from_toml_str(text).unwrap();
+        let example = to_table(&c);
+        let defaults = to_table(&Config::default());
+        let written = text.parse::<toml::Table>().unwrap();
+        for (section, d) in &defaults {
+            let Some(d) = d.as_table() else { continue };
+            // Lists (`[[auth.tokens]]`) are shown commented out, as examples.
+            if d.values().all(|v| v.is_array()) {
+                continue;
+            }
+            // Every key is written out (not left to the default) with the default's value.
+            let w = written
+                .get(section)
+                .and_then(|w| w.as_table())
+                .unwrap_or_else(|| panic!("pipewatch.example.toml has no [{section}]"));
+            for key in d.keys() {
+                assert!(
+                    w.contains_key(key),
+                    "pipewatch.example.toml has no `{section}.{key}`"
+                );
+            }
+            assert_eq!(
+                &example[section], &defaults[section],
+                "[{section}] differs from the defaults"
+            );
+        }
+        assert_eq!(
+            c.scrape_configs[0].scrape_interval,
+            scrape::default_interval()
+        );
+    }
+
+    #[test]
+    fn the_readme_reference_names_every_key_with_its_default() {
+        let readme = include_str!("../../README.md");
+        let defaults = to_table(&Config::default());
+        for (section, d) in &defaults {
+            let Some(d) = d.as_table() else { continue };
+            for (key, value) in d {
+                let row = readme
+                    .lines()
+                    .find(|l| l.starts_with('|') && l.contains(&format!("`{section}.{key}`")))
+                    .unwrap_or_else(|| {
+                        panic!("README's configuration reference has no row for `{section}.{key}`")
+                    });
+                let shown = match value {
+                    toml::Value::String(s) if s.is_empty() => "empty".to_string(),
+                    toml::Value::String(s) => format!("`{s}`"),
+                    toml::Value::Array(a) if a.is_empty() => "none".to_string(),
+                    other => format!("`{other}`"),
+                };
+                assert!(
+                    row.contains(&shown),
+                    "README row for `{section}.{key}` does not show the default {shown}: {row}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -738,6 +662,7 @@ mod tests {
         );
         assert!(!e.contains("s3cret"), "the secret leaked into: {e}");
         assert!(!format!("{:?}", c.auth).contains("s3cret"));
+        assert!(!toml::to_string(&c).unwrap().contains("s3cret"));
         let c = Config::from_toml_str(
             "[[auth.tokens]]\nname = \"env\"\ntoken_env = \"PIPEWATCH_TEST_UNSET_TOKEN_VAR\"\n",
         )
@@ -762,6 +687,52 @@ mod tests {
         let c = Config::from_toml_str("[receivers]\nqueue_full_status = 429\n").unwrap();
         assert_eq!(c.receivers.queue_full_status, 429);
         assert_eq!(c.receivers.max_body_bytes, 32 << 20);
+    }
+
+    #[test]
+    fn otlp_settings_reach_the_signal_config() {
+        let c = Config::from_toml_str(
+            "[otlp]\nslow_span_threshold = \"200ms\"\nmin_log_evidence_severity = \"error\"\nmax_series = 50\n",
+        )
+        .unwrap();
+        let s = c.otlp.signal_config();
+        assert_eq!(s.spans.slow_threshold, Duration::from_millis(200));
+        assert_eq!(
+            s.logs.min_evidence_severity,
+            collectors::otlp::logs::SEVERITY_ERROR
+        );
+        assert_eq!(s.max_series, 50);
+        // The defaults are the reducers' own.
+        assert_eq!(
+            OtlpConfig::default().signal_config(),
+            SignalConfig::default()
+        );
+    }
+
+    #[test]
+    fn the_targets_page_names_the_real_scrape_key() {
+        let hint = app::targets::NO_TARGETS_HINT;
+        let key = hint
+            .split("[[")
+            .nth(1)
+            .and_then(|rest| rest.split("]]").next())
+            .unwrap_or_else(|| panic!("the hint names no [[key]]: {hint}"));
+        let c = Config::from_toml_str(&format!(
+            "[[{key}]]\njob_name = \"a\"\nstatic_configs = [{{ targets = [\"127.0.0.1:1\"] }}]\n"
+        ))
+        .unwrap_or_else(|e| panic!("the key the Targets page names is refused: {e:#}"));
+        assert_eq!(c.scrape_targets().len(), 1);
+        let var = hint
+            .split_whitespace()
+            .find(|w| w.starts_with("PIPEWATCH_"))
+            .unwrap();
+        let var = var.trim_end_matches('.');
+        let c = from_env(&[(
+            var,
+            r#"[{ job_name = "a", static_configs = [{ targets = ["127.0.0.1:1"] }] }]"#,
+        )])
+        .unwrap();
+        assert_eq!(c.scrape_targets().len(), 1, "{var} did not set the jobs");
     }
 
     #[test]

@@ -80,6 +80,15 @@ impl ReceiverState {
         }
     }
 
+    /// The receivers with OTLP trace/log settings from `[otlp]` instead of the defaults.
+    pub fn with_otlp_signals(mut self, signals: otlp_signals::SignalState) -> Self {
+        self.otlp = Arc::new(otlp::OtlpState {
+            metrics: Default::default(),
+            signals,
+        });
+        self
+    }
+
     /// The same receivers (protocol state, decode pool) over another server state; tests use
     /// it to put a refusing queue under running totals.
     pub fn with_app(&self, app: AppState) -> Self {

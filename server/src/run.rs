@@ -1,5 +1,11 @@
 //! Start-up and shutdown of the server: database (embedded or `DATABASE_URL`), store, ingest
 //! queue and writers, maintenance, scrape loops, HTTP; and the orderly drain on SIGINT/SIGTERM.
+//!
+//! The HTTP listener is served connection by connection (hyper, below `axum::serve`) so that
+//! idle or slow clients cannot exhaust it: headers must arrive within
+//! `server.header_read_timeout` (which also closes idle keep-alive connections), at most
+//! `server.max_connections` are open at once, requests end after `server.request_timeout`,
+//! and the open-files soft limit is raised to the hard limit at start.
 
 use crate::config::Config;
 use crate::ingest::{self, WriterConfig};
@@ -118,6 +124,7 @@ async fn serve_with_db(
         metrics.clone(),
     );
 
+    raise_open_files_limit(cfg.server.max_connections);
     let listener = tokio::net::TcpListener::bind(cfg.server.listen).await.with_context(|| {
         format!(
             "cannot listen on {} (key `server.listen`, env PIPEWATCH_SERVER__LISTEN): is another pipewatch running?",
@@ -190,9 +197,16 @@ async fn serve_with_db(
         guard,
     };
     // One receiver state for HTTP and gRPC: OTLP running totals are shared by both.
-    let receivers = crate::receivers::ReceiverState::new(state.clone(), cfg.receivers.clone());
+    let receivers = crate::receivers::ReceiverState::new(state.clone(), cfg.receivers.clone())
+        .with_otlp_signals(crate::receivers::otlp_signals::SignalState::new(
+            cfg.otlp.signal_config(),
+        ));
     let otlp_grpc = start_otlp_grpc(&cfg.receivers, &receivers).await?;
     let router = crate::app_with_receivers(state, receivers, cfg.server.site_root.clone())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            cfg.server.request_timeout,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http());
     tracing::info!("pipewatch listening on http://{local}");
     println!("pipewatch is up: open http://{local}/explore");
@@ -200,8 +214,13 @@ async fn serve_with_db(
         let _ = tx.send(local);
     }
 
-    let http = axum::serve(listener, router).with_graceful_shutdown(shutdown);
-    http.await.context("HTTP server failed")?;
+    serve_http(
+        listener,
+        router,
+        ConnectionLimits::from(&cfg.server),
+        shutdown,
+    )
+    .await;
     if let Some((stop, task)) = otlp_grpc {
         let _ = stop.send(());
         let _ = task.await;
@@ -227,6 +246,114 @@ async fn serve_with_db(
     );
     store.pool().close().await;
     Ok(report)
+}
+
+/// How the HTTP listener bounds its connections (from `[server]`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    /// How long shutdown waits for requests in flight before dropping their connections.
+    pub drain_timeout: Duration,
+}
+
+impl From<&crate::config::ServerConfig> for ConnectionLimits {
+    fn from(s: &crate::config::ServerConfig) -> Self {
+        Self {
+            header_read_timeout: s.header_read_timeout,
+            max_connections: s.max_connections,
+            drain_timeout: s.request_timeout,
+        }
+    }
+}
+
+/// Serves `router` over HTTP/1.1 on `listener` until `shutdown` resolves, then stops
+/// accepting, lets requests in flight finish (up to `limits.drain_timeout`) and returns.
+///
+/// At `max_connections` open connections the next one is not accepted until one closes: it
+/// waits in the kernel's listen queue instead of costing a file descriptor, and idle
+/// connections make room within `header_read_timeout`.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    tokio::pin!(shutdown);
+    let mut refused_logged_at: Option<std::time::Instant> = None;
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE/ENFILE and aborted handshakes: the listener itself is fine, so
+                    // wait a moment (for descriptors to free up) and go on; log once a minute.
+                    if refused_logged_at.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                        tracing::warn!(error = %e, "accepting an HTTP connection failed; retrying");
+                        refused_logged_at = Some(std::time::Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http1.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(router.clone()),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            after = ?limits.drain_timeout,
+            "HTTP requests still running at shutdown were cut off"
+        );
+    }
+}
+
+/// Raises the soft open-files limit to the hard limit: every connection, database connection
+/// and file costs a descriptor, and distributions often start services with a soft limit of
+/// 1024 or less.
+fn raise_open_files_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            tracing::debug!(limit, "open-files limit");
+            // Connections plus the database pool, the embedded cluster's pipes, files.
+            if limit < max_connections as u64 + 256 {
+                tracing::warn!(
+                    limit,
+                    max_connections,
+                    "the open-files limit is close to server.max_connections: lower server.max_connections or raise the hard limit (ulimit -Hn, LimitNOFILE=)"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
+    }
 }
 
 type GrpcHandle = (
@@ -348,5 +475,94 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+    use tokio::io::AsyncReadExt;
+
+    /// Issue 9's scenario on loopback: a low open-files soft limit and more idle sockets than
+    /// it allows. The limit is raised at start, idle sockets are closed after the header-read
+    /// timeout, and a new client is answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_request_is_answered_while_hundreds_of_idle_connections_are_open() {
+        let (_, hard) = rlimit::Resource::NOFILE.get().unwrap();
+        rlimit::Resource::NOFILE.set(256.min(hard), hard).unwrap();
+        raise_open_files_limit(64);
+        let (soft, _) = rlimit::Resource::NOFILE.get().unwrap();
+        assert_eq!(soft, hard, "the soft open-files limit was not raised");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = axum::Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
+        let limits = ConnectionLimits {
+            header_read_timeout: Duration::from_millis(500),
+            max_connections: 64,
+            drain_timeout: Duration::from_secs(1),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_http(listener, router, limits, async move {
+            let _ = stopped.await;
+        }));
+
+        // 300 clients that connect and send nothing, then one that asks. Bounded: without the
+        // header-read timeout the listen queue fills and this would wait forever.
+        let started = Instant::now();
+        let (mut idle, answer) = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut idle = Vec::new();
+            for _ in 0..300 {
+                idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+            }
+            let answer = reqwest::Client::new()
+                .get(format!("http://{addr}/ping"))
+                .timeout(Duration::from_secs(20))
+                .send()
+                .await;
+            (idle, answer)
+        })
+        .await
+        .expect("300 idle connections and one request were not served within 30 s");
+        let answer = answer.expect("a new client is answered while idle connections are open");
+        assert_eq!(answer.text().await.unwrap(), "pong");
+        // 300 idle sockets, 64 at a time, each closed after 0.5 s: a few seconds at most.
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // The server closed the idle ones (EOF or reset), it did not just stop reading them.
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), idle[0].read(&mut buf))
+            .await
+            .expect("an idle connection is closed by the server");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+
+        // A keep-alive connection idle after its response is closed too.
+        let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut kept, b"GET /ping HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match kept.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(String::from_utf8_lossy(&got).contains("pong"));
+        assert!(closed.is_ok(), "an idle keep-alive connection stayed open");
+
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the server stops")
+            .unwrap();
     }
 }

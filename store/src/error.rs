@@ -50,27 +50,43 @@ impl<T> DbContext<T> for Result<T, sqlx::Error> {
     }
 }
 
-/// The URL with the password (if any) replaced, for messages and logs.
+/// The URL with every password replaced by `***`, for messages, logs and the Status page: the
+/// one in `user:password@` and query parameters such as `?password=` or `sslpassword=` (libpq
+/// and sqlx take both). A URL that does not parse is not shown at all: where its password is
+/// cannot be known.
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "<database URL not shown: it does not parse as a URL>".to_string();
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &authority[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &userinfo[..colon],
-            &url[scheme_end + 3 + at..]
-        ),
-        None => url.to_string(),
+    if u.password().is_some() {
+        // Only fails for URLs that cannot have a password, which this one has.
+        let _ = u.set_password(Some("***"));
     }
+    if let Some(query) = u.query().map(str::to_owned) {
+        // Pieces are kept as written (no re-encoding of `host=/run/postgresql`); only the
+        // value of a secret-looking key is replaced.
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|piece| {
+                let raw_key = piece.split('=').next().unwrap_or(piece);
+                let key: String = url::form_urlencoded::parse(raw_key.as_bytes())
+                    .next()
+                    .map(|(k, _)| k.to_ascii_lowercase())
+                    .unwrap_or_default();
+                let secret = key.contains("password")
+                    || key.contains("secret")
+                    || key.contains("token")
+                    || key == "pass";
+                if secret {
+                    format!("{raw_key}=***")
+                } else {
+                    piece.to_string()
+                }
+            })
+            .collect();
+        u.set_query(Some(&redacted.join("&")));
+    }
+    u.to_string()
 }
 
 #[cfg(test)]
@@ -85,6 +101,27 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://me@db/x"), "postgres://me@db/x");
         assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
-        assert_eq!(redact_url("not a url"), "not a url");
+        assert!(!redact_url("not a url with hunter2").contains("hunter2"));
+    }
+
+    #[test]
+    fn redact_url_hides_passwords_given_as_query_parameters() {
+        assert_eq!(
+            redact_url("postgres://me@db:5432/x?password=hunter2&sslmode=require"),
+            "postgres://me@db:5432/x?password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgresql://db/x?sslmode=verify-full&sslpassword=k3y&PASSWORD=p%40ss"),
+            "postgresql://db/x?sslmode=verify-full&sslpassword=***&PASSWORD=***"
+        );
+        assert_eq!(
+            redact_url("postgres://me:a%40b@db/x?password=c"),
+            "postgres://me:***@db/x?password=***"
+        );
+        // Unix-socket form: the host is a query parameter and stays readable.
+        assert_eq!(
+            redact_url("postgres:///x?host=/run/postgresql&password=hunter2"),
+            "postgres:///x?host=/run/postgresql&password=***"
+        );
     }
 }

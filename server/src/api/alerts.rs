@@ -38,9 +38,6 @@ async fn alerts(
             )))
         }
     };
-    let alerts = st
-        .store
-        .alerts(model::clock::now_ms(), all)
-        .await?;
+    let alerts = st.store.alerts(model::clock::now_ms(), all).await?;
     Ok(success(AlertList { alerts }))
 }

@@ -14,35 +14,13 @@
 //! warning-level items never touch the database here and are unaffected.
 
 use super::{Receiver, ReceiverError, ReceiverState};
-use collectors::otlp::logs::{self, LogCountAccumulator, LogDeriveConfig};
-use collectors::otlp::traces::{self, SpanDeriveConfig, SpanMetricsAccumulator};
+use collectors::otlp::logs::{self, LogCountAccumulator};
+use collectors::otlp::traces::{self, SpanMetricsAccumulator};
 use collectors::otlp::{ExportLogsServiceRequest, ExportTraceServiceRequest};
 use std::sync::{Mutex, MutexGuard};
 use store::evidence::{NewLogEvidence, NewSpanEvidence};
 
-/// How traces and logs are reduced.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SignalConfig {
-    pub spans: SpanDeriveConfig,
-    pub logs: LogDeriveConfig,
-    /// Evidence rows kept per service and kind (`error`/`slow` spans; `WARN`/`ERROR`/`FATAL`
-    /// records); older ones are deleted as new ones arrive.
-    pub evidence_per_service_and_kind: usize,
-    /// Most derived series tracked per signal; spans/records of further new series are
-    /// refused (reported as a partial success) rather than growing memory without bound.
-    pub max_series: usize,
-}
-
-impl Default for SignalConfig {
-    fn default() -> Self {
-        Self {
-            spans: SpanDeriveConfig::default(),
-            logs: LogDeriveConfig::default(),
-            evidence_per_service_and_kind: 100,
-            max_series: 10_000,
-        }
-    }
-}
+pub use crate::config::SignalConfig;
 
 /// Running totals of the derived series; lost on restart, which readers see as a counter
 /// reset (Prometheus' `rate()` handles that).

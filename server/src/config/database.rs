@@ -1,0 +1,47 @@
+//! `[database]`: which PostgreSQL (embedded or `DATABASE_URL`), retention and maintenance.
+
+use super::duration;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL. Empty: start the embedded cluster under `server.data_dir`.
+    pub url: String,
+    /// Samples older than this many days are dropped (whole partitions).
+    pub retention_days: u32,
+    /// How often partitions, rollups and retention are maintained.
+    #[serde(with = "duration")]
+    pub maintenance_interval: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            retention_days: 30,
+            maintenance_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    pub(super) fn validate(&self) -> Result<()> {
+        let known_scheme = ["postgres://", "postgresql://"]
+            .iter()
+            .any(|p| self.url.starts_with(p));
+        if !self.url.is_empty() && !known_scheme {
+            // The URL itself is not echoed: it may hold a password.
+            bail!("key `database.url` (or DATABASE_URL) must start with postgres:// or postgresql://, like \"postgres://user@host:5432/pipewatch\"; leave it empty for the embedded database");
+        }
+        if self.retention_days == 0 {
+            bail!("key `database.retention_days` must be at least 1");
+        }
+        if self.maintenance_interval.is_zero() {
+            bail!("key `database.maintenance_interval` must be greater than 0, like \"30s\"");
+        }
+        Ok(())
+    }
+}

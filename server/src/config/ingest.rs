@@ -1,0 +1,56 @@
+//! `[ingest]`: the queue between receivers/scrapes and the database writers.
+
+use super::duration;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Samples the queue holds before receivers get 429/503 and scrapes wait.
+    pub queue_capacity_samples: usize,
+    /// A writer flushes when it holds this many samples...
+    pub batch_max_samples: usize,
+    /// ...or when its oldest sample has waited this long.
+    #[serde(with = "duration")]
+    pub flush_interval: Duration,
+    /// Parallel COPY writers.
+    pub writers: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity_samples: 2_000_000,
+            batch_max_samples: 50_000,
+            flush_interval: Duration::from_secs(1),
+            writers: 2,
+        }
+    }
+}
+
+impl IngestConfig {
+    pub(super) fn validate(&self) -> Result<()> {
+        if self.writers == 0 || self.writers > 64 {
+            bail!(
+                "key `ingest.writers` must be between 1 and 64, got {}",
+                self.writers
+            );
+        }
+        if self.batch_max_samples == 0 {
+            bail!("key `ingest.batch_max_samples` must be at least 1");
+        }
+        if self.queue_capacity_samples < self.batch_max_samples {
+            bail!(
+                "key `ingest.queue_capacity_samples` ({}) must be at least `ingest.batch_max_samples` ({})",
+                self.queue_capacity_samples,
+                self.batch_max_samples
+            );
+        }
+        if self.flush_interval.is_zero() {
+            bail!("key `ingest.flush_interval` must be greater than 0, like \"1s\"");
+        }
+        Ok(())
+    }
+}
