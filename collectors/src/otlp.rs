@@ -14,6 +14,7 @@
 //!
 //! Mapping metrics to series lives in [`metrics`].
 
+pub mod attributes;
 pub mod logs;
 pub mod metrics;
 pub mod traces;
