@@ -4,6 +4,7 @@
 
 use model::Labels;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use std::collections::BTreeMap;
 
 /// Prometheus' float formatting for label values: shortest round-trip form, `+Inf`/`-Inf`/`NaN`.
@@ -19,22 +20,73 @@ pub fn format_float(v: f64) -> String {
     }
 }
 
-/// `job` and `instance` from the resource attributes (empty when absent).
-pub fn job_and_instance(attrs: &[KeyValue]) -> (String, String) {
-    let get = |k: &str| {
-        attrs
-            .iter()
-            .find(|kv| kv.key == k)
-            .map(|kv| any_value_string(kv.value.as_ref()))
-            .unwrap_or_default()
-    };
-    let (ns, name) = (get("service.namespace"), get("service.name"));
-    let job = match (ns.is_empty(), name.is_empty()) {
-        (false, false) => format!("{ns}/{name}"),
-        (true, _) => name,
-        (false, true) => String::new(),
-    };
-    (job, get("service.instance.id"))
+/// What the OpenTelemetry SDKs report when the application set no `service.name`, and so
+/// the service of a resource without one, for every signal.
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// The service a resource stands for, and the `job` and `instance` labels that carry it on
+/// every series derived from it (metrics, span metrics and log counts alike), so the three
+/// signals of one service join on `job`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceIdentity {
+    /// `service.name`, or [`UNKNOWN_SERVICE`] when absent or empty.
+    pub service_name: String,
+    /// `service.namespace/service.name`, or the service name alone without a namespace.
+    pub job: String,
+    /// `service.instance.id`; empty when absent.
+    pub instance: String,
+}
+
+impl ResourceIdentity {
+    /// The identity of a resource's attributes (values read with [`any_value_string`]).
+    pub fn of(resource: Option<&Resource>) -> Self {
+        Self::of_attributes(resource.map_or(&[][..], |r| r.attributes.as_slice()))
+    }
+
+    pub fn of_attributes(attrs: &[KeyValue]) -> Self {
+        let get = |k: &str| {
+            attrs
+                .iter()
+                .find(|kv| kv.key == k)
+                .map(|kv| any_value_string(kv.value.as_ref()))
+                .filter(|v| !v.is_empty())
+        };
+        let service_name = get("service.name").unwrap_or_else(|| UNKNOWN_SERVICE.to_string());
+        let job = match get("service.namespace") {
+            Some(ns) => format!("{ns}/{service_name}"),
+            None => service_name.clone(),
+        };
+        Self {
+            service_name,
+            job,
+            instance: get("service.instance.id").unwrap_or_default(),
+        }
+    }
+}
+
+/// The first label of `labels` whose name or value PostgreSQL text cannot store (a NUL byte;
+/// every other character of a Rust string is valid UTF-8 PostgreSQL accepts), as a message
+/// naming it, or `None` when all can be stored.
+pub fn unstorable_label(labels: &Labels) -> Option<String> {
+    labels.iter().find_map(|(k, v)| {
+        if k.contains('\0') {
+            Some(format!("label name {:?} holds a NUL byte (0x00)", k))
+        } else if v.contains('\0') {
+            Some(format!("the value of label {k:?} holds a NUL byte (0x00)"))
+        } else {
+            None
+        }
+    })
+}
+
+/// Text as PostgreSQL can store it: NUL bytes become U+FFFD. For evidence that people read
+/// (span names, bodies, attributes), where refusing the record would hide the failure it shows.
+pub fn storable_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}").into()
+    } else {
+        s.into()
+    }
 }
 
 /// Attributes as sanitised labels; values of attributes whose names collide after

@@ -50,7 +50,7 @@ pub use delta::{DeltaAccumulator, DeltaUpdates, DEFAULT_MAX_DELTA_SERIES};
 pub use exponential::{ExpHistogram, EXPONENTIAL_TARGET_SCALE};
 pub use naming::prometheus_unit;
 
-use super::attributes::{attribute_labels, job_and_instance};
+use super::attributes::{attribute_labels, storable_text, unstorable_label, ResourceIdentity};
 use crate::remote_write::stale_marker;
 use delta::DeltaState;
 use model::{Batch, Labels, MetricMetadata, MetricType, Sample, SeriesKey, TimeSeries};
@@ -143,7 +143,7 @@ impl Mapper<'_> {
                 .as_ref()
                 .map(|r| r.attributes.as_slice())
                 .unwrap_or(&[]);
-            let (job, instance) = job_and_instance(resource_attrs);
+            let ResourceIdentity { job, instance, .. } = ResourceIdentity::of(rm.resource.as_ref());
             let mut latest_ms: Option<i64> = None;
             for sm in &rm.scope_metrics {
                 let mut base = Labels::new();
@@ -183,6 +183,12 @@ impl Mapper<'_> {
         let mut labels = attribute_labels(rest.into_iter());
         labels.insert("job", job);
         labels.insert("instance", instance);
+        if let Some(bad) = unstorable_label(&labels) {
+            // Not a data point of the sender's, so nothing to count as rejected.
+            self.out
+                .reject(0, format!("target_info of job {job:?} not stored: {bad}"));
+            return;
+        }
         self.meta("target_info", MetricType::Gauge, "", "Target metadata");
         self.push(
             SeriesKey::new("target_info", labels),
@@ -287,7 +293,7 @@ impl Mapper<'_> {
             &name,
             metric_type,
             &prometheus_unit(&m.unit),
-            &m.description,
+            &storable_text(&m.description),
         );
         let mut latest = None;
         match data {
@@ -339,7 +345,11 @@ impl Mapper<'_> {
                     if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
                         continue;
                     }
-                    let labels = point_labels(&p.attributes, scope, job, instance);
+                    let Some(labels) =
+                        self.storable(&m.name, point_labels(&p.attributes, scope, job, instance))
+                    else {
+                        continue;
+                    };
                     for q in &p.quantile_values {
                         let mut l = labels.clone();
                         l.insert("quantile", format_float(q.quantile));
@@ -363,6 +373,22 @@ impl Mapper<'_> {
             }
         }
         latest
+    }
+
+    /// `labels`, or `None` with the point refused when PostgreSQL could not store one of them
+    /// (a NUL byte): refused here, the rest of the request is stored; let through, the writer
+    /// could never store the batch.
+    fn storable(&mut self, metric: &str, labels: Labels) -> Option<Labels> {
+        match unstorable_label(&labels) {
+            None => Some(labels),
+            Some(bad) => {
+                self.out.reject(
+                    1,
+                    format!("metric {metric:?}: {bad}, which PostgreSQL cannot store; remove it from the attribute"),
+                );
+                None
+            }
+        }
     }
 
     fn point_time(&mut self, metric: &str, time_unix_nano: u64) -> Option<i64> {
@@ -390,7 +416,8 @@ impl Mapper<'_> {
     ) -> Option<i64> {
         let ts = self.point_time(metric, p.time_unix_nano)?;
         self.out.exemplars_dropped += p.exemplars.len();
-        let key = SeriesKey::new(name, point_labels(&p.attributes, scope, job, instance));
+        let labels = self.storable(metric, point_labels(&p.attributes, scope, job, instance))?;
+        let key = SeriesKey::new(name, labels);
         if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
             self.push(key, t, ts, stale_marker());
             self.out.accepted_points += 1;
@@ -465,7 +492,7 @@ impl Mapper<'_> {
             );
             return None;
         }
-        let labels = point_labels(&p.attributes, scope, job, instance);
+        let labels = self.storable(metric, point_labels(&p.attributes, scope, job, instance))?;
         let (mut counts, mut count, mut sum) = (p.bucket_counts.clone(), p.count, p.sum);
         if delta {
             let key = SeriesKey::new(name, labels.clone());

@@ -57,7 +57,7 @@ impl Mapper<'_> {
                 return None;
             }
         }
-        let labels = point_labels(&p.attributes, scope, job, instance);
+        let labels = self.storable(metric, point_labels(&p.attributes, scope, job, instance))?;
         let mut hist = ExpHistogram::from_point(p);
         hist.downscale_to(EXPONENTIAL_TARGET_SCALE);
         if delta {
