@@ -10,8 +10,11 @@
 //! - **Labels**: point attributes, sanitised the same way (`http.route` → `http_route`; a
 //!   leading digit gets `key_`); two attributes that sanitise to one name have their values
 //!   joined with `;`. Scope name and version become `otel_scope_name`/`otel_scope_version`.
-//!   `job` is `service.namespace/service.name` (or `service.name`), `instance` is
-//!   `service.instance.id`; they win over point attributes of the same name. The other
+//!   `job` is `service.namespace/service.name` (or `service.name`; `unknown_service`, the
+//!   OpenTelemetry default, when the resource has none), `instance` is
+//!   `service.instance.id`; they win over point attributes of the same name. The same
+//!   [`ResourceIdentity`](super::attributes::ResourceIdentity) labels span and log counters,
+//!   so the three signals of one service join on `job`. The other
 //!   resource attributes go to one `target_info` series per resource (value 1), not to every
 //!   series.
 //! - **Types**: gauge → gauge; monotonic sum → counter (`_total`); non-monotonic sum → gauge;
@@ -38,8 +41,14 @@
 //! - Exemplars are counted and dropped (the model has no place for them yet).
 //!
 //! Points that cannot be mapped (no value, no timestamp, unspecified temporality, bucket
-//! counts that do not match the bounds, ...) are refused one by one and reported, so the
-//! receiver can answer with OTLP `partial_success` instead of failing the whole request.
+//! counts that do not match the bounds, a NUL byte in a label value, which PostgreSQL text
+//! cannot store, ...) are refused one by one and reported, so the receiver can answer with
+//! OTLP `partial_success` instead of failing the whole request. (Label names and metric names
+//! cannot hold a NUL: sanitising turns it into `_`.)
+//!
+//! The mapping is split by concern: `naming` (names and units), `exponential`
+//! (exponential histograms), `delta` (delta accumulation), and
+//! [`attributes`](super::attributes) (attributes to labels, shared with traces and logs).
 
 mod delta;
 mod exponential;
