@@ -9,11 +9,12 @@
 //! 128-bit hashes, so a false match between two different spans is not a practical concern.
 //! The tables are sized for the full window on first use, with room for the hash table to
 //! clear the tombstones of evicted entries in place, so memory does not grow afterwards:
-//! about 80 bytes an entry.
+//! about 60 bytes an entry.
 
 use std::collections::{HashSet, VecDeque};
 
-/// Identities remembered per signal unless configured otherwise (about 8 MB).
+/// Identities remembered per signal unless configured otherwise (about 6 MB of tables,
+/// reserved on first use and touched as the window fills).
 pub const DEFAULT_SEEN_CAPACITY: usize = 100_000;
 
 /// The last `capacity` identities seen, oldest evicted first.
@@ -79,8 +80,9 @@ impl SeenWindow {
         self.capacity
     }
 
-    /// Bytes the window's tables have allocated (entries and hash control bytes; excludes
-    /// allocator overhead): stops growing once the window is full.
+    /// Bytes the window's tables hold room for (entries and hash control bytes, less slots
+    /// taken by tombstones; excludes allocator overhead): never more than after the first
+    /// insert, which sizes the tables for the whole window.
     pub fn allocated_bytes(&self) -> usize {
         let id = std::mem::size_of::<u128>();
         self.order.capacity() * id + self.set.capacity() * (id + 1)
@@ -100,12 +102,14 @@ mod tests {
         for id in 1..50_000u128 {
             w.insert(id);
             assert_eq!(w.len(), (id as usize + 1).min(1000));
+            // hashbrown reports tombstones of evicted entries as used, so the figure may dip
+            // below the first one; it must never rise above it.
+            assert!(
+                w.allocated_bytes() <= sized,
+                "grew to {} bytes at id {id}",
+                w.allocated_bytes()
+            );
         }
-        assert_eq!(
-            w.allocated_bytes(),
-            sized,
-            "no growth through 50 windows of churn"
-        );
         assert!(!w.contains(48_999));
         assert!(w.contains(49_000));
         assert!(w.contains(49_999));
