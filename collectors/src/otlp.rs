@@ -14,8 +14,10 @@
 //!
 //! Mapping metrics to series lives in [`metrics`].
 
+pub mod attributes;
 pub mod logs;
 pub mod metrics;
+pub mod seen;
 pub mod traces;
 
 use flate2::read::{GzDecoder, ZlibDecoder};
@@ -60,6 +62,15 @@ impl Signal {
             Signal::Metrics => "/v1/metrics",
             Signal::Traces => "/v1/traces",
             Signal::Logs => "/v1/logs",
+        }
+    }
+
+    /// The top-level OTLP/JSON key that holds the request's data.
+    pub fn json_key(self) -> &'static str {
+        match self {
+            Signal::Metrics => "resourceMetrics",
+            Signal::Traces => "resourceSpans",
+            Signal::Logs => "resourceLogs",
         }
     }
 
@@ -198,7 +209,7 @@ pub fn decode<T: ExportRequest>(bytes: &[u8], encoding: BodyEncoding) -> Result<
         }
         BodyEncoding::Json => {
             let de = &mut serde_json::Deserializer::from_slice(bytes);
-            serde_path_to_error::deserialize(de).map_err(|e| {
+            let req: T = serde_path_to_error::deserialize(de).map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
                 OtlpError::Json {
@@ -209,9 +220,54 @@ pub fn decode<T: ExportRequest>(bytes: &[u8], encoding: BodyEncoding) -> Result<
                         format!("at {path}: {inner}")
                     },
                 }
-            })
+            })?;
+            if req.is_empty() {
+                unrecognised_json(bytes, T::SIGNAL)?;
+            }
+            Ok(req)
         }
     }
+}
+
+/// Refuses an OTLP/JSON body that decoded to an empty request although its top-level object
+/// has keys, none of them the signal's: the OTLP specification has receivers ignore unknown
+/// fields, which is right beside the expected key but would acknowledge `{"foo":1}` (or a
+/// `resource_metrics` spelt in snake_case) as an empty request and lose what was meant.
+/// `{}` stays a valid empty request, as its protobuf twin, the empty body, is.
+fn unrecognised_json(bytes: &[u8], signal: Signal) -> Result<(), OtlpError> {
+    let keys: std::collections::BTreeMap<String, serde::de::IgnoredAny> =
+        match serde_json::from_slice(bytes) {
+            Ok(keys) => keys,
+            // Not an object (serde reads a struct from an array too): nothing is expected of it
+            // beyond what the decoder checked.
+            Err(_) => return Ok(()),
+        };
+    if keys.is_empty() || keys.contains_key(signal.json_key()) {
+        return Ok(());
+    }
+    let found: Vec<String> = keys.keys().take(5).map(|k| format!("{k:?}")).collect();
+    // Keys that mean the expected one in another spelling (`resource_metrics`,
+    // `ResourceMetrics`) get a hint at the right one.
+    let loose = |k: &str| k.replace('_', "").to_ascii_lowercase();
+    let expected = loose(signal.json_key());
+    let hint = if keys.keys().any(|k| loose(k) == expected) {
+        format!(
+            " (OTLP/JSON keys are lowerCamelCase: write \"{}\")",
+            signal.json_key()
+        )
+    } else {
+        String::new()
+    };
+    Err(OtlpError::Json {
+        message: signal.message(),
+        reason: format!(
+            "its top-level object has none of the keys of {} (expected \"{}\", found {}){hint}; is this the body for another signal than {}?",
+            signal.message(),
+            signal.json_key(),
+            found.join(", "),
+            signal.path()
+        ),
+    })
 }
 
 /// Decompresses and decodes a body in one step; the entry point for HTTP handlers and fuzzing.
@@ -309,5 +365,33 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("resourceMetrics[0]"), "{err}");
+    }
+
+    #[test]
+    fn json_with_none_of_the_signal_keys_is_refused_but_unknown_keys_beside_them_are_ignored() {
+        let err = decode_metrics(br#"{"foo":1}"#, BodyEncoding::Json).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "body is not an OTLP/JSON ExportMetricsServiceRequest: its top-level object has none of the keys of ExportMetricsServiceRequest (expected \"resourceMetrics\", found \"foo\"); is this the body for another signal than /v1/metrics?; send OTLP/JSON (lowerCamelCase keys, hex trace/span ids) with Content-Type: application/json"
+        );
+        let err = decode_traces(br#"{"resource_spans":[]}"#, BodyEncoding::Json).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("(OTLP/JSON keys are lowerCamelCase: write \"resourceSpans\")"),
+            "{err}"
+        );
+        // The body of another signal names the one expected.
+        let err = decode_logs(br#"{"resourceSpans":[{}]}"#, BodyEncoding::Json).unwrap_err();
+        assert!(
+            err.to_string().contains("expected \"resourceLogs\""),
+            "{err}"
+        );
+        // Valid empty requests, and unknown fields beside the expected key, as the spec says.
+        assert!(decode_metrics(b"{}", BodyEncoding::Json)
+            .unwrap()
+            .resource_metrics
+            .is_empty());
+        assert!(decode_metrics(br#"{"resourceMetrics":[]}"#, BodyEncoding::Json).is_ok());
+        assert!(decode_logs(br#"{"resourceLogs":[],"extra":true}"#, BodyEncoding::Json).is_ok());
     }
 }

@@ -222,6 +222,11 @@ impl BodyParser {
         }
         match keyword {
             "HELP" => {
+                if text.contains('\0') {
+                    return Err(format!(
+                        "the \"# HELP\" text of {name:?} holds a NUL byte (0x00), which PostgreSQL cannot store; fix the exporter's help text"
+                    ));
+                }
                 let help = unescape_help(text, self.format);
                 let fam = self.family_mut(name);
                 if fam.help.is_some() {
@@ -584,6 +589,18 @@ fn is_metric_name(s: &str) -> bool {
             .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
 }
 
+/// A label value PostgreSQL can store: a NUL byte is refused with the label named. The whole
+/// scrape fails, as for any other malformed line, so the target shows as down with the reason
+/// instead of its samples jamming the writer.
+fn storable_value(name: &str, value: String) -> Result<String, String> {
+    if value.contains('\0') {
+        return Err(format!(
+            "the value of label {name:?} holds a NUL byte (0x00), which PostgreSQL cannot store; fix the exporter's label value"
+        ));
+    }
+    Ok(value)
+}
+
 fn unescape_help(s: &str, format: Format) -> String {
     if !s.contains('\\') {
         return s.to_string();
@@ -751,7 +768,7 @@ impl<'a> Cursor<'a> {
         }
         if i < bytes.len() && bytes[i] == b'"' {
             self.pos = i + 1;
-            return Ok(self.s[start..i].to_string());
+            return storable_value(name, self.s[start..i].to_string());
         }
         let mut out = String::from(&self.s[start..i]);
         let mut chars = self.s[i..].char_indices();
@@ -759,7 +776,7 @@ impl<'a> Cursor<'a> {
             match c {
                 '"' => {
                     self.pos = i + off + 1;
-                    return Ok(out);
+                    return storable_value(name, out);
                 }
                 '\\' => match chars.next() {
                     Some((_, '\\')) => out.push('\\'),
@@ -1013,6 +1030,24 @@ mod tests {
         assert!(err(&long, Format::OpenMetrics)
             .message
             .contains("at most 128"));
+    }
+
+    #[test]
+    fn nul_bytes_in_label_values_and_help_refuse_the_body_naming_line_and_label() {
+        for format in [Format::Text004, Format::OpenMetrics] {
+            let e = err("ok 1\nup{job=\"a\0b\"} 1\n# EOF\n", format);
+            assert_eq!(e.line, 2);
+            assert!(
+                e.message
+                    .starts_with("the value of label \"job\" holds a NUL byte"),
+                "{e}"
+            );
+            // The escaped path too.
+            let e = err("up{job=\"a\\n\0\"} 1\n# EOF\n", format);
+            assert!(e.message.contains("NUL byte"), "{e}");
+            let e = err("# HELP up Up\0.\nup 1\n# EOF\n", format);
+            assert!(e.message.contains("\"# HELP\" text of \"up\""), "{e}");
+        }
     }
 
     #[test]

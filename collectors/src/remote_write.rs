@@ -91,6 +91,24 @@ pub enum RemoteWriteError {
     },
     #[error("metadata[{index}] has an empty metric_family_name; name the metric family")]
     EmptyMetadataFamily { index: usize },
+    /// A NUL byte: valid in a protobuf string, but PostgreSQL text cannot store it, and a
+    /// series the writer cannot store must be refused here, not retried there.
+    #[error(
+        "timeseries[{index}] ({series}) has a NUL byte (0x00) in {place}, which PostgreSQL cannot store; remove it from the series' labels (or drop the series with write_relabel_configs)"
+    )]
+    NulInSeries {
+        index: usize,
+        series: String,
+        place: String,
+    },
+    #[error(
+        "metadata[{index}] ({family}) has a NUL byte (0x00) in its {field}, which PostgreSQL cannot store; remove it"
+    )]
+    NulInMetadata {
+        index: usize,
+        family: String,
+        field: &'static str,
+    },
 }
 
 /// What one request held, beyond the batch itself. Used for self-metrics and logs.
@@ -222,6 +240,19 @@ pub fn decode_protobuf(bytes: &[u8]) -> Result<DecodedWrite, RemoteWriteError> {
         if m.metric_family_name.is_empty() {
             return Err(RemoteWriteError::EmptyMetadataFamily { index });
         }
+        for (field, text) in [
+            ("metric_family_name", &m.metric_family_name),
+            ("unit", &m.unit),
+            ("help", &m.help),
+        ] {
+            if text.contains('\0') {
+                return Err(RemoteWriteError::NulInMetadata {
+                    index,
+                    family: shown(&m.metric_family_name),
+                    field,
+                });
+            }
+        }
         batch.metadata.push(MetricMetadata {
             family: m.metric_family_name,
             metric_type: metric_type(m.r#type),
@@ -248,6 +279,23 @@ fn series_key(index: usize, labels: Vec<proto::Label>) -> Result<SeriesKey, Remo
             });
         }
     }
+    if let Some(bad) = labels
+        .iter()
+        .find(|l| l.name.contains('\0') || l.value.contains('\0'))
+    {
+        let place = if bad.name.contains('\0') {
+            format!("the label name \"{}\"", shown(&bad.name))
+        } else if bad.name == "__name__" {
+            "the metric name".to_string()
+        } else {
+            format!("the value of label {:?}", bad.name)
+        };
+        return Err(RemoteWriteError::NulInSeries {
+            index,
+            series: shown(&describe(&labels)),
+            place,
+        });
+    }
     let mut metric = None;
     let mut rest = Vec::with_capacity(labels.len());
     for l in labels {
@@ -264,6 +312,17 @@ fn series_key(index: usize, labels: Vec<proto::Label>) -> Result<SeriesKey, Remo
         Some(m) if !m.is_empty() => Ok(SeriesKey::new(m, Labels::from_pairs(rest))),
         _ => Err(RemoteWriteError::MissingMetricName { index }),
     }
+}
+
+/// `s` for an error message: NUL bytes written as `\0`, and cut after 200 characters, so a
+/// hostile label set cannot make the message (and the log line) arbitrarily long.
+fn shown(s: &str) -> String {
+    const MAX_CHARS: usize = 200;
+    let mut out: String = s.chars().take(MAX_CHARS).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out.replace('\0', "\\0")
 }
 
 /// `name{a="b",...}` of a wire label set, for error messages.
@@ -628,6 +687,49 @@ mod tests {
         assert!(
             matches!(&err, RemoteWriteError::DuplicateLabel { name, .. } if name == "job"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn nul_bytes_in_names_and_values_are_refused_naming_series_and_label() {
+        let err = decode_req(&request(vec![
+            label("__name__", "up"),
+            label("job", "a\0b"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "timeseries[0] (up{job=\"a\\0b\"}) has a NUL byte (0x00) in the value of label \"job\", which PostgreSQL cannot store; remove it from the series' labels (or drop the series with write_relabel_configs)"
+        );
+        let err =
+            decode_req(&request(vec![label("__name__", "up\0"), label("job", "a")])).unwrap_err();
+        assert!(err.to_string().contains("in the metric name"), "{err}");
+        let err =
+            decode_req(&request(vec![label("__name__", "up"), label("j\0b", "a")])).unwrap_err();
+        assert!(
+            err.to_string().contains("in the label name \"j\\0b\""),
+            "{err}"
+        );
+        // Every other character is valid UTF-8 that PostgreSQL stores.
+        decode_req(&request(vec![
+            label("__name__", "up"),
+            label("job", "\u{1}\u{FFFF}é"),
+        ]))
+        .unwrap();
+        let mut req = request(vec![label("__name__", "up")]);
+        req.metadata.push(proto::MetricMetadata {
+            r#type: 0,
+            metric_family_name: "up".into(),
+            help: "Up\0.".into(),
+            unit: String::new(),
+        });
+        assert_eq!(
+            decode_req(&req).unwrap_err(),
+            RemoteWriteError::NulInMetadata {
+                index: 0,
+                family: "up".into(),
+                field: "help"
+            }
         );
     }
 

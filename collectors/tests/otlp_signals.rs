@@ -276,10 +276,12 @@ fn accumulated_series_count_calls_and_bucket_durations_per_span() {
         let req = decode_traces(&body, enc).unwrap();
         let derived = traces::derive_traces(&req, &SpanDeriveConfig::default());
         let mut acc = SpanMetricsAccumulator::default();
-        let ts = 1_700_000_000_000;
-        let batch = acc.record(&derived.observations, ts);
-        // Two exports of the same spans: every cumulative value doubles.
-        let again = acc.record(&derived.observations, ts + 15_000);
+        // Arrival long after the capture, so every span keeps its own end time.
+        let now = 4_000_000_000_000;
+        let batch = acc.record(&derived.observations, now);
+        // The same export sent again counts nothing and writes nothing.
+        let again = acc.record(&derived.observations, now + 15_000);
+        assert!(again.is_empty(), "{variant}: re-send gave {again:?}");
         assert_eq!(
             acc.series_count(),
             5,
@@ -304,7 +306,6 @@ fn accumulated_series_count_calls_and_bucket_durations_per_span() {
                 hits[0].samples[0].value
             };
             assert_eq!(find(&batch, "traces_span_metrics_calls_total", None), 1.0);
-            assert_eq!(find(&again, "traces_span_metrics_calls_total", None), 2.0);
             assert_eq!(
                 find(&batch, "traces_span_metrics_duration_seconds_count", None),
                 1.0
@@ -313,10 +314,7 @@ fn accumulated_series_count_calls_and_bucket_durations_per_span() {
                 find(&batch, "traces_span_metrics_duration_seconds_sum", None),
                 secs
             );
-            assert_eq!(
-                find(&again, "traces_span_metrics_duration_seconds_sum", None),
-                2.0 * secs
-            );
+
             for b in DEFAULT_DURATION_BUCKETS {
                 let want = if secs <= b { 1.0 } else { 0.0 };
                 assert_eq!(
@@ -331,11 +329,21 @@ fn accumulated_series_count_calls_and_bucket_durations_per_span() {
             }
             assert_eq!(
                 find(
-                    &again,
+                    &batch,
                     "traces_span_metrics_duration_seconds_bucket",
                     Some("+Inf".into())
                 ),
-                2.0
+                1.0
+            );
+            // Each of the five series counts one span and is stamped with its end time.
+            let end_ms = (u64_of(&sp["end_time_unix_nano"]) / 1_000_000) as i64;
+            assert!(
+                batch
+                    .series
+                    .iter()
+                    .filter(|s| s.key.labels.get("span_name") == Some(name))
+                    .all(|s| s.samples[0].ts == end_ms),
+                "{variant} {name}: samples at the span's end {end_ms}"
             );
         }
         let error_calls: f64 = batch
@@ -351,7 +359,6 @@ fn accumulated_series_count_calls_and_bucket_durations_per_span() {
             error_calls as u64,
             u64_of(&expected["totals"]["error_span_count"])
         );
-        assert!(batch.series.iter().all(|s| s.samples[0].ts == ts));
         assert!(batch
             .series
             .iter()
@@ -451,17 +458,34 @@ fn log_records_are_counted_by_severity_per_service() {
         assert_eq!(got, want, "{variant}");
 
         let mut acc = LogCountAccumulator::default();
-        acc.record(&derived.counts, 1);
-        let batch = acc.record(&derived.counts, 2);
+        let now = 4_000_000_000_000;
+        let batch = acc.record(&derived.records, now);
         assert_eq!(batch.series.len(), 4);
         for s in &batch.series {
             assert_eq!(s.key.metric, "otel_log_records_total");
+            // One record per severity, counted at its own time (the observed time for the
+            // WARN record without time_unix_nano).
+            let (r, _) = records
+                .iter()
+                .find(|(r, _)| r["severity_text"].as_str() == s.key.labels.get("severity"))
+                .unwrap();
+            let time = match u64_of(&r["time_unix_nano"]) {
+                0 => u64_of(&r["observed_time_unix_nano"]),
+                t => t,
+            };
             assert_eq!(
                 s.samples,
-                [model::Sample { ts: 2, value: 2.0 }],
+                [model::Sample {
+                    ts: (time / 1_000_000) as i64,
+                    value: 1.0
+                }],
                 "{variant}"
             );
         }
+        // The same export sent again counts nothing.
+        let again = acc.record(&derived.records, now + 15_000);
+        assert!(again.is_empty(), "{variant}: re-send gave {again:?}");
+        assert_eq!(acc.seen().len(), 4);
     }
 }
 

@@ -499,3 +499,32 @@ fn truncated_bodies_are_refused_not_half_decoded() {
         "{err}"
     );
 }
+
+#[test]
+fn a_captured_request_with_one_nul_byte_is_refused_naming_the_series_and_label() {
+    let (name, body, _) = fixtures().into_iter().next().unwrap();
+    let raw = remote_write::decompress(&body, DEFAULT_MAX_DECOMPRESSED_BYTES).unwrap();
+    let mut req = proto::WriteRequest::decode(&raw[..]).unwrap();
+    let index = req.timeseries.len() / 2;
+    let label = req.timeseries[index]
+        .labels
+        .iter_mut()
+        .find(|l| l.name == "instance")
+        .unwrap_or_else(|| panic!("{name}: timeseries[{index}] has an instance label"));
+    label.value.insert(1, '\0');
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap();
+    let err = remote_write::decode(&body, DEFAULT_MAX_DECOMPRESSED_BYTES).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("timeseries[{index}] (")),
+        "{name}: {msg}"
+    );
+    assert!(
+        msg.contains("has a NUL byte (0x00) in the value of label \"instance\", which PostgreSQL cannot store"),
+        "{msg}"
+    );
+    // The message shows the NUL as `\0`, never the byte itself.
+    assert!(!msg.contains('\0') && msg.contains("\\0"), "{msg}");
+}

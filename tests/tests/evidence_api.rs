@@ -178,12 +178,18 @@ async fn a_request_refused_by_the_queue_is_counted_once_when_retried() {
     let calls = stored(&st, "traces_span_metrics_calls_total", "span_name", 5, 1.0).await;
     assert!(calls.iter().all(|(_, v)| *v == 1.0), "{calls:?}");
 
-    // A second export of the same spans (a new request) counts on top.
+    // A second export of the same spans (a sender's re-send) counts nothing: the counters
+    // are idempotent (issue 8), so nothing is queued and the stored values stay at 1.
     server::receivers::otlp_signals::ingest_traces(&working, &req)
         .await
         .unwrap();
-    let calls = stored(&st, "traces_span_metrics_calls_total", "span_name", 5, 2.0).await;
-    assert!(calls.iter().all(|(_, v)| *v == 2.0), "{calls:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while st.queue.depth() > 0 {
+        assert!(Instant::now() < deadline, "queue did not drain");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let calls = stored(&st, "traces_span_metrics_calls_total", "span_name", 5, 1.0).await;
+    assert!(calls.iter().all(|(_, v)| *v == 1.0), "{calls:?}");
     let app = server::app(st.clone(), PathBuf::from("target/site"));
     let (_, v) = get(&app, "/api/v1/evidence/spans").await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");

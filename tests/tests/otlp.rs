@@ -8,7 +8,9 @@
 //! - the OpenTelemetry Python SDK exporting known values over HTTP protobuf and over gRPC to
 //!   pipewatch on loopback; the stored samples must equal what the script says it recorded;
 //! - gRPC status codes: queue full is UNAVAILABLE with RetryInfo, refused points are a
-//!   partial success.
+//!   partial success;
+//! - span and log counters idempotent on re-send and stamped with the data's own time, and NUL
+//!   bytes refused as a partial success with the rest stored.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -727,16 +729,18 @@ async fn traces_and_logs_become_series_and_evidence_over_http_and_grpc() {
             &[job, ("span_name", span), ("status_code", status)],
         )
     };
-    assert_eq!(calls("load", "STATUS_CODE_ERROR"), Some(2.0));
-    assert_eq!(calls("ingest-batch", "STATUS_CODE_UNSET"), Some(2.0));
-    assert_eq!(calls("retry-load", "STATUS_CODE_OK"), Some(2.0));
+    // The gRPC export carries the same spans (same trace and span ids) as the HTTP one: a
+    // re-send, counted once.
+    assert_eq!(calls("load", "STATUS_CODE_ERROR"), Some(1.0));
+    assert_eq!(calls("ingest-batch", "STATUS_CODE_UNSET"), Some(1.0));
+    assert_eq!(calls("retry-load", "STATUS_CODE_OK"), Some(1.0));
     assert_eq!(
         value_of(
             &rows,
             "traces_span_metrics_duration_seconds_count",
             &[job, ("span_name", "extract")]
         ),
-        Some(2.0)
+        Some(1.0)
     );
     for (severity, n) in [("DEBUG", 1.0), ("INFO", 1.0), ("WARN", 1.0), ("ERROR", 1.0)] {
         assert_eq!(
@@ -776,4 +780,166 @@ async fn traces_and_logs_become_series_and_evidence_over_http_and_grpc() {
         logs.contains("pipewatch.schema.drift") || logs.contains("schema"),
         "{logs}"
     );
+}
+
+/// Every stored sample of `metric` as (labels, time in ms, value), oldest first.
+async fn samples_of(url: &str, metric: &str) -> Vec<(BTreeMap<String, String>, i64, f64)> {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let rows: Vec<(String, i64, f64)> = sqlx::query_as(
+        "SELECT s.labels::text, (extract(epoch FROM x.ts) * 1000)::bigint, x.value \
+         FROM samples x JOIN series s ON s.id = x.series_id WHERE s.metric = $1 \
+         ORDER BY x.ts, s.labels::text",
+    )
+    .bind(metric)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows.into_iter()
+        .map(|(l, ts, v)| (serde_json::from_str(&l).unwrap(), ts, v))
+        .collect()
+}
+
+#[tokio::test]
+async fn re_sent_trace_and_log_exports_count_once_at_the_time_of_the_data() {
+    let (st, _writers, url) = pipewatch_tests::state(100_000).await;
+    let app = server::app(st.clone(), std::env::temp_dir());
+    // Each export three times, as an exporter retrying after lost answers would.
+    for _ in 0..3 {
+        for (path, file) in [
+            ("/v1/traces", "http-protobuf/05-traces.pb"),
+            ("/v1/logs", "http-protobuf/06-logs.pb"),
+        ] {
+            let a = post(&app, path, PB, fixture(file)).await;
+            assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text());
+            assert_eq!(a.text(), "", "{path}: nothing refused, no partial_success");
+        }
+    }
+    wait_until_drained(&st).await;
+
+    // One sample per series (the re-sends wrote none), value 1, at the span's end time.
+    let expected: Value =
+        serde_json::from_slice(&fixture("http-protobuf/05-traces.expected.json")).unwrap();
+    let mut spans = Vec::new();
+    for r in expected["resources"].as_array().unwrap() {
+        for sc in r["scopes"].as_array().unwrap() {
+            spans.extend(sc["spans"].as_array().unwrap().iter());
+        }
+    }
+    let calls = samples_of(&url, "traces_span_metrics_calls_total").await;
+    assert_eq!(calls.len(), spans.len(), "{calls:?}");
+    for sp in spans {
+        let name = sp["name"].as_str().unwrap();
+        let end_ms = (sp["end_time_unix_nano"].as_u64().unwrap() / 1_000_000) as i64;
+        let got: Vec<_> = calls
+            .iter()
+            .filter(|(l, _, _)| l.get("span_name").map(String::as_str) == Some(name))
+            .map(|(_, ts, v)| (*ts, *v))
+            .collect();
+        assert_eq!(got, [(end_ms, 1.0)], "{name}");
+    }
+
+    let expected: Value =
+        serde_json::from_slice(&fixture("http-protobuf/06-logs.expected.json")).unwrap();
+    let mut records = Vec::new();
+    for r in expected["resources"].as_array().unwrap() {
+        for sc in r["scopes"].as_array().unwrap() {
+            records.extend(sc["log_records"].as_array().unwrap().iter());
+        }
+    }
+    let counts = samples_of(&url, "otel_log_records_total").await;
+    assert_eq!(counts.len(), 4, "{counts:?}");
+    for r in records {
+        let severity = r["severity_text"].as_str().unwrap();
+        let time = match r["time_unix_nano"].as_u64().unwrap() {
+            0 => r["observed_time_unix_nano"].as_u64().unwrap(),
+            t => t,
+        };
+        let got: Vec<_> = counts
+            .iter()
+            .filter(|(l, _, _)| l.get("severity").map(String::as_str) == Some(severity))
+            .map(|(_, ts, v)| (*ts, *v))
+            .collect();
+        assert_eq!(got, [((time / 1_000_000) as i64, 1.0)], "{severity}");
+    }
+}
+
+#[tokio::test]
+async fn nul_bytes_are_refused_as_partial_success_and_the_rest_is_stored() {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    let (st, _writers, url) = pipewatch_tests::state(100_000).await;
+    let app = server::app(st.clone(), std::env::temp_dir());
+    let point = |host: &str, v: f64| NumberDataPoint {
+        attributes: vec![opentelemetry_proto::tonic::common::v1::KeyValue {
+            key: "host".into(),
+            value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                value: Some(
+                    opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                        host.into(),
+                    ),
+                ),
+            }),
+            ..Default::default()
+        }],
+        time_unix_nano: 1_700_000_000_000_000_000,
+        value: Some(number_data_point::Value::AsDouble(v)),
+        ..Default::default()
+    };
+    let req = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "nul.probe".into(),
+                    data: Some(Data::Gauge(Gauge {
+                        data_points: vec![point("a\0b", 1.0), point("good", 2.0)],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let a = post(&app, "/v1/metrics", PB, req.encode_to_vec()).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let resp = ExportMetricsServiceResponse::decode(&a.body[..]).unwrap();
+    let p = resp.partial_success.expect("partial_success");
+    assert_eq!(p.rejected_data_points, 1);
+    assert!(
+        p.error_message
+            .contains("the value of label \"host\" holds a NUL byte"),
+        "{}",
+        p.error_message
+    );
+
+    let mut traces =
+        ExportTraceServiceRequest::decode(&fixture("http-protobuf/05-traces.pb")[..]).unwrap();
+    traces.resource_spans[0].scope_spans[0].spans[0]
+        .name
+        .push('\0');
+    let a = post(&app, "/v1/traces", PB, traces.encode_to_vec()).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let p = ExportTraceServiceResponse::decode(&a.body[..])
+        .unwrap()
+        .partial_success
+        .expect("partial_success");
+    assert_eq!(p.rejected_spans, 1, "{}", p.error_message);
+    assert!(p.error_message.contains("NUL byte"), "{}", p.error_message);
+    wait_until_drained(&st).await;
+
+    let rows = latest(&url).await;
+    assert_eq!(value_of(&rows, "nul_probe", &[("host", "good")]), Some(2.0));
+    let calls = samples_of(&url, "traces_span_metrics_calls_total").await;
+    assert_eq!(
+        calls.len(),
+        4,
+        "the other four spans are counted: {calls:?}"
+    );
+    // Later data is still stored: the writer was not jammed.
+    let a = post(&app, "/v1/logs", PB, fixture("http-protobuf/06-logs.pb")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    wait_until_drained(&st).await;
+    assert_eq!(samples_of(&url, "otel_log_records_total").await.len(), 4);
 }

@@ -23,18 +23,37 @@
 //!
 //! Each request carries only the spans that ended since the last export, i.e. deltas. Turning
 //! them into cumulative series needs state, which [`SpanMetricsAccumulator`] keeps in memory
-//! (pure, no clock: the caller passes the time of the samples). It works in two steps,
+//! (pure, no clock: the caller passes the time the request arrived). It works in two steps,
 //! [`SpanMetricsAccumulator::prepare`] and [`SpanMetricsAccumulator::commit`], so that a
 //! request whose batch the ingest queue refuses (and which the sender will retry) is not
 //! counted twice.
+//!
+//! The counters are idempotent and carry the spans' own time:
+//!
+//! - A span is counted once: its identity (trace id + span id) is kept in a bounded
+//!   [`SeenWindow`], and a span seen before — the same export sent again, or a span repeated
+//!   within one request — is skipped. Spans without a valid id (all-zero or missing) cannot
+//!   be told apart and are always counted.
+//! - A series' sample is stamped with the latest end time of the spans it counted, not with
+//!   the arrival time: a pipeline's failures show when they happened even when the exporter
+//!   batched them for minutes. A span with no end time counts at the arrival time, one that
+//!   ends in the future (a sender's clock ahead) at the arrival time, and one that ended before
+//!   the series' last sample one millisecond after that sample, so every counter still rises in
+//!   time order (a cumulative series that went back in time would read as a reset).
+//! - A span whose series labels PostgreSQL cannot store (a NUL byte in the span name or the
+//!   service) is refused and reported ([`DerivedTraces::refused`]), not counted; NUL bytes in
+//!   evidence text become U+FFFD.
 
+use super::attributes::{storable_text, unstorable_label};
+pub use super::attributes::{ResourceIdentity, UNKNOWN_SERVICE};
+use super::seen::SeenWindow;
 use model::{Batch, Labels, MetricMetadata, MetricType, Sample, SeriesKey, TimeSeries};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, status, Span};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// Name of the calls counter (the connector's `traces.span.metrics.calls`, Prometheus-style).
@@ -46,9 +65,6 @@ pub const DURATION_METRIC: &str = "traces_span_metrics_duration_seconds";
 pub const DEFAULT_DURATION_BUCKETS: [f64; 16] = [
     0.002, 0.004, 0.006, 0.008, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.4, 2.0, 5.0, 10.0, 15.0,
 ];
-
-/// What the OpenTelemetry SDKs report when the application set no `service.name`.
-pub const UNKNOWN_SERVICE: &str = "unknown_service";
 
 /// How spans become evidence.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +117,36 @@ pub struct SpanObservation {
     pub series: SpanSeries,
     /// `end - start`, 0 when a sender put the end before the start.
     pub duration_seconds: f64,
+    /// Hash of trace id and span id; `None` when the span has no valid ids.
+    pub identity: Option<u128>,
+    /// When the span ended; 0 when the sender did not say.
+    pub end_time_unix_nano: u64,
+}
+
+/// The identity of a span for de-duplication: its trace and span ids, or `None` when either
+/// is missing or all zeros (invalid per the OTLP specification, and not unique).
+pub fn span_identity(trace_id: &[u8], span_id: &[u8]) -> Option<u128> {
+    let valid = |id: &[u8]| !id.is_empty() && id.iter().any(|b| *b != 0);
+    if !valid(trace_id) || !valid(span_id) {
+        return None;
+    }
+    let mut buf = Vec::with_capacity(trace_id.len() + span_id.len() + 1);
+    buf.extend_from_slice(trace_id);
+    // A separator, so that different splits of the same bytes hash differently.
+    buf.push(trace_id.len() as u8);
+    buf.extend_from_slice(span_id);
+    Some(xxhash_rust::xxh3::xxh3_128(&buf))
+}
+
+/// The sample time in ms for data that happened at `unix_nano` (0: unknown) and arrived at
+/// `now_ms`: its own time, but never later than its arrival.
+pub(crate) fn data_time_ms(unix_nano: u64, now_ms: i64) -> i64 {
+    if unix_nano == 0 {
+        return now_ms;
+    }
+    i64::try_from(unix_nano / 1_000_000)
+        .unwrap_or(i64::MAX)
+        .min(now_ms)
 }
 
 /// Why a span was kept.
@@ -205,6 +251,27 @@ pub struct DerivedTraces {
     pub evidence: Vec<SpanEvidence>,
     /// Failed or slow spans beyond the per-request cap.
     pub evidence_dropped: usize,
+    /// Spans refused because PostgreSQL could not store their series labels; neither counted
+    /// nor kept as evidence.
+    pub refused: usize,
+    /// Why, the first few distinct reasons (for the OTLP `partial_success` message).
+    pub refusals: Vec<String>,
+}
+
+/// Refusal messages kept per request (the count is always exact).
+const MAX_MESSAGES: usize = 5;
+
+impl DerivedTraces {
+    /// The OTLP `partial_success.error_message` part for the refused spans, if any.
+    pub fn refusal_message(&self) -> Option<String> {
+        (self.refused > 0).then(|| {
+            format!(
+                "{} span(s) refused: {}",
+                self.refused,
+                self.refusals.join("; ")
+            )
+        })
+    }
 }
 
 /// Reduces a request to observations for the series and evidence records.
@@ -228,6 +295,14 @@ pub fn derive_traces(req: &ExportTraceServiceRequest, cfg: &SpanDeriveConfig) ->
                     status_code: status_code_name(sp.status.as_ref().map_or(0, |s| s.code))
                         .to_string(),
                 };
+                if let Some(bad) = unstorable_label(&series.labels()) {
+                    out.refused += 1;
+                    let why = format!("span {:?} of service {:?}: {bad}, which PostgreSQL cannot store; remove it from the span name or resource", storable_text(&sp.name), storable_text(&resource.service_name));
+                    if out.refusals.len() < MAX_MESSAGES && !out.refusals.contains(&why) {
+                        out.refusals.push(why);
+                    }
+                    continue;
+                }
                 let is_error =
                     sp.status.as_ref().map_or(0, |s| s.code) == status::StatusCode::Error as i32;
                 if is_error {
@@ -238,6 +313,8 @@ pub fn derive_traces(req: &ExportTraceServiceRequest, cfg: &SpanDeriveConfig) ->
                 out.observations.push(SpanObservation {
                     series,
                     duration_seconds: duration_nanos as f64 / 1e9,
+                    identity: span_identity(&sp.trace_id, &sp.span_id),
+                    end_time_unix_nano: sp.end_time_unix_nano,
                 });
             }
         }
@@ -283,7 +360,7 @@ fn evidence(
         .map(|e| {
             json!({
                 "time_unix_nano": e.time_unix_nano,
-                "name": e.name,
+                "name": storable_text(&e.name),
                 "attributes": attributes_to_json(&e.attributes),
             })
         })
@@ -316,7 +393,7 @@ fn evidence(
         status_message: sp
             .status
             .as_ref()
-            .map(|s| s.message.clone())
+            .map(|s| storable_text(&s.message).into_owned())
             .unwrap_or_default(),
         attributes: attributes_to_json(&sp.attributes),
         resource_attributes: resource.map_or_else(
@@ -346,31 +423,6 @@ pub fn status_code_name(code: i32) -> std::borrow::Cow<'static, str> {
     }
 }
 
-/// Service identity of a resource: `service.name` (or `unknown_service`) and the `job` label.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourceIdentity {
-    pub service_name: String,
-    pub job: String,
-}
-
-impl ResourceIdentity {
-    pub fn of(resource: Option<&Resource>) -> Self {
-        let attr = |key: &str| {
-            resource
-                .and_then(|r| r.attributes.iter().find(|kv| kv.key == key))
-                .and_then(|kv| kv.value.as_ref())
-                .map(any_value_to_text)
-                .filter(|s| !s.is_empty())
-        };
-        let service_name = attr("service.name").unwrap_or_else(|| UNKNOWN_SERVICE.to_string());
-        let job = match attr("service.namespace") {
-            Some(ns) => format!("{ns}/{service_name}"),
-            None => service_name.clone(),
-        };
-        Self { service_name, job }
-    }
-}
-
 /// Lowercase hex of an id (empty for an absent id).
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -387,7 +439,7 @@ pub fn attributes_to_json(attrs: &[KeyValue]) -> Value {
     let mut m = Map::new();
     for kv in attrs {
         m.insert(
-            kv.key.clone(),
+            storable_text(&kv.key).into_owned(),
             kv.value.as_ref().map_or(Value::Null, any_value_to_json),
         );
     }
@@ -399,7 +451,7 @@ pub fn attributes_to_json(attrs: &[KeyValue]) -> Value {
 pub fn any_value_to_json(v: &AnyValue) -> Value {
     match &v.value {
         None => Value::Null,
-        Some(any_value::Value::StringValue(s)) => Value::String(s.clone()),
+        Some(any_value::Value::StringValue(s)) => Value::String(storable_text(s).into_owned()),
         Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
         Some(any_value::Value::IntValue(i)) => Value::from(*i),
         Some(any_value::Value::DoubleValue(d)) => serde_json::Number::from_f64(*d)
@@ -425,10 +477,11 @@ fn non_finite(d: f64) -> &'static str {
     }
 }
 
-/// An OTLP value as text: strings as they are, everything else as its JSON.
+/// An OTLP value as text: strings as they are (NUL bytes as U+FFFD, which PostgreSQL can
+/// store), everything else as its JSON.
 pub fn any_value_to_text(v: &AnyValue) -> String {
     match &v.value {
-        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::StringValue(s)) => storable_text(s).into_owned(),
         _ => match any_value_to_json(v) {
             Value::String(s) => s,
             Value::Null => String::new(),
@@ -444,6 +497,8 @@ struct SeriesTotals {
     /// Per bucket (not cumulative), the last one is `+Inf`.
     bucket_counts: Vec<u64>,
     sum_seconds: f64,
+    /// Time of the series' last sample, ms.
+    last_ts_ms: i64,
 }
 
 /// Totals computed by [`SpanMetricsAccumulator::prepare`], applied by
@@ -451,20 +506,27 @@ struct SeriesTotals {
 #[derive(Debug, Clone, Default)]
 pub struct PendingSpanTotals {
     totals: Vec<(SpanSeries, SeriesTotals)>,
+    /// Identities of the spans counted, remembered on commit.
+    seen: Vec<u128>,
     /// Observations whose series was new while the accumulator was full.
     pub refused_observations: usize,
+    /// Spans not counted because they were counted before (a re-sent export) or repeated
+    /// within the request.
+    pub duplicates: usize,
 }
 
 /// Cumulative span metrics per series, kept in memory between requests.
 ///
 /// Bounded: at most `max_series` series are tracked; observations of further new series
 /// are refused (counted in [`PendingSpanTotals::refused_observations`]) rather than
-/// evicting old ones, because evicting would restart a live counter from zero.
+/// evicting old ones, because evicting would restart a live counter from zero. The
+/// identities of counted spans are kept in a [`SeenWindow`] of bounded size.
 #[derive(Debug, Clone)]
 pub struct SpanMetricsAccumulator {
     buckets: Vec<f64>,
     max_series: usize,
     series: HashMap<SpanSeries, SeriesTotals>,
+    seen: SeenWindow,
 }
 
 impl Default for SpanMetricsAccumulator {
@@ -475,7 +537,8 @@ impl Default for SpanMetricsAccumulator {
 
 impl SpanMetricsAccumulator {
     /// `buckets` are upper bounds in seconds; they are sorted and de-duplicated, and
-    /// non-finite bounds dropped (`+Inf` is always added).
+    /// non-finite bounds dropped (`+Inf` is always added). Span identities are remembered in
+    /// a window of [`DEFAULT_SEEN_CAPACITY`](super::seen::DEFAULT_SEEN_CAPACITY).
     pub fn new(mut buckets: Vec<f64>, max_series: usize) -> Self {
         buckets.retain(|b| b.is_finite());
         buckets.sort_by(f64::total_cmp);
@@ -484,26 +547,49 @@ impl SpanMetricsAccumulator {
             buckets,
             max_series,
             series: HashMap::new(),
+            seen: SeenWindow::default(),
         }
+    }
+
+    /// The same accumulator with a window of `capacity` span identities.
+    pub fn with_seen_capacity(mut self, capacity: usize) -> Self {
+        self.seen = SeenWindow::new(capacity);
+        self
     }
 
     pub fn series_count(&self) -> usize {
         self.series.len()
     }
 
-    /// The cumulative series touched by `observations`, with samples at `ts_ms`, and the new
-    /// totals to [`commit`](Self::commit) once the batch is in the ingest queue. Nothing
-    /// changes until then, so a refused batch can be prepared again from the retried request.
+    /// The window of span identities counted so far.
+    pub fn seen(&self) -> &SeenWindow {
+        &self.seen
+    }
+
+    /// The cumulative series touched by the spans of `observations` not counted before, each
+    /// sampled at the latest end time of its spans (see the module docs for spans without
+    /// one, from the future, or older than the series' last sample; `now_ms` is when the
+    /// request arrived), and the new totals to [`commit`](Self::commit) once the batch is in
+    /// the ingest queue. Nothing changes until then, so a refused batch can be prepared again
+    /// from the retried request.
     pub fn prepare(
         &self,
         observations: &[SpanObservation],
-        ts_ms: i64,
+        now_ms: i64,
     ) -> (Batch, PendingSpanTotals) {
-        let mut touched: HashMap<&SpanSeries, SeriesTotals> = HashMap::new();
+        // Per touched series: totals so far and the latest data time of its new spans.
+        let mut touched: HashMap<&SpanSeries, (SeriesTotals, i64)> = HashMap::new();
         let mut pending = PendingSpanTotals::default();
+        let mut fresh: HashSet<u128> = HashSet::new();
         let mut new_series = 0usize;
         for obs in observations {
-            let totals = match touched.get_mut(&obs.series) {
+            if let Some(id) = obs.identity {
+                if self.seen.contains(id) || fresh.contains(&id) {
+                    pending.duplicates += 1;
+                    continue;
+                }
+            }
+            let (totals, latest) = match touched.get_mut(&obs.series) {
                 Some(t) => t,
                 None => {
                     let start = match self.series.get(&obs.series) {
@@ -518,60 +604,76 @@ impl SpanMetricsAccumulator {
                                 calls: 0,
                                 bucket_counts: vec![0; self.buckets.len() + 1],
                                 sum_seconds: 0.0,
+                                last_ts_ms: i64::MIN,
                             }
                         }
                     };
-                    touched.entry(&obs.series).or_insert(start)
+                    touched.entry(&obs.series).or_insert((start, i64::MIN))
                 }
             };
+            if let Some(id) = obs.identity {
+                fresh.insert(id);
+            }
             totals.calls += 1;
             totals.sum_seconds += obs.duration_seconds;
             // `le` is inclusive: a span of exactly 10ms lands in the 0.01 bucket.
             let i = self.buckets.partition_point(|&b| b < obs.duration_seconds);
             totals.bucket_counts[i] += 1;
+            *latest = (*latest).max(data_time_ms(obs.end_time_unix_nano, now_ms));
         }
-        let mut touched: Vec<(SpanSeries, SeriesTotals)> =
-            touched.into_iter().map(|(k, v)| (k.clone(), v)).collect();
+        let mut touched: Vec<(SpanSeries, SeriesTotals)> = touched
+            .into_iter()
+            .map(|(k, (mut totals, latest))| {
+                totals.last_ts_ms = next_sample_ms(totals.last_ts_ms, latest);
+                (k.clone(), totals)
+            })
+            .collect();
         touched.sort_by(|a, b| a.0.cmp(&b.0));
-        let batch = self.batch(&touched, ts_ms);
+        let batch = self.batch(&touched);
         pending.totals = touched;
+        pending.seen = fresh.into_iter().collect();
         (batch, pending)
     }
 
-    /// Makes prepared totals the new state.
+    /// Makes prepared totals the new state and remembers the spans counted.
     pub fn commit(&mut self, pending: PendingSpanTotals) {
         for (k, v) in pending.totals {
             self.series.insert(k, v);
+        }
+        for id in pending.seen {
+            self.seen.insert(id);
         }
     }
 
     /// [`prepare`](Self::prepare) and [`commit`](Self::commit) in one, for callers that
     /// cannot fail in between.
-    pub fn record(&mut self, observations: &[SpanObservation], ts_ms: i64) -> Batch {
-        let (batch, pending) = self.prepare(observations, ts_ms);
+    pub fn record(&mut self, observations: &[SpanObservation], now_ms: i64) -> Batch {
+        let (batch, pending) = self.prepare(observations, now_ms);
         self.commit(pending);
         batch
     }
 
-    fn batch(&self, touched: &[(SpanSeries, SeriesTotals)], ts_ms: i64) -> Batch {
+    fn batch(&self, touched: &[(SpanSeries, SeriesTotals)]) -> Batch {
         let mut batch = Batch::default();
         if touched.is_empty() {
             return batch;
         }
-        let one = |metric: &str, labels: Labels, metric_type, value: f64| TimeSeries {
+        let one = |metric: &str, labels: Labels, metric_type, ts: i64, value: f64| TimeSeries {
             key: SeriesKey::new(metric, labels),
             metric_type,
-            samples: vec![Sample { ts: ts_ms, value }],
+            samples: vec![Sample { ts, value }],
         };
         let bucket_metric = format!("{DURATION_METRIC}_bucket");
         let sum_metric = format!("{DURATION_METRIC}_sum");
         let count_metric = format!("{DURATION_METRIC}_count");
         for (series, totals) in touched {
             let labels = series.labels();
+            let ts = totals.last_ts_ms;
             batch.series.push(one(
                 CALLS_METRIC,
                 labels.clone(),
                 MetricType::Counter,
+                ts,
                 totals.calls as f64,
             ));
             let mut cumulative = 0u64;
@@ -587,6 +689,7 @@ impl SpanMetricsAccumulator {
                     &bucket_metric,
                     with_le,
                     MetricType::Histogram,
+                    ts,
                     cumulative as f64,
                 ));
             }
@@ -594,12 +697,14 @@ impl SpanMetricsAccumulator {
                 &sum_metric,
                 labels.clone(),
                 MetricType::Histogram,
+                ts,
                 totals.sum_seconds,
             ));
             batch.series.push(one(
                 &count_metric,
                 labels,
                 MetricType::Histogram,
+                ts,
                 totals.calls as f64,
             ));
         }
@@ -621,6 +726,12 @@ impl SpanMetricsAccumulator {
     }
 }
 
+/// The time of a cumulative series' next sample: the latest data time it counted, but after
+/// its previous sample (`i64::MIN` for none), so the series never steps back in time.
+pub(crate) fn next_sample_ms(previous_ms: i64, latest_data_ms: i64) -> i64 {
+    latest_data_ms.max(previous_ms.saturating_add(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -635,7 +746,88 @@ mod tests {
                 status_code: status.into(),
             },
             duration_seconds: secs,
+            identity: None,
+            end_time_unix_nano: 0,
         }
+    }
+
+    /// A span with an identity that ended at `end_ms`.
+    fn span(id: u128, end_ms: u64) -> SpanObservation {
+        SpanObservation {
+            identity: Some(id),
+            end_time_unix_nano: end_ms * 1_000_000,
+            ..obs("a", "STATUS_CODE_OK", 0.5)
+        }
+    }
+
+    fn calls(batch: &Batch) -> Option<(i64, f64)> {
+        batch
+            .series
+            .iter()
+            .find(|s| s.key.metric == CALLS_METRIC)
+            .map(|s| (s.samples[0].ts, s.samples[0].value))
+    }
+
+    #[test]
+    fn a_re_sent_span_is_not_counted_again_and_a_repeat_within_a_request_counts_once() {
+        let mut acc = SpanMetricsAccumulator::new(vec![1.0], 10);
+        let first = acc.record(&[span(1, 100), span(2, 200), span(2, 200)], 1_000);
+        assert_eq!(calls(&first), Some((200, 2.0)));
+        let (again, pending) = acc.prepare(&[span(1, 100), span(2, 200)], 2_000);
+        assert!(again.is_empty(), "a re-send yields no samples: {again:?}");
+        assert_eq!(pending.duplicates, 2);
+        acc.commit(pending);
+        let next = acc.record(&[span(2, 200), span(3, 300)], 3_000);
+        assert_eq!(calls(&next), Some((300, 3.0)));
+        assert_eq!(acc.seen().len(), 3);
+    }
+
+    #[test]
+    fn a_refused_batch_does_not_mark_its_spans_as_seen() {
+        let mut acc = SpanMetricsAccumulator::new(vec![1.0], 10);
+        let (_refused, _dropped) = acc.prepare(&[span(1, 100)], 1_000);
+        let retried = acc.record(&[span(1, 100)], 1_000);
+        assert_eq!(calls(&retried), Some((100, 1.0)));
+    }
+
+    #[test]
+    fn samples_carry_the_span_end_time_clamped_to_arrival_and_to_rising_time() {
+        let mut acc = SpanMetricsAccumulator::new(vec![1.0], 10);
+        // Its own end time.
+        assert_eq!(
+            calls(&acc.record(&[span(1, 5_000)], 9_000)),
+            Some((5_000, 1.0))
+        );
+        // Ended before the last sample: one ms after it, so the counter rises in time order.
+        assert_eq!(
+            calls(&acc.record(&[span(2, 1_000)], 9_000)),
+            Some((5_001, 2.0))
+        );
+        // From the sender's future: the arrival time.
+        assert_eq!(
+            calls(&acc.record(&[span(3, 60_000)], 10_000)),
+            Some((10_000, 3.0))
+        );
+        // No end time: the arrival time.
+        let no_end = SpanObservation {
+            end_time_unix_nano: 0,
+            ..span(4, 0)
+        };
+        assert_eq!(calls(&acc.record(&[no_end], 12_000)), Some((12_000, 4.0)));
+    }
+
+    #[test]
+    fn span_identity_needs_both_ids_and_tells_splits_apart() {
+        assert_eq!(span_identity(&[0; 16], &[1; 8]), None);
+        assert_eq!(span_identity(&[1; 16], &[]), None);
+        assert_ne!(
+            span_identity(&[1, 2, 3], &[4, 5]),
+            span_identity(&[1, 2], &[3, 4, 5])
+        );
+        assert_eq!(
+            span_identity(&[1; 16], &[2; 8]),
+            span_identity(&[1; 16], &[2; 8])
+        );
     }
 
     fn value(batch: &Batch, metric: &str, le: Option<&str>) -> f64 {

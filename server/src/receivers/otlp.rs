@@ -23,7 +23,7 @@
 //!
 //! Traces become spanmetrics-style request/error/duration series plus failed and slow span
 //! evidence, logs become counts by severity plus WARN+ record evidence ([`traces_received`],
-//! [`logs_received`], built on `collectors::otlp::{traces, logs}` and [`crate::otlp_signals`]).
+//! [`logs_received`], built on `collectors::otlp::{traces, logs}` and [`super::otlp_signals`]).
 
 use super::body::Payload;
 use super::kind::MediaType;

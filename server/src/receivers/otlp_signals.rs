@@ -2,6 +2,10 @@
 //! derive the series and evidence with `collectors::otlp::{traces, logs}`, store the evidence,
 //! enqueue the series.
 //!
+//! The counters are idempotent and carry the data's own time (span end, log record time):
+//! the accumulators skip spans and records they have counted before (a bounded window of
+//! identities, see `collectors::otlp::seen`), so an export sent twice counts once.
+//!
 //! The order makes a sender's retry safe. Evidence is stored first; its inserts are
 //! idempotent (a span or record already stored is skipped), so a request that later fails is
 //! stored once when retried. Then the cumulative series are prepared from the running totals
@@ -141,18 +145,19 @@ pub async fn ingest_traces(
     let (batch, pending) = acc.prepare(&derived.observations, model::clock::now_ms());
     let refused = pending.refused_observations;
     push_then(st, batch, || acc.commit(pending))?;
+    let over_limit = (refused > 0).then(|| format!(
+        "{refused} span(s) not counted: more than {} (service, span name, kind, status) series; reduce span-name cardinality (use route templates, not ids)",
+        sig.config.max_series
+    ));
     Ok(SignalIngest {
-        received: derived.observations.len(),
+        received: derived.observations.len() + derived.refused,
         evidence_stored: stored.inserted,
-        rejected: refused as i64,
-        message: if refused > 0 {
-            format!(
-                "{refused} span(s) not counted: more than {} (service, span name, kind, status) series; reduce span-name cardinality (use route templates, not ids)",
-                sig.config.max_series
-            )
-        } else {
-            String::new()
-        },
+        rejected: (refused + derived.refused) as i64,
+        message: [derived.refusal_message(), over_limit]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; "),
     })
 }
 
@@ -184,22 +189,24 @@ pub async fn ingest_logs(
         .insert_log_evidence(&rows, sig.config.evidence_per_service_and_kind)
         .await
         .map_err(evidence_unavailable)?;
-    let received = derived.counts.iter().map(|(_, n)| *n as usize).sum();
     let mut acc = lock(&sig.logs);
-    let (batch, pending) = acc.prepare(&derived.counts, model::clock::now_ms());
+    let (batch, pending) = acc.prepare(&derived.records, model::clock::now_ms());
     let refused = pending.refused_records;
     push_then(st, batch, || acc.commit(pending))?;
+    let over_limit = (refused > 0).then(|| {
+        format!(
+            "{refused} log record(s) not counted: more than {} (service, severity) series",
+            sig.config.max_series
+        )
+    });
     Ok(SignalIngest {
-        received,
+        received: derived.records.len() + derived.refused,
         evidence_stored: stored.inserted,
-        rejected: refused as i64,
-        message: if refused > 0 {
-            format!(
-                "{refused} log record(s) not counted: more than {} (service, severity) series",
-                sig.config.max_series
-            )
-        } else {
-            String::new()
-        },
+        rejected: refused as i64 + derived.refused as i64,
+        message: [derived.refusal_message(), over_limit]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; "),
     })
 }
