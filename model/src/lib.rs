@@ -4,12 +4,14 @@
 //! wasm and can be golden-tested.
 
 pub mod civil;
+pub mod events;
 pub mod labels;
 pub mod metric;
 pub mod query;
 pub mod selector;
 pub mod status;
 
+pub use events::{ChangeEvent, ChangeEventQuery};
 pub use labels::{Labels, SeriesKey};
 pub use metric::{Batch, MetricMetadata, MetricType, Sample, TimeSeries};
 pub use query::{Aggregation, RangeQuery, RangeSeries};
