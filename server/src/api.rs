@@ -4,6 +4,8 @@
 //! `{"status":"error","errorType":"bad_data","error":"..."}` where `errorType` is the stable code
 //! and `error` says what to change.
 
+pub mod events;
+
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};

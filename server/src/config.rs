@@ -204,7 +204,14 @@ impl std::fmt::Debug for TokenConfig {
 }
 
 /// The receivers a token can name.
-pub const RECEIVER_NAMES: &[&str] = &["remote_write", "otlp", "dq", "openlineage", "alertmanager"];
+pub const RECEIVER_NAMES: &[&str] = &[
+    "remote_write",
+    "otlp",
+    "dq",
+    "openlineage",
+    "alertmanager",
+    "events",
+];
 
 impl AuthConfig {
     fn validate(&self) -> Result<()> {

@@ -28,6 +28,7 @@ pub fn app(state: AppState, site_root: std::path::PathBuf) -> axum::Router {
         .merge(lineage_api::router(state.clone()))
         .merge(receivers::dq::read_router(state.clone()))
         .merge(evidence_api::router(state.clone()))
+        .merge(api::events::router(state.clone()))
         .merge(receivers::router_with_config(
             state.clone(),
             state.receivers,

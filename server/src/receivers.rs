@@ -9,6 +9,7 @@
 
 pub mod alertmanager;
 pub mod dq;
+pub mod events;
 pub mod lineage;
 pub mod otlp;
 pub mod otlp_grpc;
@@ -75,6 +76,8 @@ pub fn receiver_for_path(path: &str) -> &'static str {
         "otlp"
     } else if path.starts_with("/api/v1/dq") {
         "dq"
+    } else if path == "/api/v1/events" {
+        "events"
     } else if path.starts_with("/api/v1/lineage") {
         "openlineage"
     } else if path.starts_with("/api/v2/alerts") {
@@ -158,6 +161,7 @@ pub fn router_with_config(state: AppState, config: ReceiversConfig) -> Router {
         .route("/api/v1/write", post(remote_write::write))
         .route("/api/v1/dq/{tool}", post(dq::post))
         .route("/api/v1/lineage", post(lineage::post))
+        .route("/api/v1/events", post(events::post))
         .route("/api/v2/alerts", post(alertmanager::post))
         .route("/v1/metrics", post(otlp::metrics))
         .route("/v1/traces", post(otlp::traces))

@@ -140,4 +140,14 @@ impl app::Backend for AppState {
             })
             .collect())
     }
+
+    async fn change_events(
+        &self,
+        q: model::ChangeEventQuery,
+    ) -> Result<Vec<model::ChangeEvent>, String> {
+        self.store
+            .list_change_events(&q)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }

@@ -16,6 +16,7 @@ pub mod alerts;
 pub mod dq;
 pub mod embedded;
 pub mod error;
+pub mod events;
 pub mod evidence;
 pub mod lineage;
 mod maintenance;

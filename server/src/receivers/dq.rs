@@ -1,4 +1,4 @@
-//! Data-quality results: `POST /api/v1/dq/{gx,dbt,soda}` (the receiver) and the read API
+//! Data-quality results: `POST /api/v1/dq/{gx,dbt,soda,generic}` (the receiver) and the read API
 //! `GET /api/v1/dq/datasets`, `GET /api/v1/dq/checks?dataset=&last=` (what the Data quality
 //! page shows).
 //!
@@ -9,7 +9,9 @@
 //! - `dbt`: `target/run_results.json` or `target/sources.json` alone, or one JSON object
 //!   `{"run_results": ..., "manifest": ..., "sources": ...}` (any of them; the manifest maps
 //!   tests to the model and column they check);
-//! - `soda`: the scan result written by `soda scan -srf <file>`.
+//! - `soda`: the scan result written by `soda scan -srf <file>`;
+//! - `generic`: results from any other tool, one JSON object, an array or NDJSON (see
+//!   [`collectors::dq::generic`]).
 //!
 //! Each check run is recorded in `dq_check_runs` (idempotent: a re-posted file changes
 //! nothing), and the new runs become series, written at each check's run time:
@@ -82,14 +84,19 @@ async fn accept(
         "gx" => Tool::Gx,
         "dbt" => Tool::Dbt,
         "soda" => Tool::Soda,
+        "generic" => Tool::Generic,
         other => {
             return Err(ReceiverError::new(
                 StatusCode::NOT_FOUND,
-                format!("unknown data-quality tool {other:?}; POST to /api/v1/dq/gx, /api/v1/dq/dbt or /api/v1/dq/soda"),
+                format!("unknown data-quality tool {other:?}; POST to /api/v1/dq/gx, /api/v1/dq/dbt, /api/v1/dq/soda, or /api/v1/dq/generic for any other tool"),
             ))
         }
     };
-    check_content_type(headers)?;
+    if tool == Tool::Generic {
+        super::events::check_json_content_type(headers)?;
+    } else {
+        check_content_type(headers)?;
+    }
     let body = super::read_body(
         headers,
         body,
@@ -115,6 +122,7 @@ fn parse(tool: Tool, body: &[u8]) -> Result<DqReport, DqError> {
         Tool::Gx => dq::parse_gx(body),
         Tool::Dbt => dq::parse_dbt(body),
         Tool::Soda => dq::parse_soda(body),
+        Tool::Generic => dq::parse_generic(body),
     }
 }
 
@@ -189,7 +197,7 @@ pub async fn store_report(
     }))
 }
 
-/// The store's row for a check run; a run without a time (GX `describe_dict()`) gets `now`.
+/// The store's row for a check run; a run without a time gets `now`.
 pub fn record(c: &CheckRun, now_ms: i64) -> CheckRunRecord {
     CheckRunRecord {
         tool: c.tool.as_str().to_owned(),
@@ -208,6 +216,7 @@ pub fn record(c: &CheckRun, now_ms: i64) -> CheckRunRecord {
         expected: c.expected.clone(),
         message: c.message.clone(),
         run_time_ms: c.run_time_ms.unwrap_or(now_ms),
+        id_may_change: c.id_may_change,
     }
 }
 
