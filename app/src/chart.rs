@@ -292,12 +292,15 @@ pub fn render_svg(data: &ChartData, hidden: &[bool]) -> Result<(String, PlotFram
         // Change events: a thin vertical line across the plot at the event's time, so a jump
         // in a series can be read against "the deploy at 14:02".
         let (er, eg, eb) = EVENT_COLOR;
-        let event_style = RGBColor(er, eg, eb).stroke_width(1);
-        for e in data.events.iter().filter(|e| (start..=end).contains(&e.time_ms)) {
+        for e in data
+            .events
+            .iter()
+            .filter(|e| (start..=end).contains(&e.time_ms))
+        {
             chart
                 .draw_series(LineSeries::new(
                     [(e.time_ms, y_lo), (e.time_ms, y_hi)],
-                    event_style,
+                    RGBColor(er, eg, eb).stroke_width(1),
                 ))
                 .map_err(err)?;
         }
@@ -423,7 +426,11 @@ mod tests {
         let lines: Vec<Vec<(f64, f64)>> = svg
             .split("<polyline")
             .skip(1)
-            .filter(|p| p[..p.find("/>").unwrap()].to_lowercase().contains("#a63603"))
+            .filter(|p| {
+                p[..p.find("/>").unwrap()]
+                    .to_lowercase()
+                    .contains("#a63603")
+            })
             .map(|p| {
                 let start = p.find("points=\"").unwrap() + 8;
                 let end = start + p[start..].find('"').unwrap();

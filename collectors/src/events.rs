@@ -260,8 +260,8 @@ mod tests {
         assert_eq!(arr, nd);
         assert_eq!(arr, vec![one[0].clone(), one[0].clone()]);
         // A pretty-printed single object is one document, not NDJSON.
-        let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(DEPLOY).unwrap())
-            .unwrap();
+        let pretty =
+            serde_json::to_string_pretty(&serde_json::from_str::<Value>(DEPLOY).unwrap()).unwrap();
         assert_eq!(decode(pretty.as_bytes()).unwrap(), one);
     }
 
@@ -279,7 +279,9 @@ mod tests {
         let bad_label = DEPLOY.replace("\"abc123\"", "7");
         let e = decode(bad_label.as_bytes()).unwrap_err();
         assert!(
-            e.to_string().starts_with("the object: field `labels.commit`: invalid type: integer `7`, expected a string"),
+            e.to_string().starts_with(
+                "the object: field `labels.commit`: invalid type: integer `7`, expected a string"
+            ),
             "{e}"
         );
         let typo = DEPLOY.replace("\"detail\"", "\"details\"");

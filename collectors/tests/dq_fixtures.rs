@@ -481,7 +481,9 @@ fn dbt_source_freshness_statuses_match_expected() {
     assert_eq!(events.dataset, "shop.order_events");
     // The value shown is the age as a duration, not the quoted timestamp; the timestamp the
     // age was measured from is in the message.
-    let age = exp["results"][0]["max_loaded_at_time_ago_in_s"].as_f64().unwrap();
+    let age = exp["results"][0]["max_loaded_at_time_ago_in_s"]
+        .as_f64()
+        .unwrap();
     assert_eq!(events.observed_value, Some(age));
     // 81053572 s in humantime's units (year 365.25 d, month 30.44 d), worked out by hand:
     // 2 y = 63115200 s, 6 mo = 15780096 s, 24 d = 2073600 s, then 84676 s = 23h 31m 16s.

@@ -55,9 +55,7 @@ impl Store {
                 .context("recording a change event")?;
             inserted += done.rows_affected() as usize;
         }
-        tx.commit()
-            .await
-            .context("committing change events")?;
+        tx.commit().await.context("committing change events")?;
         Ok(inserted)
     }
 

@@ -563,7 +563,9 @@ async fn quality_page_renders_datasets_statuses_history_and_explore_links() {
 /// Captured outputs under tests/fixtures/dq/ (see its README): GX 1.x ephemeral-context runs,
 /// GX describe(), Soda scans that failed as a whole.
 fn captured(rel: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/dq").join(rel);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/dq")
+        .join(rel);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -594,7 +596,12 @@ async fn gx_suite_built_in_code_keeps_its_checks_across_runs_with_new_expectatio
         assert_eq!(v["inserted"], 5, "{file}");
     }
     // Re-sending the second run changes nothing.
-    let (status, v) = post(addr, "gx", captured("gx_ephemeral/validation_result_run2.json")).await;
+    let (status, v) = post(
+        addr,
+        "gx",
+        captured("gx_ephemeral/validation_result_run2.json"),
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["duplicates"], 5);
     let got = checks(addr, "orders").await;
@@ -653,9 +660,15 @@ async fn soda_scans_that_failed_as_a_whole_show_as_error_runs() {
     assert_eq!(got[0]["check_name"], "scan");
     let run = &got[0]["runs"][0];
     assert_eq!(run["status"], "error");
-    assert_eq!(run["run_time_ms"], 1_714_698_000_000_i64, "the scan's data timestamp");
+    assert_eq!(
+        run["run_time_ms"], 1_714_698_000_000_i64,
+        "the scan's data timestamp"
+    );
     assert!(
-        run["message"].as_str().unwrap().contains("Could not connect to data source"),
+        run["message"]
+            .as_str()
+            .unwrap()
+            .contains("Could not connect to data source"),
         "{run}"
     );
     // A check on a missing column: the one not-evaluated check, under its table.
@@ -729,11 +742,17 @@ async fn generic_results_are_stored_like_the_tools_and_refused_naming_line_and_f
     let (status, v) = post(addr, "generic", bad.into_bytes()).await;
     assert_eq!(status, 400, "{v}");
     let m = v.as_str().unwrap();
-    assert!(m.contains("line 2: field `status`: \"warning\" is not one of"), "{m}");
+    assert!(
+        m.contains("line 2: field `status`: \"warning\" is not one of"),
+        "{m}"
+    );
     let arr = r#"[{"dataset":"a","check":"c","status":"pass","observed_value":1,"time":"2024-05-02T13:00:00Z"},{"dataset":"a","check":"c","status":"pass","observed_value":1,"time":"13:00"}]"#;
     let (status, v) = post(addr, "generic", arr.as_bytes().to_vec()).await;
     assert_eq!(status, 400, "{v}");
-    assert!(v.as_str().unwrap().contains("element [1]: field `time`"), "{v}");
+    assert!(
+        v.as_str().unwrap().contains("element [1]: field `time`"),
+        "{v}"
+    );
 
     // Plotted like the others: the status series of the check at its own time.
     wait_until_drained(&st).await;
@@ -741,9 +760,14 @@ async fn generic_results_are_stored_like_the_tools_and_refused_naming_line_and_f
     let got = samples(&url, "dq_check_status").await;
     let mine: Vec<(i64, f64)> = got
         .iter()
-        .filter(|(l, _, _)| l.get("tool").map(String::as_str) == Some("generic") && l["check"] == "row_count")
+        .filter(|(l, _, _)| {
+            l.get("tool").map(String::as_str) == Some("generic") && l["check"] == "row_count"
+        })
         .map(|(_, t, v)| (*t, *v))
         .collect();
-    assert_eq!(mine, vec![(1_714_654_800_000, 1.0), (1_714_741_200_000, 0.0)]);
+    assert_eq!(
+        mine,
+        vec![(1_714_654_800_000, 1.0), (1_714_741_200_000, 0.0)]
+    );
     assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
 }

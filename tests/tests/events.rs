@@ -52,14 +52,25 @@ async fn post(app: &axum::Router, ct: Option<&str>, body: String) -> (StatusCode
 }
 
 async fn list(app: &axum::Router, query: &str) -> Vec<Value> {
-    let (s, body) = send(app, "GET", &format!("/api/v1/events{query}"), None, None, vec![]).await;
+    let (s, body) = send(
+        app,
+        "GET",
+        &format!("/api/v1/events{query}"),
+        None,
+        None,
+        vec![],
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{query}: {body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     v["data"].as_array().unwrap().clone()
 }
 
 fn times(events: &[Value]) -> Vec<i64> {
-    events.iter().map(|e| e["time_ms"].as_i64().unwrap()).collect()
+    events
+        .iter()
+        .map(|e| e["time_ms"].as_i64().unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -70,12 +81,18 @@ async fn events_in_every_body_shape_are_stored_once_and_listed_newest_first() {
     let (s, body) = post(&app, Some("application/json"), DEPLOY.into()).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v, serde_json::json!({"received": 1, "inserted": 1, "duplicates": 0}));
+    assert_eq!(
+        v,
+        serde_json::json!({"received": 1, "inserted": 1, "duplicates": 0})
+    );
 
     // The same deploy again inside an array, plus a new one: only the new one is stored.
     let (s, body) = post(&app, None, format!("[{DEPLOY},{CONFIG}]")).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
-    assert!(body.contains("\"inserted\":1") && body.contains("\"duplicates\":1"), "{body}");
+    assert!(
+        body.contains("\"inserted\":1") && body.contains("\"duplicates\":1"),
+        "{body}"
+    );
 
     // NDJSON with all three: one new; then the whole body again: 200, nothing new.
     let ndjson = format!("{DEPLOY}\n{CONFIG}\n\n{SCHEMA}\n");
@@ -84,7 +101,10 @@ async fn events_in_every_body_shape_are_stored_once_and_listed_newest_first() {
     assert!(body.contains("\"inserted\":1"), "{body}");
     let (s, body) = post(&app, Some("application/x-ndjson"), ndjson).await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    assert!(body.contains("\"inserted\":0") && body.contains("\"duplicates\":3"), "{body}");
+    assert!(
+        body.contains("\"inserted\":0") && body.contains("\"duplicates\":3"),
+        "{body}"
+    );
 
     // Counted in the database itself, not through the API under test.
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
@@ -96,7 +116,11 @@ async fn events_in_every_body_shape_are_stored_once_and_listed_newest_first() {
     pool.close().await;
 
     let all = list(&app, "").await;
-    assert_eq!(times(&all), vec![T_SCHEMA, T_DEPLOY, T_CONFIG], "newest first");
+    assert_eq!(
+        times(&all),
+        vec![T_SCHEMA, T_DEPLOY, T_CONFIG],
+        "newest first"
+    );
     let deploy = &all[1];
     assert_eq!(deploy["time"], "2024-05-02T13:30:00.000Z");
     assert_eq!(deploy["node"], "orders_etl");
@@ -106,8 +130,14 @@ async fn events_in_every_body_shape_are_stored_once_and_listed_newest_first() {
     assert_eq!(deploy["version"], "2.0.1");
     assert_eq!(all[2]["version"], Value::Null);
 
-    assert_eq!(times(&list(&app, "?node=orders_etl").await), vec![T_DEPLOY, T_CONFIG]);
-    assert_eq!(times(&list(&app, "?kind=schema_change").await), vec![T_SCHEMA]);
+    assert_eq!(
+        times(&list(&app, "?node=orders_etl").await),
+        vec![T_DEPLOY, T_CONFIG]
+    );
+    assert_eq!(
+        times(&list(&app, "?kind=schema_change").await),
+        vec![T_SCHEMA]
+    );
     assert_eq!(
         times(&list(&app, "?start=2024-05-02T11:00:00Z&end=2024-05-02T23:00:00Z").await),
         vec![T_DEPLOY]
@@ -222,8 +252,17 @@ async fn explore_charts_mark_the_events_inside_their_range() {
     assert!(html.contains("Changes in this range"), "{html}");
     // The deploy at 13:30 is inside the range, the schema change on 05-03 is not.
     assert_eq!(html.matches("class=\"event-marker\"").count(), 1, "{html}");
-    assert!(html.contains(&format!("data-time=\"{T_DEPLOY}\"")), "{html}");
-    assert!(!html.contains(&format!("data-time=\"{T_SCHEMA}\"")), "{html}");
-    assert!(html.contains("deploy orders_etl 2.0.1: v2 rollout"), "{html}");
+    assert!(
+        html.contains(&format!("data-time=\"{T_DEPLOY}\"")),
+        "{html}"
+    );
+    assert!(
+        !html.contains(&format!("data-time=\"{T_SCHEMA}\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains("deploy orders_etl 2.0.1: v2 rollout"),
+        "{html}"
+    );
     assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
 }

@@ -89,12 +89,12 @@ fn check_run(p: Position, w: WireResult) -> Result<CheckRun, RecordError> {
         "warn" => CheckStatus::Warn,
         "fail" => CheckStatus::Fail,
         "error" => CheckStatus::Error,
-        other => {
-            return Err(RecordError::at(
-                p,
-                format!("field `status`: {other:?} is not one of \"pass\", \"warn\", \"fail\", \"error\""),
-            ))
-        }
+        other => return Err(RecordError::at(
+            p,
+            format!(
+                "field `status`: {other:?} is not one of \"pass\", \"warn\", \"fail\", \"error\""
+            ),
+        )),
     };
     let run_time_ms = rfc3339_ms(p, "time", &w.time)?;
     let column = w
@@ -174,16 +174,21 @@ mod tests {
         let bad = ROW.replace("\"fail\"", "\"failed\"");
         let e = parse_generic(format!("{ROW}\n{bad}").as_bytes()).unwrap_err();
         assert!(
-            e.to_string().contains("line 2: field `status`: \"failed\" is not one of"),
+            e.to_string()
+                .contains("line 2: field `status`: \"failed\" is not one of"),
             "{e}"
         );
         let no_value = ROW.replace("\"observed_value\":2,", "");
         let e = parse_generic(format!("[{ROW},{no_value}]").as_bytes()).unwrap_err();
         assert!(
-            e.to_string().contains("element [1]: missing field `observed_value`"),
+            e.to_string()
+                .contains("element [1]: missing field `observed_value`"),
             "{e}"
         );
         let e = parse_generic(ROW.replace("\"orders\"", "3").as_bytes()).unwrap_err();
-        assert!(e.to_string().contains("field `dataset`: invalid type"), "{e}");
+        assert!(
+            e.to_string().contains("field `dataset`: invalid type"),
+            "{e}"
+        );
     }
 }

@@ -202,7 +202,10 @@ pub(crate) fn parse_value(v: &Value) -> Result<DqReport, DqError> {
             message: Some(if errors.is_empty() {
                 "the scan failed before evaluating any check (hasErrors, no checks)".to_owned()
             } else {
-                format!("the scan failed before evaluating any check: {}", errors.join("\n"))
+                format!(
+                    "the scan failed before evaluating any check: {}",
+                    errors.join("\n")
+                )
             }),
             id_may_change: false,
         });

@@ -97,7 +97,12 @@ pub fn check_json_content_type(headers: &HeaderMap) -> Result<(), ReceiverError>
     let ct = ct
         .to_str()
         .map_err(|_| ReceiverError::bad_request("header content-type is not visible ASCII"))?;
-    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if matches!(
         media.as_str(),
         "application/json" | "application/x-ndjson" | "application/ndjson" | "application/jsonl"
