@@ -124,6 +124,16 @@ pub async fn query_chart(state: ExploreState) -> Result<ChartData, ServerFnError
     series.sort_by(|a, b| (&a.metric, &a.labels).cmp(&(&b.metric, &b.labels)));
     let omitted_series = series.len().saturating_sub(MAX_SERIES);
     series.truncate(MAX_SERIES);
+    // Markers are context: a failure to read them must not hide the chart itself.
+    let events = backend()?
+        .change_events(model::ChangeEventQuery {
+            start_ms: Some(start),
+            end_ms: Some(end),
+            limit: crate::chart::MAX_EVENT_MARKERS,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_default();
     Ok(ChartData {
         selector: state.q.trim().to_string(),
         start,
@@ -131,6 +141,7 @@ pub async fn query_chart(state: ExploreState) -> Result<ChartData, ServerFnError
         step_ms,
         series,
         omitted_series,
+        events,
     })
 }
 

@@ -30,4 +30,13 @@ pub trait Backend: Send + Sync + 'static {
         let _ = (dataset, last_n);
         Err("this backend keeps no data-quality results".into())
     }
+    /// Change events matching `q`, newest first (markers on Explore charts). The default
+    /// keeps none, so a chart simply shows no markers.
+    async fn change_events(
+        &self,
+        q: model::ChangeEventQuery,
+    ) -> Result<Vec<model::ChangeEvent>, String> {
+        let _ = q;
+        Ok(Vec::new())
+    }
 }

@@ -3,7 +3,7 @@
 //! use, so that what the pointer is over is exactly the time that is read out.
 
 use crate::timefmt::format_axis;
-use model::{RangeSeries, TimestampMs};
+use model::{ChangeEvent, RangeSeries, TimestampMs};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +45,31 @@ pub struct ChartData {
     pub series: Vec<RangeSeries>,
     /// Series left out because there were too many to draw legibly.
     pub omitted_series: usize,
+    /// Change events (deploys, config and schema changes) inside `start..=end`, newest first;
+    /// drawn as markers on the time axis.
+    #[serde(default)]
+    pub events: Vec<ChangeEvent>,
+}
+
+/// Most change-event markers on one chart; more would hide the lines they explain.
+pub const MAX_EVENT_MARKERS: u32 = 50;
+
+/// Colour of change-event markers: dark orange, apart from the first series colours and
+/// from the grey grid.
+pub const EVENT_COLOR: (u8, u8, u8) = (166, 54, 3);
+
+/// The marker's tooltip: `deploy orders_etl 2.0.1: v2 rollout`.
+pub fn event_title(e: &ChangeEvent) -> String {
+    let version = e
+        .version
+        .as_deref()
+        .map(|v| format!(" {v}"))
+        .unwrap_or_default();
+    if e.detail.is_empty() {
+        format!("{} {}{version}", e.kind, e.node)
+    } else {
+        format!("{} {}{version}: {}", e.kind, e.node, e.detail)
+    }
 }
 
 /// Where plotters put the plotting area inside the SVG, in SVG pixels, and the times at its
@@ -264,6 +289,21 @@ pub fn render_svg(data: &ChartData, hidden: &[bool]) -> Result<(String, PlotFram
                 }
             }
         }
+        // Change events: a thin vertical line across the plot at the event's time, so a jump
+        // in a series can be read against "the deploy at 14:02".
+        let (er, eg, eb) = EVENT_COLOR;
+        for e in data
+            .events
+            .iter()
+            .filter(|e| (start..=end).contains(&e.time_ms))
+        {
+            chart
+                .draw_series(LineSeries::new(
+                    [(e.time_ms, y_lo), (e.time_ms, y_hi)],
+                    RGBColor(er, eg, eb).stroke_width(1),
+                ))
+                .map_err(err)?;
+        }
         let (xr, yr) = chart.plotting_area().get_pixel_range();
         frame = PlotFrame {
             left: xr.start,
@@ -320,6 +360,7 @@ mod tests {
                 })
                 .collect(),
             omitted_series: 0,
+            events: Vec::new(),
         }
     }
 
@@ -366,6 +407,52 @@ mod tests {
             assert!((frame.time_at(*x) - t).abs() as f64 <= ms_per_px + 1.0);
         }
         assert!(frame.left > 0 && frame.right < CHART_WIDTH as i32 && frame.top < frame.bottom);
+    }
+
+    #[test]
+    fn change_events_in_range_are_drawn_at_their_time_and_others_are_not() {
+        let mut d = data(vec![vec![(0, 1.0), (600_000, 2.0)]]);
+        let event = |t: i64| ChangeEvent {
+            time_ms: t,
+            node: "orders_etl".into(),
+            kind: "deploy".into(),
+            detail: "v2".into(),
+            labels: Default::default(),
+            version: Some("2.0.1".into()),
+        };
+        d.events = vec![event(450_000), event(900_000)];
+        let (svg, frame) = render_svg(&d, &[]).unwrap();
+        // Event lines are the 1-pixel polylines in the event colour.
+        let lines: Vec<Vec<(f64, f64)>> = svg
+            .split("<polyline")
+            .skip(1)
+            .filter(|p| {
+                p[..p.find("/>").unwrap()]
+                    .to_lowercase()
+                    .contains("#a63603")
+            })
+            .map(|p| {
+                let start = p.find("points=\"").unwrap() + 8;
+                let end = start + p[start..].find('"').unwrap();
+                p[start..end]
+                    .split_whitespace()
+                    .map(|xy| {
+                        let (x, y) = xy.split_once(',').unwrap();
+                        (x.parse().unwrap(), y.parse().unwrap())
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(lines.len(), 1, "only the event inside the range: {svg}");
+        let (x0, x1) = (lines[0][0].0, lines[0][1].0);
+        assert_eq!(x0, x1, "vertical");
+        // Plotters floors to whole pixels and strokes on the pixel's edge: within 2 pixels.
+        assert!(
+            (frame.x_of(450_000) - x0).abs() <= 2.0,
+            "{x0} vs {}",
+            frame.x_of(450_000)
+        );
+        assert_eq!(event_title(&d.events[0]), "deploy orders_etl 2.0.1: v2");
     }
 
     #[test]

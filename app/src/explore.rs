@@ -4,8 +4,8 @@
 
 use crate::api::{explore_options, query_chart, ExploreChoices};
 use crate::chart::{
-    format_value, nearest_point, render_svg, series_css_color, series_label, ChartData,
-    CHART_HEIGHT, CHART_WIDTH,
+    event_title, format_value, nearest_point, render_svg, series_css_color, series_label,
+    ChartData, CHART_HEIGHT, CHART_WIDTH,
 };
 use crate::range::{build_selector, format_step, ExploreState, TimeRange, PRESETS};
 use crate::timefmt::{format_utc, format_utc_input};
@@ -418,6 +418,64 @@ fn ChartView(
     });
     let (start, end, step) = data.with_value(|d| (d.start, d.end, d.step_ms));
     let omitted = data.with_value(|d| d.omitted_series);
+    let events = data.with_value(|d| {
+        d.events
+            .iter()
+            .filter(|e| (d.start..=d.end).contains(&e.time_ms))
+            .cloned()
+            .collect::<Vec<_>>()
+    });
+    // Markers on the time axis, over the overlay so that their tooltip shows on hover.
+    let markers = {
+        let events = events.clone();
+        move || {
+            let f = frame()?;
+            Some(
+                events
+                    .iter()
+                    .map(|e| {
+                        view! {
+                            <span
+                                class="event-marker"
+                                title=format!("{} · {}", format_utc(e.time_ms), event_title(e))
+                                data-time=e.time_ms.to_string()
+                                style=format!(
+                                    "position:absolute;left:{:.3}%;top:{:.3}%;transform:translate(-50%,-100%);color:#a63603;font-size:11px;line-height:1;cursor:help",
+                                    pct_x(f.x_of(e.time_ms)),
+                                    pct_y(f64::from(f.bottom)),
+                                )
+                            >
+                                "▲"
+                            </span>
+                        }
+                    })
+                    .collect_view(),
+            )
+        }
+    };
+    let event_list = (!events.is_empty()).then(|| {
+        view! {
+            <h2 class="small">"Changes in this range"</h2>
+            <ul class="change-events">
+                {events
+                    .into_iter()
+                    .map(|e| {
+                        view! {
+                            <li class="change-event" data-time=e.time_ms.to_string()>
+                                <span class="muted">{format_utc(e.time_ms)}</span>
+                                " "
+                                <strong>{e.kind.clone()}</strong>
+                                " "
+                                <code>{e.node.clone()}</code>
+                                {e.version.clone().map(|v| view! { " " <span class="muted">{v}</span> })}
+                                {(!e.detail.is_empty()).then(|| format!(" — {}", e.detail))}
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+        }
+    });
 
     let readout = move || {
         let x = hover.get()?;
@@ -550,9 +608,11 @@ fn ChartView(
                 {selection}
                 {readout}
             </div>
+            {markers}
         </div>
         <p class="chart-help muted small">"Hover to read values; drag across the chart to zoom in; click a legend entry to hide or show it."</p>
         <ul class="legend">{legend}</ul>
+        {event_list}
     }
     .into_any()
 }

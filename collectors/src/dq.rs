@@ -1,4 +1,4 @@
-//! Data-quality results from Great Expectations, dbt and Soda, normalised to one [`CheckRun`]
+//! Data-quality results from Great Expectations, dbt, Soda and any other tool ([`generic`]), normalised to one [`CheckRun`]
 //! per check execution so that check history can be stored and plotted like any metric.
 //!
 //! Each tool has its own module ([`gx`], [`dbt`], [`soda`]) with a pure entry point that takes
@@ -18,6 +18,7 @@
 //! make imports idempotent on (tool, run id, check id).
 
 pub mod dbt;
+pub mod generic;
 pub mod gx;
 pub mod soda;
 
@@ -26,6 +27,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 pub use dbt::{parse_dbt, parse_dbt_artifacts, DbtArtifacts};
+pub use generic::parse_generic;
 pub use gx::parse_gx;
 pub use soda::parse_soda;
 
@@ -36,6 +38,8 @@ pub enum Tool {
     Gx,
     Dbt,
     Soda,
+    /// Any other tool, through `POST /api/v1/dq/generic` ([`generic`]).
+    Generic,
 }
 
 impl Tool {
@@ -45,6 +49,7 @@ impl Tool {
             Self::Gx => "gx",
             Self::Dbt => "dbt",
             Self::Soda => "soda",
+            Self::Generic => "generic",
         }
     }
 
@@ -53,6 +58,7 @@ impl Tool {
             "gx" | "great_expectations" | "great-expectations" | "ge" => Some(Self::Gx),
             "dbt" => Some(Self::Dbt),
             "soda" | "soda-core" | "soda_core" => Some(Self::Soda),
+            "generic" => Some(Self::Generic),
             _ => None,
         }
     }
@@ -132,12 +138,34 @@ pub struct CheckRun {
     pub observed_raw: Option<String>,
     /// What the check expects (kwargs, thresholds), as text.
     pub expected: Option<String>,
-    /// When the check ran, in Unix milliseconds; `None` when the file does not say (GX
-    /// `describe_dict()` output), in which case the receiver uses the time of import.
+    /// When the check ran, in Unix milliseconds; `None` when the file does not say, in which
+    /// case the receiver uses the time of import.
     pub run_time_ms: Option<i64>,
     /// Identifies the run the check belongs to; with `tool` and `check_id` it keys the run.
     pub run_id: String,
     pub message: Option<String>,
+    /// The tool's id in `check_id` may be new in every run of the same check (GX 1.x
+    /// expectation ids of suites built in code, in an ephemeral context): the store then also
+    /// recognises the check by `check_type`, `column` and `expected` (the kwargs).
+    #[serde(default)]
+    pub id_may_change: bool,
+}
+
+/// How to send Great Expectations 1.x results: what the GX refusals end with.
+pub const GX_WHAT_TO_SEND: &str = "send a validation result as JSON: `validation_definition.run().to_json_dict()`, or for a checkpoint one POST per `r.to_json_dict()` for r in `checkpoint.run().run_results.values()` (CheckpointResult itself has no to_json_dict()), or the files GX writes under gx/uncommitted/validations/";
+
+/// Age of a freshness check as people read it: `2h 17m`, `12h 5m`, `45s`.
+pub fn format_age(seconds: f64) -> String {
+    if !seconds.is_finite() {
+        return format!("{seconds} s");
+    }
+    let secs = seconds.abs().round() as u64;
+    let text = humantime::format_duration(std::time::Duration::from_secs(secs)).to_string();
+    if seconds < 0.0 {
+        format!("-{text} (in the future)")
+    } else {
+        text
+    }
 }
 
 /// What one file (or one dbt artifact set) holds.
@@ -158,12 +186,14 @@ pub enum DqError {
     Empty,
     #[error("not JSON: {0}; send the tool's JSON result file as is")]
     NotJson(String),
-    #[error("not a Great Expectations result: {0}; send the output of checkpoint.run() or validator.validate() as JSON (to_json_dict())")]
+    #[error("not a Great Expectations result: {0}; {what}", what = GX_WHAT_TO_SEND)]
     NotGx(String),
     #[error("not a dbt artifact: {0}; send target/run_results.json (with manifest.json to map tests to models and columns) or target/sources.json from `dbt source freshness`")]
     NotDbt(String),
     #[error("not a Soda scan result: {0}; send the file written by `soda scan ... -srf <file>` (scan.get_scan_results())")]
     NotSoda(String),
+    #[error("{0}; each record is {{\"dataset\", \"check\", \"status\": \"pass\"|\"warn\"|\"fail\"|\"error\", \"observed_value\": number, string or null, \"time\": RFC 3339}} with optional \"column\", \"suite\", \"run_id\"")]
+    Generic(String),
     #[error("cannot tell which tool wrote this file: {0}; name the tool (pipewatch import --tool gx|dbt|soda, or POST to /api/v1/dq/gx|dbt|soda)")]
     Unknown(String),
 }
@@ -184,6 +214,7 @@ pub fn detect_and_parse(bytes: &[u8], file_name_hint: Option<&str>) -> Result<Dq
         Some(Tool::Gx) => gx::parse_value(&v),
         Some(Tool::Dbt) => dbt::parse_value(&v, None),
         Some(Tool::Soda) => soda::parse_value(&v),
+        Some(Tool::Generic) => generic::parse_generic(bytes),
         None => Err(DqError::Unknown(
             "it has none of GX's `results`/`run_results`, dbt's `metadata.dbt_schema_version` or Soda's `checks` with `outcome`".into(),
         )),
@@ -281,6 +312,14 @@ mod tests {
         assert_eq!(parse_time_ms("2024-05-03 01:00:00+00:00"), Some(want));
         assert_eq!(parse_time_ms("2024-05-03T03:00:00+02:00"), Some(want));
         assert_eq!(parse_time_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn ages_read_as_durations() {
+        assert_eq!(format_age(8220.0), "2h 17m");
+        assert_eq!(format_age(43_500.4), "12h 5m");
+        assert_eq!(format_age(45.0), "45s");
+        assert_eq!(format_age(90_061.0), "1day 1h 1m 1s");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod dq;
+pub mod events;
 pub mod fuzzing;
 pub mod openlineage;
 pub mod otlp;

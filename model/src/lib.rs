@@ -7,6 +7,7 @@
 pub mod civil;
 pub mod clock;
 pub mod dq;
+pub mod events;
 pub mod evidence;
 pub mod labels;
 pub mod metric;
@@ -14,6 +15,7 @@ pub mod query;
 pub mod selector;
 pub mod status;
 
+pub use events::{ChangeEvent, ChangeEventQuery};
 pub use labels::{Labels, SeriesKey};
 pub use metric::{Batch, MetricMetadata, MetricType, Sample, TimeSeries};
 pub use query::{Aggregation, RangeQuery, RangeSeries};

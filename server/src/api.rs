@@ -13,6 +13,7 @@
 
 pub mod alerts;
 pub mod dq;
+pub mod events;
 pub mod evidence;
 pub mod lineage;
 pub mod prom;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dq::router(state.clone()))
         .merge(lineage::router(state.clone()))
         .merge(alerts::router(state.clone()))
+        .merge(events::router(state.clone()))
         .merge(evidence::router(state))
 }
 

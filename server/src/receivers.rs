@@ -37,6 +37,7 @@ pub mod alertmanager;
 pub mod body;
 pub mod dq;
 pub mod error;
+pub mod events;
 pub mod kernel;
 pub mod kind;
 pub mod lineage;
@@ -183,6 +184,7 @@ pub fn router_with_state(st: ReceiverState) -> Router {
             "/api/v1/lineage",
             route(&st, OpenLineage, post(lineage::post)),
         )
+        .route("/api/v1/events", route(&st, Events, post(events::post)))
         .route(
             "/api/v2/alerts",
             route(&st, Alertmanager, post(alertmanager::post)),

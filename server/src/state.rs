@@ -102,4 +102,14 @@ impl app::Backend for AppState {
             .await
             .map_err(|e| e.to_string())
     }
+
+    async fn change_events(
+        &self,
+        q: model::ChangeEventQuery,
+    ) -> Result<Vec<model::ChangeEvent>, String> {
+        self.store
+            .list_change_events(&q)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }

@@ -30,6 +30,11 @@ pub struct CheckRunRecord {
     pub expected: Option<String>,
     pub message: Option<String>,
     pub run_time_ms: i64,
+    /// `check_id` may be new in every run of the same check (GX 1.x ephemeral contexts): when
+    /// it has not been seen for this tool, suite and dataset, the run is filed under the check
+    /// with the same `check_type`, `column` and `expected` instead.
+    #[serde(default)]
+    pub id_may_change: bool,
 }
 
 // The read rows are shared with the server's API and the browser app, so they live in `model`.
@@ -40,6 +45,45 @@ pub use model::dq::{CheckHistory, DatasetSummary, RunCell};
 pub struct RecordOutcome {
     /// Indexes (into the input) of the runs that were new; the others were already stored.
     pub inserted: Vec<usize>,
+}
+
+/// The check id a run is filed under when its own id may change between runs: its own id when
+/// that is known, else the id of the latest run of the same check by content (type, column,
+/// kwargs), else its own (a new check).
+async fn stable_check_id(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    r: &CheckRunRecord,
+) -> Result<String, StoreError> {
+    let known: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM dq_check_runs
+         WHERE dataset = $1 AND tool = $2 AND suite = $3 AND check_id = $4 LIMIT 1",
+    )
+    .bind(&r.dataset)
+    .bind(&r.tool)
+    .bind(&r.suite)
+    .bind(&r.check_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .context("looking up a dq check id")?;
+    if known.is_some() {
+        return Ok(r.check_id.clone());
+    }
+    let same: Option<String> = sqlx::query_scalar(
+        "SELECT check_id FROM dq_check_runs
+         WHERE dataset = $1 AND tool = $2 AND suite = $3 AND check_type = $4
+           AND column_name IS NOT DISTINCT FROM $5 AND expected IS NOT DISTINCT FROM $6
+         ORDER BY run_time DESC LIMIT 1",
+    )
+    .bind(&r.dataset)
+    .bind(&r.tool)
+    .bind(&r.suite)
+    .bind(&r.check_type)
+    .bind(&r.column)
+    .bind(&r.expected)
+    .fetch_optional(&mut **tx)
+    .await
+    .context("looking up a dq check by content")?;
+    Ok(same.unwrap_or_else(|| r.check_id.clone()))
 }
 
 const STATUS_RANK: &str = "CASE status WHEN 'error' THEN 4 WHEN 'fail' THEN 3 WHEN 'warn' THEN 2 WHEN 'pass' THEN 1 ELSE 0 END";
@@ -60,6 +104,11 @@ impl Store {
         // Row by row keeps the statement simple; result files hold tens to a few thousand
         // checks, and this runs once per import.
         for (i, r) in runs.iter().enumerate() {
+            let check_id = if r.id_may_change {
+                stable_check_id(&mut tx, r).await?
+            } else {
+                r.check_id.clone()
+            };
             let done = sqlx::query(
                 "INSERT INTO dq_check_runs (tool, run_id, check_id, tool_version, suite, dataset,
                      column_name, check_name, check_type, status, raw_status, observed_value,
@@ -70,7 +119,7 @@ impl Store {
             )
             .bind(&r.tool)
             .bind(&r.run_id)
-            .bind(&r.check_id)
+            .bind(&check_id)
             .bind(&r.tool_version)
             .bind(&r.suite)
             .bind(&r.dataset)

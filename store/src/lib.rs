@@ -19,6 +19,7 @@ mod anchor;
 pub mod dq;
 pub mod embedded;
 pub mod error;
+pub mod events;
 pub mod evidence;
 pub mod lineage;
 mod maintenance;

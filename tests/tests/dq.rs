@@ -186,7 +186,12 @@ async fn gx1_soda_and_dbt_results_are_stored_read_back_and_plotted_as_expected()
             let c = got.iter().find(|c| c["check_name"] == e["name"]).unwrap();
             let cell = &c["runs"][0];
             assert_eq!(cell["status"], e["status"], "{}", e["name"]);
-            assert_eq!(cell["observed_value"].as_f64(), e["value"].as_f64());
+            // Freshness ages are stored in seconds (Soda reports milliseconds).
+            let want = match e["freshness"].as_str() {
+                Some(_) => e["value"].as_f64().map(|ms| ms / 1000.0),
+                None => e["value"].as_f64(),
+            };
+            assert_eq!(cell["observed_value"].as_f64(), want, "{}", e["name"]);
             assert_eq!(
                 cell["run_time_ms"],
                 ms(f["dataTimestamp"].as_str().unwrap())
@@ -552,5 +557,217 @@ async fn quality_page_renders_datasets_statuses_history_and_explore_links() {
         "{html}"
     );
     wait_until_drained(&st).await;
+    assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
+}
+
+/// Captured outputs under tests/fixtures/dq/ (see its README): GX 1.x ephemeral-context runs,
+/// GX describe(), Soda scans that failed as a whole.
+fn captured(rel: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/dq")
+        .join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[tokio::test]
+async fn gx_suite_built_in_code_keeps_its_checks_across_runs_with_new_expectation_ids() {
+    let (st, writers, _url) = pipewatch_tests::state(100_000).await;
+    let addr = pipewatch_tests::serve(server::app(st.clone(), std::env::temp_dir())).await;
+    // The two runs really have different expectation ids (else this test proves nothing).
+    let ids = |f: &str| -> Vec<String> {
+        let v: Value = serde_json::from_slice(&captured(f)).unwrap();
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["expectation_config"]["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (a, b) = (
+        ids("gx_ephemeral/validation_result_run1.json"),
+        ids("gx_ephemeral/validation_result_run2.json"),
+    );
+    assert_eq!(a.len(), 5);
+    assert!(a.iter().all(|id| !b.contains(id)), "{a:?} {b:?}");
+    for f in ["run1", "run2"] {
+        let file = format!("gx_ephemeral/validation_result_{f}.json");
+        let (status, v) = post(addr, "gx", captured(&file)).await;
+        assert_eq!(status, 201, "{file}: {v}");
+        assert_eq!(v["inserted"], 5, "{file}");
+    }
+    // Re-sending the second run changes nothing.
+    let (status, v) = post(
+        addr,
+        "gx",
+        captured("gx_ephemeral/validation_result_run2.json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["duplicates"], 5);
+    let got = checks(addr, "orders").await;
+    assert_eq!(got.len(), 5, "5 expectations, not 10: {got:#?}");
+    for c in &got {
+        assert_eq!(c["runs"].as_array().unwrap().len(), 2, "{c}");
+        assert_eq!(c["suite"], "orders_in_code");
+    }
+    // The warning-severity mean expectation failed: warn, not fail.
+    let mean = got
+        .iter()
+        .find(|c| c["check_name"] == "expect_column_mean_to_be_between")
+        .unwrap();
+    assert_eq!(mean["runs"][1]["status"], "warn");
+    let times: Vec<i64> = mean["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_time_ms"].as_i64().unwrap())
+        .collect();
+    // 2024-05-02T01:00:00Z and a day later: the runs' own times, not the import time.
+    assert_eq!(times, vec![1_714_611_600_000, 1_714_698_000_000]);
+    wait_until_drained(&st).await;
+    assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
+}
+
+#[tokio::test]
+async fn gx_describe_output_is_refused_with_what_to_send_instead() {
+    let (st, _writers, _url) = pipewatch_tests::state(100_000).await;
+    let r = server::receivers::router_with_config(st.clone(), ReceiversConfig::default());
+    for body in [
+        captured("gx_ephemeral/checkpoint_describe_run2.json"),
+        read("gx1/checkpoint_result_01.describe.json"),
+        read("gx1/validation_result_01.describe.json"),
+    ] {
+        let (s, m) = oneshot(r.clone(), "/api/v1/dq/gx", Some("application/json"), body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{m}");
+        assert!(m.contains("describe()"), "{m}");
+        assert!(m.contains("run_results.values()"), "{m}");
+        assert!(!m.contains("checkpoint.run().to_json_dict"), "{m}");
+    }
+    assert_eq!(st.store.dq_check_run_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn soda_scans_that_failed_as_a_whole_show_as_error_runs() {
+    let (st, writers, _url) = pipewatch_tests::state(100_000).await;
+    let addr = pipewatch_tests::serve(server::app(st.clone(), std::env::temp_dir())).await;
+    // Connection refused: no check, no table named; the scan itself is the error.
+    let (status, v) = post(addr, "soda", captured("soda_failed/connection_error.json")).await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["checks"], 1);
+    assert_eq!(v["statuses"]["error"], 1);
+    let got = checks(addr, "orders_nightly").await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["check_name"], "scan");
+    let run = &got[0]["runs"][0];
+    assert_eq!(run["status"], "error");
+    assert_eq!(
+        run["run_time_ms"], 1_714_698_000_000_i64,
+        "the scan's data timestamp"
+    );
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .contains("Could not connect to data source"),
+        "{run}"
+    );
+    // A check on a missing column: the one not-evaluated check, under its table.
+    let (status, v) = post(addr, "soda", captured("soda_failed/missing_column.json")).await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["checks"], 1);
+    let got = checks(addr, "orders").await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["check_name"], "missing_count(discount_code) = 0");
+    assert_eq!(got[0]["runs"][0]["status"], "error");
+    assert!(
+        got[0]["runs"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("column \"discount_code\" does not exist"),
+        "{got:#?}"
+    );
+    // Both show on the dataset list as errors.
+    let ds = get_json(&format!("http://{addr}/api/v1/dq/datasets")).await["data"].clone();
+    for name in ["orders_nightly", "orders"] {
+        let d = ds
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["dataset"] == name)
+            .unwrap_or_else(|| panic!("{name} not listed: {ds}"));
+        assert_eq!(d["status"], "error", "{name}");
+    }
+    wait_until_drained(&st).await;
+    assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
+}
+
+#[tokio::test]
+async fn generic_results_are_stored_like_the_tools_and_refused_naming_line_and_field() {
+    let (st, writers, url) = pipewatch_tests::state(100_000).await;
+    let addr = pipewatch_tests::serve(server::app(st.clone(), std::env::temp_dir())).await;
+    let body = concat!(
+        r#"{"dataset":"payments","check":"row_count","status":"pass","observed_value":1200,"time":"2024-05-02T13:00:00Z","suite":"nightly_sql","run_id":"r1"}"#,
+        "\n",
+        r#"{"dataset":"payments","check":"max_age","column":"paid_at","status":"warn","observed_value":"3h 10m","time":"2024-05-02T13:00:00Z","suite":"nightly_sql","run_id":"r1"}"#,
+        "\n",
+        r#"{"dataset":"payments","check":"row_count","status":"fail","observed_value":3,"time":"2024-05-03T13:00:00Z","suite":"nightly_sql","run_id":"r2"}"#,
+        "\n"
+    );
+    let (status, v) = post(addr, "generic", body.as_bytes().to_vec()).await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["tool"], "generic");
+    assert_eq!(v["inserted"], 3);
+    let (status, v) = post(addr, "generic", body.as_bytes().to_vec()).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["duplicates"], 3);
+
+    let got = checks(addr, "payments").await;
+    assert_eq!(got.len(), 2, "{got:#?}");
+    let rows = got.iter().find(|c| c["check_name"] == "row_count").unwrap();
+    assert_eq!(rows["tool"], "generic");
+    assert_eq!(rows["suite"], "nightly_sql");
+    let statuses: Vec<&str> = rows["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["pass", "fail"]);
+    let age = got.iter().find(|c| c["check_name"] == "max_age").unwrap();
+    assert_eq!(age["column"], "paid_at");
+    assert_eq!(age["runs"][0]["observed_raw"], "3h 10m");
+
+    // Refusals: NDJSON line, array index, the field.
+    let bad = body.replace("\"warn\"", "\"warning\"");
+    let (status, v) = post(addr, "generic", bad.into_bytes()).await;
+    assert_eq!(status, 400, "{v}");
+    let m = v.as_str().unwrap();
+    assert!(
+        m.contains("line 2: field `status`: \"warning\" is not one of"),
+        "{m}"
+    );
+    let arr = r#"[{"dataset":"a","check":"c","status":"pass","observed_value":1,"time":"2024-05-02T13:00:00Z"},{"dataset":"a","check":"c","status":"pass","observed_value":1,"time":"13:00"}]"#;
+    let (status, v) = post(addr, "generic", arr.as_bytes().to_vec()).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v.as_str().unwrap().contains("element [1]: field `time`"),
+        "{v}"
+    );
+
+    // Plotted like the others: the status series of the check at its own time.
+    wait_until_drained(&st).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = samples(&url, "dq_check_status").await;
+    let mine: Vec<(i64, f64)> = got
+        .iter()
+        .filter(|(l, _, _)| {
+            l.get("tool").map(String::as_str) == Some("generic") && l["check"] == "row_count"
+        })
+        .map(|(_, t, v)| (*t, *v))
+        .collect();
+    assert_eq!(
+        mine,
+        vec![(1_714_654_800_000, 1.0), (1_714_741_200_000, 0.0)]
+    );
     assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
 }

@@ -10,7 +10,8 @@
 //! `run_results.json` alone does not name the model or column a test checks.
 
 use super::{
-    as_f64, parse_json, parse_time_ms, str_at, CheckRun, CheckStatus, DqError, DqReport, Tool,
+    as_f64, format_age, parse_json, parse_time_ms, str_at, CheckRun, CheckStatus, DqError,
+    DqReport, Tool,
 };
 use serde_json::Value;
 
@@ -254,6 +255,7 @@ fn run_results(
             run_time_ms: Some(run_time_ms),
             run_id: run_id.clone(),
             message: r.get("message").and_then(Value::as_str).map(str::to_owned),
+            id_may_change: false,
         });
     }
     Ok(())
@@ -287,6 +289,7 @@ fn sources(src: &Value, out: &mut Vec<CheckRun>) -> Result<(), String> {
             .flatten()
             .collect::<Vec<_>>()
             .join(", ");
+        let age = r.get("max_loaded_at_time_ago_in_s").and_then(as_f64);
         let message = match (raw, r.get("error").and_then(Value::as_str)) {
             (_, Some(e)) => Some(e.to_owned()),
             _ => str_at(r, "/max_loaded_at").map(|t| format!("max_loaded_at {t}")),
@@ -302,15 +305,14 @@ fn sources(src: &Value, out: &mut Vec<CheckRun>) -> Result<(), String> {
             check_type: "freshness".to_owned(),
             status: normalise(raw),
             raw_status: raw.to_owned(),
-            observed_value: r.get("max_loaded_at_time_ago_in_s").and_then(as_f64),
-            observed_raw: r
-                .get("max_loaded_at")
-                .filter(|v| !v.is_null())
-                .map(Value::to_string),
+            // The age is the value; the timestamp it was measured from is in the message.
+            observed_value: age,
+            observed_raw: age.map(format_age),
             expected: (!expected.is_empty()).then_some(expected),
             run_time_ms: Some(run_time_ms),
             run_id: run_id.clone(),
             message,
+            id_may_change: false,
         });
     }
     Ok(())

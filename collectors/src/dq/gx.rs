@@ -3,13 +3,19 @@
 //! Accepted shapes: a validation result (`ExpectationSuiteValidationResult.to_json_dict()`, as
 //! returned by `validator.validate()` and written to the validations store), a checkpoint
 //! result (`run_results` keyed by validation identifier; 1.x maps to the validation result,
-//! 0.18 to `{"validation_result": ...}`), and `describe_dict()` output of either (which has
-//! neither suite name nor run time: the check runs get the time of import).
+//! 0.18 to `{"validation_result": ...}`).
+//!
+//! `describe()` / `describe_dict()` output (of a checkpoint or a validation result) is refused
+//! with what to send instead: it has no suite name, no run time and no severity, and its only
+//! dataset name is the batch id `<datasource>-<asset>`, so it cannot be stored right — and two
+//! runs with the same outcome are byte-identical, so the second could not even be told apart.
 //!
 //! Differences between the versions handled here: 1.x names the type
 //! `expectation_config.type` and the suite `suite_name`; 0.18 uses `expectation_type` and
-//! `meta.expectation_suite_name`. `results[]` is not in suite order, so checks are identified
-//! by type + kwargs (without `batch_id`), which is the same in both versions.
+//! `meta.expectation_suite_name`. `results[]` is not in suite order. A 1.x check is identified
+//! by its expectation id, and marked [`CheckRun::id_may_change`]: a suite built in code in an
+//! ephemeral context gets new ids every run, and the store then recognises the check by type
+//! + kwargs. 0.18 checks are identified by type + kwargs (without `batch_id`).
 
 use super::{
     as_f64, non_null_text, parse_json, parse_time_ms, str_at, CheckRun, CheckStatus, DqError,
@@ -42,15 +48,12 @@ pub(crate) fn parse_value(v: &Value) -> Result<DqReport, DqError> {
     } else if obj.contains_key("results") {
         format = "gx validation result";
         validation_result(v, &RunInfo::default(), &mut checks).map_err(DqError::NotGx)?;
-    } else if let Some(vrs) = obj.get("validation_results").and_then(Value::as_array) {
-        format = "gx checkpoint describe_dict";
-        for (i, vr) in vrs.iter().enumerate() {
-            describe(vr, &mut checks)
-                .map_err(|e| DqError::NotGx(format!("validation_results[{i}]: {e}")))?;
-        }
-    } else if obj.contains_key("expectations") && obj.contains_key("statistics") {
-        format = "gx validation describe_dict";
-        describe(v, &mut checks).map_err(DqError::NotGx)?;
+    } else if obj.contains_key("validation_results")
+        || (obj.contains_key("expectations") && obj.contains_key("statistics"))
+    {
+        return Err(DqError::NotGx(
+            "this is describe() / describe_dict() output, which has no suite name, run time or severity and names the dataset only as `<datasource>-<asset>`".into(),
+        ));
     } else {
         return Err(DqError::NotGx(
             "missing `results` (validation result) and `run_results` (checkpoint result)".into(),
@@ -161,53 +164,6 @@ fn validation_result(vr: &Value, outer: &RunInfo, out: &mut Vec<CheckRun>) -> Re
                 run_id: &run_id,
                 run_time_ms: Some(run_time_ms),
                 tool_version: tool_version.as_deref(),
-            },
-        ));
-    }
-    Ok(())
-}
-
-/// `describe_dict()`: expectations with type, kwargs, success and result, but no suite, run or
-/// severity.
-fn describe(v: &Value, out: &mut Vec<CheckRun>) -> Result<(), String> {
-    let exps = v
-        .get("expectations")
-        .and_then(Value::as_array)
-        .ok_or("missing `expectations`")?;
-    let canonical = canonical_json(v);
-    let run_id = format!(
-        "describe:{:016x}",
-        xxhash_rust::xxh3::xxh3_64(canonical.as_bytes())
-    );
-    for (i, e) in exps.iter().enumerate() {
-        let t = e
-            .get("expectation_type")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("expectations[{i}] has no `expectation_type`"))?;
-        let kwargs = e
-            .get("kwargs")
-            .cloned()
-            .unwrap_or(Value::Object(Map::new()));
-        let dataset = kwargs
-            .get("batch_id")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown")
-            .to_owned();
-        out.push(check_run(
-            t,
-            &kwargs,
-            e.get("success").and_then(Value::as_bool).unwrap_or(false),
-            None,
-            e.get("exception_info"),
-            e.get("result"),
-            Context {
-                params: None,
-                expectation_id: None,
-                suite: "",
-                dataset: &dataset,
-                run_id: &run_id,
-                run_time_ms: None,
-                tool_version: None,
             },
         ));
     }
@@ -331,6 +287,7 @@ fn check_run(
         run_time_ms: cx.run_time_ms,
         run_id: cx.run_id.to_owned(),
         message,
+        id_may_change: cx.expectation_id.is_some(),
     }
 }
 

@@ -6,9 +6,18 @@
 //! check whose query failed is missing from `checks[]`: Soda only names it in the scan summary
 //! log (`<name> [NOT EVALUATED]` under the table it belongs to), so it is recovered from there
 //! as an `error` run, with the scan's error log lines as message.
+//!
+//! A scan that failed as a whole (`hasErrors: true` and no check at all: connection error,
+//! missing driver, bad configuration) becomes one `error` run of the check `scan` for the
+//! dataset it names — the scan definition (`-s`, `definitionName`), else the data source — so
+//! the failure shows on the Data quality page instead of vanishing.
+//!
+//! Freshness values are ages: Soda reports milliseconds; they are stored in seconds (like dbt's
+//! `max_loaded_at_time_ago_in_s`) and shown as a duration (`2h 17m`).
 
 use super::{
-    as_f64, parse_json, parse_time_ms, str_at, CheckRun, CheckStatus, DqError, DqReport, Tool,
+    as_f64, format_age, parse_json, parse_time_ms, str_at, CheckRun, CheckStatus, DqError,
+    DqReport, Tool,
 };
 use serde_json::Value;
 
@@ -88,9 +97,10 @@ pub(crate) fn parse_value(v: &Value) -> Result<DqReport, DqError> {
             Some("time") => "freshness".to_owned(),
             _ => metric.unwrap_or_else(|| str_at(c, "/type").unwrap_or("generic").to_owned()),
         };
-        let message = if let Some(f) = str_at(c, "/diagnostics/freshness") {
+        let freshness = str_at(c, "/diagnostics/freshness");
+        let message = if let Some(f) = freshness {
             Some(format!(
-                "freshness {f} (max {} at now {}); value in milliseconds",
+                "freshness {f} (max {} at now {})",
                 str_at(c, "/diagnostics/maxColumnTimestamp").unwrap_or("?"),
                 str_at(c, "/diagnostics/nowTimestamp").unwrap_or("?")
             ))
@@ -115,17 +125,25 @@ pub(crate) fn parse_value(v: &Value) -> Result<DqReport, DqError> {
             check_type,
             status,
             raw_status: outcome.to_owned(),
-            observed_value: value.and_then(as_f64),
-            observed_raw: value.map(Value::to_string),
+            observed_value: match freshness {
+                Some(_) => value.and_then(as_f64).map(|ms| ms / 1000.0),
+                None => value.and_then(as_f64),
+            },
+            observed_raw: match freshness {
+                Some(_) => value.and_then(as_f64).map(|ms| format_age(ms / 1000.0)),
+                None => value.map(Value::to_string),
+            },
             expected: str_at(c, "/definition").map(|d| d.trim().to_owned()),
             run_time_ms: Some(run_time_ms),
             run_id: run_id.clone(),
             message,
+            id_may_change: false,
         });
     }
     let errors: Vec<String> = logs
         .iter()
-        .filter(|l| str_at(l, "/level") == Some("error"))
+        // The CLI's -srf file writes `error`, the Python API's get_scan_results() `ERROR`.
+        .filter(|l| str_at(l, "/level").is_some_and(|x| x.eq_ignore_ascii_case("error")))
         .map(|l| log_text(l).lines().next().unwrap_or("").to_owned())
         .collect();
     let suite = suite_of_scan.unwrap_or_else(|| definition.to_owned());
@@ -157,6 +175,39 @@ pub(crate) fn parse_value(v: &Value) -> Result<DqReport, DqError> {
             } else {
                 errors.join("\n")
             }),
+            id_may_change: false,
+        });
+    }
+    if out.is_empty() && v.get("hasErrors").and_then(Value::as_bool) == Some(true) {
+        let dataset = str_at(v, "/definitionName")
+            .or_else(|| str_at(v, "/defaultDataSource"))
+            .unwrap_or("soda scan")
+            .to_owned();
+        out.push(CheckRun {
+            tool: Tool::Soda,
+            tool_version: tool_version.clone(),
+            suite,
+            dataset,
+            column: None,
+            check_id: "scan".to_owned(),
+            check_name: "scan".to_owned(),
+            check_type: "scan".to_owned(),
+            status: CheckStatus::Error,
+            raw_status: "scan failed".to_owned(),
+            observed_value: None,
+            observed_raw: None,
+            expected: None,
+            run_time_ms: Some(run_time_ms),
+            run_id: run_id.clone(),
+            message: Some(if errors.is_empty() {
+                "the scan failed before evaluating any check (hasErrors, no checks)".to_owned()
+            } else {
+                format!(
+                    "the scan failed before evaluating any check: {}",
+                    errors.join("\n")
+                )
+            }),
+            id_may_change: false,
         });
     }
     Ok(DqReport {
@@ -175,7 +226,8 @@ fn not_evaluated(logs: &[Value]) -> Vec<(String, String)> {
     for l in logs {
         let msg = str_at(l, "/message").unwrap_or("");
         let trimmed = msg.trim();
-        if trimmed.ends_with("checks NOT EVALUATED:") {
+        // "2/9 checks NOT EVALUATED:", and "1/1 check NOT EVALUATED:" for a single one.
+        if trimmed.ends_with("NOT EVALUATED:") {
             in_section = true;
             continue;
         }

@@ -46,7 +46,14 @@ impl std::fmt::Debug for TokenConfig {
 }
 
 /// The receivers a token can name.
-pub const RECEIVER_NAMES: &[&str] = &["remote_write", "otlp", "dq", "openlineage", "alertmanager"];
+pub const RECEIVER_NAMES: &[&str] = &[
+    "remote_write",
+    "otlp",
+    "dq",
+    "openlineage",
+    "alertmanager",
+    "events",
+];
 
 impl AuthConfig {
     pub(super) fn validate(&self) -> Result<()> {

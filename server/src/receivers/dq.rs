@@ -1,4 +1,4 @@
-//! Data-quality results: `POST /api/v1/dq/{gx,dbt,soda}`. What was recorded is read back by
+//! Data-quality results: `POST /api/v1/dq/{gx,dbt,soda,generic}`. What was recorded is read back by
 //! `crate::api::dq` (`GET /api/v1/dq/datasets`, `GET /api/v1/dq/checks`).
 //!
 //! A body is the tool's JSON result file as is (`application/json`):
@@ -60,9 +60,10 @@ pub async fn post(
         "gx" => Tool::Gx,
         "dbt" => Tool::Dbt,
         "soda" => Tool::Soda,
+        "generic" => Tool::Generic,
         other => {
             return Err(ReceiverError::NotFound(format!(
-                "unknown data-quality tool {other:?}; POST to /api/v1/dq/gx, /api/v1/dq/dbt or /api/v1/dq/soda"
+                "unknown data-quality tool {other:?}; POST to /api/v1/dq/gx, /api/v1/dq/dbt, /api/v1/dq/soda, or /api/v1/dq/generic for any other tool"
             )))
         }
     };
@@ -85,6 +86,7 @@ fn parse(tool: Tool, body: &[u8]) -> Result<DqReport, DqError> {
         Tool::Gx => dq::parse_gx(body),
         Tool::Dbt => dq::parse_dbt(body),
         Tool::Soda => dq::parse_soda(body),
+        Tool::Generic => dq::parse_generic(body),
     }
 }
 
@@ -154,6 +156,7 @@ pub fn record(c: &CheckRun, now_ms: i64) -> CheckRunRecord {
         expected: c.expected.clone(),
         message: c.message.clone(),
         run_time_ms: c.run_time_ms.unwrap_or(now_ms),
+        id_may_change: c.id_may_change,
     }
 }
 

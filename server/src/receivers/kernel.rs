@@ -158,7 +158,7 @@ fn encoding_hint(receiver: Receiver) -> &'static str {
             "remote_write bodies are snappy block-compressed: send Content-Encoding: snappy"
         }
         Receiver::Otlp => "send gzip, deflate (zlib) or an uncompressed body",
-        Receiver::Dq | Receiver::OpenLineage | Receiver::Alertmanager => {
+        Receiver::Dq | Receiver::OpenLineage | Receiver::Alertmanager | Receiver::Events => {
             "send the JSON plain or with Content-Encoding: gzip"
         }
     }

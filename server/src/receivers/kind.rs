@@ -18,6 +18,8 @@ pub enum Receiver {
     OpenLineage,
     /// Alertmanager API v2 alerts, `POST /api/v2/alerts`.
     Alertmanager,
+    /// Change events (deploys, config and schema changes), `POST /api/v1/events`.
+    Events,
 }
 
 /// How the body of a request is encoded, from its `Content-Type`.
@@ -27,17 +29,21 @@ pub enum MediaType {
     Protobuf,
     /// `application/json`.
     Json,
+    /// Newline-delimited JSON (`application/x-ndjson`, `application/ndjson`,
+    /// `application/jsonl`): one JSON object per line.
+    Ndjson,
 }
 
 impl Receiver {
     /// Every receiver; `config::RECEIVER_NAMES` (the names `[[auth.tokens]]` accepts) must list
     /// exactly these names (a test checks it).
-    pub const ALL: [Receiver; 5] = [
+    pub const ALL: [Receiver; 6] = [
         Receiver::RemoteWrite,
         Receiver::Otlp,
         Receiver::Dq,
         Receiver::OpenLineage,
         Receiver::Alertmanager,
+        Receiver::Events,
     ];
 
     /// The name in self-metrics, messages and `[[auth.tokens]] receivers`.
@@ -48,6 +54,7 @@ impl Receiver {
             Receiver::Dq => "dq",
             Receiver::OpenLineage => "openlineage",
             Receiver::Alertmanager => "alertmanager",
+            Receiver::Events => "events",
         }
     }
 
@@ -58,7 +65,9 @@ impl Receiver {
         match self {
             Receiver::RemoteWrite => &[MediaType::Protobuf],
             Receiver::Otlp => &[MediaType::Protobuf, MediaType::Json],
-            Receiver::Dq | Receiver::OpenLineage | Receiver::Alertmanager => &[MediaType::Json],
+            // The generic DQ intake and change events take NDJSON as well.
+            Receiver::Dq | Receiver::Events => &[MediaType::Json, MediaType::Ndjson],
+            Receiver::OpenLineage | Receiver::Alertmanager => &[MediaType::Json],
         }
     }
 
@@ -72,7 +81,7 @@ impl Receiver {
                 Compression::Gzip,
                 Compression::Deflate,
             ],
-            Receiver::OpenLineage | Receiver::Dq | Receiver::Alertmanager => {
+            Receiver::OpenLineage | Receiver::Dq | Receiver::Alertmanager | Receiver::Events => {
                 &[Compression::Identity, Compression::Gzip]
             }
         }
@@ -88,6 +97,7 @@ impl Receiver {
             Receiver::Dq => "send the results in several files",
             Receiver::OpenLineage => "send fewer events per request",
             Receiver::Alertmanager => "send fewer alerts per request",
+            Receiver::Events => "send fewer events per request",
         }
     }
 
@@ -99,6 +109,7 @@ impl Receiver {
             Receiver::Dq => "send the result file as Content-Type: application/json (for dbt, one JSON object {\"run_results\": ..., \"manifest\": ..., \"sources\": ...} instead of multipart)",
             Receiver::OpenLineage => "send OpenLineage events as Content-Type: application/json",
             Receiver::Alertmanager => "send alerts as Content-Type: application/json",
+            Receiver::Events => "send Content-Type: application/json (one object or an array) or application/x-ndjson (one object per line)",
         }
     }
 }
@@ -119,6 +130,15 @@ impl MediaType {
             Some(MediaType::Protobuf)
         } else if media.eq_ignore_ascii_case("application/json") {
             Some(MediaType::Json)
+        } else if [
+            "application/x-ndjson",
+            "application/ndjson",
+            "application/jsonl",
+        ]
+        .iter()
+        .any(|m| media.eq_ignore_ascii_case(m))
+        {
+            Some(MediaType::Ndjson)
         } else {
             None
         }
@@ -128,6 +148,7 @@ impl MediaType {
         match self {
             MediaType::Protobuf => "application/x-protobuf",
             MediaType::Json => "application/json",
+            MediaType::Ndjson => "application/x-ndjson",
         }
     }
 }

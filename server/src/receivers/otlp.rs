@@ -355,7 +355,7 @@ async fn export<T: Ingest>(
     let media = payload.media;
     let encoding = match media {
         MediaType::Protobuf => BodyEncoding::Protobuf,
-        MediaType::Json => BodyEncoding::Json,
+        MediaType::Json | MediaType::Ndjson => BodyEncoding::Json,
     };
     let req: T = payload
         .decode(move |raw| {
@@ -369,7 +369,7 @@ async fn export<T: Ingest>(
         MediaType::Protobuf => Accepted::protobuf(StatusCode::OK, &response),
         // The official response type's JSON form; without partial_success it is `{}`, which
         // is what OTLP/JSON writes for an empty message.
-        MediaType::Json => match serde_json::to_value(&response) {
+        MediaType::Json | MediaType::Ndjson => match serde_json::to_value(&response) {
             Ok(serde_json::Value::Object(mut o)) => {
                 o.retain(|_, v| !v.is_null());
                 Accepted::json(StatusCode::OK, &o)

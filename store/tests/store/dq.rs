@@ -29,6 +29,7 @@ fn run(
         expected: Some("between 20 and 250".into()),
         message: None,
         run_time_ms: t,
+        id_may_change: false,
     }
 }
 
