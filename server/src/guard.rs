@@ -164,9 +164,7 @@ impl Guard {
                 continue;
             }
             if l.max_new_series_per_metric_per_minute > 0 && !self.known.is_known(&s.key) {
-                let w = windows
-                    .entry(s.key.metric.clone())
-                    .or_insert((minute, 0));
+                let w = windows.entry(s.key.metric.clone()).or_insert((minute, 0));
                 if w.0 != minute {
                     *w = (minute, 0);
                 }

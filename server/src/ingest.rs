@@ -353,7 +353,10 @@ impl Writer {
         };
         tracing::debug!(error = %first_error, "a batch was refused by the database; splitting it to find the refused rows");
         let whole = Batch {
-            series: batches.iter().flat_map(|b| b.series.iter().cloned()).collect(),
+            series: batches
+                .iter()
+                .flat_map(|b| b.series.iter().cloned())
+                .collect(),
             metadata: batches
                 .iter()
                 .flat_map(|b| b.metadata.iter().cloned())
@@ -477,7 +480,10 @@ impl RefusalLog {
         let suppressed = {
             let mut st = self.state.lock().expect("refusal log lock");
             let now = Instant::now();
-            if st.0.is_some_and(|last| now.duration_since(last) < self.interval) {
+            if st
+                .0
+                .is_some_and(|last| now.duration_since(last) < self.interval)
+            {
                 st.1 += 1;
                 return;
             }
@@ -647,7 +653,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_series_the_database_refuses_is_dropped_and_the_rest_is_stored() {
         let url = store::testing::fresh_database_url().await;
-        let db = store::Store::connect(&url, Default::default()).await.unwrap();
+        let db = store::Store::connect(&url, Default::default())
+            .await
+            .unwrap();
         let metrics = Arc::new(SelfMetrics::new());
         let (q, w) = start(
             Arc::new(db.clone()),

@@ -304,7 +304,9 @@ impl EmbeddedPostgres {
         let text = std::fs::read_to_string(&hba).map_err(io)?;
         std::fs::write(&hba, without_trust(&text)).map_err(io)?;
         let pgdata = self.paths.pgdata.to_string_lossy().into_owned();
-        self.runner.run("pg_ctl", &["-D", &pgdata, "reload"]).await?;
+        self.runner
+            .run("pg_ctl", &["-D", &pgdata, "reload"])
+            .await?;
         info!(cluster = %self.paths.root.display(), "embedded PostgreSQL switched from trust to scram-sha-256 password authentication");
         Ok(())
     }
@@ -511,10 +513,7 @@ fn read_password(paths: &ClusterPaths) -> Option<String> {
 
 /// Writes a new random password (192 bits, hex) to the password file, mode 0600, owned by
 /// the user PostgreSQL runs as (initdb reads it from there).
-fn new_password(
-    paths: &ClusterPaths,
-    owner: Option<(u32, u32)>,
-) -> Result<String, EmbeddedError> {
+fn new_password(paths: &ClusterPaths, owner: Option<(u32, u32)>) -> Result<String, EmbeddedError> {
     use rand::RngCore;
     let mut bytes = [0u8; 24];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -532,7 +531,8 @@ fn new_password(
         .mode(0o600)
         .open(&paths.password_file)
         .map_err(io)?;
-    f.write_all(format!("{password}\n").as_bytes()).map_err(io)?;
+    f.write_all(format!("{password}\n").as_bytes())
+        .map_err(io)?;
     if let Some((uid, gid)) = owner {
         std::os::unix::fs::chown(&paths.password_file, Some(uid), Some(gid)).map_err(io)?;
     }
@@ -746,9 +746,15 @@ mod tests {
                     host    all             all             127.0.0.1/32            trust # loopback\n\
                     host    replication     all             ::1/128                 scram-sha-256\n";
         let out = without_trust(text);
-        assert!(!out.lines().any(|l| hba_method(l) == Some("trust")), "{out}");
+        assert!(
+            !out.lines().any(|l| hba_method(l) == Some("trust")),
+            "{out}"
+        );
         assert!(out.contains("local all all scram-sha-256\n"), "{out}");
-        assert!(out.contains("host all all 127.0.0.1/32 scram-sha-256 # loopback"), "{out}");
+        assert!(
+            out.contains("host all all 127.0.0.1/32 scram-sha-256 # loopback"),
+            "{out}"
+        );
         assert!(out.contains("# \"local\" is for Unix domain socket connections only"));
         assert!(out.contains("::1/128                 scram-sha-256"));
     }

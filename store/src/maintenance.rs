@@ -136,7 +136,10 @@ impl Store {
         .await
         .context("deleting expired series")?;
         if !ids.is_empty() {
-            info!(series = ids.len(), "deleted series not written within retention");
+            info!(
+                series = ids.len(),
+                "deleted series not written within retention"
+            );
             self.inner.series.forget(&ids.iter().copied().collect());
         }
         Ok(ids.len() as u64)

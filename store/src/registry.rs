@@ -297,12 +297,19 @@ pub(crate) async fn register(
            AS t(id, metric, labels, metric_type, first_ms, last_ms) \
          WHERE NOT EXISTS (SELECT 1 FROM series_collisions c WHERE c.hash = t.id) \
          ON CONFLICT (id) DO NOTHING RETURNING id",
-        "to_timestamp(first_ms::float8 / 1000)",
-        "to_timestamp(last_ms::float8 / 1000)"
+        "to_timestamp(first_ms::float8 / 1000)", "to_timestamp(last_ms::float8 / 1000)"
     ))
     .bind(rows.iter().map(|r| r.hash).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.key.metric.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.labels_json.as_str()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.key.metric.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.labels_json.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|r| r.metric_type).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.first).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.last).collect::<Vec<_>>())
@@ -445,9 +452,16 @@ mod tests {
         assert_eq!(c.hit(c.fingerprint(&key("a")), 30), None, "a was evicted");
         let (evicted, mut cached) = c.dirty();
         cached.sort();
-        assert_eq!((evicted, cached.clone()), (vec![(0, 20)], vec![(1, 20), (2, 20)]));
+        assert_eq!(
+            (evicted, cached.clone()),
+            (vec![(0, 20)], vec![(1, 20), (2, 20)])
+        );
         c.flushed(&cached);
-        assert_eq!(c.dirty(), (vec![], vec![]), "flushed and the evicted list emptied");
+        assert_eq!(
+            c.dirty(),
+            (vec![], vec![]),
+            "flushed and the evicted list emptied"
+        );
     }
 
     #[test]

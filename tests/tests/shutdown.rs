@@ -112,7 +112,10 @@ async fn sigterm_during_load_drains_every_queued_sample() {
     while refused.load(Ordering::SeqCst) == 0 && wait.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(refused.load(Ordering::SeqCst) > 0, "the target was not scraped again");
+    assert!(
+        refused.load(Ordering::SeqCst) > 0,
+        "the target was not scraped again"
+    );
     let scrapes_served = served.load(Ordering::SeqCst) as i64;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -119,7 +119,8 @@ async fn the_cluster_requires_the_password_from_its_private_file() {
     assert!(pg.url().contains(password.trim()));
     let hba = std::fs::read_to_string(pg.cluster_dir().join("pgdata/pg_hba.conf")).unwrap();
     assert!(
-        !hba.lines().any(|l| !l.trim_start().starts_with('#') && l.contains("trust")),
+        !hba.lines()
+            .any(|l| !l.trim_start().starts_with('#') && l.contains("trust")),
         "{hba}"
     );
 
@@ -172,7 +173,8 @@ async fn a_trust_cluster_of_an_earlier_version_is_migrated_to_passwords() {
     assert_eq!(pg.port(), port);
     let hba = std::fs::read_to_string(&hba_path).unwrap();
     assert!(
-        !hba.lines().any(|l| !l.trim_start().starts_with('#') && l.contains("trust")),
+        !hba.lines()
+            .any(|l| !l.trim_start().starts_with('#') && l.contains("trust")),
         "{hba}"
     );
     let no_password = format!("postgres://pipewatch@127.0.0.1:{port}/pipewatch");

@@ -213,7 +213,11 @@ async fn collide_rows(store: &Store) -> Vec<(i64, String, Vec<f64>)> {
         .unwrap();
     let mut out = Vec::new();
     for s in found {
-        let values = raw_samples(store, s.id).await.into_iter().map(|p| p.1).collect();
+        let values = raw_samples(store, s.id)
+            .await
+            .into_iter()
+            .map(|p| p.1)
+            .collect();
         out.push((s.id, s.key.labels.get("who").unwrap().to_string(), values));
     }
     out.sort_by(|a, b| a.1.cmp(&b.1));
@@ -242,7 +246,9 @@ async fn colliding_label_sets_get_their_own_ids_and_are_found_again() {
         .unwrap();
     let rows = collide_rows(&first).await;
     assert_eq!(
-        rows.iter().map(|r| (r.1.as_str(), r.2.clone())).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| (r.1.as_str(), r.2.clone()))
+            .collect::<Vec<_>>(),
         vec![("a", vec![1.0]), ("b", vec![2.0]), ("c", vec![3.0])],
         "three series, none merged: {rows:?}"
     );
