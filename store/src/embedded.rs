@@ -287,13 +287,16 @@ impl EmbeddedPostgres {
         let mut conn = sqlx::PgConnection::connect(&self.url_for("postgres"))
             .await
             .map_err(connect_err)?;
-        sqlx::raw_sql(&format!(
-            "SET password_encryption = 'scram-sha-256'; ALTER ROLE {SUPERUSER} PASSWORD '{}'",
-            self.password
-        ))
-        .execute(&mut conn)
-        .await
-        .map_err(connect_err)?;
+        // Plain queries, not raw_sql: its future is not Send for every lifetime, which the
+        // server's spawned start-up needs.
+        let set_encryption = "SET password_encryption = 'scram-sha-256'";
+        let set_password = format!("ALTER ROLE {SUPERUSER} PASSWORD '{}'", self.password);
+        for sql in [set_encryption, set_password.as_str()] {
+            sqlx::query(sql)
+                .execute(&mut conn)
+                .await
+                .map_err(connect_err)?;
+        }
         conn.close().await.ok();
         let hba = self.paths.pgdata.join("pg_hba.conf");
         let io = |source| EmbeddedError::Io {
