@@ -35,6 +35,9 @@ pub const MAX_PROBES: i64 = 64;
 /// Default number of series the cache holds.
 pub const DEFAULT_SERIES_CACHE_CAPACITY: usize = 1_000_000;
 
+/// (series id, last_seen to write).
+pub(crate) type Bump = (i64, TimestampMs);
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     /// None: admitted by the limiter, not written (or looked up) by the writer yet.
@@ -207,7 +210,7 @@ impl SeriesCache {
 
     /// Every (id, last_seen) raised since the previous flush: (evicted series, which are
     /// taken out of the cache's keeping, and cached series).
-    pub(crate) fn dirty(&self) -> (Vec<(i64, TimestampMs)>, Vec<(i64, TimestampMs)>) {
+    pub(crate) fn dirty(&self) -> (Vec<Bump>, Vec<Bump>) {
         let evicted =
             std::mem::take(&mut *self.evicted_dirty.lock().expect("series cache poisoned"));
         let map = self.map.lock().expect("series cache poisoned");
