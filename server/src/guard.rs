@@ -9,28 +9,26 @@
 //! the limit's config key and how many series it refused. 400 and not 429, on purpose: a
 //! sender retries 429 (OTLP always, Prometheus with `retry_on_http_429`), and resending the
 //! whole request would store its accepted samples twice; resending cannot make a 60-label
-//! series acceptable either. The new-series brake counts series this server has not seen before
-//! (the known set is seeded from the database at start-up) per metric in fixed one-minute
-//! windows, like a cardinality-explosion circuit breaker.
+//! series acceptable either. The new-series brake counts series this server has not seen
+//! recently per metric in fixed one-minute windows, like a cardinality-explosion circuit
+//! breaker. "Seen" is the store's bounded [`store::SeriesCache`], shared with the writer (and
+//! filled from the database at start-up), so churning series cost bounded memory here too; a
+//! series evicted from it counts as new again when it returns.
 
 use crate::config::{LimitsConfig, ResolvedToken};
 use model::{Batch, TimeSeries};
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use store::SeriesCache;
 
 /// Tokens, limits and the series this server knows.
 #[derive(Debug, Default)]
 pub struct Guard {
     tokens: Vec<ResolvedToken>,
     limits: LimitsConfig,
-    seen: Mutex<Seen>,
-}
-
-#[derive(Debug, Default)]
-struct Seen {
-    known: HashSet<i64>,
+    known: Arc<SeriesCache>,
     /// metric -> (minute since epoch, new series admitted in that minute)
-    windows: HashMap<String, (i64, usize)>,
+    windows: Mutex<HashMap<String, (i64, usize)>>,
 }
 
 /// Why a request was refused before it was read.
@@ -99,8 +97,15 @@ impl Guard {
         Self {
             tokens,
             limits,
-            seen: Mutex::default(),
+            known: Arc::default(),
+            windows: Mutex::default(),
         }
+    }
+
+    /// Uses `known` (the store's series cache) as the set of series this server has seen.
+    pub fn with_known_series(mut self, known: Arc<SeriesCache>) -> Self {
+        self.known = known;
+        self
     }
 
     /// True when at least one token is configured, so receivers require one.
@@ -139,12 +144,6 @@ impl Guard {
         }
     }
 
-    /// Marks series as known (ids from the database at start-up).
-    pub fn seed(&self, ids: impl IntoIterator<Item = i64>) {
-        let mut seen = self.seen.lock().expect("guard lock");
-        seen.known.extend(ids);
-    }
-
     /// Splits `batch` into what the limits admit and what they refuse. `now_ms` picks the
     /// new-series window.
     pub fn admit(&self, batch: Batch, now_ms: i64) -> Admission {
@@ -157,19 +156,15 @@ impl Guard {
             },
             ..Default::default()
         };
-        let mut seen = self.seen.lock().expect("guard lock");
+        let mut windows = self.windows.lock().expect("guard lock");
         for s in batch.series {
             if let Some(r) = self.shape_refusal(&s) {
                 out.refused_samples += s.samples.len();
                 out.refused.push(r);
                 continue;
             }
-            let id = s.key.stable_id();
-            if l.max_new_series_per_metric_per_minute > 0 && !seen.known.contains(&id) {
-                let w = seen
-                    .windows
-                    .entry(s.key.metric.clone())
-                    .or_insert((minute, 0));
+            if l.max_new_series_per_metric_per_minute > 0 && !self.known.is_known(&s.key) {
+                let w = windows.entry(s.key.metric.clone()).or_insert((minute, 0));
                 if w.0 != minute {
                     *w = (minute, 0);
                 }
@@ -185,13 +180,13 @@ impl Guard {
                     continue;
                 }
                 w.1 += 1;
-                seen.known.insert(id);
+                self.known.note_admitted(&s.key);
             }
             out.batch.series.push(s);
         }
-        if seen.windows.len() > 100_000 {
+        if windows.len() > 100_000 {
             // Metrics that stopped gaining series keep no window.
-            seen.windows.retain(|_, w| w.0 == minute);
+            windows.retain(|_, w| w.0 == minute);
         }
         out
     }
@@ -369,7 +364,7 @@ mod tests {
             },
         );
         let known = series("m", &[("i", "0")]);
-        g.seed([known.key.stable_id()]);
+        g.known.note_admitted(&known.key);
         let batch = |range: std::ops::Range<i32>| Batch {
             series: range
                 .map(|i| series("m", &[("i", &i.to_string())]))
@@ -388,5 +383,31 @@ mod tests {
         // Next minute: room again.
         let a = g.admit(batch(0..4), 120_000);
         assert_eq!((a.batch.series.len(), a.refused.len()), (5, 0));
+    }
+
+    #[test]
+    fn known_series_are_bounded_by_the_shared_cache() {
+        let cache = Arc::new(SeriesCache::new(100));
+        let g = Guard::new(
+            vec![],
+            LimitsConfig {
+                max_new_series_per_metric_per_minute: 1_000_000,
+                ..Default::default()
+            },
+        )
+        .with_known_series(cache.clone());
+        for round in 0..50 {
+            let batch = Batch {
+                series: (0..1000)
+                    .map(|i| series("churn", &[("pod", &format!("{round}-{i}"))]))
+                    .collect(),
+                metadata: vec![],
+            };
+            assert_eq!(g.admit(batch, 0).batch.series.len(), 1000);
+        }
+        assert_eq!(cache.len(), 100, "50,000 churned series, 100 remembered");
+        // The most recent ones are known to the writer's cache and the guard alike.
+        assert!(cache.is_known(&series("churn", &[("pod", "49-999")]).key));
+        assert!(!cache.is_known(&series("churn", &[("pod", "0-0")]).key));
     }
 }

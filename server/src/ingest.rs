@@ -5,7 +5,10 @@
 //! receivers can answer 429/503 with Retry-After, and `push` waits so scrapers slow down.
 //! [`BatchWriters`] take batches off the queue, merge them until `batch_max_samples` or
 //! `flush_interval`, write them with one COPY transaction, and only then release the permits.
-//! A failed write is retried with back-off; data is never dropped while the process runs. On
+//! A write the database could not take (connection lost, restart) is retried with back-off;
+//! such data is never dropped while the process runs. Rows the database refuses as data (a
+//! NUL byte, SQLSTATE class 22/23/54) are isolated by halving the batch: the rest is stored,
+//! the refused series are counted and logged, and they are never retried. On
 //! shutdown the queue is closed to new data and drained; only if the database stays unreachable
 //! past `shutdown_timeout` are samples given up, and that is logged as an error with the count.
 
@@ -118,21 +121,46 @@ impl IngestQueue {
     }
 }
 
+/// Why a sink did not commit a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkError {
+    /// The database refused the data itself (SQLSTATE class 22/23/54, or a sample the store
+    /// cannot represent): the same rows will be refused again, so they are not retried.
+    Refused(String),
+    /// The database could not take the write now (connection lost, restarting, deadlock):
+    /// retried with back-off.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for SinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(e) | Self::Unavailable(e) => f.write_str(e),
+        }
+    }
+}
+
 /// Where writers put batches. The real one is `store::Store`; the trait keeps the writer loop
 /// testable against the bench anchor too.
 #[async_trait::async_trait]
 pub trait BatchSink: Send + Sync + 'static {
-    /// Commits the batches; returns (rows, new series).
-    async fn write_batches(&self, batches: &[Batch]) -> Result<(u64, u64), String>;
+    /// Commits the batches (all or nothing); returns (rows, new series).
+    async fn write_batches(&self, batches: &[Batch]) -> Result<(u64, u64), SinkError>;
 }
 
 #[async_trait::async_trait]
 impl BatchSink for store::Store {
-    async fn write_batches(&self, batches: &[Batch]) -> Result<(u64, u64), String> {
+    async fn write_batches(&self, batches: &[Batch]) -> Result<(u64, u64), SinkError> {
         self.write(batches)
             .await
             .map(|s| (s.rows, s.new_series))
-            .map_err(|e| e.to_string())
+            .map_err(|e| {
+                if e.is_refused_data() {
+                    SinkError::Refused(e.to_string())
+                } else {
+                    SinkError::Unavailable(e.to_string())
+                }
+            })
     }
 }
 
@@ -177,6 +205,7 @@ pub fn start(
     let closing = CancellationToken::new();
     let abandon = CancellationToken::new();
     let lost = Arc::new(AtomicU64::new(0));
+    let refusal_log = Arc::new(RefusalLog::new(Duration::from_secs(10)));
     let mut tasks = JoinSet::new();
     for id in 0..cfg.writers.max(1) {
         let w = Writer {
@@ -190,6 +219,7 @@ pub fn start(
             closing: closing.clone(),
             abandon: abandon.clone(),
             lost: lost.clone(),
+            refusal_log: refusal_log.clone(),
         };
         tasks.spawn(w.run());
     }
@@ -241,6 +271,7 @@ struct Writer {
     closing: CancellationToken,
     abandon: CancellationToken,
     lost: Arc<AtomicU64>,
+    refusal_log: Arc<RefusalLog>,
 }
 
 impl Writer {
@@ -310,7 +341,60 @@ impl Writer {
         (batches, permits, samples, false)
     }
 
+    /// Writes the merged batches. When the database refuses the data itself, the batch is
+    /// split in halves until the refused series (or metadata entries) stand alone: every other
+    /// row is stored, the refused ones are counted in
+    /// `pipewatch_ingest_samples_rejected{reason="refused_by_database"}` and logged
+    /// (rate-limited), and nothing refused is retried. Unavailability is retried as before.
     async fn write(&self, batches: &[Batch], samples: u64) {
+        let first_error = match self.write_retrying(batches, samples).await {
+            Outcome::Written | Outcome::Abandoned => return,
+            Outcome::Refused(e) => e,
+        };
+        tracing::debug!(error = %first_error, "a batch was refused by the database; splitting it to find the refused rows");
+        let whole = Batch {
+            series: batches
+                .iter()
+                .flat_map(|b| b.series.iter().cloned())
+                .collect(),
+            metadata: batches
+                .iter()
+                .flat_map(|b| b.metadata.iter().cloned())
+                .collect(),
+        };
+        // Every part on the stack was written on its own and refused. Depth-first halving:
+        // with one bad row among n, about 2·log2(n) writes.
+        let mut stack = vec![(whole, first_error)];
+        while let Some((part, error)) = stack.pop() {
+            if part.series.len() + part.metadata.len() <= 1 {
+                self.refused(&part, &error);
+                continue;
+            }
+            let (a, b) = halves(part);
+            let mut pending = vec![b, a];
+            while let Some(half) = pending.pop() {
+                let n = half.sample_count() as u64;
+                match self.write_retrying(std::slice::from_ref(&half), n).await {
+                    Outcome::Written => {}
+                    Outcome::Refused(e) => stack.push((half, e)),
+                    Outcome::Abandoned => {
+                        // The abandoned half is counted by write_retrying; the rest here.
+                        let rest: u64 = stack
+                            .iter()
+                            .map(|(p, _)| p)
+                            .chain(&pending)
+                            .map(|p| p.sample_count() as u64)
+                            .sum();
+                        self.lost.fetch_add(rest, Ordering::AcqRel);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One write, retried with back-off while the database is unavailable.
+    async fn write_retrying(&self, batches: &[Batch], samples: u64) -> Outcome {
         let mut attempt = 0u32;
         loop {
             let started = Instant::now();
@@ -318,9 +402,10 @@ impl Writer {
                 Ok((rows, new_series)) => {
                     self.metrics
                         .batch_written(rows, new_series, started.elapsed());
-                    return;
+                    return Outcome::Written;
                 }
-                Err(e) => {
+                Err(SinkError::Refused(e)) => return Outcome::Refused(e),
+                Err(SinkError::Unavailable(e)) => {
                     attempt += 1;
                     self.metrics.write_failed(samples, attempt, &e);
                     let backoff = Duration::from_millis((100u64 << attempt.min(6)).min(5_000));
@@ -329,13 +414,98 @@ impl Writer {
                         _ = self.abandon.cancelled() => {
                             tracing::error!(samples, error = %e, "giving up a batch at shutdown: the database did not come back in time");
                             self.lost.fetch_add(samples, Ordering::AcqRel);
-                            return;
+                            return Outcome::Abandoned;
                         }
                     }
                 }
             }
         }
     }
+
+    /// Counts and logs a series or metadata entry the database refused.
+    fn refused(&self, part: &Batch, error: &str) {
+        let samples = part.sample_count() as u64;
+        self.metrics.rejected("refused_by_database", samples);
+        let what = match (part.series.first(), part.metadata.first()) {
+            (Some(s), _) => format!("series {}", s.key),
+            (None, Some(m)) => format!("metadata of family {:?}", m.family),
+            (None, None) => "an empty batch".to_string(),
+        };
+        self.refusal_log.warn(&what, samples, error);
+    }
+}
+
+enum Outcome {
+    Written,
+    Refused(String),
+    /// Shutdown gave up while the database was unavailable; the samples are counted as lost.
+    Abandoned,
+}
+
+/// Splits the series and metadata of `b` into two non-empty halves (b holds at least two).
+fn halves(mut b: Batch) -> (Batch, Batch) {
+    let units = b.series.len() + b.metadata.len();
+    let mid = units / 2;
+    let second = if mid <= b.series.len() {
+        Batch {
+            series: b.series.split_off(mid),
+            metadata: std::mem::take(&mut b.metadata),
+        }
+    } else {
+        Batch {
+            series: Vec::new(),
+            metadata: b.metadata.split_off(mid - b.series.len()),
+        }
+    };
+    (b, second)
+}
+
+/// Warnings about refused rows, at most one per interval: a sender repeating a bad series
+/// every second must not flood the log. The first refusal after a quiet interval is logged
+/// in full (truncated to a readable length), with how many were suppressed before it.
+struct RefusalLog {
+    interval: Duration,
+    state: std::sync::Mutex<(Option<Instant>, u64)>,
+}
+
+impl RefusalLog {
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    fn warn(&self, what: &str, samples: u64, error: &str) {
+        let suppressed = {
+            let mut st = self.state.lock().expect("refusal log lock");
+            let now = Instant::now();
+            if st
+                .0
+                .is_some_and(|last| now.duration_since(last) < self.interval)
+            {
+                st.1 += 1;
+                return;
+            }
+            st.0 = Some(now);
+            std::mem::take(&mut st.1)
+        };
+        tracing::warn!(
+            samples,
+            suppressed_since_last_warning = suppressed,
+            error = %truncate(error, 300),
+            "the database refused {}; its samples are dropped and not retried (counted in pipewatch_ingest_samples_rejected{{reason=\"refused_by_database\"}})",
+            truncate(what, 300)
+        );
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 #[cfg(test)]
@@ -357,13 +527,13 @@ mod tests {
 
     #[async_trait::async_trait]
     impl BatchSink for RecordingSink {
-        async fn write_batches(&self, batches: &[Batch]) -> Result<(u64, u64), String> {
+        async fn write_batches(&self, batches: &[Batch]) -> Result<(u64, u64), SinkError> {
             if self.gated.load(Ordering::Acquire) {
                 self.gate.notified().await;
             }
             if self.fail_first.load(Ordering::Acquire) > 0 {
                 self.fail_first.fetch_sub(1, Ordering::AcqRel);
-                return Err("database unavailable".into());
+                return Err(SinkError::Unavailable("database unavailable".into()));
             }
             let n: usize = batches.iter().map(|b| b.sample_count()).sum();
             self.written.lock().unwrap().push(n);
@@ -447,5 +617,110 @@ mod tests {
         let (q, w) = start(sink.clone(), 1000, cfg(), Arc::new(SelfMetrics::new()));
         q.push(batch(9)).await.unwrap();
         assert_eq!(w.shutdown(Duration::from_millis(300)).await, 9);
+    }
+
+    #[test]
+    fn halves_split_series_and_metadata_into_two_non_empty_parts() {
+        let meta = |f: &str| model::MetricMetadata {
+            family: f.into(),
+            metric_type: MetricType::Gauge,
+            unit: String::new(),
+            help: String::new(),
+        };
+        let b = Batch {
+            series: batch(1).series.into_iter().chain(batch(2).series).collect(),
+            metadata: vec![meta("a"), meta("b"), meta("c")],
+        };
+        let (x, y) = halves(b);
+        assert_eq!((x.series.len(), x.metadata.len()), (2, 0));
+        assert_eq!((y.series.len(), y.metadata.len()), (0, 3));
+        let (x, y) = halves(y);
+        assert_eq!((x.metadata.len(), y.metadata.len()), (1, 2));
+        let (x, y) = halves(batch(1).series.into_iter().chain(batch(1).series).fold(
+            Batch::default(),
+            |mut b, s| {
+                b.series.push(s);
+                b
+            },
+        ));
+        assert_eq!((x.series.len(), y.series.len()), (1, 1));
+    }
+
+    /// The writer against real PostgreSQL: a series with a NUL byte in a label value (which
+    /// the decoders refuse; pushed here straight into the queue) makes PostgreSQL refuse the
+    /// whole COPY transaction. The other series of that batch and every later batch must
+    /// still be stored, the refused samples counted, and nothing retried.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_series_the_database_refuses_is_dropped_and_the_rest_is_stored() {
+        let url = store::testing::fresh_database_url().await;
+        let db = store::Store::connect(&url, Default::default())
+            .await
+            .unwrap();
+        let metrics = Arc::new(SelfMetrics::new());
+        let (q, w) = start(
+            Arc::new(db.clone()),
+            100_000,
+            WriterConfig {
+                batch_max_samples: 10_000,
+                flush_interval: Duration::from_millis(50),
+                writers: 2,
+            },
+            metrics.clone(),
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let series = |value: &str, samples: usize| TimeSeries {
+            key: SeriesKey::new("poison_test", Labels::from_pairs([("i", value)])),
+            metric_type: MetricType::Gauge,
+            samples: (0..samples)
+                .map(|k| Sample {
+                    ts: now + k as i64,
+                    value: 1.0,
+                })
+                .collect(),
+        };
+        let mut first: Vec<TimeSeries> = (0..20).map(|i| series(&i.to_string(), 1)).collect();
+        first.insert(7, series("bad\0value", 3));
+        q.push(Batch {
+            series: first,
+            metadata: vec![],
+        })
+        .await
+        .unwrap();
+        q.push(Batch {
+            series: (20..30).map(|i| series(&i.to_string(), 1)).collect(),
+            metadata: vec![],
+        })
+        .await
+        .unwrap();
+
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM samples")
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count().await < 30 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(count().await, 30, "every good sample is stored");
+        assert_eq!(w.shutdown(Duration::from_secs(5)).await, 0);
+        assert_eq!(count().await, 30);
+        assert_eq!(db.series_count().await.unwrap(), 30);
+        let rejected = metrics
+            .samples_rejected
+            .get_or_create(&crate::telemetry::ReasonLabels {
+                reason: "refused_by_database".into(),
+            })
+            .get();
+        assert_eq!(rejected, 3, "the refused series' samples are counted");
+        assert_eq!(
+            metrics.write_errors.get(),
+            0,
+            "refused data is not retried as if the database were down"
+        );
     }
 }

@@ -158,12 +158,14 @@ async fn serve_with_db(
     if tokens.is_empty() && !cfg.server.listen.ip().is_loopback() {
         tracing::warn!(listen = %cfg.server.listen, "push receivers accept data without a token on a non-loopback address; configure [[auth.tokens]]");
     }
-    let guard = Arc::new(crate::guard::Guard::new(tokens, cfg.limits.clone()));
-    guard.seed(
-        store
-            .series_ids()
-            .await
-            .context("loading known series for [limits]")?,
+    // One bounded set of known series for the writer and [limits], warmed from the database.
+    store
+        .load_recent_series()
+        .await
+        .context("loading known series for [limits]")?;
+    let guard = Arc::new(
+        crate::guard::Guard::new(tokens, cfg.limits.clone())
+            .with_known_series(store.series_cache()),
     );
 
     let board = TargetHealthBoard::default();

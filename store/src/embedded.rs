@@ -5,9 +5,16 @@
 //! PostgreSQL refuses to run as root. When pipewatch runs as root, the cluster directory is
 //! handed to the `postgres` system user and every binary runs through
 //! `runuser -u postgres --`.
+//!
+//! Authentication: the cluster accepts only `scram-sha-256` (no `trust`), for the superuser
+//! `pipewatch` with a random password kept in `password` (mode 0600) in the cluster directory
+//! (itself mode 0700), so other local users can neither connect nor read the password.
+//! Clusters made by earlier versions with `--auth=trust` are migrated on their next start: a
+//! password is set and `pg_hba.conf`'s `trust` lines become `scram-sha-256`, then the server
+//! reloads its configuration.
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -49,6 +56,9 @@ pub enum EmbeddedError {
         bindir: PathBuf,
     },
 
+    #[error("the embedded PostgreSQL cluster in {cluster} uses password authentication, but its password file {path} is missing or empty; restore it, or move the cluster away to start afresh")]
+    PasswordMissing { cluster: PathBuf, path: PathBuf },
+
     #[error("the embedded PostgreSQL started on port {port} but cannot be reached: {source}; see its log {log}")]
     Connect {
         port: u16,
@@ -65,12 +75,14 @@ struct ClusterPaths {
     pgdata: PathBuf,
     port_file: PathBuf,
     log: PathBuf,
+    password_file: PathBuf,
 }
 
 impl ClusterPaths {
     fn new(root: PathBuf) -> Self {
         Self {
             pgdata: root.join("pgdata"),
+            password_file: root.join("password"),
             port_file: root.join("port"),
             log: root.join("postgres.log"),
             root,
@@ -144,6 +156,8 @@ pub struct EmbeddedPostgres {
     paths: ClusterPaths,
     runner: Runner,
     port: u16,
+    /// The superuser's password (hex, so it needs no escaping in a URL).
+    password: String,
     stop_on_drop: bool,
 }
 
@@ -176,8 +190,10 @@ impl EmbeddedPostgres {
                 source,
             })?;
         let mut root = data_dir.join("postgres");
+        let mut owner = None;
         if as_root {
             let ids = service_user_ids().await?;
+            owner = Some(ids);
             if !service_user_can_traverse(&data_dir).await {
                 let hash = xxhash_rust::xxh3::xxh3_64(data_dir.as_os_str().as_encoded_bytes());
                 let fallback = PathBuf::from(format!("/var/tmp/pipewatch-{:012x}", hash >> 16));
@@ -200,6 +216,18 @@ impl EmbeddedPostgres {
         };
 
         let binary_version = binary_major_version(&runner).await?;
+        let initialised = paths.pgdata.join("PG_VERSION").exists();
+        let password = match read_password(&paths) {
+            Some(p) => p,
+            // A trust cluster of an earlier version has no password yet; it gets one below.
+            None if !initialised || cluster_trusts(&paths) => new_password(&paths, owner)?,
+            None => {
+                return Err(EmbeddedError::PasswordMissing {
+                    cluster: paths.root.clone(),
+                    path: paths.password_file.clone(),
+                })
+            }
+        };
         match std::fs::read_to_string(paths.pgdata.join("PG_VERSION")) {
             Ok(v) if v.trim() != binary_version => {
                 return Err(EmbeddedError::VersionMismatch {
@@ -224,19 +252,66 @@ impl EmbeddedPostgres {
             paths,
             runner,
             port,
+            password,
             stop_on_drop: true,
         };
+        if cluster_trusts(&pg.paths) {
+            pg.require_passwords().await?;
+        }
         pg.create_database().await?;
         Ok(pg)
     }
 
-    /// `postgres://pipewatch@127.0.0.1:PORT/pipewatch`
+    /// `postgres://pipewatch:PASSWORD@127.0.0.1:PORT/pipewatch` (show it with
+    /// `store::error::redact_url`).
     pub fn url(&self) -> String {
         self.url_for(DATABASE)
     }
 
     pub(crate) fn url_for(&self, database: &str) -> String {
-        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port)
+        format!(
+            "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{database}",
+            self.password, self.port
+        )
+    }
+
+    /// Migrates a cluster made with `--auth=trust`: sets the superuser's password (connecting
+    /// while trust still applies), rewrites `pg_hba.conf` to `scram-sha-256` and reloads.
+    async fn require_passwords(&self) -> Result<(), EmbeddedError> {
+        use sqlx::Connection;
+        let connect_err = |source| EmbeddedError::Connect {
+            port: self.port,
+            log: self.paths.log.clone(),
+            source,
+        };
+        let mut conn = sqlx::PgConnection::connect(&self.url_for("postgres"))
+            .await
+            .map_err(connect_err)?;
+        // Plain queries, not raw_sql: its future is not Send for every lifetime, which the
+        // server's spawned start-up needs.
+        let set_encryption = "SET password_encryption = 'scram-sha-256'";
+        let set_password = format!("ALTER ROLE {SUPERUSER} PASSWORD '{}'", self.password);
+        for sql in [set_encryption, set_password.as_str()] {
+            sqlx::query(sql)
+                .execute(&mut conn)
+                .await
+                .map_err(connect_err)?;
+        }
+        conn.close().await.ok();
+        let hba = self.paths.pgdata.join("pg_hba.conf");
+        let io = |source| EmbeddedError::Io {
+            what: "cannot switch the cluster from trust to password authentication in",
+            path: hba.clone(),
+            source,
+        };
+        let text = std::fs::read_to_string(&hba).map_err(io)?;
+        std::fs::write(&hba, without_trust(&text)).map_err(io)?;
+        let pgdata = self.paths.pgdata.to_string_lossy().into_owned();
+        self.runner
+            .run("pg_ctl", &["-D", &pgdata, "reload"])
+            .await?;
+        info!(cluster = %self.paths.root.display(), "embedded PostgreSQL switched from trust to scram-sha-256 password authentication");
+        Ok(())
     }
 
     pub fn port(&self) -> u16 {
@@ -412,6 +487,14 @@ fn create_owned_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), Embedde
         path: dir.to_path_buf(),
         source,
     })?;
+    // Holds the password file and the server's data: nobody else's business.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|source| {
+        EmbeddedError::Io {
+            what: "cannot restrict access (mode 0700) to the PostgreSQL cluster directory",
+            path: dir.to_path_buf(),
+            source,
+        }
+    })?;
     if let Some((uid, gid)) = owner {
         std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(|source| {
             EmbeddedError::Io {
@@ -422,6 +505,86 @@ fn create_owned_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), Embedde
         })?;
     }
     Ok(())
+}
+
+fn read_password(paths: &ClusterPaths) -> Option<String> {
+    std::fs::read_to_string(&paths.password_file)
+        .ok()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+}
+
+/// Writes a new random password (192 bits, hex) to the password file, mode 0600, owned by
+/// the user PostgreSQL runs as (initdb reads it from there).
+fn new_password(paths: &ClusterPaths, owner: Option<(u32, u32)>) -> Result<String, EmbeddedError> {
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let io = |source| EmbeddedError::Io {
+        what: "cannot write the PostgreSQL password file",
+        path: paths.password_file.clone(),
+        source,
+    };
+    use std::io::Write;
+    let _ = std::fs::remove_file(&paths.password_file);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&paths.password_file)
+        .map_err(io)?;
+    f.write_all(format!("{password}\n").as_bytes())
+        .map_err(io)?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(&paths.password_file, Some(uid), Some(gid)).map_err(io)?;
+    }
+    Ok(password)
+}
+
+/// Whether `pg_hba.conf` lets anyone in without a password (clusters of earlier versions).
+fn cluster_trusts(paths: &ClusterPaths) -> bool {
+    std::fs::read_to_string(paths.pgdata.join("pg_hba.conf"))
+        .is_ok_and(|t| t.lines().any(|l| hba_method(l) == Some("trust")))
+}
+
+/// The authentication method of a pg_hba.conf line (its last field before options), if the
+/// line is a rule.
+fn hba_method(line: &str) -> Option<&str> {
+    let rule = line.split('#').next()?.trim();
+    if rule.is_empty() || rule.starts_with("include") {
+        return None;
+    }
+    rule.split_whitespace().find(|f| {
+        matches!(
+            *f,
+            "trust" | "reject" | "scram-sha-256" | "md5" | "password" | "peer" | "ident" | "cert"
+        )
+    })
+}
+
+/// pg_hba.conf with every `trust` rule changed to `scram-sha-256`.
+fn without_trust(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if hba_method(line) == Some("trust") {
+            let rule_end = line.find('#').unwrap_or(line.len());
+            let (rule, comment) = line.split_at(rule_end);
+            let fields: Vec<&str> = rule
+                .split_whitespace()
+                .map(|f| if f == "trust" { "scram-sha-256" } else { f })
+                .collect();
+            out.push_str(&fields.join(" "));
+            if !comment.is_empty() {
+                out.push(' ');
+                out.push_str(comment);
+            }
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Major version of the binaries, as PG_VERSION spells it ("15", "9.6").
@@ -448,13 +611,15 @@ async fn initdb(
     settings: &[(&str, &str)],
 ) -> Result<(), EmbeddedError> {
     let pgdata = paths.pgdata.to_string_lossy().into_owned();
+    let pwfile = format!("--pwfile={}", paths.password_file.to_string_lossy());
     runner
         .run(
             "initdb",
             &[
                 "-D",
                 &pgdata,
-                "--auth=trust",
+                "--auth=scram-sha-256",
+                &pwfile,
                 "--username",
                 SUPERUSER,
                 "--encoding=UTF8",
@@ -570,4 +735,30 @@ fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_rules_become_scram_and_the_rest_is_kept() {
+        let text = "# TYPE DATABASE USER ADDRESS METHOD\n\
+                    # \"local\" is for Unix domain socket connections only\n\
+                    local   all             all                                     trust\n\
+                    host    all             all             127.0.0.1/32            trust # loopback\n\
+                    host    replication     all             ::1/128                 scram-sha-256\n";
+        let out = without_trust(text);
+        assert!(
+            !out.lines().any(|l| hba_method(l) == Some("trust")),
+            "{out}"
+        );
+        assert!(out.contains("local all all scram-sha-256\n"), "{out}");
+        assert!(
+            out.contains("host all all 127.0.0.1/32 scram-sha-256 # loopback"),
+            "{out}"
+        );
+        assert!(out.contains("# \"local\" is for Unix domain socket connections only"));
+        assert!(out.contains("::1/128                 scram-sha-256"));
+    }
 }

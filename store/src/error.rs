@@ -39,6 +39,27 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// True when the database (or the store's own checks) refused the *data*, so writing the
+    /// same rows again can never succeed: SQLSTATE class 22 (data exception, e.g. a NUL byte:
+    /// "invalid byte sequence for encoding UTF8: 0x00"), class 23 (integrity constraint
+    /// violation) and class 54 (program limit exceeded, e.g. a label set too large for an index
+    /// row), plus [`StoreError::InvalidSample`]. Everything else (connection loss, shutdown,
+    /// deadlock, serialisation failure, disk full) may pass on its own and is worth retrying.
+    pub fn is_refused_data(&self) -> bool {
+        match self {
+            Self::InvalidSample(_) => true,
+            Self::Database {
+                source: sqlx::Error::Database(e),
+                ..
+            } => e
+                .code()
+                .is_some_and(|c| c.starts_with("22") || c.starts_with("23") || c.starts_with("54")),
+            _ => false,
+        }
+    }
+}
+
 /// Attaches what the store was doing to a sqlx error.
 pub(crate) trait DbContext<T> {
     fn context(self, context: &'static str) -> Result<T, StoreError>;

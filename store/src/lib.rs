@@ -27,6 +27,7 @@ mod partitions;
 pub mod pgcopy;
 mod raw;
 mod read;
+pub mod registry;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timescale;
@@ -36,12 +37,13 @@ pub use embedded::{EmbeddedError, EmbeddedPostgres};
 pub use error::StoreError;
 pub use maintenance::MaintenanceReport;
 pub use read::{SeriesInfo, MAX_POINTS_PER_SERIES};
+pub use registry::SeriesCache;
 pub use writer::WriteStats;
 
 use error::DbContext;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -77,6 +79,9 @@ pub struct StoreConfig {
     /// Rollups cover buckets that ended at least this long ago, so samples arriving a
     /// little late still land before their bucket is rolled up. Default 2 minutes.
     pub rollup_lag: Duration,
+    /// Series kept in the in-memory [`SeriesCache`] (about 100 bytes each); less recently
+    /// written ones are evicted and looked up again when they return. Default 1,000,000.
+    pub series_cache_capacity: usize,
 }
 
 impl Default for StoreConfig {
@@ -84,6 +89,7 @@ impl Default for StoreConfig {
         Self {
             retention_days: 30,
             rollup_lag: Duration::from_secs(120),
+            series_cache_capacity: registry::DEFAULT_SERIES_CACHE_CAPACITY,
         }
     }
 }
@@ -98,8 +104,11 @@ struct Inner {
     pool: PgPool,
     mode: StorageMode,
     cfg: StoreConfig,
-    /// Registered series id -> last_seen state; see `writer::LastSeen`.
-    series: Mutex<HashMap<i64, writer::LastSeen>>,
+    /// Recently written or admitted series: id and last_seen state (see `registry`).
+    series: Arc<SeriesCache>,
+    /// The natural id of a series: `SeriesKey::stable_id` (replaceable in tests to force
+    /// collisions).
+    series_hash: fn(&model::SeriesKey) -> i64,
     /// Days known to have a partition of `samples` (postgres mode).
     partition_days: Mutex<HashSet<i64>>,
 }
@@ -143,6 +152,25 @@ async fn pool_for(url: &str, max_connections: u32) -> Result<PgPool, StoreError>
 impl Store {
     /// Connects, applies pending migrations, reads the storage mode and logs it.
     pub async fn connect(url: &str, cfg: StoreConfig) -> Result<Store, StoreError> {
+        Self::connect_hashing(url, cfg, model::SeriesKey::stable_id).await
+    }
+
+    /// Like [`Store::connect`], with another function for the natural series id, so tests can
+    /// make different label sets collide.
+    #[cfg(feature = "testing")]
+    pub async fn connect_with_series_hash(
+        url: &str,
+        cfg: StoreConfig,
+        series_hash: fn(&model::SeriesKey) -> i64,
+    ) -> Result<Store, StoreError> {
+        Self::connect_hashing(url, cfg, series_hash).await
+    }
+
+    async fn connect_hashing(
+        url: &str,
+        cfg: StoreConfig,
+        series_hash: fn(&model::SeriesKey) -> i64,
+    ) -> Result<Store, StoreError> {
         if cfg.retention_days == 0 {
             return Err(StoreError::InvalidConfig(
                 "retention_days is 0; set it to the number of days to keep samples (at least 1)"
@@ -179,8 +207,9 @@ impl Store {
             inner: Arc::new(Inner {
                 pool,
                 mode,
+                series: Arc::new(SeriesCache::new(cfg.series_cache_capacity)),
+                series_hash,
                 cfg,
-                series: Mutex::new(HashMap::new()),
                 partition_days: Mutex::new(partition_days),
             }),
         })
@@ -214,13 +243,41 @@ impl Store {
             .context("counting series")
     }
 
-    /// Ids of every registered series (a few MB for a million series), so a fresh process
-    /// knows which series are new.
+    /// Ids of every registered series (a few MB for a million series).
     pub async fn series_ids(&self) -> Result<Vec<i64>, StoreError> {
         sqlx::query_scalar("SELECT id FROM series")
             .fetch_all(&self.inner.pool)
             .await
             .context("listing series ids")
+    }
+
+    /// The cache of recently written series, to share with the server's limits as its set of
+    /// known series (see [`registry`]).
+    pub fn series_cache(&self) -> Arc<SeriesCache> {
+        self.inner.series.clone()
+    }
+
+    /// Fills the series cache with the most recently seen series (up to its capacity), so a
+    /// restarted server neither looks them up one write at a time nor counts them as new.
+    /// Returns how many were loaded.
+    pub async fn load_recent_series(&self) -> Result<usize, StoreError> {
+        let cache = &self.inner.series;
+        let limit = i64::try_from(cache.capacity()).unwrap_or(i64::MAX);
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(&format!(
+            "SELECT id, metric, labels::text, {} FROM series ORDER BY last_seen DESC LIMIT $1",
+            sql_ms("last_seen")
+        ))
+        .bind(limit)
+        .fetch_all(&self.inner.pool)
+        .await
+        .context("loading recently seen series")?;
+        let n = rows.len();
+        // Oldest first, so the most recent end up most recently used.
+        for (id, metric, labels, last_seen) in rows.into_iter().rev() {
+            let key = model::SeriesKey::new(metric, read::parse_labels(id, &labels)?);
+            cache.insert(cache.fingerprint(&key), id, last_seen, last_seen);
+        }
+        Ok(n)
     }
 }
 

@@ -1,5 +1,6 @@
-//! Housekeeping run every ~30 s by the server: partitions ahead of time, rollups of complete
-//! buckets (re-rolling buckets that late samples landed in), and retention.
+//! Housekeeping run every ~30 s by the server: last_seen of series, partitions ahead of time,
+//! rollups of complete buckets (re-rolling buckets that late samples landed in), and retention
+//! of samples, rollups and of series rows nobody wrote to within retention.
 
 use crate::error::{DbContext, StoreError};
 use crate::partitions::{self, day_of, DAY_MS, HOUR_MS, MINUTE_MS};
@@ -18,6 +19,8 @@ const PARTITIONS_AHEAD_DAYS: i64 = 2;
 pub struct MaintenanceReport {
     /// Series whose last_seen was written (see `Store::flush_last_seen`).
     pub last_seen_flushed: u64,
+    /// Series rows deleted because their last sample is older than retention.
+    pub series_expired: u64,
     pub partitions_created: Vec<String>,
     pub partitions_dropped: Vec<String>,
     /// Rows deleted by retention from the DEFAULT partition and the rollup tables (rows in
@@ -46,12 +49,17 @@ impl Store {
     pub async fn maintain(&self, now_ms: TimestampMs) -> Result<MaintenanceReport, StoreError> {
         let started = Instant::now();
         let mut report = MaintenanceReport::default();
+        // Day-aligned, so a rollup bucket is kept exactly when its raw samples are.
+        let first_kept_day = day_of(now_ms - i64::from(self.inner.cfg.retention_days) * DAY_MS);
+        let cutoff = first_kept_day * DAY_MS;
+        // Both modes: last_seen first, so the expiry below sees every series written lately.
+        report.last_seen_flushed = self.flush_last_seen().await?;
+        report.series_expired = self.expire_series(cutoff).await?;
         if self.mode() == StorageMode::TimescaleDb {
             report.elapsed = started.elapsed();
             return Ok(report);
         }
         let pool = self.pool();
-        report.last_seen_flushed = self.flush_last_seen().await?;
 
         let today = day_of(now_ms);
         let days: Vec<i64> = (today..=today + PARTITIONS_AHEAD_DAYS).collect();
@@ -66,9 +74,6 @@ impl Store {
                     .filter(|&d| partitions::partitionable(d)),
             );
 
-        // Day-aligned, so a rollup bucket is kept exactly when its raw samples are.
-        let first_kept_day = day_of(now_ms - i64::from(self.inner.cfg.retention_days) * DAY_MS);
-        let cutoff = first_kept_day * DAY_MS;
         report.partitions_dropped =
             partitions::drop_partitions_before(pool, "samples", first_kept_day).await?;
         {
@@ -111,6 +116,33 @@ impl Store {
         }
         debug!(?report, "maintenance done");
         Ok(report)
+    }
+
+    /// Deletes series rows whose last sample is older than `cutoff` (their samples are gone or
+    /// going with retention), so churning series (pod names, run ids) do not grow the registry
+    /// without end, and forgets them in the cache so a series that comes back is registered
+    /// again (under the same id, its hash). `last_seen` must be flushed first.
+    ///
+    /// A write that raced with this (a series silent for the whole retention that sends again
+    /// during this statement) can leave its samples pointing at a deleted id until the series'
+    /// next write registers it again; retention removes them if it never does.
+    async fn expire_series(&self, cutoff: TimestampMs) -> Result<u64, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(&format!(
+            "DELETE FROM series WHERE last_seen < {} RETURNING id",
+            sql_ts(1)
+        ))
+        .bind(cutoff)
+        .fetch_all(self.pool())
+        .await
+        .context("deleting expired series")?;
+        if !ids.is_empty() {
+            info!(
+                series = ids.len(),
+                "deleted series not written within retention"
+            );
+            self.inner.series.forget(&ids.iter().copied().collect());
+        }
+        Ok(ids.len() as u64)
     }
 
     /// Rolls up to `until` (rounded down to whole minutes / hours) in one transaction that

@@ -298,7 +298,7 @@ fn rollup_aggregate(a: Aggregation) -> &'static str {
     }
 }
 
-fn parse_labels(id: i64, json: &str) -> Result<Labels, StoreError> {
+pub(crate) fn parse_labels(id: i64, json: &str) -> Result<Labels, StoreError> {
     let map: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(json).map_err(|e| {
             StoreError::Corrupt(format!("labels of series {id} are not a JSON object: {e}"))

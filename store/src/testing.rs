@@ -12,9 +12,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// process has exited.
 const DB_PREFIX: &str = "pw_test_";
 
-/// The shared private cluster's directory.
+/// The shared private cluster's directory. The name changed when the embedded cluster moved
+/// from trust to password authentication, so test runs of older checkouts on the same machine
+/// keep their own (trust) cluster instead of finding this one locked to them.
 pub fn test_cluster_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join("pipewatch-test-cluster")
+    std::env::temp_dir().join("pipewatch-test-cluster-scram")
 }
 
 /// A URL of a new, empty database.
@@ -65,7 +67,7 @@ fn unique_name() -> String {
 /// one of them runs initdb and starts the server.
 async fn start_shared_cluster() -> Result<EmbeddedPostgres, String> {
     let dir = test_cluster_dir();
-    let lock_path = std::env::temp_dir().join("pipewatch-test-cluster.lock");
+    let lock_path = std::env::temp_dir().join("pipewatch-test-cluster-scram.lock");
     let lock_file = tokio::task::spawn_blocking(move || {
         let file = std::fs::OpenOptions::new()
             .create(true)

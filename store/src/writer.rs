@@ -4,10 +4,11 @@
 use crate::error::{DbContext, StoreError};
 use crate::partitions::{self, day_of, DAY_MS};
 use crate::pgcopy::{timestamp_in_range, SampleCopyEncoder};
+use crate::registry::{self, Unresolved};
 use crate::{sql_ts, StorageMode, Store};
 use model::clock::now_ms;
 use model::{Batch, MetricMetadata, TimestampMs};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tracing::debug;
 
@@ -42,29 +43,30 @@ const FUTURE_PARTITION_DAYS: i64 = 7;
 pub(crate) const ROLLUP_LOCK_KEY: i64 = 0x7077_726f_6c6c; // "pwroll"
 
 struct SeriesRow<'a> {
-    id: i64,
     series: &'a model::TimeSeries,
     first: TimestampMs,
     last: TimestampMs,
 }
 
 impl Store {
-    /// Writes the batches in one transaction: new series are registered (`INSERT .. ON
-    /// CONFLICT DO NOTHING` for ids not in the in-memory cache), `last_seen` is bumped at
-    /// most once a minute per series, metadata is upserted (last one wins per family), and
-    /// every sample is binary-COPYed. Nothing is written if anything fails.
+    /// Writes the batches in one transaction: series not in the cache are registered or
+    /// looked up (see [`crate::registry`]: label sets whose hashes collide get distinct ids),
+    /// `last_seen` is raised in memory and written by maintenance, metadata is upserted (last
+    /// one wins per family), and every sample is binary-COPYed. Nothing is written if
+    /// anything fails.
     pub async fn write(&self, batches: &[Batch]) -> Result<WriteStats, StoreError> {
         let started = Instant::now();
         let inner = &self.inner;
+        let cache = &inner.series;
 
         // Validate and summarise first, so a bad sample rejects the batch before any I/O.
-        let mut per_series: BTreeMap<i64, SeriesRow> = BTreeMap::new();
+        let mut per_series: HashMap<u128, SeriesRow> = HashMap::new();
         let mut days: Vec<i64> = Vec::new();
         let mut min_ts = i64::MAX;
         let mut max_ts = i64::MIN;
         let mut rows = 0u64;
-        // Stable ids in the order of the non-empty series, reused by the COPY below.
-        let mut ids: Vec<i64> = Vec::new();
+        // Cache keys in the order of the non-empty series, reused by the COPY below.
+        let mut fps: Vec<u128> = Vec::new();
         for ts in batches.iter().flat_map(|b| &b.series) {
             if ts.samples.is_empty() {
                 continue;
@@ -75,8 +77,8 @@ impl Store {
                     ts.key
                 )));
             }
-            let id = ts.key.stable_id();
-            ids.push(id);
+            let fp = cache.fingerprint(&ts.key);
+            fps.push(fp);
             let (mut first, mut last) = (i64::MAX, i64::MIN);
             for s in &ts.samples {
                 if !timestamp_in_range(s.ts) {
@@ -96,13 +98,12 @@ impl Store {
             min_ts = min_ts.min(first);
             max_ts = max_ts.max(last);
             per_series
-                .entry(id)
+                .entry(fp)
                 .and_modify(|r| {
                     r.first = r.first.min(first);
                     r.last = r.last.max(last);
                 })
                 .or_insert_with(|| SeriesRow {
-                    id,
                     series: ts,
                     first,
                     last,
@@ -120,44 +121,37 @@ impl Store {
             self.ensure_partitions_for(days).await?;
         }
 
-        // New series are registered in this transaction; known ones only raise their pending
-        // last_seen in memory.
-        let to_insert = {
-            let mut cache = inner.series.lock().expect("series cache poisoned");
-            let mut to_insert = Vec::new();
-            for row in per_series.values() {
-                match cache.get_mut(&row.id) {
-                    None => to_insert.push(row),
-                    Some(seen) => seen.pending = seen.pending.max(row.last),
+        // Cached series only raise their pending last_seen in memory; the rest are registered
+        // (or found) in this transaction.
+        let mut ids: HashMap<u128, i64> = HashMap::with_capacity(per_series.len());
+        let mut to_register = Vec::new();
+        for (&fp, row) in &per_series {
+            match cache.hit(fp, row.last) {
+                Some(id) => {
+                    ids.insert(fp, id);
                 }
+                None => to_register.push(Unresolved {
+                    fp,
+                    hash: (inner.series_hash)(&row.series.key),
+                    key: &row.series.key,
+                    // JSON only for series not in the cache: most writes register nothing.
+                    labels_json: labels_json(&row.series.key.labels),
+                    metric_type: row.series.metric_type.as_str(),
+                    first: row.first,
+                    last: row.last,
+                }),
             }
-            to_insert
-        };
+        }
+        // Ascending ids, so concurrent writers lock rows in one order and cannot deadlock.
+        to_register.sort_by_key(|r| r.hash);
 
         let mut tx = inner.pool.begin().await.context("starting a write")?;
-        let mut inserted: Vec<i64> = Vec::new();
-        if !to_insert.is_empty() {
-            // Ids are ascending (BTreeMap), so concurrent writers lock rows in one order and
-            // cannot deadlock on each other.
-            inserted = sqlx::query_scalar(&format!(
-                "INSERT INTO series (id, metric, labels, metric_type, first_seen, last_seen) \
-                 SELECT id, metric, labels::jsonb, metric_type, {}, {} \
-                 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
-                   AS t(id, metric, labels, metric_type, first_ms, last_ms) \
-                 ON CONFLICT (id) DO NOTHING RETURNING id",
-                "to_timestamp(first_ms::float8 / 1000)",
-                "to_timestamp(last_ms::float8 / 1000)"
-            ))
-            .bind(to_insert.iter().map(|r| r.id).collect::<Vec<_>>())
-            .bind(to_insert.iter().map(|r| r.series.key.metric.as_str()).collect::<Vec<_>>())
-            // JSON only for series not seen before: most writes register nothing.
-            .bind(to_insert.iter().map(|r| labels_json(&r.series.key.labels)).collect::<Vec<_>>())
-            .bind(to_insert.iter().map(|r| r.series.metric_type.as_str()).collect::<Vec<_>>())
-            .bind(to_insert.iter().map(|r| r.first).collect::<Vec<_>>())
-            .bind(to_insert.iter().map(|r| r.last).collect::<Vec<_>>())
-            .fetch_all(&mut *tx)
-            .await
-            .context("registering new series")?;
+        let mut registered = Vec::new();
+        if !to_register.is_empty() {
+            registered = registry::register(&mut tx, &to_register).await?;
+            for r in &registered {
+                ids.insert(r.fp, r.id);
+            }
         }
         if !metadata.is_empty() {
             sqlx::query(
@@ -187,7 +181,8 @@ impl Store {
                 .iter()
                 .flat_map(|b| &b.series)
                 .filter(|ts| !ts.samples.is_empty());
-            for (ts, &id) in non_empty.zip(&ids) {
+            for (ts, fp) in non_empty.zip(&fps) {
+                let id = ids[fp];
                 for s in &ts.samples {
                     enc.push(id, s.ts, s.value);
                 }
@@ -204,27 +199,17 @@ impl Store {
         }
         tx.commit().await.context("committing a write")?;
 
-        {
-            let mut cache = inner.series.lock().expect("series cache poisoned");
-            let inserted: std::collections::HashSet<i64> = inserted.iter().copied().collect();
-            for row in to_insert {
-                // A series that already existed (another writer, or a restart) gets its
-                // last_seen raised by the next flush.
-                let flushed = if inserted.contains(&row.id) {
-                    row.last
-                } else {
-                    i64::MIN
-                };
-                let seen = cache.entry(row.id).or_insert(LastSeen {
-                    flushed,
-                    pending: row.last,
-                });
-                seen.pending = seen.pending.max(row.last);
-            }
+        let mut new_series = 0u64;
+        for r in &registered {
+            // A series that already existed (another writer, or a restart) gets its
+            // last_seen raised by the next flush.
+            let flushed = if r.new { r.last } else { i64::MIN };
+            new_series += u64::from(r.new);
+            cache.insert(r.fp, r.id, flushed, r.last);
         }
         let stats = WriteStats {
             rows,
-            new_series: inserted.len() as u64,
+            new_series,
             elapsed: started.elapsed(),
         };
         debug!(
@@ -239,18 +224,19 @@ impl Store {
     /// Writes every last_seen raised since the previous flush in one UPDATE. Returns the number
     /// of series updated. Called by `maintain`; safe to call at any time.
     pub async fn flush_last_seen(&self) -> Result<u64, StoreError> {
-        let dirty: Vec<(i64, i64)> = {
-            let cache = self.inner.series.lock().expect("series cache poisoned");
-            cache
-                .iter()
-                .filter(|(_, s)| s.pending > s.flushed)
-                .map(|(&id, s)| (id, s.pending))
-                .collect()
-        };
+        let (evicted, cached) = self.inner.series.dirty();
+        // An id can be both evicted and cached again; UPDATE .. FROM would pick either row,
+        // so keep the highest per id.
+        let mut highest: HashMap<i64, TimestampMs> = HashMap::new();
+        for &(id, ts) in evicted.iter().chain(&cached) {
+            let e = highest.entry(id).or_insert(ts);
+            *e = (*e).max(ts);
+        }
+        let dirty: Vec<(i64, TimestampMs)> = highest.into_iter().collect();
         if dirty.is_empty() {
             return Ok(0);
         }
-        sqlx::query(
+        let result = sqlx::query(
             "UPDATE series SET last_seen = greatest(series.last_seen, to_timestamp(t.last_ms::float8 / 1000)) \
              FROM UNNEST($1::bigint[], $2::bigint[]) AS t(id, last_ms) WHERE series.id = t.id",
         )
@@ -258,13 +244,13 @@ impl Store {
         .bind(dirty.iter().map(|d| d.1).collect::<Vec<_>>())
         .execute(self.pool())
         .await
-        .context("updating last_seen of series")?;
-        let mut cache = self.inner.series.lock().expect("series cache poisoned");
-        for (id, ts) in &dirty {
-            if let Some(s) = cache.get_mut(id) {
-                s.flushed = s.flushed.max(*ts);
-            }
+        .context("updating last_seen of series");
+        if let Err(e) = result {
+            // Keep the evicted series' bumps for the next attempt.
+            self.inner.series.requeue_evicted(evicted);
+            return Err(e);
         }
+        self.inner.series.flushed(&dirty);
         Ok(dirty.len() as u64)
     }
 

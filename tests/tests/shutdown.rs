@@ -1,10 +1,14 @@
 //! Nothing acknowledged is lost: the real `pipewatch` binary is stopped with SIGTERM while it
 //! scrapes a large target and its writers hold a long flush interval, so samples are waiting in
-//! the queue at the signal. Every sample that entered the queue must be in the database, once.
+//! the queue at the signal. Every sample that entered the queue must be in the database, once,
+//! counted independently of the server's own counters: the test's target counts the scrapes it
+//! served, and the database must hold exactly that many complete scrapes.
 
 use pipewatch_tests::{get_text, pipewatch_bin, serve};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn big_exposition(series: usize) -> String {
@@ -21,12 +25,27 @@ fn big_exposition(series: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_load_drains_every_queued_sample() {
-    let body = big_exposition(5_000);
+    const SERIES: i64 = 5_000;
+    let body = big_exposition(SERIES as usize);
+    // Scrapes answered with the exposition, and a switch that makes the target answer 503 from
+    // then on, so the test knows exactly how many scrapes pipewatch received.
+    let served = Arc::new(AtomicU64::new(0));
+    let refusing = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicU64::new(0));
+    let (s, r, rd) = (served.clone(), refusing.clone(), refused.clone());
     let target = serve(axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let b = body.clone();
-            async move { b }
+            let (s, r, rd) = (s.clone(), r.clone(), rd.clone());
+            async move {
+                if r.load(Ordering::SeqCst) {
+                    rd.fetch_add(1, Ordering::SeqCst);
+                    return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                }
+                s.fetch_add(1, Ordering::SeqCst);
+                Ok(b)
+            }
         }),
     ))
     .await;
@@ -86,6 +105,18 @@ async fn sigterm_during_load_drains_every_queued_sample() {
         queued >= 15_000.0,
         "expected a loaded queue before SIGTERM, saw {queued}"
     );
+    // Stop serving data and wait for one refused scrape: scrapes of a target run one after
+    // the other, so every successful one has been handed to the queue by then.
+    refusing.store(true, Ordering::SeqCst);
+    let wait = Instant::now();
+    while refused.load(Ordering::SeqCst) == 0 && wait.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        refused.load(Ordering::SeqCst) > 0,
+        "the target was not scraped again"
+    );
+    let scrapes_served = served.load(Ordering::SeqCst) as i64;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -105,13 +136,25 @@ async fn sigterm_during_load_drains_every_queued_sample() {
     assert!(enqueued as f64 >= queued);
 
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let (rows, distinct): (i64, i64) =
-        sqlx::query_as("SELECT count(*), count(DISTINCT (series_id, ts)) FROM samples")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(rows, enqueued, "every enqueued sample is stored");
+    // Independent of the server's counters: what the target served, counted by the test.
+    let (rows, distinct, scrapes): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT (series_id, ts)), count(DISTINCT ts) FROM samples \
+         WHERE series_id IN (SELECT id FROM series WHERE metric = 'load_test_value')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (scrapes, rows),
+        (scrapes_served, scrapes_served * SERIES),
+        "every served scrape is stored whole: {scrapes_served} scrapes of {SERIES} series"
+    );
     assert_eq!(distinct, rows, "no sample stored twice");
+    let all_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM samples")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(all_rows, enqueued, "the server's own count agrees");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,0 +1,493 @@
+//! The series registry: which database id a series (metric + label set) has, and the bounded
+//! in-memory cache of the series this process has recently written or admitted.
+//!
+//! **Ids and collisions.** A series' id is normally [`model::SeriesKey::stable_id`], a 63-bit
+//! hash, so writers agree on it without a round trip. Two different label sets can hash to the
+//! same id (by chance, about one pair in 2^31 series; or crafted, since xxh3 is not
+//! collision-resistant). Such series must never be merged, so registration compares the stored
+//! metric and labels with the incoming ones. A series whose hash `h` is taken by another label
+//! set gets the first free id of `h+1, h+2, …` (linear probing, at most [`MAX_PROBES`] steps),
+//! and the pair (`h`, id) is recorded in `series_collisions`. Lookups of a key check the row
+//! at `h` and the ids recorded for `h` there, so a probed series is found again by any process,
+//! also after the series at `h` was deleted by retention (which linear probing alone would not
+//! survive). The collision row is deleted with its series (`ON DELETE CASCADE`). Samples refer
+//! to the registered id, whatever it is; readers never recompute hashes.
+//!
+//! **The cache.** [`SeriesCache`] maps a keyed 128-bit SipHash fingerprint of the series key to
+//! the registered id and its `last_seen` bookkeeping, bounded by LRU eviction
+//! (`StoreConfig::series_cache_capacity`, about 100 bytes an entry). The key is random per
+//! process, so fingerprints cannot be crafted to collide; an accidental match among n cached
+//! series has probability about n²/2^129. The server's limiter shares this cache as its set of
+//! known series, so one bounded structure serves both. A series evicted from the cache is
+//! looked up in the database again on its next write (and counts as new for the new-series
+//! brake), which is what bounds memory when series churn (pod names, run ids).
+
+use crate::error::{DbContext, StoreError};
+use crate::writer::LastSeen;
+use model::{SeriesKey, TimestampMs};
+use std::collections::HashSet;
+use std::hash::Hasher;
+use std::sync::Mutex;
+
+/// How far a colliding series probes for a free id before its write is refused.
+pub const MAX_PROBES: i64 = 64;
+
+/// Default number of series the cache holds.
+pub const DEFAULT_SERIES_CACHE_CAPACITY: usize = 1_000_000;
+
+/// (series id, last_seen to write).
+pub(crate) type Bump = (i64, TimestampMs);
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// None: admitted by the limiter, not written (or looked up) by the writer yet.
+    id: Option<i64>,
+    seen: LastSeen,
+}
+
+/// The bounded cache of recently written or admitted series; see the module header.
+pub struct SeriesCache {
+    keys: (u64, u64),
+    map: Mutex<lru::LruCache<u128, Entry>>,
+    /// last_seen bumps of entries evicted before maintenance flushed them, so an evicted
+    /// series' last_seen is still written (retention deletes series by it). Bounded by the
+    /// capacity; beyond that the oldest bumps are dropped and counted.
+    evicted_dirty: Mutex<Vec<(i64, TimestampMs)>>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for SeriesCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeriesCache")
+            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SeriesCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_SERIES_CACHE_CAPACITY)
+    }
+}
+
+impl SeriesCache {
+    /// A cache of at most `capacity` series (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        use rand::RngCore;
+        let mut rng = rand::rngs::OsRng;
+        let capacity = capacity.max(1);
+        Self {
+            keys: (rng.next_u64(), rng.next_u64()),
+            // Unbounded to the crate, bounded by `push` below: `LruCache::new` allocates its
+            // whole capacity up front, ~50 MB for the default, in every Store and Guard.
+            map: Mutex::new(lru::LruCache::unbounded()),
+            evicted_dirty: Mutex::new(Vec::new()),
+            capacity,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Series held now (never more than the capacity).
+    pub fn len(&self) -> usize {
+        self.map.lock().expect("series cache poisoned").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cache key of a series: keyed SipHash-1-3 over the same unambiguous encoding as
+    /// `stable_id` (each part terminated by 0xff, which UTF-8 never contains).
+    pub fn fingerprint(&self, key: &SeriesKey) -> u128 {
+        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
+        h.write(key.metric.as_bytes());
+        h.write_u8(0xff);
+        for (k, v) in key.labels.iter() {
+            h.write(k.as_bytes());
+            h.write_u8(0xff);
+            h.write(v.as_bytes());
+            h.write_u8(0xff);
+        }
+        use siphasher::sip128::Hasher128;
+        h.finish128().as_u128()
+    }
+
+    /// For the limiter: whether the series was seen recently (written or admitted).
+    pub fn is_known(&self, key: &SeriesKey) -> bool {
+        let fp = self.fingerprint(key);
+        self.map
+            .lock()
+            .expect("series cache poisoned")
+            .get(&fp)
+            .is_some()
+    }
+
+    /// For the limiter: remembers an admitted series until the writer registers it.
+    pub fn note_admitted(&self, key: &SeriesKey) {
+        let fp = self.fingerprint(key);
+        let mut map = self.map.lock().expect("series cache poisoned");
+        if map.get(&fp).is_none() {
+            let entry = Entry {
+                id: None,
+                seen: LastSeen {
+                    flushed: i64::MIN,
+                    pending: i64::MIN,
+                },
+            };
+            let evicted = self.push(&mut map, fp, entry);
+            drop(map);
+            self.keep_evicted(evicted);
+        }
+    }
+
+    /// The registered id of a cached series, raising its pending last_seen to `last`.
+    pub(crate) fn hit(&self, fp: u128, last: TimestampMs) -> Option<i64> {
+        let mut map = self.map.lock().expect("series cache poisoned");
+        let e = map.get_mut(&fp)?;
+        let id = e.id?;
+        e.seen.pending = e.seen.pending.max(last);
+        Some(id)
+    }
+
+    /// Records a series the writer registered or found (`flushed`: what its row holds,
+    /// i64::MIN when unknown).
+    pub(crate) fn insert(&self, fp: u128, id: i64, flushed: TimestampMs, pending: TimestampMs) {
+        let mut map = self.map.lock().expect("series cache poisoned");
+        if let Some(e) = map.get_mut(&fp) {
+            if e.id == Some(id) {
+                e.seen.pending = e.seen.pending.max(pending);
+                e.seen.flushed = e.seen.flushed.max(flushed);
+                return;
+            }
+        }
+        let evicted = self.push(
+            &mut map,
+            fp,
+            Entry {
+                id: Some(id),
+                seen: LastSeen { flushed, pending },
+            },
+        );
+        drop(map);
+        self.keep_evicted(evicted);
+    }
+
+    /// Inserts, evicting the least recently used entry beyond the capacity.
+    fn push(
+        &self,
+        map: &mut lru::LruCache<u128, Entry>,
+        fp: u128,
+        entry: Entry,
+    ) -> Option<(u128, Entry)> {
+        map.put(fp, entry);
+        if map.len() > self.capacity {
+            map.pop_lru()
+        } else {
+            None
+        }
+    }
+
+    fn keep_evicted(&self, evicted: Option<(u128, Entry)>) {
+        if let Some((_, Entry { id: Some(id), seen })) = evicted {
+            if seen.pending > seen.flushed {
+                let mut list = self.evicted_dirty.lock().expect("series cache poisoned");
+                if list.len() >= self.capacity {
+                    // Maintenance has not run for a long time; keep the newest bumps.
+                    list.drain(..self.capacity / 2);
+                    tracing::warn!(
+                        dropped = self.capacity / 2,
+                        "last_seen updates of evicted series were dropped because maintenance has not flushed them"
+                    );
+                }
+                list.push((id, seen.pending));
+            }
+        }
+    }
+
+    /// Every (id, last_seen) raised since the previous flush: (evicted series, which are
+    /// taken out of the cache's keeping, and cached series).
+    pub(crate) fn dirty(&self) -> (Vec<Bump>, Vec<Bump>) {
+        let evicted =
+            std::mem::take(&mut *self.evicted_dirty.lock().expect("series cache poisoned"));
+        let map = self.map.lock().expect("series cache poisoned");
+        let cached = map
+            .iter()
+            .filter_map(|(_, e)| {
+                let id = e.id?;
+                (e.seen.pending > e.seen.flushed).then_some((id, e.seen.pending))
+            })
+            .collect();
+        (evicted, cached)
+    }
+
+    /// Gives back evicted bumps whose flush failed.
+    pub(crate) fn requeue_evicted(&self, evicted: Vec<(i64, TimestampMs)>) {
+        self.evicted_dirty
+            .lock()
+            .expect("series cache poisoned")
+            .extend(evicted);
+    }
+
+    /// Marks these last_seen values as written.
+    pub(crate) fn flushed(&self, written: &[(i64, TimestampMs)]) {
+        let by_id: std::collections::HashMap<i64, TimestampMs> = written.iter().copied().collect();
+        let mut map = self.map.lock().expect("series cache poisoned");
+        for (_, e) in map.iter_mut() {
+            if let Some(ts) = e.id.and_then(|id| by_id.get(&id)) {
+                e.seen.flushed = e.seen.flushed.max(*ts);
+            }
+        }
+    }
+
+    /// Drops series whose rows were deleted, so their next write registers them again.
+    pub(crate) fn forget(&self, ids: &HashSet<i64>) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut map = self.map.lock().expect("series cache poisoned");
+        let gone: Vec<u128> = map
+            .iter()
+            .filter(|(_, e)| e.id.is_some_and(|id| ids.contains(&id)))
+            .map(|(fp, _)| *fp)
+            .collect();
+        for fp in gone {
+            map.pop(&fp);
+        }
+    }
+}
+
+/// A series of one write that was not in the cache.
+pub(crate) struct Unresolved<'a> {
+    pub fp: u128,
+    pub hash: i64,
+    pub key: &'a SeriesKey,
+    pub labels_json: String,
+    pub metric_type: &'a str,
+    pub first: TimestampMs,
+    pub last: TimestampMs,
+}
+
+/// What registration found for one series.
+pub(crate) struct Resolved {
+    pub fp: u128,
+    pub id: i64,
+    /// Inserted by this transaction (else it existed).
+    pub new: bool,
+    pub last: TimestampMs,
+}
+
+/// The id `k` steps after `hash`, wrapping within the non-negative 63-bit range.
+fn probe(hash: i64, k: i64) -> i64 {
+    ((hash as u64).wrapping_add(k as u64) & (i64::MAX as u64)) as i64
+}
+
+/// Registers or finds every series of `rows` inside the write's transaction. `rows` are sorted
+/// by hash, so concurrent writers lock rows in one order.
+pub(crate) async fn register(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    rows: &[Unresolved<'_>],
+) -> Result<Vec<Resolved>, StoreError> {
+    // 1. Insert at the natural id unless that hash has a collision history (then a probed
+    //    series of this very key may exist elsewhere: the lookup below decides).
+    let inserted: Vec<i64> = sqlx::query_scalar(&format!(
+        "INSERT INTO series (id, metric, labels, metric_type, first_seen, last_seen) \
+         SELECT id, metric, labels::jsonb, metric_type, {}, {} \
+         FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
+           AS t(id, metric, labels, metric_type, first_ms, last_ms) \
+         WHERE NOT EXISTS (SELECT 1 FROM series_collisions c WHERE c.hash = t.id) \
+         ON CONFLICT (id) DO NOTHING RETURNING id",
+        "to_timestamp(first_ms::float8 / 1000)", "to_timestamp(last_ms::float8 / 1000)"
+    ))
+    .bind(rows.iter().map(|r| r.hash).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.key.metric.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.labels_json.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.metric_type).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.first).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.last).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await
+    .context("registering new series")?;
+    let inserted: HashSet<i64> = inserted.into_iter().collect();
+
+    // 2. Which row holds each key: the one at its hash, or one recorded for its hash.
+    let found = lookup(tx, rows.iter().collect::<Vec<_>>().as_slice()).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (row, id) in rows.iter().zip(found) {
+        match id {
+            // Two keys of one write may share a hash: only the one whose labels are at the
+            // hash was inserted there.
+            Some(id) => out.push(Resolved {
+                fp: row.fp,
+                id,
+                new: id == row.hash && inserted.contains(&id),
+                last: row.last,
+            }),
+            None => out.push(register_colliding(tx, row).await?),
+        }
+    }
+    Ok(out)
+}
+
+/// The registered id of each row's key, if any (`None`: the key has no row).
+async fn lookup(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    rows: &[&Unresolved<'_>],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let found: Vec<(i64, i64)> = sqlx::query_as(
+        "WITH t AS MATERIALIZED ( \
+           SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY AS t(h, metric, labels, ord)) \
+         SELECT t.ord, s.id FROM t JOIN series s ON s.id = t.h \
+           WHERE s.metric = t.metric AND s.labels = t.labels::jsonb \
+         UNION ALL \
+         SELECT t.ord, s.id FROM t JOIN series_collisions c ON c.hash = t.h JOIN series s ON s.id = c.id \
+           WHERE s.metric = t.metric AND s.labels = t.labels::jsonb",
+    )
+    .bind(rows.iter().map(|r| r.hash).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.key.metric.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.labels_json.as_str()).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await
+    .context("looking up series ids")?;
+    let mut out = vec![None; rows.len()];
+    for (ord, id) in found {
+        if let Some(slot) = usize::try_from(ord - 1).ok().and_then(|i| out.get_mut(i)) {
+            *slot = Some(id);
+        }
+    }
+    Ok(out)
+}
+
+/// A key whose hash is taken by another label set: probe for a free id and record it.
+async fn register_colliding(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    row: &Unresolved<'_>,
+) -> Result<Resolved, StoreError> {
+    for k in 1..=MAX_PROBES {
+        let candidate = probe(row.hash, k);
+        let inserted: Option<i64> = sqlx::query_scalar(&format!(
+            "INSERT INTO series (id, metric, labels, metric_type, first_seen, last_seen) \
+             VALUES ($1, $2, $3::jsonb, $4, {}, {}) ON CONFLICT (id) DO NOTHING RETURNING id",
+            crate::sql_ts(5),
+            crate::sql_ts(6)
+        ))
+        .bind(candidate)
+        .bind(row.key.metric.as_str())
+        .bind(row.labels_json.as_str())
+        .bind(row.metric_type)
+        .bind(row.first)
+        .bind(row.last)
+        .fetch_optional(&mut **tx)
+        .await
+        .context("registering a colliding series")?;
+        if inserted.is_some() {
+            sqlx::query("INSERT INTO series_collisions (hash, id) VALUES ($1, $2)")
+                .bind(row.hash)
+                .bind(candidate)
+                .execute(&mut **tx)
+                .await
+                .context("recording a series id collision")?;
+            tracing::warn!(
+                series = %row.key,
+                hash = row.hash,
+                id = candidate,
+                "series id collision: another label set has this series' hash; registered it under the next free id"
+            );
+            return Ok(Resolved {
+                fp: row.fp,
+                id: candidate,
+                new: true,
+                last: row.last,
+            });
+        }
+        // Taken: by another key, or by this key registered concurrently by another writer.
+        if let Some(id) = lookup(tx, &[row]).await?.remove(0) {
+            return Ok(Resolved {
+                fp: row.fp,
+                id,
+                new: false,
+                last: row.last,
+            });
+        }
+    }
+    Err(StoreError::InvalidSample(format!(
+        "series {} hashes to id {} like {MAX_PROBES} other stored label sets (the next {MAX_PROBES} ids are all taken); this only happens with label values crafted to collide: rename the series",
+        row.key, row.hash
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::Labels;
+
+    fn key(v: &str) -> SeriesKey {
+        SeriesKey::new("m", Labels::from_pairs([("i", v)]))
+    }
+
+    #[test]
+    fn probe_wraps_inside_the_non_negative_range() {
+        assert_eq!(probe(5, 1), 6);
+        assert_eq!(probe(i64::MAX, 1), 0);
+        assert_eq!(probe(i64::MAX - 1, 3), 1);
+    }
+
+    #[test]
+    fn cache_is_bounded_and_keeps_bumps_of_evicted_series() {
+        let c = SeriesCache::new(2);
+        for (i, v) in ["a", "b", "c"].iter().enumerate() {
+            let fp = c.fingerprint(&key(v));
+            c.insert(fp, i as i64, 10, 10);
+            assert_eq!(c.hit(fp, 20), Some(i as i64));
+        }
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.hit(c.fingerprint(&key("a")), 30), None, "a was evicted");
+        let (evicted, mut cached) = c.dirty();
+        cached.sort();
+        assert_eq!(
+            (evicted, cached.clone()),
+            (vec![(0, 20)], vec![(1, 20), (2, 20)])
+        );
+        c.flushed(&cached);
+        assert_eq!(
+            c.dirty(),
+            (vec![], vec![]),
+            "flushed and the evicted list emptied"
+        );
+    }
+
+    #[test]
+    fn admitted_series_are_known_but_have_no_id_until_written() {
+        let c = SeriesCache::new(10);
+        let k = key("x");
+        assert!(!c.is_known(&k));
+        c.note_admitted(&k);
+        assert!(c.is_known(&k));
+        let fp = c.fingerprint(&k);
+        assert_eq!(c.hit(fp, 1), None);
+        c.insert(fp, 42, i64::MIN, 1);
+        assert_eq!(c.hit(fp, 2), Some(42));
+        c.forget(&HashSet::from([42]));
+        assert!(!c.is_known(&k));
+    }
+
+    #[test]
+    fn fingerprints_separate_concatenation_lookalikes_and_differ_per_cache() {
+        let c = SeriesCache::new(1);
+        let a = SeriesKey::new("m", Labels::from_pairs([("a", "bc")]));
+        let b = SeriesKey::new("m", Labels::from_pairs([("ab", "c")]));
+        assert_ne!(c.fingerprint(&a), c.fingerprint(&b));
+        assert_ne!(c.fingerprint(&a), SeriesCache::new(1).fingerprint(&a));
+    }
+}
