@@ -67,6 +67,9 @@ pub(crate) struct Evaluator<'a> {
     fetched: HashMap<usize, Arc<Vec<Arc<Series>>>>,
     ranges: HashMap<usize, (i64, i64)>,
     pub loaded_samples: usize,
+    /// Subquery steps evaluated so far: bounded like samples, so `x[100y:1ms]` is refused
+    /// instead of looping for hours over empty steps.
+    steps_evaluated: usize,
 }
 
 impl<'a> Evaluator<'a> {
@@ -93,6 +96,7 @@ impl<'a> Evaluator<'a> {
             fetched: HashMap::new(),
             ranges,
             loaded_samples: 0,
+            steps_evaluated: 0,
         }
     }
 
@@ -152,7 +156,7 @@ impl<'a> Evaluator<'a> {
             Some(AtModifier::End) => self.end,
             Some(AtModifier::At(ts)) => system_time_ms(ts),
         };
-        base - offset_ms(offset)
+        base.saturating_sub(offset_ms(offset))
     }
 
     pub fn eval(&mut self, expr: &Expr, t: i64) -> Result<Value> {
@@ -187,7 +191,8 @@ impl<'a> Evaluator<'a> {
                 let out = series
                     .iter()
                     .filter_map(|s| {
-                        let points: Vec<(i64, f64)> = s.window(te - range, te).collect();
+                        let points: Vec<(i64, f64)> =
+                            s.window(te.saturating_sub(range), te).collect();
                         (!points.is_empty()).then(|| Series {
                             labels: s.labels.clone(),
                             points,
@@ -233,7 +238,7 @@ impl<'a> Evaluator<'a> {
             .map(duration_ms)
             .filter(|s| *s > 0)
             .unwrap_or(self.opts.default_subquery_step_ms);
-        let first = te - range;
+        let first = te.saturating_sub(range);
         // Go's integer division truncates toward zero; Prometheus aligns with it.
         let mut ts = step * (first / step);
         if ts < first {
@@ -243,6 +248,10 @@ impl<'a> Evaluator<'a> {
         let mut out: Vec<Series> = Vec::new();
         while ts <= te {
             self.check_interrupt("subquery evaluation")?;
+            self.steps_evaluated += 1;
+            if self.steps_evaluated > self.opts.max_samples {
+                return Err(QueryError::TooManySamples("subquery evaluation"));
+            }
             match self.eval(&sq.expr, ts)? {
                 Value::Vector(vec) => {
                     for s in vec {
@@ -273,7 +282,10 @@ impl<'a> Evaluator<'a> {
                     )))
                 }
             }
-            ts += step;
+            ts = match ts.checked_add(step) {
+                Some(next) => next,
+                None => break,
+            };
         }
         Ok(out)
     }

@@ -66,7 +66,7 @@ fn range_arg(ev: &mut Evaluator, e: &Expr, t: i64) -> Result<RangeArg> {
             let series = stored
                 .iter()
                 .filter_map(|s| {
-                    let points: Vec<(i64, f64)> = s.window(te - range, te).collect();
+                    let points: Vec<(i64, f64)> = s.window(te.saturating_sub(range), te).collect();
                     (!points.is_empty()).then(|| Series {
                         labels: s.labels.clone(),
                         points,
@@ -531,7 +531,7 @@ pub fn extrapolated_rate(
     if points.len() < 2 {
         return None;
     }
-    let range_start = window_end - range_ms;
+    let range_start = window_end.saturating_sub(range_ms);
     let first = points[0];
     let last = points[points.len() - 1];
     let mut result = last.1 - first.1;

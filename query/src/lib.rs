@@ -26,6 +26,7 @@ mod binary;
 pub mod error;
 mod eval;
 mod functions;
+pub mod fuzzing;
 pub mod plan;
 pub mod quantile;
 pub mod storage;
@@ -158,7 +159,7 @@ pub fn range_eval(
             "end timestamp must not be before start time".into(),
         ));
     }
-    if (end - start) / step > MAX_POINTS_PER_SERIES {
+    if end.saturating_sub(start) / step > MAX_POINTS_PER_SERIES {
         return Err(QueryError::BadData(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
         ));
@@ -207,7 +208,10 @@ pub fn range_eval(
             });
             out[i].points.push((t, v));
         }
-        t += step;
+        t = match t.checked_add(step) {
+            Some(next) => next,
+            None => break,
+        };
     }
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(out)

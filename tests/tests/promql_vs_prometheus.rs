@@ -561,6 +561,56 @@ async fn pipewatch_answers_the_corpus_as_prometheus_2_42_does() {
             }
         }
     }
+    // The real client: promtool prints the same for both servers (a sample of the corpus,
+    // every query Prometheus answers among the first ones).
+    let t = format!("{}", instants[1] as f64 / 1000.0);
+    let (rs, re) = (
+        format!("{}", range_start as f64 / 1000.0),
+        format!("{}", range_end as f64 / 1000.0),
+    );
+    let mut promtool_runs = 0;
+    for q in corpus.iter().step_by(9).take(40) {
+        for args in [
+            vec!["query", "instant", "--time", t.as_str()],
+            vec![
+                "query",
+                "range",
+                "--start",
+                rs.as_str(),
+                "--end",
+                re.as_str(),
+                "--step",
+                "5m",
+            ],
+        ] {
+            let run = |server: &str| {
+                let out = std::process::Command::new("promtool")
+                    .args(&args)
+                    .arg(format!("http://{server}"))
+                    .arg(q)
+                    .output()
+                    .expect(
+                        "promtool is installed with Debian's prometheus (scripts/setup.sh --test)",
+                    );
+                let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(String::from)
+                    .collect();
+                lines.sort();
+                (out.status.success(), lines)
+            };
+            let (p_ok, p_out) = run(&prom.addr);
+            let (w_ok, w_out) = run(&pw);
+            promtool_runs += 1;
+            if (p_ok, &p_out) != (w_ok, &w_out) && !known.iter().any(|(k, _)| k == q) {
+                failures.push(format!(
+                    "promtool {} {q}\n    Prometheus ({p_ok}): {p_out:?}\n    pipewatch ({w_ok}): {w_out:?}",
+                    args[1]
+                ));
+            }
+        }
+    }
+    assert!(promtool_runs >= 80, "only {promtool_runs} promtool runs");
     for f in &failures {
         eprintln!("DIFF {f}");
     }
