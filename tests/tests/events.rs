@@ -87,7 +87,12 @@ async fn events_in_every_body_shape_are_stored_once_and_listed_newest_first() {
     );
 
     // The same deploy again inside an array, plus a new one: only the new one is stored.
-    let (s, body) = post(&app, None, format!("[{DEPLOY},{CONFIG}]")).await;
+    let (s, body) = post(
+        &app,
+        Some("application/json"),
+        format!("[{DEPLOY},{CONFIG}]"),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     assert!(
         body.contains("\"inserted\":1") && body.contains("\"duplicates\":1"),
@@ -158,17 +163,32 @@ async fn bad_bodies_are_refused_naming_the_line_or_index_and_the_field() {
     let app = server::receivers::router_with_config(st.clone(), small);
 
     let bad_time = DEPLOY.replace("2024-05-02T13:30:00Z", "2024-05-02 13:30");
-    let (s, m) = post(&app, None, format!("{CONFIG}\n{bad_time}\n")).await;
+    let (s, m) = post(
+        &app,
+        Some("application/json"),
+        format!("{CONFIG}\n{bad_time}\n"),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(
         m.contains("line 2: field `time`: \"2024-05-02 13:30\" is not an RFC 3339 timestamp"),
         "{m}"
     );
     let no_kind = CONFIG.replace("\"kind\":\"config_change\",", "");
-    let (s, m) = post(&app, None, format!("[{DEPLOY},{no_kind}]")).await;
+    let (s, m) = post(
+        &app,
+        Some("application/json"),
+        format!("[{DEPLOY},{no_kind}]"),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(m.contains("element [1]: missing field `kind`"), "{m}");
-    let (s, m) = post(&app, None, DEPLOY.replace("\"abc123\"", "[1]")).await;
+    let (s, m) = post(
+        &app,
+        Some("application/json"),
+        DEPLOY.replace("\"abc123\"", "[1]"),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(m.contains("field `labels.commit`"), "{m}");
     let (s, m) = post(&app, Some("text/plain"), DEPLOY.into()).await;
@@ -176,7 +196,7 @@ async fn bad_bodies_are_refused_naming_the_line_or_index_and_the_field() {
     assert!(m.contains("application/x-ndjson"), "{m}");
 
     let big = format!("[{}]", vec![DEPLOY; 40].join(","));
-    let (s, m) = post(&app, None, big).await;
+    let (s, m) = post(&app, Some("application/json"), big).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(m.contains("send fewer events per request"), "{m}");
 
@@ -210,14 +230,38 @@ async fn the_ingest_token_guards_the_events_endpoint() {
     ));
     let app = server::app(st.clone(), std::env::temp_dir());
     let body = || DEPLOY.as_bytes().to_vec();
-    let (s, m) = send(&app, "POST", "/api/v1/events", None, None, body()).await;
+    let (s, m) = send(
+        &app,
+        "POST",
+        "/api/v1/events",
+        Some("application/json"),
+        None,
+        body(),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{m}");
     let prom = Some("Bearer prom-token-0123456789abcdef");
-    let (s, m) = send(&app, "POST", "/api/v1/events", None, prom, body()).await;
+    let (s, m) = send(
+        &app,
+        "POST",
+        "/api/v1/events",
+        Some("application/json"),
+        prom,
+        body(),
+    )
+    .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{m}");
     assert!(m.contains("add \"events\" to its `receivers`"), "{m}");
     let ok = Some("Bearer deploy-token-0123456789abcdef");
-    let (s, m) = send(&app, "POST", "/api/v1/events", None, ok, body()).await;
+    let (s, m) = send(
+        &app,
+        "POST",
+        "/api/v1/events",
+        Some("application/json"),
+        ok,
+        body(),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{m}");
     // Reading needs no token, like the other read APIs.
     assert_eq!(list(&app, "").await.len(), 1);
@@ -229,9 +273,22 @@ async fn explore_charts_mark_the_events_inside_their_range() {
     let app = server::app(st.clone(), std::env::temp_dir());
     // A series to chart: one generic DQ result at 13:00.
     let dq = r#"{"dataset":"orders","check":"row_count","status":"pass","observed_value":30,"time":"2024-05-02T13:00:00Z"}"#;
-    let (s, m) = send(&app, "POST", "/api/v1/dq/generic", None, None, dq.into()).await;
+    let (s, m) = send(
+        &app,
+        "POST",
+        "/api/v1/dq/generic",
+        Some("application/json"),
+        None,
+        dq.into(),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{m}");
-    let (s, m) = post(&app, None, format!("[{DEPLOY},{SCHEMA}]")).await;
+    let (s, m) = post(
+        &app,
+        Some("application/json"),
+        format!("[{DEPLOY},{SCHEMA}]"),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{m}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while st.queue.depth() > 0 {

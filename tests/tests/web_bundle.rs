@@ -27,9 +27,17 @@ async fn the_binary_serves_its_bundle_from_any_directory_and_hides_the_database_
             pkg.join(f).display()
         );
     }
-    const SECRET: &str = "hunter2-in-the-query";
-    let url = store::testing::fresh_database_url().await;
-    let url = format!("{url}?password={SECRET}&application_name=pipewatch-test");
+    // The test cluster's real password moves from `user:pass@` to `?password=`, so the server
+    // must use it (or fail to connect) and must not show it anywhere.
+    let url = url::Url::parse(&store::testing::fresh_database_url().await).unwrap();
+    let secret = url
+        .password()
+        .expect("the test cluster URL carries a password")
+        .to_string();
+    let mut bare = url.clone();
+    bare.set_password(None).unwrap();
+    let url = format!("{bare}?password={secret}&application_name=pipewatch-test");
+    let secret = secret.as_str();
 
     // A working directory with nothing in it: no target/site to fall back on.
     let cwd = std::env::temp_dir().join(format!("pipewatch-anywhere-{}", std::process::id()));
@@ -131,7 +139,7 @@ async fn the_binary_serves_its_bundle_from_any_directory_and_hides_the_database_
             .text()
             .await
             .unwrap();
-        assert!(!body.contains(SECRET), "{path} shows the password: {body}");
+        assert!(!body.contains(secret), "{path} shows the password: {body}");
         assert!(
             body.contains("password=***"),
             "{path} does not show the redacted URL: {body}"
@@ -149,6 +157,6 @@ async fn the_binary_serves_its_bundle_from_any_directory_and_hides_the_database_
         log.contains("password=***"),
         "the start-up log does not name the database: {log}"
     );
-    assert!(!log.contains(SECRET), "the log shows the password: {log}");
+    assert!(!log.contains(secret), "the log shows the password: {log}");
     let _ = std::fs::remove_dir_all(&cwd);
 }
