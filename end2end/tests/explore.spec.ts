@@ -78,22 +78,29 @@ test('explore: pick a metric, hover reads out values, drag zooms into a narrower
     step: Number(await summary.getAttribute('data-step')),
   };
   const aggregation = new URL(page.url()).searchParams.get('agg') || 'avg';
+  // The chart reduces each step bucket [t, t + step) with the aggregation; the same reduction in
+  // PromQL is <agg>_over_time over a window of step - 1 ms evaluated at t + step - 1 ms (Prometheus
+  // windows are closed at both ends), with the metric name put back for the label match.
+  const overTime = { avg: 'avg', min: 'min', max: 'max', sum: 'sum', count: 'count', last: 'last' }[aggregation] ?? 'avg';
+  const windowMs = range.step - 1;
+  // Buckets are aligned to multiples of the step since the Unix epoch.
+  const first = Math.floor(range.start / range.step) * range.step;
+  const last = Math.floor(range.end / range.step) * range.step;
   const api = await page.request.get('/api/v1/query_range', {
     params: {
-      query: metric,
-      start: String(range.start / 1000),
-      end: String(range.end / 1000),
+      query: `label_replace(${overTime}_over_time(${metric}[${windowMs}ms]), "__name__", "${metric}", "", "")`,
+      start: String((first + windowMs) / 1000),
+      end: String((last + windowMs) / 1000),
       step: String(range.step / 1000),
-      agg: aggregation,
     },
   });
-  expect(api.ok()).toBeTruthy();
+  expect(api.ok(), await api.text()).toBeTruthy();
   const result: { metric: Record<string, string>; values: [number, string][] }[] = (await api.json()).data.result;
   for (const row of shown) {
     const series = result.find((r) => promLabels(r.metric) === row.label || r.metric.__name__ === row.label);
     expect(series, `series ${row.label} in ${JSON.stringify(result.map((r) => r.metric))}`).toBeTruthy();
     const at = Date.parse(row.time.replace(' UTC', 'Z').replace(' ', 'T')) / 1000;
-    const point = series!.values.find(([t]) => Math.floor(t) === at);
+    const point = series!.values.find(([t]) => Math.abs(t - windowMs / 1000 - at) < 0.0005);
     expect(point, `a point at ${row.time} for ${row.label}`).toBeTruthy();
     const [value, tolerance] = parseShown(row.value);
     expect(Math.abs(Number(point![1]) - value), `${row.label} at ${row.time}: shown ${row.value}, stored ${point![1]}`)
