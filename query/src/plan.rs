@@ -60,7 +60,7 @@ pub(crate) fn walk_ranges(
         range: 0,
         at: None,
     };
-    walk(expr, start, end, opts, path, 0, f);
+    walk(expr, start, end, opts, path, f);
 }
 
 fn resolve_at(at: &Option<AtModifier>, start: i64, end: i64) -> Option<i64> {
@@ -78,34 +78,16 @@ fn walk(
     end: i64,
     opts: &EngineOptions,
     path: SubqueryPath,
-    eval_range: i64,
     f: &mut dyn FnMut(&VectorSelector, i64, i64),
 ) {
     match expr {
         Expr::VectorSelector(vs) => {
-            let (mut s, mut e) = match path.at {
-                Some(t) => (t, t),
-                None => (start, end),
-            };
-            if let Some(t) = resolve_at(&vs.at, start, end) {
-                s = t;
-                e = t;
-            } else {
-                s = s.saturating_sub(path.offset).saturating_sub(path.range);
-                e = e.saturating_sub(path.offset);
-            }
-            s = s.saturating_sub(if eval_range == 0 {
-                opts.lookback_ms
-            } else {
-                eval_range
-            });
-            let own = offset_ms(&vs.offset);
-            f(vs, s.saturating_sub(own), e.saturating_sub(own));
+            selector_range(vs, opts.lookback_ms, start, end, path, f);
         }
         Expr::MatrixSelector(ms) => {
             // The callback must see the node inside the expression: its address keys the
             // engine's fetch cache.
-            walk_selector_in_matrix(&ms.vs, duration_ms(&ms.range), start, end, opts, path, f);
+            selector_range(&ms.vs, duration_ms(&ms.range), start, end, path, f);
         }
         Expr::Subquery(sq) => {
             let off = offset_ms(&sq.offset);
@@ -122,35 +104,37 @@ fn walk(
                     at: path.at,
                 },
             };
-            walk(&sq.expr, start, end, opts, p, 0, f);
+            walk(&sq.expr, start, end, opts, p, f);
         }
-        Expr::Paren(p) => walk(&p.expr, start, end, opts, path, eval_range, f),
-        Expr::Unary(u) => walk(&u.expr, start, end, opts, path, 0, f),
+        Expr::Paren(p) => walk(&p.expr, start, end, opts, path, f),
+        Expr::Unary(u) => walk(&u.expr, start, end, opts, path, f),
         Expr::Binary(b) => {
-            walk(&b.lhs, start, end, opts, path, 0, f);
-            walk(&b.rhs, start, end, opts, path, 0, f);
+            walk(&b.lhs, start, end, opts, path, f);
+            walk(&b.rhs, start, end, opts, path, f);
         }
         Expr::Aggregate(a) => {
             if let Some(p) = &a.param {
-                walk(p, start, end, opts, path, 0, f);
+                walk(p, start, end, opts, path, f);
             }
-            walk(&a.expr, start, end, opts, path, 0, f);
+            walk(&a.expr, start, end, opts, path, f);
         }
         Expr::Call(c) => {
             for a in &c.args.args {
-                walk(a, start, end, opts, path, 0, f);
+                walk(a, start, end, opts, path, f);
             }
         }
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
     }
 }
 
-fn walk_selector_in_matrix(
+/// Reports the range one selector reads: the query's (or an `@`'s) time span, widened back by
+/// `window` (the lookback for an instant selector, the range for a range selector) and by the
+/// enclosing subqueries, shifted by the offsets.
+fn selector_range(
     vs: &VectorSelector,
-    range: i64,
+    window: i64,
     start: i64,
     end: i64,
-    opts: &EngineOptions,
     path: SubqueryPath,
     f: &mut dyn FnMut(&VectorSelector, i64, i64),
 ) {
@@ -165,8 +149,7 @@ fn walk_selector_in_matrix(
         s = s.saturating_sub(path.offset).saturating_sub(path.range);
         e = e.saturating_sub(path.offset);
     }
-    let _ = opts;
-    s = s.saturating_sub(range);
+    s = s.saturating_sub(window);
     let own = offset_ms(&vs.offset);
     f(vs, s.saturating_sub(own), e.saturating_sub(own));
 }

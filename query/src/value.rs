@@ -229,9 +229,8 @@ pub fn format_value(v: f64) -> String {
     } else if v == f64::NEG_INFINITY {
         "-Inf".into()
     } else {
-        // Rust's shortest round-trip formatting equals Go's 'f', -1 for finite values, except
-        // that Rust prints "-0" as "-0" and Go too; both print integers without a fraction.
-        let s = format!("{v}");
-        s
+        // Rust's shortest round-trip formatting equals Go's 'f', -1 for finite values (both
+        // print integers without a fraction, and "-0" as "-0").
+        format!("{v}")
     }
 }

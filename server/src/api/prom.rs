@@ -133,17 +133,7 @@ async fn label_values(
 }
 
 /// Prometheus renders sample values as strings so NaN and ±Inf survive JSON.
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
-}
+pub use query::format_value;
 
 /// RFC 3339 or Unix seconds (with fraction), as Prometheus accepts.
 pub fn parse_time(name: &str, v: Option<&str>) -> Result<i64, ApiError> {
