@@ -293,7 +293,10 @@ async fn colliding_label_sets_get_their_own_ids_and_are_found_again() {
     for (id, who, values) in &after {
         let before = rows.iter().find(|r| &r.1 == who).unwrap();
         assert_eq!(*id, before.0, "{who} kept its id");
-        assert_eq!(values.len(), 3, "{who}: {values:?}");
+        // "a" got no sample from the second process; "b" and "c" did. Which series holds the
+        // natural id (and so was deleted) depends on registration order within one write.
+        let expected = if who == "a" { 2 } else { 3 };
+        assert_eq!(values.len(), expected, "{who}: {values:?}");
     }
 }
 
