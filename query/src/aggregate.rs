@@ -5,7 +5,7 @@
 use crate::error::{QueryError, Result};
 use crate::eval::{check_unique, Evaluator};
 use crate::quantile::quantile;
-use crate::value::{format_value, Labels, Sample, Value, METRIC_NAME};
+use crate::value::{format_value, is_label_name, Labels, Sample, Value, METRIC_NAME};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 use std::collections::HashMap;
 
@@ -200,12 +200,6 @@ pub(crate) fn aggregate(ev: &mut Evaluator, agg: &AggregateExpr, t: i64) -> Resu
     }
     check_unique(&out)?;
     Ok(Value::Vector(out))
-}
-
-fn is_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
 /// `vectorByValueHeap.Less`: a min-heap on value with NaN smallest (topk evicts its root).

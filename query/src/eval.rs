@@ -7,7 +7,9 @@
 use crate::error::{QueryError, Result};
 use crate::storage::Storage;
 use crate::value::{Labels, Sample, Series, Value};
-use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
+use promql_parser::parser::{
+    AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -70,6 +72,7 @@ pub(crate) struct Evaluator<'a> {
     /// Subquery steps evaluated so far: bounded like samples, so `x[100y:1ms]` is refused
     /// instead of looping for hours over empty steps.
     steps_evaluated: usize,
+    regexes: HashMap<String, regex::Regex>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -97,6 +100,7 @@ impl<'a> Evaluator<'a> {
             ranges,
             loaded_samples: 0,
             steps_evaluated: 0,
+            regexes: HashMap::new(),
         }
     }
 
@@ -120,16 +124,7 @@ impl<'a> Evaluator<'a> {
             .get(&key)
             .copied()
             .unwrap_or((i64::MIN / 4, i64::MAX / 4));
-        let mut matchers = vs.matchers.matchers.clone();
-        if let Some(name) = &vs.name {
-            if !matchers.iter().any(|m| m.name == crate::value::METRIC_NAME) {
-                matchers.push(promql_parser::label::Matcher::new(
-                    promql_parser::label::MatchOp::Equal,
-                    crate::value::METRIC_NAME,
-                    name,
-                ));
-            }
-        }
+        let matchers = crate::plan::matchers_of(vs);
         if !vs.matchers.or_matchers.is_empty() {
             return Err(QueryError::BadData(
                 "selectors with `or` between matcher sets are not supported by pipewatch".into(),
@@ -184,23 +179,7 @@ impl<'a> Evaluator<'a> {
                 ))),
             },
             Expr::VectorSelector(vs) => Ok(Value::Vector(self.instant_selector(vs, t)?)),
-            Expr::MatrixSelector(ms) => {
-                let te = self.read_time(&ms.vs.at, &ms.vs.offset, t);
-                let range = duration_ms(&ms.range);
-                let series = self.series_of(&ms.vs)?;
-                let out = series
-                    .iter()
-                    .filter_map(|s| {
-                        let points: Vec<(i64, f64)> =
-                            s.window(te.saturating_sub(range), te).collect();
-                        (!points.is_empty()).then(|| Series {
-                            labels: s.labels.clone(),
-                            points,
-                        })
-                    })
-                    .collect();
-                Ok(Value::Matrix(out))
-            }
+            Expr::MatrixSelector(ms) => Ok(Value::Matrix(self.range_selector(ms, t)?)),
             Expr::Subquery(sq) => Ok(Value::Matrix(self.subquery(sq, t)?)),
             Expr::Call(call) => crate::functions::call(self, call, t),
             Expr::Aggregate(agg) => crate::aggregate::aggregate(self, agg, t),
@@ -209,6 +188,37 @@ impl<'a> Evaluator<'a> {
                 "extension expressions are not supported".into(),
             )),
         }
+    }
+
+    /// A range selector at `t`: each series' points in `[t' - range, t']`, where `t'` is `t`
+    /// (or the `@` time) minus the offset; series without points are left out.
+    pub fn range_selector(&mut self, ms: &MatrixSelector, t: i64) -> Result<Vec<Series>> {
+        let te = self.read_time(&ms.vs.at, &ms.vs.offset, t);
+        let range = duration_ms(&ms.range);
+        let series = self.series_of(&ms.vs)?;
+        Ok(series
+            .iter()
+            .filter_map(|s| {
+                let points: Vec<(i64, f64)> = s.window(te.saturating_sub(range), te).collect();
+                (!points.is_empty()).then(|| Series {
+                    labels: s.labels.clone(),
+                    points,
+                })
+            })
+            .collect())
+    }
+
+    /// `label_replace`'s anchored regex, compiled once per query rather than at every step.
+    pub fn label_regex(&mut self, source: &str) -> Option<regex::Regex> {
+        if let Some(re) = self.regexes.get(source) {
+            return Some(re.clone());
+        }
+        let re = regex::RegexBuilder::new(&format!("^(?:{source})$"))
+            .size_limit(1 << 20)
+            .build()
+            .ok()?;
+        self.regexes.insert(source.to_string(), re.clone());
+        Some(re)
     }
 
     pub fn instant_selector(&mut self, vs: &VectorSelector, t: i64) -> Result<Vec<Sample>> {

@@ -6,7 +6,7 @@
 use crate::error::{QueryError, Result};
 use crate::eval::{check_unique, duration_ms, Evaluator};
 use crate::quantile::{bucket_quantile, quantile, Bucket};
-use crate::value::{Labels, Sample, Series, Value};
+use crate::value::{is_label_name, Labels, Sample, Series, Value};
 use chrono::{Datelike, TimeZone, Timelike, Utc};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Call, Expr};
@@ -59,26 +59,11 @@ struct RangeArg {
 
 fn range_arg(ev: &mut Evaluator, e: &Expr, t: i64) -> Result<RangeArg> {
     match unwrap_parens(e) {
-        Expr::MatrixSelector(ms) => {
-            let te = ev.read_time(&ms.vs.at, &ms.vs.offset, t);
-            let range = duration_ms(&ms.range);
-            let stored = ev.series_of(&ms.vs)?;
-            let series = stored
-                .iter()
-                .filter_map(|s| {
-                    let points: Vec<(i64, f64)> = s.window(te.saturating_sub(range), te).collect();
-                    (!points.is_empty()).then(|| Series {
-                        labels: s.labels.clone(),
-                        points,
-                    })
-                })
-                .collect();
-            Ok(RangeArg {
-                series,
-                range_ms: range,
-                window_end: te,
-            })
-        }
+        Expr::MatrixSelector(ms) => Ok(RangeArg {
+            series: ev.range_selector(ms, t)?,
+            range_ms: duration_ms(&ms.range),
+            window_end: ev.read_time(&ms.vs.at, &ms.vs.offset, t),
+        }),
         Expr::Subquery(sq) => {
             let te = ev.read_time(&sq.at, &sq.offset, t);
             let range = duration_ms(&sq.range);
@@ -327,14 +312,11 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Value> {
             let repl = string_arg(args[2])?;
             let src = string_arg(args[3])?;
             let re_src = string_arg(args[4])?;
-            let re = regex::RegexBuilder::new(&format!("^(?:{re_src})$"))
-                .size_limit(1 << 20)
-                .build()
-                .map_err(|_| {
-                    QueryError::Execution(format!(
-                        "invalid regular expression in label_replace(): {re_src}"
-                    ))
-                })?;
+            let re = ev.label_regex(&re_src).ok_or_else(|| {
+                QueryError::Execution(format!(
+                    "invalid regular expression in label_replace(): {re_src}"
+                ))
+            })?;
             if !is_label_name(&dst) {
                 return Err(QueryError::Execution(format!(
                     "invalid destination label name in label_replace(): {dst}"
@@ -455,12 +437,6 @@ fn go_min(a: f64, b: f64) -> f64 {
     } else {
         a.min(b)
     }
-}
-
-fn is_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
 fn days_in_month(year: i32, month: u32) -> u32 {

@@ -21,23 +21,28 @@ pub struct SelectorRange {
 pub fn selectors(expr: &Expr, start: i64, end: i64, opts: &EngineOptions) -> Vec<SelectorRange> {
     let mut out = Vec::new();
     walk_ranges(expr, start, end, 0, opts, &mut |vs, mint, maxt| {
-        let mut matchers = vs.matchers.matchers.clone();
-        if let Some(name) = &vs.name {
-            if !matchers.iter().any(|m| m.name == crate::value::METRIC_NAME) {
-                matchers.push(Matcher::new(
-                    MatchOp::Equal,
-                    crate::value::METRIC_NAME,
-                    name,
-                ));
-            }
-        }
         out.push(SelectorRange {
-            matchers,
+            matchers: matchers_of(vs),
             mint,
             maxt,
         });
     });
     out
+}
+
+/// All matchers of a selector, its metric name (`foo{...}`) as a `__name__` matcher.
+pub fn matchers_of(vs: &VectorSelector) -> Vec<Matcher> {
+    let mut matchers = vs.matchers.matchers.clone();
+    if let Some(name) = &vs.name {
+        if !matchers.iter().any(|m| m.name == crate::value::METRIC_NAME) {
+            matchers.push(Matcher::new(
+                MatchOp::Equal,
+                crate::value::METRIC_NAME,
+                name,
+            ));
+        }
+    }
+    matchers
 }
 
 #[derive(Clone, Copy)]

@@ -10,6 +10,13 @@ pub const METRIC_NAME: &str = "__name__";
 /// Prometheus' staleness marker: a NaN with this exact bit pattern ends a series.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
+/// A valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`), as Prometheus checks destination labels.
+pub fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
 /// True for the staleness marker (and only for it; other NaNs are ordinary values).
 pub fn is_stale_nan(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
