@@ -56,10 +56,10 @@ pub async fn instant(
     t: i64,
 ) -> Result<Value, QueryError> {
     let expr = query::parse(q)?;
-    run(store, limits, expr, t, t, None).await.map(|r| match r {
-        Evaluated::Instant(v) => v,
-        Evaluated::Range(_) => unreachable!("instant evaluation returns an instant value"),
+    run(store, limits, expr, t, t, move |data, expr, opts| {
+        query::instant_eval(data, expr, t, opts)
     })
+    .await
 }
 
 /// Evaluates `q` at every `step` from `start` to `end` (Unix ms, inclusive).
@@ -72,37 +72,27 @@ pub async fn range(
     step: i64,
 ) -> Result<Vec<Series>, QueryError> {
     let expr = query::parse(q)?;
-    run(store, limits, expr, start, end, Some(step))
-        .await
-        .map(|r| match r {
-            Evaluated::Range(s) => s,
-            Evaluated::Instant(_) => unreachable!("range evaluation returns series"),
-        })
+    run(store, limits, expr, start, end, move |data, expr, opts| {
+        query::range_eval(data, expr, start, end, step, opts)
+    })
+    .await
 }
 
-enum Evaluated {
-    Instant(Value),
-    Range(Vec<Series>),
-}
-
-async fn run(
+/// Fetches what `expr` reads over `[start, end]`, then runs `eval` on the blocking pool, all
+/// within the query timeout.
+async fn run<T: Send + 'static>(
     store: &store::Store,
     limits: &QueryLimits,
     expr: Expr,
     start: i64,
     end: i64,
-    step: Option<i64>,
-) -> Result<Evaluated, QueryError> {
+    eval: impl FnOnce(&Prefetched, &Expr, &EngineOptions) -> Result<T, QueryError> + Send + 'static,
+) -> Result<T, QueryError> {
     let interrupt = Arc::new(AtomicBool::new(false));
     let opts = limits.engine_options(interrupt.clone());
     let work = async {
         let data = prefetch(store, &expr, start, end, &opts, limits).await?;
-        let handle = tokio::task::spawn_blocking(move || match step {
-            None => query::instant_eval(&data, &expr, start, &opts).map(Evaluated::Instant),
-            Some(step) => {
-                query::range_eval(&data, &expr, start, end, step, &opts).map(Evaluated::Range)
-            }
-        });
+        let handle = tokio::task::spawn_blocking(move || eval(&data, &expr, &opts));
         handle
             .await
             .map_err(|e| QueryError::Storage(format!("query evaluation failed: {e}")))?
