@@ -196,3 +196,13 @@ pub fn router_with_state(st: ReceiverState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .with_state(st)
 }
+
+/// A header map from static pairs, for the receivers' unit tests.
+#[cfg(test)]
+pub(crate) fn test_headers(pairs: &[(&'static str, &'static str)]) -> axum::http::HeaderMap {
+    let mut h = axum::http::HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(*k, axum::http::HeaderValue::from_static(v));
+    }
+    h
+}

@@ -396,13 +396,7 @@ pub(super) fn authorize(
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::receivers::test_headers as headers;
 
     #[test]
     fn cross_site_browser_requests_are_refused_and_senders_are_not() {

@@ -132,15 +132,8 @@ fn check_headers(headers: &HeaderMap) -> Result<(), ReceiverError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::receivers::test_headers as headers;
 
     #[test]
     fn prometheus_headers_and_missing_headers_are_accepted() {
