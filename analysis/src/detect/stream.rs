@@ -1,0 +1,220 @@
+//! The streaming ensemble: the batch detectors' models run one point at a time, for the NAB
+//! harness (and any caller that sees points as they arrive).
+//!
+//! For each new point, two predictors say what it should have been:
+//! * the recent level (trailing median, as in [`super::SpikeDip`]);
+//! * the seasonal baseline ([`super::seasonal::SeasonalModel`], refitted periodically on the
+//!   history kept, period found from the data) shifted to the recent level.
+//!
+//! A point is surprising only if *no* predictor explains it (the smaller robust z wins), so a
+//! daily peak is not a spike and a jump is caught by both. A level-shift test (medians of the
+//! recent window against a longer reference, as in [`super::LevelShift`]) catches slow moves the
+//! point test misses. The z is then damped on series whose own history shows heavy tails, mapped
+//! to [0, 1] by [`score_from_z`], and a score that does not exceed the scores of the recent past
+//! is halved: the first sign of an incident matters, its echoes should not page again.
+
+use super::seasonal::SeasonalModel;
+use super::{median, robust_sigma, score_from_z, sigma_floor, Point, StreamingDetector};
+use std::collections::VecDeque;
+
+/// Settings of the streaming ensemble; the defaults are the one configuration used for every
+/// NAB file.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Points scored 0 while the models learn.
+    pub warmup: usize,
+    /// Trailing points that make the recent level.
+    pub local_window: usize,
+    /// Points kept for the seasonal fit and the reference windows.
+    pub history: usize,
+    /// Refit the seasonal model every this many points.
+    pub refit_every: usize,
+    /// Residuals kept to estimate each predictor's sigma.
+    pub residual_memory: usize,
+    /// Recent window of the level-shift test.
+    pub shift_window: usize,
+    /// Reference window before it.
+    pub shift_reference: usize,
+    /// Points after a high score during which lower scores are halved.
+    pub quiet: usize,
+    /// The robust z that the 99.5th percentile of a well-behaved series' z should be; series
+    /// whose z history exceeds it (heavy tails) have their z scaled down to match.
+    pub tail_z: f64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            warmup: 250,
+            local_window: 12,
+            history: 4096,
+            refit_every: 96,
+            residual_memory: 1000,
+            shift_window: 24,
+            shift_reference: 240,
+            quiet: 200,
+            tail_z: 3.0,
+        }
+    }
+}
+
+/// The streaming detector; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct StreamingEnsemble {
+    cfg: StreamConfig,
+    seen: usize,
+    history: VecDeque<Point>,
+    model: Option<SeasonalModel>,
+    /// Residuals against the recent level, and against the seasonal expectation (raw, before
+    /// the level offset) and the offset-corrected ones.
+    res_local: VecDeque<f64>,
+    res_seasonal: VecDeque<f64>,
+    raw_seasonal: VecDeque<f64>,
+    sigma_local: f64,
+    sigma_seasonal: f64,
+    z_history: VecDeque<f64>,
+    tail_damp: f64,
+    recent_scores: VecDeque<f64>,
+}
+
+impl StreamingEnsemble {
+    pub fn new(cfg: StreamConfig) -> Self {
+        StreamingEnsemble {
+            cfg,
+            seen: 0,
+            history: VecDeque::new(),
+            model: None,
+            res_local: VecDeque::new(),
+            res_seasonal: VecDeque::new(),
+            raw_seasonal: VecDeque::new(),
+            sigma_local: f64::NAN,
+            sigma_seasonal: f64::NAN,
+            z_history: VecDeque::new(),
+            tail_damp: 1.0,
+            recent_scores: VecDeque::new(),
+        }
+    }
+
+    fn typical(&self) -> f64 {
+        self.model.as_ref().map_or_else(
+            || self.history.back().map_or(1.0, |p| p.v),
+            |m| m.level,
+        )
+    }
+
+    /// The robust z of the new point: the smaller of the predictors' z, or the level-shift z if
+    /// larger. None while there is not enough history.
+    fn z(&self, t: i64, v: f64) -> Option<f64> {
+        let w = self.cfg.local_window;
+        if self.history.len() < w || !self.sigma_local.is_finite() {
+            return None;
+        }
+        let recent: Vec<f64> = self.history.iter().rev().take(w).map(|p| p.v).collect();
+        let typical = self.typical();
+        let z_local = (v - median(&recent)).abs() / sigma_floor(self.sigma_local, typical);
+        let mut z_point = z_local;
+        let mut shape: Option<&SeasonalModel> = None;
+        if let Some(m) = &self.model {
+            if self.sigma_seasonal.is_finite() && self.raw_seasonal.len() >= w {
+                let offset = median(&self.raw_seasonal.iter().rev().take(w).copied().collect::<Vec<_>>());
+                let z_s = (v - m.expected(t) - offset).abs()
+                    / sigma_floor(self.sigma_seasonal, typical);
+                z_point = z_point.min(z_s);
+                shape = Some(m);
+            }
+        }
+        let (sw, sr) = (self.cfg.shift_window, self.cfg.shift_reference);
+        let mut z_shift = 0.0;
+        if self.history.len() >= sw + sr {
+            let deseason = |p: &Point| p.v - shape.map_or(0.0, |m| m.expected(p.t) - m.level);
+            let n = self.history.len();
+            let mut rec: Vec<f64> = self.history.range(n + 1 - sw..).map(deseason).collect();
+            rec.push(v - shape.map_or(0.0, |m| m.expected(t) - m.level));
+            let reference: Vec<f64> = self.history.range(n + 1 - sw - sr..n + 1 - sw).map(deseason).collect();
+            let sigma = sigma_floor(robust_sigma(&reference), typical);
+            z_shift = (median(&rec) - median(&reference)).abs() / sigma;
+        }
+        Some(z_point.max(z_shift))
+    }
+
+    fn learn(&mut self, t: i64, v: f64) {
+        let w = self.cfg.local_window;
+        if self.history.len() >= w {
+            let recent: Vec<f64> = self.history.iter().rev().take(w).map(|p| p.v).collect();
+            push_bounded(&mut self.res_local, v - median(&recent), self.cfg.residual_memory);
+        }
+        if let Some(m) = &self.model {
+            let raw = v - m.expected(t);
+            if self.raw_seasonal.len() >= w {
+                let offset = median(&self.raw_seasonal.iter().rev().take(w).copied().collect::<Vec<_>>());
+                push_bounded(&mut self.res_seasonal, raw - offset, self.cfg.residual_memory);
+            }
+            push_bounded(&mut self.raw_seasonal, raw, w);
+        }
+        push_bounded(&mut self.history, Point { t, v }, self.cfg.history);
+        self.seen += 1;
+        if self.seen % 25 == 0 {
+            self.sigma_local = robust_sigma(self.res_local.make_contiguous());
+            self.sigma_seasonal = if self.res_seasonal.len() >= 100 {
+                robust_sigma(self.res_seasonal.make_contiguous())
+            } else {
+                f64::NAN
+            };
+            let mut zs: Vec<f64> = self.z_history.iter().copied().collect();
+            if zs.len() >= 200 {
+                let k = ((zs.len() as f64 * 0.995) as usize).min(zs.len() - 1);
+                let (_, q, _) = zs.select_nth_unstable_by(k, f64::total_cmp);
+                self.tail_damp = (self.cfg.tail_z / *q).min(1.0);
+            }
+        }
+        if self.seen % self.cfg.refit_every == 0 {
+            let pts: Vec<Point> = self.history.iter().copied().collect();
+            let m = SeasonalModel::fit(&pts);
+            let changed = m.period != self.model.as_ref().and_then(|o| o.period);
+            self.model = m.period.map(|_| m);
+            if changed {
+                // Residuals against another model (or none) say nothing about this one's noise.
+                self.res_seasonal.clear();
+                self.raw_seasonal.clear();
+                self.sigma_seasonal = f64::NAN;
+            }
+        }
+    }
+}
+
+impl Default for StreamingEnsemble {
+    fn default() -> Self {
+        StreamingEnsemble::new(StreamConfig::default())
+    }
+}
+
+impl StreamingDetector for StreamingEnsemble {
+    fn observe(&mut self, t: i64, v: f64) -> f64 {
+        if !v.is_finite() {
+            return 0.0;
+        }
+        let z = self.z(t, v);
+        if let Some(z) = z {
+            push_bounded(&mut self.z_history, z, 2000);
+        }
+        self.learn(t, v);
+        let raw = match z {
+            Some(z) if self.seen > self.cfg.warmup => score_from_z(z * self.tail_damp),
+            _ => 0.0,
+        };
+        let loudest_recent = self.recent_scores.iter().copied().fold(0.0, f64::max);
+        push_bounded(&mut self.recent_scores, raw, self.cfg.quiet);
+        if raw > loudest_recent {
+            raw
+        } else {
+            raw * 0.5
+        }
+    }
+}
+
+fn push_bounded<T>(q: &mut VecDeque<T>, x: T, cap: usize) {
+    if q.len() >= cap {
+        q.pop_front();
+    }
+    q.push_back(x);
+}
