@@ -14,7 +14,7 @@
 //! is halved: the first sign of an incident matters, its echoes should not page again.
 
 use super::seasonal::SeasonalModel;
-use super::{median, robust_sigma, score_from_z, sigma_floor, Point, StreamingDetector};
+use super::{median, robust_sigma, sigma_floor, Point, StreamingDetector};
 use std::collections::VecDeque;
 
 /// Settings of the streaming ensemble; the defaults are the one configuration used for every
@@ -37,9 +37,12 @@ pub struct StreamConfig {
     pub shift_reference: usize,
     /// Points after a high score during which lower scores are halved.
     pub quiet: usize,
-    /// The robust z that the 99.5th percentile of a well-behaved series' z should be; series
-    /// whose z history exceeds it (heavy tails) have their z scaled down to match.
-    pub tail_z: f64,
+    /// The fraction of past z that defines the tail: above their threshold u the z history is
+    /// fitted with an exponential tail (peaks over threshold), so a heavy-tailed series needs a
+    /// larger z than a calm one for the same surprise.
+    pub tail_fraction: f64,
+    /// Past z values kept for that fit.
+    pub z_memory: usize,
 }
 
 impl Default for StreamConfig {
@@ -53,7 +56,8 @@ impl Default for StreamConfig {
             shift_window: 24,
             shift_reference: 240,
             quiet: 200,
-            tail_z: 3.0,
+            tail_fraction: 0.02,
+            z_memory: 3000,
         }
     }
 }
@@ -72,8 +76,9 @@ pub struct StreamingEnsemble {
     raw_seasonal: VecDeque<f64>,
     sigma_local: f64,
     sigma_seasonal: f64,
-    z_history: VecDeque<f64>,
-    tail_damp: f64,
+    /// One tail fit per channel: point (spike / dip), level shift, burst (mean recent point z).
+    tails: [TailFit; 3],
+    recent_point_z: VecDeque<f64>,
     recent_scores: VecDeque<f64>,
 }
 
@@ -89,8 +94,8 @@ impl StreamingEnsemble {
             raw_seasonal: VecDeque::new(),
             sigma_local: f64::NAN,
             sigma_seasonal: f64::NAN,
-            z_history: VecDeque::new(),
-            tail_damp: 1.0,
+            tails: Default::default(),
+            recent_point_z: VecDeque::new(),
             recent_scores: VecDeque::new(),
         }
     }
@@ -102,9 +107,9 @@ impl StreamingEnsemble {
         )
     }
 
-    /// The robust z of the new point: the smaller of the predictors' z, or the level-shift z if
-    /// larger. None while there is not enough history.
-    fn z(&self, t: i64, v: f64) -> Option<f64> {
+    /// The robust z of the new point (the smaller of the predictors' z) and of the level-shift
+    /// test. None while there is not enough history.
+    fn z(&self, t: i64, v: f64) -> Option<(f64, f64)> {
         let w = self.cfg.local_window;
         if self.history.len() < w || !self.sigma_local.is_finite() {
             return None;
@@ -134,7 +139,7 @@ impl StreamingEnsemble {
             let sigma = sigma_floor(robust_sigma(&reference), typical);
             z_shift = (median(&rec) - median(&reference)).abs() / sigma;
         }
-        Some(z_point.max(z_shift))
+        Some((z_point, z_shift))
     }
 
     fn learn(&mut self, t: i64, v: f64) {
@@ -160,11 +165,8 @@ impl StreamingEnsemble {
             } else {
                 f64::NAN
             };
-            let mut zs: Vec<f64> = self.z_history.iter().copied().collect();
-            if zs.len() >= 200 {
-                let k = ((zs.len() as f64 * 0.995) as usize).min(zs.len() - 1);
-                let (_, q, _) = zs.select_nth_unstable_by(k, f64::total_cmp);
-                self.tail_damp = (self.cfg.tail_z / *q).min(1.0);
+            for tail in &mut self.tails {
+                tail.refit(self.cfg.tail_fraction);
             }
         }
         if self.seen % self.cfg.refit_every == 0 {
@@ -194,20 +196,86 @@ impl StreamingDetector for StreamingEnsemble {
             return 0.0;
         }
         let z = self.z(t, v);
-        if let Some(z) = z {
-            push_bounded(&mut self.z_history, z, 2000);
+        let mut surprise = 0.0f64;
+        if let Some((z_point, z_shift)) = z {
+            push_bounded(&mut self.recent_point_z, z_point.min(BURST_CAP), self.cfg.local_window);
+            let burst = self.recent_point_z.iter().sum::<f64>() / self.recent_point_z.len() as f64;
+            for (tail, z) in self.tails.iter_mut().zip([z_point, z_shift, burst]) {
+                surprise = surprise.max(tail.surprise(z, self.cfg.tail_fraction));
+                push_bounded(&mut tail.history, z, self.cfg.z_memory);
+            }
         }
         self.learn(t, v);
-        let raw = match z {
-            Some(z) if self.seen > self.cfg.warmup => score_from_z(z * self.tail_damp),
-            _ => 0.0,
+        let raw = if self.seen > self.cfg.warmup {
+            stream_score(surprise)
+        } else {
+            0.0
         };
         let loudest_recent = self.recent_scores.iter().copied().fold(0.0, f64::max);
         push_bounded(&mut self.recent_scores, raw, self.cfg.quiet);
-        if raw > loudest_recent {
+        if raw > loudest_recent + QUIET_MARGIN {
             raw
         } else {
             raw * 0.5
+        }
+    }
+}
+
+/// The streaming score from a surprise L = -log10(tail probability): L / (L + 4), 0.5 at a
+/// one-in-10,000 point. Unlike [`super::score_from_z`] it never saturates, so very large
+/// deviations still rank above large ones when one threshold serves many series.
+pub fn stream_score(surprise: f64) -> f64 {
+    let z = surprise.abs();
+    if z.is_finite() {
+        z / (z + 4.0)
+    } else if z.is_nan() {
+        0.0
+    } else {
+        1.0
+    }
+}
+
+/// Within the quiet period a score must beat the loudest recent one by this much to stand:
+/// a slowly growing run of scores is one event, not one alarm per point.
+const QUIET_MARGIN: f64 = 0.05;
+
+/// Point z above this count as this in the burst channel, so one huge spike is not a burst.
+const BURST_CAP: f64 = 6.0;
+
+/// Peaks-over-threshold fit of one channel's z history: above the (1 - fraction) quantile u the
+/// excesses are taken as exponential with mean beta (its maximum-likelihood fit), which gives a
+/// tail probability for any new z. A calm series has a small beta, so a moderate z is already
+/// very surprising; a heavy-tailed one needs a much larger z.
+#[derive(Debug, Clone, Default)]
+struct TailFit {
+    history: VecDeque<f64>,
+    fit: Option<(f64, f64)>,
+}
+
+impl TailFit {
+    fn refit(&mut self, fraction: f64) {
+        if self.history.len() < 200 {
+            return;
+        }
+        let mut zs: Vec<f64> = self.history.iter().copied().collect();
+        let k = ((zs.len() as f64 * (1.0 - fraction)) as usize).min(zs.len() - 1);
+        let (_, u, above) = zs.select_nth_unstable_by(k, f64::total_cmp);
+        let u = *u;
+        let beta = if above.is_empty() {
+            1.0
+        } else {
+            above.iter().map(|z| z - u).sum::<f64>() / above.len() as f64
+        };
+        self.fit = Some((u, beta.max(0.05)));
+    }
+
+    /// -log10 of the tail probability of z: -log10(fraction) at u, +0.43 per beta beyond.
+    fn surprise(&self, z: f64, fraction: f64) -> f64 {
+        match self.fit {
+            Some((u, beta)) if z.is_finite() => {
+                (-fraction.log10() + (z - u) / (beta * std::f64::consts::LN_10)).max(0.0)
+            }
+            _ => 0.0,
         }
     }
 }
