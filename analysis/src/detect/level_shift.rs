@@ -63,6 +63,11 @@ impl Detector for LevelShift {
                 .max_by(|a, b| d[*a].abs().total_cmp(&d[*b].abs()))
                 .unwrap_or(i);
             let end = (best + w - 1).min(series.len() - 1);
+            // A shift that starts inside an expected window is the new normal.
+            if ctx.feedback.is_expected(series[best].t) {
+                i = best + w;
+                continue;
+            }
             if ctx.evaluate_from.is_none_or(|from| series[end].t >= from) {
                 let before = median(&r[best - w..best]);
                 let after = median(&r[best..best + w]);

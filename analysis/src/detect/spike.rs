@@ -60,8 +60,18 @@ impl Detector for SpikeDip {
             }
             // It must come back: the points just after the run are within the band of the level
             // before it. At the end of the series there is nothing after yet; report it then.
-            let after = &r[(b + 1).min(r.len())..(b + 1 + 3).min(r.len())];
-            if !after.is_empty() && (median(after) - base[a]).abs() > half_band {
+            // "Before" reaches back a further window when it can, because the trailing median
+            // just before a run may already be half-way to a new level.
+            let after = &r[(b + 1).min(r.len())..(b + 1 + w).min(r.len())];
+            let before = if a >= 2 * w {
+                median(&r[a - 2 * w..a - w])
+            } else {
+                base[a]
+            };
+            if !after.is_empty()
+                && ((median(after) - base[a]).abs() > half_band
+                    || (median(after) - before).abs() > half_band)
+            {
                 continue;
             }
             if ctx.evaluate_from.is_some_and(|from| series[b].t < from) {

@@ -79,6 +79,8 @@ pub struct StreamingEnsemble {
     /// One tail fit per channel: point (spike / dip), level shift, burst (mean recent point z).
     tails: [TailFit; 3],
     recent_point_z: VecDeque<f64>,
+    last: Channels,
+    found_season: bool,
     recent_scores: VecDeque<f64>,
 }
 
@@ -96,6 +98,8 @@ impl StreamingEnsemble {
             sigma_seasonal: f64::NAN,
             tails: Default::default(),
             recent_point_z: VecDeque::new(),
+            last: Channels::default(),
+            found_season: false,
             recent_scores: VecDeque::new(),
         }
     }
@@ -124,7 +128,17 @@ impl StreamingEnsemble {
                 let offset = median(&self.raw_seasonal.iter().rev().take(w).copied().collect::<Vec<_>>());
                 let z_s = (v - m.expected(t) - offset).abs()
                     / sigma_floor(self.sigma_seasonal, typical);
-                z_point = z_point.min(z_s);
+                // An expert much noisier than the other explains everything and so nothing: a
+                // trailing median on a steep daily curve has a huge sigma, and would excuse a
+                // spike the seasonal model sees plainly. Only comparable experts get a say.
+                let (sl, ss) = (self.sigma_local, self.sigma_seasonal);
+                z_point = if ss * EXPERT_RATIO < sl {
+                    z_s
+                } else if sl * EXPERT_RATIO < ss {
+                    z_local
+                } else {
+                    z_local.min(z_s)
+                };
                 shape = Some(m);
             }
         }
@@ -179,9 +193,35 @@ impl StreamingEnsemble {
                 self.res_seasonal.clear();
                 self.raw_seasonal.clear();
                 self.sigma_seasonal = f64::NAN;
+                // Nor do the z seen before the first seasonal model: a daily curve scored without
+                // it looks like a run of huge deviations and would make real ones look ordinary.
+                // The current fits stay in use until enough new z arrive, so the detector is never
+                // deaf. Later switches keep the tails: on series whose pattern comes and goes,
+                // relearning each time would keep them on fits from too few points.
+                if RESET_TAILS && !self.found_season && self.model.is_some() {
+                    self.found_season = true;
+                    for tail in &mut self.tails {
+                        tail.history.clear();
+                    }
+                }
             }
         }
     }
+}
+
+impl StreamingEnsemble {
+    /// What the last observed point looked like to each channel: the evidence behind its score.
+    pub fn last_channels(&self) -> &Channels {
+        &self.last
+    }
+}
+
+/// Per-channel evidence for one point: robust z and surprise (-log10 tail probability) of the
+/// point (spike / dip), level-shift and burst channels, in that order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Channels {
+    pub z: [f64; 3],
+    pub surprise: [f64; 3],
 }
 
 impl Default for StreamingEnsemble {
@@ -197,11 +237,16 @@ impl StreamingDetector for StreamingEnsemble {
         }
         let z = self.z(t, v);
         let mut surprise = 0.0f64;
+        self.last = Channels::default();
         if let Some((z_point, z_shift)) = z {
             push_bounded(&mut self.recent_point_z, z_point.min(BURST_CAP), self.cfg.local_window);
             let burst = self.recent_point_z.iter().sum::<f64>() / self.recent_point_z.len() as f64;
-            for (tail, z) in self.tails.iter_mut().zip([z_point, z_shift, burst]) {
-                surprise = surprise.max(tail.surprise(z, self.cfg.tail_fraction));
+            let zs = [z_point, z_shift, burst];
+            for (i, (tail, z)) in self.tails.iter_mut().zip(zs).enumerate() {
+                let s = tail.surprise(z, self.cfg.tail_fraction);
+                self.last.z[i] = z;
+                self.last.surprise[i] = s;
+                surprise = surprise.max(s);
                 push_bounded(&mut tail.history, z, self.cfg.z_memory);
             }
         }
@@ -239,6 +284,11 @@ pub fn stream_score(surprise: f64) -> f64 {
 /// a slowly growing run of scores is one event, not one alarm per point.
 const QUIET_MARGIN: f64 = 0.05;
 
+const RESET_TAILS: bool = false;
+
+/// An expert whose sigma is this many times the other's is not consulted.
+const EXPERT_RATIO: f64 = 1.5;
+
 /// Point z above this count as this in the burst channel, so one huge spike is not a burst.
 const BURST_CAP: f64 = 6.0;
 
@@ -261,6 +311,9 @@ impl TailFit {
         let k = ((zs.len() as f64 * (1.0 - fraction)) as usize).min(zs.len() - 1);
         let (_, u, above) = zs.select_nth_unstable_by(k, f64::total_cmp);
         let u = *u;
+        // The mean excess (the exponential's maximum-likelihood fit). Big past excesses do
+        // raise it: a series whose history is full of large deviations makes the next one
+        // less surprising, which is what keeps bursty real series (tweet volumes) quiet.
         let beta = if above.is_empty() {
             1.0
         } else {
