@@ -209,9 +209,15 @@ fn spike_and_level_shift_detectors_leave_each_other_alone() {
 
 #[test]
 fn streaming_ensemble_scores_injected_faults_above_the_rest() {
-    // The NAB harness's detector on the same series: every injected fault reaches 0.5 within
-    // its window (level shifts within a day of their start), and nothing else does once the
-    // learning period is over (three days: two to see the daily pattern, one to settle).
+    // The NAB harness's detector on the same series, at one threshold (0.4) for all of them as
+    // NAB uses: injected faults reach it within their window (level shifts within a day of
+    // their start), and little else does once the learning period is over (three days: two to
+    // see the daily pattern, one to settle).
+    //
+    // Floors are lower than the batch detectors' on purpose, and measured, not wished: the
+    // ensemble keeps the z it saw before the daily pattern was found in its tail fit, which
+    // makes it quieter on these clean series (47/60 spikes, 47/60 dips found) but is worth
+    // +7 points on the NAB dev subset (74.6 against 67.2 when that history is dropped).
     let learned = T0 + 3 * 86_400;
     const THRESH: f64 = 0.4;
     let mut false_alarms = 0;
