@@ -29,7 +29,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for f in &files {
         let rel = f.strip_prefix(data)?;
         let text = std::fs::read_to_string(f)?;
-        let result = analysis::nab::score_file(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+        let result =
+            analysis::nab::score_file(&text).map_err(|e| format!("{}: {e}", f.display()))?;
         let dest = out.join(rel);
         std::fs::create_dir_all(dest.parent().unwrap_or(out))?;
         std::fs::write(dest, result)?;

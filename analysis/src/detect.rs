@@ -86,7 +86,8 @@ pub struct Feedback {
 impl Feedback {
     /// An anomaly was expected: its window becomes normal training data.
     pub fn mark_expected(&mut self, w: Window) {
-        self.excluded.retain(|x| !(x.start >= w.start && x.end <= w.end));
+        self.excluded
+            .retain(|x| !(x.start >= w.start && x.end <= w.end));
         self.expected.push(w);
     }
 

@@ -72,7 +72,9 @@ pub fn parse_data(text: &str) -> Result<Vec<NabRow>, NabError> {
 
 /// Streams the rows through a detector: score `i` depends on rows `0..=i` only.
 pub fn run(rows: &[NabRow], detector: &mut dyn StreamingDetector) -> Vec<f64> {
-    rows.iter().map(|r| detector.observe(r.t, r.value)).collect()
+    rows.iter()
+        .map(|r| detector.observe(r.t, r.value))
+        .collect()
 }
 
 /// Writes a results file: header `timestamp,anomaly_score`, one row per data row.
@@ -128,7 +130,12 @@ mod tests {
     fn results_have_one_row_per_data_row() {
         let mut text = String::from("timestamp,value\n");
         for i in 0..400 {
-            text.push_str(&format!("2014-01-01 {:02}:{:02}:00,{}\n", (i / 12) % 24, (i % 12) * 5, i % 7));
+            text.push_str(&format!(
+                "2014-01-01 {:02}:{:02}:00,{}\n",
+                (i / 12) % 24,
+                (i % 12) * 5,
+                i % 7
+            ));
         }
         let out = score_file(&text).unwrap();
         let lines: Vec<&str> = out.lines().collect();

@@ -57,7 +57,10 @@ impl SignalKind {
             // Both ends in the high end's unit: "0.8–1.2 s", not "800 ms–1.2 s".
             SignalKind::LatencyQuantile(_) | SignalKind::Freshness | SignalKind::RunDuration => {
                 let unit = seconds_unit(low.abs().max(high.abs()));
-                (format_seconds(low, Some(unit)), format_seconds(high, Some(unit)))
+                (
+                    format_seconds(low, Some(unit)),
+                    format_seconds(high, Some(unit)),
+                )
             }
             _ => (self.format_value(low), self.format_value(high)),
         };

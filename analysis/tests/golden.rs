@@ -47,7 +47,11 @@ fn synthetic(seed: u64, fault: Fault) -> (Vec<Point>, Vec<Window>) {
     match fault {
         Fault::None => {}
         Fault::Spikes | Fault::Dips => {
-            let sign = if matches!(fault, Fault::Spikes) { 1.0 } else { -1.0 };
+            let sign = if matches!(fault, Fault::Spikes) {
+                1.0
+            } else {
+                -1.0
+            };
             // Further apart than the streaming detector's quiet period (200 points), within
             // which a second deviation must be louder than the first to score fully.
             let at: Vec<usize> = (0..3)
@@ -55,8 +59,8 @@ fn synthetic(seed: u64, fault: Fault) -> (Vec<Point>, Vec<Window>) {
                 .collect();
             for i in at {
                 let len = if matches!(fault, Fault::Dips) { 2 } else { 1 };
-                for k in i..i + len {
-                    v[k] += sign * rng.gen_range(12.0..20.0) * NOISE;
+                for x in &mut v[i..i + len] {
+                    *x += sign * rng.gen_range(12.0..20.0) * NOISE;
                 }
                 windows.push(Window {
                     start: t(i),
@@ -134,7 +138,10 @@ fn evaluate(det: &dyn Detector, fault: Fault) -> (f64, f64, usize) {
 
 fn assert_floors(det: &dyn Detector, fault: Fault, min_precision: f64, min_recall: f64) {
     let (p, r, n) = evaluate(det, fault);
-    eprintln!("{} on {fault:?}: precision {p:.2}, recall {r:.2}, {n} verdicts", det.name());
+    eprintln!(
+        "{} on {fault:?}: precision {p:.2}, recall {r:.2}, {n} verdicts",
+        det.name()
+    );
     assert!(
         p >= min_precision && r >= min_recall,
         "{} on {fault:?}: precision {p:.2} (floor {min_precision}), recall {r:.2} (floor {min_recall})",
@@ -329,4 +336,3 @@ fn verdict_sentence_names_value_band_slot_and_start() {
     assert!(v.expected_low < v.expected_high && v.observed > v.expected_high);
     assert!((0.0..=1.0).contains(&v.score));
 }
-

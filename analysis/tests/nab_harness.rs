@@ -24,20 +24,30 @@ fn harness_writes_a_results_file_nab_can_score() {
         let data_lines: Vec<&str> = data.lines().collect();
         let out_lines: Vec<&str> = result.lines().collect();
         assert_eq!(out_lines[0], "timestamp,anomaly_score", "{name}");
-        assert_eq!(out_lines.len(), data_lines.len(), "{name}: one row per data row");
+        assert_eq!(
+            out_lines.len(),
+            data_lines.len(),
+            "{name}: one row per data row"
+        );
         assert_eq!(out_lines.len(), 4033, "{name}");
         let mut top = 0.0f64;
         for (d, o) in data_lines[1..].iter().zip(&out_lines[1..]) {
             let (ts, _) = d.split_once(',').unwrap();
             let (ots, score) = o.split_once(',').unwrap();
             assert_eq!(ts, ots, "{name}: rows out of order");
-            let s: f64 = score.parse().unwrap_or_else(|_| panic!("{name}: score `{score}`"));
+            let s: f64 = score
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}: score `{score}`"));
             assert!((0.0..=1.0).contains(&s), "{name}: score {s} outside [0, 1]");
             top = top.max(s);
         }
         // Both files hold clear anomalies: something must stand out.
         assert!(top > 0.5, "{name}: highest score {top}");
-        assert_eq!(analysis::nab::score_file(&data).unwrap(), result, "{name}: not deterministic");
+        assert_eq!(
+            analysis::nab::score_file(&data).unwrap(),
+            result,
+            "{name}: not deterministic"
+        );
     }
 }
 

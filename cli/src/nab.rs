@@ -10,7 +10,9 @@ fn csv_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).with_context(|| format!("reading folder {}", d.display()))? {
+        for entry in
+            std::fs::read_dir(&d).with_context(|| format!("reading folder {}", d.display()))?
+        {
             let p = entry?.path();
             if p.is_dir() {
                 stack.push(p);
@@ -34,8 +36,10 @@ pub fn run(data: &Path, out: &Path) -> Result<(usize, usize)> {
     );
     let mut rows = 0;
     for f in &files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
-        let result = analysis::nab::score_file(&text).with_context(|| format!("{}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let result =
+            analysis::nab::score_file(&text).with_context(|| format!("{}", f.display()))?;
         rows += result.lines().count() - 1;
         let dest = out.join(f.strip_prefix(data)?);
         if let Some(parent) = dest.parent() {

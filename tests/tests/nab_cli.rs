@@ -19,9 +19,16 @@ fn nab_writes_one_results_file_per_data_file() {
         .arg(&out)
         .output()
         .expect("run pipewatch nab");
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(
-        String::from_utf8_lossy(&run.stdout).lines().next().unwrap_or(""),
+        String::from_utf8_lossy(&run.stdout)
+            .lines()
+            .next()
+            .unwrap_or(""),
         format!("2 files, 8064 rows scored into {}", out.display())
     );
     for name in [
@@ -47,7 +54,11 @@ fn nab_writes_one_results_file_per_data_file() {
 #[test]
 fn nab_names_the_bad_file_and_line() {
     let data = tempfile_dir("nab-bad");
-    std::fs::write(data.join("bad.csv"), "timestamp,value\n2014-01-01 00:00:00,oops\n").unwrap();
+    std::fs::write(
+        data.join("bad.csv"),
+        "timestamp,value\n2014-01-01 00:00:00,oops\n",
+    )
+    .unwrap();
     let run = Command::new(pipewatch_tests::pipewatch_bin())
         .args(["nab", "--data"])
         .arg(&data)
@@ -57,7 +68,10 @@ fn nab_names_the_bad_file_and_line() {
         .expect("run pipewatch nab");
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
-    assert!(err.contains("bad.csv") && err.contains("line 2: value `oops` is not a number"), "{err}");
+    assert!(
+        err.contains("bad.csv") && err.contains("line 2: value `oops` is not a number"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&data).ok();
 }
 

@@ -202,7 +202,10 @@ impl Detector for SeasonalBaseline {
         let mut out = Vec::new();
         for (a, b) in runs(&flagged, 2) {
             let span = &series[a..=b];
-            if ctx.evaluate_from.is_some_and(|from| span[span.len() - 1].t < from) {
+            if ctx
+                .evaluate_from
+                .is_some_and(|from| span[span.len() - 1].t < from)
+            {
                 continue;
             }
             let peak = span
@@ -247,10 +250,16 @@ impl Detector for SeasonalBaseline {
 
 /// The series minus its seasonal shape (the per-slot expected value less the level), so level
 /// shift, spike and trend detection compare like with like. Also returns the model's sigma.
-pub(crate) fn deseasonalize(series: &[Point], ctx: &Context<'_>) -> (Vec<f64>, Option<SeasonalModel>) {
+pub(crate) fn deseasonalize(
+    series: &[Point],
+    ctx: &Context<'_>,
+) -> (Vec<f64>, Option<SeasonalModel>) {
     match SeasonalBaseline.fit(series, ctx) {
         Some(m) if m.period.is_some() => (
-            series.iter().map(|p| p.v - (m.expected(p.t) - m.level)).collect(),
+            series
+                .iter()
+                .map(|p| p.v - (m.expected(p.t) - m.level))
+                .collect(),
             Some(m),
         ),
         m => (series.iter().map(|p| p.v).collect(), m),

@@ -77,7 +77,9 @@ impl Detector for SpikeDip {
             if ctx.evaluate_from.is_some_and(|from| series[b].t < from) {
                 continue;
             }
-            let peak = (a..=b).max_by(|x, y| e[*x].abs().total_cmp(&e[*y].abs())).unwrap_or(a);
+            let peak = (a..=b)
+                .max_by(|x, y| e[*x].abs().total_cmp(&e[*y].abs()))
+                .unwrap_or(a);
             let z = e[peak].abs() / (sigma * factor);
             let score = score_from_z(z);
             if score < ctx.config.min_score {

@@ -55,7 +55,12 @@ impl Detector for SlowTrend {
         let z = (s - s.signum()) / var.sqrt();
         let slope = median(&slopes);
         let t_mid = median(&ts);
-        let intercept = median(&ms.iter().zip(&ts).map(|(m, t)| m - slope * (t - t_mid)).collect::<Vec<_>>());
+        let intercept = median(
+            &ms.iter()
+                .zip(&ts)
+                .map(|(m, t)| m - slope * (t - t_mid))
+                .collect::<Vec<_>>(),
+        );
         let line_err: f64 = ms
             .iter()
             .zip(&ts)
