@@ -2,3 +2,5 @@
 //!
 //! Nothing is implemented here yet; the foundation issue only reserves the crate so the
 //! layering is visible. Later issues add one module per detector.
+
+pub mod drift;
