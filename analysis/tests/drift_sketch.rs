@@ -11,10 +11,34 @@ use serde_json::Value;
 use statrs::distribution::{ContinuousCDF, Normal};
 use std::path::Path;
 
-/// Stated bounds on |sketch - exact| for the default t-digest (k = 200).
-const KS_D_BOUND: f64 = 0.003;
-const WASSERSTEIN_NORMED_REL_BOUND: f64 = 0.01;
-const BIN_DISTANCE_REL_BOUND: f64 = 0.02;
+/// Stated bounds on the sketch's error with the default t-digest (k = 500), as in BENCHMARKS.md.
+struct Bounds {
+    /// |D_sketch - D_exact|.
+    ks_d: f64,
+    /// |W_sketch - W_exact| / W_exact for the normed Wasserstein distance.
+    wasserstein_rel: f64,
+    /// |s_sketch - s_exact| / max(s_exact, 0.001) for PSI, JS and KL.
+    bins_rel: f64,
+}
+
+/// Small samples (50 to 20000 values) forced into sketch mode: the t-digest interpolates
+/// between single values, so a bin edge splits a value's count, which moves PSI in sparse tail
+/// bins by a few percent. (Profiles this small stay exact unless told otherwise.)
+/// KS D moves in steps of 1/lcm(n1, n2) and interpolation loses about half a value's step, hence
+/// 0.01 at n = 50 / 60.
+const SMALL_SAMPLES: Bounds = Bounds {
+    ks_d: 0.01,
+    wasserstein_rel: 0.01,
+    bins_rel: 0.06,
+};
+
+/// Ten million values per side.
+const TEN_MILLION: Bounds = Bounds {
+    ks_d: 0.0005,
+    wasserstein_rel: 0.0005,
+    bins_rel: 0.002,
+};
+
 const BIN_DISTANCE_ABS_FLOOR: f64 = 0.001;
 
 fn fixture(rel: &str) -> String {
@@ -63,24 +87,25 @@ fn measure(what: &str, r: &ColumnProfile, c: &ColumnProfile, rv: &ValueCounts, c
     Errors { ks, wasserstein_rel, bins_rel }
 }
 
-fn assert_within(what: &str, e: &Errors) {
-    assert!(e.ks <= KS_D_BOUND, "{what}: KS D error {} > {KS_D_BOUND}", e.ks);
-    assert!(
-        e.wasserstein_rel <= WASSERSTEIN_NORMED_REL_BOUND,
-        "{what}: Wasserstein rel. error {} > {WASSERSTEIN_NORMED_REL_BOUND}",
-        e.wasserstein_rel
-    );
-    assert!(
-        e.bins_rel <= BIN_DISTANCE_REL_BOUND,
-        "{what}: PSI/JS/KL rel. error {} > {BIN_DISTANCE_REL_BOUND}",
-        e.bins_rel
-    );
+fn within(what: &str, e: &Errors, b: &Bounds) -> Vec<String> {
+    let mut out = Vec::new();
+    if e.ks > b.ks_d {
+        out.push(format!("{what}: KS D error {} > {}", e.ks, b.ks_d));
+    }
+    if e.wasserstein_rel > b.wasserstein_rel {
+        out.push(format!("{what}: Wasserstein rel. error {} > {}", e.wasserstein_rel, b.wasserstein_rel));
+    }
+    if e.bins_rel > b.bins_rel {
+        out.push(format!("{what}: PSI/JS/KL rel. error {} > {}", e.bins_rel, b.bins_rel));
+    }
+    out
 }
 
 #[test]
 fn sketch_statistics_stay_within_the_stated_error_on_the_fixture_cases() {
     let exp: Value = serde_json::from_str(&fixture("expected.json")).unwrap();
     let mut measured = 0;
+    let mut failures = Vec::new();
     for (case, e) in exp["cases"].as_object().unwrap() {
         if e["evidently_binning"]["rule"] != "sturges_equal_width" {
             continue; // per-value bins need exact counts; the sketch path refuses them
@@ -89,10 +114,11 @@ fn sketch_statistics_stay_within_the_stated_error_on_the_fixture_cases() {
         let c = numbers(e["current"]["file"].as_str().unwrap());
         let (rv, cv) = (ValueCounts::from_values(&r), ValueCounts::from_values(&c));
         let errors = measure(case, &sketched(&r), &sketched(&c), &rv, &cv);
-        assert_within(case, &errors);
+        failures.extend(within(case, &errors, &SMALL_SAMPLES));
         measured += 1;
     }
-    assert_eq!(measured, 7, "seven fixture cases use histogram bins");
+    assert_eq!(measured, 6, "six fixture cases use histogram bins");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
@@ -142,7 +168,8 @@ fn ten_million_values_per_side_compare_within_the_stated_error() {
     drop((r_sorted, c_sorted));
     let (r, c) = (ColumnProfile::Numeric(rp), ColumnProfile::Numeric(cp));
     let errors = measure("10M N(0,1) vs N(0.08,1.1^2)", &r, &c, &rv, &cv);
-    assert_within("10M", &errors);
+    let failures = within("10M", &errors, &TEN_MILLION);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // Evidently's default for > 1000 reference rows and many values is normed Wasserstein; its
     // verdict from the sketches agrees with the exact one.

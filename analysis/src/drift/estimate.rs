@@ -97,8 +97,16 @@ impl Side {
         match self {
             Side::Exact { sample, .. } => sample.values().to_vec(),
             Side::Sketch { digest, min, max } => {
+                // Evenly spaced ranks, plus geometrically spaced ones in both tails, where one
+                // grid step can span a long stretch of x (and so of Wasserstein area).
+                let tails = (12..=30).flat_map(|j| {
+                    let u = 0.5f64.powi(j);
+                    [u, 1.0 - u]
+                });
                 let mut g: Vec<f64> = (0..=GRID_POINTS)
-                    .filter_map(|i| digest.quantile(i as f64 / GRID_POINTS as f64).ok().flatten())
+                    .map(|i| i as f64 / GRID_POINTS as f64)
+                    .chain(tails)
+                    .filter_map(|u| digest.quantile(u).ok().flatten())
                     .collect();
                 g.push(*min);
                 g.push(*max);
@@ -125,14 +133,21 @@ fn ks_statistic(a: &Side, b: &Side) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// W1 = integral |F_a - F_b| dx, by the midpoint rule between consecutive evaluation points
-/// (exact where both CDFs are step functions with steps at those points).
+/// W1 = integral |F_a - F_b| dx, by the composite midpoint rule over each interval between
+/// consecutive evaluation points (exact where both CDFs are step functions with steps at those
+/// points).
 fn wasserstein(a: &Side, b: &Side) -> f64 {
+    const PARTS: usize = 4;
     union_grid(a, b)
         .windows(2)
         .map(|w| {
-            let mid = w[0] + (w[1] - w[0]) / 2.0;
-            (a.at_or_below(mid) - b.at_or_below(mid)).abs() * (w[1] - w[0])
+            let h = (w[1] - w[0]) / PARTS as f64;
+            (0..PARTS)
+                .map(|k| {
+                    let mid = w[0] + (k as f64 + 0.5) * h;
+                    (a.at_or_below(mid) - b.at_or_below(mid)).abs() * h
+                })
+                .sum::<f64>()
         })
         .sum()
 }
