@@ -141,7 +141,11 @@ pub fn compare(
     }
     let test = match options.test {
         Some(t) => t,
-        None => default_test(kind, reference.count(), profile::distinct_pooled(reference, current)),
+        None => default_test(
+            kind,
+            reference.count(),
+            profile::distinct_pooled(reference, current),
+        ),
     };
     if !test.applies_to(kind) {
         return Err(DriftError::NotApplicable {

@@ -25,14 +25,19 @@ fn column(file: &str) -> Vec<String> {
 }
 
 fn numbers(file: &str) -> Vec<f64> {
-    column(file).iter().map(|s| s.parse::<f64>().unwrap()).collect()
+    column(file)
+        .iter()
+        .map(|s| s.parse::<f64>().unwrap())
+        .collect()
 }
 
 /// A number from the fixture; "inf", "-inf" and "nan" are written as strings.
 fn num(v: &Value) -> f64 {
     match v {
         Value::String(s) => s.parse().unwrap_or_else(|_| panic!("not a number: {s}")),
-        other => other.as_f64().unwrap_or_else(|| panic!("not a number: {other}")),
+        other => other
+            .as_f64()
+            .unwrap_or_else(|| panic!("not a number: {other}")),
     }
 }
 
@@ -53,7 +58,8 @@ impl Checker {
             (got - want).abs() <= abs.max(rel * want.abs())
         };
         if !ok {
-            self.failures.push(format!("{what}: got {got:e}, want {want:e}"));
+            self.failures
+                .push(format!("{what}: got {got:e}, want {want:e}"));
         }
     }
 
@@ -70,7 +76,8 @@ impl Checker {
     fn equal<T: PartialEq + std::fmt::Debug>(&mut self, what: &str, got: T, want: T) {
         self.checked += 1;
         if got != want {
-            self.failures.push(format!("{what}: got {got:?}, want {want:?}"));
+            self.failures
+                .push(format!("{what}: got {got:?}, want {want:?}"));
         }
     }
 }
@@ -98,7 +105,11 @@ fn every_statistic_and_verdict_matches_scipy_and_evidently() {
             let (r, cu) = (numbers(ref_file), numbers(cur_file));
             let (rv, cv) = (ValueCounts::from_values(&r), ValueCounts::from_values(&cu));
             check_numeric(&mut c, case, e, &rv, &cv);
-            (ColumnProfile::numeric(&r), ColumnProfile::numeric(&cu), Bins::numeric(&rv, &cv))
+            (
+                ColumnProfile::numeric(&r),
+                ColumnProfile::numeric(&cu),
+                Bins::numeric(&rv, &cv),
+            )
         } else {
             let (r, cu) = (column(ref_file), column(cur_file));
             let counts = |v: &[String]| {
@@ -137,23 +148,39 @@ fn every_statistic_and_verdict_matches_scipy_and_evidently() {
 
 fn check_numeric(c: &mut Checker, case: &str, e: &Value, r: &ValueCounts, cu: &ValueCounts) {
     for (side, s) in [("reference", r), ("current", cu)] {
-        c.equal(&format!("{case}: {side} n"), s.n(), e[side]["n"].as_u64().unwrap());
+        c.equal(
+            &format!("{case}: {side} n"),
+            s.n(),
+            e[side]["n"].as_u64().unwrap(),
+        );
         c.equal(
             &format!("{case}: {side} n_unique"),
             s.distinct() as u64,
             e[side]["n_unique"].as_u64().unwrap(),
         );
         c.arith(&format!("{case}: {side} mean"), s.mean(), &e[side]["mean"]);
-        c.arith(&format!("{case}: {side} std"), s.std_population(), &e[side]["std_population"]);
+        c.arith(
+            &format!("{case}: {side} std"),
+            s.std_population(),
+            &e[side]["std_population"],
+        );
     }
     let sc = &e["scipy"];
     let ks = &sc["ks_2samp"];
     let d = stats::ks_statistic(r, cu);
     c.arith(&format!("{case}: ks D"), d, &ks["statistic"]);
     let exact = ks["method_used"] == "exact";
-    c.equal(&format!("{case}: ks method"), kolmogorov::uses_exact(r.n(), cu.n()), exact);
+    c.equal(
+        &format!("{case}: ks method"),
+        kolmogorov::uses_exact(r.n(), cu.n()),
+        exact,
+    );
     if exact {
-        c.pvalue(&format!("{case}: ks exact p"), kolmogorov::exact_two_sample_sf(r.n(), cu.n(), d), &ks["pvalue"]);
+        c.pvalue(
+            &format!("{case}: ks exact p"),
+            kolmogorov::exact_two_sample_sf(r.n(), cu.n(), d),
+            &ks["pvalue"],
+        );
     }
     c.pvalue(
         &format!("{case}: ks asymptotic p"),
@@ -165,9 +192,17 @@ fn check_numeric(c: &mut Checker, case: &str, e: &Value, r: &ValueCounts, cu: &V
         kolmogorov::kolmogorov_limit_sf(num(&ks["en"]).sqrt() * d),
         &ks["pvalue_kolmogorov_limit"],
     );
-    c.pvalue(&format!("{case}: ks p (auto)"), kolmogorov::two_sample_p_value(r.n(), cu.n(), d), &ks["pvalue"]);
+    c.pvalue(
+        &format!("{case}: ks p (auto)"),
+        kolmogorov::two_sample_p_value(r.n(), cu.n(), d),
+        &ks["pvalue"],
+    );
 
-    c.arith(&format!("{case}: wasserstein"), stats::wasserstein(r, cu), &sc["wasserstein_distance"]);
+    c.arith(
+        &format!("{case}: wasserstein"),
+        stats::wasserstein(r, cu),
+        &sc["wasserstein_distance"],
+    );
     c.arith(
         &format!("{case}: wasserstein normed"),
         stats::wasserstein_normed(r, cu),
@@ -178,21 +213,47 @@ fn check_numeric(c: &mut Checker, case: &str, e: &Value, r: &ValueCounts, cu: &V
     let w = &sc["mannwhitneyu"];
     c.arith(&format!("{case}: U1"), mw.u1, &w["U1_reference"]);
     c.arith(&format!("{case}: U2"), mw.u2, &w["U2_current"]);
-    c.pvalue(&format!("{case}: mwu two-sided"), mw.p_two_sided, &w["pvalue_two_sided"]);
+    c.pvalue(
+        &format!("{case}: mwu two-sided"),
+        mw.p_two_sided,
+        &w["pvalue_two_sided"],
+    );
     c.pvalue(&format!("{case}: mwu less"), mw.p_less, &w["pvalue_less"]);
-    c.pvalue(&format!("{case}: mwu greater"), mw.p_greater, &w["pvalue_greater"]);
+    c.pvalue(
+        &format!("{case}: mwu greater"),
+        mw.p_greater,
+        &w["pvalue_greater"],
+    );
 
     let ad = stats::anderson_darling(r, cu);
     let a = &sc["anderson_ksamp"];
-    c.arith(&format!("{case}: AD statistic"), ad.statistic, &a["statistic"]);
+    c.arith(
+        &format!("{case}: AD statistic"),
+        ad.statistic,
+        &a["statistic"],
+    );
     c.pvalue(&format!("{case}: AD p"), ad.p_value, &a["pvalue"]);
     for (i, want) in a["critical_values"].as_array().unwrap().iter().enumerate() {
-        c.arith(&format!("{case}: AD critical {i}"), ad.critical_values[i], want);
+        c.arith(
+            &format!("{case}: AD critical {i}"),
+            ad.critical_values[i],
+            want,
+        );
     }
 
     let (t, p) = stats::cramer_von_mises(r, cu);
-    c.arith(&format!("{case}: CvM T"), t, &sc["cramervonmises_2samp"]["statistic"]);
-    c.close(&format!("{case}: CvM p"), p, &sc["cramervonmises_2samp"]["pvalue"], 1e-6, 1e-9);
+    c.arith(
+        &format!("{case}: CvM T"),
+        t,
+        &sc["cramervonmises_2samp"]["statistic"],
+    );
+    c.close(
+        &format!("{case}: CvM p"),
+        p,
+        &sc["cramervonmises_2samp"]["pvalue"],
+        1e-6,
+        1e-9,
+    );
 
     if sc.get("chi2_contingency").is_some() {
         let (rc, cc) = binning::per_value_counts_numeric(r, cu);
@@ -205,14 +266,30 @@ fn check_tables(c: &mut Checker, case: &str, e: &Value, rc: &[u64], cc: &[u64]) 
     let sc = &e["scipy"];
     let ch = &sc["chi2_contingency"];
     let table: Vec<Vec<u64>> = serde_json::from_value(ch["table"].clone()).unwrap();
-    c.equal(&format!("{case}: contingency table"), vec![rc.to_vec(), cc.to_vec()], table);
+    c.equal(
+        &format!("{case}: contingency table"),
+        vec![rc.to_vec(), cc.to_vec()],
+        table,
+    );
     let (stat, p, dof) = stats::chi2_contingency(rc, cc);
-    c.arith(&format!("{case}: chi2 contingency statistic"), stat, &ch["statistic"]);
+    c.arith(
+        &format!("{case}: chi2 contingency statistic"),
+        stat,
+        &ch["statistic"],
+    );
     c.pvalue(&format!("{case}: chi2 contingency p"), p, &ch["pvalue"]);
-    c.equal(&format!("{case}: chi2 dof"), dof as u64, ch["dof"].as_u64().unwrap());
+    c.equal(
+        &format!("{case}: chi2 dof"),
+        dof as u64,
+        ch["dof"].as_u64().unwrap(),
+    );
     let g = &sc["chisquare_goodness_of_fit_evidently_style"];
     let (stat, p) = stats::chisquare_goodness_of_fit(rc, cc);
-    c.arith(&format!("{case}: chisquare GOF statistic"), stat, &g["statistic"]);
+    c.arith(
+        &format!("{case}: chisquare GOF statistic"),
+        stat,
+        &g["statistic"],
+    );
     c.pvalue(&format!("{case}: chisquare GOF p"), p, &g["pvalue"]);
     if let Some(z) = sc.get("two_proportion_z_test") {
         let (zs, p) = stats::two_proportion_z(rc, cc);
@@ -229,18 +306,34 @@ fn check_bins(c: &mut Checker, case: &str, e: &Value, bins: &Bins) {
         other => panic!("{case}: unknown rule {other}"),
     };
     c.equal(&format!("{case}: binning rule"), bins.rule, want_rule);
-    c.equal(&format!("{case}: n_bins"), bins.reference.len() as u64, b["n_bins"].as_u64().unwrap());
+    c.equal(
+        &format!("{case}: n_bins"),
+        bins.reference.len() as u64,
+        b["n_bins"].as_u64().unwrap(),
+    );
     if let Some(edges) = &bins.edges {
         let want: Vec<f64> = serde_json::from_value(b["bin_edges"].clone()).unwrap();
         // Bit for bit: a one-ulp difference moves the values that lie on an edge.
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        c.equal(&format!("{case}: bin edges (bits)"), bits(edges), bits(&want));
+        c.equal(
+            &format!("{case}: bin edges (bits)"),
+            bits(edges),
+            bits(&want),
+        );
     }
     let whole = |v: &[f64]| v.iter().map(|x| *x as u64).collect::<Vec<_>>();
     let want_r: Vec<u64> = serde_json::from_value(b["reference_counts"].clone()).unwrap();
     let want_c: Vec<u64> = serde_json::from_value(b["current_counts"].clone()).unwrap();
-    c.equal(&format!("{case}: reference bin counts"), whole(&bins.reference), want_r);
-    c.equal(&format!("{case}: current bin counts"), whole(&bins.current), want_c);
+    c.equal(
+        &format!("{case}: reference bin counts"),
+        whole(&bins.reference),
+        want_r,
+    );
+    c.equal(
+        &format!("{case}: current bin counts"),
+        whole(&bins.current),
+        want_c,
+    );
     let (rp, cp) = (bins.reference_proportions(), bins.current_proportions());
     for (side, p) in [("reference", &rp), ("current", &cp)] {
         let want = &b[format!("zero_fill_{side}")];
@@ -249,14 +342,35 @@ fn check_bins(c: &mut Checker, case: &str, e: &Value, bins: &Bins) {
             Some(f) => c.arith(&format!("{case}: {side} zero fill"), f, want),
         }
         let filled = binning::zero_filled(p);
-        for (i, w) in b[format!("{side}_proportions_zero_filled")].as_array().unwrap().iter().enumerate() {
-            c.arith(&format!("{case}: {side} zero-filled proportion {i}"), filled[i], w);
+        for (i, w) in b[format!("{side}_proportions_zero_filled")]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
+            c.arith(
+                &format!("{case}: {side} zero-filled proportion {i}"),
+                filled[i],
+                w,
+            );
         }
     }
     let f = &e["formulas"];
-    c.arith(&format!("{case}: psi"), bins.distance(StatTest::Psi), &f["psi"]);
-    c.arith(&format!("{case}: jensenshannon"), bins.distance(StatTest::JensenShannon), &f["jensenshannon"]);
-    c.arith(&format!("{case}: kl_div"), bins.distance(StatTest::KlDiv), &f["kl_div"]);
+    c.arith(
+        &format!("{case}: psi"),
+        bins.distance(StatTest::Psi),
+        &f["psi"],
+    );
+    c.arith(
+        &format!("{case}: jensenshannon"),
+        bins.distance(StatTest::JensenShannon),
+        &f["jensenshannon"],
+    );
+    c.arith(
+        &format!("{case}: kl_div"),
+        bins.distance(StatTest::KlDiv),
+        &f["kl_div"],
+    );
 }
 
 /// Evidently's registered tests called through `compare`, and the Report's verdicts.
@@ -267,7 +381,9 @@ fn check_evidently(c: &mut Checker, case: &str, e: &Value, r: &ColumnProfile, cu
             DriftOptions::default()
         } else {
             DriftOptions {
-                test: Some(StatTest::from_name(name).unwrap_or_else(|| panic!("{case}: test {name}"))),
+                test: Some(
+                    StatTest::from_name(name).unwrap_or_else(|| panic!("{case}: test {name}")),
+                ),
                 threshold: None,
             }
         };
@@ -280,20 +396,56 @@ fn check_evidently(c: &mut Checker, case: &str, e: &Value, r: &ColumnProfile, cu
         };
         let what = format!("{case}: evidently {name}");
         if name == "default" {
-            c.equal(&format!("{what} chosen test"), got.test.name(), want["stattest"].as_str().unwrap());
+            c.equal(
+                &format!("{what} chosen test"),
+                got.test.name(),
+                want["stattest"].as_str().unwrap(),
+            );
         }
-        c.equal(&format!("{what} display name"), got.test.display_name(), want["display_name"].as_str().unwrap());
+        c.equal(
+            &format!("{what} display name"),
+            got.test.display_name(),
+            want["display_name"].as_str().unwrap(),
+        );
         c.equal(&format!("{what} method"), got.method, Method::Exact);
-        score_check(c, &format!("{what} score"), got.test, got.score, &want["drift_score"]);
-        c.arith(&format!("{what} threshold"), got.threshold, &want["threshold"]);
-        c.equal(&format!("{what} drift detected"), got.drifted, want["drift_detected"].as_bool().unwrap());
+        score_check(
+            c,
+            &format!("{what} score"),
+            got.test,
+            got.score,
+            &want["drift_score"],
+        );
+        c.arith(
+            &format!("{what} threshold"),
+            got.threshold,
+            &want["threshold"],
+        );
+        c.equal(
+            &format!("{what} drift detected"),
+            got.drifted,
+            want["drift_detected"].as_bool().unwrap(),
+        );
     }
     let report = &ev["report"];
     let preset = &report["DataDriftPreset"]["ValueDrift"];
     let got = compare(r, cu, &DriftOptions::default()).unwrap();
-    c.equal(&format!("{case}: report default method"), got.test.display_name(), preset["method"].as_str().unwrap());
-    score_check(c, &format!("{case}: report default value"), got.test, got.score, &preset["value"]);
-    c.equal(&format!("{case}: report default status"), got.drifted, preset["test_status"] == "FAIL");
+    c.equal(
+        &format!("{case}: report default method"),
+        got.test.display_name(),
+        preset["method"].as_str().unwrap(),
+    );
+    score_check(
+        c,
+        &format!("{case}: report default value"),
+        got.test,
+        got.score,
+        &preset["value"],
+    );
+    c.equal(
+        &format!("{case}: report default status"),
+        got.drifted,
+        preset["test_status"] == "FAIL",
+    );
     let drifted_share = if got.drifted { 1.0 } else { 0.0 };
     c.arith(
         &format!("{case}: report drifted share"),
@@ -302,8 +454,26 @@ fn check_evidently(c: &mut Checker, case: &str, e: &Value, r: &ColumnProfile, cu
     );
     for (name, want) in report["ValueDrift"].as_object().unwrap() {
         let test = StatTest::from_name(name).unwrap();
-        let got = compare(r, cu, &DriftOptions { test: Some(test), threshold: None }).unwrap();
-        score_check(c, &format!("{case}: report {name} value"), test, got.score, &want["value"]);
-        c.equal(&format!("{case}: report {name} status"), got.drifted, want["test_status"] == "FAIL");
+        let got = compare(
+            r,
+            cu,
+            &DriftOptions {
+                test: Some(test),
+                threshold: None,
+            },
+        )
+        .unwrap();
+        score_check(
+            c,
+            &format!("{case}: report {name} value"),
+            test,
+            got.score,
+            &want["value"],
+        );
+        c.equal(
+            &format!("{case}: report {name} status"),
+            got.drifted,
+            want["test_status"] == "FAIL",
+        );
     }
 }

@@ -42,12 +42,18 @@ const TEN_MILLION: Bounds = Bounds {
 const BIN_DISTANCE_ABS_FLOOR: f64 = 0.001;
 
 fn fixture(rel: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drift").join(rel);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/drift")
+        .join(rel);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn numbers(file: &str) -> Vec<f64> {
-    fixture(file).lines().skip(1).map(|s| s.parse().unwrap()).collect()
+    fixture(file)
+        .lines()
+        .skip(1)
+        .map(|s| s.parse().unwrap())
+        .collect()
 }
 
 fn sketched(values: &[f64]) -> ColumnProfile {
@@ -57,7 +63,15 @@ fn sketched(values: &[f64]) -> ColumnProfile {
 }
 
 fn run(test: StatTest, r: &ColumnProfile, c: &ColumnProfile) -> f64 {
-    let got = compare(r, c, &DriftOptions { test: Some(test), threshold: None }).unwrap();
+    let got = compare(
+        r,
+        c,
+        &DriftOptions {
+            test: Some(test),
+            threshold: None,
+        },
+    )
+    .unwrap();
     assert_eq!(got.method, Method::Sketch);
     got.statistic
 }
@@ -68,7 +82,13 @@ struct Errors {
     bins_rel: f64,
 }
 
-fn measure(what: &str, r: &ColumnProfile, c: &ColumnProfile, rv: &ValueCounts, cv: &ValueCounts) -> Errors {
+fn measure(
+    what: &str,
+    r: &ColumnProfile,
+    c: &ColumnProfile,
+    rv: &ValueCounts,
+    cv: &ValueCounts,
+) -> Errors {
     let ks = (run(StatTest::Ks, r, c) - stats::ks_statistic(rv, cv)).abs();
     let w_exact = stats::wasserstein_normed(rv, cv);
     let wasserstein_rel = (run(StatTest::Wasserstein, r, c) - w_exact).abs() / w_exact;
@@ -84,7 +104,11 @@ fn measure(what: &str, r: &ColumnProfile, c: &ColumnProfile, rv: &ValueCounts, c
     eprintln!(
         "{what}: |KS D error| {ks:.2e}, Wasserstein normed rel. error {wasserstein_rel:.2e} (exact {w_exact:.4}), PSI/JS/KL worst rel. error {bins_rel:.2e}"
     );
-    Errors { ks, wasserstein_rel, bins_rel }
+    Errors {
+        ks,
+        wasserstein_rel,
+        bins_rel,
+    }
 }
 
 fn within(what: &str, e: &Errors, b: &Bounds) -> Vec<String> {
@@ -93,10 +117,16 @@ fn within(what: &str, e: &Errors, b: &Bounds) -> Vec<String> {
         out.push(format!("{what}: KS D error {} > {}", e.ks, b.ks_d));
     }
     if e.wasserstein_rel > b.wasserstein_rel {
-        out.push(format!("{what}: Wasserstein rel. error {} > {}", e.wasserstein_rel, b.wasserstein_rel));
+        out.push(format!(
+            "{what}: Wasserstein rel. error {} > {}",
+            e.wasserstein_rel, b.wasserstein_rel
+        ));
     }
     if e.bins_rel > b.bins_rel {
-        out.push(format!("{what}: PSI/JS/KL rel. error {} > {}", e.bins_rel, b.bins_rel));
+        out.push(format!(
+            "{what}: PSI/JS/KL rel. error {} > {}",
+            e.bins_rel, b.bins_rel
+        ));
     }
     out
 }
@@ -125,16 +155,28 @@ fn sketch_statistics_stay_within_the_stated_error_on_the_fixture_cases() {
 fn sketched_tests_that_need_exact_values_are_refused_naming_the_side() {
     let values: Vec<f64> = (0..100).map(f64::from).collect();
     let (r, c) = (sketched(&values), ColumnProfile::numeric(&values));
-    let err = compare(&r, &c, &DriftOptions { test: Some(StatTest::Anderson), threshold: None })
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("reference side") && err.contains("anderson"), "{err}");
+    let err = compare(
+        &r,
+        &c,
+        &DriftOptions {
+            test: Some(StatTest::Anderson),
+            threshold: None,
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("reference side") && err.contains("anderson"),
+        "{err}"
+    );
 }
 
 /// n quantiles of N(mean, sd): the sorted sample a perfect draw would give.
 fn normal_quantiles(n: usize, mean: f64, sd: f64) -> Vec<f64> {
     let dist = Normal::new(mean, sd).unwrap();
-    (0..n).map(|i| dist.inverse_cdf((i as f64 + 0.5) / n as f64)).collect()
+    (0..n)
+        .map(|i| dist.inverse_cdf((i as f64 + 0.5) / n as f64))
+        .collect()
 }
 
 /// Ten per-window profiles merged into one, the values fed in a scrambled order (a fixed
@@ -163,8 +205,15 @@ fn ten_million_values_per_side_compare_within_the_stated_error() {
     assert_eq!(rp.count(), n as u64);
     assert!(!rp.is_exact() && !cp.is_exact());
     // The summary is small whatever n is.
-    assert!(rp.approx_heap_bytes() < 64 * 1024, "{} bytes", rp.approx_heap_bytes());
-    let (rv, cv) = (ValueCounts::from_sorted(&r_sorted), ValueCounts::from_sorted(&c_sorted));
+    assert!(
+        rp.approx_heap_bytes() < 64 * 1024,
+        "{} bytes",
+        rp.approx_heap_bytes()
+    );
+    let (rv, cv) = (
+        ValueCounts::from_sorted(&r_sorted),
+        ValueCounts::from_sorted(&c_sorted),
+    );
     drop((r_sorted, c_sorted));
     let (r, c) = (ColumnProfile::Numeric(rp), ColumnProfile::Numeric(cp));
     let errors = measure("10M N(0,1) vs N(0.08,1.1^2)", &r, &c, &rv, &cv);
@@ -176,5 +225,10 @@ fn ten_million_values_per_side_compare_within_the_stated_error() {
     let got = compare(&r, &c, &DriftOptions::default()).unwrap();
     assert_eq!(got.test, StatTest::Wasserstein);
     let exact = stats::wasserstein_normed(&rv, &cv);
-    assert_eq!(got.drifted, exact >= 0.1, "sketch {} vs exact {exact}", got.statistic);
+    assert_eq!(
+        got.drifted,
+        exact >= 0.1,
+        "sketch {} vs exact {exact}",
+        got.statistic
+    );
 }

@@ -52,7 +52,10 @@ pub fn sturges_edges(lo: f64, hi: f64, n: u64) -> Vec<f64> {
 /// The bin of `x` for ascending `edges`: edge_i <= x < edge_{i+1}, the last bin closed.
 pub fn bin_index(edges: &[f64], x: f64) -> usize {
     let bins = edges.len() - 1;
-    edges.partition_point(|&e| e <= x).saturating_sub(1).min(bins - 1)
+    edges
+        .partition_point(|&e| e <= x)
+        .saturating_sub(1)
+        .min(bins - 1)
 }
 
 /// Counts of two samples over the same bins, with the proportions Evidently derives.
@@ -149,7 +152,12 @@ pub fn per_value_counts(
     keys.sort();
     keys.dedup();
     keys.iter()
-        .map(|k| (r.get(*k).copied().unwrap_or(0), c.get(*k).copied().unwrap_or(0)))
+        .map(|k| {
+            (
+                r.get(*k).copied().unwrap_or(0),
+                c.get(*k).copied().unwrap_or(0),
+            )
+        })
         .unzip()
 }
 
@@ -238,6 +246,9 @@ mod tests {
     fn zero_fill_uses_a_millionth_of_a_tiny_proportion() {
         assert_eq!(zero_fill_value(&[0.5, 0.5]), None);
         assert_eq!(zero_fill_value(&[0.0, 1.0]), Some(0.0001));
-        assert_eq!(zero_fill_value(&[0.0, 0.00005, 0.99995]), Some(0.00005 / 1e6));
+        assert_eq!(
+            zero_fill_value(&[0.0, 0.00005, 0.99995]),
+            Some(0.00005 / 1e6)
+        );
     }
 }

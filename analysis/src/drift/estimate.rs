@@ -201,7 +201,10 @@ pub(crate) fn numeric_statistic(
     match test {
         StatTest::Ks => {
             let d = ks_statistic(&rs, &cs);
-            Ok((d, Some(kolmogorov::two_sample_p_value(r.count(), c.count(), d))))
+            Ok((
+                d,
+                Some(kolmogorov::two_sample_p_value(r.count(), c.count(), d)),
+            ))
         }
         StatTest::Wasserstein => {
             let w = wasserstein(&rs, &cs);
@@ -213,7 +216,9 @@ pub(crate) fn numeric_statistic(
             // cannot give.
             let ref_distinct = r.distinct().unwrap_or(usize::MAX);
             match binning::rule(true, ref_distinct) {
-                BinningRule::SturgesEqualWidth => Ok((sturges_bins(r, c, &rs, &cs).distance(test), None)),
+                BinningRule::SturgesEqualWidth => {
+                    Ok((sturges_bins(r, c, &rs, &cs).distance(test), None))
+                }
                 BinningRule::OneBinPerDistinctValue => Err(refuse()),
             }
         }

@@ -179,11 +179,7 @@ pub fn smirnov_sf(n: u64, x: f64) -> f64 {
                 continue;
             }
         }
-        let ln_rest = if n > j {
-            (nf - jf) * rest.ln()
-        } else {
-            0.0
-        };
+        let ln_rest = if n > j { (nf - jf) * rest.ln() } else { 0.0 };
         let ln_term = ln_binom + ln_rest + (jf - 1.0) * (x + jf / nf).ln();
         sum += ln_term.exp();
     }

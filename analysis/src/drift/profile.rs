@@ -79,7 +79,10 @@ impl ColumnProfile {
 
     /// A numeric profile of `values` with default options.
     pub fn numeric(values: &[f64]) -> ColumnProfile {
-        ColumnProfile::Numeric(NumericProfile::from_values(values, ProfileOptions::default()))
+        ColumnProfile::Numeric(NumericProfile::from_values(
+            values,
+            ProfileOptions::default(),
+        ))
     }
 
     /// A categorical profile of `values`.
@@ -263,9 +266,9 @@ impl NumericProfile {
 
     /// The exact sample, while it is kept.
     pub fn exact(&self) -> Option<ValueCounts> {
-        self.exact.as_ref().map(|m| {
-            ValueCounts::from_pairs(m.iter().map(|(bits, c)| (f64::from_bits(*bits), *c)))
-        })
+        self.exact
+            .as_ref()
+            .map(|m| ValueCounts::from_pairs(m.iter().map(|(bits, c)| (f64::from_bits(*bits), *c))))
     }
 
     /// Number of distinct values while exact counts are kept.
@@ -298,7 +301,11 @@ impl NumericProfile {
 pub(crate) fn distinct_pooled(reference: &ColumnProfile, current: &ColumnProfile) -> usize {
     match (reference, current) {
         (ColumnProfile::Categorical(r), ColumnProfile::Categorical(c)) => {
-            r.counts.len() + c.counts.keys().filter(|k| !r.counts.contains_key(*k)).count()
+            r.counts.len()
+                + c.counts
+                    .keys()
+                    .filter(|k| !r.counts.contains_key(*k))
+                    .count()
         }
         (ColumnProfile::Numeric(r), ColumnProfile::Numeric(c)) => match (&r.exact, &c.exact) {
             (Some(a), Some(b)) => a.len() + b.keys().filter(|k| !a.contains_key(*k)).count(),
@@ -405,10 +412,7 @@ impl TryFrom<NumericWire> for NumericProfile {
                     total += c;
                 }
                 if total != w.count {
-                    return Err(format!(
-                        "values add up to {total} but count is {}",
-                        w.count
-                    ));
+                    return Err(format!("values add up to {total} but count is {}", w.count));
                 }
                 Some(map)
             }
@@ -432,7 +436,9 @@ mod tests {
     use super::*;
 
     fn values(n: usize, offset: f64) -> Vec<f64> {
-        (0..n).map(|i| ((i * 7919) % n) as f64 * 0.001 + offset).collect()
+        (0..n)
+            .map(|i| ((i * 7919) % n) as f64 * 0.001 + offset)
+            .collect()
     }
 
     #[test]
@@ -473,7 +479,10 @@ mod tests {
         };
         assert_eq!((back.count(), back.dropped()), (1000, 1));
         assert_eq!(back.exact(), p.exact());
-        assert_eq!((back.mean(), back.std_population()), (p.mean(), p.std_population()));
+        assert_eq!(
+            (back.mean(), back.std_population()),
+            (p.mean(), p.std_population())
+        );
         assert_eq!((back.min(), back.max()), (p.min(), p.max()));
         let q = |p: &NumericProfile| p.sketch().clone().freeze().quantile(0.37).unwrap();
         assert_eq!(q(&back), q(&p));
@@ -488,7 +497,12 @@ mod tests {
         let mut v = serde_json::to_value(ColumnProfile::Numeric(p)).unwrap();
         v["count"] = 11.into();
         v["values"] = serde_json::Value::Null;
-        let err = serde_json::from_value::<ColumnProfile>(v).unwrap_err().to_string();
-        assert!(err.contains("tdigest holds 10 values but count is 11"), "{err}");
+        let err = serde_json::from_value::<ColumnProfile>(v)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tdigest holds 10 values but count is 11"),
+            "{err}"
+        );
     }
 }

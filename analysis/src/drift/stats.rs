@@ -21,7 +21,9 @@ pub fn wasserstein(a: &ValueCounts, b: &ValueCounts) -> f64 {
     let (na, nb) = (a.n() as f64, b.n() as f64);
     let pool = pooled(a, b);
     pool.windows(2)
-        .map(|w| (w[0].cum_a as f64 / na - w[0].cum_b as f64 / nb).abs() * (w[1].value - w[0].value))
+        .map(|w| {
+            (w[0].cum_a as f64 / na - w[0].cum_b as f64 / nb).abs() * (w[1].value - w[0].value)
+        })
         .sum()
 }
 
@@ -99,7 +101,10 @@ pub fn anderson_darling(a: &ValueCounts, b: &ValueCounts) -> AndersonDarling {
         let l = (p.count_a + p.count_b) as f64;
         let bj = left as f64 + l / 2.0;
         let denom = bj * (n - bj) - n * l / 4.0;
-        for (side, (f, cum)) in [(p.count_a, p.cum_a), (p.count_b, p.cum_b)].into_iter().enumerate() {
+        for (side, (f, cum)) in [(p.count_a, p.cum_a), (p.count_b, p.cum_b)]
+            .into_iter()
+            .enumerate()
+        {
             let m = cum as f64 - f as f64 / 2.0;
             let diff = n * m - bj * n_i[side];
             inner[side] += l / n * diff * diff / denom;
@@ -122,7 +127,9 @@ pub fn anderson_darling(a: &ValueCounts, b: &ValueCounts) -> AndersonDarling {
     let bb = (2.0 * g - 4.0) * k * k + 8.0 * h * k + (2.0 * g - 14.0 * h - 4.0) * h_big - 8.0 * h
         + 4.0 * g
         - 6.0;
-    let cc = (6.0 * h + 2.0 * g - 2.0) * k * k + (4.0 * h - 4.0 * g + 6.0) * k + (2.0 * h - 6.0) * h_big
+    let cc = (6.0 * h + 2.0 * g - 2.0) * k * k
+        + (4.0 * h - 4.0 * g + 6.0) * k
+        + (2.0 * h - 6.0) * h_big
         + 4.0 * h;
     let dd = (2.0 * h + 6.0) * k * k - 4.0 * h * k;
     let sigmasq = (aa * n * n * n + bb * n * n + cc * n + dd) / ((n - 1.0) * (n - 2.0) * (n - 3.0));
@@ -170,11 +177,12 @@ fn quadratic_least_squares(xs: &[f64], ys: &[f64]) -> [f64; 3] {
             .max_by(|&i, &j| m[i][col].abs().total_cmp(&m[j][col].abs()))
             .expect("non-empty range");
         m.swap(col, piv);
-        for row in 0..3 {
+        let pivot_row = m[col];
+        for (row, r) in m.iter_mut().enumerate() {
             if row != col {
-                let f = m[row][col] / m[col][col];
-                for c in col..4 {
-                    m[row][c] -= f * m[col][c];
+                let f = r[col] / pivot_row[col];
+                for (x, p) in r.iter_mut().zip(pivot_row).skip(col) {
+                    *x -= f * p;
                 }
             }
         }
@@ -204,7 +212,8 @@ pub fn cramer_von_mises(a: &ValueCounts, b: &ValueCounts) -> (f64, f64) {
     let n = nx + ny;
     let t = u / (k * n) - (4.0 * k - 1.0) / (6.0 * n);
     let et = (1.0 + 1.0 / n) / 6.0;
-    let vt = (n + 1.0) * (4.0 * k * n - 3.0 * (nx * nx + ny * ny) - 2.0 * k) / (45.0 * n * n * 4.0 * k);
+    let vt =
+        (n + 1.0) * (4.0 * k * n - 3.0 * (nx * nx + ny * ny) - 2.0 * k) / (45.0 * n * n * 4.0 * k);
     let tn = 1.0 / 6.0 + (t - et) / (45.0 * vt).sqrt();
     let p = if tn < 0.003 {
         1.0
@@ -288,7 +297,10 @@ pub fn chisquare_goodness_of_fit(reference: &[u64], current: &[u64]) -> (f64, f6
 /// scipy's `chi2_contingency` on the 2 x K table (reference row, current row), with Yates'
 /// correction only when dof = 1. Returns (statistic, p, dof).
 pub fn chi2_contingency(reference: &[u64], current: &[u64]) -> (f64, f64, usize) {
-    let rows = [reference.iter().sum::<u64>() as f64, current.iter().sum::<u64>() as f64];
+    let rows = [
+        reference.iter().sum::<u64>() as f64,
+        current.iter().sum::<u64>() as f64,
+    ];
     let total = rows[0] + rows[1];
     let dof = reference.len().saturating_sub(1);
     let mut stat = 0.0;
@@ -363,7 +375,10 @@ mod tests {
         // K_{1/2}(x) = sqrt(pi / (2x)) e^{-x}.
         for x in [0.1, 1.0, 5.0] {
             let want = (std::f64::consts::PI / (2.0 * x)).sqrt() * (-x).exp();
-            assert!((bessel_k(0.5, x) - want).abs() < 1e-12 * want.max(1e-300), "x={x}");
+            assert!(
+                (bessel_k(0.5, x) - want).abs() < 1e-12 * want.max(1e-300),
+                "x={x}"
+            );
         }
     }
 }

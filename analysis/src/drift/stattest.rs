@@ -129,7 +129,9 @@ impl StatTest {
         match self {
             StatTest::Anderson | StatTest::CramerVonMises => 0.1,
             StatTest::Ks | StatTest::Chisquare | StatTest::Z | StatTest::MannWhitney => 0.05,
-            StatTest::Wasserstein | StatTest::Psi | StatTest::JensenShannon | StatTest::KlDiv => 0.1,
+            StatTest::Wasserstein | StatTest::Psi | StatTest::JensenShannon | StatTest::KlDiv => {
+                0.1
+            }
         }
     }
 
@@ -222,10 +224,22 @@ mod tests {
     #[test]
     fn default_test_switches_at_1000_reference_rows() {
         assert_eq!(default_test(ColumnKind::Numeric, 1000, 100), StatTest::Ks);
-        assert_eq!(default_test(ColumnKind::Numeric, 1001, 100), StatTest::Wasserstein);
-        assert_eq!(default_test(ColumnKind::Numeric, 1001, 5), StatTest::JensenShannon);
-        assert_eq!(default_test(ColumnKind::Numeric, 10, 5), StatTest::Chisquare);
+        assert_eq!(
+            default_test(ColumnKind::Numeric, 1001, 100),
+            StatTest::Wasserstein
+        );
+        assert_eq!(
+            default_test(ColumnKind::Numeric, 1001, 5),
+            StatTest::JensenShannon
+        );
+        assert_eq!(
+            default_test(ColumnKind::Numeric, 10, 5),
+            StatTest::Chisquare
+        );
         assert_eq!(default_test(ColumnKind::Categorical, 10, 2), StatTest::Z);
-        assert_eq!(default_test(ColumnKind::Categorical, 5000, 2), StatTest::JensenShannon);
+        assert_eq!(
+            default_test(ColumnKind::Categorical, 5000, 2),
+            StatTest::JensenShannon
+        );
     }
 }
