@@ -14,18 +14,21 @@
 //! which, and BENCHMARKS.md records how far the estimates are from the exact values).
 //!
 //! Layout: [`sample`] holds exact samples, [`stats`] and [`kolmogorov`] the exact statistics,
-//! [`binning`] Evidently's bins and the bin-based distances, [`tests`](StatTest) the test registry
-//! and the default-test rule, [`profile`] the summaries and [`estimate`] the statistics computed
-//! from sketches. [`compare`] is the entry point.
+//! [`binning`] Evidently's bins and the bin-based distances, [`StatTest`] the test registry and
+//! the default-test rule, [`profile`] the summaries and [`estimate`] the statistics computed
+//! from sketches. [`compare`] is the entry point for profiles; [`compare_histograms`] compares
+//! fixed-bucket histograms (histogram series), whose individual values are gone.
 
 pub mod binning;
 pub mod estimate;
+pub mod histogram;
 pub mod kolmogorov;
 pub mod profile;
 pub mod sample;
 pub mod stats;
 mod stattest;
 
+pub use histogram::{compare_histograms, FixedHistogram, HistogramError};
 pub use profile::{CategoricalProfile, ColumnProfile, NumericProfile, ProfileOptions};
 pub use sample::ValueCounts;
 pub use stattest::{default_test, ColumnKind, StatTest};
@@ -53,6 +56,9 @@ pub enum Method {
     Exact,
     /// At least one side is summarised by a t-digest: the statistic is an estimate.
     Sketch,
+    /// Over the buckets of two fixed-bucket histograms (exact for the bin tests; KS D is
+    /// measured at the bucket bounds only).
+    Histogram,
 }
 
 /// One drift verdict for one column.
@@ -112,6 +118,9 @@ pub enum DriftError {
         /// That side's exact-value limit.
         limit: usize,
     },
+    /// Two histograms with different bucket bounds.
+    #[error("the reference and current histograms have different bucket bounds: compare histograms over the same buckets")]
+    BucketsDiffer,
     /// The threshold is not a finite number in range.
     #[error("threshold {0} is not usable: give a finite number > 0 (p-value thresholds also < 1)")]
     BadThreshold(f64),
