@@ -261,3 +261,98 @@ fn categorical_from_table(test: StatTest, rc: &[u64], cc: &[u64]) -> (f64, Optio
         _ => unreachable!("applies_to() rejected {test} for categorical columns"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(n: u32, shift: f64) -> ColumnProfile {
+        ColumnProfile::numeric(
+            &(0..n)
+                .map(|i| f64::from(i) * 0.01 + shift)
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn comparing_numbers_with_categories_is_refused_naming_both_kinds() {
+        let err = compare(
+            &numbers(10, 0.0),
+            &ColumnProfile::categorical(["a"]),
+            &DriftOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the reference column is numeric but the current column is categorical: profile both sides the same way"
+        );
+    }
+
+    #[test]
+    fn a_numeric_only_test_on_categories_lists_the_tests_that_apply() {
+        let cats = ColumnProfile::categorical(["a", "b", "b"]);
+        let options = DriftOptions {
+            test: Some(StatTest::Ks),
+            threshold: None,
+        };
+        let err = compare(&cats, &cats, &options).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "test ks does not apply to categorical columns: choose one of chisquare, z, psi, jensenshannon, kl_div"
+        );
+    }
+
+    #[test]
+    fn empty_sides_and_unusable_thresholds_are_refused() {
+        let empty = ColumnProfile::numeric(&[f64::NAN]);
+        let some = numbers(10, 0.0);
+        assert_eq!(
+            compare(&some, &empty, &DriftOptions::default()),
+            Err(DriftError::Empty { side: "current" })
+        );
+        let p_over_one = DriftOptions {
+            test: Some(StatTest::Ks),
+            threshold: Some(1.5),
+        };
+        assert_eq!(
+            compare(&some, &some, &p_over_one),
+            Err(DriftError::BadThreshold(1.5))
+        );
+    }
+
+    #[test]
+    fn a_user_threshold_replaces_the_default_and_decides_the_verdict() {
+        let (r, c) = (numbers(2000, 0.0), numbers(2000, 1.0));
+        let default = compare(&r, &c, &DriftOptions::default()).unwrap();
+        assert_eq!(default.test, StatTest::Wasserstein);
+        assert!(default.drifted);
+        let lenient = DriftOptions {
+            test: None,
+            threshold: Some(default.statistic * 1.01),
+        };
+        let got = compare(&r, &c, &lenient).unwrap();
+        assert_eq!(
+            (got.threshold, got.drifted),
+            (default.statistic * 1.01, false)
+        );
+    }
+
+    #[test]
+    fn an_exact_reference_against_a_sketched_current_is_estimated() {
+        let values: Vec<f64> = (0..5000).map(|i| f64::from(i) * 0.001).collect();
+        let r = ColumnProfile::numeric(&values);
+        let mut sketched = NumericProfile::from_values(&values, ProfileOptions::default());
+        sketched.forget_exact();
+        let got = compare(
+            &r,
+            &ColumnProfile::Numeric(sketched),
+            &DriftOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (got.test, got.method, got.drifted),
+            (StatTest::Wasserstein, Method::Sketch, false)
+        );
+        assert!(got.statistic < 1e-3, "same values, W = {}", got.statistic);
+    }
+}
