@@ -492,6 +492,18 @@ mod tests {
     }
 
     #[test]
+    fn categorical_json_is_the_kind_and_the_counts() {
+        let p = ColumnProfile::categorical(["b", "a", "b"]);
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(json, r#"{"kind":"categorical","counts":{"a":1,"b":2}}"#);
+        assert_eq!(serde_json::from_str::<ColumnProfile>(&json).unwrap(), p);
+        let err = serde_json::from_str::<ColumnProfile>(r#"{"kind":"categorical","count":{}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("count"), "{err}");
+    }
+
+    #[test]
     fn json_with_a_count_that_disagrees_with_the_sketch_is_refused_naming_both() {
         let p = NumericProfile::from_values(&values(10, 1.0), ProfileOptions::default());
         let mut v = serde_json::to_value(ColumnProfile::Numeric(p)).unwrap();
