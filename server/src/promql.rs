@@ -207,7 +207,7 @@ async fn fetch(
 
 /// The store's selector for a PromQL selector's matchers: an equality on `__name__` becomes
 /// the metric (so SQL narrows by it), every other matcher is applied as written.
-fn to_selector(matchers: &[Matcher]) -> Result<Selector, QueryError> {
+pub fn to_selector(matchers: &[Matcher]) -> Result<Selector, QueryError> {
     let mut metric = None;
     let mut out = Vec::new();
     for m in matchers {

@@ -16,6 +16,7 @@
 pub mod alerts;
 #[cfg(feature = "bench")]
 mod anchor;
+mod catalog;
 pub mod dq;
 pub mod embedded;
 pub mod error;
@@ -36,7 +37,8 @@ mod writer;
 pub use embedded::{EmbeddedError, EmbeddedPostgres};
 pub use error::StoreError;
 pub use maintenance::MaintenanceReport;
-pub use read::{SeriesInfo, MAX_POINTS_PER_SERIES};
+pub use catalog::FamilyMetadata;
+pub use read::{SeriesInfo, LIVE_IN_RANGE, MAX_POINTS_PER_SERIES};
 pub use registry::SeriesCache;
 pub use writer::WriteStats;
 

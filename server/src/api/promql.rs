@@ -35,6 +35,13 @@ pub fn router(state: QueryState) -> Router {
 #[derive(Debug)]
 pub struct PromqlError(QueryError);
 
+impl PromqlError {
+    /// The message the client is sent.
+    pub fn message(&self) -> String {
+        self.0.to_string()
+    }
+}
+
 impl From<QueryError> for PromqlError {
     fn from(e: QueryError) -> Self {
         Self(e)
