@@ -30,7 +30,7 @@ use serde::Serialize;
 pub fn router(state: AppState) -> Router {
     let query_state = promql::QueryState {
         store: state.store.clone(),
-        limits: crate::promql::QueryLimits::default(),
+        limits: state.query_limits.clone(),
     };
     prom::router(state.clone())
         .merge(catalog::router(state.clone()))

@@ -43,17 +43,19 @@ pub(crate) fn live_in_range_sql(alias: &str, start: usize, end: usize) -> String
     )
 }
 
-/// A range as SQL parameters: both None for "all time", else clamped to what PostgreSQL's
-/// timestamptz holds, so absurd times are an empty answer rather than a database error.
+/// A range as SQL parameters: both None for "all time", else clamped to years 1 to 9999, which
+/// `to_timestamp` converts without error (its float seconds lose the exact ends of
+/// timestamptz's own range), so absurd times are an empty answer rather than a database error.
 pub(crate) fn clamp_range(
     range: Option<(TimestampMs, TimestampMs)>,
 ) -> (Option<TimestampMs>, Option<TimestampMs>) {
-    use crate::pgcopy::{END_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+    const YEAR_1: TimestampMs = -62_135_596_800_000;
+    const YEAR_10000: TimestampMs = 253_402_300_800_000;
     match range {
         None => (None, None),
         Some((s, e)) => (
-            Some(s.clamp(MIN_TIMESTAMP_MS, END_TIMESTAMP_MS - 1)),
-            Some(e.clamp(MIN_TIMESTAMP_MS, END_TIMESTAMP_MS - 1)),
+            Some(s.clamp(YEAR_1, YEAR_10000 - 1)),
+            Some(e.clamp(YEAR_1, YEAR_10000 - 1)),
         ),
     }
 }

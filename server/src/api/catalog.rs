@@ -75,7 +75,7 @@ impl Params {
                     "the request body is not form-encoded: send the parameters in the URL or as a body with Content-Type: application/x-www-form-urlencoded",
                 ));
             }
-            pairs.extend(url::form_urlencoded::parse(body).into_owned());
+            pairs.extend(url::form_urlencoded::parse(&body[..]).into_owned());
         }
         Ok(Params(pairs))
     }
