@@ -55,16 +55,28 @@ impl Prometheus {
                     .find(|p| p.is_file())
             })
             .context("the `prometheus` binary is not on PATH: install Debian's prometheus (apt-get install prometheus, or scripts/setup.sh --test)")?;
-        let dir = std::env::temp_dir().join(format!("pipewatch-bench-promql-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("pipewatch-bench-promql-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("prometheus.yml"), "global:\n  evaluation_interval: 1m\n")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        std::fs::write(
+            dir.join("prometheus.yml"),
+            "global:\n  evaluation_interval: 1m\n",
+        )?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(dir.join("prometheus.log"))?;
         let child = std::process::Command::new(&binary)
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--web.enable-remote-write-receiver")
             .stdout(log.try_clone()?)
@@ -123,13 +135,18 @@ fn keys(n: usize) -> Vec<SeriesKey> {
         ));
     }
     // N bucket series: up to ten `le` bounds per histogram, as many histograms as fit.
-    let bounds = ["0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"];
+    let bounds = [
+        "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf",
+    ];
     let per = n.min(bounds.len());
     for i in 0..n {
         let le = bounds[bounds.len() - per + i % per];
         out.push(SeriesKey::new(
             format!("h_{n}_bucket"),
-            Labels::from_pairs([("instance", format!("i{}", i / per)), ("le", le.to_string())]),
+            Labels::from_pairs([
+                ("instance", format!("i{}", i / per)),
+                ("le", le.to_string()),
+            ]),
         ));
     }
     out
@@ -205,14 +222,22 @@ async fn push(client: &reqwest::Client, url: &str, body: &[u8]) -> Result<()> {
             return Ok(());
         }
         if status.as_u16() != 429 && !status.is_server_error() {
-            bail!("POST {url}: {status} {}", r.text().await.unwrap_or_default());
+            bail!(
+                "POST {url}: {status} {}",
+                r.text().await.unwrap_or_default()
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     bail!("POST {url} kept answering 429/5xx")
 }
 
-async fn get(client: &reqwest::Client, base: &str, path: &str, params: &[(&str, String)]) -> Result<Value> {
+async fn get(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    params: &[(&str, String)],
+) -> Result<Value> {
     let r = client
         .get(format!("http://{base}{path}"))
         .query(params)
@@ -224,12 +249,21 @@ async fn get(client: &reqwest::Client, base: &str, path: &str, params: &[(&str, 
 }
 
 /// Samples the server holds of `metric` up to `end` (Unix ms).
-async fn stored(client: &reqwest::Client, base: &str, metric: &str, end: i64, span: Duration) -> Result<u64> {
-    let q = format!(
-        "sum(count_over_time({metric}[{}s]))",
-        span.as_secs() + 60
-    );
-    let v = get(client, base, "/api/v1/query", &[("query", q), ("time", secs(end))]).await?;
+async fn stored(
+    client: &reqwest::Client,
+    base: &str,
+    metric: &str,
+    end: i64,
+    span: Duration,
+) -> Result<u64> {
+    let q = format!("sum(count_over_time({metric}[{}s]))", span.as_secs() + 60);
+    let v = get(
+        client,
+        base,
+        "/api/v1/query",
+        &[("query", q), ("time", secs(end))],
+    )
+    .await?;
     Ok(v["data"]["result"][0]["value"][1]
         .as_str()
         .and_then(|s| s.parse::<f64>().ok())
@@ -247,9 +281,10 @@ fn points(v: &Value) -> Result<BTreeMap<String, Vec<(f64, f64)>>> {
     }
     let mut out = BTreeMap::new();
     for s in v["data"]["result"].as_array().context("no result array")? {
-        let mut labels: Vec<(String, String)> = serde_json::from_value::<BTreeMap<String, String>>(s["metric"].clone())?
-            .into_iter()
-            .collect();
+        let mut labels: Vec<(String, String)> =
+            serde_json::from_value::<BTreeMap<String, String>>(s["metric"].clone())?
+                .into_iter()
+                .collect();
         labels.sort();
         let pts = s["values"]
             .as_array()
@@ -271,9 +306,7 @@ fn points(v: &Value) -> Result<BTreeMap<String, Vec<(f64, f64)>>> {
 }
 
 fn close(a: f64, b: f64) -> bool {
-    (a.is_nan() && b.is_nan())
-        || a == b
-        || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-12)
+    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-12)
 }
 
 /// Fails unless both answers have the same series and points.
@@ -306,7 +339,11 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[idx]
 }
 
-async fn timed(client: &reqwest::Client, base: &str, params: &[(&str, String)]) -> Result<(f64, Value)> {
+async fn timed(
+    client: &reqwest::Client,
+    base: &str,
+    params: &[(&str, String)],
+) -> Result<(f64, Value)> {
     let t = Instant::now();
     let v = get(client, base, "/api/v1/query_range", params).await?;
     let ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -356,7 +393,11 @@ pub async fn run(base_url: &str, b: &PromqlBench, cfg: &server::config::Config) 
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    println!("bench promql: pipewatch {} vs {}", env!("CARGO_PKG_VERSION"), prom.version());
+    println!(
+        "bench promql: pipewatch {} vs {}",
+        env!("CARGO_PKG_VERSION"),
+        prom.version()
+    );
 
     let all: Vec<SeriesKey> = b.series.iter().flat_map(|n| keys(*n)).collect();
     let total = all.len() as u64 * steps as u64;
@@ -443,7 +484,10 @@ pub async fn run(base_url: &str, b: &PromqlBench, cfg: &server::config::Config) 
     drop(prom);
     let report = server.stop().await?;
     if report.samples_lost > 0 {
-        bail!("the pipewatch server lost {} samples at shutdown", report.samples_lost);
+        bail!(
+            "the pipewatch server lost {} samples at shutdown",
+            report.samples_lost
+        );
     }
     Ok(())
 }
@@ -458,7 +502,9 @@ mod tests {
             let k = keys(n);
             assert_eq!(k.iter().filter(|s| s.metric == format!("x_{n}")).count(), n);
             assert_eq!(
-                k.iter().filter(|s| s.metric == format!("h_{n}_bucket")).count(),
+                k.iter()
+                    .filter(|s| s.metric == format!("h_{n}_bucket"))
+                    .count(),
                 n
             );
         }

@@ -34,10 +34,10 @@ pub mod testing;
 mod timescale;
 mod writer;
 
+pub use catalog::FamilyMetadata;
 pub use embedded::{EmbeddedError, EmbeddedPostgres};
 pub use error::StoreError;
 pub use maintenance::MaintenanceReport;
-pub use catalog::FamilyMetadata;
 pub use read::{SeriesInfo, LIVE_IN_RANGE, MAX_POINTS_PER_SERIES};
 pub use registry::SeriesCache;
 pub use writer::WriteStats;

@@ -129,7 +129,11 @@ async fn bench_promql_prints_a_ratio_against_prometheus_per_query_and_size() {
         ratios.iter().all(|r| r.is_finite() && *r > 0.0),
         "{ratios:?}\n{stdout}"
     );
-    for q in ["rate(x_10[5m])", "sum by (job) (rate(x_1[5m]))", "h_10_bucket"] {
+    for q in [
+        "rate(x_10[5m])",
+        "sum by (job) (rate(x_1[5m]))",
+        "h_10_bucket",
+    ] {
         assert!(stdout.contains(q), "{q} not run:\n{stdout}");
     }
 }

@@ -306,7 +306,10 @@ async fn ask(
 /// Series, label-name and label-value requests over the generated data: unions of selectors,
 /// regex matchers, ranges covering all, part, none of the data and the gaps of the sparse and
 /// stale series, form POSTs, and requests both must refuse.
-fn catalogue_requests(t0: i64, t_end: i64) -> Vec<(&'static str, &'static str, Vec<(&'static str, String)>)> {
+fn catalogue_requests(
+    t0: i64,
+    t_end: i64,
+) -> Vec<(&'static str, &'static str, Vec<(&'static str, String)>)> {
     let secs = |ms: i64| format!("{}", ms as f64 / 1000.0);
     let min = 60_000;
     let ranges: Vec<Vec<(&str, String)>> = vec![
@@ -316,7 +319,10 @@ fn catalogue_requests(t0: i64, t_end: i64) -> Vec<(&'static str, &'static str, V
         // Inside pw_sparse's gap and pw_stale's: listed by both, as their span covers it.
         vec![("start", secs(t0 + 55 * min)), ("end", secs(t0 + 65 * min))],
         vec![("start", secs(t0 + 80 * min)), ("end", secs(t0 + 90 * min))],
-        vec![("start", secs(t0 - 120 * min)), ("end", secs(t0 - 60 * min))],
+        vec![
+            ("start", secs(t0 - 120 * min)),
+            ("end", secs(t0 - 60 * min)),
+        ],
         vec![("start", secs(t_end + min)), ("end", secs(t_end + 2 * min))],
         // RFC 3339 and only one end given.
         vec![("start", "2001-01-01T00:00:00Z".to_string())],
@@ -369,8 +375,14 @@ fn catalogue_requests(t0: i64, t_end: i64) -> Vec<(&'static str, &'static str, V
         vec![("match[]", "{}".to_string())],
         vec![("match[]", r#"{job=""}"#.to_string())],
         vec![("match[]", "pw_up{".to_string())],
-        vec![("match[]", "pw_up".to_string()), ("start", "yesterday".to_string())],
-        vec![("match[]", "pw_up".to_string()), ("end", "soon".to_string())],
+        vec![
+            ("match[]", "pw_up".to_string()),
+            ("start", "yesterday".to_string()),
+        ],
+        vec![
+            ("match[]", "pw_up".to_string()),
+            ("end", "soon".to_string()),
+        ],
     ] {
         out.push(("GET", "/api/v1/series", bad.clone()));
         if !bad.is_empty() {
@@ -396,7 +408,10 @@ fn same_catalogue(prom: &(u16, Value), pw: &(u16, Value)) -> Result<(), String> 
         }
     };
     if prom.0 != pw.0 {
-        return Err(format!("status {} vs {}: {} vs {}", prom.0, pw.0, prom.1, pw.1));
+        return Err(format!(
+            "status {} vs {}: {} vs {}",
+            prom.0, pw.0, prom.1, pw.1
+        ));
     }
     if prom.1["status"] != "success" {
         return if prom.1["errorType"] == pw.1["errorType"] {
@@ -501,7 +516,10 @@ async fn metadata_differences(
         .map(|f| vec![("metric", f.to_string())])
         .collect();
     asks.push(vec![("metric", "nonexistent_metric".to_string())]);
-    asks.push(vec![("metric", "pwmeta_jobs_total".to_string()), ("limit", "1".to_string())]);
+    asks.push(vec![
+        ("metric", "pwmeta_jobs_total".to_string()),
+        ("limit", "1".to_string()),
+    ]);
     asks.push(vec![("limit", "many".to_string())]);
     for params in &asks {
         let p = ask(client, "GET", &meta_prom.addr, "/api/v1/metadata", params).await;
@@ -514,9 +532,15 @@ async fn metadata_differences(
     // `up`, `scrape_duration_seconds` and `scrape_samples_scraped`; see KNOWN_DIFFERENCES.md).
     let page_only = |v: &Value| -> Value {
         let m = v["data"].as_object().cloned().unwrap_or_default();
-        Value::Object(m.into_iter().filter(|(k, _)| k.starts_with("pwmeta_")).collect())
+        Value::Object(
+            m.into_iter()
+                .filter(|(k, _)| k.starts_with("pwmeta_"))
+                .collect(),
+        )
     };
-    let p = ask(client, "GET", &meta_prom.addr, "/api/v1/metadata", &[]).await.1;
+    let p = ask(client, "GET", &meta_prom.addr, "/api/v1/metadata", &[])
+        .await
+        .1;
     let w = ask(client, "GET", pw, "/api/v1/metadata", &[]).await.1;
     if page_only(&p) != page_only(&w) {
         out.push(format!(

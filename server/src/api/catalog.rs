@@ -116,8 +116,7 @@ impl Params {
         let time = |name: &str| -> Result<Option<i64>, ApiError> {
             self.get(name)
                 .map(|v| {
-                    super::promql::parse_time(name, v)
-                        .map_err(|e| ApiError::bad_data(e.message()))
+                    super::promql::parse_time(name, v).map_err(|e| ApiError::bad_data(e.message()))
                 })
                 .transpose()
         };
@@ -355,7 +354,14 @@ mod tests {
         let s = parse_series_selector(r#"{__name__=~"pw_.*", job!="x"}"#).unwrap();
         assert_eq!(s.metric, None);
         assert_eq!(s.matchers.len(), 2);
-        for bad in ["rate(up[5m])", "up[5m]", "up offset 5m", "{}", r#"{job=""}"#, "1"] {
+        for bad in [
+            "rate(up[5m])",
+            "up[5m]",
+            "up offset 5m",
+            "{}",
+            r#"{job=""}"#,
+            "1",
+        ] {
             assert!(parse_series_selector(bad).is_err(), "{bad} was accepted");
         }
     }
