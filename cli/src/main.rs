@@ -91,6 +91,20 @@ enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         iterations: usize,
     },
+    /// PromQL range queries against Debian's Prometheus 2.42 on the same data, same run.
+    Promql {
+        /// Sizes: series of the counter (and bucket series of the histogram) per query.
+        #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+        series: Vec<usize>,
+        /// Spans queried (the data covers the longest).
+        #[arg(long, value_delimiter = ',', value_parser = humantime::parse_duration, default_value = "1h,1d")]
+        durations: Vec<std::time::Duration>,
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+        /// Time between two samples of a series.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+        interval: std::time::Duration,
+    },
 }
 
 fn init_tracing() {
@@ -248,6 +262,20 @@ async fn run() -> Result<()> {
                     days,
                     iterations,
                 } => bench::query(&db.url, series, days, iterations, &cfg.ingest).await,
+                BenchCommand::Promql {
+                    series,
+                    durations,
+                    iterations,
+                    interval,
+                } => {
+                    let b = bench::promql::PromqlBench {
+                        series,
+                        durations,
+                        iterations,
+                        interval,
+                    };
+                    bench::promql::run(&db.url, &b, &cfg).await
+                }
             };
             db.close().await;
             r?;

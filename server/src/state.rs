@@ -27,6 +27,8 @@ pub struct AppState {
     pub receivers: crate::config::ReceiversConfig,
     /// Bearer tokens and series limits shared by every push receiver.
     pub guard: Arc<crate::guard::Guard>,
+    /// Limits of every PromQL query (`[query]` in the config).
+    pub query_limits: crate::promql::QueryLimits,
 }
 
 impl AppState {

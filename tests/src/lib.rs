@@ -140,6 +140,7 @@ pub async fn state(capacity: usize) -> (server::AppState, server::ingest::BatchW
         database: "test".into(),
         receivers: Default::default(),
         guard: Default::default(),
+        query_limits: Default::default(),
     };
     (st, writers, url)
 }
