@@ -1,5 +1,7 @@
 //! The `pipewatch` command line.
 
+mod nab;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use server::config::Config;
@@ -60,6 +62,15 @@ enum Command {
         /// Bearer token for the `dq` receiver, when the server requires one.
         #[arg(long, env = "PIPEWATCH_TOKEN")]
         token: Option<String>,
+    },
+    /// Score NAB data files with the anomaly detectors and write a NAB results folder.
+    Nab {
+        /// NAB's data/ folder (or any folder of `timestamp,value` CSV files).
+        #[arg(long)]
+        data: PathBuf,
+        /// Results folder to write, one `timestamp,anomaly_score` CSV per data file.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// End-to-end benchmarks that print ratios against an anchor run in the same process.
     Bench {
@@ -156,6 +167,12 @@ async fn run() -> Result<()> {
         }
         return Ok(());
     }
+    // Pure computation over files: no config, no database.
+    if let Some(Command::Nab { data, out }) = &cli.command {
+        let (files, rows) = nab::run(data, out)?;
+        println!("{files} files, {rows} rows scored into {}", out.display());
+        return Ok(());
+    }
     let cfg = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -240,7 +257,7 @@ async fn run() -> Result<()> {
             );
         }
         // Sent to a running server before any config is loaded (above).
-        Command::Import { .. } => {}
+        Command::Import { .. } | Command::Nab { .. } => {}
         Command::Migrate => {
             let db = server::run::Database::open(&cfg).await?;
             let r = store::Store::migrate(&db.url).await;
