@@ -37,7 +37,7 @@ pub use embedded::{EmbeddedError, EmbeddedPostgres};
 pub use error::StoreError;
 pub use maintenance::MaintenanceReport;
 pub use read::{SeriesInfo, MAX_POINTS_PER_SERIES};
-pub use registry::SeriesCache;
+pub use registry::{Fingerprints, SeriesCache};
 pub use writer::WriteStats;
 
 use error::DbContext;
