@@ -79,7 +79,8 @@ pub struct Admission {
 
 /// Counts data points of refused series: one per sample, except that the series one histogram
 /// or summary point becomes (`_bucket{le}` or `{quantile}`, `_sum`, `_count`) count as one
-/// point however many of them were refused.
+/// point however many of them were refused, and `target_info` (what an OTLP resource becomes,
+/// not a point the sender sent) counts none.
 #[derive(Debug, Default)]
 pub struct RefusedPoints {
     flat: usize,
@@ -97,6 +98,9 @@ impl RefusedPoints {
     /// One sample of the series `key` at `ts`.
     pub fn add_one(&mut self, metric_type: model::MetricType, key: &model::SeriesKey, ts: i64) {
         use model::MetricType::*;
+        if key.metric == "target_info" {
+            return;
+        }
         if !matches!(metric_type, Histogram | GaugeHistogram | Summary) {
             self.flat += 1;
             return;
@@ -591,8 +595,9 @@ mod tests {
         // Another series of the same family is another point.
         p.add(&hist("lat_count", &[("job", "b")], &[1]));
         assert_eq!(p.total(), 3);
-        // A gauge counts each sample.
+        // A gauge counts each sample; OTLP's resource series is no point of the sender's.
         p.add(&series("g", &[]));
+        p.add(&series("target_info", &[("job", "a")]));
         assert_eq!(p.total(), 5);
     }
 }

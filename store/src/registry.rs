@@ -568,4 +568,34 @@ mod tests {
         assert_ne!(c.fingerprint(&a), c.fingerprint(&b));
         assert_ne!(c.fingerprint(&a), SeriesCache::new(1).fingerprint(&a));
     }
+
+    #[test]
+    fn large_caches_are_sharded_and_stay_bounded_with_recent_series_kept() {
+        let c = SeriesCache::new(MIN_SHARDED_CAPACITY * 2);
+        assert_eq!(c.shards.len(), SHARDS);
+        for i in 0..100_000i64 {
+            c.insert(c.fingerprint(&key(&i.to_string())), i, 0, 0);
+        }
+        let len = c.len();
+        assert!(
+            len <= c.capacity() && len > c.capacity() * 9 / 10,
+            "{len} of {}",
+            c.capacity()
+        );
+        // Each shard evicts its own least recently used: the newest series are all there.
+        for i in 99_000..100_000i64 {
+            assert_eq!(c.hit(c.fingerprint(&key(&i.to_string())), 1), Some(i));
+        }
+        assert_eq!(c.hit(c.fingerprint(&key("0")), 1), None);
+    }
+
+    #[test]
+    fn only_this_caches_fingerprints_of_the_right_length_are_reused() {
+        let (a, b) = (SeriesCache::new(10), SeriesCache::new(10));
+        let f = a.tag(vec![a.fingerprint(&key("x")), a.fingerprint(&key("y"))]);
+        assert_eq!(a.own(Some(&f), 2), Some(&f.values[..]));
+        assert_eq!(a.own(Some(&f), 3), None, "not this batch's series");
+        assert_eq!(b.own(Some(&f), 2), None, "another cache's key");
+        assert_eq!(a.own(None, 2), None);
+    }
 }
