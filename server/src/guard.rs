@@ -84,8 +84,11 @@ pub struct Admission {
 #[derive(Debug, Default)]
 pub struct RefusedPoints {
     flat: usize,
-    composite: std::collections::HashSet<(String, Vec<(String, String)>, i64)>,
+    composite: std::collections::HashSet<PointKey>,
 }
+
+/// One histogram or summary point: family, labels without `le`/`quantile`, timestamp.
+type PointKey = (String, Vec<(String, String)>, i64);
 
 impl RefusedPoints {
     /// Every sample of `s`.
@@ -221,8 +224,7 @@ impl Guard {
         let mut refused = Vec::new();
         let mut refused_samples = 0;
         let mut points = RefusedPoints::default();
-        let braking =
-            l.max_new_series_per_metric_per_minute > 0 || l.max_new_series_per_minute > 0;
+        let braking = l.max_new_series_per_metric_per_minute > 0 || l.max_new_series_per_minute > 0;
         let mut windows = self.windows.lock().expect("guard lock");
         let mut all = self.all_metrics.lock().expect("guard lock");
         if all.0 != minute {
@@ -284,9 +286,7 @@ impl Guard {
         }
         if l.max_new_series_per_metric_per_minute > 0 {
             // Only new series pay for the metric name's copy; known ones never get here.
-            let w = windows
-                .entry(s.key.metric.clone())
-                .or_insert((minute, 0));
+            let w = windows.entry(s.key.metric.clone()).or_insert((minute, 0));
             if w.0 != minute {
                 *w = (minute, 0);
             }
@@ -547,7 +547,11 @@ mod tests {
         };
         let a = g.admit(batch, 60_000);
         assert_eq!(a.batch.series.len(), 100);
-        assert_eq!(a.fingerprints.len(), 100, "one fingerprint per admitted series");
+        assert_eq!(
+            a.fingerprints.len(),
+            100,
+            "one fingerprint per admitted series"
+        );
         assert_eq!((a.refused.len(), a.refused_samples), (400, 800));
         assert!(a
             .refused

@@ -358,12 +358,13 @@ impl Writer {
             return (batches, fingerprints, 0, 0, true);
         };
         let deadline = Instant::now() + self.cfg.flush_interval;
-        let mut add = |item: Item, batches: &mut Vec<Batch>, permits: &mut u64, samples: &mut u64| {
-            *permits += item.permits as u64;
-            *samples += item.batch.sample_count() as u64;
-            batches.push(item.batch);
-            fingerprints.push(item.fingerprints);
-        };
+        let mut add =
+            |item: Item, batches: &mut Vec<Batch>, permits: &mut u64, samples: &mut u64| {
+                *permits += item.permits as u64;
+                *samples += item.batch.sample_count() as u64;
+                batches.push(item.batch);
+                fingerprints.push(item.fingerprints);
+            };
         add(first, &mut batches, &mut permits, &mut samples);
         while (samples as usize) < self.cfg.batch_max_samples {
             let now = Instant::now();

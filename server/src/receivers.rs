@@ -135,11 +135,13 @@ impl ReceiverState {
                 })
                 .inc();
         }
-        let refused = admission.message(receiver.name()).map(|message| LimitRefusal {
-            samples: admission.refused_samples,
-            points: admission.refused_points,
-            message,
-        });
+        let refused = admission
+            .message(receiver.name())
+            .map(|message| LimitRefusal {
+                samples: admission.refused_samples,
+                points: admission.refused_points,
+                message,
+            });
         if !admission.batch.is_empty() {
             self.app
                 .queue

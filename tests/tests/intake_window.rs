@@ -36,7 +36,12 @@ fn gauge(name: &str, ts: &[i64]) -> TimeSeries {
     }
 }
 
-async fn send(app: &Router, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+async fn send(
+    app: &Router,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Vec<u8>) {
     let mut req = Request::post(path).header("content-type", content_type);
     if path == "/api/v1/write" {
         req = req.header("content-encoding", "snappy");
@@ -47,7 +52,13 @@ async fn send(app: &Router, path: &str, content_type: &str, body: Vec<u8>) -> (S
         .await
         .unwrap();
     let status = resp.status();
-    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     (status, body)
 }
 
@@ -113,7 +124,10 @@ async fn remote_write_refuses_requests_with_samples_outside_the_window_whole() {
         body.contains("1 older than the retention window of 2 days (`database.retention_days`)"),
         "{body}"
     );
-    assert!(body.contains("First: series late{job=\"intake\"} at "), "{body}");
+    assert!(
+        body.contains("First: series late{job=\"intake\"} at "),
+        "{body}"
+    );
     assert!(
         body.contains("the whole request (3 samples) was refused and nothing of it stored"),
         "{body}"
@@ -131,7 +145,10 @@ async fn remote_write_refuses_requests_with_samples_outside_the_window_whole() {
     let backfill = now - DAY_MS - DAY_MS / 2;
     let (code, body) = remote_write(
         &app,
-        vec![gauge("backfill", &[backfill]), gauge("skewed", &[now + 60_000])],
+        vec![
+            gauge("backfill", &[backfill]),
+            gauge("skewed", &[now + 60_000]),
+        ],
     )
     .await;
     assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
@@ -213,7 +230,10 @@ async fn otlp_reports_points_outside_the_window_and_over_limits_as_partial_succe
     let app = server::app(st.clone(), std::env::temp_dir());
     let (rejected, message) = export(&app, body).await;
     assert_eq!(rejected, points, "{message}");
-    assert!(message.contains("`limits.max_labels_per_series`"), "{message}");
+    assert!(
+        message.contains("`limits.max_labels_per_series`"),
+        "{message}"
+    );
     assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
     assert!(stored(&url).await.is_empty());
 }

@@ -241,9 +241,7 @@ fn push_mapped(
     }
     // Points outside the intake window would be deleted by retention (or never queried):
     // refused here and reported, the rest stored.
-    let outside = st
-        .window
-        .remove(&mut mapped.batch, model::clock::now_ms());
+    let outside = st.window.remove(&mut mapped.batch, model::clock::now_ms());
     if !outside.is_empty() {
         outside.count_in(&st.app.metrics);
         partial.add(outside.points as i64, &st.window.message(&outside));

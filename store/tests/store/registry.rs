@@ -423,12 +423,18 @@ async fn fingerprints_from_the_limiter_place_every_sample_in_its_series() {
         let store = store.clone();
         async move { store.write_fingerprinted(&[b], &[f]).await.unwrap() }
     };
-    let own = |b: &Batch| Some(cache.tag(b.series.iter().map(|s| cache.fingerprint(&s.key)).collect()));
+    let own =
+        |b: &Batch| Some(cache.tag(b.series.iter().map(|s| cache.fingerprint(&s.key)).collect()));
     let other = store::SeriesCache::new(10);
-    let foreign = |b: &Batch| Some(other.tag(b.series.iter().map(|s| other.fingerprint(&s.key)).collect()));
+    let foreign =
+        |b: &Batch| Some(other.tag(b.series.iter().map(|s| other.fingerprint(&s.key)).collect()));
     let short = |b: &Batch| Some(cache.tag(vec![cache.fingerprint(&b.series[0].key)]));
 
-    assert_eq!(write(0, &own).await.new_series, 4, "registered from fingerprints");
+    assert_eq!(
+        write(0, &own).await.new_series,
+        4,
+        "registered from fingerprints"
+    );
     assert_eq!(write(1, &own).await.rows, 5, "cache hits from fingerprints");
     assert_eq!(write(2, &foreign).await.new_series, 0);
     assert_eq!(write(3, &short).await.new_series, 0);
