@@ -465,6 +465,12 @@ mod tests {
             "0",
             |c| c.limits.max_new_series_per_metric_per_minute == 0,
         ),
+        ("PIPEWATCH_LIMITS__MAX_NEW_SERIES_PER_MINUTE", "5", |c| {
+            c.limits.max_new_series_per_minute == 5
+        }),
+        ("PIPEWATCH_LIMITS__FUTURE_TOLERANCE", "90s", |c| {
+            c.limits.future_tolerance == Duration::from_secs(90)
+        }),
         ("PIPEWATCH_OTLP__SLOW_SPAN_THRESHOLD", "250ms", |c| {
             c.otlp.slow_span_threshold == Duration::from_millis(250)
         }),

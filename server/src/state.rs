@@ -44,6 +44,8 @@ impl AppState {
             queue_capacity: self.queue.capacity(),
             started_at: self.started_at,
             retention_days: self.retention_days,
+            samples_refused_too_old: self.metrics.rejected_total("too_old"),
+            samples_refused_too_new: self.metrics.rejected_total("too_new"),
         })
     }
 }

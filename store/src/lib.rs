@@ -39,7 +39,7 @@ pub use embedded::{EmbeddedError, EmbeddedPostgres};
 pub use error::StoreError;
 pub use maintenance::MaintenanceReport;
 pub use read::{SeriesInfo, LIVE_IN_RANGE, MAX_POINTS_PER_SERIES};
-pub use registry::SeriesCache;
+pub use registry::{Fingerprints, SeriesCache};
 pub use writer::WriteStats;
 
 use error::DbContext;
