@@ -16,6 +16,7 @@
 //! series evicted from it counts as new again when it returns.
 
 use crate::config::{LimitsConfig, ResolvedToken};
+use model::clip::{clip, clip_display, MESSAGE_VALUE_BYTES};
 use model::{Batch, TimeSeries};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -108,6 +109,11 @@ impl Guard {
         self
     }
 
+    /// The `[limits]` this guard applies; receivers read the evidence and alert limits here.
+    pub fn limits(&self) -> &LimitsConfig {
+        &self.limits
+    }
+
     /// True when at least one token is configured, so receivers require one.
     pub fn auth_required(&self) -> bool {
         !self.tokens.is_empty()
@@ -174,7 +180,10 @@ impl Guard {
                         limit: "limits.max_new_series_per_metric_per_minute",
                         detail: format!(
                             "metric {} already gained {} new series this minute (limit {}); refused {}",
-                            s.key.metric, w.1, l.max_new_series_per_metric_per_minute, s.key
+                            clip(&s.key.metric, MESSAGE_VALUE_BYTES),
+                            w.1,
+                            l.max_new_series_per_metric_per_minute,
+                            clip_display(&s.key, MESSAGE_VALUE_BYTES)
                         ),
                     });
                     continue;
@@ -191,15 +200,18 @@ impl Guard {
         out
     }
 
+    /// The first shape limit `s` is over. Messages show names and values cut to 200 bytes
+    /// (`… (N bytes)`): the series being refused is the one a message must not copy whole.
     fn shape_refusal(&self, s: &TimeSeries) -> Option<Refusal> {
         let l = &self.limits;
         let n = s.key.labels.len();
+        let metric = clip(&s.key.metric, MESSAGE_VALUE_BYTES);
         if l.max_labels_per_series > 0 && n > l.max_labels_per_series {
             return Some(Refusal {
                 limit: "limits.max_labels_per_series",
                 detail: format!(
-                    "series of metric {} has {n} labels (limit {})",
-                    s.key.metric, l.max_labels_per_series
+                    "series of metric {metric} has {n} labels (limit {})",
+                    l.max_labels_per_series
                 ),
             });
         }
@@ -219,8 +231,7 @@ impl Guard {
                 return Some(Refusal {
                     limit: "limits.max_label_name_length",
                     detail: format!(
-                        "metric {}: label name of {} bytes starting {:?} (limit {})",
-                        s.key.metric,
+                        "metric {metric}: label name of {} bytes starting {:?} (limit {})",
                         name.len(),
                         prefix(name),
                         l.max_label_name_length
@@ -231,8 +242,8 @@ impl Guard {
                 return Some(Refusal {
                     limit: "limits.max_label_value_length",
                     detail: format!(
-                        "metric {}: label {name} has a value of {} bytes (limit {})",
-                        s.key.metric,
+                        "metric {metric}: label {} has a value of {} bytes (limit {})",
+                        clip(name, MESSAGE_VALUE_BYTES),
                         value.len(),
                         l.max_label_value_length
                     ),
@@ -322,6 +333,7 @@ mod tests {
                 max_label_name_length: 8,
                 max_label_value_length: 5,
                 max_new_series_per_metric_per_minute: 0,
+                ..Default::default()
             },
         );
         let batch = Batch {
@@ -352,6 +364,39 @@ mod tests {
         assert!(msg.contains("4 series (8 samples) refused"), "{msg}");
         assert!(msg.contains("2 by `limits.max_label_name_length`"), "{msg}");
         assert!(msg.contains("the other 1 series were stored"), "{msg}");
+    }
+
+    #[test]
+    fn a_refused_series_with_a_huge_label_set_gets_a_short_message() {
+        let g = Guard::new(
+            vec![],
+            LimitsConfig {
+                max_labels_per_series: 0,
+                max_new_series_per_metric_per_minute: 1,
+                ..Default::default()
+            },
+        );
+        let huge = |i: usize| TimeSeries {
+            key: model::SeriesKey::new(
+                "m".repeat(1000),
+                Labels::from_pairs((0..300_000).map(|j| (format!("l{j}"), format!("{i}")))),
+            ),
+            metric_type: Default::default(),
+            samples: vec![Sample { ts: 1, value: 1.0 }],
+        };
+        // The second series of the metric is over the new-series brake: its whole label set
+        // (about 3.6 MB) must not reach the message.
+        let a = g.admit(
+            Batch {
+                series: vec![huge(0), huge(1)],
+                metadata: vec![],
+            },
+            0,
+        );
+        let msg = a.message("remote_write").unwrap();
+        assert!(msg.len() < 1000, "{} bytes: {}", msg.len(), &msg[..300]);
+        assert!(msg.contains("… (1000 bytes)"), "{msg}");
+        assert!(msg.contains(" bytes)"), "{msg}");
     }
 
     #[test]

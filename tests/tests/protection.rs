@@ -159,6 +159,7 @@ async fn series_over_a_limit_are_refused_by_name_and_the_rest_is_stored_once() {
             max_label_name_length: 32,
             max_label_value_length: 16,
             max_new_series_per_metric_per_minute: 3,
+            ..Default::default()
         },
     ));
     let app = server::app(st.clone(), std::env::temp_dir());
