@@ -82,6 +82,16 @@ impl ApiError {
         }
     }
 
+    /// A read the database cancelled at `database.read_statement_timeout`: 503 with
+    /// Prometheus' `timeout` errorType and what to narrow.
+    pub fn read_timeout() -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "timeout",
+            message: "the database cancelled the read after `database.read_statement_timeout`; narrow the selector (more exact labels, fewer series) or the time range, or raise the limit".into(),
+        }
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -101,6 +111,7 @@ impl From<store::StoreError> for ApiError {
             store::StoreError::InvalidQuery(m) | store::StoreError::InvalidSample(m) => {
                 Self::bad_data(m)
             }
+            e if e.is_read_timeout() => Self::read_timeout(),
             e => {
                 // The rest is about the database, not the request: log the detail, tell the
                 // client it is on our side and temporary.

@@ -220,7 +220,7 @@ impl Store {
         .bind(q.service.as_deref())
         .bind(q.kind.as_deref())
         .bind(q.limit.clamp(0, MAX_EVIDENCE_LIMIT))
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("listing span evidence")?;
         rows.iter()
@@ -262,7 +262,7 @@ impl Store {
         .bind(q.service.as_deref())
         .bind(q.kind.as_deref())
         .bind(q.limit.clamp(0, MAX_EVIDENCE_LIMIT))
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("listing log evidence")?;
         rows.iter()
