@@ -208,6 +208,14 @@ impl Selector {
                 };
                 p.skip_ws();
                 let value = p.string()?;
+                if name.contains('\0') || value.contains('\0') {
+                    // PostgreSQL text cannot hold NUL, so no stored series has one; passing it
+                    // on made the database refuse the lookup and the client see a 503.
+                    return Err(p.err(&format!(
+                        "the matcher of label {:?} holds a NUL byte (0x00), which no stored series can have; remove it",
+                        clip(&name, MESSAGE_VALUE_BYTES)
+                    )));
+                }
                 if matchers.len() == MAX_MATCHERS_PER_SELECTOR {
                     return Err(p.err(&format!(
                         "more than {MAX_MATCHERS_PER_SELECTOR} label matchers in one selector; merge values into one regex (a=~\"x|y\") or split the request"
@@ -441,6 +449,7 @@ mod tests {
             ("m{a=~\"(\"}", "invalid regular expression"),
             ("rate(m[5m])", "unexpected text"),
             ("{a=~\".*\"}", "does not match the empty string"),
+            ("m{a=\"x\0y\"}", "holds a NUL byte"),
         ] {
             let err = Selector::parse(input).unwrap_err();
             assert!(err.message.contains(needle), "{input:?}: {}", err.message);
@@ -470,7 +479,11 @@ mod tests {
         };
         assert!(Selector::parse(&many(MAX_MATCHERS_PER_SELECTOR)).is_ok());
         let err = Selector::parse(&many(MAX_MATCHERS_PER_SELECTOR + 1)).unwrap_err();
-        assert!(err.message.contains("more than 64 label matchers"), "{}", err.message);
+        assert!(
+            err.message.contains("more than 64 label matchers"),
+            "{}",
+            err.message
+        );
         assert!(err.message.len() < 600, "{}", err.message.len());
         assert!(err.message.contains(" bytes)"), "{}", err.message);
     }

@@ -49,6 +49,19 @@ pub fn check(query: &str) -> Result<()> {
                 }
                 let end = (i + 1).min(b.len());
                 let literal = &query[start..floor(query, end)];
+                if depth > 0 && literal.contains('\0')
+                    || depth > 0
+                        && literal.contains("\\x00")
+                        && promql_parser::util::unquote_string(literal)
+                            .is_ok_and(|v| v.contains('\0'))
+                {
+                    // PostgreSQL text cannot hold NUL, so no series has one; let through, the
+                    // database refuses the lookup and the client saw a 500.
+                    return Err(QueryError::BadData(format!(
+                        "label matcher value {} holds a NUL byte (0x00), which no stored series can have; remove it",
+                        clip(literal, MESSAGE_VALUE_BYTES).replace('\0', "\\0")
+                    )));
+                }
                 if let Some((op, name)) = pending.take() {
                     if let Ok(pattern) = promql_parser::util::unquote_string(literal) {
                         if matches!(compile_regex(&pattern), Err(RegexRefusal::TooBig)) {
@@ -134,6 +147,9 @@ mod tests {
         assert!(check(r#"x{a=~"\\d{3}"}"#).is_ok());
         // Strings outside matchers and comments are not regexes.
         assert!(check("label_replace(x, \"a\", \"$1\", \"b\", \"(.*)\") # =~ \".{9999}\"").is_ok());
+        // NUL in a matcher value, raw or escaped, is refused: no stored series has one.
+        assert!(refused("up{a=\"x\0\"}").contains("NUL byte"));
+        assert!(refused(r#"up{a="x\x00"}"#).contains("NUL byte"));
         // Syntax errors are the parser's to report.
         assert!(check(r#"x{a=~"("}"#).is_ok());
     }
@@ -146,7 +162,10 @@ mod tests {
         };
         assert!(check(&sel(MAX_MATCHERS_PER_SELECTOR, "!=")).is_ok());
         let m = refused(&sel(MAX_MATCHERS_PER_SELECTOR + 1, "="));
-        assert!(m.contains("more than 64 label matchers in one selector"), "{m}");
+        assert!(
+            m.contains("more than 64 label matchers in one selector"),
+            "{m}"
+        );
         // 64 regexes in two selectors pass, 65 in three do not.
         let q = format!("{} + {}", sel(32, "=~"), sel(32, "!~"));
         assert!(check(&q).is_ok());

@@ -112,6 +112,11 @@ impl From<store::StoreError> for ApiError {
                 Self::bad_data(m)
             }
             e if e.is_read_timeout() => Self::read_timeout(),
+            // The database refused a value of the request (SQLSTATE class 22, e.g. a NUL
+            // byte): the client must change it, and retrying would fail the same way.
+            e if e.is_refused_data() => Self::bad_data(format!(
+                "the database cannot use a value of this request: {e}; remove NUL bytes and out-of-range numbers from the parameters"
+            )),
             e => {
                 // The rest is about the database, not the request: log the detail, tell the
                 // client it is on our side and temporary.
