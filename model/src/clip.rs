@@ -134,7 +134,11 @@ fn clip_value(v: &mut serde_json::Value, b: &JsonBudget, remaining: &mut usize) 
                 cut = true;
             }
             if kept < total {
-                let limit = if *remaining == 0 { b.total_limit } else { b.items_limit };
+                let limit = if *remaining == 0 {
+                    b.total_limit
+                } else {
+                    b.items_limit
+                };
                 items.push(Value::String(format!(
                     "… {} of {total} items dropped ({limit})",
                     total - kept
@@ -163,10 +167,17 @@ fn clip_value(v: &mut serde_json::Value, b: &JsonBudget, remaining: &mut usize) 
                 kept += 1;
             }
             if kept < total {
-                let limit = if by_total { b.total_limit } else { b.entries_limit };
+                let limit = if by_total {
+                    b.total_limit
+                } else {
+                    b.entries_limit
+                };
                 map.insert(
                     TRUNCATED_KEY.into(),
-                    Value::String(format!("{} of {total} entries dropped ({limit})", total - kept)),
+                    Value::String(format!(
+                        "{} of {total} entries dropped ({limit})",
+                        total - kept
+                    )),
                 );
             }
             cut
@@ -229,7 +240,12 @@ mod tests {
         );
         // One million attributes keep a bounded few, whatever their size.
         let big: serde_json::Map<String, serde_json::Value> = (0..1_000_000)
-            .map(|i| (format!("k{i:07}"), serde_json::Value::String("v".repeat(17))))
+            .map(|i| {
+                (
+                    format!("k{i:07}"),
+                    serde_json::Value::String("v".repeat(17)),
+                )
+            })
             .collect();
         let mut v = serde_json::json!({ "attributes": big });
         let budget = JsonBudget {

@@ -20,9 +20,9 @@
 //! annotation says how many were dropped.
 
 use super::{Accepted, Payload, ReceiverError, ReceiverState};
+use crate::config::LimitsConfig;
 use axum::extract::State;
 use axum::http::StatusCode;
-use crate::config::LimitsConfig;
 use collectors::alerts as decoder;
 use model::clip::{clip, MESSAGE_VALUE_BYTES};
 use std::collections::BTreeMap;
@@ -87,7 +87,9 @@ fn check_labels(
     labels: &BTreeMap<String, String>,
     l: &LimitsConfig,
 ) -> Result<(), ReceiverError> {
-    let name = labels.get("alertname").map(|n| clip(n, MESSAGE_VALUE_BYTES));
+    let name = labels
+        .get("alertname")
+        .map(|n| clip(n, MESSAGE_VALUE_BYTES));
     let alert = match &name {
         Some(n) => format!("alert [{index}] ({n})"),
         None => format!("alert [{index}]"),
