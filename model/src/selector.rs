@@ -282,7 +282,19 @@ impl fmt::Display for Selector {
                 if i > 0 {
                     f.write_str(",")?;
                 }
-                write!(f, "{}{}{:?}", m.name, m.op.as_str(), m.value)?;
+                write!(f, "{}{}\"", m.name, m.op.as_str())?;
+                // Escaped the way `Parser::string` reads it back (Rust's `{:?}` wrote
+                // `\u{1b}` and `\r`, which read back as other text).
+                for c in m.value.chars() {
+                    match c {
+                        '\\' => f.write_str("\\\\")?,
+                        '"' => f.write_str("\\\"")?,
+                        '\n' => f.write_str("\\n")?,
+                        '\t' => f.write_str("\\t")?,
+                        c => write!(f, "{c}")?,
+                    }
+                }
+                f.write_str("\"")?;
             }
             f.write_str("}")?;
         }
