@@ -471,6 +471,36 @@ mod tests {
         ("PIPEWATCH_LIMITS__FUTURE_TOLERANCE", "90s", |c| {
             c.limits.future_tolerance == Duration::from_secs(90)
         }),
+        ("PIPEWATCH_DATABASE__READ_STATEMENT_TIMEOUT", "5s", |c| {
+            c.database.read_statement_timeout == Duration::from_secs(5)
+        }),
+        ("PIPEWATCH_RECEIVERS__MAX_DECODED_MESSAGES", "1000", |c| {
+            c.receivers.max_decoded_messages == 1000
+        }),
+        ("PIPEWATCH_LIMITS__MAX_EVIDENCE_ATTRIBUTES", "11", |c| {
+            c.limits.max_evidence_attributes == 11
+        }),
+        ("PIPEWATCH_LIMITS__MAX_EVIDENCE_EVENTS", "12", |c| {
+            c.limits.max_evidence_events == 12
+        }),
+        ("PIPEWATCH_LIMITS__MAX_EVIDENCE_VALUE_BYTES", "13", |c| {
+            c.limits.max_evidence_value_bytes == 13
+        }),
+        ("PIPEWATCH_LIMITS__MAX_EVIDENCE_BYTES", "14", |c| {
+            c.limits.max_evidence_bytes == 14
+        }),
+        ("PIPEWATCH_LIMITS__MAX_LOG_BODY_BYTES", "15", |c| {
+            c.limits.max_log_body_bytes == 15
+        }),
+        ("PIPEWATCH_LIMITS__MAX_ALERT_LABELS", "16", |c| {
+            c.limits.max_alert_labels == 16
+        }),
+        ("PIPEWATCH_LIMITS__MAX_ALERT_ANNOTATIONS", "17", |c| {
+            c.limits.max_alert_annotations == 17
+        }),
+        ("PIPEWATCH_LIMITS__MAX_ALERT_ANNOTATION_BYTES", "18", |c| {
+            c.limits.max_alert_annotation_bytes == 18
+        }),
         ("PIPEWATCH_OTLP__SLOW_SPAN_THRESHOLD", "250ms", |c| {
             c.otlp.slow_span_threshold == Duration::from_millis(250)
         }),

@@ -19,6 +19,7 @@
 //! fingerprints travel with the batch to the writer ([`store::Fingerprints`]).
 
 use crate::config::{LimitsConfig, ResolvedToken};
+use model::clip::{clip, clip_display, MESSAGE_VALUE_BYTES};
 use model::{Batch, TimeSeries};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -164,15 +165,15 @@ impl Guard {
         }
     }
 
-    /// The limits this guard applies.
-    pub fn limits(&self) -> &LimitsConfig {
-        &self.limits
-    }
-
     /// Uses `known` (the store's series cache) as the set of series this server has seen.
     pub fn with_known_series(mut self, known: Arc<SeriesCache>) -> Self {
         self.known = known;
         self
+    }
+
+    /// The `[limits]` this guard applies; receivers read the evidence and alert limits here.
+    pub fn limits(&self) -> &LimitsConfig {
+        &self.limits
     }
 
     /// True when at least one token is configured, so receivers require one.
@@ -280,7 +281,9 @@ impl Guard {
                 limit: "limits.max_new_series_per_minute",
                 detail: format!(
                     "{} new series were admitted this minute over all metrics (limit {}); refused {}",
-                    all.1, l.max_new_series_per_minute, s.key
+                    all.1,
+                    l.max_new_series_per_minute,
+                    clip_display(&s.key, MESSAGE_VALUE_BYTES)
                 ),
             });
         }
@@ -295,7 +298,10 @@ impl Guard {
                     limit: "limits.max_new_series_per_metric_per_minute",
                     detail: format!(
                         "metric {} already gained {} new series this minute (limit {}); refused {}",
-                        s.key.metric, w.1, l.max_new_series_per_metric_per_minute, s.key
+                        clip(&s.key.metric, MESSAGE_VALUE_BYTES),
+                        w.1,
+                        l.max_new_series_per_metric_per_minute,
+                        clip_display(&s.key, MESSAGE_VALUE_BYTES)
                     ),
                 });
             }
@@ -305,15 +311,18 @@ impl Guard {
         None
     }
 
+    /// The first shape limit `s` is over. Messages show names and values cut to 200 bytes
+    /// (`… (N bytes)`): the series being refused is the one a message must not copy whole.
     fn shape_refusal(&self, s: &TimeSeries) -> Option<Refusal> {
         let l = &self.limits;
         let n = s.key.labels.len();
+        let metric = clip(&s.key.metric, MESSAGE_VALUE_BYTES);
         if l.max_labels_per_series > 0 && n > l.max_labels_per_series {
             return Some(Refusal {
                 limit: "limits.max_labels_per_series",
                 detail: format!(
-                    "series of metric {} has {n} labels (limit {})",
-                    s.key.metric, l.max_labels_per_series
+                    "series of metric {metric} has {n} labels (limit {})",
+                    l.max_labels_per_series
                 ),
             });
         }
@@ -333,8 +342,7 @@ impl Guard {
                 return Some(Refusal {
                     limit: "limits.max_label_name_length",
                     detail: format!(
-                        "metric {}: label name of {} bytes starting {:?} (limit {})",
-                        s.key.metric,
+                        "metric {metric}: label name of {} bytes starting {:?} (limit {})",
                         name.len(),
                         prefix(name),
                         l.max_label_name_length
@@ -345,8 +353,8 @@ impl Guard {
                 return Some(Refusal {
                     limit: "limits.max_label_value_length",
                     detail: format!(
-                        "metric {}: label {name} has a value of {} bytes (limit {})",
-                        s.key.metric,
+                        "metric {metric}: label {} has a value of {} bytes (limit {})",
+                        clip(name, MESSAGE_VALUE_BYTES),
                         value.len(),
                         l.max_label_value_length
                     ),
@@ -468,6 +476,39 @@ mod tests {
         assert!(msg.contains("4 series (8 samples) refused"), "{msg}");
         assert!(msg.contains("2 by `limits.max_label_name_length`"), "{msg}");
         assert!(msg.contains("the other 1 series were stored"), "{msg}");
+    }
+
+    #[test]
+    fn a_refused_series_with_a_huge_label_set_gets_a_short_message() {
+        let g = Guard::new(
+            vec![],
+            LimitsConfig {
+                max_labels_per_series: 0,
+                max_new_series_per_metric_per_minute: 1,
+                ..Default::default()
+            },
+        );
+        let huge = |i: usize| TimeSeries {
+            key: model::SeriesKey::new(
+                "m".repeat(1000),
+                Labels::from_pairs((0..300_000).map(|j| (format!("l{j}"), format!("{i}")))),
+            ),
+            metric_type: Default::default(),
+            samples: vec![Sample { ts: 1, value: 1.0 }],
+        };
+        // The second series of the metric is over the new-series brake: its whole label set
+        // (about 3.6 MB) must not reach the message.
+        let a = g.admit(
+            Batch {
+                series: vec![huge(0), huge(1)],
+                metadata: vec![],
+            },
+            0,
+        );
+        let msg = a.message("remote_write").unwrap();
+        assert!(msg.len() < 1000, "{} bytes: {}", msg.len(), &msg[..300]);
+        assert!(msg.contains("… (1000 bytes)"), "{msg}");
+        assert!(msg.contains(" bytes)"), "{msg}");
     }
 
     #[test]

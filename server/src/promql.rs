@@ -202,6 +202,12 @@ async fn fetch(
         .await
         .map_err(|e| match e {
             store::StoreError::InvalidQuery(m) => QueryError::BadData(m),
+            e if e.is_refused_data() => QueryError::BadData(format!(
+                "the database cannot use a value of this query: {e}; remove NUL bytes and out-of-range numbers"
+            )),
+            e if e.is_read_timeout() => {
+                QueryError::Timeout("reading from the database (database.read_statement_timeout)")
+            }
             other => QueryError::Storage(other.to_string()),
         })?;
     let mut out = Vec::with_capacity(raw.len());

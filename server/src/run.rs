@@ -105,6 +105,7 @@ async fn serve_with_db(
         url,
         store::StoreConfig {
             retention_days: cfg.database.retention_days,
+            read_statement_timeout: cfg.database.read_statement_timeout,
             ..Default::default()
         },
     )

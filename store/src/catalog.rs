@@ -35,7 +35,7 @@ impl Store {
         ))
         .bind(start)
         .bind(end)
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("listing label names")
     }
@@ -61,7 +61,7 @@ impl Store {
         .bind(start)
         .bind(end)
         .bind(label)
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("listing label values")
     }
@@ -76,7 +76,7 @@ impl Store {
              WHERE $1::text IS NULL OR family = $1 ORDER BY family",
         )
         .bind(family)
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("reading metric metadata")?;
         Ok(rows

@@ -49,7 +49,7 @@ impl Store {
             .bind(&ids)
             .bind(mint)
             .bind(maxt)
-            .fetch_all(self.pool())
+            .fetch_all(self.read_pool())
             .await
             .context("reading raw samples")?;
         let mut points: HashMap<i64, Vec<(TimestampMs, f64)>> = HashMap::new();

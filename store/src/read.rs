@@ -68,7 +68,7 @@ impl Store {
     /// All metric names, sorted.
     pub async fn metric_names(&self) -> Result<Vec<String>, StoreError> {
         sqlx::query_scalar("SELECT DISTINCT metric FROM series ORDER BY 1")
-            .fetch_all(self.pool())
+            .fetch_all(self.read_pool())
             .await
             .context("listing metric names")
     }
@@ -81,7 +81,7 @@ impl Store {
              WHERE $1::text IS NULL OR metric = $1 ORDER BY 1",
         )
         .bind(metric)
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("listing label names")
     }
@@ -98,7 +98,7 @@ impl Store {
                 "SELECT DISTINCT metric FROM series WHERE $1::text IS NULL OR metric = $1 ORDER BY 1",
             )
             .bind(metric)
-            .fetch_all(self.pool())
+            .fetch_all(self.read_pool())
             .await
             .context("listing metric names");
         }
@@ -108,7 +108,7 @@ impl Store {
         )
         .bind(label)
         .bind(metric)
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("listing label values")
     }
@@ -146,7 +146,7 @@ impl Store {
         .bind(serde_json::Value::Object(must_contain).to_string())
         .bind(start)
         .bind(end)
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("looking up series")?;
         let mut out = Vec::new();
@@ -234,7 +234,7 @@ impl Store {
                     sql_ms("CASE WHEN m.dirty_from IS NULL THEN r.watermark ELSE least(r.watermark, m.dirty_from) END")
                 ))
                 .bind(name)
-                .fetch_one(self.pool())
+                .fetch_one(self.read_pool())
                 .await
                 .context("reading the rollup watermark")?;
                 watermark
@@ -317,7 +317,7 @@ impl Store {
             .bind(step_ms)
             .bind(from)
             .bind(to)
-            .fetch_all(self.pool())
+            .fetch_all(self.read_pool())
             .await
             .context("querying a range")?;
         for (id, b, v) in rows {
