@@ -130,6 +130,20 @@ pub fn format_e(v: f64, prec: usize, upper: bool) -> String {
     layout_e(sign(v), &d, dp, prec, upper)
 }
 
+/// `strconv.FormatFloat(v, 'E', -1, 64)`: the shortest digits in exponent form (promtool
+/// prints sample values so).
+pub fn format_e_shortest(v: f64) -> String {
+    if let Some(s) = special(v) {
+        return s;
+    }
+    let (d, dp) = if v == 0.0 {
+        ("0".to_string(), 1)
+    } else {
+        digits(v, None)
+    };
+    layout_e(sign(v), &d, dp, d.len() - 1, true)
+}
+
 /// Go's `%f` with a precision (default 6).
 pub fn format_f(v: f64, prec: usize) -> String {
     if let Some(s) = special(v) {
@@ -172,6 +186,9 @@ mod tests {
         assert_eq!(format_e(1234.5678, 6, false), "1.234568e+03");
         assert_eq!(format_e(0.0, 2, false), "0.00e+00");
         assert_eq!(format_f(2.0 / 3.0, 2), "0.67");
+        assert_eq!(format_e_shortest(2.0), "2E+00");
+        assert_eq!(format_e_shortest(0.05), "5E-02");
+        assert_eq!(format_e_shortest(1234.5), "1.2345E+03");
         assert_eq!(format_f(f64::NEG_INFINITY, 2), "-Inf");
     }
 }

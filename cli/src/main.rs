@@ -6,6 +6,8 @@ use server::config::Config;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod rules;
+
 #[derive(Parser)]
 #[command(
     name = "pipewatch",
@@ -60,6 +62,11 @@ enum Command {
         /// Bearer token for the `dq` receiver, when the server requires one.
         #[arg(long, env = "PIPEWATCH_TOKEN")]
         token: Option<String>,
+    },
+    /// Alerting and recording rules: lint rule files, run rule unit tests (promtool format).
+    Rules {
+        #[command(subcommand)]
+        which: rules::RulesCommand,
     },
     /// End-to-end benchmarks that print ratios against an anchor run in the same process.
     Bench {
@@ -141,6 +148,10 @@ async fn run() -> Result<()> {
             println!("{}", server::import::describe(&file, &summary));
         }
         return Ok(());
+    }
+    // Rule files need no server configuration.
+    if let Some(Command::Rules { which }) = &cli.command {
+        std::process::exit(rules::run(which));
     }
     let cfg = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
@@ -226,7 +237,7 @@ async fn run() -> Result<()> {
             );
         }
         // Sent to a running server before any config is loaded (above).
-        Command::Import { .. } => {}
+        Command::Import { .. } | Command::Rules { .. } => {}
         Command::Migrate => {
             let db = server::run::Database::open(&cfg).await?;
             let r = store::Store::migrate(&db.url).await;
