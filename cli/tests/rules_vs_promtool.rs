@@ -3,8 +3,8 @@
 //! rule file of `tests/fixtures/rules/{lint,rules}/` is valid for `pipewatch rules lint` exactly when
 //! `promtool check rules` accepts it. The corpus holds passing and deliberately failing cases
 //! (`for`, `keep_firing_for`, templates, recording rules, staleness, missing series, invalid
-//! rule files, evaluation errors); each test file has one test group, so a file's verdict is
-//! its group's verdict. Files using pipewatch's `pipewatch:` rule kinds (`tests/fixtures/rules/
+//! rule files, evaluation errors); verdicts are compared per test group, each group run from a
+//! file of its own. Files using pipewatch's `pipewatch:` rule kinds (`tests/fixtures/rules/
 //! extension/`) are refused by promtool, by design, and accepted by pipewatch.
 
 use std::path::{Path, PathBuf};
@@ -51,29 +51,44 @@ fn show(o: &Output) -> String {
     )
 }
 
+/// Writes each test group of `file` into a file of its own under `dir` (rule file paths made
+/// absolute), so verdicts compare per test group: promtool reports one verdict per file.
+fn split_test_groups(file: &Path, dir: &Path) -> Vec<(String, PathBuf)> {
+    use serde_yaml_ng::Value;
+    let text = std::fs::read_to_string(file).unwrap();
+    let doc: Value = serde_yaml_ng::from_str(&text).unwrap();
+    let base = file.parent().unwrap();
+    let stem = file.file_stem().unwrap().to_string_lossy();
+    let groups = doc["tests"].as_sequence().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, g) in groups.into_iter().enumerate() {
+        let mut one = doc.clone();
+        let name = g["name"].as_str().unwrap_or("").to_string();
+        one["tests"] = Value::Sequence(vec![g]);
+        if let Some(files) = one["rule_files"].as_sequence_mut() {
+            for f in files {
+                let p = base.join(f.as_str().unwrap());
+                *f = Value::String(p.to_string_lossy().into_owned());
+            }
+        }
+        let path = dir.join(format!("{stem}-{i}.yml"));
+        std::fs::write(&path, serde_yaml_ng::to_string(&one).unwrap()).unwrap();
+        out.push((format!("{} group {i} {name:?}", file.display()), path));
+    }
+    out
+}
+
 #[test]
 fn rule_unit_tests_get_promtools_verdicts() {
     let files = yml_files("tests");
+    let dir = std::env::temp_dir().join(format!("pipewatch-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     let mut disagreements = Vec::new();
-    let (mut passed, mut failed) = (0, 0);
+    let (mut passed, mut failed, mut groups) = (0, 0, 0);
     for f in &files {
-        let theirs = promtool(&["test", "rules"], f);
-        let ours = pipewatch(&["rules", "test"], f);
-        if theirs.status.success() {
-            passed += 1;
-        } else {
-            failed += 1;
-        }
-        if theirs.status.success() != ours.status.success() {
-            disagreements.push(format!(
-                "{}\n-- promtool: {}\n-- pipewatch: {}",
-                f.display(),
-                show(&theirs),
-                show(&ours)
-            ));
-        }
         // The file name says what the corpus meant; a case that stopped testing what it says
         // is caught here rather than silently agreeing.
+        let theirs = promtool(&["test", "rules"], f);
         let meant_to_pass = f.to_string_lossy().ends_with("_pass.yml");
         assert_eq!(
             theirs.status.success(),
@@ -82,16 +97,41 @@ fn rule_unit_tests_get_promtools_verdicts() {
             f.display(),
             show(&theirs)
         );
+        for (what, one) in split_test_groups(f, &dir) {
+            groups += 1;
+            let theirs = promtool(&["test", "rules"], &one);
+            let ours = pipewatch(&["rules", "test"], &one);
+            if theirs.status.success() {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+            if what.ends_with("(pass)\"") || what.ends_with("(fail)\"") {
+                assert_eq!(
+                    theirs.status.success(),
+                    what.ends_with("(pass)\""),
+                    "promtool's verdict on {what} is not what its name says:\n{}",
+                    show(&theirs)
+                );
+            }
+            if theirs.status.success() != ours.status.success() {
+                disagreements.push(format!(
+                    "{what}\n-- promtool: {}\n-- pipewatch: {}",
+                    show(&theirs),
+                    show(&ours)
+                ));
+            }
+        }
     }
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         passed >= 5 && failed >= 5,
         "the corpus needs passing and failing cases"
     );
     assert!(
         disagreements.is_empty(),
-        "{} of {} files disagree:\n{}",
+        "{} of {groups} test groups disagree:\n{}",
         disagreements.len(),
-        files.len(),
         disagreements.join("\n\n")
     );
 }
