@@ -128,7 +128,9 @@ impl Storage for Overlay<'_> {
 }
 
 fn to_map(l: &Labels) -> BTreeMap<String, String> {
-    l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    l.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Runs a query the way Prometheus' rule manager does: a scalar becomes a one-element vector
@@ -287,7 +289,7 @@ impl GroupEvaluator {
         let res = query_vector(storage, self.expr_of(i)?, t, &self.opts.engine)?;
         let ext: template::Value = (&self.opts.external_labels).into();
         let engine = self.opts.engine.clone();
-        let query_fn = |q: &str| -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+        let query_fn = |q: &str| -> Result<template::QueryResult, String> {
             let e = query::parse(q).map_err(|e| e.to_string())?;
             Ok(query_vector(storage, &e, t, &engine)?
                 .into_iter()
@@ -376,9 +378,7 @@ impl GroupEvaluator {
                     keep_firing = t - since < rule.keep_firing_for_ms;
                 }
                 let remove = a.state == AlertState::Pending
-                    || a
-                        .resolved_at
-                        .is_some_and(|r| t - r > RESOLVED_RETENTION_MS);
+                    || a.resolved_at.is_some_and(|r| t - r > RESOLVED_RETENTION_MS);
                 if a.state != AlertState::Inactive && !keep_firing {
                     a.state = AlertState::Inactive;
                     a.resolved_at = Some(t);

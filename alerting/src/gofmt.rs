@@ -10,7 +10,9 @@ fn digits(v: f64, sig: Option<usize>) -> (String, i32) {
         Some(p) => format!("{:.*e}", p.max(1) - 1, v.abs()),
         None => format!("{:e}", v.abs()),
     };
-    let (mant, exp) = s.split_once('e').expect("Rust's {:e} always has an exponent");
+    let (mant, exp) = s
+        .split_once('e')
+        .expect("Rust's {:e} always has an exponent");
     let exp: i32 = exp.parse().expect("integer exponent");
     let mut d: String = mant.chars().filter(|c| *c != '.').collect();
     while d.len() > 1 && d.ends_with('0') {
@@ -45,7 +47,11 @@ fn layout_e(neg: &str, d: &str, dp: i32, prec: usize, upper: bool) -> String {
     out.push_str(&d[..1]);
     if prec > 0 {
         out.push('.');
-        let frac: String = d[1..].chars().chain(std::iter::repeat('0')).take(prec).collect();
+        let frac: String = d[1..]
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(prec)
+            .collect();
         out.push_str(&frac);
     }
     let exp = if d == "0" { 0 } else { dp - 1 };

@@ -483,10 +483,11 @@ fn read_pipewatch(n: &Node) -> Result<PipewatchKind, YamlError> {
     };
     Ok(match kind.as_str() {
         "absence" => {
-            let selector = selector_of(required("selector", "the series that must keep arriving")?)?;
+            let selector =
+                selector_of(required("selector", "the series that must keep arriving")?)?;
             let (pos, w) = required("for", "how long without data fires, e.g. 10m")?;
-            let window_ms = duration::parse(&w)
-                .map_err(|e| err(pos, format!("pipewatch.for: {e}")))?;
+            let window_ms =
+                duration::parse(&w).map_err(|e| err(pos, format!("pipewatch.for: {e}")))?;
             if window_ms <= 0 {
                 return Err(err(pos, "pipewatch.for: must be longer than 0s"));
             }
@@ -501,8 +502,8 @@ fn read_pipewatch(n: &Node) -> Result<PipewatchKind, YamlError> {
                 "a series whose value is a Unix time in seconds, e.g. a last successful run",
             )?)?;
             let (pos, w) = required("max_age", "how old the newest value may be, e.g. 2h")?;
-            let max_age_ms = duration::parse(&w)
-                .map_err(|e| err(pos, format!("pipewatch.max_age: {e}")))?;
+            let max_age_ms =
+                duration::parse(&w).map_err(|e| err(pos, format!("pipewatch.max_age: {e}")))?;
             PipewatchKind::Freshness {
                 selector,
                 max_age_ms,
@@ -620,15 +621,22 @@ fn validate(file: &RawFile) -> Vec<Diagnostic> {
         }
         for (i, r) in g.rules.iter().enumerate() {
             let ctx = format!("group {gname:?}, rule {}, {:?}", i + 1, r.rule.name);
-            let mut push = |pos: Option<Pos>, msg: String| out.push(error(pos, format!("{ctx}: {msg}")));
+            let mut push =
+                |pos: Option<Pos>, msg: String| out.push(error(pos, format!("{ctx}: {msg}")));
             let record = r.record.as_ref().filter(|(_, v)| !v.is_empty());
             let alert = r.alert.as_ref().filter(|(_, v)| !v.is_empty());
             match (record, alert) {
-                (Some((p, _)), Some(_)) => {
-                    push(Some(*p), "only one of 'record' and 'alert' must be set".into())
-                }
+                (Some((p, _)), Some(_)) => push(
+                    Some(*p),
+                    "only one of 'record' and 'alert' must be set".into(),
+                ),
                 (None, None) => push(
-                    Some(r.record.as_ref().or(r.alert.as_ref()).map_or(r.rule.pos, |x| x.0)),
+                    Some(
+                        r.record
+                            .as_ref()
+                            .or(r.alert.as_ref())
+                            .map_or(r.rule.pos, |x| x.0),
+                    ),
                     "one of 'record' or 'alert' must be set".into(),
                 ),
                 _ => {}
@@ -659,13 +667,19 @@ fn validate(file: &RawFile) -> Vec<Diagnostic> {
             }
             if let Some((p, name)) = record {
                 if !r.rule.annotations.is_empty() {
-                    push(Some(*p), "invalid field 'annotations' in recording rule".into());
+                    push(
+                        Some(*p),
+                        "invalid field 'annotations' in recording rule".into(),
+                    );
                 }
                 if r.rule.for_ms != 0 {
                     push(Some(*p), "invalid field 'for' in recording rule".into());
                 }
                 if r.rule.keep_firing_for_ms != 0 {
-                    push(Some(*p), "invalid field 'keep_firing_for' in recording rule".into());
+                    push(
+                        Some(*p),
+                        "invalid field 'keep_firing_for' in recording rule".into(),
+                    );
                 }
                 if !is_metric_name(name) {
                     push(Some(*p), format!("invalid recording rule name: {name}"));
@@ -682,11 +696,16 @@ fn validate(file: &RawFile) -> Vec<Diagnostic> {
                 }
             }
             if alert.is_some() {
-                for (what, map) in [("label", &r.rule.labels), ("annotation", &r.rule.annotations)]
-                {
+                for (what, map) in [
+                    ("label", &r.rule.labels),
+                    ("annotation", &r.rule.annotations),
+                ] {
                     for (k, v) in map {
                         if let Err(e) = template::Template::parse(&with_defs(v)) {
-                            push(None, format!("{what} {k:?}: template: __alert_{}:{e}", r.rule.name));
+                            push(
+                                None,
+                                format!("{what} {k:?}: template: __alert_{}:{e}", r.rule.name),
+                            );
                         }
                     }
                 }

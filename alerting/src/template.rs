@@ -66,8 +66,10 @@ impl Value {
             Value::Float(f) => gofmt::format_v(*f),
             Value::Str(s) => s.clone(),
             Value::Map(m) => {
-                let inner: Vec<String> =
-                    m.iter().map(|(k, v)| format!("{k}:{}", v.print())).collect();
+                let inner: Vec<String> = m
+                    .iter()
+                    .map(|(k, v)| format!("{k}:{}", v.print()))
+                    .collect();
                 format!("map[{}]", inner.join(" "))
             }
             Value::List(l) => {
@@ -94,7 +96,10 @@ impl From<&BTreeMap<String, String>> for Value {
 
 /// Runs a PromQL instant query for the `query` template function: labels and value of each
 /// element.
-pub type QueryFn<'a> = &'a dyn Fn(&str) -> Result<Vec<(BTreeMap<String, String>, f64)>, String>;
+pub type QueryFn<'a> = &'a dyn Fn(&str) -> Result<QueryResult, String>;
+
+/// The elements of a query result: labels and value.
+pub type QueryResult = Vec<(BTreeMap<String, String>, f64)>;
 
 // ---------------------------------------------------------------------------------------------
 // Lexing and parsing
@@ -156,12 +161,47 @@ pub struct Template {
 
 /// The functions a template may call (checked when parsing, as Go does).
 const FUNCS: &[&str] = &[
-    "and", "or", "not", "len", "index", "print", "printf", "println", "eq", "ne", "lt", "le",
-    "gt", "ge", "urlquery", "query", "first", "label", "value", "strvalue", "args",
-    "reReplaceAll", "safeHtml", "match", "title", "toUpper", "toLower", "graphLink",
-    "tableLink", "sortByLabel", "stripPort", "stripDomain", "humanize", "humanize1024",
-    "humanizeDuration", "humanizePercentage", "humanizeTimestamp", "toTime", "pathPrefix",
-    "externalURL", "parseDuration",
+    "and",
+    "or",
+    "not",
+    "len",
+    "index",
+    "print",
+    "printf",
+    "println",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "urlquery",
+    "query",
+    "first",
+    "label",
+    "value",
+    "strvalue",
+    "args",
+    "reReplaceAll",
+    "safeHtml",
+    "match",
+    "title",
+    "toUpper",
+    "toLower",
+    "graphLink",
+    "tableLink",
+    "sortByLabel",
+    "stripPort",
+    "stripDomain",
+    "humanize",
+    "humanize1024",
+    "humanizeDuration",
+    "humanizePercentage",
+    "humanizeTimestamp",
+    "toTime",
+    "pathPrefix",
+    "externalURL",
+    "parseDuration",
 ];
 
 /// One `{{ }}` action's tokens, or a piece of text.
@@ -192,7 +232,10 @@ fn split(src: &str) -> Result<Vec<Piece>, String> {
             text = text.trim_start();
         }
         let mut start = open + 2;
-        if src[start..].starts_with("- ") || src[start..].starts_with("-\t") || src[start..].starts_with("-\n") {
+        if src[start..].starts_with("- ")
+            || src[start..].starts_with("-\t")
+            || src[start..].starts_with("-\n")
+        {
             text = text.trim_end();
             start += 1;
         }
@@ -385,7 +428,7 @@ struct Parser {
     vars: Vec<Vec<String>>,
 }
 
-enum End {
+enum Closer {
     Eof,
     End,
     Else(usize, Vec<Tok>),
@@ -396,7 +439,7 @@ impl Parser {
         self.vars.iter().any(|s| s.iter().any(|x| x == v))
     }
 
-    fn list(&mut self) -> Result<(Vec<Node>, End), String> {
+    fn list(&mut self) -> Result<(Vec<Node>, Closer), String> {
         let mut out = Vec::new();
         while self.pos < self.pieces.len() {
             let piece = std::mem::replace(&mut self.pieces[self.pos], Piece::Text(String::new()));
@@ -412,10 +455,10 @@ impl Parser {
                         if toks.len() > 1 {
                             return Err(format!("{line}: unexpected {:?} in end", toks[1]));
                         }
-                        return Ok((out, End::End));
+                        return Ok((out, Closer::End));
                     }
                     Some(Tok::Ident(k)) if k == "else" => {
-                        return Ok((out, End::Else(line, toks[1..].to_vec())))
+                        return Ok((out, Closer::Else(line, toks[1..].to_vec())))
                     }
                     Some(Tok::Ident(k)) if k == "if" || k == "range" || k == "with" => {
                         let kw = k.clone();
@@ -437,7 +480,7 @@ impl Parser {
                 },
             }
         }
-        Ok((out, End::Eof))
+        Ok((out, Closer::Eof))
     }
 
     fn control(&mut self, kw: &str, line: usize, toks: Vec<Tok>) -> Result<Node, String> {
@@ -445,9 +488,9 @@ impl Parser {
         let pipe = self.pipeline(line, &toks, true)?;
         let (body, end) = self.list()?;
         let els = match end {
-            End::Eof => return Err(format!("{line}: unexpected EOF")),
-            End::End => Vec::new(),
-            End::Else(eline, rest) => {
+            Closer::Eof => return Err(format!("{line}: unexpected EOF")),
+            Closer::End => Vec::new(),
+            Closer::Else(eline, rest) => {
                 if let Some(Tok::Ident(k)) = rest.first() {
                     if kw != "range" && (k == "if" || k == "with") && k == kw {
                         // `else if` / `else with`: a nested block that shares our `end`.
@@ -462,9 +505,9 @@ impl Parser {
                 } else {
                     let (els, end) = self.list()?;
                     match end {
-                        End::End => els,
-                        End::Eof => return Err(format!("{line}: unexpected EOF")),
-                        End::Else(l, _) => return Err(format!("{l}: expected end; found else")),
+                        Closer::End => els,
+                        Closer::Eof => return Err(format!("{line}: unexpected EOF")),
+                        Closer::Else(l, _) => return Err(format!("{l}: expected end; found else")),
                     }
                 }
             }
@@ -571,7 +614,10 @@ impl Parser {
                 (Arg::Var(v.clone(), f), n)
             }
             Tok::Str(s) => (Arg::Str(s.clone()), i + 1),
-            Tok::Num(s) => (number(s).ok_or_else(|| format!("{line}: bad number syntax: {s:?}"))?, i + 1),
+            Tok::Num(s) => (
+                number(s).ok_or_else(|| format!("{line}: bad number syntax: {s:?}"))?,
+                i + 1,
+            ),
             Tok::Ident(id) => match id.as_str() {
                 "true" => (Arg::Bool(true), i + 1),
                 "false" => (Arg::Bool(false), i + 1),
@@ -615,7 +661,10 @@ fn number(s: &str) -> Option<Arg> {
             return i64::from_str_radix(h, 16).ok().map(Arg::Int);
         }
     }
-    s.parse::<f64>().ok().filter(|f| f.is_finite()).map(Arg::Float)
+    s.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(Arg::Float)
 }
 
 impl Template {
@@ -629,9 +678,9 @@ impl Template {
         };
         let (nodes, end) = p.list()?;
         match end {
-            End::Eof => Ok(Template { nodes }),
-            End::End => Err("unexpected {{end}}".into()),
-            End::Else(line, _) => Err(format!("{line}: unexpected {{{{else}}}}")),
+            Closer::Eof => Ok(Template { nodes }),
+            Closer::End => Err("unexpected {{end}}".into()),
+            Closer::Else(line, _) => Err(format!("{line}: unexpected {{{{else}}}}")),
         }
     }
 
@@ -806,7 +855,9 @@ impl Exec<'_, '_> {
         match a {
             Arg::Field(f) => fields(dot.clone(), f),
             Arg::Var(name, f) => fields(self.var(name)?, f),
-            Arg::Func(name) => call(name, &[], self.env).map_err(|e| format!("error calling {name}: {e}")),
+            Arg::Func(name) => {
+                call(name, &[], self.env).map_err(|e| format!("error calling {name}: {e}"))
+            }
             Arg::Str(s) => Ok(Value::Str(s.clone())),
             Arg::Int(i) => Ok(Value::Int(*i)),
             Arg::Float(f) => Ok(Value::Float(*f)),
@@ -841,12 +892,7 @@ fn fields(mut v: Value, names: &[String]) -> Result<Value, String> {
             // missingkey=zero: labels are map[string]string, whose zero value is "".
             Value::Map(m) => m.get(n).cloned().unwrap_or(Value::Str(String::new())),
             Value::Nil => return Err(format!("nil pointer evaluating .{n}")),
-            other => {
-                return Err(format!(
-                    "can't evaluate field {n} in type {}",
-                    other.kind()
-                ))
-            }
+            other => return Err(format!("can't evaluate field {n} in type {}", other.kind())),
         };
     }
     Ok(v)
@@ -1044,12 +1090,14 @@ fn call(name: &str, args: &[Value], env: &Env<'_>) -> Result<Value, String> {
             want_args(args, 2)?;
             let nan = matches!((&args[0], &args[1]), (Value::Float(a), Value::Float(b)) if a.is_nan() || b.is_nan());
             let o = cmp_basic(&args[0], &args[1])?;
-            Value::Bool(!nan && match name {
-                "lt" => o == Ordering::Less,
-                "le" => o != Ordering::Greater,
-                "gt" => o == Ordering::Greater,
-                _ => o != Ordering::Less,
-            })
+            Value::Bool(
+                !nan && match name {
+                    "lt" => o == Ordering::Less,
+                    "le" => o != Ordering::Greater,
+                    "gt" => o == Ordering::Greater,
+                    _ => o != Ordering::Less,
+                },
+            )
         }
         "query" => {
             want_args(args, 1)?;
@@ -1069,7 +1117,12 @@ fn call(name: &str, args: &[Value], env: &Env<'_>) -> Result<Value, String> {
             match &args[0] {
                 Value::List(l) if !l.is_empty() => l[0].clone(),
                 Value::List(_) => return Err("first() called on vector with no elements".into()),
-                other => return Err(format!("wrong type for value; expected template.queryResult; got {}", other.kind())),
+                other => {
+                    return Err(format!(
+                        "wrong type for value; expected template.queryResult; got {}",
+                        other.kind()
+                    ))
+                }
             }
         }
         "label" => {
@@ -1077,21 +1130,36 @@ fn call(name: &str, args: &[Value], env: &Env<'_>) -> Result<Value, String> {
             let l = as_str(&args[0])?;
             match &args[1] {
                 Value::Sample(m, _) => Value::Str(m.get(&l).cloned().unwrap_or_default()),
-                other => return Err(format!("wrong type for value; expected *template.sample; got {}", other.kind())),
+                other => {
+                    return Err(format!(
+                        "wrong type for value; expected *template.sample; got {}",
+                        other.kind()
+                    ))
+                }
             }
         }
         "value" => {
             want_args(args, 1)?;
             match &args[0] {
                 Value::Sample(_, v) => Value::Float(*v),
-                other => return Err(format!("wrong type for value; expected *template.sample; got {}", other.kind())),
+                other => {
+                    return Err(format!(
+                        "wrong type for value; expected *template.sample; got {}",
+                        other.kind()
+                    ))
+                }
             }
         }
         "strvalue" => {
             want_args(args, 1)?;
             match &args[0] {
                 Value::Sample(m, _) => Value::Str(m.get("__value__").cloned().unwrap_or_default()),
-                other => return Err(format!("wrong type for value; expected *template.sample; got {}", other.kind())),
+                other => {
+                    return Err(format!(
+                        "wrong type for value; expected *template.sample; got {}",
+                        other.kind()
+                    ))
+                }
             }
         }
         "args" => Value::Map(
@@ -1104,7 +1172,10 @@ fn call(name: &str, args: &[Value], env: &Env<'_>) -> Result<Value, String> {
             want_args(args, 3)?;
             let re = regex::Regex::new(&as_str(&args[0])?).map_err(|e| e.to_string())?;
             // Go's $1 / ${1} expansion matches the regex crate's.
-            Value::Str(re.replace_all(&as_str(&args[2])?, as_str(&args[1])?.as_str()).into_owned())
+            Value::Str(
+                re.replace_all(&as_str(&args[2])?, as_str(&args[1])?.as_str())
+                    .into_owned(),
+            )
         }
         "match" => {
             want_args(args, 2)?;
@@ -1187,7 +1258,12 @@ fn call(name: &str, args: &[Value], env: &Env<'_>) -> Result<Value, String> {
             if v == 0.0 || !v.is_finite() {
                 Value::Str(g4(v))
             } else {
-                Value::Str(humanize_with(v, &["k", "M", "G", "T", "P", "E", "Z", "Y"], &SMALL, 1000.0))
+                Value::Str(humanize_with(
+                    v,
+                    &["k", "M", "G", "T", "P", "E", "Z", "Y"],
+                    &SMALL,
+                    1000.0,
+                ))
             }
         }
         "humanize1024" => {
@@ -1230,8 +1306,15 @@ fn call(name: &str, args: &[Value], env: &Env<'_>) -> Result<Value, String> {
             Value::Str(go_time_string(as_float(&args[0])?))
         }
         "pathPrefix" => {
-            let after_scheme = env.external_url.split_once("://").map_or(env.external_url, |(_, r)| r);
-            Value::Str(after_scheme.find('/').map_or(String::new(), |i| after_scheme[i..].to_string()))
+            let after_scheme = env
+                .external_url
+                .split_once("://")
+                .map_or(env.external_url, |(_, r)| r);
+            Value::Str(
+                after_scheme
+                    .find('/')
+                    .map_or(String::new(), |i| after_scheme[i..].to_string()),
+            )
         }
         "externalURL" => Value::Str(env.external_url.to_string()),
         "parseDuration" => {
@@ -1478,7 +1561,10 @@ mod tests {
     fn expands_what_alert_annotations_use() {
         let l = [("instance", "db-1:9100"), ("job", "etl")];
         let r = |s: &str, v: f64| render(s, &l, v).unwrap();
-        assert_eq!(r("{{ $labels.job }} on {{ $labels.instance }}", 0.0), "etl on db-1:9100");
+        assert_eq!(
+            r("{{ $labels.job }} on {{ $labels.instance }}", 0.0),
+            "etl on db-1:9100"
+        );
         assert_eq!(r("{{ $labels.missing }}|", 0.0), "|");
         assert_eq!(r("{{ $value }}", 1234567.0), "1.234567e+06");
         assert_eq!(r("{{ $value | humanize }}", 1234567.0), "1.235M");
@@ -1489,13 +1575,34 @@ mod tests {
         assert_eq!(r("{{ $value | humanize1024 }}", 2048.0), "2ki");
         assert_eq!(r(r#"{{ printf "%.2f" $value }}"#, 2.0 / 3.0), "0.67");
         assert_eq!(r(r#"{{ printf "%s=%d" "x" 3 }}"#, 0.0), "x=3");
-        assert_eq!(r("{{ if gt $value 10.0 }}high{{ else }}low{{ end }}", 11.0), "high");
-        assert_eq!(r("{{ if gt $value 10.0 }}high{{ else if gt $value 5.0 }}mid{{ else }}low{{ end }}", 6.0), "mid");
-        assert_eq!(r("{{ range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end }}", 0.0), "instance=db-1:9100;job=etl;");
-        assert_eq!(r("{{ with $labels.job }}job {{ . }}{{ end }}", 0.0), "job etl");
+        assert_eq!(
+            r("{{ if gt $value 10.0 }}high{{ else }}low{{ end }}", 11.0),
+            "high"
+        );
+        assert_eq!(
+            r(
+                "{{ if gt $value 10.0 }}high{{ else if gt $value 5.0 }}mid{{ else }}low{{ end }}",
+                6.0
+            ),
+            "mid"
+        );
+        assert_eq!(
+            r(
+                "{{ range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end }}",
+                0.0
+            ),
+            "instance=db-1:9100;job=etl;"
+        );
+        assert_eq!(
+            r("{{ with $labels.job }}job {{ . }}{{ end }}", 0.0),
+            "job etl"
+        );
         assert_eq!(r("{{ $labels.instance | stripPort }}", 0.0), "db-1");
         assert_eq!(r("{{ toUpper $labels.job }}", 0.0), "ETL");
-        assert_eq!(r(r#"{{ reReplaceAll "(.*):.*" "$1" $labels.instance }}"#, 0.0), "db-1");
+        assert_eq!(
+            r(r#"{{ reReplaceAll "(.*):.*" "$1" $labels.instance }}"#, 0.0),
+            "db-1"
+        );
         assert_eq!(r("a  {{- \" b \" -}}  c", 0.0), "a b c");
         assert_eq!(r("{{/* note */}}x", 0.0), "x");
         assert_eq!(r("{{ $x := 3 }}{{ $x = 4 }}{{ $x }}", 0.0), "4");
@@ -1504,10 +1611,16 @@ mod tests {
 
     #[test]
     fn refuses_what_go_refuses() {
-        assert!(Template::parse("{{ nosuchfunc 1 }}").unwrap_err().contains("not defined"));
-        assert!(Template::parse("{{ $undefined }}").unwrap_err().contains("undefined variable"));
+        assert!(Template::parse("{{ nosuchfunc 1 }}")
+            .unwrap_err()
+            .contains("not defined"));
+        assert!(Template::parse("{{ $undefined }}")
+            .unwrap_err()
+            .contains("undefined variable"));
         assert!(Template::parse("{{ if 1 }}x").unwrap_err().contains("EOF"));
-        assert!(Template::parse("{{ .Labels").unwrap_err().contains("unclosed"));
+        assert!(Template::parse("{{ .Labels")
+            .unwrap_err()
+            .contains("unclosed"));
         // int against float is a type error in Go, not false.
         assert!(render("{{ if gt $value 10 }}x{{ end }}", &[], 11.0).is_err());
     }

@@ -43,8 +43,16 @@ pub struct TestGroup {
 pub struct AlertTest {
     pub eval_time_ms: i64,
     pub alertname: String,
-    /// Expected labels (without `alertname`) and annotations of each firing alert.
-    pub exp_alerts: Vec<(Vec<(String, String)>, BTreeMap<String, String>)>,
+    pub exp_alerts: Vec<ExpectedAlert>,
+}
+
+/// One alert expected firing.
+#[derive(Clone, Debug, Default)]
+pub struct ExpectedAlert {
+    /// Labels without `alertname` (added from the test); an empty value is kept, so it
+    /// matches no alert (an alert has no empty labels), as in promtool.
+    pub labels: Vec<(String, String)>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// An expression and the samples it must give at one time.
@@ -75,15 +83,16 @@ pub fn parse_test_file(text: &str) -> Result<TestFile, YamlError> {
     let f = Fields::new(
         &root,
         "the test file",
-        &["rule_files", "evaluation_interval", "group_eval_order", "tests"],
+        &[
+            "rule_files",
+            "evaluation_interval",
+            "group_eval_order",
+            "tests",
+        ],
     )?;
     let strings = |key: &str| -> Result<Vec<String>, YamlError> {
         match f.value(key) {
-            Some(n) => n
-                .as_seq(key)?
-                .iter()
-                .map(|x| x.as_str(key))
-                .collect(),
+            Some(n) => n.as_seq(key)?.iter().map(|x| x.as_str(key)).collect(),
             None => Ok(Vec::new()),
         }
     };
@@ -150,7 +159,11 @@ fn read_group(t: &Node) -> Result<TestGroup, YamlError> {
     }
     if let Some(n) = f.value("alert_rule_test") {
         for a in n.as_seq("alert_rule_test")? {
-            let af = Fields::new(a, "an alert rule test", &["eval_time", "alertname", "exp_alerts"])?;
+            let af = Fields::new(
+                a,
+                "an alert rule test",
+                &["eval_time", "alertname", "exp_alerts"],
+            )?;
             let mut at = AlertTest::default();
             if let Some(v) = af.value("eval_time").filter(|v| !v.is_null()) {
                 at.eval_time_ms = dur(v, "eval_time")?;
@@ -160,7 +173,8 @@ fn read_group(t: &Node) -> Result<TestGroup, YamlError> {
             }
             if let Some(v) = af.value("exp_alerts") {
                 for e in v.as_seq("exp_alerts")? {
-                    let ef = Fields::new(e, "an expected alert", &["exp_labels", "exp_annotations"])?;
+                    let ef =
+                        Fields::new(e, "an expected alert", &["exp_labels", "exp_annotations"])?;
                     let mut labels = Vec::new();
                     if let Some(l) = ef.value("exp_labels") {
                         for (k, v) in l.as_string_map("exp_labels")? {
@@ -173,7 +187,10 @@ fn read_group(t: &Node) -> Result<TestGroup, YamlError> {
                             annotations.insert(k.as_str("an annotation name")?, v);
                         }
                     }
-                    at.exp_alerts.push((labels, annotations));
+                    at.exp_alerts.push(ExpectedAlert {
+                        labels,
+                        annotations,
+                    });
                 }
             }
             g.alert_rule_tests.push(at);
@@ -181,7 +198,11 @@ fn read_group(t: &Node) -> Result<TestGroup, YamlError> {
     }
     if let Some(n) = f.value("promql_expr_test") {
         for p in n.as_seq("promql_expr_test")? {
-            let pf = Fields::new(p, "a promql expression test", &["expr", "eval_time", "exp_samples"])?;
+            let pf = Fields::new(
+                p,
+                "a promql expression test",
+                &["expr", "eval_time", "exp_samples"],
+            )?;
             let mut pt = PromqlTest::default();
             if let Some(v) = pf.value("expr") {
                 pt.expr = v.as_str("expr")?;
@@ -192,7 +213,9 @@ fn read_group(t: &Node) -> Result<TestGroup, YamlError> {
             if let Some(v) = pf.value("exp_samples") {
                 for s in v.as_seq("exp_samples")? {
                     let sf = Fields::new(s, "an expected sample", &["labels", "value"])?;
-                    let labels = sf.value("labels").map_or(Ok(String::new()), |v| v.as_str("labels"))?;
+                    let labels = sf
+                        .value("labels")
+                        .map_or(Ok(String::new()), |v| v.as_str("labels"))?;
                     let value = match sf.value("value").filter(|v| !v.is_null()) {
                         Some(v) => {
                             let text = v.as_str("value")?;
@@ -217,7 +240,11 @@ fn yaml_float(s: &str) -> Option<f64> {
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => Some(f64::INFINITY),
         "-.inf" | "-.Inf" | "-.INF" => Some(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => Some(f64::NAN),
-        _ => s.parse::<f64>().ok().filter(|_| !s.eq_ignore_ascii_case("inf") && !s.eq_ignore_ascii_case("nan") && !s.to_ascii_lowercase().contains("inf")),
+        _ => s.parse::<f64>().ok().filter(|_| {
+            !s.eq_ignore_ascii_case("inf")
+                && !s.eq_ignore_ascii_case("nan")
+                && !s.to_ascii_lowercase().contains("inf")
+        }),
     }
 }
 
@@ -411,7 +438,10 @@ pub fn run(file: &TestFile, rules: &[RuleSource]) -> Vec<GroupOutcome> {
         .collect()
 }
 
-fn load_series(tg: &TestGroup) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, String> {
+/// Input series with their samples, in time order.
+type InputSeries = Vec<(Labels, Vec<(i64, f64)>)>;
+
+fn load_series(tg: &TestGroup) -> Result<InputSeries, String> {
     let mut out: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
     for (series, values) in &tg.input_series {
         let labels = parse_metric(series)?;
@@ -443,7 +473,9 @@ fn load_series(tg: &TestGroup) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, String>
 }
 
 fn labels_vec(l: &Labels) -> Vec<(String, String)> {
-    l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    l.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn fmt_labels(l: &[(String, String)]) -> String {
@@ -468,7 +500,10 @@ fn fmt_alerts(list: &[LabelsAndAnnotations]) -> String {
             )
         })
         .collect();
-    format!("[\n            {}\n            ]", items.join(",\n            "))
+    format!(
+        "[\n            {}\n            ]",
+        items.join(",\n            ")
+    )
 }
 
 fn run_group(tg: &TestGroup, eval_interval: i64, groups: &[RuleGroup]) -> Vec<String> {
@@ -546,20 +581,28 @@ fn run_group(tg: &TestGroup, eval_interval: i64, groups: &[RuleGroup]) -> Vec<St
             errs.extend(eval_errs);
             return errs;
         }
-        while curr < alert_times.len() && ts <= alert_times[curr] && alert_times[curr] < ts + eval_interval {
+        while curr < alert_times.len()
+            && ts <= alert_times[curr]
+            && alert_times[curr] < ts + eval_interval
+        {
             let t = alert_times[curr];
             for test in tg.alert_rule_tests.iter().filter(|a| a.eval_time_ms == t) {
                 let mut got: Vec<LabelsAndAnnotations> = Vec::new();
                 for ev in &evaluators {
                     for (ri, rule) in ev.group().rules.iter().enumerate() {
-                        if rule.rule_type != crate::RuleType::Alerting || rule.name != test.alertname {
+                        if rule.rule_type != crate::RuleType::Alerting
+                            || rule.name != test.alertname
+                        {
                             continue;
                         }
                         for a in ev.active_alerts(ri) {
                             if a.state == AlertState::Firing {
                                 got.push((
                                     labels_vec(&a.labels),
-                                    a.annotations.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                                    a.annotations
+                                        .iter()
+                                        .map(|(k, v)| (k.clone(), v.clone()))
+                                        .collect(),
                                 ));
                             }
                         }
@@ -568,12 +611,13 @@ fn run_group(tg: &TestGroup, eval_interval: i64, groups: &[RuleGroup]) -> Vec<St
                 let mut exp: Vec<LabelsAndAnnotations> = test
                     .exp_alerts
                     .iter()
-                    .map(|(l, a)| {
-                        let mut l = l.clone();
+                    .map(|e| {
+                        let mut l = e.labels.clone();
                         l.retain(|(k, _)| k != "alertname");
                         l.push(("alertname".into(), test.alertname.clone()));
                         l.sort();
-                        (l, a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        let a = e.annotations.iter().map(|(k, v)| (k.clone(), v.clone()));
+                        (l, a.collect())
                     })
                     .collect();
                 got.sort();
@@ -606,7 +650,10 @@ fn run_group(tg: &TestGroup, eval_interval: i64, groups: &[RuleGroup]) -> Vec<St
             )
         };
         let got = match query::instant_query(&storage, &pt.expr, pt.eval_time_ms, &opts.engine) {
-            Ok(Value::Vector(v)) => v.into_iter().map(|s| (labels_vec(&s.labels), s.v)).collect::<Vec<_>>(),
+            Ok(Value::Vector(v)) => v
+                .into_iter()
+                .map(|s| (labels_vec(&s.labels), s.v))
+                .collect::<Vec<_>>(),
             Ok(Value::Scalar(v)) => vec![(Vec::new(), v)],
             Ok(_) => {
                 errs.push(fail("rule result is not a vector or scalar".into()));
@@ -631,15 +678,17 @@ fn run_group(tg: &TestGroup, eval_interval: i64, groups: &[RuleGroup]) -> Vec<St
         got.sort_by(|a, b| a.0.cmp(&b.0));
         exp.sort_by(|a, b| a.0.cmp(&b.0));
         // Exact equality, as reflect.DeepEqual: NaN never equals NaN.
-        let same = got.len() == exp.len()
-            && got.iter().zip(&exp).all(|(g, e)| g.0 == e.0 && g.1 == e.1);
+        let same =
+            got.len() == exp.len() && got.iter().zip(&exp).all(|(g, e)| g.0 == e.0 && g.1 == e.1);
         if !same {
             let show = |v: &[(Vec<(String, String)>, f64)]| {
                 if v.is_empty() {
                     return "nil".to_string();
                 }
                 v.iter()
-                    .map(|(l, x)| format!("{} {}", fmt_labels(l), crate::gofmt::format_e_shortest(*x)))
+                    .map(|(l, x)| {
+                        format!("{} {}", fmt_labels(l), crate::gofmt::format_e_shortest(*x))
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             };
@@ -670,10 +719,7 @@ mod tests {
                 Some(f) => f.to_string(),
             })
             .collect();
-        assert_eq!(
-            shown.join(" "),
-            "1 3 5 7 _ 5 _ _ stale 0 0 0 -1 -2 1000"
-        );
+        assert_eq!(shown.join(" "), "1 3 5 7 _ 5 _ _ stale 0 0 0 -1 -2 1000");
         assert!(expand_values("1 two").is_err());
     }
 

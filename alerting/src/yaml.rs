@@ -33,7 +33,10 @@ pub enum Kind {
     Null,
     /// A scalar as written (quotes removed); `quoted` is false for plain scalars, whose text
     /// may also be a number or a boolean.
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     /// Keys in document order (duplicates are refused by the parser).
     Map(Vec<(Node, Node)>),
@@ -171,7 +174,10 @@ impl Node {
             Kind::Map(m) => Ok(m),
             _ => Err(err(
                 self.pos,
-                format!("cannot unmarshal {} into {what} (a mapping)", self.type_name()),
+                format!(
+                    "cannot unmarshal {} into {what} (a mapping)",
+                    self.type_name()
+                ),
             )),
         }
     }

@@ -42,7 +42,10 @@ fn lint_verdicts_and_messages_match_the_corpus() {
         for f in yml_files(&corpus().join(dir)) {
             let (valid, out) = lint_output(&f);
             if valid != want_valid {
-                failures.push(format!("{}: valid = {valid}, want {want_valid}:\n{out}", f.display()));
+                failures.push(format!(
+                    "{}: valid = {valid}, want {want_valid}:\n{out}",
+                    f.display()
+                ));
                 continue;
             }
             if want_valid {
@@ -53,8 +56,9 @@ fn lint_verdicts_and_messages_match_the_corpus() {
                 std::fs::write(&golden, &out).unwrap();
                 continue;
             }
-            let want = std::fs::read_to_string(&golden)
-                .unwrap_or_else(|e| panic!("{}: {e} (PIPEWATCH_BLESS=1 writes it)", golden.display()));
+            let want = std::fs::read_to_string(&golden).unwrap_or_else(|e| {
+                panic!("{}: {e} (PIPEWATCH_BLESS=1 writes it)", golden.display())
+            });
             if want != out {
                 failures.push(format!("{}:\nwant:\n{want}got:\n{out}", f.display()));
             }
@@ -73,7 +77,8 @@ fn run_test_file(path: &Path) -> Vec<String> {
             let p = path.parent().unwrap().join(r);
             RuleSource {
                 name: r.clone(),
-                text: std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+                text: std::fs::read_to_string(&p)
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.display())),
             }
         })
         .collect();
@@ -91,7 +96,10 @@ fn unit_test_files_pass_or_fail_as_named() {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let want_pass = name.ends_with("_pass.yml");
         if errors.is_empty() != want_pass {
-            failures.push(format!("{name}: want pass = {want_pass}, errors:\n{}", errors.join("\n")));
+            failures.push(format!(
+                "{name}: want pass = {want_pass}, errors:\n{}",
+                errors.join("\n")
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -104,7 +112,10 @@ fn pipewatch_kinds_lint_and_evaluate() {
     assert!(valid, "{out}");
     let (valid, out) = lint_output(&dir.join("pipewatch_kinds_invalid.yml"));
     assert!(!valid);
-    assert!(out.contains("pipewatch.kind: unknown kind \"vibes\""), "{out}");
+    assert!(
+        out.contains("pipewatch.kind: unknown kind \"vibes\""),
+        "{out}"
+    );
     let errors = run_test_file(&dir.join("absence_freshness_test.yml"));
     assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
