@@ -891,6 +891,11 @@ fn fields(mut v: Value, names: &[String]) -> Result<Value, String> {
         v = match v {
             // missingkey=zero: labels are map[string]string, whose zero value is "".
             Value::Map(m) => m.get(n).cloned().unwrap_or(Value::Str(String::new())),
+            // Prometheus' query results are structs with these two fields.
+            Value::Sample(l, _) if n == "Labels" => {
+                Value::Map(l.into_iter().map(|(k, v)| (k, Value::Str(v))).collect())
+            }
+            Value::Sample(_, v) if n == "Value" => Value::Float(v),
             Value::Nil => return Err(format!("nil pointer evaluating .{n}")),
             other => return Err(format!("can't evaluate field {n} in type {}", other.kind())),
         };
