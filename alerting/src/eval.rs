@@ -425,3 +425,98 @@ impl GroupEvaluator {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use query::MemoryStorage;
+
+    fn group(yaml: &str) -> RuleGroup {
+        let parsed = crate::parse(yaml);
+        assert!(parsed.is_valid(), "{:?}", parsed.diagnostics);
+        parsed.file.unwrap().groups.remove(0)
+    }
+
+    fn storage(values: &[(i64, f64)]) -> MemoryStorage {
+        let mut s = MemoryStorage::new();
+        s.add(
+            Labels::new([("__name__", "lag"), ("job", "etl")]),
+            values.iter().copied(),
+        );
+        s
+    }
+
+    #[test]
+    fn alert_walks_pending_firing_resolved_and_is_dropped_after_retention() {
+        let g = group(
+            "groups:\n- name: g\n  rules:\n  - alert: Lag\n    expr: lag > 10\n    for: 2m\n",
+        );
+        let mut ev = GroupEvaluator::new(g, EvalOptions::default());
+        let m = 60_000;
+        // High from 0 to 4m, low afterwards.
+        let db = storage(
+            &(0..=30)
+                .map(|i| (i * m, if i <= 4 { 20.0 } else { 1.0 }))
+                .collect::<Vec<_>>(),
+        );
+        let mut states = Vec::new();
+        for i in 0..=22 {
+            let out = ev.eval(&db, i * m);
+            assert!(out.errors.is_empty(), "{:?}", out.errors);
+            states.push(ev.all_alerts(0).first().map(|a| (a.state, a.resolved_at)));
+        }
+        assert_eq!(states[0], Some((AlertState::Pending, None)));
+        assert_eq!(states[1], Some((AlertState::Pending, None)));
+        assert_eq!(states[2], Some((AlertState::Firing, None)));
+        assert_eq!(states[4], Some((AlertState::Firing, None)));
+        assert_eq!(states[5], Some((AlertState::Inactive, Some(5 * m))));
+        assert!(ev.active_alerts(0).is_empty());
+        // Kept 15 minutes after resolving so receivers learn it resolved, then dropped.
+        assert_eq!(states[20], Some((AlertState::Inactive, Some(5 * m))));
+        assert_eq!(states[21], None);
+        assert!(ev.all_alerts(0).is_empty());
+    }
+
+    #[test]
+    fn writes_alerts_series_and_marks_them_stale_when_the_alert_ends() {
+        let g = group("groups:\n- name: g\n  rules:\n  - alert: Lag\n    expr: lag > 10\n");
+        let mut ev = GroupEvaluator::new(g, EvalOptions::default());
+        let db = storage(&[(0, 20.0), (60_000, 1.0)]);
+        let first = ev.eval(&db, 0);
+        let names: Vec<String> = first
+            .samples
+            .iter()
+            .map(|(l, v)| format!("{l} {v}"))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                r#"{__name__="ALERTS", alertname="Lag", alertstate="firing", job="etl"} 1"#,
+                r#"{__name__="ALERTS_FOR_STATE", alertname="Lag", job="etl"} 0"#,
+            ]
+        );
+        let second = ev.eval(&db, 60_000);
+        assert_eq!(second.samples.len(), 2);
+        assert!(second
+            .samples
+            .iter()
+            .all(|(_, v)| query::value::is_stale_nan(*v)));
+    }
+
+    #[test]
+    fn kinds_evaluated_elsewhere_are_reported_not_evaluated() {
+        let g = group(
+            "groups:\n- name: g\n  rules:\n  - alert: Drifting\n    pipewatch: {kind: drift, feature: amount, statistic: psi, threshold: 0.2}\n",
+        );
+        let mut ev = GroupEvaluator::new(g, EvalOptions::default());
+        let out = ev.eval(&MemoryStorage::new(), 0);
+        assert_eq!(
+            out.skipped,
+            [(
+                "Drifting".to_string(),
+                "kind drift: not evaluated yet".to_string()
+            )]
+        );
+        assert!(out.samples.is_empty() && out.errors.is_empty());
+    }
+}
