@@ -659,11 +659,14 @@ fn validate(file: &RawFile) -> Vec<Diagnostic> {
                 None if written.is_empty() => {
                     push(Some(expr_pos), "field 'expr' must be set in rule".into())
                 }
-                None => {
-                    if let Err(e) = query::parse(written) {
-                        push(Some(expr_pos), format!("could not parse expression: {e}"));
+                None => match query::parse(written) {
+                    Err(e) => push(Some(expr_pos), format!("could not parse expression: {e}")),
+                    Ok(parsed) => {
+                        if let Err(e) = prometheus_242(written, &parsed) {
+                            push(Some(expr_pos), format!("could not parse expression: {e}"));
+                        }
                     }
-                }
+                },
             }
             if let Some((p, name)) = record {
                 if !r.rule.annotations.is_empty() {
@@ -713,6 +716,238 @@ fn validate(file: &RawFile) -> Vec<Diagnostic> {
         }
     }
     out
+}
+
+/// PromQL functions of Prometheus 2.42 (`promql/parser/functions.go`).
+const FUNCTIONS_2_42: &[&str] = &[
+    "abs",
+    "absent",
+    "absent_over_time",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "avg_over_time",
+    "ceil",
+    "changes",
+    "clamp",
+    "clamp_max",
+    "clamp_min",
+    "cos",
+    "cosh",
+    "count_over_time",
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "deg",
+    "delta",
+    "deriv",
+    "exp",
+    "floor",
+    "histogram_count",
+    "histogram_sum",
+    "histogram_fraction",
+    "histogram_quantile",
+    "holt_winters",
+    "hour",
+    "idelta",
+    "increase",
+    "irate",
+    "label_replace",
+    "label_join",
+    "last_over_time",
+    "ln",
+    "log10",
+    "log2",
+    "max_over_time",
+    "min_over_time",
+    "minute",
+    "month",
+    "pi",
+    "predict_linear",
+    "present_over_time",
+    "quantile_over_time",
+    "rad",
+    "rate",
+    "resets",
+    "round",
+    "scalar",
+    "sgn",
+    "sin",
+    "sinh",
+    "sort",
+    "sort_desc",
+    "sqrt",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "sum_over_time",
+    "tan",
+    "tanh",
+    "time",
+    "timestamp",
+    "vector",
+    "year",
+];
+
+/// Aggregations of Prometheus 2.42.
+const AGGREGATIONS_2_42: &[&str] = &[
+    "sum",
+    "avg",
+    "count",
+    "min",
+    "max",
+    "group",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "count_values",
+    "quantile",
+];
+
+/// The PromQL parser pipewatch uses also reads Prometheus 3.x syntax (quoted UTF-8 names,
+/// `limitk`, `info`, `mad_over_time`, ...). A rule file must stay loadable by the Prometheus
+/// version pipewatch matches, so lint refuses what 2.42 would not parse, as promtool 2.42 does.
+fn prometheus_242(text: &str, expr: &Expr) -> Result<(), String> {
+    // The parser is fed `holt_winters` under its 3.x name, so the 3.x name itself is only
+    // recognisable in the text.
+    if regex::Regex::new(r"\bdouble_exponential_smoothing\s*\(")
+        .map(|re| re.is_match(text))
+        .unwrap_or(false)
+    {
+        return Err(
+            "unknown function with name \"double_exponential_smoothing\" in Prometheus 2.42 (it is called holt_winters there)".into(),
+        );
+    }
+    if has_quoted_name(text) {
+        return Err(
+            "quoted metric or label names are not in Prometheus 2.42 (they came in 3.0)".into(),
+        );
+    }
+    check_242(expr)
+}
+
+fn check_selector_242(vs: &promql_parser::parser::VectorSelector) -> Result<(), String> {
+    if let Some(m) = vs
+        .matchers
+        .matchers
+        .iter()
+        .find(|m| !is_label_name(&m.name))
+    {
+        return Err(format!(
+            "{:?} is not a valid label name in Prometheus 2.42 (quoted UTF-8 names came in 3.0)",
+            m.name
+        ));
+    }
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err("`or` between label matchers is not in Prometheus 2.42".into());
+    }
+    Ok(())
+}
+
+/// True when a metric or label is named with a quoted string: `{"my.metric"}`,
+/// `{"a.b"="x"}` (inside braces a string right after `{` or `,` is a name) or
+/// `sum by ("a.b")` (any string in the label list of by, without, on, ignoring, group_left or
+/// group_right).
+fn has_quoted_name(text: &str) -> bool {
+    const LABEL_LISTS: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    let mut braces = 0usize;
+    // For each open parenthesis: does it hold a label list?
+    let mut parens: Vec<bool> = Vec::new();
+    let mut prev = ' ';
+    let mut word = String::new();
+    let mut last_word = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+            prev = c;
+            continue;
+        }
+        if !word.is_empty() {
+            last_word = std::mem::take(&mut word);
+        }
+        match c {
+            '"' | '\'' | '`' => {
+                let in_label_list = parens.last().copied().unwrap_or(false);
+                if (braces > 0 && (prev == '{' || prev == ',')) || (in_label_list && braces == 0) {
+                    return true;
+                }
+                let mut escaped = false;
+                for d in chars.by_ref() {
+                    if escaped {
+                        escaped = false;
+                    } else if d == '\\' && c != '`' {
+                        escaped = true;
+                    } else if d == c {
+                        break;
+                    }
+                }
+                prev = c;
+                last_word.clear();
+                continue;
+            }
+            '{' => braces += 1,
+            '}' => braces = braces.saturating_sub(1),
+            '(' => parens.push(LABEL_LISTS.contains(&last_word.as_str())),
+            ')' => {
+                parens.pop();
+            }
+            _ => {}
+        }
+        if !c.is_whitespace() {
+            prev = c;
+            last_word.clear();
+        }
+    }
+    false
+}
+
+fn check_242(expr: &Expr) -> Result<(), String> {
+    match expr {
+        Expr::Aggregate(a) => {
+            let op = a.op.to_string();
+            if !AGGREGATIONS_2_42.contains(&op.as_str()) {
+                return Err(format!("unknown aggregation {op:?} in Prometheus 2.42"));
+            }
+            check_242(&a.expr)?;
+            if let Some(p) = &a.param {
+                check_242(p)?;
+            }
+            Ok(())
+        }
+        Expr::Unary(u) => check_242(&u.expr),
+        Expr::Binary(b) => {
+            check_242(&b.lhs)?;
+            check_242(&b.rhs)
+        }
+        Expr::Paren(p) => check_242(&p.expr),
+        Expr::Subquery(s) => check_242(&s.expr),
+        Expr::VectorSelector(vs) => check_selector_242(vs),
+        Expr::MatrixSelector(ms) => check_selector_242(&ms.vs),
+        Expr::Call(c) => {
+            if !FUNCTIONS_2_42.contains(&c.func.name)
+                && c.func.name != "double_exponential_smoothing"
+            {
+                return Err(format!(
+                    "unknown function with name {:?} in Prometheus 2.42",
+                    c.func.name
+                ));
+            }
+            c.args.args.iter().try_for_each(|a| check_242(a))
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => Ok(()),
+    }
 }
 
 /// The variables Prometheus declares before every alert template, so `$labels`, `$value`,

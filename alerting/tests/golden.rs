@@ -119,3 +119,31 @@ fn pipewatch_kinds_lint_and_evaluate() {
     let errors = run_test_file(&dir.join("absence_freshness_test.yml"));
     assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
+
+/// A recording rule around `expr`, quoted for YAML.
+pub fn rule_file_with(expr: &str) -> String {
+    format!(
+        "groups:\n  - name: g\n    rules:\n      - record: x:y\n        expr: '{}'\n",
+        expr.replace('\'', "''")
+    )
+}
+
+#[test]
+fn expressions_are_accepted_as_promtool_accepts_them() {
+    let table = std::fs::read_to_string(corpus().join("lint/expressions.tsv")).unwrap();
+    let mut failures = Vec::new();
+    for line in table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (verdict, expr) = line.split_once('\t').expect("verdict<TAB>expression");
+        let parsed = alerting::parse(&rule_file_with(expr));
+        if parsed.is_valid() != (verdict == "valid") {
+            failures.push(format!(
+                "{expr}: promtool says {verdict}, pipewatch {:?}",
+                parsed.diagnostics
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

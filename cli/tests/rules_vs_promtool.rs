@@ -186,3 +186,42 @@ fn pipewatch_rule_kinds_are_an_extension_promtool_refuses() {
     let ours = pipewatch(&["rules", "test"], &t);
     assert!(ours.status.success(), "{}", show(&ours));
 }
+
+#[test]
+fn expressions_are_accepted_exactly_as_promtool_accepts_them() {
+    // `tests/fixtures/rules/lint/expressions.tsv` records promtool's verdict per expression; both
+    // tools are asked again here, each expression in a recording rule of its own file.
+    let table = std::fs::read_to_string(corpus().join("lint/expressions.tsv")).unwrap();
+    let dir = std::env::temp_dir().join(format!("pipewatch-exprs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut disagreements = Vec::new();
+    let lines = table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty());
+    for (i, line) in lines.enumerate() {
+        let (recorded, expr) = line.split_once('\t').expect("verdict<TAB>expression");
+        let f = dir.join(format!("expr{i}.yml"));
+        std::fs::write(
+            &f,
+            format!(
+                "groups:\n  - name: g\n    rules:\n      - record: x:y\n        expr: '{}'\n",
+                expr.replace('\'', "''")
+            ),
+        )
+        .unwrap();
+        let theirs = promtool(&["check", "rules"], &f).status.success();
+        let ours = pipewatch(&["rules", "lint"], &f).status.success();
+        assert_eq!(
+            theirs,
+            recorded == "valid",
+            "{expr}: the table records {recorded}, promtool says otherwise"
+        );
+        if theirs != ours {
+            disagreements.push(format!(
+                "{expr}: promtool valid = {theirs}, pipewatch valid = {ours}"
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
