@@ -125,8 +125,47 @@ fn convert(y: MarkedYaml<'_>) -> Result<Node, YamlError> {
         }
         YamlData::Mapping(m) => {
             let mut out = Vec::with_capacity(m.len());
+            let mut merged: Vec<(Node, Node)> = Vec::new();
             for (k, v) in m {
-                out.push((convert(k)?, convert(v)?));
+                let (k, v) = (convert(k)?, convert(v)?);
+                // Merge keys (`<<: *defaults`), which Go's yaml.v3 applies: the merged
+                // mappings' entries, unless the mapping sets the key itself (earlier merged
+                // mappings win over later ones).
+                if matches!(&k.kind, Kind::Scalar { text, quoted: false } if text == "<<") {
+                    let sources = match v.kind {
+                        Kind::Map(entries) => vec![entries],
+                        Kind::Seq(items) => items
+                            .into_iter()
+                            .map(|i| match i.kind {
+                                Kind::Map(entries) => Ok(entries),
+                                _ => Err(err(
+                                    i.pos,
+                                    "yaml: map merge requires map or sequence of maps as the value",
+                                )),
+                            })
+                            .collect::<Result<_, _>>()?,
+                        _ => {
+                            return Err(err(
+                                v.pos,
+                                "yaml: map merge requires map or sequence of maps as the value",
+                            ))
+                        }
+                    };
+                    for entries in sources {
+                        for (mk, mv) in entries {
+                            if !merged.iter().any(|(x, _)| x.kind == mk.kind) {
+                                merged.push((mk, mv));
+                            }
+                        }
+                    }
+                    continue;
+                }
+                out.push((k, v));
+            }
+            for (mk, mv) in merged {
+                if !out.iter().any(|(x, _)| x.kind == mk.kind) {
+                    out.push((mk, mv));
+                }
             }
             Kind::Map(out)
         }
@@ -268,5 +307,17 @@ mod tests {
         assert!(e.pos.line >= 1, "{e}");
         let e = parse("a: 1\na: 2\n").unwrap_err();
         assert_eq!(e.pos.line, 2, "{e}");
+    }
+
+    #[test]
+    fn merge_keys_fill_in_what_the_mapping_does_not_set() {
+        let n = parse("a: &d {x: 1, y: 2}\nb:\n  <<: *d\n  y: 3\n").unwrap();
+        let Kind::Map(m) = &n.kind else { panic!() };
+        let Kind::Map(b) = &m[1].1.kind else { panic!() };
+        let got: Vec<(String, String)> = b
+            .iter()
+            .map(|(k, v)| (k.as_str("k").unwrap(), v.as_str("v").unwrap()))
+            .collect();
+        assert_eq!(got, [("y".into(), "3".into()), ("x".into(), "1".into())]);
     }
 }
