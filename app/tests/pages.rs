@@ -79,6 +79,8 @@ impl Backend for FixedData {
             queue_capacity: 100,
             started_at: 0,
             retention_days: 15,
+            samples_refused_too_old: 0,
+            samples_refused_too_new: 0,
         })
     }
 }

@@ -1,12 +1,13 @@
 //! The `pipewatch` command line.
 
+mod nab;
+mod rules;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use server::config::Config;
 use std::path::PathBuf;
 use std::time::Duration;
-
-mod rules;
 
 #[derive(Parser)]
 #[command(
@@ -63,6 +64,15 @@ enum Command {
         #[arg(long, env = "PIPEWATCH_TOKEN")]
         token: Option<String>,
     },
+    /// Score NAB data files with the anomaly detectors and write a NAB results folder.
+    Nab {
+        /// NAB's data/ folder (or any folder of `timestamp,value` CSV files).
+        #[arg(long)]
+        data: PathBuf,
+        /// Results folder to write, one `timestamp,anomaly_score` CSV per data file.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Alerting and recording rules: lint rule files, run rule unit tests (promtool format).
     Rules {
         #[command(subcommand)]
@@ -97,6 +107,20 @@ enum BenchCommand {
         days: i64,
         #[arg(long, default_value_t = 200)]
         iterations: usize,
+    },
+    /// PromQL range queries against Debian's Prometheus 2.42 on the same data, same run.
+    Promql {
+        /// Sizes: series of the counter (and bucket series of the histogram) per query.
+        #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+        series: Vec<usize>,
+        /// Spans queried (the data covers the longest).
+        #[arg(long, value_delimiter = ',', value_parser = humantime::parse_duration, default_value = "1h,1d")]
+        durations: Vec<std::time::Duration>,
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+        /// Time between two samples of a series.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+        interval: std::time::Duration,
     },
 }
 
@@ -147,6 +171,12 @@ async fn run() -> Result<()> {
         for (file, summary) in server::import::run(&args).await? {
             println!("{}", server::import::describe(&file, &summary));
         }
+        return Ok(());
+    }
+    // Pure computation over files: no config, no database.
+    if let Some(Command::Nab { data, out }) = &cli.command {
+        let (files, rows) = nab::run(data, out)?;
+        println!("{files} files, {rows} rows scored into {}", out.display());
         return Ok(());
     }
     // Rule files need no server configuration.
@@ -237,7 +267,7 @@ async fn run() -> Result<()> {
             );
         }
         // Sent to a running server before any config is loaded (above).
-        Command::Import { .. } | Command::Rules { .. } => {}
+        Command::Import { .. } | Command::Nab { .. } | Command::Rules { .. } => {}
         Command::Migrate => {
             let db = server::run::Database::open(&cfg).await?;
             let r = store::Store::migrate(&db.url).await;
@@ -259,6 +289,20 @@ async fn run() -> Result<()> {
                     days,
                     iterations,
                 } => bench::query(&db.url, series, days, iterations, &cfg.ingest).await,
+                BenchCommand::Promql {
+                    series,
+                    durations,
+                    iterations,
+                    interval,
+                } => {
+                    let b = bench::promql::PromqlBench {
+                        series,
+                        durations,
+                        iterations,
+                        interval,
+                    };
+                    bench::promql::run(&db.url, &b, &cfg).await
+                }
             };
             db.close().await;
             r?;

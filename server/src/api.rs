@@ -1,7 +1,7 @@
 //! The read side of the HTTP API: everything a browser, Grafana or a script GETs.
 //!
-//! One submodule per subject: [`prom`] (health, self-metrics, status, targets and the
-//! Prometheus-compatible series/labels), [`promql`] (PromQL queries), [`dq`] (data-quality datasets and checks),
+//! One submodule per subject: [`prom`] (health, self-metrics, status, targets),
+//! [`catalog`] (Prometheus' series, labels, label values and metadata), [`promql`] (PromQL queries), [`dq`] (data-quality datasets and checks),
 //! [`lineage`] (pipeline graph, runs, schema changes), [`alerts`] (alerts received from
 //! Alertmanager senders) and [`evidence`] (failed/slow spans and warning log records).
 //!
@@ -12,6 +12,7 @@
 //! and `error` says what to change.
 
 pub mod alerts;
+pub mod catalog;
 pub mod dq;
 pub mod events;
 pub mod evidence;
@@ -29,9 +30,10 @@ use serde::Serialize;
 pub fn router(state: AppState) -> Router {
     let query_state = promql::QueryState {
         store: state.store.clone(),
-        limits: crate::promql::QueryLimits::default(),
+        limits: state.query_limits.clone(),
     };
     prom::router(state.clone())
+        .merge(catalog::router(state.clone()))
         .merge(promql::router(query_state))
         .merge(dq::router(state.clone()))
         .merge(lineage::router(state.clone()))

@@ -197,6 +197,7 @@ async fn serve_with_db(
         database: redact_url(url),
         receivers: cfg.receivers.clone(),
         guard,
+        query_limits: (&cfg.query).into(),
     };
     // One receiver state for HTTP and gRPC: OTLP running totals are shared by both.
     let receivers = crate::receivers::ReceiverState::new(state.clone(), cfg.receivers.clone())

@@ -16,6 +16,7 @@
 pub mod alerts;
 #[cfg(feature = "bench")]
 mod anchor;
+mod catalog;
 pub mod dq;
 pub mod embedded;
 pub mod error;
@@ -33,11 +34,12 @@ pub mod testing;
 mod timescale;
 mod writer;
 
+pub use catalog::FamilyMetadata;
 pub use embedded::{EmbeddedError, EmbeddedPostgres};
 pub use error::StoreError;
 pub use maintenance::MaintenanceReport;
-pub use read::{SeriesInfo, MAX_POINTS_PER_SERIES};
-pub use registry::SeriesCache;
+pub use read::{SeriesInfo, LIVE_IN_RANGE, MAX_POINTS_PER_SERIES};
+pub use registry::{Fingerprints, SeriesCache};
 pub use writer::WriteStats;
 
 use error::DbContext;
