@@ -1,6 +1,7 @@
 //! The `pipewatch` command line.
 
 mod nab;
+mod rules;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -71,6 +72,11 @@ enum Command {
         /// Results folder to write, one `timestamp,anomaly_score` CSV per data file.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Alerting and recording rules: lint rule files, run rule unit tests (promtool format).
+    Rules {
+        #[command(subcommand)]
+        which: rules::RulesCommand,
     },
     /// End-to-end benchmarks that print ratios against an anchor run in the same process.
     Bench {
@@ -173,6 +179,10 @@ async fn run() -> Result<()> {
         println!("{files} files, {rows} rows scored into {}", out.display());
         return Ok(());
     }
+    // Rule files need no server configuration.
+    if let Some(Command::Rules { which }) = &cli.command {
+        std::process::exit(rules::run(which));
+    }
     let cfg = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -257,7 +267,7 @@ async fn run() -> Result<()> {
             );
         }
         // Sent to a running server before any config is loaded (above).
-        Command::Import { .. } | Command::Nab { .. } => {}
+        Command::Import { .. } | Command::Nab { .. } | Command::Rules { .. } => {}
         Command::Migrate => {
             let db = server::run::Database::open(&cfg).await?;
             let r = store::Store::migrate(&db.url).await;
