@@ -1,6 +1,8 @@
 //! The ingest queue and its batch writers.
 //!
-//! Receivers and scrapers hand `model::Batch`es to the [`IngestQueue`]. The queue is bounded in
+//! Receivers and scrapers hand `model::Batch`es to the [`IngestQueue`]; receivers first pass
+//! them through [`window`] (which timestamps are taken at all) and the limiter, whose series
+//! fingerprints travel with the batch so the writer does not hash the label sets again. The queue is bounded in
 //! *samples* (a semaphore of sample permits): when it is full, `try_push` fails at once so HTTP
 //! receivers can answer 429/503 with Retry-After, and `push` waits so scrapers slow down.
 //! [`BatchWriters`] take batches off the queue, merge them until `batch_max_samples` or
