@@ -162,6 +162,8 @@ impl Backend for SineWaves {
             queue_capacity: 1024,
             started_at: self.started_at,
             retention_days: 15,
+            samples_refused_too_old: 0,
+            samples_refused_too_new: 0,
         })
     }
 }

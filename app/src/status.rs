@@ -61,6 +61,14 @@ pub fn StatusPage() -> impl IntoView {
                                     </dd>
                                     <dt>"Retention"</dt>
                                     <dd>{format!("{} days", i.retention_days)}</dd>
+                                    <dt>"Refused at intake"</dt>
+                                    <dd>
+                                        {format!(
+                                            "{} samples older than the retention window, {} too far in the future",
+                                            i.samples_refused_too_old,
+                                            i.samples_refused_too_new,
+                                        )}
+                                    </dd>
                                 </dl>
                             }
                                 .into_any()

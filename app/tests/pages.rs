@@ -79,6 +79,8 @@ impl Backend for FixedData {
             queue_capacity: 100,
             started_at: 0,
             retention_days: 15,
+            samples_refused_too_old: 12,
+            samples_refused_too_new: 3,
         })
     }
 }
@@ -181,6 +183,10 @@ async fn targets_and_status_pages_show_the_backend_data() {
     let (_, html) = get(Arc::new(FixedData::default()), "/status").await;
     assert!(
         html.contains("9.9.9-test") && html.contains("5 / 100 (5 % full)"),
+        "{html}"
+    );
+    assert!(
+        html.contains("12 samples older than the retention window, 3 too far in the future"),
         "{html}"
     );
 }

@@ -1,4 +1,4 @@
-//! `pipewatch bench ingest|query`: end-to-end measurements that print a ratio against an anchor
+//! `pipewatch bench ingest|query|promql`: end-to-end measurements that print a ratio against an anchor
 //! measured in the same run on the same database, never a bare timing.
 //!
 //! - ingest: N series x M samples through the real path (ingest queue -> batch writers ->
@@ -8,10 +8,13 @@
 //!   before the clock starts.
 //! - query: p50/p95 of range queries on >= 10M stored samples versus the raw `SELECT` of the
 //!   same rows by index (what any answer must at least read).
+//! - promql: PromQL range queries against Prometheus 2.42 on the same data ([`promql`]).
 //!
 //! Ingest runs over three paths (`--protocol`): straight into the queue, Prometheus
 //! remote_write over HTTP, and OTLP/HTTP protobuf (`ExportMetricsServiceRequest`, built with the
 //! opentelemetry-proto types as an SDK or collector would send them).
+
+pub mod promql;
 
 use anyhow::{Context, Result};
 use model::{Aggregation, Batch, Labels, MetricType, RangeQuery, Sample, SeriesKey, TimeSeries};

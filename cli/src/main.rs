@@ -1,6 +1,7 @@
 //! The `pipewatch` command line.
 
 mod nab;
+mod rules;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -72,6 +73,11 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Alerting and recording rules: lint rule files, run rule unit tests (promtool format).
+    Rules {
+        #[command(subcommand)]
+        which: rules::RulesCommand,
+    },
     /// End-to-end benchmarks that print ratios against an anchor run in the same process.
     Bench {
         #[command(subcommand)]
@@ -101,6 +107,20 @@ enum BenchCommand {
         days: i64,
         #[arg(long, default_value_t = 200)]
         iterations: usize,
+    },
+    /// PromQL range queries against Debian's Prometheus 2.42 on the same data, same run.
+    Promql {
+        /// Sizes: series of the counter (and bucket series of the histogram) per query.
+        #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+        series: Vec<usize>,
+        /// Spans queried (the data covers the longest).
+        #[arg(long, value_delimiter = ',', value_parser = humantime::parse_duration, default_value = "1h,1d")]
+        durations: Vec<std::time::Duration>,
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+        /// Time between two samples of a series.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+        interval: std::time::Duration,
     },
 }
 
@@ -158,6 +178,10 @@ async fn run() -> Result<()> {
         let (files, rows) = nab::run(data, out)?;
         println!("{files} files, {rows} rows scored into {}", out.display());
         return Ok(());
+    }
+    // Rule files need no server configuration.
+    if let Some(Command::Rules { which }) = &cli.command {
+        std::process::exit(rules::run(which));
     }
     let cfg = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
@@ -243,7 +267,7 @@ async fn run() -> Result<()> {
             );
         }
         // Sent to a running server before any config is loaded (above).
-        Command::Import { .. } | Command::Nab { .. } => {}
+        Command::Import { .. } | Command::Nab { .. } | Command::Rules { .. } => {}
         Command::Migrate => {
             let db = server::run::Database::open(&cfg).await?;
             let r = store::Store::migrate(&db.url).await;
@@ -265,6 +289,20 @@ async fn run() -> Result<()> {
                     days,
                     iterations,
                 } => bench::query(&db.url, series, days, iterations, &cfg.ingest).await,
+                BenchCommand::Promql {
+                    series,
+                    durations,
+                    iterations,
+                    interval,
+                } => {
+                    let b = bench::promql::PromqlBench {
+                        series,
+                        durations,
+                        iterations,
+                        interval,
+                    };
+                    bench::promql::run(&db.url, &b, &cfg).await
+                }
             };
             db.close().await;
             r?;

@@ -10,6 +10,7 @@ pub mod fuzzing;
 pub mod openlineage;
 pub mod otlp;
 pub mod prometheus_text;
+pub mod protobuf_budget;
 pub mod relabel;
 pub mod remote_write;
 pub mod scrape;

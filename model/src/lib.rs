@@ -5,6 +5,7 @@
 //! builds.
 
 pub mod civil;
+pub mod clip;
 pub mod clock;
 pub mod dq;
 pub mod events;

@@ -2,7 +2,14 @@
 //!
 //! Matching follows Prometheus: regexes are fully anchored, and a matcher against the empty
 //! string also matches series that lack the label.
+//!
+//! A selector comes from a URL, so what it may cost is bounded here: every regex is compiled
+//! with [`REGEX_SIZE_LIMIT`] (the regex crate's default of 10 MiB let 100 matchers like
+//! `a=~".{9999}"` take a gigabyte) and a selector holds at most
+//! [`MAX_MATCHERS_PER_SELECTOR`] matchers. The query crate checks PromQL's regexes with
+//! [`compile_regex`] too.
 
+use crate::clip::{clip, MESSAGE_VALUE_BYTES};
 use crate::labels::SeriesKey;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -46,6 +53,49 @@ impl PartialEq for LabelMatcher {
     }
 }
 
+/// Bytes a compiled matcher regex may take (its program), and the budget of its lazy DFA
+/// cache. 1 MiB holds any alternation of a few thousand names, far beyond what dashboards
+/// send, while 100 hostile matchers stay near 200 MB instead of 2 GB.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Matchers one selector may hold. A series has at most 64 labels by default
+/// (`limits.max_labels_per_series`), so more matchers than that only repeat themselves; the
+/// cap bounds the matching work per series and the regexes compiled per request.
+pub const MAX_MATCHERS_PER_SELECTOR: usize = 64;
+
+/// Why a matcher regex was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegexRefusal {
+    /// Not a valid regular expression (the regex crate's message).
+    Syntax(String),
+    /// Valid, but its compiled form is over [`REGEX_SIZE_LIMIT`].
+    TooBig,
+}
+
+/// Compiles a matcher's pattern fully anchored, as Prometheus does, within
+/// [`REGEX_SIZE_LIMIT`].
+pub fn compile_regex(pattern: &str) -> Result<Regex, RegexRefusal> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(_) => RegexRefusal::TooBig,
+            e => RegexRefusal::Syntax(e.to_string()),
+        })
+}
+
+/// The 400 message for a matcher whose regex compiles over [`REGEX_SIZE_LIMIT`]: names the
+/// matcher (cut to 200 bytes) and what to do instead.
+pub fn regex_too_big_message(name: &str, op: &str, pattern: &str) -> String {
+    format!(
+        "the regular expression of matcher {}{op}{:?} compiles to more than {} KiB; use a shorter pattern (fewer or smaller counted repetitions like .{{9999}}, or several selectors)",
+        clip(name, MESSAGE_VALUE_BYTES),
+        clip(pattern, MESSAGE_VALUE_BYTES),
+        REGEX_SIZE_LIMIT / 1024
+    )
+}
+
 impl LabelMatcher {
     pub fn new(
         name: impl Into<String>,
@@ -55,13 +105,16 @@ impl LabelMatcher {
         let name = name.into();
         let value = value.into();
         let regex = match op {
-            MatchOp::Re | MatchOp::Nre => {
-                Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| {
-                    SelectorError::new(format!(
-                        "invalid regular expression {value:?} for label {name:?}: {e}"
-                    ))
-                })?)
-            }
+            MatchOp::Re | MatchOp::Nre => Some(compile_regex(&value).map_err(|e| match e {
+                RegexRefusal::TooBig => {
+                    SelectorError::new(regex_too_big_message(&name, op.as_str(), &value))
+                }
+                RegexRefusal::Syntax(e) => SelectorError::new(format!(
+                    "invalid regular expression {:?} for label {:?}: {e}",
+                    clip(&value, MESSAGE_VALUE_BYTES),
+                    clip(&name, MESSAGE_VALUE_BYTES)
+                )),
+            })?),
             _ => None,
         };
         Ok(Self {
@@ -155,6 +208,19 @@ impl Selector {
                 };
                 p.skip_ws();
                 let value = p.string()?;
+                if name.contains('\0') || value.contains('\0') {
+                    // PostgreSQL text cannot hold NUL, so no stored series has one; passing it
+                    // on made the database refuse the lookup and the client see a 503.
+                    return Err(p.err(&format!(
+                        "the matcher of label {:?} holds a NUL byte (0x00), which no stored series can have; remove it",
+                        clip(&name, MESSAGE_VALUE_BYTES)
+                    )));
+                }
+                if matchers.len() == MAX_MATCHERS_PER_SELECTOR {
+                    return Err(p.err(&format!(
+                        "more than {MAX_MATCHERS_PER_SELECTOR} label matchers in one selector; merge values into one regex (a=~\"x|y\") or split the request"
+                    )));
+                }
                 matchers.push(LabelMatcher::new(name, op, value)?);
                 p.skip_ws();
                 if p.eat(',') {
@@ -216,7 +282,19 @@ impl fmt::Display for Selector {
                 if i > 0 {
                     f.write_str(",")?;
                 }
-                write!(f, "{}{}{:?}", m.name, m.op.as_str(), m.value)?;
+                write!(f, "{}{}\"", m.name, m.op.as_str())?;
+                // Escaped the way `Parser::string` reads it back (Rust's `{:?}` wrote
+                // `\u{1b}` and `\r`, which read back as other text).
+                for c in m.value.chars() {
+                    match c {
+                        '\\' => f.write_str("\\\\")?,
+                        '"' => f.write_str("\\\"")?,
+                        '\n' => f.write_str("\\n")?,
+                        '\t' => f.write_str("\\t")?,
+                        c => write!(f, "{c}")?,
+                    }
+                }
+                f.write_str("\"")?;
             }
             f.write_str("}")?;
         }
@@ -302,7 +380,7 @@ impl Parser<'_> {
     fn err(&self, what: &str) -> SelectorError {
         SelectorError::new(format!(
             "bad selector {:?} at character {}: {what}",
-            self.s,
+            clip(self.s, MESSAGE_VALUE_BYTES),
             self.pos + 1
         ))
     }
@@ -383,9 +461,42 @@ mod tests {
             ("m{a=~\"(\"}", "invalid regular expression"),
             ("rate(m[5m])", "unexpected text"),
             ("{a=~\".*\"}", "does not match the empty string"),
+            ("m{a=\"x\0y\"}", "holds a NUL byte"),
         ] {
             let err = Selector::parse(input).unwrap_err();
             assert!(err.message.contains(needle), "{input:?}: {}", err.message);
         }
+    }
+
+    #[test]
+    fn regexes_over_the_size_limit_are_refused_naming_the_matcher() {
+        let err = Selector::parse(r#"x{ok="1", a=~".{9999}"}"#).unwrap_err();
+        assert!(
+            err.message
+                .contains(r#"matcher a=~".{9999}" compiles to more than 1024 KiB"#),
+            "{}",
+            err.message
+        );
+        // The same pattern small enough compiles and anchors.
+        let s = Selector::parse(r#"x{a=~".{3}"}"#).unwrap();
+        assert!(s.matches(&key("x", &[("a", "abc")])));
+        assert!(!s.matches(&key("x", &[("a", "abcd")])));
+    }
+
+    #[test]
+    fn matchers_per_selector_are_capped_and_long_selectors_clipped_in_errors() {
+        let many = |n: usize| {
+            let m: Vec<String> = (0..n).map(|i| format!("l{i}=\"v\"")).collect();
+            format!("x{{{}}}", m.join(","))
+        };
+        assert!(Selector::parse(&many(MAX_MATCHERS_PER_SELECTOR)).is_ok());
+        let err = Selector::parse(&many(MAX_MATCHERS_PER_SELECTOR + 1)).unwrap_err();
+        assert!(
+            err.message.contains("more than 64 label matchers"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.len() < 600, "{}", err.message.len());
+        assert!(err.message.contains(" bytes)"), "{}", err.message);
     }
 }

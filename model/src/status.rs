@@ -49,4 +49,10 @@ pub struct StatusInfo {
     pub queue_capacity: usize,
     pub started_at: TimestampMs,
     pub retention_days: u32,
+    /// Samples refused at intake because they were older than the retention window.
+    #[serde(default)]
+    pub samples_refused_too_old: u64,
+    /// Samples refused at intake because they were stamped too far in the future.
+    #[serde(default)]
+    pub samples_refused_too_new: u64,
 }

@@ -27,6 +27,7 @@ pub mod error;
 mod eval;
 mod functions;
 pub mod fuzzing;
+pub mod matcher_limits;
 pub mod plan;
 pub mod quantile;
 pub mod storage;
@@ -44,8 +45,10 @@ use eval::Evaluator;
 /// Prometheus' limit on points per series in a range query's answer.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
 
-/// Parses a PromQL expression; errors are `bad_data` with the parser's message.
+/// Parses a PromQL expression; errors are `bad_data` with the parser's message. Regex
+/// matchers are bounded first ([`matcher_limits`]), because the parser compiles them.
 pub fn parse(query: &str) -> Result<Expr> {
+    matcher_limits::check(query)?;
     promql_parser::parser::parse(&legacy_names(query)).map_err(QueryError::BadData)
 }
 

@@ -50,3 +50,62 @@ fn corpus_and_corner_cases_evaluate_without_panicking() {
         }
     }
 }
+
+/// Every input of `dir` (committed findings and local fuzz artifacts) run through `check`.
+fn replay(target: &str, check: &dyn Fn(&[u8])) -> usize {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for dir in [
+        root.join("tests/fixtures/fuzz").join(target),
+        root.join("../fuzz/artifacts").join(target),
+    ] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                check(&std::fs::read(e.path()).unwrap());
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn selectors_and_their_corner_cases_round_trip_within_the_limits() {
+    use query::fuzzing::check_selector;
+    let many = |n: usize| {
+        let m: Vec<String> = (0..n).map(|i| format!("l{i}=~\"v\"")).collect();
+        format!("x{{{}}}", m.join(","))
+    };
+    for s in [
+        r#"up{job="a\nb", x!~"\\d+"}"#,
+        "up{a=\"\u{7f}\u{1b}\r\"}",
+        r#"{__name__=~"up|down", a='b'}"#,
+        r#"x{a=~".{9999}"}"#,
+        "x{a=\"\0\"}",
+        "x{a=`raw\\`}",
+        &many(64),
+        &many(65),
+    ] {
+        check_selector(s.as_bytes());
+    }
+    replay("selectors", &check_selector);
+}
+
+#[test]
+fn query_parameters_at_the_edges_evaluate_without_panicking() {
+    use query::fuzzing::check_query_params;
+    let db = sample_storage();
+    for p in [
+        "depth\n-9.2e15\n0\n1e300",
+        "depth\n0\n9.2e15\n1",
+        "depth\n-1e300\n1e300\n1e-300",
+        "rate(req_total[5m])\n0\n600\n15s",
+        "depth\n0\n600\n292y",
+        "depth\nNaN\ninf\n-1",
+        "depth\n9223372036854775.807\n9223372036854775.807\n1ms",
+        "sum_over_time(depth[1m:1s])\n-9e15\n9e15\n1000y",
+    ] {
+        check_query_params(p.as_bytes(), &db);
+    }
+    replay("query_params", &|d| check_query_params(d, &db));
+}

@@ -15,6 +15,7 @@ mod duration;
 mod ingest;
 mod limits;
 mod otlp;
+mod query;
 mod receivers;
 mod scrape;
 mod server;
@@ -24,6 +25,7 @@ pub use self::database::DatabaseConfig;
 pub use self::ingest::IngestConfig;
 pub use self::limits::LimitsConfig;
 pub use self::otlp::{OtlpConfig, SignalConfig};
+pub use self::query::QueryConfig;
 pub use self::receivers::{ReceiversConfig, DEFAULT_MAX_DECOMPRESSED_BYTES};
 pub use self::scrape::{FileSdConfig, HttpSdConfig, ScrapeConfig, StaticConfig};
 pub use self::server::ServerConfig;
@@ -43,6 +45,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub otlp: OtlpConfig,
+    pub query: QueryConfig,
     pub scrape_configs: Vec<ScrapeConfig>,
 }
 
@@ -101,6 +104,7 @@ impl Config {
         self.receivers.validate()?;
         self.auth.validate()?;
         self.otlp.validate()?;
+        self.query.validate(self.server.request_timeout)?;
         scrape::validate(&self.scrape_configs)
     }
 
@@ -358,6 +362,16 @@ mod tests {
                 "otlp.min_log_evidence_severity",
             ),
             ("[otlp]\nmax_series = 0\n", "otlp.max_series"),
+            ("[query]\ntimeout = \"0s\"\n", "query.timeout"),
+            ("[query]\ntimeout = \"5m\"\n", "query.timeout"),
+            ("[query]\nmax_samples = 0\n", "query.max_samples"),
+            (
+                "[query]\nmax_series_per_selector = 0\n",
+                "query.max_series_per_selector",
+            ),
+            ("[query]\nlookback_delta = \"0s\"\n", "query.lookback_delta"),
+            ("[query]\nmax_points = 0\n", "query.max_points"),
+            ("[query]\nlookback_delta = 300\n", "query.lookback_delta"),
             (
                 "[otlp]\nslow_span_threshold = \"0s\"\n",
                 "otlp.slow_span_threshold",
@@ -451,6 +465,42 @@ mod tests {
             "0",
             |c| c.limits.max_new_series_per_metric_per_minute == 0,
         ),
+        ("PIPEWATCH_LIMITS__MAX_NEW_SERIES_PER_MINUTE", "5", |c| {
+            c.limits.max_new_series_per_minute == 5
+        }),
+        ("PIPEWATCH_LIMITS__FUTURE_TOLERANCE", "90s", |c| {
+            c.limits.future_tolerance == Duration::from_secs(90)
+        }),
+        ("PIPEWATCH_DATABASE__READ_STATEMENT_TIMEOUT", "5s", |c| {
+            c.database.read_statement_timeout == Duration::from_secs(5)
+        }),
+        ("PIPEWATCH_RECEIVERS__MAX_DECODED_MESSAGES", "1000", |c| {
+            c.receivers.max_decoded_messages == 1000
+        }),
+        ("PIPEWATCH_LIMITS__MAX_EVIDENCE_ATTRIBUTES", "11", |c| {
+            c.limits.max_evidence_attributes == 11
+        }),
+        ("PIPEWATCH_LIMITS__MAX_EVIDENCE_EVENTS", "12", |c| {
+            c.limits.max_evidence_events == 12
+        }),
+        ("PIPEWATCH_LIMITS__MAX_EVIDENCE_VALUE_BYTES", "13", |c| {
+            c.limits.max_evidence_value_bytes == 13
+        }),
+        ("PIPEWATCH_LIMITS__MAX_EVIDENCE_BYTES", "14", |c| {
+            c.limits.max_evidence_bytes == 14
+        }),
+        ("PIPEWATCH_LIMITS__MAX_LOG_BODY_BYTES", "15", |c| {
+            c.limits.max_log_body_bytes == 15
+        }),
+        ("PIPEWATCH_LIMITS__MAX_ALERT_LABELS", "16", |c| {
+            c.limits.max_alert_labels == 16
+        }),
+        ("PIPEWATCH_LIMITS__MAX_ALERT_ANNOTATIONS", "17", |c| {
+            c.limits.max_alert_annotations == 17
+        }),
+        ("PIPEWATCH_LIMITS__MAX_ALERT_ANNOTATION_BYTES", "18", |c| {
+            c.limits.max_alert_annotation_bytes == 18
+        }),
         ("PIPEWATCH_OTLP__SLOW_SPAN_THRESHOLD", "250ms", |c| {
             c.otlp.slow_span_threshold == Duration::from_millis(250)
         }),
@@ -468,6 +518,21 @@ mod tests {
         }),
         ("PIPEWATCH_OTLP__MAX_SERIES", "8", |c| {
             c.otlp.signal_config().max_series == 8
+        }),
+        ("PIPEWATCH_QUERY__TIMEOUT", "10s", |c| {
+            c.query.timeout == Duration::from_secs(10)
+        }),
+        ("PIPEWATCH_QUERY__MAX_SAMPLES", "1000", |c| {
+            c.query.max_samples == 1000
+        }),
+        ("PIPEWATCH_QUERY__MAX_SERIES_PER_SELECTOR", "500", |c| {
+            c.query.max_series_per_selector == 500
+        }),
+        ("PIPEWATCH_QUERY__LOOKBACK_DELTA", "1m", |c| {
+            c.query.lookback_delta == Duration::from_secs(60)
+        }),
+        ("PIPEWATCH_QUERY__MAX_POINTS", "250", |c| {
+            c.query.max_points == 250
         }),
         (
             "PIPEWATCH_SCRAPE_CONFIGS",

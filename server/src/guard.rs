@@ -13,9 +13,13 @@
 //! recently per metric in fixed one-minute windows, like a cardinality-explosion circuit
 //! breaker. "Seen" is the store's bounded [`store::SeriesCache`], shared with the writer (and
 //! filled from the database at start-up), so churning series cost bounded memory here too; a
-//! series evicted from it counts as new again when it returns.
+//! series evicted from it counts as new again when it returns. A second window counts new
+//! series over all metrics (`limits.max_new_series_per_minute`), so an explosion spread over
+//! many metric names is braked too. Every admitted series is fingerprinted here once, and the
+//! fingerprints travel with the batch to the writer ([`store::Fingerprints`]).
 
 use crate::config::{LimitsConfig, ResolvedToken};
+use model::clip::{clip, clip_display, MESSAGE_VALUE_BYTES};
 use model::{Batch, TimeSeries};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +33,9 @@ pub struct Guard {
     known: Arc<SeriesCache>,
     /// metric -> (minute since epoch, new series admitted in that minute)
     windows: Mutex<HashMap<String, (i64, usize)>>,
+    /// (minute since epoch, new series of all metrics admitted in that minute); locked only
+    /// inside `windows`' lock.
+    all_metrics: Mutex<(i64, usize)>,
 }
 
 /// Why a request was refused before it was read.
@@ -62,8 +69,63 @@ pub struct Refusal {
 #[derive(Debug, Default)]
 pub struct Admission {
     pub batch: Batch,
+    /// The known-series cache's fingerprints of `batch.series`, for the writer.
+    pub fingerprints: store::Fingerprints,
     pub refused: Vec<Refusal>,
     pub refused_samples: usize,
+    /// Data points among the refused samples (see [`RefusedPoints`]), for OTLP's
+    /// `rejected_data_points`.
+    pub refused_points: usize,
+}
+
+/// Counts data points of refused series: one per sample, except that the series one histogram
+/// or summary point becomes (`_bucket{le}` or `{quantile}`, `_sum`, `_count`) count as one
+/// point however many of them were refused, and `target_info` (what an OTLP resource becomes,
+/// not a point the sender sent) counts none.
+#[derive(Debug, Default)]
+pub struct RefusedPoints {
+    flat: usize,
+    composite: std::collections::HashSet<PointKey>,
+}
+
+/// One histogram or summary point: family, labels without `le`/`quantile`, timestamp.
+type PointKey = (String, Vec<(String, String)>, i64);
+
+impl RefusedPoints {
+    /// Every sample of `s`.
+    pub fn add(&mut self, s: &TimeSeries) {
+        for x in &s.samples {
+            self.add_one(s.metric_type, &s.key, x.ts);
+        }
+    }
+
+    /// One sample of the series `key` at `ts`.
+    pub fn add_one(&mut self, metric_type: model::MetricType, key: &model::SeriesKey, ts: i64) {
+        use model::MetricType::*;
+        if key.metric == "target_info" {
+            return;
+        }
+        if !matches!(metric_type, Histogram | GaugeHistogram | Summary) {
+            self.flat += 1;
+            return;
+        }
+        let m = key.metric.as_str();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| m.strip_suffix(suffix))
+            .unwrap_or(m);
+        let labels: Vec<(String, String)> = key
+            .labels
+            .iter()
+            .filter(|(k, _)| *k != "le" && *k != "quantile")
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.composite.insert((family.to_string(), labels, ts));
+    }
+
+    pub fn total(&self) -> usize {
+        self.flat + self.composite.len()
+    }
 }
 
 impl Admission {
@@ -99,6 +161,7 @@ impl Guard {
             limits,
             known: Arc::default(),
             windows: Mutex::default(),
+            all_metrics: Mutex::default(),
         }
     }
 
@@ -106,6 +169,11 @@ impl Guard {
     pub fn with_known_series(mut self, known: Arc<SeriesCache>) -> Self {
         self.known = known;
         self
+    }
+
+    /// The `[limits]` this guard applies; receivers read the evidence and alert limits here.
+    pub fn limits(&self) -> &LimitsConfig {
+        &self.limits
     }
 
     /// True when at least one token is configured, so receivers require one.
@@ -145,61 +213,116 @@ impl Guard {
     }
 
     /// Splits `batch` into what the limits admit and what they refuse. `now_ms` picks the
-    /// new-series window.
+    /// new-series windows.
     pub fn admit(&self, batch: Batch, now_ms: i64) -> Admission {
         let l = &self.limits;
         let minute = now_ms.div_euclid(60_000);
-        let mut out = Admission {
-            batch: Batch {
-                series: Vec::with_capacity(batch.series.len()),
-                metadata: batch.metadata,
-            },
-            ..Default::default()
+        let mut batch_out = Batch {
+            series: Vec::with_capacity(batch.series.len()),
+            metadata: batch.metadata,
         };
+        let mut fingerprints = Vec::with_capacity(batch.series.len());
+        let mut refused = Vec::new();
+        let mut refused_samples = 0;
+        let mut points = RefusedPoints::default();
+        let braking = l.max_new_series_per_metric_per_minute > 0 || l.max_new_series_per_minute > 0;
         let mut windows = self.windows.lock().expect("guard lock");
+        let mut all = self.all_metrics.lock().expect("guard lock");
+        if all.0 != minute {
+            *all = (minute, 0);
+        }
         for s in batch.series {
             if let Some(r) = self.shape_refusal(&s) {
-                out.refused_samples += s.samples.len();
-                out.refused.push(r);
+                refused_samples += s.samples.len();
+                points.add(&s);
+                refused.push(r);
                 continue;
             }
-            if l.max_new_series_per_metric_per_minute > 0 && !self.known.is_known(&s.key) {
-                let w = windows.entry(s.key.metric.clone()).or_insert((minute, 0));
-                if w.0 != minute {
-                    *w = (minute, 0);
+            let fp = self.known.fingerprint(&s.key);
+            if braking && !self.known.is_known_fp(fp) {
+                match self.new_series_refusal(&mut windows, &mut all, &s, minute) {
+                    Some(r) => {
+                        refused_samples += s.samples.len();
+                        points.add(&s);
+                        refused.push(r);
+                        continue;
+                    }
+                    None => self.known.note_admitted_fp(fp),
                 }
-                if w.1 >= l.max_new_series_per_metric_per_minute {
-                    out.refused_samples += s.samples.len();
-                    out.refused.push(Refusal {
-                        limit: "limits.max_new_series_per_metric_per_minute",
-                        detail: format!(
-                            "metric {} already gained {} new series this minute (limit {}); refused {}",
-                            s.key.metric, w.1, l.max_new_series_per_metric_per_minute, s.key
-                        ),
-                    });
-                    continue;
-                }
-                w.1 += 1;
-                self.known.note_admitted(&s.key);
             }
-            out.batch.series.push(s);
+            fingerprints.push(fp);
+            batch_out.series.push(s);
         }
         if windows.len() > 100_000 {
             // Metrics that stopped gaining series keep no window.
             windows.retain(|_, w| w.0 == minute);
         }
-        out
+        Admission {
+            batch: batch_out,
+            fingerprints: self.known.tag(fingerprints),
+            refused,
+            refused_samples,
+            refused_points: points.total(),
+        }
     }
 
+    /// Counts a new series in its metric's window and the all-metrics window, or says which
+    /// brake refuses it (then neither window counts it).
+    fn new_series_refusal(
+        &self,
+        windows: &mut HashMap<String, (i64, usize)>,
+        all: &mut (i64, usize),
+        s: &TimeSeries,
+        minute: i64,
+    ) -> Option<Refusal> {
+        let l = &self.limits;
+        if l.max_new_series_per_minute > 0 && all.1 >= l.max_new_series_per_minute {
+            return Some(Refusal {
+                limit: "limits.max_new_series_per_minute",
+                detail: format!(
+                    "{} new series were admitted this minute over all metrics (limit {}); refused {}",
+                    all.1,
+                    l.max_new_series_per_minute,
+                    clip_display(&s.key, MESSAGE_VALUE_BYTES)
+                ),
+            });
+        }
+        if l.max_new_series_per_metric_per_minute > 0 {
+            // Only new series pay for the metric name's copy; known ones never get here.
+            let w = windows.entry(s.key.metric.clone()).or_insert((minute, 0));
+            if w.0 != minute {
+                *w = (minute, 0);
+            }
+            if w.1 >= l.max_new_series_per_metric_per_minute {
+                return Some(Refusal {
+                    limit: "limits.max_new_series_per_metric_per_minute",
+                    detail: format!(
+                        "metric {} already gained {} new series this minute (limit {}); refused {}",
+                        clip(&s.key.metric, MESSAGE_VALUE_BYTES),
+                        w.1,
+                        l.max_new_series_per_metric_per_minute,
+                        clip_display(&s.key, MESSAGE_VALUE_BYTES)
+                    ),
+                });
+            }
+            w.1 += 1;
+        }
+        all.1 += 1;
+        None
+    }
+
+    /// The first shape limit `s` is over. Messages show names and values cut to 200 bytes
+    /// (`… (N bytes)`): the series being refused is the one a message must not copy whole.
     fn shape_refusal(&self, s: &TimeSeries) -> Option<Refusal> {
         let l = &self.limits;
         let n = s.key.labels.len();
+        let metric = clip(&s.key.metric, MESSAGE_VALUE_BYTES);
         if l.max_labels_per_series > 0 && n > l.max_labels_per_series {
             return Some(Refusal {
                 limit: "limits.max_labels_per_series",
                 detail: format!(
-                    "series of metric {} has {n} labels (limit {})",
-                    s.key.metric, l.max_labels_per_series
+                    "series of metric {metric} has {n} labels (limit {})",
+                    l.max_labels_per_series
                 ),
             });
         }
@@ -219,8 +342,7 @@ impl Guard {
                 return Some(Refusal {
                     limit: "limits.max_label_name_length",
                     detail: format!(
-                        "metric {}: label name of {} bytes starting {:?} (limit {})",
-                        s.key.metric,
+                        "metric {metric}: label name of {} bytes starting {:?} (limit {})",
                         name.len(),
                         prefix(name),
                         l.max_label_name_length
@@ -231,8 +353,8 @@ impl Guard {
                 return Some(Refusal {
                     limit: "limits.max_label_value_length",
                     detail: format!(
-                        "metric {}: label {name} has a value of {} bytes (limit {})",
-                        s.key.metric,
+                        "metric {metric}: label {} has a value of {} bytes (limit {})",
+                        clip(name, MESSAGE_VALUE_BYTES),
                         value.len(),
                         l.max_label_value_length
                     ),
@@ -322,6 +444,8 @@ mod tests {
                 max_label_name_length: 8,
                 max_label_value_length: 5,
                 max_new_series_per_metric_per_minute: 0,
+                max_new_series_per_minute: 0,
+                ..Default::default()
             },
         );
         let batch = Batch {
@@ -352,6 +476,39 @@ mod tests {
         assert!(msg.contains("4 series (8 samples) refused"), "{msg}");
         assert!(msg.contains("2 by `limits.max_label_name_length`"), "{msg}");
         assert!(msg.contains("the other 1 series were stored"), "{msg}");
+    }
+
+    #[test]
+    fn a_refused_series_with_a_huge_label_set_gets_a_short_message() {
+        let g = Guard::new(
+            vec![],
+            LimitsConfig {
+                max_labels_per_series: 0,
+                max_new_series_per_metric_per_minute: 1,
+                ..Default::default()
+            },
+        );
+        let huge = |i: usize| TimeSeries {
+            key: model::SeriesKey::new(
+                "m".repeat(1000),
+                Labels::from_pairs((0..300_000).map(|j| (format!("l{j}"), format!("{i}")))),
+            ),
+            metric_type: Default::default(),
+            samples: vec![Sample { ts: 1, value: 1.0 }],
+        };
+        // The second series of the metric is over the new-series brake: its whole label set
+        // (about 3.6 MB) must not reach the message.
+        let a = g.admit(
+            Batch {
+                series: vec![huge(0), huge(1)],
+                metadata: vec![],
+            },
+            0,
+        );
+        let msg = a.message("remote_write").unwrap();
+        assert!(msg.len() < 1000, "{} bytes: {}", msg.len(), &msg[..300]);
+        assert!(msg.contains("… (1000 bytes)"), "{msg}");
+        assert!(msg.contains(" bytes)"), "{msg}");
     }
 
     #[test]
@@ -409,5 +566,83 @@ mod tests {
         // The most recent ones are known to the writer's cache and the guard alike.
         assert!(cache.is_known(&series("churn", &[("pod", "49-999")]).key));
         assert!(!cache.is_known(&series("churn", &[("pod", "0-0")]).key));
+    }
+
+    #[test]
+    fn new_series_over_all_metrics_are_braked_where_the_per_metric_brake_is_not() {
+        // Issue 9 #12: 50 metrics x 10 new series each passed a per-metric limit of 10.
+        let g = Guard::new(
+            vec![],
+            LimitsConfig {
+                max_new_series_per_metric_per_minute: 10,
+                max_new_series_per_minute: 100,
+                ..Default::default()
+            },
+        );
+        let batch = Batch {
+            series: (0..50)
+                .flat_map(|m| (0..10).map(move |i| (m, i)))
+                .map(|(m, i)| series(&format!("m{m}"), &[("i", &i.to_string())]))
+                .collect(),
+            metadata: vec![],
+        };
+        let a = g.admit(batch, 60_000);
+        assert_eq!(a.batch.series.len(), 100);
+        assert_eq!(
+            a.fingerprints.len(),
+            100,
+            "one fingerprint per admitted series"
+        );
+        assert_eq!((a.refused.len(), a.refused_samples), (400, 800));
+        assert!(a
+            .refused
+            .iter()
+            .all(|r| r.limit == "limits.max_new_series_per_minute"));
+        let msg = a.message("remote_write").unwrap();
+        assert!(
+            msg.contains("400 by `limits.max_new_series_per_minute`"),
+            "{msg}"
+        );
+        // Admitted series stay known; the next minute has room again.
+        let again = |now| {
+            g.admit(
+                Batch {
+                    series: (0..50)
+                        .map(|m| series(&format!("m{m}"), &[("i", "0")]))
+                        .chain((0..50).map(|m| series(&format!("m{m}"), &[("i", "9")])))
+                        .collect(),
+                    metadata: vec![],
+                },
+                now,
+            )
+        };
+        let a = again(61_000);
+        // m0..m9 were admitted in full: their i=0 and i=9 are known; the other 40 metrics'
+        // series are still new and the window is spent.
+        assert_eq!((a.batch.series.len(), a.refused.len()), (20, 80));
+        let a = again(120_000);
+        assert_eq!((a.batch.series.len(), a.refused.len()), (100, 0));
+    }
+
+    #[test]
+    fn refused_points_count_a_histogram_point_once() {
+        let hist = |metric: &str, labels: &[(&str, &str)], ts: &[i64]| TimeSeries {
+            key: SeriesKey::new(metric, Labels::from_pairs(labels.iter().copied())),
+            metric_type: model::MetricType::Histogram,
+            samples: ts.iter().map(|&ts| Sample { ts, value: 1.0 }).collect(),
+        };
+        let mut p = RefusedPoints::default();
+        // One histogram point at t=1 (two buckets, sum, count) and one at t=2 (count only).
+        p.add(&hist("lat_bucket", &[("le", "1"), ("job", "a")], &[1]));
+        p.add(&hist("lat_bucket", &[("le", "+Inf"), ("job", "a")], &[1]));
+        p.add(&hist("lat_sum", &[("job", "a")], &[1]));
+        p.add(&hist("lat_count", &[("job", "a")], &[1, 2]));
+        // Another series of the same family is another point.
+        p.add(&hist("lat_count", &[("job", "b")], &[1]));
+        assert_eq!(p.total(), 3);
+        // A gauge counts each sample; OTLP's resource series is no point of the sender's.
+        p.add(&series("g", &[]));
+        p.add(&series("target_info", &[("job", "a")]));
+        assert_eq!(p.total(), 5);
     }
 }

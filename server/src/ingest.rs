@@ -1,6 +1,8 @@
 //! The ingest queue and its batch writers.
 //!
-//! Receivers and scrapers hand `model::Batch`es to the [`IngestQueue`]. The queue is bounded in
+//! Receivers and scrapers hand `model::Batch`es to the [`IngestQueue`]; receivers first pass
+//! them through [`window`] (which timestamps are taken at all) and the limiter, whose series
+//! fingerprints travel with the batch so the writer does not hash the label sets again. The queue is bounded in
 //! *samples* (a semaphore of sample permits): when it is full, `try_push` fails at once so HTTP
 //! receivers can answer 429/503 with Retry-After, and `push` waits so scrapers slow down.
 //! [`BatchWriters`] take batches off the queue, merge them until `batch_max_samples` or
@@ -11,6 +13,8 @@
 //! the refused series are counted and logged, and they are never retried. On
 //! shutdown the queue is closed to new data and drained; only if the database stays unreachable
 //! past `shutdown_timeout` are samples given up, and that is logged as an error with the count.
+
+pub mod window;
 
 use crate::telemetry::SelfMetrics;
 use model::Batch;
@@ -36,6 +40,9 @@ pub enum PushError {
 
 struct Item {
     batch: Batch,
+    /// The series cache's fingerprints of `batch.series`, when a receiver's limiter computed
+    /// them; the writer reuses them instead of hashing every label set again.
+    fingerprints: Option<store::Fingerprints>,
     permits: u32,
 }
 
@@ -53,6 +60,15 @@ pub struct IngestQueue {
 impl IngestQueue {
     /// Puts a batch in the queue if there is room for all its samples now.
     pub fn try_push(&self, batch: Batch) -> Result<(), PushError> {
+        self.try_push_fingerprinted(batch, None)
+    }
+
+    /// [`Self::try_push`] with the fingerprints of the batch's series (see [`store::Fingerprints`]).
+    pub fn try_push_fingerprinted(
+        &self,
+        batch: Batch,
+        fingerprints: Option<store::Fingerprints>,
+    ) -> Result<(), PushError> {
         let n = self.permits_for(&batch);
         if self.closed.load(Ordering::Acquire) {
             return Err(PushError::Closed);
@@ -60,7 +76,7 @@ impl IngestQueue {
         match self.permits.clone().try_acquire_many_owned(n) {
             Ok(p) => {
                 p.forget();
-                self.send(batch, n)
+                self.send(batch, fingerprints, n)
             }
             Err(tokio::sync::TryAcquireError::Closed) => Err(PushError::Closed),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
@@ -87,7 +103,7 @@ impl IngestQueue {
             .await
             .map_err(|_| PushError::Closed)?;
         p.forget();
-        self.send(batch, n)
+        self.send(batch, None, n)
     }
 
     /// A batch larger than the whole queue takes all permits rather than waiting forever.
@@ -95,9 +111,18 @@ impl IngestQueue {
         batch.sample_count().clamp(1, self.capacity) as u32
     }
 
-    fn send(&self, batch: Batch, permits: u32) -> Result<(), PushError> {
+    fn send(
+        &self,
+        batch: Batch,
+        fingerprints: Option<store::Fingerprints>,
+        permits: u32,
+    ) -> Result<(), PushError> {
         let samples = batch.sample_count() as u64;
-        match self.tx.send(Item { batch, permits }) {
+        match self.tx.send(Item {
+            batch,
+            fingerprints,
+            permits,
+        }) {
             Ok(()) => {
                 self.metrics.samples_enqueued.inc_by(samples);
                 let d = self.depth.fetch_add(samples, Ordering::AcqRel) + samples;
@@ -146,12 +171,31 @@ impl std::fmt::Display for SinkError {
 pub trait BatchSink: Send + Sync + 'static {
     /// Commits the batches (all or nothing); returns (rows, new series).
     async fn write_batches(&self, batches: &[Batch]) -> Result<(u64, u64), SinkError>;
+
+    /// [`Self::write_batches`] with the fingerprints receivers computed for some batches
+    /// (`fingerprints[i]` for `batches[i]`); sinks without a series cache ignore them.
+    async fn write_fingerprinted(
+        &self,
+        batches: &[Batch],
+        fingerprints: &[Option<store::Fingerprints>],
+    ) -> Result<(u64, u64), SinkError> {
+        let _ = fingerprints;
+        self.write_batches(batches).await
+    }
 }
 
 #[async_trait::async_trait]
 impl BatchSink for store::Store {
     async fn write_batches(&self, batches: &[Batch]) -> Result<(u64, u64), SinkError> {
-        self.write(batches)
+        BatchSink::write_fingerprinted(self, batches, &[]).await
+    }
+
+    async fn write_fingerprinted(
+        &self,
+        batches: &[Batch],
+        fingerprints: &[Option<store::Fingerprints>],
+    ) -> Result<(u64, u64), SinkError> {
+        store::Store::write_fingerprinted(self, batches, fingerprints)
             .await
             .map(|s| (s.rows, s.new_series))
             .map_err(|e| {
@@ -277,9 +321,9 @@ struct Writer {
 impl Writer {
     async fn run(self) {
         loop {
-            let (batches, permits, samples, done) = self.collect().await;
+            let (batches, fingerprints, permits, samples, done) = self.collect().await;
             if !batches.is_empty() {
-                self.write(&batches, samples).await;
+                self.write(&batches, &fingerprints, samples).await;
                 // Permits go back only after commit, so the queue bound covers in-flight data.
                 self.permits.add_permits(permits as usize);
                 let d = self.depth.fetch_sub(samples, Ordering::AcqRel) - samples;
@@ -293,8 +337,9 @@ impl Writer {
     }
 
     /// Gathers batches until the size limit, the age limit, or the closed-and-empty queue.
-    async fn collect(&self) -> (Vec<Batch>, u64, u64, bool) {
+    async fn collect(&self) -> (Vec<Batch>, Vec<Option<store::Fingerprints>>, u64, u64, bool) {
         let mut batches = Vec::new();
+        let mut fingerprints = Vec::new();
         let mut permits = 0u64;
         let mut samples = 0u64;
         // Holding the receiver lock while gathering gives each writer whole, large batches;
@@ -312,14 +357,16 @@ impl Writer {
             }
         };
         let Some(first) = first else {
-            return (batches, 0, 0, true);
+            return (batches, fingerprints, 0, 0, true);
         };
         let deadline = Instant::now() + self.cfg.flush_interval;
-        let add = |item: Item, batches: &mut Vec<Batch>, permits: &mut u64, samples: &mut u64| {
-            *permits += item.permits as u64;
-            *samples += item.batch.sample_count() as u64;
-            batches.push(item.batch);
-        };
+        let mut add =
+            |item: Item, batches: &mut Vec<Batch>, permits: &mut u64, samples: &mut u64| {
+                *permits += item.permits as u64;
+                *samples += item.batch.sample_count() as u64;
+                batches.push(item.batch);
+                fingerprints.push(item.fingerprints);
+            };
         add(first, &mut batches, &mut permits, &mut samples);
         while (samples as usize) < self.cfg.batch_max_samples {
             let now = Instant::now();
@@ -329,7 +376,7 @@ impl Writer {
             tokio::select! {
                 r = tokio::time::timeout(deadline - now, rx.recv()) => match r {
                     Ok(Some(item)) => add(item, &mut batches, &mut permits, &mut samples),
-                    Ok(None) => return (batches, permits, samples, true),
+                    Ok(None) => return (batches, fingerprints, permits, samples, true),
                     Err(_) => break,
                 },
                 _ = self.closing.cancelled(), if !closed => {
@@ -338,7 +385,7 @@ impl Writer {
                 }
             }
         }
-        (batches, permits, samples, false)
+        (batches, fingerprints, permits, samples, false)
     }
 
     /// Writes the merged batches. When the database refuses the data itself, the batch is
@@ -346,8 +393,13 @@ impl Writer {
     /// row is stored, the refused ones are counted in
     /// `pipewatch_ingest_samples_rejected{reason="refused_by_database"}` and logged
     /// (rate-limited), and nothing refused is retried. Unavailability is retried as before.
-    async fn write(&self, batches: &[Batch], samples: u64) {
-        let first_error = match self.write_retrying(batches, samples).await {
+    async fn write(
+        &self,
+        batches: &[Batch],
+        fingerprints: &[Option<store::Fingerprints>],
+        samples: u64,
+    ) {
+        let first_error = match self.write_retrying(batches, fingerprints, samples).await {
             Outcome::Written | Outcome::Abandoned => return,
             Outcome::Refused(e) => e,
         };
@@ -374,7 +426,11 @@ impl Writer {
             let mut pending = vec![b, a];
             while let Some(half) = pending.pop() {
                 let n = half.sample_count() as u64;
-                match self.write_retrying(std::slice::from_ref(&half), n).await {
+                // Halves are rare (refused data): their writes fingerprint the series again.
+                match self
+                    .write_retrying(std::slice::from_ref(&half), &[], n)
+                    .await
+                {
                     Outcome::Written => {}
                     Outcome::Refused(e) => stack.push((half, e)),
                     Outcome::Abandoned => {
@@ -394,11 +450,16 @@ impl Writer {
     }
 
     /// One write, retried with back-off while the database is unavailable.
-    async fn write_retrying(&self, batches: &[Batch], samples: u64) -> Outcome {
+    async fn write_retrying(
+        &self,
+        batches: &[Batch],
+        fingerprints: &[Option<store::Fingerprints>],
+        samples: u64,
+    ) -> Outcome {
         let mut attempt = 0u32;
         loop {
             let started = Instant::now();
-            match self.sink.write_batches(batches).await {
+            match self.sink.write_fingerprinted(batches, fingerprints).await {
                 Ok((rows, new_series)) => {
                     self.metrics
                         .batch_written(rows, new_series, started.elapsed());

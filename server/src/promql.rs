@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Limits every PromQL query runs under (`[query]` in the config).
+/// Limits every PromQL query runs under (`[query]` in the config); the defaults are the
+/// config's.
 #[derive(Clone, Debug)]
 pub struct QueryLimits {
     /// Wall-clock budget of one query, fetch and evaluation together.
@@ -23,6 +24,21 @@ pub struct QueryLimits {
     pub lookback: Duration,
     /// Step of subqueries written without one (Prometheus' global evaluation_interval).
     pub default_subquery_step: Duration,
+    /// Points per series a range query may return (Prometheus' 11,000).
+    pub max_points: i64,
+}
+
+impl From<&crate::config::QueryConfig> for QueryLimits {
+    fn from(c: &crate::config::QueryConfig) -> Self {
+        Self {
+            timeout: c.timeout,
+            max_samples: c.max_samples,
+            max_series_per_selector: c.max_series_per_selector,
+            lookback: c.lookback_delta,
+            max_points: i64::try_from(c.max_points).unwrap_or(i64::MAX),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for QueryLimits {
@@ -33,6 +49,7 @@ impl Default for QueryLimits {
             max_series_per_selector: 50_000,
             lookback: Duration::from_secs(300),
             default_subquery_step: Duration::from_secs(60),
+            max_points: query::MAX_POINTS_PER_SERIES,
         }
     }
 }
@@ -185,6 +202,12 @@ async fn fetch(
         .await
         .map_err(|e| match e {
             store::StoreError::InvalidQuery(m) => QueryError::BadData(m),
+            e if e.is_refused_data() => QueryError::BadData(format!(
+                "the database cannot use a value of this query: {e}; remove NUL bytes and out-of-range numbers"
+            )),
+            e if e.is_read_timeout() => {
+                QueryError::Timeout("reading from the database (database.read_statement_timeout)")
+            }
             other => QueryError::Storage(other.to_string()),
         })?;
     let mut out = Vec::with_capacity(raw.len());
@@ -207,7 +230,7 @@ async fn fetch(
 
 /// The store's selector for a PromQL selector's matchers: an equality on `__name__` becomes
 /// the metric (so SQL narrows by it), every other matcher is applied as written.
-fn to_selector(matchers: &[Matcher]) -> Result<Selector, QueryError> {
+pub fn to_selector(matchers: &[Matcher]) -> Result<Selector, QueryError> {
     let mut metric = None;
     let mut out = Vec::new();
     for m in matchers {

@@ -68,16 +68,23 @@ pub struct ReceiverState {
     pub otlp: Arc<otlp::OtlpState>,
     pub(crate) decodes: body::DecodePool,
     pub(crate) refusals: Arc<kernel::RefusalLog>,
+    /// Which sample timestamps are taken (retention back, `limits.future_tolerance` ahead).
+    pub window: crate::ingest::window::IntakeWindow,
 }
 
 impl ReceiverState {
     pub fn new(app: AppState, config: ReceiversConfig) -> Self {
+        let window = crate::ingest::window::IntakeWindow::new(
+            app.retention_days,
+            app.guard.limits().future_tolerance,
+        );
         Self {
             app,
             config: Arc::new(config),
             otlp: Arc::new(otlp::OtlpState::default()),
             decodes: body::DecodePool::per_cpu(),
             refusals: Arc::default(),
+            window,
         }
     }
 
@@ -100,9 +107,23 @@ impl ReceiverState {
     }
 
     /// Hands a decoded batch to the ingest queue. Every receiver pushes through here so that the
-    /// limits all sources share (labels per series, label length, new series per metric) and the
-    /// queue-full answer are the same for all of them.
+    /// limits all sources share (labels per series, label length, new series per metric and in
+    /// all) and the queue-full answer are the same for all of them. Series refused by a limit
+    /// make it `Err(OverLimit)` after the rest was queued.
     pub fn push(&self, receiver: Receiver, batch: model::Batch) -> Result<(), ReceiverError> {
+        match self.push_partial(receiver, batch)? {
+            Some(refused) => Err(ReceiverError::OverLimit(refused.message)),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Self::push`] for protocols that answer a partial success (OTLP): what the limits
+    /// refused comes back with its sample count instead of as an error.
+    pub fn push_partial(
+        &self,
+        receiver: Receiver,
+        batch: model::Batch,
+    ) -> Result<Option<LimitRefusal>, ReceiverError> {
         let admission = self.app.guard.admit(batch, model::clock::now_ms());
         for r in &admission.refused {
             self.app
@@ -114,17 +135,20 @@ impl ReceiverState {
                 })
                 .inc();
         }
-        let refused = admission.message(receiver.name());
+        let refused = admission
+            .message(receiver.name())
+            .map(|message| LimitRefusal {
+                samples: admission.refused_samples,
+                points: admission.refused_points,
+                message,
+            });
         if !admission.batch.is_empty() {
             self.app
                 .queue
-                .try_push(admission.batch)
+                .try_push_fingerprinted(admission.batch, Some(admission.fingerprints))
                 .map_err(|e| ReceiverError::from_push(e, self.config.queue_full_status))?;
         }
-        match refused {
-            Some(message) => Err(ReceiverError::OverLimit(message)),
-            None => Ok(()),
-        }
+        Ok(refused)
     }
 
     /// Refuses before anything is recorded when the queue cannot take `needed` more samples:
@@ -144,6 +168,17 @@ impl ReceiverState {
         }
         Ok(())
     }
+}
+
+/// Series a `[limits]` limit refused from one push, while the rest was queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitRefusal {
+    /// Samples of the refused series.
+    pub samples: usize,
+    /// Data points they came from (a histogram point's series count once).
+    pub points: usize,
+    /// For the sender: how many series each limit refused, the first example, the keys.
+    pub message: String,
 }
 
 /// A receiver route with the kernel layer in front of its handler.

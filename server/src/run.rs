@@ -105,6 +105,7 @@ async fn serve_with_db(
         url,
         store::StoreConfig {
             retention_days: cfg.database.retention_days,
+            read_statement_timeout: cfg.database.read_statement_timeout,
             ..Default::default()
         },
     )
@@ -197,6 +198,7 @@ async fn serve_with_db(
         database: redact_url(url),
         receivers: cfg.receivers.clone(),
         guard,
+        query_limits: (&cfg.query).into(),
     };
     // One receiver state for HTTP and gRPC: OTLP running totals are shared by both.
     let receivers = crate::receivers::ReceiverState::new(state.clone(), cfg.receivers.clone())

@@ -27,6 +27,8 @@ pub struct AppState {
     pub receivers: crate::config::ReceiversConfig,
     /// Bearer tokens and series limits shared by every push receiver.
     pub guard: Arc<crate::guard::Guard>,
+    /// Limits of every PromQL query (`[query]` in the config).
+    pub query_limits: crate::promql::QueryLimits,
 }
 
 impl AppState {
@@ -42,6 +44,8 @@ impl AppState {
             queue_capacity: self.queue.capacity(),
             started_at: self.started_at,
             retention_days: self.retention_days,
+            samples_refused_too_old: self.metrics.rejected_total("too_old"),
+            samples_refused_too_new: self.metrics.rejected_total("too_new"),
         })
     }
 }

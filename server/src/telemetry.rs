@@ -217,6 +217,15 @@ impl SelfMetrics {
             .inc_by(samples);
     }
 
+    /// Samples counted under `reason` by [`Self::rejected`] so far.
+    pub fn rejected_total(&self, reason: &str) -> u64 {
+        self.samples_rejected
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .get()
+    }
+
     /// A push request was answered: counts it by status, and logs refusals with their reason
     /// (never the body or credentials).
     pub fn receiver_answered(&self, receiver: &str, code: u16, error: Option<&str>) {

@@ -95,7 +95,7 @@ impl Store {
         ))
         .bind(now_ms)
         .bind(include_resolved)
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("reading alerts")?;
         Ok(rows

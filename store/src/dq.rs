@@ -168,7 +168,7 @@ impl Store {
              ORDER BY max(rank) DESC, dataset"
         );
         let rows = sqlx::query(&sql)
-            .fetch_all(self.pool())
+            .fetch_all(self.read_pool())
             .await
             .context("listing dq datasets")?;
         Ok(rows
@@ -223,7 +223,7 @@ impl Store {
         )
         .bind(dataset)
         .bind(i64::from(last_n.max(1)))
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("listing dq checks of a dataset")?;
         let mut out: Vec<CheckHistory> = Vec::new();

@@ -60,6 +60,21 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// True when PostgreSQL cancelled a read for running past `statement_timeout`
+    /// ([`crate::StoreConfig::read_statement_timeout`]; SQLSTATE 57014, query_canceled): the
+    /// request asked for too much, and the same request will time out again.
+    pub fn is_read_timeout(&self) -> bool {
+        matches!(
+            self,
+            Self::Database {
+                source: sqlx::Error::Database(e),
+                ..
+            } if e.code().as_deref() == Some("57014")
+        )
+    }
+}
+
 /// Attaches what the store was doing to a sqlx error.
 pub(crate) trait DbContext<T> {
     fn context(self, context: &'static str) -> Result<T, StoreError>;

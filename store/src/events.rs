@@ -81,7 +81,7 @@ impl Store {
             .bind(q.start_ms)
             .bind(q.end_ms)
             .bind(i64::from(q.limit.clamp(1, MAX_EVENTS_PAGE)))
-            .fetch_all(self.pool())
+            .fetch_all(self.read_pool())
             .await
             .context("listing change events")?;
         rows.into_iter()

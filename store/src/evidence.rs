@@ -82,7 +82,19 @@ pub struct EvidenceQuery {
     /// `error`/`slow` for spans, a severity name for logs.
     pub kind: Option<String>,
     pub limit: i64,
+    /// Only rows with an id below this (the `before` cursor of the next page).
+    pub before_id: Option<i64>,
 }
+
+/// Largest `detail` a listing returns as stored; a larger one (stored before the intake
+/// limits of `[limits]` existed) is replaced by a note saying its size.
+pub const MAX_DETAIL_READ_BYTES: i64 = 1 << 20;
+
+/// The `detail` column as listings select it: cut to a note over [`MAX_DETAIL_READ_BYTES`].
+const DETAIL_READ: &str = "CASE WHEN octet_length(detail::text) > 1048576 \
+     THEN jsonb_build_object('pipewatch.truncated', 'detail of ' || octet_length(detail::text) \
+     || ' bytes not returned (over 1 MiB; stored before limits.max_evidence_bytes)') \
+     ELSE detail END AS detail";
 
 /// Most rows one listing returns.
 pub const MAX_EVIDENCE_LIMIT: i64 = 1000;
@@ -209,18 +221,20 @@ impl Store {
         &self,
         q: &EvidenceQuery,
     ) -> Result<Vec<SpanEvidenceRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT id, (extract(epoch from received_at) * 1000)::bigint AS received_at_ms, \
                  service, reason, trace_id, span_id, span_name, span_kind, status_code, \
-                 status_message, start_unix_nano, duration_seconds, detail \
+                 status_message, start_unix_nano, duration_seconds, {DETAIL_READ} \
              FROM otlp_span_evidence \
              WHERE ($1::text IS NULL OR service = $1) AND ($2::text IS NULL OR reason = $2) \
-             ORDER BY id DESC LIMIT $3",
-        )
+               AND ($4::bigint IS NULL OR id < $4) \
+             ORDER BY id DESC LIMIT $3"
+        ))
         .bind(q.service.as_deref())
         .bind(q.kind.as_deref())
         .bind(q.limit.clamp(0, MAX_EVIDENCE_LIMIT))
-        .fetch_all(self.pool())
+        .bind(q.before_id)
+        .fetch_all(self.read_pool())
         .await
         .context("listing span evidence")?;
         rows.iter()
@@ -252,17 +266,20 @@ impl Store {
         &self,
         q: &EvidenceQuery,
     ) -> Result<Vec<LogEvidenceRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT id, (extract(epoch from received_at) * 1000)::bigint AS received_at_ms, \
-                 service, severity, severity_number, time_unix_nano, trace_id, span_id, body, detail \
+                 service, severity, severity_number, time_unix_nano, trace_id, span_id, \
+                 left(body, 1048576) AS body, {DETAIL_READ} \
              FROM otlp_log_evidence \
              WHERE ($1::text IS NULL OR service = $1) AND ($2::text IS NULL OR severity = $2) \
-             ORDER BY id DESC LIMIT $3",
-        )
+               AND ($4::bigint IS NULL OR id < $4) \
+             ORDER BY id DESC LIMIT $3"
+        ))
         .bind(q.service.as_deref())
         .bind(q.kind.as_deref())
         .bind(q.limit.clamp(0, MAX_EVIDENCE_LIMIT))
-        .fetch_all(self.pool())
+        .bind(q.before_id)
+        .fetch_all(self.read_pool())
         .await
         .context("listing log evidence")?;
         rows.iter()

@@ -16,6 +16,7 @@
 pub mod alerts;
 #[cfg(feature = "bench")]
 mod anchor;
+mod catalog;
 pub mod dq;
 pub mod embedded;
 pub mod error;
@@ -33,11 +34,12 @@ pub mod testing;
 mod timescale;
 mod writer;
 
+pub use catalog::FamilyMetadata;
 pub use embedded::{EmbeddedError, EmbeddedPostgres};
 pub use error::StoreError;
 pub use maintenance::MaintenanceReport;
-pub use read::{SeriesInfo, MAX_POINTS_PER_SERIES};
-pub use registry::SeriesCache;
+pub use read::{SeriesInfo, LIVE_IN_RANGE, MAX_POINTS_PER_SERIES};
+pub use registry::{Fingerprints, SeriesCache};
 pub use writer::WriteStats;
 
 use error::DbContext;
@@ -82,6 +84,10 @@ pub struct StoreConfig {
     /// Series kept in the in-memory [`SeriesCache`] (about 100 bytes each); less recently
     /// written ones are evicted and looked up again when they return. Default 1,000,000.
     pub series_cache_capacity: usize,
+    /// PostgreSQL's `statement_timeout` on the read pool ([`Store::read_pool`]): a read that
+    /// runs longer is cancelled by the server and answered as
+    /// [`StoreError::is_read_timeout`]. Zero = no limit. Default 30 s.
+    pub read_statement_timeout: Duration,
 }
 
 impl Default for StoreConfig {
@@ -90,6 +96,7 @@ impl Default for StoreConfig {
             retention_days: 30,
             rollup_lag: Duration::from_secs(120),
             series_cache_capacity: registry::DEFAULT_SERIES_CACHE_CAPACITY,
+            read_statement_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -102,6 +109,9 @@ pub struct Store {
 
 struct Inner {
     pool: PgPool,
+    /// Connections for reads that a request asks for, with `statement_timeout` set, so one
+    /// expensive selector cannot hold a database backend (and the request) for minutes.
+    read_pool: PgPool,
     mode: StorageMode,
     cfg: StoreConfig,
     /// Recently written or admitted series: id and last_seen state (see `registry`).
@@ -125,13 +135,23 @@ impl fmt::Debug for Store {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 const POOL_SIZE: u32 = 8;
+/// Read connections; reads queue for one rather than open more backends.
+const READ_POOL_SIZE: u32 = 4;
 
-async fn pool_for(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+async fn pool_for(
+    url: &str,
+    max_connections: u32,
+    statement_timeout: Option<Duration>,
+) -> Result<PgPool, StoreError> {
     let connect_err = |source| StoreError::Connect {
         url: error::redact_url(url),
         source,
     };
-    let options = PgConnectOptions::from_str(url).map_err(connect_err)?;
+    let mut options = PgConnectOptions::from_str(url).map_err(connect_err)?;
+    if let Some(t) = statement_timeout.filter(|t| !t.is_zero()) {
+        // Sent as a startup parameter: every statement on these connections has it.
+        options = options.options([("statement_timeout", format!("{}ms", t.as_millis()))]);
+    }
     // One direct attempt first: the pool would retry a refused connection until its acquire
     // timeout, leaving the user waiting 30 s for "is the server running?".
     {
@@ -177,7 +197,8 @@ impl Store {
                     .to_string(),
             ));
         }
-        let pool = pool_for(url, POOL_SIZE).await?;
+        let pool = pool_for(url, POOL_SIZE, None).await?;
+        let read_pool = pool_for(url, READ_POOL_SIZE, Some(cfg.read_statement_timeout)).await?;
         MIGRATOR.run(&pool).await?;
         let mode: String = sqlx::query_scalar("SELECT mode FROM storage_mode")
             .fetch_one(&pool)
@@ -206,6 +227,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
+                read_pool,
                 mode,
                 series: Arc::new(SeriesCache::new(cfg.series_cache_capacity)),
                 series_hash,
@@ -217,7 +239,7 @@ impl Store {
 
     /// Applies pending migrations and returns (for `pipewatch migrate`).
     pub async fn migrate(url: &str) -> Result<(), StoreError> {
-        let pool = pool_for(url, 1).await?;
+        let pool = pool_for(url, 1, None).await?;
         MIGRATOR.run(&pool).await?;
         pool.close().await;
         Ok(())
@@ -233,6 +255,12 @@ impl Store {
 
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
+    }
+
+    /// The pool for reads a request asks for (series, labels, ranges, evidence, lists): its
+    /// connections carry `statement_timeout` ([`StoreConfig::read_statement_timeout`]).
+    pub fn read_pool(&self) -> &PgPool {
+        &self.inner.read_pool
     }
 
     /// Number of registered series.

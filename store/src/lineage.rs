@@ -397,7 +397,7 @@ impl Store {
             "SELECT id, namespace, name, (extract(epoch FROM last_seen) * 1000)::bigint AS seen \
              FROM lineage_jobs ORDER BY namespace, name",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("reading lineage jobs")?;
         for r in jobs {
@@ -421,7 +421,7 @@ impl Store {
                WHERE s.dataset_id = d.id ORDER BY version DESC LIMIT 1) v ON TRUE \
              ORDER BY d.namespace, d.name",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("reading lineage datasets")?;
         for r in datasets {
@@ -444,7 +444,7 @@ impl Store {
                JOIN lineage_datasets d ON d.id = e.dataset_id \
              ORDER BY j.namespace, j.name, e.direction, d.namespace, d.name",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("reading lineage edges")?
         .into_iter()
@@ -509,7 +509,7 @@ impl Store {
             q = q.bind(&j.namespace).bind(&j.name).bind(limit);
         }
         let rows = q
-            .fetch_all(self.pool())
+            .fetch_all(self.read_pool())
             .await
             .context("reading lineage runs")?;
         Ok(rows
@@ -553,7 +553,7 @@ impl Store {
              ORDER BY c.changed_at DESC, c.id DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("reading schema changes")?;
         Ok(rows

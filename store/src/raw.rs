@@ -26,7 +26,7 @@ impl Store {
         let series = self.find_series(sel).await?;
         if series.len() > max_series {
             return Err(StoreError::InvalidQuery(format!(
-                "the selector matches {} series, more than the {max_series} one query may read (query.max_series); narrow it with more label matchers",
+                "the selector matches {} series, more than the {max_series} one query may read (`query.max_series_per_selector`); narrow it with more label matchers",
                 series.len()
             )));
         }
@@ -49,7 +49,7 @@ impl Store {
             .bind(&ids)
             .bind(mint)
             .bind(maxt)
-            .fetch_all(self.pool())
+            .fetch_all(self.read_pool())
             .await
             .context("reading raw samples")?;
         let mut points: HashMap<i64, Vec<(TimestampMs, f64)>> = HashMap::new();

@@ -21,6 +21,45 @@ pub struct SeriesInfo {
     pub last_seen: TimestampMs,
 }
 
+/// When a series counts as present in a time range `[start, end]`, for the catalogue
+/// reads (`/api/v1/series`, labels, label values): its recorded span overlaps the range
+/// (`first_seen <= end` and `last_seen >= start`), or it has a sample in the range. The span
+/// test is what Prometheus does at chunk granularity (a series whose chunk spans the range is
+/// listed even if no sample falls inside it); the sample test catches what the recorded span
+/// misses, because `last_seen` is written by maintenance (up to one interval late) and
+/// `first_seen` is not lowered by samples that arrive late. Only series outside their span
+/// pay for the sample lookup (one index probe per daily partition in the range).
+pub const LIVE_IN_RANGE: &str = "span overlaps the range, or a sample in the range";
+
+/// SQL for [`LIVE_IN_RANGE`] over the `series` row `alias`, with the range's Unix ms in
+/// parameters `$start` and `$end`.
+pub(crate) fn live_in_range_sql(alias: &str, start: usize, end: usize) -> String {
+    format!(
+        "(({alias}.first_seen <= {end_ts} AND {alias}.last_seen >= {start_ts}) \
+         OR EXISTS (SELECT 1 FROM samples x WHERE x.series_id = {alias}.id \
+         AND x.ts >= {start_ts} AND x.ts <= {end_ts}))",
+        start_ts = sql_ts(start),
+        end_ts = sql_ts(end),
+    )
+}
+
+/// A range as SQL parameters: both None for "all time", else clamped to years 1 to 9999, which
+/// `to_timestamp` converts without error (its float seconds lose the exact ends of
+/// timestamptz's own range), so absurd times are an empty answer rather than a database error.
+pub(crate) fn clamp_range(
+    range: Option<(TimestampMs, TimestampMs)>,
+) -> (Option<TimestampMs>, Option<TimestampMs>) {
+    const YEAR_1: TimestampMs = -62_135_596_800_000;
+    const YEAR_10000: TimestampMs = 253_402_300_800_000;
+    match range {
+        None => (None, None),
+        Some((s, e)) => (
+            Some(s.clamp(YEAR_1, YEAR_10000 - 1)),
+            Some(e.clamp(YEAR_1, YEAR_10000 - 1)),
+        ),
+    }
+}
+
 /// Prometheus' limit, for the same reason: a range/step pair asking for more points than a
 /// chart can show is almost certainly a mistake.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
@@ -29,7 +68,7 @@ impl Store {
     /// All metric names, sorted.
     pub async fn metric_names(&self) -> Result<Vec<String>, StoreError> {
         sqlx::query_scalar("SELECT DISTINCT metric FROM series ORDER BY 1")
-            .fetch_all(self.pool())
+            .fetch_all(self.read_pool())
             .await
             .context("listing metric names")
     }
@@ -42,7 +81,7 @@ impl Store {
              WHERE $1::text IS NULL OR metric = $1 ORDER BY 1",
         )
         .bind(metric)
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("listing label names")
     }
@@ -59,7 +98,7 @@ impl Store {
                 "SELECT DISTINCT metric FROM series WHERE $1::text IS NULL OR metric = $1 ORDER BY 1",
             )
             .bind(metric)
-            .fetch_all(self.pool())
+            .fetch_all(self.read_pool())
             .await
             .context("listing metric names");
         }
@@ -69,7 +108,7 @@ impl Store {
         )
         .bind(label)
         .bind(metric)
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await
         .context("listing label values")
     }
@@ -78,21 +117,36 @@ impl Store {
     /// the candidates in SQL; every matcher is then applied in Rust with
     /// [`Selector::matches`], so Prometheus' regex semantics hold exactly.
     pub async fn find_series(&self, sel: &Selector) -> Result<Vec<SeriesInfo>, StoreError> {
+        self.find_series_in(sel, None).await
+    }
+
+    /// [`Store::find_series`], limited to the series that are live in `range` (Unix ms,
+    /// inclusive) by [`LIVE_IN_RANGE`]'s rule when a range is given.
+    pub async fn find_series_in(
+        &self,
+        sel: &Selector,
+        range: Option<(TimestampMs, TimestampMs)>,
+    ) -> Result<Vec<SeriesInfo>, StoreError> {
         let must_contain: serde_json::Map<String, serde_json::Value> = sel
             .matchers
             .iter()
             .filter(|m| m.op == model::MatchOp::Eq && m.name != "__name__" && !m.value.is_empty())
             .map(|m| (m.name.clone(), serde_json::Value::String(m.value.clone())))
             .collect();
+        let (start, end) = clamp_range(range);
         let rows: Vec<(i64, String, String, String, i64, i64)> = sqlx::query_as(&format!(
             "SELECT id, metric, labels::text, metric_type, {}, {} FROM series \
-             WHERE ($1::text IS NULL OR metric = $1) AND labels @> $2::jsonb ORDER BY metric, id",
+             WHERE ($1::text IS NULL OR metric = $1) AND labels @> $2::jsonb \
+             AND ($3::bigint IS NULL OR {}) ORDER BY metric, id",
             sql_ms("first_seen"),
-            sql_ms("last_seen")
+            sql_ms("last_seen"),
+            live_in_range_sql("series", 3, 4),
         ))
         .bind(sel.metric.as_deref())
         .bind(serde_json::Value::Object(must_contain).to_string())
-        .fetch_all(self.pool())
+        .bind(start)
+        .bind(end)
+        .fetch_all(self.read_pool())
         .await
         .context("looking up series")?;
         let mut out = Vec::new();
@@ -180,7 +234,7 @@ impl Store {
                     sql_ms("CASE WHEN m.dirty_from IS NULL THEN r.watermark ELSE least(r.watermark, m.dirty_from) END")
                 ))
                 .bind(name)
-                .fetch_one(self.pool())
+                .fetch_one(self.read_pool())
                 .await
                 .context("reading the rollup watermark")?;
                 watermark
@@ -263,7 +317,7 @@ impl Store {
             .bind(step_ms)
             .bind(from)
             .bind(to)
-            .fetch_all(self.pool())
+            .fetch_all(self.read_pool())
             .await
             .context("querying a range")?;
         for (id, b, v) in rows {

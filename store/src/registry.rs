@@ -21,6 +21,15 @@
 //! known series, so one bounded structure serves both. A series evicted from the cache is
 //! looked up in the database again on its next write (and counts as new for the new-series
 //! brake), which is what bounds memory when series churn (pod names, run ids).
+//!
+//! **One fingerprint per series, many locks.** The limiter fingerprints every series it admits
+//! and hands the values on with the batch ([`Fingerprints`]), so the writer does not hash the
+//! same label set again; the cache id inside [`Fingerprints`] makes sure only values of this
+//! cache's key are reused. Large caches are split into [`SHARDS`] LRUs, each behind its own
+//! lock and chosen by the fingerprint's high bits, so receiver connections and writers touching
+//! different series do not wait for each other; eviction is then least recently used within a
+//! shard (the shards fill evenly, fingerprints being uniform). Small caches (tests, tiny
+//! deployments) keep one exact LRU.
 
 use crate::error::{DbContext, StoreError};
 use crate::writer::LastSeen;
@@ -35,6 +44,13 @@ pub const MAX_PROBES: i64 = 64;
 /// Default number of series the cache holds.
 pub const DEFAULT_SERIES_CACHE_CAPACITY: usize = 1_000_000;
 
+/// Locks of a sharded cache.
+pub const SHARDS: usize = 16;
+
+/// Below this capacity the cache is one exact LRU: sharding only pays under concurrency on a
+/// large cache, and per-shard bounds of a tiny cache would be coarse.
+const MIN_SHARDED_CAPACITY: usize = 16 * 1024;
+
 /// (series id, last_seen to write).
 pub(crate) type Bump = (i64, TimestampMs);
 
@@ -45,10 +61,34 @@ struct Entry {
     seen: LastSeen,
 }
 
+type Shard = Mutex<lru::LruCache<u128, Entry>>;
+
+/// The fingerprints of a batch's series, in order, computed by one [`SeriesCache`]; see the
+/// module header. Values from another cache (another key) are never used.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fingerprints {
+    cache: u64,
+    values: Vec<u128>,
+}
+
+impl Fingerprints {
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
 /// The bounded cache of recently written or admitted series; see the module header.
 pub struct SeriesCache {
     keys: (u64, u64),
-    map: Mutex<lru::LruCache<u128, Entry>>,
+    /// Tells this cache's [`Fingerprints`] from another's.
+    id: u64,
+    shards: Box<[Shard]>,
+    /// Entries each shard holds at most; the shards together hold at most `capacity`.
+    shard_capacity: usize,
     /// last_seen bumps of entries evicted before maintenance flushed them, so an evicted
     /// series' last_seen is still written (retention deletes series by it). Bounded by the
     /// capacity; beyond that the oldest bumps are dropped and counted.
@@ -60,6 +100,7 @@ impl std::fmt::Debug for SeriesCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeriesCache")
             .field("capacity", &self.capacity)
+            .field("shards", &self.shards.len())
             .field("len", &self.len())
             .finish_non_exhaustive()
     }
@@ -71,17 +112,30 @@ impl Default for SeriesCache {
     }
 }
 
+fn lock(shard: &Shard) -> std::sync::MutexGuard<'_, lru::LruCache<u128, Entry>> {
+    shard.lock().expect("series cache poisoned")
+}
+
 impl SeriesCache {
     /// A cache of at most `capacity` series (at least 1).
     pub fn new(capacity: usize) -> Self {
         use rand::RngCore;
         let mut rng = rand::rngs::OsRng;
         let capacity = capacity.max(1);
+        let n = if capacity >= MIN_SHARDED_CAPACITY {
+            SHARDS
+        } else {
+            1
+        };
         Self {
             keys: (rng.next_u64(), rng.next_u64()),
+            id: rng.next_u64(),
             // Unbounded to the crate, bounded by `push` below: `LruCache::new` allocates its
             // whole capacity up front, ~50 MB for the default, in every Store and Guard.
-            map: Mutex::new(lru::LruCache::unbounded()),
+            shards: (0..n)
+                .map(|_| Mutex::new(lru::LruCache::unbounded()))
+                .collect(),
+            shard_capacity: capacity / n,
             evicted_dirty: Mutex::new(Vec::new()),
             capacity,
         }
@@ -93,11 +147,16 @@ impl SeriesCache {
 
     /// Series held now (never more than the capacity).
     pub fn len(&self) -> usize {
-        self.map.lock().expect("series cache poisoned").len()
+        self.shards.iter().map(|s| lock(s).len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn shard(&self, fp: u128) -> &Shard {
+        // The high bits: uniform like the rest, and independent of the LRU's own hashing.
+        &self.shards[((fp >> 64) as usize) % self.shards.len()]
     }
 
     /// The cache key of a series: keyed SipHash-1-3 over the same unambiguous encoding as
@@ -116,21 +175,42 @@ impl SeriesCache {
         h.finish128().as_u128()
     }
 
+    /// Wraps fingerprints this cache computed (in the order of a batch's series) for the
+    /// writer.
+    pub fn tag(&self, values: Vec<u128>) -> Fingerprints {
+        Fingerprints {
+            cache: self.id,
+            values,
+        }
+    }
+
+    /// The values of `f` if this cache computed them for exactly `series` series.
+    pub(crate) fn own<'a>(&self, f: Option<&'a Fingerprints>, series: usize) -> Option<&'a [u128]> {
+        f.filter(|f| f.cache == self.id && f.values.len() == series)
+            .map(|f| f.values.as_slice())
+    }
+
     /// For the limiter: whether the series was seen recently (written or admitted).
     pub fn is_known(&self, key: &SeriesKey) -> bool {
-        let fp = self.fingerprint(key);
-        self.map
-            .lock()
-            .expect("series cache poisoned")
-            .get(&fp)
-            .is_some()
+        self.is_known_fp(self.fingerprint(key))
+    }
+
+    /// [`Self::is_known`] by fingerprint. Does not refresh the series' recency: the writer's
+    /// [`Self::hit`] does that when the series is written, and a promotion here (a linked-list
+    /// splice per series and request) was the costliest line of the limiter in a profile.
+    pub fn is_known_fp(&self, fp: u128) -> bool {
+        lock(self.shard(fp)).contains(&fp)
     }
 
     /// For the limiter: remembers an admitted series until the writer registers it.
     pub fn note_admitted(&self, key: &SeriesKey) {
-        let fp = self.fingerprint(key);
-        let mut map = self.map.lock().expect("series cache poisoned");
-        if map.get(&fp).is_none() {
+        self.note_admitted_fp(self.fingerprint(key))
+    }
+
+    /// [`Self::note_admitted`] by fingerprint.
+    pub fn note_admitted_fp(&self, fp: u128) {
+        let mut map = lock(self.shard(fp));
+        if !map.contains(&fp) {
             let entry = Entry {
                 id: None,
                 seen: LastSeen {
@@ -146,7 +226,7 @@ impl SeriesCache {
 
     /// The registered id of a cached series, raising its pending last_seen to `last`.
     pub(crate) fn hit(&self, fp: u128, last: TimestampMs) -> Option<i64> {
-        let mut map = self.map.lock().expect("series cache poisoned");
+        let mut map = lock(self.shard(fp));
         let e = map.get_mut(&fp)?;
         let id = e.id?;
         e.seen.pending = e.seen.pending.max(last);
@@ -156,7 +236,7 @@ impl SeriesCache {
     /// Records a series the writer registered or found (`flushed`: what its row holds,
     /// i64::MIN when unknown).
     pub(crate) fn insert(&self, fp: u128, id: i64, flushed: TimestampMs, pending: TimestampMs) {
-        let mut map = self.map.lock().expect("series cache poisoned");
+        let mut map = lock(self.shard(fp));
         if let Some(e) = map.get_mut(&fp) {
             if e.id == Some(id) {
                 e.seen.pending = e.seen.pending.max(pending);
@@ -176,7 +256,7 @@ impl SeriesCache {
         self.keep_evicted(evicted);
     }
 
-    /// Inserts, evicting the least recently used entry beyond the capacity.
+    /// Inserts, evicting the shard's least recently used entry beyond its capacity.
     fn push(
         &self,
         map: &mut lru::LruCache<u128, Entry>,
@@ -184,7 +264,7 @@ impl SeriesCache {
         entry: Entry,
     ) -> Option<(u128, Entry)> {
         map.put(fp, entry);
-        if map.len() > self.capacity {
+        if map.len() > self.shard_capacity {
             map.pop_lru()
         } else {
             None
@@ -213,14 +293,13 @@ impl SeriesCache {
     pub(crate) fn dirty(&self) -> (Vec<Bump>, Vec<Bump>) {
         let evicted =
             std::mem::take(&mut *self.evicted_dirty.lock().expect("series cache poisoned"));
-        let map = self.map.lock().expect("series cache poisoned");
-        let cached = map
-            .iter()
-            .filter_map(|(_, e)| {
+        let mut cached = Vec::new();
+        for shard in self.shards.iter() {
+            cached.extend(lock(shard).iter().filter_map(|(_, e)| {
                 let id = e.id?;
                 (e.seen.pending > e.seen.flushed).then_some((id, e.seen.pending))
-            })
-            .collect();
+            }));
+        }
         (evicted, cached)
     }
 
@@ -235,10 +314,11 @@ impl SeriesCache {
     /// Marks these last_seen values as written.
     pub(crate) fn flushed(&self, written: &[(i64, TimestampMs)]) {
         let by_id: std::collections::HashMap<i64, TimestampMs> = written.iter().copied().collect();
-        let mut map = self.map.lock().expect("series cache poisoned");
-        for (_, e) in map.iter_mut() {
-            if let Some(ts) = e.id.and_then(|id| by_id.get(&id)) {
-                e.seen.flushed = e.seen.flushed.max(*ts);
+        for shard in self.shards.iter() {
+            for (_, e) in lock(shard).iter_mut() {
+                if let Some(ts) = e.id.and_then(|id| by_id.get(&id)) {
+                    e.seen.flushed = e.seen.flushed.max(*ts);
+                }
             }
         }
     }
@@ -248,14 +328,16 @@ impl SeriesCache {
         if ids.is_empty() {
             return;
         }
-        let mut map = self.map.lock().expect("series cache poisoned");
-        let gone: Vec<u128> = map
-            .iter()
-            .filter(|(_, e)| e.id.is_some_and(|id| ids.contains(&id)))
-            .map(|(fp, _)| *fp)
-            .collect();
-        for fp in gone {
-            map.pop(&fp);
+        for shard in self.shards.iter() {
+            let mut map = lock(shard);
+            let gone: Vec<u128> = map
+                .iter()
+                .filter(|(_, e)| e.id.is_some_and(|id| ids.contains(&id)))
+                .map(|(fp, _)| *fp)
+                .collect();
+            for fp in gone {
+                map.pop(&fp);
+            }
         }
     }
 }
@@ -489,5 +571,35 @@ mod tests {
         let b = SeriesKey::new("m", Labels::from_pairs([("ab", "c")]));
         assert_ne!(c.fingerprint(&a), c.fingerprint(&b));
         assert_ne!(c.fingerprint(&a), SeriesCache::new(1).fingerprint(&a));
+    }
+
+    #[test]
+    fn large_caches_are_sharded_and_stay_bounded_with_recent_series_kept() {
+        let c = SeriesCache::new(MIN_SHARDED_CAPACITY * 2);
+        assert_eq!(c.shards.len(), SHARDS);
+        for i in 0..100_000i64 {
+            c.insert(c.fingerprint(&key(&i.to_string())), i, 0, 0);
+        }
+        let len = c.len();
+        assert!(
+            len <= c.capacity() && len > c.capacity() * 9 / 10,
+            "{len} of {}",
+            c.capacity()
+        );
+        // Each shard evicts its own least recently used: the newest series are all there.
+        for i in 99_000..100_000i64 {
+            assert_eq!(c.hit(c.fingerprint(&key(&i.to_string())), 1), Some(i));
+        }
+        assert_eq!(c.hit(c.fingerprint(&key("0")), 1), None);
+    }
+
+    #[test]
+    fn only_this_caches_fingerprints_of_the_right_length_are_reused() {
+        let (a, b) = (SeriesCache::new(10), SeriesCache::new(10));
+        let f = a.tag(vec![a.fingerprint(&key("x")), a.fingerprint(&key("y"))]);
+        assert_eq!(a.own(Some(&f), 2), Some(&f.values[..]));
+        assert_eq!(a.own(Some(&f), 3), None, "not this batch's series");
+        assert_eq!(b.own(Some(&f), 2), None, "another cache's key");
+        assert_eq!(a.own(None, 2), None);
     }
 }

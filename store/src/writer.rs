@@ -4,7 +4,7 @@
 use crate::error::{DbContext, StoreError};
 use crate::partitions::{self, day_of, DAY_MS};
 use crate::pgcopy::{timestamp_in_range, SampleCopyEncoder};
-use crate::registry::{self, Unresolved};
+use crate::registry::{self, Fingerprints, Unresolved};
 use crate::{sql_ts, StorageMode, Store};
 use model::clock::now_ms;
 use model::{Batch, MetricMetadata, TimestampMs};
@@ -42,10 +42,18 @@ const FUTURE_PARTITION_DAYS: i64 = 7;
 /// Shared with maintenance, which takes it exclusively while it rolls up.
 pub(crate) const ROLLUP_LOCK_KEY: i64 = 0x7077_726f_6c6c; // "pwroll"
 
-struct SeriesRow<'a> {
+/// A series of this write that was not in the cache, with the span of its samples here.
+struct Missed<'a> {
     series: &'a model::TimeSeries,
     first: TimestampMs,
     last: TimestampMs,
+}
+
+/// Where a series occurrence's id comes from: the cache, or the registration of a miss.
+#[derive(Clone, Copy)]
+enum Slot {
+    Id(i64),
+    Missed(u128),
 }
 
 impl Store {
@@ -55,59 +63,88 @@ impl Store {
     /// one wins per family), and every sample is binary-COPYed. Nothing is written if
     /// anything fails.
     pub async fn write(&self, batches: &[Batch]) -> Result<WriteStats, StoreError> {
+        self.write_fingerprinted(batches, &[]).await
+    }
+
+    /// [`Self::write`] with the series fingerprints the server's limiter computed already:
+    /// `fingerprints[i]` belongs to `batches[i]` (missing, `None`, or from another cache: the
+    /// writer computes them).
+    pub async fn write_fingerprinted(
+        &self,
+        batches: &[Batch],
+        fingerprints: &[Option<Fingerprints>],
+    ) -> Result<WriteStats, StoreError> {
         let started = Instant::now();
         let inner = &self.inner;
         let cache = &inner.series;
 
-        // Validate and summarise first, so a bad sample rejects the batch before any I/O.
-        let mut per_series: HashMap<u128, SeriesRow> = HashMap::new();
+        // Validate and resolve ids from the cache first, so a bad sample rejects the batch
+        // before any I/O. Only cache misses are collected by series; a hit costs one shard
+        // lock and no allocation.
+        let occurrences: usize = batches.iter().map(|b| b.series.len()).sum();
+        let mut slots: Vec<Slot> = Vec::with_capacity(occurrences);
+        let mut missed: HashMap<u128, Missed> = HashMap::new();
         let mut days: Vec<i64> = Vec::new();
         let mut min_ts = i64::MAX;
         let mut max_ts = i64::MIN;
         let mut rows = 0u64;
-        // Cache keys in the order of the non-empty series, reused by the COPY below.
-        let mut fps: Vec<u128> = Vec::new();
-        for ts in batches.iter().flat_map(|b| &b.series) {
-            if ts.samples.is_empty() {
-                continue;
-            }
-            if ts.key.metric.is_empty() {
-                return Err(StoreError::InvalidSample(format!(
-                    "series {} has an empty metric name; give every series a metric name",
-                    ts.key
-                )));
-            }
-            let fp = cache.fingerprint(&ts.key);
-            fps.push(fp);
-            let (mut first, mut last) = (i64::MAX, i64::MIN);
-            for s in &ts.samples {
-                if !timestamp_in_range(s.ts) {
+        for (b, batch) in batches.iter().enumerate() {
+            let given = cache.own(
+                fingerprints.get(b).and_then(Option::as_ref),
+                batch.series.len(),
+            );
+            for (i, ts) in batch.series.iter().enumerate() {
+                if ts.samples.is_empty() {
+                    continue;
+                }
+                if ts.key.metric.is_empty() {
                     return Err(StoreError::InvalidSample(format!(
-                        "timestamp {} ms of series {} is outside what PostgreSQL can store (4713 BC to 294276 AD); send Unix milliseconds",
-                        s.ts, ts.key
+                        "series {} has an empty metric name; give every series a metric name",
+                        ts.key
                     )));
                 }
-                first = first.min(s.ts);
-                last = last.max(s.ts);
-                let day = day_of(s.ts);
-                if days.last() != Some(&day) {
-                    days.push(day);
+                let (mut first, mut last) = (i64::MAX, i64::MIN);
+                for s in &ts.samples {
+                    if !timestamp_in_range(s.ts) {
+                        return Err(StoreError::InvalidSample(format!(
+                            "timestamp {} ms of series {} is outside what PostgreSQL can store (4713 BC to 294276 AD); send Unix milliseconds",
+                            s.ts, ts.key
+                        )));
+                    }
+                    first = first.min(s.ts);
+                    last = last.max(s.ts);
+                    let day = day_of(s.ts);
+                    if days.last() != Some(&day) {
+                        days.push(day);
+                    }
+                }
+                rows += ts.samples.len() as u64;
+                min_ts = min_ts.min(first);
+                max_ts = max_ts.max(last);
+                let fp = match given {
+                    Some(values) => values[i],
+                    None => cache.fingerprint(&ts.key),
+                };
+                // Cached series only raise their pending last_seen in memory; the rest are
+                // registered (or found) in this transaction.
+                match cache.hit(fp, last) {
+                    Some(id) => slots.push(Slot::Id(id)),
+                    None => {
+                        slots.push(Slot::Missed(fp));
+                        missed
+                            .entry(fp)
+                            .and_modify(|r| {
+                                r.first = r.first.min(first);
+                                r.last = r.last.max(last);
+                            })
+                            .or_insert(Missed {
+                                series: ts,
+                                first,
+                                last,
+                            });
+                    }
                 }
             }
-            rows += ts.samples.len() as u64;
-            min_ts = min_ts.min(first);
-            max_ts = max_ts.max(last);
-            per_series
-                .entry(fp)
-                .and_modify(|r| {
-                    r.first = r.first.min(first);
-                    r.last = r.last.max(last);
-                })
-                .or_insert_with(|| SeriesRow {
-                    series: ts,
-                    first,
-                    last,
-                });
         }
         let metadata = dedup_metadata(batches);
         if rows == 0 && metadata.is_empty() {
@@ -121,34 +158,28 @@ impl Store {
             self.ensure_partitions_for(days).await?;
         }
 
-        // Cached series only raise their pending last_seen in memory; the rest are registered
-        // (or found) in this transaction.
-        let mut ids: HashMap<u128, i64> = HashMap::with_capacity(per_series.len());
-        let mut to_register = Vec::new();
-        for (&fp, row) in &per_series {
-            match cache.hit(fp, row.last) {
-                Some(id) => {
-                    ids.insert(fp, id);
-                }
-                None => to_register.push(Unresolved {
-                    fp,
-                    hash: (inner.series_hash)(&row.series.key),
-                    key: &row.series.key,
-                    // JSON only for series not in the cache: most writes register nothing.
-                    labels_json: labels_json(&row.series.key.labels),
-                    metric_type: row.series.metric_type.as_str(),
-                    first: row.first,
-                    last: row.last,
-                }),
-            }
-        }
+        let mut to_register: Vec<Unresolved> = missed
+            .iter()
+            .map(|(&fp, row)| Unresolved {
+                fp,
+                hash: (inner.series_hash)(&row.series.key),
+                key: &row.series.key,
+                // JSON only for series not in the cache: most writes register nothing.
+                labels_json: labels_json(&row.series.key.labels),
+                metric_type: row.series.metric_type.as_str(),
+                first: row.first,
+                last: row.last,
+            })
+            .collect();
         // Ascending ids, so concurrent writers lock rows in one order and cannot deadlock.
         to_register.sort_by_key(|r| r.hash);
 
         let mut tx = inner.pool.begin().await.context("starting a write")?;
         let mut registered = Vec::new();
+        let mut ids: HashMap<u128, i64> = HashMap::new();
         if !to_register.is_empty() {
             registered = registry::register(&mut tx, &to_register).await?;
+            ids.reserve(registered.len());
             for r in &registered {
                 ids.insert(r.fp, r.id);
             }
@@ -181,8 +212,11 @@ impl Store {
                 .iter()
                 .flat_map(|b| &b.series)
                 .filter(|ts| !ts.samples.is_empty());
-            for (ts, fp) in non_empty.zip(&fps) {
-                let id = ids[fp];
+            for (ts, slot) in non_empty.zip(&slots) {
+                let id = match *slot {
+                    Slot::Id(id) => id,
+                    Slot::Missed(fp) => ids[&fp],
+                };
                 for s in &ts.samples {
                     enc.push(id, s.ts, s.value);
                 }

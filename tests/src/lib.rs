@@ -136,10 +136,14 @@ pub async fn state(capacity: usize) -> (server::AppState, server::ingest::BatchW
         metrics,
         board: server::scrape_manager::TargetHealthBoard::default(),
         started_at: 0,
-        retention_days: 30,
+        // Replayed captures keep the timestamps they were captured with: a century of
+        // retention keeps them inside the intake window however old the capture gets. Tests
+        // of the window set their own.
+        retention_days: 36_500,
         database: "test".into(),
         receivers: Default::default(),
         guard: Default::default(),
+        query_limits: Default::default(),
     };
     (st, writers, url)
 }

@@ -75,3 +75,65 @@ async fn bench_query_prints_a_ratio_per_query_shape_and_exits_0() {
     );
     assert!(stdout.contains("2 series x 1 hour"), "{stdout}");
 }
+
+/// `pipewatch bench promql` as a user runs it, at a tiny size: it starts Debian's Prometheus,
+/// loads the same data into both by remote_write, checks that both answer each query alike,
+/// and prints one RESULT line per query and size with finite ratios against Prometheus.
+#[tokio::test]
+async fn bench_promql_prints_a_ratio_against_prometheus_per_query_and_size() {
+    let url = store::testing::fresh_database_url().await;
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        tokio::process::Command::new(pipewatch_tests::pipewatch_bin())
+            .args([
+                "bench",
+                "promql",
+                "--series",
+                "1,10",
+                "--durations",
+                "1h",
+                "--iterations",
+                "3",
+                "--interval",
+                "60s",
+            ])
+            .env_remove("PIPEWATCH_CONFIG")
+            .env("DATABASE_URL", &url)
+            .output(),
+    )
+    .await
+    .expect("bench promql finished within 5 minutes")
+    .expect("run pipewatch");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    let ratios: Vec<f64> = stdout
+        .lines()
+        .filter(|l| l.starts_with("RESULT promql "))
+        .map(|l| {
+            let r = l
+                .rsplit_once(" p95 ")
+                .unwrap_or_else(|| panic!("no p95 ratio in {l:?}"))
+                .1;
+            r.trim()
+                .parse::<f64>()
+                .unwrap_or_else(|e| panic!("ratio {r:?} in {l:?}: {e}"))
+        })
+        .collect();
+    assert_eq!(ratios.len(), 6, "3 queries x 2 sizes:\n{stdout}");
+    assert!(
+        ratios.iter().all(|r| r.is_finite() && *r > 0.0),
+        "{ratios:?}\n{stdout}"
+    );
+    for q in [
+        "rate(x_10[5m])",
+        "sum by (job) (rate(x_1[5m]))",
+        "h_10_bucket",
+    ] {
+        assert!(stdout.contains(q), "{q} not run:\n{stdout}");
+    }
+}

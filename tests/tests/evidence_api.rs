@@ -266,7 +266,11 @@ async fn bad_evidence_parameters_get_400_naming_the_fix() {
         ),
         (
             "/api/v1/evidence/logs?svc=x",
-            "unknown parameter \"svc\"; use service, kind and limit",
+            "unknown parameter \"svc\"; use service, kind, limit and before",
+        ),
+        (
+            "/api/v1/evidence/spans?before=yesterday",
+            "is not an evidence id; send the `next.before` of the previous page",
         ),
     ] {
         let (status, v) = get(&app, uri).await;

@@ -79,6 +79,7 @@ async fn state() -> AppState {
         database: "test".into(),
         receivers: Default::default(),
         guard: Default::default(),
+        query_limits: Default::default(),
     }
 }
 

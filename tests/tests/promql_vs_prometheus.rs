@@ -279,6 +279,279 @@ async fn push(client: &reqwest::Client, url: &str, body: Vec<u8>) {
     panic!("POST {url} kept failing");
 }
 
+/// GET with `params` in the URL, or POST with them form-encoded; the status code and the body.
+async fn ask(
+    client: &reqwest::Client,
+    method: &str,
+    base: &str,
+    path: &str,
+    params: &[(&str, String)],
+) -> (u16, Value) {
+    let url = format!("http://{base}{path}");
+    let req = if method == "POST" {
+        client.post(&url).form(params)
+    } else {
+        client.get(&url).query(params)
+    };
+    let r = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url} {params:?}: {e}: {text}"));
+    (status, v)
+}
+
+/// Series, label-name and label-value requests over the generated data: unions of selectors,
+/// regex matchers, ranges covering all, part, none of the data and the gaps of the sparse and
+/// stale series, form POSTs, and requests both must refuse.
+fn catalogue_requests(
+    t0: i64,
+    t_end: i64,
+) -> Vec<(&'static str, &'static str, Vec<(&'static str, String)>)> {
+    let secs = |ms: i64| format!("{}", ms as f64 / 1000.0);
+    let min = 60_000;
+    let ranges: Vec<Vec<(&str, String)>> = vec![
+        vec![],
+        vec![("start", secs(t0)), ("end", secs(t_end))],
+        vec![("start", secs(t0 + 30 * min)), ("end", secs(t0 + 40 * min))],
+        // Inside pw_sparse's gap and pw_stale's: listed by both, as their span covers it.
+        vec![("start", secs(t0 + 55 * min)), ("end", secs(t0 + 65 * min))],
+        vec![("start", secs(t0 + 80 * min)), ("end", secs(t0 + 90 * min))],
+        vec![
+            ("start", secs(t0 - 120 * min)),
+            ("end", secs(t0 - 60 * min)),
+        ],
+        vec![("start", secs(t_end + min)), ("end", secs(t_end + 2 * min))],
+        // RFC 3339 and only one end given.
+        vec![("start", "2001-01-01T00:00:00Z".to_string())],
+        vec![("end", secs(t0 - 60 * min))],
+    ];
+    let match_sets: Vec<Vec<&str>> = vec![
+        vec!["pw_requests_total"],
+        vec![r#"{__name__=~"pw_.*", job="etl"}"#],
+        vec!["pw_up", r#"pw_info{version="1.2"}"#],
+        vec!["pw_up", r#"pw_up{job="api"}"#],
+        vec![r#"pw_latency_seconds_bucket{le=~"0.*|\\+Inf"}"#],
+        vec![r#"{job=~"api|etl", __name__!~"pw_(latency|requests).*"}"#],
+        vec!["pw_sparse", "pw_stale"],
+        vec!["nonexistent_metric"],
+    ];
+    let mut out = Vec::new();
+    for range in &ranges {
+        for set in &match_sets {
+            let mut params: Vec<(&str, String)> =
+                set.iter().map(|m| ("match[]", m.to_string())).collect();
+            params.extend(range.iter().cloned());
+            out.push(("GET", "/api/v1/series", params.clone()));
+            out.push(("GET", "/api/v1/labels", params.clone()));
+            for name in ["job", "le", "__name__"] {
+                let path: &'static str = match name {
+                    "job" => "/api/v1/label/job/values",
+                    "le" => "/api/v1/label/le/values",
+                    _ => "/api/v1/label/__name__/values",
+                };
+                out.push(("GET", path, params.clone()));
+            }
+        }
+        out.push(("GET", "/api/v1/labels", range.clone()));
+        out.push(("GET", "/api/v1/label/job/values", range.clone()));
+        out.push(("GET", "/api/v1/label/__name__/values", range.clone()));
+        out.push(("GET", "/api/v1/label/nonexistent/values", range.clone()));
+    }
+    let union = vec![
+        ("match[]", "pw_up".to_string()),
+        ("match[]", r#"{__name__="pw_temperature"}"#.to_string()),
+        ("start", secs(t0)),
+        ("end", secs(t_end)),
+    ];
+    out.push(("POST", "/api/v1/series", union.clone()));
+    out.push(("POST", "/api/v1/labels", union));
+    // Refused by both, with bad_data.
+    for bad in [
+        vec![],
+        vec![("match[]", "rate(pw_up[5m])".to_string())],
+        vec![("match[]", "{}".to_string())],
+        vec![("match[]", r#"{job=""}"#.to_string())],
+        vec![("match[]", "pw_up{".to_string())],
+        vec![
+            ("match[]", "pw_up".to_string()),
+            ("start", "yesterday".to_string()),
+        ],
+        vec![
+            ("match[]", "pw_up".to_string()),
+            ("end", "soon".to_string()),
+        ],
+    ] {
+        out.push(("GET", "/api/v1/series", bad.clone()));
+        if !bad.is_empty() {
+            out.push(("GET", "/api/v1/labels", bad.clone()));
+            out.push(("GET", "/api/v1/label/job/values", bad));
+        }
+    }
+    out.push(("GET", "/api/v1/label/1job/values", vec![]));
+    out
+}
+
+/// Same status, and the same data up to order (series as sorted label maps), or the same
+/// `errorType`.
+fn same_catalogue(prom: &(u16, Value), pw: &(u16, Value)) -> Result<(), String> {
+    let sorted = |v: &Value| -> Value {
+        match v.as_array() {
+            Some(a) => {
+                let mut items: Vec<String> = a.iter().map(|x| x.to_string()).collect();
+                items.sort();
+                Value::Array(items.into_iter().map(Value::String).collect())
+            }
+            None => v.clone(),
+        }
+    };
+    if prom.0 != pw.0 {
+        return Err(format!(
+            "status {} vs {}: {} vs {}",
+            prom.0, pw.0, prom.1, pw.1
+        ));
+    }
+    if prom.1["status"] != "success" {
+        return if prom.1["errorType"] == pw.1["errorType"] {
+            Ok(())
+        } else {
+            Err(format!("errorType {} vs {}", prom.1, pw.1))
+        };
+    }
+    let (p, w) = (sorted(&prom.1["data"]), sorted(&pw.1["data"]));
+    if p != w {
+        return Err(format!("Prometheus {p}\n    pipewatch  {w}"));
+    }
+    Ok(())
+}
+
+/// `/api/v1/metadata`: a second Prometheus scrapes `fixtures/promql/metadata.prom` (Prometheus
+/// serves metadata of scraped families only, and the first one cannot scrape: its head would
+/// then refuse the hours-old remote_write data), pipewatch's scraper reads the same page once;
+/// the families of the page must be described alike. Returns the differences.
+async fn metadata_differences(
+    client: &reqwest::Client,
+    pw: &str,
+    st: &server::AppState,
+) -> Vec<String> {
+    let page = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/promql/metadata.prom"),
+    )
+    .unwrap();
+    let target = pipewatch_tests::serve(axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let page = page.clone();
+            async move { ([("content-type", "text/plain; version=0.0.4")], page) }
+        }),
+    ))
+    .await;
+    let meta_prom = pipewatch_tests::Prometheus::start("promql-metadata", &[], |_| {
+        vec![(
+            "prometheus.yml",
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: meta\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )]
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client
+        .get(format!("http://{}/-/ready", meta_prom.addr))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the metadata Prometheus did not start: {}",
+            meta_prom.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let scraped = collectors::scrape::Scraper::new()
+        .scrape(
+            &collectors::scrape::ScrapeTarget {
+                job: "meta".into(),
+                url: format!("http://{target}/metrics"),
+                labels: Labels::new(),
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(5),
+            },
+            pipewatch_tests::now_ms(),
+        )
+        .await;
+    assert!(scraped.up, "pipewatch's scrape failed: {:?}", scraped.error);
+    st.queue.push(scraped.batch).await.unwrap();
+    let families = [
+        "pwmeta_jobs_total",
+        "pwmeta_queue_depth",
+        "pwmeta_run_seconds",
+        "pwmeta_mystery",
+        "pwmeta_help_only",
+        "pwmeta_type_only",
+    ];
+    // Both know every family once Prometheus has scraped and the queue is written.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for base in [meta_prom.addr.as_str(), pw] {
+        loop {
+            let v = ask(client, "GET", base, "/api/v1/metadata", &[]).await.1;
+            let known = v["data"]
+                .as_object()
+                .map(|m| families.iter().filter(|f| m.contains_key(**f)).count());
+            if known == Some(families.len()) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{base} does not describe every family of metadata.prom: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let mut out = Vec::new();
+    let mut asks: Vec<Vec<(&str, String)>> = families
+        .iter()
+        .map(|f| vec![("metric", f.to_string())])
+        .collect();
+    asks.push(vec![("metric", "nonexistent_metric".to_string())]);
+    asks.push(vec![
+        ("metric", "pwmeta_jobs_total".to_string()),
+        ("limit", "1".to_string()),
+    ]);
+    asks.push(vec![("limit", "many".to_string())]);
+    for params in &asks {
+        let p = ask(client, "GET", &meta_prom.addr, "/api/v1/metadata", params).await;
+        let w = ask(client, "GET", pw, "/api/v1/metadata", params).await;
+        if let Err(e) = same_catalogue(&p, &w) {
+            out.push(format!("GET /api/v1/metadata {params:?}\n    {e}"));
+        }
+    }
+    // The whole map, on the page's families (pipewatch also describes its own scrape series
+    // `up`, `scrape_duration_seconds` and `scrape_samples_scraped`; see KNOWN_DIFFERENCES.md).
+    let page_only = |v: &Value| -> Value {
+        let m = v["data"].as_object().cloned().unwrap_or_default();
+        Value::Object(
+            m.into_iter()
+                .filter(|(k, _)| k.starts_with("pwmeta_"))
+                .collect(),
+        )
+    };
+    let p = ask(client, "GET", &meta_prom.addr, "/api/v1/metadata", &[])
+        .await
+        .1;
+    let w = ask(client, "GET", pw, "/api/v1/metadata", &[]).await.1;
+    if page_only(&p) != page_only(&w) {
+        out.push(format!(
+            "GET /api/v1/metadata\n    Prometheus {}\n    pipewatch  {}",
+            page_only(&p),
+            page_only(&w)
+        ));
+    }
+    out
+}
+
 async fn api(client: &reqwest::Client, base: &str, path: &str, params: &[(&str, String)]) -> Value {
     let r = client
         .get(format!("http://{base}{path}"))
@@ -473,7 +746,7 @@ async fn pipewatch_answers_the_corpus_as_prometheus_2_42_does() {
         },
     );
     let (st, _writers, _url) = pipewatch_tests::state(1_000_000).await;
-    let pw = pipewatch_tests::serve(server::app(st, std::env::temp_dir()))
+    let pw = pipewatch_tests::serve(server::app(st.clone(), std::env::temp_dir()))
         .await
         .to_string();
 
@@ -641,11 +914,26 @@ async fn pipewatch_answers_the_corpus_as_prometheus_2_42_does() {
         }
     }
     assert!(promtool_runs >= 80, "only {promtool_runs} promtool runs");
+
+    // The catalogue routes Grafana's query editor and label browser call. Maintenance writes
+    // last_seen every 30 s in a running server; here it is flushed once by hand.
+    st.store.flush_last_seen().await.unwrap();
+    let catalogue = catalogue_requests(t0, t_end);
+    let mut catalogue_runs = 0;
+    for (method, path, params) in &catalogue {
+        let p = ask(&client, method, &prom.addr, path, params).await;
+        let w = ask(&client, method, &pw, path, params).await;
+        catalogue_runs += 1;
+        if let Err(e) = same_catalogue(&p, &w) {
+            failures.push(format!("{method} {path} {params:?}\n    {e}"));
+        }
+    }
+    failures.extend(metadata_differences(&client, &pw, &st).await);
     for f in &failures {
         eprintln!("DIFF {f}");
     }
     eprintln!(
-        "{} queries, {evaluations} evaluations, {} differences outside KNOWN_DIFFERENCES.md",
+        "{} queries, {evaluations} evaluations, {catalogue_runs} catalogue requests, {} differences outside KNOWN_DIFFERENCES.md",
         corpus.len(),
         failures.len()
     );

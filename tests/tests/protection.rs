@@ -159,6 +159,7 @@ async fn series_over_a_limit_are_refused_by_name_and_the_rest_is_stored_once() {
             max_label_name_length: 32,
             max_label_value_length: 16,
             max_new_series_per_metric_per_minute: 3,
+            ..Default::default()
         },
     ));
     let app = server::app(st.clone(), std::env::temp_dir());
@@ -306,6 +307,7 @@ async fn otlp_over_grpc_and_http_is_guarded_by_the_same_tokens_and_limits() {
         .into_inner()
         .partial_success
         .expect("the wide series is refused as a partial success");
+    assert_eq!(partial.rejected_data_points, 1, "its one point");
     assert!(
         partial
             .error_message

@@ -1,12 +1,19 @@
-//! `GET /api/v1/alerts[?state=all]`: alerts received on `POST /api/v2/alerts` that are still
-//! firing (with `state=all`, resolved ones too), in the API's envelope.
+//! `GET /api/v1/alerts[?state=all][&limit=][&offset=]`: alerts received on `POST /api/v2/alerts`
+//! that are still firing (with `state=all`, resolved ones too), in the API's envelope, newest
+//! first: at most `limit` (1 to 1000, default 500) from `offset`, within
+//! [`super::LIST_BYTE_BUDGET`]; `"next": {"offset": n}` when there are more.
 
-use super::{success, ApiError, Success};
+use super::{ApiError, ListPage, LIST_BYTE_BUDGET};
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Alerts per page when the caller does not say, and at most.
+const DEFAULT_LIMIT: usize = 500;
+const MAX_LIMIT: usize = 1000;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -14,21 +21,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The `data` of the answer.
-#[derive(Debug, Serialize)]
-pub struct AlertList {
-    pub alerts: Vec<store::alerts::StoredAlert>,
-}
-
 #[derive(Deserialize)]
 struct AlertsQuery {
     state: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
 }
 
 async fn alerts(
     State(st): State<AppState>,
     Query(q): Query<AlertsQuery>,
-) -> Result<Json<Success<AlertList>>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let all = match q.state.as_deref() {
         None | Some("firing") => false,
         Some("all") => true,
@@ -38,6 +41,32 @@ async fn alerts(
             )))
         }
     };
+    let limit = match q.limit {
+        None => DEFAULT_LIMIT,
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+        Some(n) => {
+            return Err(ApiError::bad_data(format!(
+                "limit {n} is out of range; send 1 to {MAX_LIMIT} and page on with offset"
+            )))
+        }
+    };
+    let offset = q.offset.unwrap_or(0);
     let alerts = st.store.alerts(model::clock::now_ms(), all).await?;
-    Ok(success(AlertList { alerts }))
+    let total = alerts.len();
+    let page = ListPage::within(
+        alerts.into_iter().skip(offset).take(limit),
+        LIST_BYTE_BUDGET,
+    );
+    let end = offset.saturating_add(page.items.len());
+    let next = (end < total).then(|| json!({ "offset": end }));
+    // `data` keeps its shape (`{"alerts": [...]}`); the page fields sit beside it.
+    let truncated = page.truncated;
+    let mut body = json!({"status": "success", "data": {"alerts": page.items}});
+    if truncated {
+        body["truncated"] = true.into();
+    }
+    if let Some(next) = next {
+        body["next"] = next;
+    }
+    Ok(Json(body))
 }

@@ -1,8 +1,9 @@
 //! `GET /api/v1/dq/datasets` and `GET /api/v1/dq/checks?dataset=&last=`: the data-quality
 //! results the DQ receiver recorded, as the Data quality page shows them. No token needed,
-//! like the other read routes.
+//! like the other read routes. Both lists are cut at [`super::LIST_BYTE_BUDGET`] and then say
+//! `"truncated": true` (ask for fewer `last` runs).
 
-use super::{success, ApiError, Success};
+use super::{ApiError, ListPage, LIST_BYTE_BUDGET};
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::routing::get;
@@ -19,10 +20,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn datasets(
-    State(st): State<AppState>,
-) -> Result<Json<Success<Vec<model::dq::DatasetSummary>>>, ApiError> {
-    Ok(success(st.store.dq_datasets().await?))
+async fn datasets(State(st): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let datasets = st.store.dq_datasets().await?;
+    Ok(ListPage::within(datasets, LIST_BYTE_BUDGET).answer(None))
 }
 
 #[derive(Deserialize)]
@@ -34,12 +34,13 @@ struct ChecksParams {
 async fn checks(
     State(st): State<AppState>,
     Query(p): Query<ChecksParams>,
-) -> Result<Json<Success<Vec<model::dq::CheckHistory>>>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let Some(dataset) = p.dataset.filter(|d| !d.is_empty()) else {
         return Err(ApiError::bad_data(
             "missing `dataset`; call /api/v1/dq/checks?dataset=<name> with a name from /api/v1/dq/datasets",
         ));
     };
     let last = p.last.unwrap_or(DEFAULT_LAST_RUNS).clamp(1, 500);
-    Ok(success(st.store.dq_checks(&dataset, last).await?))
+    let checks = st.store.dq_checks(&dataset, last).await?;
+    Ok(ListPage::within(checks, LIST_BYTE_BUDGET).answer(None))
 }

@@ -5,9 +5,12 @@
 //! `query_range` takes them) and `limit` (1 to [`store::events::MAX_EVENTS_PAGE`], default
 //! [`DEFAULT_LIMIT`]). Each event is `{"time": RFC 3339, "time_ms", "node", "kind", "detail",
 //! "labels", "version"}`, the shape `POST /api/v1/events` takes plus the time in milliseconds.
+//! A page is cut at [`crate::api::LIST_BYTE_BUDGET`] (`"truncated": true`); a full or cut page
+//! carries `"next": {"end": <ms of its oldest event>}`: the next page is `end=<that / 1000>`
+//! (events at exactly that millisecond may show on both pages).
 
 use crate::api::prom::parse_time;
-use crate::api::ApiError;
+use crate::api::{ApiError, ListPage, LIST_BYTE_BUDGET};
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::routing::get;
@@ -97,8 +100,13 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let q = query(p)?;
     let events = st.store.list_change_events(&q).await?;
-    let data: Vec<Value> = events.iter().map(event_json).collect();
-    Ok(Json(json!({"status": "success", "data": data})))
+    let full = events.len() >= q.limit as usize;
+    let page = ListPage::within(events.iter().map(event_json), LIST_BYTE_BUDGET);
+    let next = (full || page.truncated)
+        .then(|| events.get(page.items.len().saturating_sub(1)))
+        .flatten()
+        .map(|last| json!({ "end": last.time_ms }));
+    Ok(page.answer(next))
 }
 
 #[cfg(test)]

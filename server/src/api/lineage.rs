@@ -5,8 +5,11 @@
 //!   schema) and edges (`input`: dataset -> job, `output`: job -> dataset);
 //! - `GET /api/v1/lineage/runs?namespace=&job=[&limit=]`: runs of one job, latest first;
 //! - `GET /api/v1/lineage/schema_changes[?limit=]`: schema-change events, newest first.
+//!
+//! The two lists are cut at [`super::LIST_BYTE_BUDGET`] and then say `"truncated": true` (ask
+//! for a smaller `limit`).
 
-use super::{success, ApiError, Success};
+use super::{success, ApiError, ListPage, Success, LIST_BYTE_BUDGET};
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::routing::get;
@@ -50,7 +53,7 @@ fn limit(l: Option<i64>) -> Result<i64, ApiError> {
 async fn runs(
     State(st): State<AppState>,
     Query(q): Query<RunsQuery>,
-) -> Result<Json<Success<impl serde::Serialize>>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let (Some(namespace), Some(job)) = (q.namespace, q.job) else {
         return Err(ApiError::bad_data(
             "namespace and job are required, e.g. /api/v1/lineage/runs?namespace=airflow&job=etl.load",
@@ -63,7 +66,7 @@ async fn runs(
             limit(q.limit)?,
         )
         .await?;
-    Ok(success(runs))
+    Ok(ListPage::within(runs, LIST_BYTE_BUDGET).answer(None))
 }
 
 #[derive(Deserialize)]
@@ -74,7 +77,7 @@ struct LimitQuery {
 async fn schema_changes(
     State(st): State<AppState>,
     Query(q): Query<LimitQuery>,
-) -> Result<Json<Success<impl serde::Serialize>>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let changes = st.store.lineage_schema_changes(limit(q.limit)?).await?;
-    Ok(success(changes))
+    Ok(ListPage::within(changes, LIST_BYTE_BUDGET).answer(None))
 }

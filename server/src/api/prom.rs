@@ -1,15 +1,14 @@
-//! Health, self-metrics, status, targets and the Prometheus-compatible read routes
-//! (`/api/v1/series`, `/api/v1/labels`, `/api/v1/label/{name}/values`); PromQL queries are in [`super::promql`].
+//! Health, self-metrics, status and targets; the Prometheus catalogue routes (series, labels,
+//! metadata) are in [`super::catalog`], PromQL queries in [`super::promql`].
 
 use super::{success, ApiError, Success};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use model::{Selector, StatusInfo, TargetHealth};
-use serde_json::{json, Value};
+use model::{StatusInfo, TargetHealth};
 use std::time::Duration;
 
 pub fn router(state: AppState) -> Router {
@@ -18,9 +17,6 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(self_metrics))
         .route("/api/v1/status", get(status))
-        .route("/api/v1/series", get(series))
-        .route("/api/v1/labels", get(labels))
-        .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/targets", get(targets))
         .with_state(state)
 }
@@ -60,76 +56,6 @@ async fn status(State(st): State<AppState>) -> Result<Json<Success<StatusInfo>>,
 
 async fn targets(State(st): State<AppState>) -> Json<Success<Vec<TargetHealth>>> {
     success(st.board.snapshot())
-}
-
-/// Query string with repeated `match[]` keys, which serde_urlencoded cannot collect.
-fn matchers_param(raw: Option<&str>) -> Result<Vec<Selector>, ApiError> {
-    let mut out = Vec::new();
-    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        if k == "match[]" {
-            out.push(Selector::parse(&v).map_err(|e| ApiError::bad_data(e.message))?);
-        }
-    }
-    Ok(out)
-}
-
-async fn series(
-    State(st): State<AppState>,
-    uri: axum::http::Uri,
-) -> Result<Json<Success<Value>>, ApiError> {
-    let sels = matchers_param(uri.query())?;
-    if sels.is_empty() {
-        return Err(ApiError::bad_data(
-            "no match[] parameter: add at least one series selector, e.g. /api/v1/series?match[]=up",
-        ));
-    }
-    let mut data = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for sel in &sels {
-        for s in st.store.find_series(sel).await? {
-            if seen.insert(s.id) {
-                data.push(labels_json(&s.key.metric, &s.key.labels));
-            }
-        }
-    }
-    Ok(success(Value::Array(data)))
-}
-
-fn labels_json(metric: &str, labels: &model::Labels) -> Value {
-    let mut m = serde_json::Map::new();
-    m.insert("__name__".into(), Value::String(metric.to_string()));
-    for (k, v) in labels.iter() {
-        m.insert(k.to_string(), Value::String(v.to_string()));
-    }
-    Value::Object(m)
-}
-
-async fn labels(
-    State(st): State<AppState>,
-    uri: axum::http::Uri,
-) -> Result<Json<Success<Value>>, ApiError> {
-    let sels = matchers_param(uri.query())?;
-    let metric = sels.first().and_then(|s| s.metric.clone());
-    let mut names = st.store.label_names(metric.as_deref()).await?;
-    names.push("__name__".into());
-    names.sort();
-    names.dedup();
-    Ok(success(json!(names)))
-}
-
-async fn label_values(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    uri: axum::http::Uri,
-) -> Result<Json<Success<Value>>, ApiError> {
-    let sels = matchers_param(uri.query())?;
-    let metric = sels.first().and_then(|s| s.metric.clone());
-    let values = if name == "__name__" {
-        st.store.metric_names().await?
-    } else {
-        st.store.label_values(&name, metric.as_deref()).await?
-    };
-    Ok(success(json!(values)))
 }
 
 /// Prometheus renders sample values as strings so NaN and ±Inf survive JSON.

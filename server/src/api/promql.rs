@@ -35,6 +35,13 @@ pub fn router(state: QueryState) -> Router {
 #[derive(Debug)]
 pub struct PromqlError(QueryError);
 
+impl PromqlError {
+    /// The message the client is sent.
+    pub fn message(&self) -> String {
+        self.0.to_string()
+    }
+}
+
 impl From<QueryError> for PromqlError {
     fn from(e: QueryError) -> Self {
         Self(e)
@@ -279,8 +286,11 @@ async fn range(
     if step <= 0 {
         return Err(bad("invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer"));
     }
-    if (end - start) / step > query::MAX_POINTS_PER_SERIES {
-        return Err(bad("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"));
+    if (end - start) / step > st.limits.max_points {
+        return Err(bad(format!(
+            "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX)",
+            thousands(st.limits.max_points)
+        )));
     }
     let limits = limits_for(&st, &p.timeout)?;
     let series = promql::range(&st.store, &limits, q, start, end, step).await?;
@@ -289,6 +299,22 @@ async fn range(
         result: matrix(&series),
     })
     .into_response())
+}
+
+/// 11000 as "11,000", as Prometheus words its resolution limit.
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
 }
 
 async fn format_query(Form(p): Form<QueryParams>) -> Result<Response, PromqlError> {
@@ -319,4 +345,16 @@ async fn buildinfo() -> Json<Success<BuildInfo>> {
         build_date: "",
         go_version: "none (pipewatch is written in Rust)",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn the_resolution_limit_is_worded_as_prometheus_words_it() {
+        assert_eq!(thousands(11_000), "11,000");
+        assert_eq!(thousands(250), "250");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+    }
 }

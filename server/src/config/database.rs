@@ -15,6 +15,10 @@ pub struct DatabaseConfig {
     /// How often partitions, rollups and retention are maintained.
     #[serde(with = "duration")]
     pub maintenance_interval: Duration,
+    /// PostgreSQL `statement_timeout` for the reads requests make (series, labels, ranges,
+    /// PromQL, evidence and lists); "0s" = none.
+    #[serde(with = "duration")]
+    pub read_statement_timeout: Duration,
 }
 
 impl Default for DatabaseConfig {
@@ -23,6 +27,7 @@ impl Default for DatabaseConfig {
             url: String::new(),
             retention_days: 30,
             maintenance_interval: Duration::from_secs(30),
+            read_statement_timeout: Duration::from_secs(30),
         }
     }
 }

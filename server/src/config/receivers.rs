@@ -12,6 +12,10 @@ pub struct ReceiversConfig {
     pub max_body_bytes: usize,
     /// Largest decompressed body, in bytes; bounds what a small compressed body can expand to.
     pub max_decompressed_bytes: usize,
+    /// Embedded messages a protobuf body (remote_write, OTLP/HTTP) may hold, counted on the
+    /// wire before decoding: series, labels and samples; resources, scopes, metrics, spans,
+    /// data points and attributes. 0 = no limit.
+    pub max_decoded_messages: usize,
     /// Status when the ingest queue is full: 503 (every remote_write sender retries it) or 429
     /// (retried by Prometheus only with `queue_config.retry_on_http_429: true`; otherwise the
     /// sender drops the data). Both come with `Retry-After`.
@@ -26,11 +30,18 @@ pub struct ReceiversConfig {
 /// request's memory in the low gigabytes at worst; Prometheus' remote_write sends ~2 MiB.
 pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 32 << 20;
 
+/// 500,000 messages. A decoded message is 50 to 300 bytes of struct even when empty on the
+/// wire (2 bytes), so this keeps one request's decoded structs under ~150 MB; real batches
+/// are far smaller (Prometheus sends 2,000 samples per request, about 30,000 messages; an
+/// OTLP batch of 512 spans with 30 attributes each about 32,000).
+pub const DEFAULT_MAX_DECODED_MESSAGES: usize = 500_000;
+
 impl Default for ReceiversConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 32 << 20,
             max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
+            max_decoded_messages: DEFAULT_MAX_DECODED_MESSAGES,
             queue_full_status: 503,
             otlp_grpc_listen: "127.0.0.1:4317".into(),
         }

@@ -1,7 +1,8 @@
 //! Request bodies for every receiver: read with `receivers.max_body_bytes`, inflated (gzip,
-//! deflate, snappy) with `receivers.max_decompressed_bytes`, and decoded off the async runtime
-//! behind one semaphore, so a burst of large or hostile bodies costs a bounded number of
-//! threads and buffers at a time.
+//! deflate, snappy) with `receivers.max_decompressed_bytes`, protobuf bodies counted within
+//! `receivers.max_decoded_messages` before they are decoded (see
+//! `collectors::protobuf_budget`), and decoded off the async runtime behind one semaphore, so
+//! a burst of large or hostile bodies costs a bounded number of threads and buffers at a time.
 //!
 //! The kernel ([`super::kernel`]) reads the body before the handler runs and hands it over as a
 //! [`Payload`]; a handler only says how to decode the inflated bytes ([`Payload::decode`]).
@@ -52,11 +53,34 @@ impl Compression {
     }
 }
 
-/// Both size limits (`[receivers]`).
+/// The size limits (`[receivers]`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_decompressed_bytes: usize,
+    /// Embedded messages a protobuf body may decode into; 0 = no limit.
+    pub max_decoded_messages: usize,
+}
+
+/// Refuses a protobuf body that would decode into more than `limit` messages, before it is
+/// decoded (413: the sender should send smaller batches).
+pub fn check_message_budget(
+    receiver: Receiver,
+    media: MediaType,
+    bytes: &[u8],
+    limit: usize,
+) -> Result<(), ReceiverError> {
+    if media != MediaType::Protobuf || limit == 0 {
+        return Ok(());
+    }
+    collectors::protobuf_budget::count_messages(bytes, limit)
+        .map(|_| ())
+        .map_err(|_| {
+            ReceiverError::TooLarge(format!(
+                "body holds more than {limit} protobuf messages (receivers.max_decoded_messages); {} or raise the limit",
+                receiver.smaller_hint()
+            ))
+        })
 }
 
 /// Bounds how many bodies are inflated and decoded at once, across every receiver (HTTP and
@@ -121,7 +145,9 @@ impl Payload {
         T: Send + 'static,
         F: FnOnce(&[u8]) -> Result<T, ReceiverError> + Send + 'static,
     {
+        let max_messages = self.limits.max_decoded_messages;
         if self.compression == Compression::Identity && self.raw.len() <= INLINE_DECODE_BYTES {
+            check_message_budget(self.receiver, self.media, &self.raw, max_messages)?;
             return decode(&self.raw);
         }
         let _permit = self
@@ -131,10 +157,16 @@ impl Payload {
             .acquire_owned()
             .await
             .map_err(|_| ReceiverError::ShuttingDown("the server is stopping".into()))?;
-        let (receiver, compression, limits, raw) =
-            (self.receiver, self.compression, self.limits, self.raw);
+        let (receiver, media, compression, limits, raw) = (
+            self.receiver,
+            self.media,
+            self.compression,
+            self.limits,
+            self.raw,
+        );
         tokio::task::spawn_blocking(move || {
             let inflated = inflate(receiver, compression, &raw, limits.max_decompressed_bytes)?;
+            check_message_budget(receiver, media, &inflated, max_messages)?;
             decode(&inflated)
         })
         .await

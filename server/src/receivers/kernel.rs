@@ -54,6 +54,7 @@ pub async fn kernel(State(route): State<Route>, req: Request, next: Next) -> Res
     let limits = Limits {
         max_body_bytes: st.config.max_body_bytes,
         max_decompressed_bytes: st.config.max_decompressed_bytes,
+        max_decoded_messages: st.config.max_decoded_messages,
     };
     let admitted = admit(&st, receiver, &parts.headers, parts.uri.authority());
     let (media, compression) = match admitted {

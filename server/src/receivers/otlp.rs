@@ -12,7 +12,10 @@
 //!   encoding, whose message names the problem.
 //! - Success is 200 with an `Export*ServiceResponse` in the request's encoding: empty (JSON
 //!   `{}`) when everything was stored, with `partial_success` (count and reasons) when some
-//!   data points were refused. OTLP senders do not retry a partial success.
+//!   data points were refused: by the mapping, by `[limits]`, or outside the intake window
+//!   ([`crate::ingest::window`]). OTLP senders do not retry a partial success. The count is of
+//!   data points: the series one histogram or summary point becomes (buckets, `_sum`,
+//!   `_count`) count once ([`crate::guard::RefusedPoints`]).
 //! - A full ingest queue gets `receivers.queue_full_status` (503 by default, or 429) with
 //!   `Retry-After`; OTLP exporters retry 429, 502, 503 and 504 and honour `Retry-After`.
 //!
@@ -214,21 +217,34 @@ fn push_mapped(
         .inc_by(mapped.exemplars_dropped as u64);
     let mut partial = PartialSuccess::default();
     // A timestamp PostgreSQL cannot store would make the writer retry forever: refuse it here.
-    let before = mapped.batch.series.len();
+    let mut out_of_range = (0usize, 0usize);
     mapped.batch.series.retain(|s| {
-        s.samples
+        let storable = s
+            .samples
             .iter()
-            .all(|x| store::pgcopy::timestamp_in_range(x.ts))
+            .all(|x| store::pgcopy::timestamp_in_range(x.ts));
+        if !storable {
+            out_of_range.0 += 1;
+            out_of_range.1 += s.samples.len();
+        }
+        storable
     });
     if let Some(msg) = mapped.rejection_message() {
         partial.add(mapped.rejected_points as i64, &msg);
     }
-    let out_of_range = before - mapped.batch.series.len();
-    if out_of_range > 0 {
+    let (series, samples) = out_of_range;
+    if series > 0 {
         partial.add(
-            out_of_range as i64,
-            &format!("{out_of_range} series had a time_unix_nano outside what PostgreSQL can store (4714 BC to 294276 AD); send Unix nanoseconds"),
+            samples as i64,
+            &format!("{series} series had a time_unix_nano outside what PostgreSQL can store (4714 BC to 294276 AD); send Unix nanoseconds"),
         );
+    }
+    // Points outside the intake window would be deleted by retention (or never queried):
+    // refused here and reported, the rest stored.
+    let outside = st.window.remove(&mut mapped.batch, model::clock::now_ms());
+    if !outside.is_empty() {
+        outside.count_in(&st.app.metrics);
+        partial.add(outside.points as i64, &st.window.message(&outside));
     }
     if mapped.batch.is_empty() {
         return Ok(partial);
@@ -239,16 +255,12 @@ fn push_mapped(
         rejected = mapped.rejected_points,
         "OTLP metrics accepted"
     );
-    match st.push(Receiver::Otlp, std::mem::take(&mut mapped.batch)) {
-        Ok(()) => Ok(partial),
-        // The shared series limits refused some series and stored the rest: for OTLP that is
-        // a partial success, which the sender must not retry.
-        Err(ReceiverError::OverLimit(message)) => {
-            partial.add(0, &message);
-            Ok(partial)
-        }
-        Err(e) => Err(e),
+    // The shared series limits may refuse some series and store the rest: for OTLP that is a
+    // partial success, which the sender must not retry.
+    if let Some(refused) = st.push_partial(Receiver::Otlp, std::mem::take(&mut mapped.batch))? {
+        partial.add(refused.points as i64, &refused.message);
     }
+    Ok(partial)
 }
 
 /// How each signal's decoded request is stored and answered; shared by HTTP and gRPC.

@@ -13,6 +13,11 @@
 //! when the queue took the batch: a 503 for a full queue leaves the totals as they were, and
 //! the retried request counts once.
 //!
+//! Evidence is cut to `[limits]` before it is stored (attributes and events by count, values,
+//! bodies and the whole record by bytes; see [`crate::config::LimitsConfig`]), every cut
+//! marked as such, so one span with a million attributes is a few hundred kilobytes in the
+//! table and in every answer that reads it back.
+//!
 //! When the database cannot take the evidence, the request gets 503 with `Retry-After`
 //! (OTLP exporters retry it) and nothing is counted; requests without failed, slow or
 //! warning-level items never touch the database here and are unaffected.
@@ -67,6 +72,21 @@ pub struct SignalIngest {
     pub message: String,
 }
 
+/// `s` cut to `max` bytes (0 = whole), marked `… (N bytes)` when cut.
+fn cut(s: &str, max: usize) -> String {
+    if max == 0 {
+        s.to_string()
+    } else {
+        model::clip::clip(s, max).into_owned()
+    }
+}
+
+/// A span's or record's JSON detail cut to the evidence limits.
+fn clipped(mut detail: serde_json::Value, budget: &model::clip::JsonBudget) -> serde_json::Value {
+    model::clip::clip_json(&mut detail, budget);
+    detail
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -112,21 +132,23 @@ pub async fn ingest_traces(
 ) -> Result<SignalIngest, ReceiverError> {
     let sig = &st.otlp.signals;
     let derived = traces::derive_traces(req, &sig.config.spans);
+    let limits = st.app.guard.limits();
+    let (value, budget) = (limits.max_evidence_value_bytes, limits.evidence_budget());
     let rows: Vec<NewSpanEvidence> = derived
         .evidence
         .iter()
         .map(|e| NewSpanEvidence {
-            service: e.service_name.clone(),
+            service: cut(&e.service_name, value),
             reason: e.reason.as_str().to_string(),
-            trace_id: e.trace_id.clone(),
-            span_id: e.span_id.clone(),
-            span_name: e.name.clone(),
-            span_kind: e.kind.clone(),
-            status_code: e.status_code.clone(),
-            status_message: e.status_message.clone(),
+            trace_id: cut(&e.trace_id, value),
+            span_id: cut(&e.span_id, value),
+            span_name: cut(&e.name, value),
+            span_kind: cut(&e.kind, value),
+            status_code: cut(&e.status_code, value),
+            status_message: cut(&e.status_message, value),
             start_unix_nano: i64::try_from(e.start_time_unix_nano).unwrap_or(i64::MAX),
             duration_seconds: e.duration_seconds(),
-            detail: e.to_json(),
+            detail: clipped(e.to_json(), &budget),
         })
         .collect();
     let stored = st
@@ -169,18 +191,36 @@ pub async fn ingest_logs(
 ) -> Result<SignalIngest, ReceiverError> {
     let sig = &st.otlp.signals;
     let derived = logs::derive_logs(req, &sig.config.logs);
+    let limits = st.app.guard.limits();
+    let (value, budget) = (limits.max_evidence_value_bytes, limits.evidence_budget());
+    let body_budget = model::clip::JsonBudget {
+        max_string_bytes: limits.max_log_body_bytes,
+        ..budget
+    };
     let rows: Vec<NewLogEvidence> = derived
         .evidence
         .iter()
-        .map(|e| NewLogEvidence {
-            service: e.service_name.clone(),
-            severity: e.severity.to_string(),
-            severity_number: e.severity_number,
-            time_unix_nano: i64::try_from(e.time_unix_nano).unwrap_or(i64::MAX),
-            trace_id: e.trace_id.clone(),
-            span_id: e.span_id.clone(),
-            body: e.body.clone(),
-            detail: e.to_json(),
+        .map(|e| {
+            let mut detail = e.to_json();
+            // The body has its own (larger) limit; the rest of the record the evidence ones.
+            let body = detail
+                .as_object_mut()
+                .and_then(|o| o.remove("body"))
+                .map(|b| clipped(b, &body_budget));
+            let mut detail = clipped(detail, &budget);
+            if let (Some(o), Some(b)) = (detail.as_object_mut(), body) {
+                o.insert("body".into(), b);
+            }
+            NewLogEvidence {
+                service: cut(&e.service_name, value),
+                severity: e.severity.to_string(),
+                severity_number: e.severity_number,
+                time_unix_nano: i64::try_from(e.time_unix_nano).unwrap_or(i64::MAX),
+                trace_id: e.trace_id.as_deref().map(|t| cut(t, value)),
+                span_id: e.span_id.as_deref().map(|t| cut(t, value)),
+                body: cut(&e.body, limits.max_log_body_bytes),
+                detail,
+            }
         })
         .collect();
     let stored = st

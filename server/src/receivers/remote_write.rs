@@ -27,6 +27,12 @@
 //!
 //! Samples whose timestamp PostgreSQL cannot store are refused here with 400: accepted into the
 //! queue they would make the batch writer retry a write that can never succeed.
+//!
+//! Samples outside the intake window ([`crate::ingest::window`]: older than
+//! `database.retention_days`, or further ahead than `limits.future_tolerance`) refuse the whole
+//! request with 400, nothing of it stored, as Prometheus' own receiver answers remote_write 1.0
+//! (its appender rolls the request back on the first out-of-bounds sample). The message names
+//! both keys and the first such sample; the refused samples are counted by reason.
 
 use super::{Accepted, Payload, Receiver, ReceiverError, ReceiverState};
 use axum::extract::State;
@@ -63,6 +69,15 @@ pub async fn write(
                 s.key, bad.ts
             )));
         }
+    }
+    let outside = st.window.count(&batch, model::clock::now_ms());
+    if !outside.is_empty() {
+        outside.count_in(&st.app.metrics);
+        return Err(ReceiverError::OverLimit(format!(
+            "{}; the whole request ({} samples) was refused and nothing of it stored",
+            st.window.message(&outside),
+            stats.samples
+        )));
     }
     if !batch.is_empty() {
         tracing::debug!(

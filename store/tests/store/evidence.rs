@@ -43,6 +43,7 @@ fn all(service: Option<&str>, kind: Option<&str>) -> EvidenceQuery {
         service: service.map(Into::into),
         kind: kind.map(Into::into),
         limit: 1000,
+        before_id: None,
     }
 }
 
@@ -77,6 +78,17 @@ async fn span_evidence_round_trips_and_lists_newest_first() {
         .await
         .unwrap();
     assert_eq!(limited.len(), 2);
+    // The next page starts below the last id of this one.
+    let next = store
+        .recent_span_evidence(&EvidenceQuery {
+            limit: 2,
+            before_id: Some(limited[1].id),
+            ..all(None, None)
+        })
+        .await
+        .unwrap();
+    assert!(!next.is_empty());
+    assert!(next.iter().all(|r| r.id < limited[1].id), "{next:?}");
 }
 
 #[tokio::test]

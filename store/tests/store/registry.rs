@@ -399,3 +399,57 @@ async fn churning_series_keep_memory_flat() {
         "resident memory grew by {growth_kib} KiB while churning series through a cache of {CAPACITY}"
     );
 }
+
+/// The writer takes the fingerprints the server's limiter computed with this store's cache
+/// (each series in the right row, cached or new, a series repeated within the write once), and
+/// ignores fingerprints of another cache or of the wrong length instead of misplacing rows.
+#[tokio::test]
+async fn fingerprints_from_the_limiter_place_every_sample_in_its_series() {
+    let store = store().await;
+    let cache = store.series_cache();
+    let t = now_ms();
+    let keys: Vec<SeriesKey> = (0..4)
+        .map(|i| key("fp_test", &[("i", &i.to_string())]))
+        .collect();
+    let write = |round: i64, tag: &dyn Fn(&Batch) -> Option<store::Fingerprints>| {
+        let b = batch(
+            keys.iter()
+                .chain(&keys[..1])
+                .enumerate()
+                .map(|(n, k)| series(k.clone(), &[(t + round * 10_000 + n as i64, round as f64)]))
+                .collect(),
+        );
+        let f = tag(&b);
+        let store = store.clone();
+        async move { store.write_fingerprinted(&[b], &[f]).await.unwrap() }
+    };
+    let own =
+        |b: &Batch| Some(cache.tag(b.series.iter().map(|s| cache.fingerprint(&s.key)).collect()));
+    let other = store::SeriesCache::new(10);
+    let foreign =
+        |b: &Batch| Some(other.tag(b.series.iter().map(|s| other.fingerprint(&s.key)).collect()));
+    let short = |b: &Batch| Some(cache.tag(vec![cache.fingerprint(&b.series[0].key)]));
+
+    assert_eq!(
+        write(0, &own).await.new_series,
+        4,
+        "registered from fingerprints"
+    );
+    assert_eq!(write(1, &own).await.rows, 5, "cache hits from fingerprints");
+    assert_eq!(write(2, &foreign).await.new_series, 0);
+    assert_eq!(write(3, &short).await.new_series, 0);
+    assert_eq!(store.series_count().await.unwrap(), 4);
+    for (i, k) in keys.iter().enumerate() {
+        let rows = raw_samples(&store, k.stable_id()).await;
+        // Series 0 appears twice per write.
+        let per_round = if i == 0 { 2 } else { 1 };
+        assert_eq!(rows.len(), 4 * per_round, "series {i}: {rows:?}");
+        for (ts, round) in rows {
+            let n = ts - t - round as i64 * 10_000;
+            assert!(
+                n == i as i64 || (i == 0 && n == 4),
+                "series {i} holds the sample of position {n}"
+            );
+        }
+    }
+}

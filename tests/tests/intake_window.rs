@@ -1,0 +1,299 @@
+//! The intake window against a real PostgreSQL: samples older than `database.retention_days`
+//! or further ahead than `limits.future_tolerance` are refused at intake, never acknowledged
+//! and deleted later.
+//!
+//! - remote_write: a request holding one such sample is refused whole with 400 naming the key
+//!   (as Prometheus' receiver does), nothing of it stored; the refusals are counted by reason in
+//!   `/metrics` and on `/api/v1/status`; a backfill inside the window is stored;
+//! - OTLP: a real SDK export (captured bytes) whose points are all too old gets
+//!   `partial_success` with one rejected point per data point (a histogram point counts once,
+//!   however many series it becomes); so does the same export refused by `[limits]`;
+//! - retention: every sample the window accepts survives maintenance until it is
+//!   `retention_days` old, and older ones are deleted.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use model::{Batch, Labels, MetricType, Sample, SeriesKey, TimeSeries};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use prost::Message;
+use server::config::LimitsConfig;
+use server::guard::Guard;
+use server::ingest::window::IntakeWindow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower::ServiceExt;
+
+const DAY_MS: i64 = 86_400_000;
+
+fn gauge(name: &str, ts: &[i64]) -> TimeSeries {
+    TimeSeries {
+        key: SeriesKey::new(name, Labels::from_pairs([("job", "intake")])),
+        metric_type: MetricType::Gauge,
+        samples: ts.iter().map(|&ts| Sample { ts, value: 1.0 }).collect(),
+    }
+}
+
+async fn send(
+    app: &Router,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Vec<u8>) {
+    let mut req = Request::post(path).header("content-type", content_type);
+    if path == "/api/v1/write" {
+        req = req.header("content-encoding", "snappy");
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, body)
+}
+
+async fn remote_write(app: &Router, series: Vec<TimeSeries>) -> (StatusCode, String) {
+    let body = collectors::remote_write::encode(&Batch {
+        series,
+        metadata: vec![],
+    });
+    let (status, body) = send(app, "/api/v1/write", "application/x-protobuf", body).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn stored(url: &str) -> Vec<(String, i64)> {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let rows = sqlx::query_as(
+        "SELECT s.metric, (extract(epoch from x.ts) * 1000)::bigint FROM samples x \
+         JOIN series s ON s.id = x.series_id ORDER BY 1, 2",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows
+}
+
+async fn wait_until_drained(st: &server::AppState) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while st.queue.depth() > 0 {
+        assert!(Instant::now() < deadline, "queue did not drain in 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn status(app: &Router) -> serde_json::Value {
+    let resp = app
+        .clone()
+        .oneshot(Request::get("/api/v1/status").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice::<serde_json::Value>(&body).unwrap()["data"].clone()
+}
+
+#[tokio::test]
+async fn remote_write_refuses_requests_with_samples_outside_the_window_whole() {
+    let (mut st, writers, url) = pipewatch_tests::state(10_000).await;
+    st.retention_days = 2;
+    let app = server::app(st.clone(), std::env::temp_dir());
+    let now = pipewatch_tests::now_ms();
+
+    // One sample three days old among good ones: nothing of the request is stored.
+    let (code, body) = remote_write(
+        &app,
+        vec![
+            gauge("good", &[now - 1000, now]),
+            gauge("late", &[now - 3 * DAY_MS]),
+        ],
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains("1 older than the retention window of 2 days (`database.retention_days`)"),
+        "{body}"
+    );
+    assert!(
+        body.contains("First: series late{job=\"intake\"} at "),
+        "{body}"
+    );
+    assert!(
+        body.contains("the whole request (3 samples) was refused and nothing of it stored"),
+        "{body}"
+    );
+
+    // An hour ahead, beyond the default ten minutes.
+    let (code, body) = remote_write(&app, vec![gauge("early", &[now + 3_600_000])]).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains("1 more than 10m ahead of this server's clock (`limits.future_tolerance`)"),
+        "{body}"
+    );
+
+    // Backfill inside the window (a day and a half old) and a little skew ahead are stored.
+    let backfill = now - DAY_MS - DAY_MS / 2;
+    let (code, body) = remote_write(
+        &app,
+        vec![
+            gauge("backfill", &[backfill]),
+            gauge("skewed", &[now + 60_000]),
+        ],
+    )
+    .await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    wait_until_drained(&st).await;
+    assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
+    assert_eq!(
+        stored(&url).await,
+        [
+            ("backfill".to_string(), backfill),
+            ("skewed".to_string(), now + 60_000)
+        ]
+    );
+
+    let metrics = st.metrics.encode();
+    for (reason, n) in [("too_old", 1), ("too_new", 1)] {
+        let line = format!("pipewatch_ingest_samples_rejected_total{{reason=\"{reason}\"}} {n}");
+        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
+    }
+    let s = status(&app).await;
+    assert_eq!(
+        (&s["samples_refused_too_old"], &s["samples_refused_too_new"]),
+        (&serde_json::json!(1), &serde_json::json!(1))
+    );
+}
+
+/// A captured OpenTelemetry Python SDK export (fixtures/otlp README): one delta sum, one delta
+/// histogram and another delta sum, one data point each.
+fn sdk_export() -> (Vec<u8>, i64) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../collectors/tests/fixtures/otlp/http-protobuf");
+    let body = std::fs::read(dir.join("02-metrics-delta-c1.pb")).unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("02-metrics-delta-c1.expected.json")).unwrap(),
+    )
+    .unwrap();
+    let points = expected["totals"]["data_point_count"].as_i64().unwrap();
+    (body, points)
+}
+
+async fn export(app: &Router, body: Vec<u8>) -> (i64, String) {
+    let (code, body) = send(app, "/v1/metrics", "application/x-protobuf", body).await;
+    assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let p = ExportMetricsServiceResponse::decode(&body[..])
+        .unwrap()
+        .partial_success
+        .expect("a partial success");
+    (p.rejected_data_points, p.error_message)
+}
+
+#[tokio::test]
+async fn otlp_reports_points_outside_the_window_and_over_limits_as_partial_success() {
+    let (body, points) = sdk_export();
+    assert_eq!(points, 3);
+
+    // Retention of one day: the capture is older than that (it was taken on 2026-11-26).
+    let (mut st, writers, url) = pipewatch_tests::state(10_000).await;
+    st.retention_days = 1;
+    let app = server::app(st.clone(), std::env::temp_dir());
+    let (rejected, message) = export(&app, body.clone()).await;
+    assert_eq!(rejected, points, "{message}");
+    assert!(message.contains("`database.retention_days`"), "{message}");
+    let too_old = st.metrics.rejected_total("too_old");
+    assert!(
+        too_old > points as u64,
+        "the histogram point is several samples ({too_old})"
+    );
+    assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
+    assert!(stored(&url).await.is_empty());
+
+    // The same export through [limits] that refuse every one of its series.
+    let (mut st, writers, url) = pipewatch_tests::state(10_000).await;
+    st.guard = Arc::new(Guard::new(
+        vec![],
+        LimitsConfig {
+            max_labels_per_series: 1,
+            ..Default::default()
+        },
+    ));
+    let app = server::app(st.clone(), std::env::temp_dir());
+    let (rejected, message) = export(&app, body).await;
+    assert_eq!(rejected, points, "{message}");
+    assert!(
+        message.contains("`limits.max_labels_per_series`"),
+        "{message}"
+    );
+    assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
+    assert!(stored(&url).await.is_empty());
+}
+
+/// Whatever the window accepts stays until it is `retention_days` old, through maintenance
+/// runs at later and later times; what is older than that is deleted.
+#[tokio::test]
+async fn retention_deletes_nothing_the_window_accepted_before_its_time() {
+    const RETENTION_DAYS: u32 = 2;
+    let url = store::testing::fresh_database_url().await;
+    let store = store::Store::connect(
+        &url,
+        store::StoreConfig {
+            retention_days: RETENTION_DAYS,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let window = IntakeWindow::new(RETENTION_DAYS, Duration::from_secs(600));
+    let now = pipewatch_tests::now_ms();
+    let (oldest, newest) = window.bounds(now);
+    let accepted: Vec<i64> = [
+        oldest,
+        oldest + 1,
+        oldest + 3_600_000,
+        now - DAY_MS,
+        now,
+        newest,
+    ]
+    .into_iter()
+    .filter(|&ts| window.check(ts, now).is_none())
+    .collect();
+    assert_eq!(accepted.len(), 6, "the bounds are inclusive");
+    assert!(window.check(oldest - 1, now).is_some());
+    store
+        .write(&[Batch {
+            series: vec![gauge("kept", &accepted)],
+            metadata: vec![],
+        }])
+        .await
+        .unwrap();
+
+    let mut left = accepted.len();
+    for hours in [0, 1, 6, 12, 24, 36, 48, 60, 72, 100] {
+        let t = now + hours * 3_600_000;
+        store.maintain(t).await.unwrap();
+        let rows: Vec<i64> = stored(&url).await.into_iter().map(|r| r.1).collect();
+        let due = t - i64::from(RETENTION_DAYS) * DAY_MS;
+        for ts in accepted.iter().filter(|&&ts| ts >= due) {
+            assert!(
+                rows.contains(ts),
+                "maintenance at +{hours} h deleted the sample at {ts}, {} ms before it was {RETENTION_DAYS} days old",
+                ts - due
+            );
+        }
+        left = rows.len();
+    }
+    assert_eq!(
+        left, 0,
+        "100 h later every sample (the newest was 10 min ahead) is older than the window and deleted"
+    );
+}
