@@ -303,13 +303,13 @@ async fn ask(
     (status, v)
 }
 
+/// A method, a path and its parameters.
+type CatalogueRequest = (&'static str, &'static str, Vec<(&'static str, String)>);
+
 /// Series, label-name and label-value requests over the generated data: unions of selectors,
 /// regex matchers, ranges covering all, part, none of the data and the gaps of the sparse and
 /// stale series, form POSTs, and requests both must refuse.
-fn catalogue_requests(
-    t0: i64,
-    t_end: i64,
-) -> Vec<(&'static str, &'static str, Vec<(&'static str, String)>)> {
+fn catalogue_requests(t0: i64, t_end: i64) -> Vec<CatalogueRequest> {
     let secs = |ms: i64| format!("{}", ms as f64 / 1000.0);
     let min = 60_000;
     let ranges: Vec<Vec<(&str, String)>> = vec![
