@@ -316,9 +316,6 @@ fn catalogue_requests(t0: i64, t_end: i64) -> Vec<CatalogueRequest> {
         vec![],
         vec![("start", secs(t0)), ("end", secs(t_end))],
         vec![("start", secs(t0 + 30 * min)), ("end", secs(t0 + 40 * min))],
-        // Inside pw_sparse's gap and pw_stale's: listed by both, as their span covers it.
-        vec![("start", secs(t0 + 55 * min)), ("end", secs(t0 + 65 * min))],
-        vec![("start", secs(t0 + 80 * min)), ("end", secs(t0 + 90 * min))],
         vec![
             ("start", secs(t0 - 120 * min)),
             ("end", secs(t0 - 60 * min)),
@@ -929,6 +926,28 @@ async fn pipewatch_answers_the_corpus_as_prometheus_2_42_does() {
         }
     }
     failures.extend(metadata_differences(&client, &pw, &st).await);
+    // Inside the gaps of pw_sparse (no samples) and pw_stale (ended by a staleness marker,
+    // back later), pipewatch lists both: their span covers the range. Prometheus lists them
+    // when one of its chunks spans the gap, which depends on where the run's data falls
+    // against its 2 h block boundaries, so its answer is not compared here.
+    for (from, to) in [(55, 65), (80, 90)] {
+        let params = vec![
+            ("match[]", "pw_sparse".to_string()),
+            ("match[]", "pw_stale".to_string()),
+            ("start", format!("{}", (t0 + from * 60_000) as f64 / 1000.0)),
+            ("end", format!("{}", (t0 + to * 60_000) as f64 / 1000.0)),
+        ];
+        let (status, v) = ask(&client, "GET", &pw, "/api/v1/series", &params).await;
+        let names: Vec<&str> = v["data"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s["__name__"].as_str()).collect())
+            .unwrap_or_default();
+        if status != 200 || names != ["pw_sparse", "pw_stale"] {
+            failures.push(format!(
+                "pipewatch /api/v1/series in a gap ({from}-{to} min): {status} {v}"
+            ));
+        }
+    }
     for f in &failures {
         eprintln!("DIFF {f}");
     }
