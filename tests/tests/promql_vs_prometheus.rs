@@ -303,22 +303,19 @@ async fn ask(
     (status, v)
 }
 
+/// A method, a path and its parameters.
+type CatalogueRequest = (&'static str, &'static str, Vec<(&'static str, String)>);
+
 /// Series, label-name and label-value requests over the generated data: unions of selectors,
 /// regex matchers, ranges covering all, part, none of the data and the gaps of the sparse and
 /// stale series, form POSTs, and requests both must refuse.
-fn catalogue_requests(
-    t0: i64,
-    t_end: i64,
-) -> Vec<(&'static str, &'static str, Vec<(&'static str, String)>)> {
+fn catalogue_requests(t0: i64, t_end: i64) -> Vec<CatalogueRequest> {
     let secs = |ms: i64| format!("{}", ms as f64 / 1000.0);
     let min = 60_000;
     let ranges: Vec<Vec<(&str, String)>> = vec![
         vec![],
         vec![("start", secs(t0)), ("end", secs(t_end))],
         vec![("start", secs(t0 + 30 * min)), ("end", secs(t0 + 40 * min))],
-        // Inside pw_sparse's gap and pw_stale's: listed by both, as their span covers it.
-        vec![("start", secs(t0 + 55 * min)), ("end", secs(t0 + 65 * min))],
-        vec![("start", secs(t0 + 80 * min)), ("end", secs(t0 + 90 * min))],
         vec![
             ("start", secs(t0 - 120 * min)),
             ("end", secs(t0 - 60 * min)),
@@ -929,6 +926,28 @@ async fn pipewatch_answers_the_corpus_as_prometheus_2_42_does() {
         }
     }
     failures.extend(metadata_differences(&client, &pw, &st).await);
+    // Inside the gaps of pw_sparse (no samples) and pw_stale (ended by a staleness marker,
+    // back later), pipewatch lists both: their span covers the range. Prometheus lists them
+    // when one of its chunks spans the gap, which depends on where the run's data falls
+    // against its 2 h block boundaries, so its answer is not compared here.
+    for (from, to) in [(55, 65), (80, 90)] {
+        let params = vec![
+            ("match[]", "pw_sparse".to_string()),
+            ("match[]", "pw_stale".to_string()),
+            ("start", format!("{}", (t0 + from * 60_000) as f64 / 1000.0)),
+            ("end", format!("{}", (t0 + to * 60_000) as f64 / 1000.0)),
+        ];
+        let (status, v) = ask(&client, "GET", &pw, "/api/v1/series", &params).await;
+        let names: Vec<&str> = v["data"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s["__name__"].as_str()).collect())
+            .unwrap_or_default();
+        if status != 200 || names != ["pw_sparse", "pw_stale"] {
+            failures.push(format!(
+                "pipewatch /api/v1/series in a gap ({from}-{to} min): {status} {v}"
+            ));
+        }
+    }
     for f in &failures {
         eprintln!("DIFF {f}");
     }
