@@ -22,6 +22,7 @@ pub mod error;
 pub mod events;
 pub mod evidence;
 pub mod lineage;
+pub mod outbox;
 mod maintenance;
 mod partitions;
 pub mod pgcopy;
