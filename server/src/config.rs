@@ -14,6 +14,7 @@ mod database;
 mod duration;
 mod ingest;
 mod limits;
+mod notifications;
 mod otlp;
 mod receivers;
 mod scrape;
@@ -23,6 +24,9 @@ pub use self::auth::{AuthConfig, ResolvedToken, TokenConfig, RECEIVER_NAMES};
 pub use self::database::DatabaseConfig;
 pub use self::ingest::IngestConfig;
 pub use self::limits::LimitsConfig;
+pub use self::notifications::{
+    ChannelConfig, EmailConfig, NotificationsConfig, SmtpTls, WebhookConfig,
+};
 pub use self::otlp::{OtlpConfig, SignalConfig};
 pub use self::receivers::{ReceiversConfig, DEFAULT_MAX_DECOMPRESSED_BYTES};
 pub use self::scrape::{FileSdConfig, HttpSdConfig, ScrapeConfig, StaticConfig};
@@ -43,6 +47,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub otlp: OtlpConfig,
+    pub notifications: NotificationsConfig,
     pub scrape_configs: Vec<ScrapeConfig>,
 }
 
@@ -101,6 +106,7 @@ impl Config {
         self.receivers.validate()?;
         self.auth.validate()?;
         self.otlp.validate()?;
+        self.notifications.validate()?;
         scrape::validate(&self.scrape_configs)
     }
 
@@ -469,6 +475,32 @@ mod tests {
         ("PIPEWATCH_OTLP__MAX_SERIES", "8", |c| {
             c.otlp.signal_config().max_series == 8
         }),
+        ("PIPEWATCH_NOTIFICATIONS__POLL_INTERVAL", "2s", |c| {
+            c.notifications.poll_interval == Duration::from_secs(2)
+        }),
+        ("PIPEWATCH_NOTIFICATIONS__BATCH_SIZE", "9", |c| {
+            c.notifications.batch_size == 9
+        }),
+        ("PIPEWATCH_NOTIFICATIONS__CLAIM_LEASE", "2m", |c| {
+            c.notifications.claim_lease == Duration::from_secs(120)
+        }),
+        ("PIPEWATCH_NOTIFICATIONS__RETRY_BASE", "1s", |c| {
+            c.notifications.retry_base == Duration::from_secs(1)
+        }),
+        ("PIPEWATCH_NOTIFICATIONS__RETRY_CAP", "1h", |c| {
+            c.notifications.retry_cap == Duration::from_secs(3600)
+        }),
+        ("PIPEWATCH_NOTIFICATIONS__SEND_TIMEOUT", "5s", |c| {
+            c.notifications.send_timeout == Duration::from_secs(5)
+        }),
+        ("PIPEWATCH_NOTIFICATIONS__PUBLIC_URL", "https://pw.example.com", |c| {
+            c.notifications.public_url == "https://pw.example.com"
+        }),
+        (
+            "PIPEWATCH_NOTIFICATIONS__CHANNELS",
+            r#"{ hook = { type = "webhook", url = "http://127.0.0.1:9/x" } }"#,
+            |c| c.notifications.channels.len() == 1,
+        ),
         (
             "PIPEWATCH_SCRAPE_CONFIGS",
             r#"[{ job_name = "node", static_configs = [{ targets = ["127.0.0.1:9100"] }] }]"#,

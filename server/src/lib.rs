@@ -7,6 +7,7 @@ pub mod config;
 pub mod discovery;
 pub mod guard;
 pub mod import;
+pub mod notify;
 pub mod ingest;
 pub mod promql;
 pub mod receivers;
