@@ -16,7 +16,6 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 use store::outbox::{Backoff, ClaimedNotification, NewNotification, NotificationKind};
 use store::Store;
 use tokio_util::sync::CancellationToken;
@@ -271,6 +270,7 @@ pub fn rfc3339(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn links_are_made_absolute_against_the_public_url() {
