@@ -493,9 +493,11 @@ mod tests {
         ("PIPEWATCH_NOTIFICATIONS__SEND_TIMEOUT", "5s", |c| {
             c.notifications.send_timeout == Duration::from_secs(5)
         }),
-        ("PIPEWATCH_NOTIFICATIONS__PUBLIC_URL", "https://pw.example.com", |c| {
-            c.notifications.public_url == "https://pw.example.com"
-        }),
+        (
+            "PIPEWATCH_NOTIFICATIONS__PUBLIC_URL",
+            "https://pw.example.com",
+            |c| c.notifications.public_url == "https://pw.example.com",
+        ),
         (
             "PIPEWATCH_NOTIFICATIONS__CHANNELS",
             r#"{ hook = { type = "webhook", url = "http://127.0.0.1:9/x" } }"#,

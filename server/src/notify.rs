@@ -104,7 +104,9 @@ pub fn build_channels(cfg: &NotificationsConfig) -> Result<BTreeMap<String, Arc<
     for (name, ch) in &cfg.channels {
         let key = format!("notifications.channels.{name}");
         let built: Arc<dyn Channel> = match ch {
-            ChannelConfig::Email(e) => Arc::new(email::EmailChannel::new(e, cfg.send_timeout, &key)?),
+            ChannelConfig::Email(e) => {
+                Arc::new(email::EmailChannel::new(e, cfg.send_timeout, &key)?)
+            }
             ChannelConfig::Webhook(w) => Arc::new(webhook::WebhookChannel::new(
                 http.clone(),
                 w.resolve_url(&key)?,

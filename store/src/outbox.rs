@@ -322,12 +322,18 @@ async fn record_attempt(
     id: i64,
     error: Option<&str>,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO notification_attempts (outbox_id, outcome, error) VALUES ($1, $2, $3)")
-        .bind(id)
-        .bind(if error.is_none() { "delivered" } else { "failed" })
-        .bind(error)
-        .execute(conn)
-        .await
-        .context("recording a notification attempt")?;
+    sqlx::query(
+        "INSERT INTO notification_attempts (outbox_id, outcome, error) VALUES ($1, $2, $3)",
+    )
+    .bind(id)
+    .bind(if error.is_none() {
+        "delivered"
+    } else {
+        "failed"
+    })
+    .bind(error)
+    .execute(conn)
+    .await
+    .context("recording a notification attempt")?;
     Ok(())
 }

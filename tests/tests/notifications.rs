@@ -179,7 +179,10 @@ async fn email_arrives_at_a_real_smtp_server_with_plain_and_html_parts() {
     );
     assert_eq!(m["content_type"], "multipart/alternative");
     let plain = m["parts"]["text/plain"].as_str().unwrap();
-    assert!(plain.contains("OrdersStalled: rows_loaded fell to 0 for 10m"), "{plain}");
+    assert!(
+        plain.contains("OrdersStalled: rows_loaded fell to 0 for 10m"),
+        "{plain}"
+    );
     assert!(plain.contains("pipeline = orders<etl>"), "{plain}");
     assert!(plain.contains("Severity: critical"), "{plain}");
     assert!(
@@ -192,7 +195,10 @@ async fn email_arrives_at_a_real_smtp_server_with_plain_and_html_parts() {
         html.contains("<a href=\"https://pw.example.com/alerts/OrdersStalled\">"),
         "{html}"
     );
-    assert!(html.contains("<td>orders&lt;etl&gt;</td>"), "label escaped: {html}");
+    assert!(
+        html.contains("<td>orders&lt;etl&gt;</td>"),
+        "label escaped: {html}"
+    );
     assert!(!html.contains("orders<etl>"), "{html}");
 
     let rows = s.notification_statuses().await.unwrap();
@@ -261,7 +267,13 @@ async fn json_and_slack_webhooks_reach_a_real_http_receiver() {
     )
     .await;
     let sender = Sender::new(s.clone(), &config(hook_channels(addr))).unwrap();
-    enqueue(&s, &["hook", "slack"], "OrdersStalled", NotificationKind::Firing).await;
+    enqueue(
+        &s,
+        &["hook", "slack"],
+        "OrdersStalled",
+        NotificationKind::Firing,
+    )
+    .await;
     assert_eq!(sender.round().await.unwrap(), 2);
 
     let got = hooks.got.lock().unwrap().clone();
@@ -275,10 +287,16 @@ async fn json_and_slack_webhooks_reach_a_real_http_receiver() {
     assert_eq!(json["alert"], "OrdersStalled");
     assert_eq!(json["labels"]["pipeline"], "orders<etl>");
     assert_eq!(json["link"], "https://pw.example.com/alerts/OrdersStalled");
-    assert_eq!(json["values"][1], serde_json::json!([1_765_000_060_000i64, 0.0]));
+    assert_eq!(
+        json["values"][1],
+        serde_json::json!([1_765_000_060_000i64, 0.0])
+    );
 
     let (_, slack) = by_name["slack"];
-    assert_eq!(slack["text"], "[FIRING] OrdersStalled (pipeline=orders<etl>)");
+    assert_eq!(
+        slack["text"],
+        "[FIRING] OrdersStalled (pipeline=orders<etl>)"
+    );
     let blocks = slack["blocks"].as_array().unwrap();
     assert_eq!(blocks[0]["type"], "header");
     assert!(blocks[1]["text"]["text"]
@@ -346,7 +364,10 @@ async fn after_an_smtp_outage_every_notice_arrives_once_and_in_order_per_alert()
         enqueue(&s, &["mail"], alert, NotificationKind::Firing).await;
     }
     // A replayed transition is stored once.
-    assert_eq!(enqueue(&s, &["mail"], "A1", NotificationKind::Firing).await, 0);
+    assert_eq!(
+        enqueue(&s, &["mail"], "A1", NotificationKind::Firing).await,
+        0
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     for alert in ["A1", "A3"] {
         enqueue(&s, &["mail"], alert, NotificationKind::Resolved).await;

@@ -202,8 +202,8 @@ impl NotificationsConfig {
                     if e.to.is_empty() {
                         bail!("key `{key}.to` is empty; list at least one recipient address");
                     }
-                    for (k, addr) in std::iter::once(("from", &e.from))
-                        .chain(e.to.iter().map(|a| ("to", a)))
+                    for (k, addr) in
+                        std::iter::once(("from", &e.from)).chain(e.to.iter().map(|a| ("to", a)))
                     {
                         if addr.parse::<lettre::message::Mailbox>().is_err() {
                             bail!(
@@ -224,8 +224,8 @@ impl NotificationsConfig {
                         bail!("channel `{key}` needs exactly one of `url` and `url_env`");
                     }
                     if let Some(u) = &w.url {
-                        let ok =
-                            url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+                        let ok = url::Url::parse(u)
+                            .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
                         if !ok {
                             bail!("key `{key}.url` is {u:?}; write an http(s) URL");
                         }

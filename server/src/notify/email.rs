@@ -21,11 +21,15 @@ impl EmailChannel {
     /// `key` is the channel's config key, for errors.
     pub fn new(cfg: &EmailConfig, timeout: Duration, key: &str) -> Result<EmailChannel> {
         let builder = match cfg.tls {
-            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.smtp_host)
-                .with_context(|| format!("key `{key}.smtp_host`"))?,
+            SmtpTls::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.smtp_host)
+                    .with_context(|| format!("key `{key}.smtp_host`"))?
+            }
             SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.smtp_host)
                 .with_context(|| format!("key `{key}.smtp_host`"))?,
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.smtp_host),
+            SmtpTls::None => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.smtp_host)
+            }
         };
         let mut builder = builder.port(cfg.port()).timeout(Some(timeout));
         if !cfg.username.is_empty() {
@@ -133,17 +137,17 @@ fn html(d: &Delivery) -> String {
         store::outbox::NotificationKind::Resolved => "#067647",
     };
     let mut s = String::from("<!DOCTYPE html><html><body style=\"font-family:sans-serif\">");
-    let _ = write!(
-        s,
-        "<h2 style=\"color:{colour}\">{}</h2>",
-        e(&title(d))
-    );
+    let _ = write!(s, "<h2 style=\"color:{colour}\">{}</h2>", e(&title(d)));
     if !n.explanation.is_empty() {
         let _ = write!(s, "<p>{}</p>", e(&n.explanation));
     }
     s.push_str("<table cellpadding=\"4\">");
     if !n.severity.is_empty() {
-        let _ = write!(s, "<tr><th align=\"left\">Severity</th><td>{}</td></tr>", e(&n.severity));
+        let _ = write!(
+            s,
+            "<tr><th align=\"left\">Severity</th><td>{}</td></tr>",
+            e(&n.severity)
+        );
     }
     let _ = write!(
         s,
@@ -151,16 +155,29 @@ fn html(d: &Delivery) -> String {
         rfc3339(n.starts_at_ms)
     );
     if let Some(end) = n.ends_at_ms {
-        let _ = write!(s, "<tr><th align=\"left\">Resolved</th><td>{}</td></tr>", rfc3339(end));
+        let _ = write!(
+            s,
+            "<tr><th align=\"left\">Resolved</th><td>{}</td></tr>",
+            rfc3339(end)
+        );
     }
     for (k, v) in &n.labels {
-        let _ = write!(s, "<tr><th align=\"left\">{}</th><td>{}</td></tr>", e(k), e(v));
+        let _ = write!(
+            s,
+            "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
+            e(k),
+            e(v)
+        );
     }
     s.push_str("</table>");
     if !n.values.is_empty() {
         s.push_str("<h3>Recent values</h3><table cellpadding=\"2\">");
         for (ts, v) in &n.values {
-            let _ = write!(s, "<tr><td>{}</td><td align=\"right\">{v}</td></tr>", rfc3339(*ts));
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td align=\"right\">{v}</td></tr>",
+                rfc3339(*ts)
+            );
         }
         s.push_str("</table>");
     }

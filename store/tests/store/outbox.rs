@@ -22,9 +22,11 @@ const LEASE: Duration = Duration::from_secs(60);
 async fn enqueue_commits_and_rolls_back_with_the_callers_transaction() {
     let s = store().await;
     let mut tx = s.pool().begin().await.unwrap();
-    assert!(outbox::enqueue(&mut tx, &notice("a", "g", NotificationKind::Firing))
-        .await
-        .unwrap());
+    assert!(
+        outbox::enqueue(&mut tx, &notice("a", "g", NotificationKind::Firing))
+            .await
+            .unwrap()
+    );
     tx.rollback().await.unwrap();
     assert!(s.notification_statuses().await.unwrap().is_empty());
 
@@ -40,8 +42,18 @@ async fn enqueue_commits_and_rolls_back_with_the_callers_transaction() {
 async fn re_enqueueing_a_dedup_key_is_a_no_op_per_channel() {
     let s = store().await;
     let n = notice("alert-1:firing:1", "alert-1", NotificationKind::Firing);
-    assert_eq!(s.enqueue_notifications(&[n.clone()]).await.unwrap(), 1);
-    assert_eq!(s.enqueue_notifications(&[n.clone()]).await.unwrap(), 0);
+    assert_eq!(
+        s.enqueue_notifications(std::slice::from_ref(&n))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.enqueue_notifications(std::slice::from_ref(&n))
+            .await
+            .unwrap(),
+        0
+    );
     // The same key on another channel is another notice.
     let other = NewNotification {
         channel: "ops-slack".into(),
@@ -93,7 +105,10 @@ async fn concurrent_claimers_never_get_the_same_row() {
     }
     assert_eq!(total, 200, "every row claimed exactly once");
     assert_eq!(seen.len(), 200);
-    assert!(claimers_that_got_rows > 1, "the claims really were concurrent");
+    assert!(
+        claimers_that_got_rows > 1,
+        "the claims really were concurrent"
+    );
 }
 
 #[tokio::test]
