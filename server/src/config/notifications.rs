@@ -236,3 +236,83 @@ impl NotificationsConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn err(toml: &str) -> String {
+        format!("{:#}", Config::from_toml_str(toml).unwrap_err())
+    }
+
+    #[test]
+    fn channels_of_every_type_parse() {
+        let c = Config::from_toml_str(
+            r#"
+            [notifications.channels.mail]
+            type = "email"
+            smtp_host = "smtp.example.com"
+            tls = "tls"
+            from = "pipewatch@example.com"
+            to = ["On call <oncall@example.com>"]
+            [notifications.channels.hook]
+            type = "webhook"
+            url = "https://hooks.example.com/x"
+            [notifications.channels.slack]
+            type = "slack_webhook"
+            url_env = "SLACK_URL"
+            "#,
+        )
+        .unwrap();
+        let chans = &c.notifications.channels;
+        assert_eq!(chans.len(), 3);
+        match &chans["mail"] {
+            super::ChannelConfig::Email(e) => assert_eq!(e.port(), 465),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_channels_are_refused_naming_the_key() {
+        let base = "[notifications.channels.mail]\ntype = \"email\"\nsmtp_host = \"h\"\n";
+        let e = err(&format!(
+            "{base}from = \"nobody\"\nto = [\"a@example.com\"]\n"
+        ));
+        assert!(
+            e.contains("notifications.channels.mail.from") && e.contains("not an email address"),
+            "{e}"
+        );
+        let e = err(&format!("{base}from = \"p@example.com\"\nto = []\n"));
+        assert!(e.contains("notifications.channels.mail.to"), "{e}");
+        let e = err(&format!(
+            "{base}from = \"p@example.com\"\nto = [\"a@example.com\"]\nusername = \"u\"\n"
+        ));
+        assert!(
+            e.contains("notifications.channels.mail.password_env"),
+            "{e}"
+        );
+        let e = err("[notifications.channels.x]\ntype = \"pager\"\n");
+        assert!(
+            e.contains("notifications.channels.x") && e.contains("pager"),
+            "{e}"
+        );
+        let e = err("[notifications.channels.x]\ntype = \"webhook\"\n");
+        assert!(
+            e.contains("notifications.channels.x")
+                && e.contains("exactly one of `url` and `url_env`"),
+            "{e}"
+        );
+        let e = err("[notifications.channels.x]\ntype = \"webhook\"\nurl = \"ftp://h/x\"\n");
+        assert!(e.contains("notifications.channels.x.url"), "{e}");
+    }
+
+    #[test]
+    fn sender_settings_are_checked() {
+        let e = err("[notifications]\nretry_base = \"10m\"\nretry_cap = \"1m\"\n");
+        assert!(e.contains("notifications.retry_cap"), "{e}");
+        let e = err("[notifications]\nclaim_lease = \"5s\"\nsend_timeout = \"10s\"\n");
+        assert!(e.contains("notifications.claim_lease"), "{e}");
+        let e = err("[notifications]\npublic_url = \"pw.example.com\"\n");
+        assert!(e.contains("notifications.public_url"), "{e}");
+    }
+}
