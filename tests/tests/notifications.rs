@@ -435,3 +435,70 @@ impl<'a, I: Iterator<Item = &'a String>> Positions for I {
             .collect()
     }
 }
+
+/// The instance that claimed a notification dies mid-delivery (its sender task is aborted, as
+/// a killed process would leave things: no failure recorded, the claim still held). The other
+/// instance's sender takes the notification over once the claim lease runs out.
+#[tokio::test]
+async fn when_the_sending_instance_dies_the_other_instance_delivers() {
+    let (s, url) = store_and_url().await;
+    let s2 = Store::connect(&url, StoreConfig::default()).await.unwrap();
+    // The first request hangs (the dying instance's); later ones are answered.
+    let seen = Arc::new(Mutex::new(0usize));
+    let delivered = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let router = {
+        let (seen, delivered) = (seen.clone(), delivered.clone());
+        Router::new().route(
+            "/in/hook",
+            post(move |Json(body): Json<serde_json::Value>| {
+                let (seen, delivered) = (seen.clone(), delivered.clone());
+                async move {
+                    let first = {
+                        let mut n = seen.lock().unwrap();
+                        *n += 1;
+                        *n == 1
+                    };
+                    if first {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    delivered.lock().unwrap().push(body);
+                    StatusCode::OK
+                }
+            }),
+        )
+    };
+    let addr = serve(router).await;
+    let cfg = NotificationsConfig {
+        claim_lease: Duration::from_millis(2500),
+        send_timeout: Duration::from_secs(2),
+        ..config(hook_channels(addr))
+    };
+    enqueue(&s, &["hook"], "Handoff", NotificationKind::Firing).await;
+    let stop = CancellationToken::new();
+    let doomed = Sender::new(s.clone(), &cfg).unwrap().spawn(stop.clone());
+    let seen_now = seen.clone();
+    wait_until(
+        "the first instance to start sending",
+        Duration::from_secs(10),
+        || *seen_now.lock().unwrap() == 1,
+    )
+    .await;
+    doomed.abort();
+    let _ = doomed.await;
+    let survivor = Sender::new(s2, &cfg).unwrap().spawn(stop.clone());
+    let got = delivered.clone();
+    wait_until(
+        "the other instance to deliver",
+        Duration::from_secs(10),
+        || got.lock().unwrap().len() == 1,
+    )
+    .await;
+    stop.cancel();
+    survivor.await.unwrap();
+    assert_eq!(delivered.lock().unwrap()[0]["alert"], "Handoff");
+    assert_eq!(*seen.lock().unwrap(), 2, "one hung attempt, one delivery");
+    let row = &s.notification_statuses().await.unwrap()[0];
+    assert!(row.delivered);
+    // The dead instance recorded nothing; the survivor's delivery is the only attempt.
+    assert_eq!(row.attempts, 1);
+}
