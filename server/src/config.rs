@@ -14,6 +14,7 @@ mod database;
 mod duration;
 mod ingest;
 mod limits;
+mod notifications;
 mod otlp;
 mod query;
 mod receivers;
@@ -24,6 +25,9 @@ pub use self::auth::{AuthConfig, ResolvedToken, TokenConfig, RECEIVER_NAMES};
 pub use self::database::DatabaseConfig;
 pub use self::ingest::IngestConfig;
 pub use self::limits::LimitsConfig;
+pub use self::notifications::{
+    ChannelConfig, EmailConfig, NotificationsConfig, SmtpTls, WebhookConfig,
+};
 pub use self::otlp::{OtlpConfig, SignalConfig};
 pub use self::query::QueryConfig;
 pub use self::receivers::{ReceiversConfig, DEFAULT_MAX_DECOMPRESSED_BYTES};
@@ -46,6 +50,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub otlp: OtlpConfig,
     pub query: QueryConfig,
+    pub notifications: NotificationsConfig,
     pub scrape_configs: Vec<ScrapeConfig>,
 }
 
@@ -105,6 +110,7 @@ impl Config {
         self.auth.validate()?;
         self.otlp.validate()?;
         self.query.validate(self.server.request_timeout)?;
+        self.notifications.validate()?;
         scrape::validate(&self.scrape_configs)
     }
 
@@ -534,6 +540,34 @@ mod tests {
         ("PIPEWATCH_QUERY__MAX_POINTS", "250", |c| {
             c.query.max_points == 250
         }),
+        ("PIPEWATCH_NOTIFICATIONS__POLL_INTERVAL", "2s", |c| {
+            c.notifications.poll_interval == Duration::from_secs(2)
+        }),
+        ("PIPEWATCH_NOTIFICATIONS__BATCH_SIZE", "9", |c| {
+            c.notifications.batch_size == 9
+        }),
+        ("PIPEWATCH_NOTIFICATIONS__CLAIM_LEASE", "2m", |c| {
+            c.notifications.claim_lease == Duration::from_secs(120)
+        }),
+        ("PIPEWATCH_NOTIFICATIONS__RETRY_BASE", "1s", |c| {
+            c.notifications.retry_base == Duration::from_secs(1)
+        }),
+        ("PIPEWATCH_NOTIFICATIONS__RETRY_CAP", "1h", |c| {
+            c.notifications.retry_cap == Duration::from_secs(3600)
+        }),
+        ("PIPEWATCH_NOTIFICATIONS__SEND_TIMEOUT", "5s", |c| {
+            c.notifications.send_timeout == Duration::from_secs(5)
+        }),
+        (
+            "PIPEWATCH_NOTIFICATIONS__PUBLIC_URL",
+            "https://pw.example.com",
+            |c| c.notifications.public_url == "https://pw.example.com",
+        ),
+        (
+            "PIPEWATCH_NOTIFICATIONS__CHANNELS",
+            r#"{ hook = { type = "webhook", url = "http://127.0.0.1:9/x" } }"#,
+            |c| c.notifications.channels.len() == 1,
+        ),
         (
             "PIPEWATCH_SCRAPE_CONFIGS",
             r#"[{ job_name = "node", static_configs = [{ targets = ["127.0.0.1:9100"] }] }]"#,

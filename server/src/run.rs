@@ -141,6 +141,11 @@ async fn serve_with_db(
         metrics.clone(),
         stop_background.clone(),
     ));
+    // The notification sender; every instance runs one (claims keep them from double-sending).
+    if !cfg.notifications.channels.is_empty() {
+        crate::notify::Sender::new(store.clone(), &cfg.notifications)?
+            .spawn(stop_background.clone());
+    }
 
     if !initial.is_empty() {
         let q = queue.clone();

@@ -24,6 +24,7 @@ pub mod events;
 pub mod evidence;
 pub mod lineage;
 mod maintenance;
+pub mod outbox;
 mod partitions;
 pub mod pgcopy;
 mod raw;

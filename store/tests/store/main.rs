@@ -7,6 +7,7 @@ mod dq;
 mod embedded;
 mod evidence;
 mod lineage;
+mod outbox;
 mod partitions;
 mod registry;
 mod rollups;
