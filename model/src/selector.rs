@@ -272,34 +272,58 @@ impl Selector {
 }
 
 impl fmt::Display for Selector {
+    /// Text [`Selector::parse`] reads back as the same selector. A metric name that is not
+    /// an identifier (`{__name__="a b"}` selects one) is written as a `__name__` matcher.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(m) = &self.metric {
+        let quoted_name = self.metric.as_deref().filter(|m| !is_metric_name(m));
+        if let Some(m) = self.metric.as_deref().filter(|m| is_metric_name(m)) {
             f.write_str(m)?;
         }
-        if !self.matchers.is_empty() || self.metric.is_none() {
+        if !self.matchers.is_empty() || self.metric.is_none() || quoted_name.is_some() {
             f.write_str("{")?;
-            for (i, m) in self.matchers.iter().enumerate() {
-                if i > 0 {
+            let mut first = true;
+            if let Some(m) = quoted_name {
+                f.write_str("__name__=")?;
+                write_quoted(f, m)?;
+                first = false;
+            }
+            for m in &self.matchers {
+                if !first {
                     f.write_str(",")?;
                 }
-                write!(f, "{}{}\"", m.name, m.op.as_str())?;
-                // Escaped the way `Parser::string` reads it back (Rust's `{:?}` wrote
-                // `\u{1b}` and `\r`, which read back as other text).
-                for c in m.value.chars() {
-                    match c {
-                        '\\' => f.write_str("\\\\")?,
-                        '"' => f.write_str("\\\"")?,
-                        '\n' => f.write_str("\\n")?,
-                        '\t' => f.write_str("\\t")?,
-                        c => write!(f, "{c}")?,
-                    }
-                }
-                f.write_str("\"")?;
+                first = false;
+                write!(f, "{}{}", m.name, m.op.as_str())?;
+                write_quoted(f, &m.value)?;
             }
             f.write_str("}")?;
         }
         Ok(())
     }
+}
+
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`, what the parser takes as a bare metric name.
+fn is_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// `"value"` escaped the way `Parser::string` reads it back (Rust's `{:?}` wrote `\u{1b}` and
+/// `\r`, which read back as other text).
+fn write_quoted(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
+    f.write_str("\"")?;
+    for c in value.chars() {
+        match c {
+            '\\' => f.write_str("\\\\")?,
+            '"' => f.write_str("\\\"")?,
+            '\n' => f.write_str("\\n")?,
+            '\t' => f.write_str("\\t")?,
+            c => write!(f, "{c}")?,
+        }
+    }
+    f.write_str("\"")
 }
 
 struct Parser<'a> {
@@ -449,6 +473,10 @@ mod tests {
         let s = Selector::parse(r#"{__name__="up", job="x"}"#).unwrap();
         assert_eq!(s.metric.as_deref(), Some("up"));
         assert_eq!(s.to_string(), r#"up{job="x"}"#);
+        // Found by fuzzing: a name that is not an identifier prints as a matcher again.
+        let s = Selector::parse(r#"{__name__="a b|c"}"#).unwrap();
+        assert_eq!(s.to_string(), r#"{__name__="a b|c"}"#);
+        assert_eq!(Selector::parse(&s.to_string()).unwrap(), s);
     }
 
     #[test]

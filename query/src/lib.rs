@@ -47,9 +47,19 @@ pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
 
 /// Parses a PromQL expression; errors are `bad_data` with the parser's message. Regex
 /// matchers are bounded first ([`matcher_limits`]), because the parser compiles them.
+///
+/// promql-parser 0.11 panics on some input (fuzzing found `x[44444444444444444444]`: a
+/// range too large for a `Duration`); such a query is refused as `bad_data` instead of
+/// taking down the request's task.
 pub fn parse(query: &str) -> Result<Expr> {
     matcher_limits::check(query)?;
-    promql_parser::parser::parse(&legacy_names(query)).map_err(QueryError::BadData)
+    let text = legacy_names(query);
+    match std::panic::catch_unwind(|| promql_parser::parser::parse(&text)) {
+        Ok(parsed) => parsed.map_err(QueryError::BadData),
+        Err(_) => Err(QueryError::BadData(
+            "the query could not be parsed: a number or duration in it is out of range (e.g. a range like [44444444444444444444]); use durations such as 5m or 1h".into(),
+        )),
+    }
 }
 
 /// Prometheus 2.x calls `double_exponential_smoothing` `holt_winters`; promql-parser knows only

@@ -83,6 +83,7 @@ fn selectors_and_their_corner_cases_round_trip_within_the_limits() {
         r#"x{a=~".{9999}"}"#,
         "x{a=\"\0\"}",
         "x{a=`raw\\`}",
+        "o1lho[44444444444444444444444444444440]",
         &many(64),
         &many(65),
     ] {
