@@ -653,6 +653,10 @@ async fn otlp_partial_success_counts_limits(p: &Probe) -> CaseResult {
 /// 12d. A global new-series cap: 500 new series over 50 metrics are braked (storage
 ///      engineer's change in store/registry).
 async fn global_new_series_cap(p: &Probe) -> CaseResult {
+    // The brake also refuses the harness's new good series after this case within the same
+    // minute, so that series is written (and so known) before the churn exhausts the window:
+    // known series are never braked.
+    p.good_data_is_stored("12d-global-new-series-cap").await?;
     let batch = Batch {
         series: (0..500)
             .map(|i| TimeSeries {
