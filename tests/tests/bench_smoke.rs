@@ -23,47 +23,18 @@ async fn bench_ingest_runs_every_protocol_and_accounts_for_every_sample() {
 /// ratio against the raw-SELECT anchor, and exits 0.
 #[tokio::test]
 async fn bench_query_prints_a_ratio_per_query_shape_and_exits_0() {
-    let url = store::testing::fresh_database_url().await;
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(300),
-        tokio::process::Command::new(pipewatch_tests::pipewatch_bin())
-            .args([
-                "bench",
-                "query",
-                "--series",
-                "20",
-                "--days",
-                "1",
-                "--iterations",
-                "5",
-            ])
-            .env_remove("PIPEWATCH_CONFIG")
-            .env("DATABASE_URL", &url)
-            .output(),
-    )
-    .await
-    .expect("bench query finished within 5 minutes")
-    .expect("run pipewatch");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-    let ratios: Vec<f64> = stdout
-        .lines()
-        .filter(|l| l.starts_with("RESULT query "))
-        .map(|l| {
-            let r = l
-                .rsplit_once("p95 ratio ")
-                .unwrap_or_else(|| panic!("no ratio in {l:?}"))
-                .1;
-            r.trim()
-                .parse::<f64>()
-                .unwrap_or_else(|e| panic!("ratio {r:?} in {l:?}: {e}"))
-        })
-        .collect();
+    let stdout = run_bench(&[
+        "bench",
+        "query",
+        "--series",
+        "20",
+        "--days",
+        "1",
+        "--iterations",
+        "5",
+    ])
+    .await;
+    let ratios = ratios(&stdout, "RESULT query ", "p95 ratio ");
     assert_eq!(
         ratios.len(),
         3,
@@ -81,49 +52,20 @@ async fn bench_query_prints_a_ratio_per_query_shape_and_exits_0() {
 /// and prints one RESULT line per query and size with finite ratios against Prometheus.
 #[tokio::test]
 async fn bench_promql_prints_a_ratio_against_prometheus_per_query_and_size() {
-    let url = store::testing::fresh_database_url().await;
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(300),
-        tokio::process::Command::new(pipewatch_tests::pipewatch_bin())
-            .args([
-                "bench",
-                "promql",
-                "--series",
-                "1,10",
-                "--durations",
-                "1h",
-                "--iterations",
-                "3",
-                "--interval",
-                "60s",
-            ])
-            .env_remove("PIPEWATCH_CONFIG")
-            .env("DATABASE_URL", &url)
-            .output(),
-    )
-    .await
-    .expect("bench promql finished within 5 minutes")
-    .expect("run pipewatch");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-    let ratios: Vec<f64> = stdout
-        .lines()
-        .filter(|l| l.starts_with("RESULT promql "))
-        .map(|l| {
-            let r = l
-                .rsplit_once(" p95 ")
-                .unwrap_or_else(|| panic!("no p95 ratio in {l:?}"))
-                .1;
-            r.trim()
-                .parse::<f64>()
-                .unwrap_or_else(|e| panic!("ratio {r:?} in {l:?}: {e}"))
-        })
-        .collect();
+    let stdout = run_bench(&[
+        "bench",
+        "promql",
+        "--series",
+        "1,10",
+        "--durations",
+        "1h",
+        "--iterations",
+        "3",
+        "--interval",
+        "60s",
+    ])
+    .await;
+    let ratios = ratios(&stdout, "RESULT promql ", " p95 ");
     assert_eq!(ratios.len(), 6, "3 queries x 2 sizes:\n{stdout}");
     assert!(
         ratios.iter().all(|r| r.is_finite() && *r > 0.0),
@@ -136,4 +78,46 @@ async fn bench_promql_prints_a_ratio_against_prometheus_per_query_and_size() {
     ] {
         assert!(stdout.contains(q), "{q} not run:\n{stdout}");
     }
+}
+
+/// Runs the real binary with `args` against a fresh database from the environment, as a user
+/// would, and returns its stdout once it exited 0 (within 5 minutes).
+async fn run_bench(args: &[&str]) -> String {
+    let url = store::testing::fresh_database_url().await;
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        tokio::process::Command::new(pipewatch_tests::pipewatch_bin())
+            .args(args)
+            .env_remove("PIPEWATCH_CONFIG")
+            .env("DATABASE_URL", &url)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{args:?} finished within 5 minutes"))
+    .expect("run pipewatch");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+/// The ratio after `marker` on every stdout line starting with `prefix`.
+fn ratios(stdout: &str, prefix: &str, marker: &str) -> Vec<f64> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(|l| {
+            let r = l
+                .rsplit_once(marker)
+                .unwrap_or_else(|| panic!("no ratio after {marker:?} in {l:?}"))
+                .1;
+            r.trim()
+                .parse::<f64>()
+                .unwrap_or_else(|e| panic!("ratio {r:?} in {l:?}: {e}"))
+        })
+        .collect()
 }
