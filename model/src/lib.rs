@@ -4,6 +4,7 @@
 //! be golden-tested. The one exception is [`clock`], whose system clock is left out of browser
 //! builds.
 
+pub mod anomaly;
 pub mod civil;
 pub mod clip;
 pub mod clock;
