@@ -22,6 +22,8 @@ pub mod embedded;
 pub mod error;
 pub mod events;
 pub mod evidence;
+pub mod leader;
+pub use leader::{LeaderRole, Leadership};
 pub mod lineage;
 mod maintenance;
 pub mod outbox;
