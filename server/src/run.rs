@@ -76,6 +76,8 @@ pub struct ServeExtras {
     pub initial: Vec<model::Batch>,
     /// Told the bound address once the server accepts requests (tests bind port 0).
     pub on_ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+    /// (name, password) of an admin to create when the database has no users yet (the demo).
+    pub first_admin: Option<(String, String)>,
 }
 
 /// Runs until `shutdown` resolves, then drains the ingest queue and reports what happened.
@@ -100,6 +102,7 @@ async fn serve_with_db(
         targets: extra_targets,
         initial,
         on_ready,
+        first_admin,
     } = extras;
     let store = store::Store::connect(
         url,
@@ -204,7 +207,22 @@ async fn serve_with_db(
         receivers: cfg.receivers.clone(),
         guard,
         query_limits: (&cfg.query).into(),
+        auth: Arc::new(crate::auth::AuthSettings::from_config(&cfg.auth)),
     };
+    if let Some((name, password)) = first_admin {
+        if store.user_count().await? == 0 {
+            store.create_user(&name, &password, model::auth::Role::Admin).await?;
+            store
+                .audit("demo", "user.add", &name, serde_json::json!({"role": "admin"}))
+                .await?;
+            println!("log in as {name:?} with password {password:?} for the Users and tokens and Audit log pages");
+        } else {
+            println!("users exist already in this database: log in with one of them (`pipewatch user list`, `pipewatch user passwd <name>`)");
+        }
+    }
+    crate::auth::bootstrap_admin(&store, &state.auth)
+        .await
+        .context("creating the first admin")?;
     // One receiver state for HTTP and gRPC: OTLP running totals are shared by both.
     let receivers = crate::receivers::ReceiverState::new(state.clone(), cfg.receivers.clone())
         .with_otlp_signals(crate::receivers::otlp_signals::SignalState::new(
@@ -304,7 +322,7 @@ pub async fn serve_http(
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
             _ = &mut shutdown => break,
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(c) => c,
                 Err(e) => {
@@ -321,10 +339,15 @@ pub async fn serve_http(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn = http1.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
-        );
+        // The peer address, for login throttling by address.
+        let service = tower::ServiceBuilder::new()
+            .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            })
+            .service(router.clone());
+        let conn = http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
