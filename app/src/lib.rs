@@ -22,6 +22,7 @@ pub mod users;
 pub use backend::Backend;
 
 use leptos::prelude::*;
+use login::UserMenu;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{path, SsrMode};
@@ -60,7 +61,7 @@ pub fn App() -> impl IntoView {
                     <A href="/quality">"Data quality"</A>
                     <A href="/status">"Status"</A>
                 </nav>
-                <login::UserMenu/>
+                <UserMenu/>
             </header>
             <main class="page">
                 // Async: the server waits for the data, so a page is complete before any

@@ -76,7 +76,7 @@ pub fn LoginPage() -> impl IntoView {
             <form method="post" action="/login" class="login-form">
                 <label>"User name" <input type="text" name="user" autocomplete="username" required autofocus/></label>
                 <label>"Password" <input type="password" name="password" autocomplete="current-password" required/></label>
-                <input type="hidden" name="next" prop:value=next/>
+                <input type="hidden" name="next" value=next/>
                 <button type="submit">"Log in"</button>
             </form>
             <p class="muted">

@@ -93,7 +93,7 @@ fn backend() -> Result<std::sync::Arc<dyn crate::Backend>, ServerFnError> {
         .ok_or_else(|| ServerFnError::new("the server did not provide a data backend"))
 }
 
-fn outcome<T>(r: Option<Result<T, ServerFnError>>) -> impl IntoView {
+fn outcome<T>(r: Option<Result<T, ServerFnError>>) -> Option<AnyView> {
     match r {
         Some(Err(e)) => Some(
             view! { <div class="error-box" role="alert">{crate::error_text(&e)}</div> }
@@ -144,6 +144,7 @@ pub fn UsersPage() -> impl IntoView {
                                         .map(|u| {
                                             let name = u.name.clone();
                                             let toggle = (!u.disabled).to_string();
+                                            let current = u.role;
                                             view! {
                                                 <tr data-user=name.clone()>
                                                     <td>{u.name.clone()}</td>
@@ -152,17 +153,17 @@ pub fn UsersPage() -> impl IntoView {
                                                     <td>{format_utc(u.created_at)}</td>
                                                     <td>
                                                         <ActionForm action=change attr:class="inline-form">
-                                                            <input type="hidden" name="csrf_token" prop:value=csrf/>
+                                                            <input type="hidden" name="csrf_token" value=csrf/>
                                                             <input type="hidden" name="name" value=name.clone()/>
                                                             <select name="role">
-                                                                {Role::ALL.into_iter().map(|r| view! {
-                                                                    <option value=r.as_str() selected=r == u.role>{r.as_str()}</option>
+                                                                {Role::ALL.into_iter().map(move |r| view! {
+                                                                    <option value={r.as_str()} selected={r == current}>{r.as_str()}</option>
                                                                 }).collect_view()}
                                                             </select>
                                                             <button type="submit">"Set role"</button>
                                                         </ActionForm>
                                                         <ActionForm action=change attr:class="inline-form">
-                                                            <input type="hidden" name="csrf_token" prop:value=csrf/>
+                                                            <input type="hidden" name="csrf_token" value=csrf/>
                                                             <input type="hidden" name="name" value=name.clone()/>
                                                             <input type="hidden" name="disabled" value=toggle/>
                                                             <button type="submit">{if u.disabled { "Enable" } else { "Disable" }}</button>
@@ -180,12 +181,12 @@ pub fn UsersPage() -> impl IntoView {
             <h3>"Add a user"</h3>
             {move || outcome(add.value().get())}
             <ActionForm action=add attr:class="add-user">
-                <input type="hidden" name="csrf_token" prop:value=csrf/>
+                <input type="hidden" name="csrf_token" value=csrf/>
                 <label>"Name " <input type="text" name="name" required/></label>
                 <label>"Password " <input type="password" name="password" autocomplete="new-password" required minlength="8"/></label>
                 <label>"Role "
                     <select name="role">
-                        {Role::ALL.into_iter().map(|r| view! { <option value=r.as_str()>{r.as_str()}</option> }).collect_view()}
+                        {Role::ALL.into_iter().map(|r| view! { <option value={r.as_str()}>{r.as_str()}</option> }).collect_view()}
                     </select>
                 </label>
                 <button type="submit">"Add user"</button>
@@ -202,7 +203,7 @@ pub fn UsersPage() -> impl IntoView {
                         <code class="token-secret">{secret}</code>
                     </div>
                 }.into_any()),
-                other => Some(outcome(other).into_any()),
+                other => outcome(other),
             }}
             {move || {
                 tokens
@@ -227,7 +228,7 @@ pub fn UsersPage() -> impl IntoView {
                                                     <td>
                                                         {live.then(|| view! {
                                                             <ActionForm action=revoke attr:class="inline-form">
-                                                                <input type="hidden" name="csrf_token" prop:value=csrf/>
+                                                                <input type="hidden" name="csrf_token" value=csrf/>
                                                                 <input type="hidden" name="id" value=t.id.to_string()/>
                                                                 <button type="submit">"Revoke"</button>
                                                             </ActionForm>
@@ -244,11 +245,11 @@ pub fn UsersPage() -> impl IntoView {
             }}
             <h3>"Create a token"</h3>
             <ActionForm action=create attr:class="create-token">
-                <input type="hidden" name="csrf_token" prop:value=csrf/>
+                <input type="hidden" name="csrf_token" value=csrf/>
                 <label>"Name " <input type="text" name="name" required/></label>
                 <label>"Scope "
                     <select name="scope">
-                        {TokenScope::ALL.into_iter().map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> }).collect_view()}
+                        {TokenScope::ALL.into_iter().map(|s| view! { <option value={s.as_str()}>{s.as_str()}</option> }).collect_view()}
                     </select>
                 </label>
                 <button type="submit">"Create token"</button>

@@ -272,7 +272,11 @@ async fn run() -> Result<()> {
                     targets,
                     initial: backfill,
                     on_ready: Some(ready_tx),
-                    first_admin: Some(("admin".into(), store::auth::random_secret(16))),
+                    // PIPEWATCH_ADMIN_USER / PIPEWATCH_ADMIN_PASSWORD make the first admin
+                    // instead when set (scripts/e2e.sh logs in with them).
+                    first_admin: std::env::var_os("PIPEWATCH_ADMIN_USER")
+                        .is_none()
+                        .then(|| ("admin".into(), store::auth::random_secret(16))),
                 },
                 server::run::shutdown_signal(),
             )

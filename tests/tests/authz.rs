@@ -375,8 +375,7 @@ async fn a_cookie_post_without_the_csrf_token_is_refused_and_bearer_tokens_are_e
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_expire_and_logout_ends_them() {
     let (st, app, users) = secured().await;
-    let eve = st.store.create_user("eve", PASSWORD, Role::Viewer).await.unwrap();
-    let _ = eve;
+    st.store.create_user("eve", PASSWORD, Role::Viewer).await.unwrap();
     let store::auth::LoginOutcome::Ok(user) = st
         .store
         .login("eve", PASSWORD, None, Default::default())

@@ -19,7 +19,7 @@
 //! needed: it changes nothing, and a cross-site page cannot read its answer).
 
 use model::auth::Role;
-use model::auth::Role::{Admin, Editor, Viewer};
+use model::auth::Role::{Admin, Viewer};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +91,7 @@ const fn write(method: &'static str, path: &'static str, role: Role) -> Rule {
 }
 
 /// Unknown paths get the app's 404 page; seeing it needs no more than a viewer.
-pub const FALLBACK: Rule = read("GET", "<fallback>");
+pub static FALLBACK: Rule = read("GET", "<fallback>");
 
 /// Every route. Keep it grouped like the routers are.
 pub const POLICY: &[Rule] = &[
@@ -231,6 +231,7 @@ pub fn allows(method: &str, path: &str, role: Option<Role>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model::auth::Role::Editor;
 
     #[test]
     fn every_rule_is_listed_once_and_lookups_deny_what_is_not_listed() {
