@@ -142,11 +142,13 @@ pub fn UsersPage() -> impl IntoView {
                                     {list
                                         .into_iter()
                                         .map(|u| {
-                                            let name = u.name.clone();
+                                            // One copy per form: each form's children own theirs.
+                                            let (name, name_role, name_state) =
+                                                (u.name.clone(), u.name.clone(), u.name.clone());
                                             let toggle = (!u.disabled).to_string();
                                             let current = u.role;
                                             view! {
-                                                <tr data-user=name.clone()>
+                                                <tr data-user=name>
                                                     <td>{u.name.clone()}</td>
                                                     <td>{u.role.as_str()}</td>
                                                     <td>{if u.disabled { "disabled" } else { "active" }}</td>
@@ -154,7 +156,7 @@ pub fn UsersPage() -> impl IntoView {
                                                     <td>
                                                         <ActionForm action=change attr:class="inline-form">
                                                             <input type="hidden" name="csrf_token" value=csrf/>
-                                                            <input type="hidden" name="name" value=name.clone()/>
+                                                            <input type="hidden" name="name" value=name_role/>
                                                             <select name="role">
                                                                 {Role::ALL.into_iter().map(move |r| view! {
                                                                     <option value={r.as_str()} selected={r == current}>{r.as_str()}</option>
@@ -164,7 +166,7 @@ pub fn UsersPage() -> impl IntoView {
                                                         </ActionForm>
                                                         <ActionForm action=change attr:class="inline-form">
                                                             <input type="hidden" name="csrf_token" value=csrf/>
-                                                            <input type="hidden" name="name" value=name.clone()/>
+                                                            <input type="hidden" name="name" value=name_state/>
                                                             <input type="hidden" name="disabled" value=toggle/>
                                                             <button type="submit">{if u.disabled { "Enable" } else { "Disable" }}</button>
                                                         </ActionForm>
