@@ -25,7 +25,7 @@ pub async fn list_tokens() -> Result<Vec<TokenInfo>, ServerFnError> {
 
 #[server(prefix = "/app-fn", endpoint = "add_user")]
 pub async fn add_user(
-    csrf_token: String,
+    csrf_token: Option<String>,
     name: String,
     password: String,
     role: Role,
@@ -43,7 +43,7 @@ pub async fn add_user(
 /// `role` empty: unchanged; `disabled` empty: unchanged, else "true" / "false".
 #[server(prefix = "/app-fn", endpoint = "change_user")]
 pub async fn change_user(
-    csrf_token: String,
+    csrf_token: Option<String>,
     name: String,
     role: Option<Role>,
     disabled: Option<bool>,
@@ -61,7 +61,7 @@ pub async fn change_user(
 /// Returns the new token's secret: shown once, stored only as a hash.
 #[server(prefix = "/app-fn", endpoint = "create_token")]
 pub async fn create_token(
-    csrf_token: String,
+    csrf_token: Option<String>,
     name: String,
     scope: TokenScope,
 ) -> Result<String, ServerFnError> {
@@ -76,7 +76,7 @@ pub async fn create_token(
 }
 
 #[server(prefix = "/app-fn", endpoint = "revoke_token")]
-pub async fn revoke_token(csrf_token: String, id: i64) -> Result<(), ServerFnError> {
+pub async fn revoke_token(csrf_token: Option<String>, id: i64) -> Result<(), ServerFnError> {
     let _ = csrf_token;
     let who = crate::login::authorize("revoke_token")?;
     backend()?

@@ -203,9 +203,10 @@ fn to_login(req: &Request) -> Response {
 /// router (`Router::layer`, so that the matched route pattern is known).
 pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
-    // Static files served from `server.site_root` are nested under /pkg.
+    // Static files served from `server.site_root` are a nested service under /pkg, which
+    // leaves no matched path (or a private one): the same rule as the embedded bundle's.
     let pattern = match path.as_deref() {
-        Some(p) if p.starts_with("/pkg/") => Some("/pkg/{*file}"),
+        _ if req.uri().path().starts_with("/pkg/") => Some("/pkg/{*file}"),
         p => p,
     };
     let rule = match policy::lookup(req.method().as_str(), pattern) {
