@@ -24,9 +24,8 @@ pub async fn audit_page(before: Option<i64>) -> Result<Vec<AuditEntry>, ServerFn
 #[component]
 pub fn AuditPage() -> impl IntoView {
     let query = use_query_map();
-    let before = Memo::new(move |_| {
-        query.with(|q| q.get("before").and_then(|b| b.parse::<i64>().ok()))
-    });
+    let before =
+        Memo::new(move |_| query.with(|q| q.get("before").and_then(|b| b.parse::<i64>().ok())));
     let entries = Resource::new(move || before.get(), audit_page);
     view! {
         <Title text="Audit log · pipewatch"/>

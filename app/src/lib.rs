@@ -22,10 +22,10 @@ pub mod users;
 pub use backend::Backend;
 
 use leptos::prelude::*;
-use login::UserMenu;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{path, SsrMode};
+use login::UserMenu;
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

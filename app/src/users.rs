@@ -96,8 +96,7 @@ fn backend() -> Result<std::sync::Arc<dyn crate::Backend>, ServerFnError> {
 fn outcome<T>(r: Option<Result<T, ServerFnError>>) -> Option<AnyView> {
     match r {
         Some(Err(e)) => Some(
-            view! { <div class="error-box" role="alert">{crate::error_text(&e)}</div> }
-                .into_any(),
+            view! { <div class="error-box" role="alert">{crate::error_text(&e)}</div> }.into_any(),
         ),
         _ => None,
     }

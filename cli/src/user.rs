@@ -65,8 +65,9 @@ fn read_password(stdin: bool, confirm: bool) -> Result<String> {
             .context("reading the password from standard input")?;
         line.trim_end_matches(['\r', '\n']).to_string()
     } else {
-        let p = rpassword::prompt_password("Password: ")
-            .context("reading the password from the terminal (use --password-stdin when there is none)")?;
+        let p = rpassword::prompt_password("Password: ").context(
+            "reading the password from the terminal (use --password-stdin when there is none)",
+        )?;
         if confirm && rpassword::prompt_password("Password again: ")? != p {
             bail!("the two passwords differ");
         }
@@ -87,8 +88,10 @@ async fn open(cfg: &Config) -> Result<(store::Store, server::run::Database)> {
 }
 
 fn fmt_time(ms: i64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
-        .to_string()
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+    )
+    .to_string()
 }
 
 pub async fn user(cfg: &Config, cmd: UserCommand) -> Result<()> {
@@ -173,7 +176,11 @@ pub async fn token(cfg: &Config, cmd: TokenCommand) -> Result<()> {
                         t.scope.as_str(),
                         fmt_time(t.created_at),
                         t.last_used_at.map_or_else(|| "never".into(), fmt_time),
-                        if t.revoked_at.is_some() { "revoked" } else { "live" }
+                        if t.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "live"
+                        }
                     );
                 }
             }
@@ -184,7 +191,9 @@ pub async fn token(cfg: &Config, cmd: TokenCommand) -> Result<()> {
                         .await?;
                     println!("revoked API token {id} ({name})");
                 }
-                None => bail!("there is no live API token with id {id}; `pipewatch token list` shows them"),
+                None => bail!(
+                    "there is no live API token with id {id}; `pipewatch token list` shows them"
+                ),
             },
         }
         anyhow::Ok(())

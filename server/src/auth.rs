@@ -202,7 +202,10 @@ fn to_login(req: &Request) -> Response {
 /// The auth layer; use with `axum::middleware::from_fn_with_state(state, layer)` on the whole
 /// router (`Router::layer`, so that the matched route pattern is known).
 pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
     // Static files served from `server.site_root` are a nested service under /pkg, which
     // leaves no matched path (or a private one): the same rule as the embedded bundle's.
     let pattern = match path.as_deref() {
@@ -352,13 +355,15 @@ async fn check_csrf(req: Request, expected: &str) -> Result<Request, Response> {
         return Err(csrf_missing());
     }
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| {
-        refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "bad_data",
-            format!("form body larger than {MAX_FORM_BYTES} bytes"),
-        )
-    })?;
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| {
+            refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "bad_data",
+                format!("form body larger than {MAX_FORM_BYTES} bytes"),
+            )
+        })?;
     let field = url::form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == CSRF_FIELD)
         .map(|(_, v)| v.into_owned());
@@ -433,7 +438,10 @@ fn safe_next(next: &str) -> &str {
 /// True when the request says it came from another site (a login CSRF attempt).
 fn cross_site(headers: &HeaderMap) -> bool {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    match (headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()), host) {
+    match (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        host,
+    ) {
         (Some("null"), _) => true,
         (Some(origin), Some(host)) => {
             let authority = origin.split("://").nth(1).unwrap_or(origin);
@@ -490,7 +498,12 @@ pub async fn login(State(st): State<AppState>, req: Request) -> Response {
     let next = safe_next(&form.next).to_string();
     let outcome = match st
         .store
-        .login(&form.user, &form.password, address.as_deref(), st.auth.throttle)
+        .login(
+            &form.user,
+            &form.password,
+            address.as_deref(),
+            st.auth.throttle,
+        )
         .await
     {
         Ok(o) => o,
@@ -499,7 +512,11 @@ pub async fn login(State(st): State<AppState>, req: Request) -> Response {
     let detail = serde_json::json!({"address": address});
     match outcome {
         LoginOutcome::Ok(user) => {
-            let session = match st.store.create_session(&user, st.auth.session_lifetime).await {
+            let session = match st
+                .store
+                .create_session(&user, st.auth.session_lifetime)
+                .await
+            {
                 Ok(s) => s,
                 Err(e) => return unavailable(e),
             };
@@ -519,7 +536,11 @@ pub async fn login(State(st): State<AppState>, req: Request) -> Response {
                 (
                     StatusCode::SEE_OTHER,
                     [(header::SET_COOKIE, cookie)],
-                    [(header::LOCATION, HeaderValue::from_str(&next).unwrap_or(HeaderValue::from_static("/explore")))],
+                    [(
+                        header::LOCATION,
+                        HeaderValue::from_str(&next)
+                            .unwrap_or(HeaderValue::from_static("/explore")),
+                    )],
                 )
                     .into_response()
             }
@@ -537,7 +558,10 @@ pub async fn login(State(st): State<AppState>, req: Request) -> Response {
                 let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
                 (
                     StatusCode::SEE_OTHER,
-                    [(header::LOCATION, format!("/login?error=invalid&next={next}"))],
+                    [(
+                        header::LOCATION,
+                        format!("/login?error=invalid&next={next}"),
+                    )],
                 )
                     .into_response()
             }
@@ -575,7 +599,10 @@ pub async fn logout(State(st): State<AppState>, req: Request) -> Response {
     (
         StatusCode::SEE_OTHER,
         [
-            (header::SET_COOKIE, session_cookie(None, Duration::ZERO, false)),
+            (
+                header::SET_COOKIE,
+                session_cookie(None, Duration::ZERO, false),
+            ),
             (header::LOCATION, HeaderValue::from_static("/login")),
             (
                 header::HeaderName::from_static(AUDITED_HEADER),
@@ -620,7 +647,9 @@ pub fn server_fn_routes() -> Vec<(String, String)> {
 /// variables are set but unused, and warns when nobody could log in.
 pub async fn bootstrap_admin(store: &store::Store, settings: &AuthSettings) -> anyhow::Result<()> {
     let users = store.user_count().await?;
-    let name = std::env::var("PIPEWATCH_ADMIN_USER").ok().filter(|v| !v.is_empty());
+    let name = std::env::var("PIPEWATCH_ADMIN_USER")
+        .ok()
+        .filter(|v| !v.is_empty());
     let password = std::env::var("PIPEWATCH_ADMIN_PASSWORD").ok();
     match (users, name, password) {
         (0, Some(name), Some(password)) => {
@@ -657,17 +686,32 @@ mod tests {
         assert_eq!(safe_next("//evil.example/x"), "/explore");
         assert_eq!(safe_next("https://evil.example"), "/explore");
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; pw_session=abc.def"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; pw_session=abc.def"),
+        );
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc.def"));
         assert_eq!(cookie(&h, "b"), None);
         let c = session_cookie(Some("x.y"), Duration::from_secs(60), true);
         let c = c.to_str().unwrap();
-        assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Secure") && c.contains("Path=/"), "{c}");
+        assert!(
+            c.contains("HttpOnly")
+                && c.contains("SameSite=Lax")
+                && c.contains("Secure")
+                && c.contains("Path=/"),
+            "{c}"
+        );
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("pw.local:9090"));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://pw.local:9090"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://pw.local:9090"),
+        );
         assert!(!cross_site(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
         assert!(cross_site(&h));
     }
 }

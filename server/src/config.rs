@@ -369,10 +369,7 @@ mod tests {
             ),
             ("[otlp]\nmax_series = 0\n", "otlp.max_series"),
             ("[query]\ntimeout = \"0s\"\n", "query.timeout"),
-            (
-                "[auth]\nanonymous_role = \"root\"\n",
-                "auth.anonymous_role",
-            ),
+            ("[auth]\nanonymous_role = \"root\"\n", "auth.anonymous_role"),
             (
                 "[auth]\nsession_lifetime = \"10s\"\n",
                 "auth.session_lifetime",
@@ -477,7 +474,9 @@ mod tests {
         ("PIPEWATCH_AUTH__LOGIN_BACKOFF", "30s", |c| {
             c.auth.login_backoff == Duration::from_secs(30)
         }),
-        ("PIPEWATCH_AUTH__SECURE_COOKIES", "true", |c| c.auth.secure_cookies),
+        ("PIPEWATCH_AUTH__SECURE_COOKIES", "true", |c| {
+            c.auth.secure_cookies
+        }),
         (
             "PIPEWATCH_AUTH__TOKENS",
             r#"[{ name = "ci", token_env = "CI_TOKEN", receivers = ["dq"] }]"#,

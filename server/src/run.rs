@@ -211,9 +211,16 @@ async fn serve_with_db(
     };
     if let Some((name, password)) = first_admin {
         if store.user_count().await? == 0 {
-            store.create_user(&name, &password, model::auth::Role::Admin).await?;
             store
-                .audit("demo", "user.add", &name, serde_json::json!({"role": "admin"}))
+                .create_user(&name, &password, model::auth::Role::Admin)
+                .await?;
+            store
+                .audit(
+                    "demo",
+                    "user.add",
+                    &name,
+                    serde_json::json!({"role": "admin"}),
+                )
                 .await?;
             println!("log in as {name:?} with password {password:?} for the Users and tokens and Audit log pages");
         } else {

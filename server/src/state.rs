@@ -162,14 +162,22 @@ impl app::Backend for AppState {
                 .set_disabled(name, disabled)
                 .await
                 .map_err(|e| e.to_string())?;
-            let action = if disabled { "user.disable" } else { "user.enable" };
-            self.audit(actor, action, name, serde_json::json!({})).await?;
+            let action = if disabled {
+                "user.disable"
+            } else {
+                "user.enable"
+            };
+            self.audit(actor, action, name, serde_json::json!({}))
+                .await?;
         }
         Ok(())
     }
 
     async fn list_tokens(&self) -> Result<Vec<model::auth::TokenInfo>, String> {
-        self.store.list_api_tokens().await.map_err(|e| e.to_string())
+        self.store
+            .list_api_tokens()
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn create_token(

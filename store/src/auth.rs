@@ -274,7 +274,11 @@ impl Store {
     pub async fn set_password(&self, name: &str, password: &str) -> Result<(), StoreError> {
         check_password_rules(password)?;
         let hash = hash_off_runtime(password.to_string()).await?;
-        let mut tx = self.pool().begin().await.context("starting a password change")?;
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .context("starting a password change")?;
         let id: Option<i64> =
             sqlx::query_scalar("UPDATE users SET password_hash = $2 WHERE name = $1 RETURNING id")
                 .bind(name)
@@ -310,7 +314,11 @@ impl Store {
         role: Option<Role>,
         disabled: Option<bool>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await.context("starting a user change")?;
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .context("starting a user change")?;
         // Serialises concurrent admin changes so two of them cannot each remove "the other"
         // last admin.
         sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
@@ -680,14 +688,16 @@ impl Store {
         target: &str,
         detail: serde_json::Value,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, $2, $3, $4)")
-            .bind(actor)
-            .bind(action)
-            .bind(target)
-            .bind(detail)
-            .execute(self.pool())
-            .await
-            .context("writing the audit log")?;
+        sqlx::query(
+            "INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(actor)
+        .bind(action)
+        .bind(target)
+        .bind(detail)
+        .execute(self.pool())
+        .await
+        .context("writing the audit log")?;
         Ok(())
     }
 

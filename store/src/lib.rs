@@ -14,9 +14,9 @@
 //! this layout.
 
 pub mod alerts;
-pub mod auth;
 #[cfg(feature = "bench")]
 mod anchor;
+pub mod auth;
 mod catalog;
 pub mod dq;
 pub mod embedded;

@@ -69,7 +69,10 @@ async fn logged_in(app: &axum::Router, user: &str) -> Login {
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(set.contains(attr), "cookie without {attr}: {set}");
     }
-    assert!(!set.contains("Secure"), "plain HTTP without secure_cookies: {set}");
+    assert!(
+        !set.contains("Secure"),
+        "plain HTTP without secure_cookies: {set}"
+    );
     let cookie = set.split(';').next().unwrap().to_string();
     assert!(cookie.starts_with("pw_session="), "{cookie}");
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
@@ -126,7 +129,11 @@ async fn secured() -> (server::AppState, axum::Router, Vec<(Who, Login)>) {
     }
     let app = server::app(st.clone(), PathBuf::from("/nonexistent-site"));
     let mut users = Vec::new();
-    for (who, name) in [(Who::Viewer, "vera"), (Who::Editor, "ed"), (Who::Admin, "ada")] {
+    for (who, name) in [
+        (Who::Viewer, "vera"),
+        (Who::Editor, "ed"),
+        (Who::Admin, "ada"),
+    ] {
         users.push((who, logged_in(&app, name).await));
     }
     std::mem::forget(_writers);
@@ -151,15 +158,25 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
         // Test modules route toy handlers of their own.
         let text = text.split("#[cfg(test)]").next().unwrap();
         for chunk in text.split(".route(").skip(1) {
-            let Some(path) = chunk.trim_start().strip_prefix('"').and_then(|c| c.split('"').next())
+            let Some(path) = chunk
+                .trim_start()
+                .strip_prefix('"')
+                .and_then(|c| c.split('"').next())
             else {
                 continue; // a route built from a variable
             };
-            let end = [".route(", ".merge(", ".with_state(", ".layer(", ".fallback(", ".nest"]
-                .iter()
-                .filter_map(|m| chunk.find(m))
-                .min()
-                .unwrap_or(chunk.len());
+            let end = [
+                ".route(",
+                ".merge(",
+                ".with_state(",
+                ".layer(",
+                ".fallback(",
+                ".nest",
+            ]
+            .iter()
+            .filter_map(|m| chunk.find(m))
+            .min()
+            .unwrap_or(chunk.len());
             let body = &chunk[..end];
             for (needle, method) in [
                 ("get(", "GET"),
@@ -222,7 +239,13 @@ async fn every_route_and_server_function_answers_each_role_as_the_policy_table_s
                 Who::Editor => Some(Role::Editor),
                 Who::Admin => Some(Role::Admin),
             };
-            let what = format!("{} {} as {who:?}: {} {}", rule.method, path, r.status, r.body.chars().take(300).collect::<String>());
+            let what = format!(
+                "{} {} as {who:?}: {} {}",
+                rule.method,
+                path,
+                r.status,
+                r.body.chars().take(300).collect::<String>()
+            );
             match rule.access {
                 Access::Public | Access::Receiver => {
                     assert!(!is_auth_refusal(&r), "refused: {what}")
@@ -262,7 +285,10 @@ async fn every_route_and_server_function_answers_each_role_as_the_policy_table_s
     )
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(r.headers[header::LOCATION], "/login?next=%2Fexplore%3Fq%3Dup");
+    assert_eq!(
+        r.headers[header::LOCATION],
+        "/login?next=%2Fexplore%3Fq%3Dup"
+    );
     // Unknown paths: 404 page for a user, 401 for nobody.
     let admin = who_login(Who::Admin).unwrap();
     let r = call(&app, request("GET", "/no/such/page", Some(&admin), false)).await;
@@ -271,14 +297,23 @@ async fn every_route_and_server_function_answers_each_role_as_the_policy_table_s
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // The admin pages render their server functions' data with the logged-in user.
     let r = call(&app, request("GET", "/users", Some(&admin), false)).await;
-    assert!(r.body.contains("vera") && r.body.contains("ada"), "{}", r.body);
+    assert!(
+        r.body.contains("vera") && r.body.contains("ada"),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("Log out"), "no logout button in the nav");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cookie_post_without_the_csrf_token_is_refused_and_bearer_tokens_are_exempt() {
     let (st, app, users) = secured().await;
-    let admin = users.iter().find(|(w, _)| *w == Who::Admin).unwrap().1.clone();
+    let admin = users
+        .iter()
+        .find(|(w, _)| *w == Who::Admin)
+        .unwrap()
+        .1
+        .clone();
     let add = |csrf: Option<&str>, name: &str| {
         let mut body = format!("name={name}&password=long-enough-1&role=viewer");
         if let Some(c) = csrf {
@@ -292,30 +327,68 @@ async fn a_cookie_post_without_the_csrf_token_is_refused_and_bearer_tokens_are_e
     };
     let r = call(&app, add(None, "mallory")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body.contains("missing CSRF token") && r.body.contains("X-CSRF-Token"), "{}", r.body);
+    assert!(
+        r.body.contains("missing CSRF token") && r.body.contains("X-CSRF-Token"),
+        "{}",
+        r.body
+    );
     let r = call(&app, add(Some("wrong"), "mallory")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body.contains("does not match"), "{}", r.body);
-    assert!(st.store.list_users().await.unwrap().iter().all(|u| u.name != "mallory"));
+    assert!(st
+        .store
+        .list_users()
+        .await
+        .unwrap()
+        .iter()
+        .all(|u| u.name != "mallory"));
     // The session's token in the form field: the user is added, and audited once, specifically.
     let r = call(&app, add(Some(&admin.csrf), "bob")).await;
     assert!(r.status.is_success(), "{} {}", r.status, r.body);
-    assert!(st.store.list_users().await.unwrap().iter().any(|u| u.name == "bob"));
+    assert!(st
+        .store
+        .list_users()
+        .await
+        .unwrap()
+        .iter()
+        .any(|u| u.name == "bob"));
     let audit = st.store.audit_log(10, None).await.unwrap();
-    assert_eq!((audit[0].actor.as_str(), audit[0].action.as_str(), audit[0].target.as_str()), ("ada", "user.add", "bob"));
+    assert_eq!(
+        (
+            audit[0].actor.as_str(),
+            audit[0].action.as_str(),
+            audit[0].target.as_str()
+        ),
+        ("ada", "user.add", "bob")
+    );
     assert_ne!(audit[1].action, "POST /app-fn/add_user", "audited twice");
     // In the header, for a JSON-ish client; logout without it is refused too.
     let r = call(
         &app,
-        Request::post("/logout").header(header::COOKIE, &admin.cookie).body(Body::empty()).unwrap(),
+        Request::post("/logout")
+            .header(header::COOKIE, &admin.cookie)
+            .body(Body::empty())
+            .unwrap(),
     )
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
 
     // API tokens: no CSRF; scopes decide.
-    let read = st.store.create_api_token("grafana", TokenScope::Read, "ada").await.unwrap();
-    let admin_t = st.store.create_api_token("ops", TokenScope::Admin, "ada").await.unwrap();
-    let ingest = st.store.create_api_token("etl", TokenScope::Ingest, "ada").await.unwrap();
+    let read = st
+        .store
+        .create_api_token("grafana", TokenScope::Read, "ada")
+        .await
+        .unwrap();
+    let admin_t = st
+        .store
+        .create_api_token("ops", TokenScope::Admin, "ada")
+        .await
+        .unwrap();
+    let ingest = st
+        .store
+        .create_api_token("etl", TokenScope::Ingest, "ada")
+        .await
+        .unwrap();
     let bearer = |method: &str, path: &str, secret: &str, body: &str| {
         Request::builder()
             .method(method)
@@ -327,9 +400,27 @@ async fn a_cookie_post_without_the_csrf_token_is_refused_and_bearer_tokens_are_e
     };
     let r = call(&app, bearer("GET", "/api/v1/status", &read.secret, "")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let r = call(&app, bearer("POST", "/app-fn/add_user", &read.secret, "name=x1&password=long-enough-1&role=viewer")).await;
+    let r = call(
+        &app,
+        bearer(
+            "POST",
+            "/app-fn/add_user",
+            &read.secret,
+            "name=x1&password=long-enough-1&role=viewer",
+        ),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    let r = call(&app, bearer("POST", "/app-fn/add_user", &admin_t.secret, "name=x2&password=long-enough-1&role=viewer")).await;
+    let r = call(
+        &app,
+        bearer(
+            "POST",
+            "/app-fn/add_user",
+            &admin_t.secret,
+            "name=x2&password=long-enough-1&role=viewer",
+        ),
+    )
+    .await;
     assert!(r.status.is_success(), "{} {}", r.status, r.body);
     let r = call(&app, bearer("GET", "/api/v1/status", &ingest.secret, "")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -340,7 +431,12 @@ async fn a_cookie_post_without_the_csrf_token_is_refused_and_bearer_tokens_are_e
     assert!(r.body.contains("revoked"), "{}", r.body);
     // The generic audit row of a state change made with a token names the token.
     let audit = st.store.audit_log(50, None).await.unwrap();
-    assert!(audit.iter().any(|e| e.actor == "token:ops" && e.action == "user.add" && e.target == "x2"), "{audit:?}");
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.actor == "token:ops" && e.action == "user.add" && e.target == "x2"),
+        "{audit:?}"
+    );
 
     // Receivers: with [[auth.tokens]] configured, an ingest-scope API token is accepted too,
     // a read-scope one is not.
@@ -365,17 +461,35 @@ async fn a_cookie_post_without_the_csrf_token_is_refused_and_bearer_tokens_are_e
         }
         b.body(Body::from(vec![0u8; 0])).unwrap()
     };
-    assert_eq!(call(&gapp, write(None)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(&gapp, write(None)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let r = call(&gapp, write(Some(&ingest.secret))).await;
-    assert_ne!(r.status, StatusCode::UNAUTHORIZED, "ingest token refused: {}", r.body);
-    let other_read = st.store.create_api_token("grafana2", TokenScope::Read, "ada").await.unwrap();
-    assert_eq!(call(&gapp, write(Some(&other_read.secret))).await.status, StatusCode::UNAUTHORIZED);
+    assert_ne!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "ingest token refused: {}",
+        r.body
+    );
+    let other_read = st
+        .store
+        .create_api_token("grafana2", TokenScope::Read, "ada")
+        .await
+        .unwrap();
+    assert_eq!(
+        call(&gapp, write(Some(&other_read.secret))).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_expire_and_logout_ends_them() {
     let (st, app, users) = secured().await;
-    st.store.create_user("eve", PASSWORD, Role::Viewer).await.unwrap();
+    st.store
+        .create_user("eve", PASSWORD, Role::Viewer)
+        .await
+        .unwrap();
     let store::auth::LoginOutcome::Ok(user) = st
         .store
         .login("eve", PASSWORD, None, Default::default())
@@ -384,14 +498,32 @@ async fn sessions_expire_and_logout_ends_them() {
     else {
         panic!("login")
     };
-    let short = st.store.create_session(&user, Duration::from_millis(800)).await.unwrap();
+    let short = st
+        .store
+        .create_session(&user, Duration::from_millis(800))
+        .await
+        .unwrap();
     let cookie = format!("pw_session={}", short.cookie_value);
-    let get = |c: &str| Request::get("/api/v1/status").header(header::COOKIE, c).body(Body::empty()).unwrap();
+    let get = |c: &str| {
+        Request::get("/api/v1/status")
+            .header(header::COOKIE, c)
+            .body(Body::empty())
+            .unwrap()
+    };
     assert_eq!(call(&app, get(&cookie)).await.status, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    assert_eq!(call(&app, get(&cookie)).await.status, StatusCode::UNAUTHORIZED, "expired session accepted");
+    assert_eq!(
+        call(&app, get(&cookie)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "expired session accepted"
+    );
 
-    let vera = users.iter().find(|(w, _)| *w == Who::Viewer).unwrap().1.clone();
+    let vera = users
+        .iter()
+        .find(|(w, _)| *w == Who::Viewer)
+        .unwrap()
+        .1
+        .clone();
     let r = call(
         &app,
         Request::post("/logout")
@@ -402,10 +534,21 @@ async fn sessions_expire_and_logout_ends_them() {
     )
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    assert!(r.headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
-    assert_eq!(call(&app, get(&vera.cookie)).await.status, StatusCode::UNAUTHORIZED);
+    assert!(r.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(
+        call(&app, get(&vera.cookie)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let audit = st.store.audit_log(20, None).await.unwrap();
-    assert!(audit.iter().any(|e| e.action == "logout" && e.actor == "vera"), "{audit:?}");
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "logout" && e.actor == "vera"),
+        "{audit:?}"
+    );
 }
 
 /// The real binary over real HTTP: the first admin from the environment, login throttling by
@@ -445,42 +588,102 @@ async fn five_wrong_passwords_throttle_with_retry_after_and_no_password_is_logge
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    assert!(line.contains("pipewatch is up"), "{line}\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
-    let addr = line.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
+    assert!(
+        line.contains("pipewatch is up"),
+        "{line}\n{}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
     let base = format!("http://{addr}");
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let login = |password: &str| {
         http.post(format!("{base}/login"))
-            .form(&[("user", "root-admin"), ("password", password), ("next", "/status")])
+            .form(&[
+                ("user", "root-admin"),
+                ("password", password),
+                ("next", "/status"),
+            ])
             .send()
     };
 
     // Anonymous is refused by default ("none").
-    let r = http.get(format!("{base}/api/v1/status")).send().await.unwrap();
+    let r = http
+        .get(format!("{base}/api/v1/status"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     let wrong = "wrong-password-typed-here";
     for i in 0..5 {
         let r = login(wrong).await.unwrap();
         assert_eq!(r.status(), 303, "attempt {i}");
-        assert!(r.headers()["location"].to_str().unwrap().starts_with("/login?error=invalid"));
+        assert!(r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?error=invalid"));
     }
     let r = login(admin_password).await.unwrap();
-    assert_eq!(r.status(), 429, "the 6th attempt is throttled, even with the right password");
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(
+        r.status(),
+        429,
+        "the 6th attempt is throttled, even with the right password"
+    );
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=3).contains(&retry), "Retry-After {retry}");
     tokio::time::sleep(Duration::from_secs(retry) + Duration::from_millis(300)).await;
     let r = login(admin_password).await.unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/status");
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
-    let r = http.get(format!("{base}/api/v1/status")).header("cookie", &cookie).send().await.unwrap();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = http
+        .get(format!("{base}/api/v1/status"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 
     // The command line on the same database: a user from stdin, a token printed once.
     let mut add = Command::new(pipewatch_tests::pipewatch_bin())
-        .args(["--config", cfg.to_str().unwrap(), "user", "add", "cli-user", "--role", "editor", "--password-stdin"])
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "user",
+            "add",
+            "cli-user",
+            "--role",
+            "editor",
+            "--password-stdin",
+        ])
         .env_remove("DATABASE_URL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -489,16 +692,37 @@ async fn five_wrong_passwords_throttle_with_retry_after_and_no_password_is_logge
         .unwrap();
     std::io::Write::write_all(add.stdin.as_mut().unwrap(), b"cli-user-password\n").unwrap();
     let done = add.wait_with_output().unwrap();
-    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
     let token = Command::new(pipewatch_tests::pipewatch_bin())
-        .args(["--config", cfg.to_str().unwrap(), "token", "create", "ci", "--scope", "read"])
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "token",
+            "create",
+            "ci",
+            "--scope",
+            "read",
+        ])
         .env_remove("DATABASE_URL")
         .output()
         .unwrap();
-    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
     let secret = String::from_utf8(token.stdout).unwrap().trim().to_string();
     assert!(secret.starts_with("pwt_"), "{secret}");
-    let r = http.get(format!("{base}/api/v1/status")).bearer_auth(&secret).send().await.unwrap();
+    let r = http
+        .get(format!("{base}/api/v1/status"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let listed = Command::new(pipewatch_tests::pipewatch_bin())
         .args(["--config", cfg.to_str().unwrap(), "user", "list"])
@@ -506,23 +730,47 @@ async fn five_wrong_passwords_throttle_with_retry_after_and_no_password_is_logge
         .output()
         .unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout);
-    assert!(listed.contains("cli-user") && listed.contains("editor") && listed.contains("root-admin"), "{listed}");
+    assert!(
+        listed.contains("cli-user") && listed.contains("editor") && listed.contains("root-admin"),
+        "{listed}"
+    );
 
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let _ = child.wait();
 
     let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(log.contains("login refused"), "the server logged nothing about logins:\n{log}");
-    let store = store::Store::connect(&url, store::StoreConfig::default()).await.unwrap();
-    let audit: Vec<String> = sqlx::query_scalar("SELECT concat_ws(' ', actor, action, target, detail::text) FROM audit_log")
-        .fetch_all(store.pool())
+    assert!(
+        log.contains("login refused"),
+        "the server logged nothing about logins:\n{log}"
+    );
+    let store = store::Store::connect(&url, store::StoreConfig::default())
         .await
         .unwrap();
-    assert!(audit.iter().any(|a| a.contains("login.throttled")), "{audit:?}");
-    assert!(audit.iter().any(|a| a.contains("login.failed")), "{audit:?}");
+    let audit: Vec<String> = sqlx::query_scalar(
+        "SELECT concat_ws(' ', actor, action, target, detail::text) FROM audit_log",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert!(
+        audit.iter().any(|a| a.contains("login.throttled")),
+        "{audit:?}"
+    );
+    assert!(
+        audit.iter().any(|a| a.contains("login.failed")),
+        "{audit:?}"
+    );
     for secret_text in [wrong, admin_password, "cli-user-password"] {
-        assert!(!log.contains(secret_text), "a password is in the server log");
-        assert!(!audit.iter().any(|a| a.contains(secret_text)), "a password is in the audit log");
+        assert!(
+            !log.contains(secret_text),
+            "a password is in the server log"
+        );
+        assert!(
+            !audit.iter().any(|a| a.contains(secret_text)),
+            "a password is in the audit log"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

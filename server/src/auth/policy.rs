@@ -240,7 +240,9 @@ mod tests {
             assert!(seen.insert((r.method, r.path)), "listed twice: {r:?}");
             assert!(r.path.starts_with('/'), "{r:?}");
         }
-        assert!(matches!(lookup("HEAD", Some("/explore")), Lookup::Rule(r) if r.path == "/explore"));
+        assert!(
+            matches!(lookup("HEAD", Some("/explore")), Lookup::Rule(r) if r.path == "/explore")
+        );
         assert_eq!(lookup("DELETE", Some("/explore")), Lookup::OtherMethods);
         assert_eq!(lookup("GET", Some("/api/v1/new_thing")), Lookup::Unlisted);
         assert!(allows("POST", "/app-fn/add_user", Some(Admin)));

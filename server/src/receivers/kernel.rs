@@ -58,7 +58,13 @@ pub async fn kernel(State(route): State<Route>, req: Request, next: Next) -> Res
     };
     // A pipewatch API token with the ingest or admin scope, checked by the auth layer.
     let api_token = parts.extensions.get::<crate::auth::IngestToken>().is_some();
-    let admitted = admit(&st, receiver, &parts.headers, parts.uri.authority(), api_token);
+    let admitted = admit(
+        &st,
+        receiver,
+        &parts.headers,
+        parts.uri.authority(),
+        api_token,
+    );
     let (media, compression) = match admitted {
         Ok(framing) => framing,
         Err((e, media)) => {

@@ -20,16 +20,25 @@ async fn users_are_stored_with_an_argon2_hash_and_names_are_unique() {
     let s = store().await;
     assert_eq!(s.user_count().await.unwrap(), 0);
     let u = s.create_user("ada", PW, Role::Admin).await.unwrap();
-    assert_eq!((u.name.as_str(), u.role, u.disabled), ("ada", Role::Admin, false));
+    assert_eq!(
+        (u.name.as_str(), u.role, u.disabled),
+        ("ada", Role::Admin, false)
+    );
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE name = 'ada'")
         .fetch_one(s.pool())
         .await
         .unwrap();
-    assert!(hash.starts_with("$argon2id$") && !hash.contains(PW), "{hash}");
+    assert!(
+        hash.starts_with("$argon2id$") && !hash.contains(PW),
+        "{hash}"
+    );
 
     let dup = s.create_user("ada", PW, Role::Viewer).await.unwrap_err();
     assert!(dup.to_string().contains("already exists"), "{dup}");
-    let short = s.create_user("bob", "short", Role::Viewer).await.unwrap_err();
+    let short = s
+        .create_user("bob", "short", Role::Viewer)
+        .await
+        .unwrap_err();
     assert!(short.to_string().contains("at least 8"), "{short}");
     let bad = s.create_user("a b", PW, Role::Viewer).await.unwrap_err();
     assert!(bad.to_string().contains("not allowed"), "{bad}");
@@ -42,9 +51,17 @@ async fn login_checks_the_password_and_the_last_admin_cannot_be_removed() {
     s.create_user("ada", PW, Role::Admin).await.unwrap();
     s.create_user("eve", PW, Role::Viewer).await.unwrap();
     let t = throttle(60_000);
-    assert!(matches!(s.login("ada", PW, None, t).await.unwrap(), LoginOutcome::Ok(u) if u.role == Role::Admin));
-    assert_eq!(s.login("ada", "wrong-password", None, t).await.unwrap(), LoginOutcome::Refused);
-    assert_eq!(s.login("nobody", PW, None, t).await.unwrap(), LoginOutcome::Refused);
+    assert!(
+        matches!(s.login("ada", PW, None, t).await.unwrap(), LoginOutcome::Ok(u) if u.role == Role::Admin)
+    );
+    assert_eq!(
+        s.login("ada", "wrong-password", None, t).await.unwrap(),
+        LoginOutcome::Refused
+    );
+    assert_eq!(
+        s.login("nobody", PW, None, t).await.unwrap(),
+        LoginOutcome::Refused
+    );
 
     let err = s.set_role("ada", Role::Editor).await.unwrap_err();
     assert!(err.to_string().contains("last enabled admin"), "{err}");
@@ -52,12 +69,26 @@ async fn login_checks_the_password_and_the_last_admin_cannot_be_removed() {
     assert!(err.to_string().contains("last enabled admin"), "{err}");
     s.set_role("eve", Role::Admin).await.unwrap();
     s.set_disabled("ada", true).await.unwrap();
-    assert_eq!(s.login("ada", PW, None, t).await.unwrap(), LoginOutcome::Refused);
+    assert_eq!(
+        s.login("ada", PW, None, t).await.unwrap(),
+        LoginOutcome::Refused
+    );
     s.set_disabled("ada", false).await.unwrap();
     s.set_password("ada", "another-password").await.unwrap();
-    assert_eq!(s.login("ada", PW, None, t).await.unwrap(), LoginOutcome::Refused);
-    assert!(matches!(s.login("ada", "another-password", None, t).await.unwrap(), LoginOutcome::Ok(_)));
-    assert!(s.set_role("ghost", Role::Viewer).await.unwrap_err().to_string().contains("no user named"));
+    assert_eq!(
+        s.login("ada", PW, None, t).await.unwrap(),
+        LoginOutcome::Refused
+    );
+    assert!(matches!(
+        s.login("ada", "another-password", None, t).await.unwrap(),
+        LoginOutcome::Ok(_)
+    ));
+    assert!(s
+        .set_role("ghost", Role::Viewer)
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("no user named"));
 }
 
 #[tokio::test]
@@ -67,7 +98,9 @@ async fn five_failures_throttle_a_name_and_an_address_until_the_backoff_passes()
     let t = throttle(1_500);
     for _ in 0..5 {
         assert_eq!(
-            s.login("ada", "wrong-password", Some("10.0.0.1"), t).await.unwrap(),
+            s.login("ada", "wrong-password", Some("10.0.0.1"), t)
+                .await
+                .unwrap(),
             LoginOutcome::Refused
         );
     }
@@ -76,7 +109,10 @@ async fn five_failures_throttle_a_name_and_an_address_until_the_backoff_passes()
     else {
         panic!("not throttled after 5 failures");
     };
-    assert!(wait > Duration::ZERO && wait <= Duration::from_secs(2), "{wait:?}");
+    assert!(
+        wait > Duration::ZERO && wait <= Duration::from_secs(2),
+        "{wait:?}"
+    );
     // The address is throttled for other names too.
     assert!(matches!(
         s.login("someone", PW, Some("10.0.0.1"), t).await.unwrap(),
@@ -89,7 +125,9 @@ async fn five_failures_throttle_a_name_and_an_address_until_the_backoff_passes()
     ));
     // The success cleared the name's failures: one more failure does not throttle.
     assert_eq!(
-        s.login("ada", "wrong-password", Some("10.0.0.2"), t).await.unwrap(),
+        s.login("ada", "wrong-password", Some("10.0.0.2"), t)
+            .await
+            .unwrap(),
         LoginOutcome::Refused
     );
     assert!(matches!(
@@ -106,32 +144,56 @@ async fn sessions_are_stored_hashed_expire_and_end_on_logout_or_disable() {
     let LoginOutcome::Ok(eve) = s.login("eve", PW, None, throttle(1)).await.unwrap() else {
         panic!()
     };
-    let new = s.create_session(&eve, Duration::from_secs(3600)).await.unwrap();
-    let got = s.session(&new.cookie_value).await.unwrap().expect("live session");
-    assert_eq!((got.user.name.as_str(), got.user.role), ("eve", Role::Editor));
+    let new = s
+        .create_session(&eve, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let got = s
+        .session(&new.cookie_value)
+        .await
+        .unwrap()
+        .expect("live session");
+    assert_eq!(
+        (got.user.name.as_str(), got.user.role),
+        ("eve", Role::Editor)
+    );
     assert_eq!(got.csrf_token, new.csrf_token);
     // Only a hash of the secret half is stored.
     let (selector, verifier) = new.cookie_value.split_once('.').unwrap();
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT verifier_hash FROM sessions WHERE selector = $1")
-        .bind(selector)
-        .fetch_one(s.pool())
-        .await
-        .unwrap();
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT verifier_hash FROM sessions WHERE selector = $1")
+            .bind(selector)
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
     assert_eq!(stored, store::auth::sha256(verifier));
     // A wrong verifier with the right selector is refused.
-    assert!(s.session(&format!("{selector}.x{verifier}")).await.unwrap().is_none());
+    assert!(s
+        .session(&format!("{selector}.x{verifier}"))
+        .await
+        .unwrap()
+        .is_none());
     assert!(s.session("garbage").await.unwrap().is_none());
 
     s.set_disabled("eve", true).await.unwrap();
     assert!(s.session(&new.cookie_value).await.unwrap().is_none());
     s.set_disabled("eve", false).await.unwrap();
 
-    let short = s.create_session(&eve, Duration::from_millis(300)).await.unwrap();
+    let short = s
+        .create_session(&eve, Duration::from_millis(300))
+        .await
+        .unwrap();
     assert!(s.session(&short.cookie_value).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(s.session(&short.cookie_value).await.unwrap().is_none(), "expired session accepted");
+    assert!(
+        s.session(&short.cookie_value).await.unwrap().is_none(),
+        "expired session accepted"
+    );
 
-    let other = s.create_session(&eve, Duration::from_secs(60)).await.unwrap();
+    let other = s
+        .create_session(&eve, Duration::from_secs(60))
+        .await
+        .unwrap();
     let sel = other.cookie_value.split_once('.').unwrap().0.to_string();
     s.delete_session(&sel).await.unwrap();
     assert!(s.session(&other.cookie_value).await.unwrap().is_none());
@@ -140,17 +202,29 @@ async fn sessions_are_stored_hashed_expire_and_end_on_logout_or_disable() {
 #[tokio::test]
 async fn api_tokens_are_shown_once_stored_hashed_and_revocable() {
     let s = store().await;
-    let t = s.create_api_token("grafana", TokenScope::Read, "ada").await.unwrap();
+    let t = s
+        .create_api_token("grafana", TokenScope::Read, "ada")
+        .await
+        .unwrap();
     assert!(t.secret.starts_with("pwt_"));
     let all: Vec<(String, Vec<u8>)> =
         sqlx::query_as("SELECT selector, verifier_hash FROM api_tokens")
             .fetch_all(s.pool())
             .await
             .unwrap();
-    assert!(!all.iter().any(|(sel, h)| t.secret.contains(&format!("{sel}_"))
-        && String::from_utf8_lossy(h).contains(&t.secret)));
-    let found = s.api_token(&t.secret).await.unwrap().expect("token accepted");
-    assert_eq!((found.name.as_str(), found.scope), ("grafana", TokenScope::Read));
+    assert!(!all
+        .iter()
+        .any(|(sel, h)| t.secret.contains(&format!("{sel}_"))
+            && String::from_utf8_lossy(h).contains(&t.secret)));
+    let found = s
+        .api_token(&t.secret)
+        .await
+        .unwrap()
+        .expect("token accepted");
+    assert_eq!(
+        (found.name.as_str(), found.scope),
+        ("grafana", TokenScope::Read)
+    );
     let listed = s.list_api_tokens().await.unwrap();
     assert!(listed[0].last_used_at.is_some(), "use not recorded");
     // A changed last character is refused.
@@ -160,22 +234,38 @@ async fn api_tokens_are_shown_once_stored_hashed_and_revocable() {
     assert!(s.api_token(&wrong).await.unwrap().is_none());
     assert!(s.api_token("not-a-token").await.unwrap().is_none());
 
-    let dup = s.create_api_token("grafana", TokenScope::Admin, "ada").await.unwrap_err();
+    let dup = s
+        .create_api_token("grafana", TokenScope::Admin, "ada")
+        .await
+        .unwrap_err();
     assert!(dup.to_string().contains("already in use"), "{dup}");
-    assert_eq!(s.revoke_api_token(t.info.id).await.unwrap().as_deref(), Some("grafana"));
-    assert!(s.api_token(&t.secret).await.unwrap().is_none(), "revoked token accepted");
+    assert_eq!(
+        s.revoke_api_token(t.info.id).await.unwrap().as_deref(),
+        Some("grafana")
+    );
+    assert!(
+        s.api_token(&t.secret).await.unwrap().is_none(),
+        "revoked token accepted"
+    );
     assert_eq!(s.revoke_api_token(t.info.id).await.unwrap(), None);
     // The name is free again once revoked.
-    s.create_api_token("grafana", TokenScope::Read, "ada").await.unwrap();
+    s.create_api_token("grafana", TokenScope::Read, "ada")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn the_audit_log_pages_newest_first() {
     let s = store().await;
     for i in 0..5 {
-        s.audit("ada", "user.add", &format!("u{i}"), serde_json::json!({"role": "viewer"}))
-            .await
-            .unwrap();
+        s.audit(
+            "ada",
+            "user.add",
+            &format!("u{i}"),
+            serde_json::json!({"role": "viewer"}),
+        )
+        .await
+        .unwrap();
     }
     let page = s.audit_log(3, None).await.unwrap();
     let targets: Vec<_> = page.iter().map(|e| e.target.as_str()).collect();
