@@ -11,9 +11,9 @@
 //! calls are written to the audit log. The push receivers keep their own `[[auth.tokens]]`
 //! check; a pipewatch API token with the ingest (or admin) scope is accepted there too.
 //!
-//! TLS: pipewatch serves plain HTTP; run it behind a reverse proxy that terminates TLS and set
-//! `auth.secure_cookies = true` so the session cookie is marked `Secure` (README, "Users and
-//! access"). Direct rustls serving is not built yet.
+//! TLS: with `server.tls_cert` and `server.tls_key` the listener serves HTTPS (`run.rs`) and
+//! marks such requests [`ServedOverTls`], whose session cookies get `Secure`; behind a reverse
+//! proxy that terminates TLS, `auth.secure_cookies = true` does the same.
 
 pub mod policy;
 

@@ -459,6 +459,12 @@ mod tests {
         ("PIPEWATCH_RECEIVERS__OTLP_GRPC_LISTEN", "", |c| {
             c.receivers.otlp_grpc_listen.is_empty()
         }),
+        ("PIPEWATCH_SERVER__TLS_CERT", "/etc/pw/cert.pem", |c| {
+            c.server.tls_cert == std::path::Path::new("/etc/pw/cert.pem")
+        }),
+        ("PIPEWATCH_SERVER__TLS_KEY", "/etc/pw/key.pem", |c| {
+            c.server.tls_key == std::path::Path::new("/etc/pw/key.pem")
+        }),
         ("PIPEWATCH_AUTH__ANONYMOUS_ROLE", "viewer", |c| {
             c.auth.anonymous_role() == Some(model::auth::Role::Viewer)
         }),

@@ -774,3 +774,89 @@ async fn five_wrong_passwords_throttle_with_retry_after_and_no_password_is_logge
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `server.tls_cert` / `server.tls_key`: HTTPS with the configured certificate (a self-signed
+/// one made by `openssl` here), and the session cookie marked `Secure` because the request
+/// came over TLS. Half a configuration refuses to start naming both keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_is_served_with_the_configured_certificate_and_cookies_are_secure() {
+    let dir = std::env::temp_dir().join(format!("pipewatch-authz-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    let mut half = server::config::Config::default();
+    half.server.tls_cert = cert.clone();
+    let Err(e) = server::run::tls_acceptor(&half.server) else {
+        panic!("half a TLS configuration was accepted")
+    };
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("server.tls_cert") && e.contains("server.tls_key"),
+        "{e}"
+    );
+
+    let url = store::testing::fresh_database_url().await;
+    let store = store::Store::connect(&url, store::StoreConfig::default())
+        .await
+        .unwrap();
+    store
+        .create_user("ada", PASSWORD, Role::Admin)
+        .await
+        .unwrap();
+    let mut cfg = server::config::Config::default();
+    cfg.database.url = url;
+    cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.receivers.otlp_grpc_listen = String::new();
+    cfg.server.tls_cert = cert;
+    cfg.server.tls_key = key;
+    let server = server::run::RunningServer::start(cfg, Default::default())
+        .await
+        .unwrap();
+    let https = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", server.addr.port());
+    let r = https
+        .post(format!("{base}/login"))
+        .json(&serde_json::json!({"user": "ada", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("HTTPS answers");
+    assert_eq!(r.status(), 200);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set.contains("; Secure"),
+        "cookie over TLS without Secure: {set}"
+    );
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = reqwest::get(format!("http://127.0.0.1:{}/healthz", server.addr.port())).await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    server.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
