@@ -7,6 +7,10 @@ bin="${CARGO_TARGET_DIR:-target}/debug/pipewatch"
 data="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 log="$data/pipewatch.log"
+# The first admin, for the tests that log in (end2end/tests/auth.spec.ts).
+export PIPEWATCH_ADMIN_USER="e2e-admin"
+PIPEWATCH_ADMIN_PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')"
+export PIPEWATCH_ADMIN_PASSWORD
 PIPEWATCH_SERVER__LISTEN="127.0.0.1:$port" PIPEWATCH_SERVER__DATA_DIR="$data" \
   PIPEWATCH_SERVER__SITE_ROOT="${PIPEWATCH_SITE_ROOT:-$PWD/target/site}" \
   "$bin" demo >"$log" 2>&1 &

@@ -39,4 +39,66 @@ pub trait Backend: Send + Sync + 'static {
         let _ = q;
         Ok(Vec::new())
     }
+
+    // Users, tokens and the audit log (app/src/users.rs, app/src/audit.rs). `actor` is the
+    // user making the change, for the audit log. The defaults keep no users.
+
+    /// Whether the server's policy table lets `role` call `method path`: server functions
+    /// called while a page renders do not pass the auth layer, so they ask here.
+    fn allows(&self, method: &str, path: &str, role: Option<model::auth::Role>) -> bool {
+        let _ = (method, path, role);
+        false
+    }
+    async fn list_users(&self) -> Result<Vec<model::auth::UserInfo>, String> {
+        Err(NO_USERS.into())
+    }
+    async fn add_user(
+        &self,
+        actor: &str,
+        name: &str,
+        password: &str,
+        role: model::auth::Role,
+    ) -> Result<(), String> {
+        let _ = (actor, name, password, role);
+        Err(NO_USERS.into())
+    }
+    /// Changes the role and/or the disabled flag of `name`.
+    async fn change_user(
+        &self,
+        actor: &str,
+        name: &str,
+        role: Option<model::auth::Role>,
+        disabled: Option<bool>,
+    ) -> Result<(), String> {
+        let _ = (actor, name, role, disabled);
+        Err(NO_USERS.into())
+    }
+    async fn list_tokens(&self) -> Result<Vec<model::auth::TokenInfo>, String> {
+        Err(NO_USERS.into())
+    }
+    /// Creates an API token and returns its secret (shown once).
+    async fn create_token(
+        &self,
+        actor: &str,
+        name: &str,
+        scope: model::auth::TokenScope,
+    ) -> Result<String, String> {
+        let _ = (actor, name, scope);
+        Err(NO_USERS.into())
+    }
+    async fn revoke_token(&self, actor: &str, id: i64) -> Result<(), String> {
+        let _ = (actor, id);
+        Err(NO_USERS.into())
+    }
+    /// The newest `limit` audit rows with an id below `before`, newest first.
+    async fn audit_log(
+        &self,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<model::auth::AuditEntry>, String> {
+        let _ = (limit, before);
+        Err(NO_USERS.into())
+    }
 }
+
+const NO_USERS: &str = "this backend keeps no users";

@@ -1,18 +1,22 @@
 //! The pipewatch web app: the page shell, the layout with its navigation, and the routes of
-//! the Explore, Targets and Status pages. Built twice: with `ssr` into the server (pages
-//! render completely there, state lives in the URL) and with `hydrate` into the browser
+//! the Explore, Targets, Status, Data quality, Login, Users and tokens, and Audit log pages.
+//! Built twice: with `ssr` into the server (pages render completely there, state lives in the
+//! URL) and with `hydrate` into the browser
 //! bundle that makes hover, zoom, legend toggles and auto-refresh work.
 
 pub mod api;
+pub mod audit;
 #[cfg(feature = "ssr")]
 pub mod backend;
 pub mod chart;
 pub mod explore;
+pub mod login;
 pub mod quality;
 pub mod range;
 pub mod status;
 pub mod targets;
 pub mod timefmt;
+pub mod users;
 
 #[cfg(feature = "ssr")]
 pub use backend::Backend;
@@ -21,6 +25,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{path, SsrMode};
+use login::UserMenu;
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -56,6 +61,7 @@ pub fn App() -> impl IntoView {
                     <A href="/quality">"Data quality"</A>
                     <A href="/status">"Status"</A>
                 </nav>
+                <UserMenu/>
             </header>
             <main class="page">
                 // Async: the server waits for the data, so a page is complete before any
@@ -66,6 +72,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/targets") view=targets::TargetsPage ssr=SsrMode::Async/>
                     <Route path=path!("/status") view=status::StatusPage ssr=SsrMode::Async/>
                     <Route path=path!("/quality") view=quality::QualityPage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=login::LoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/users") view=users::UsersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

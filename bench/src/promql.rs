@@ -375,6 +375,8 @@ pub async fn run(base_url: &str, b: &PromqlBench, cfg: &server::config::Config) 
     cfg.server.listen = "127.0.0.1:0".parse().expect("static address");
     cfg.receivers.otlp_grpc_listen = String::new();
     cfg.scrape_configs.clear();
+    // The benchmark measures queries, not logins: its private server answers anonymous reads.
+    cfg.auth.anonymous_role = "viewer".into();
     let server = server::run::RunningServer::start(cfg, Default::default())
         .await
         .context("bench server did not start")?;

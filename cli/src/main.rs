@@ -2,6 +2,7 @@
 
 mod nab;
 mod rules;
+mod user;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -77,6 +78,16 @@ enum Command {
     Rules {
         #[command(subcommand)]
         which: rules::RulesCommand,
+    },
+    /// Users who log in to the pages and API: add, list, change passwords.
+    User {
+        #[command(subcommand)]
+        which: user::UserCommand,
+    },
+    /// API tokens (`Authorization: Bearer ...`) with the read, ingest or admin scope.
+    Token {
+        #[command(subcommand)]
+        which: user::TokenCommand,
     },
     /// End-to-end benchmarks that print ratios against an anchor run in the same process.
     Bench {
@@ -200,6 +211,13 @@ async fn run() -> Result<()> {
             at,
             after,
         } => {
+            // The demo is one command with something to look at: its pages open without a
+            // login (read only); an admin is created for the rest and its password printed.
+            let mut cfg = cfg;
+            if cfg.auth.anonymous_role == "none" {
+                cfg.auth.anonymous_role = "viewer".into();
+                println!("demo: auth.anonymous_role = \"viewer\" (pages are readable without logging in)");
+            }
             let fault = match inject {
                 Some(kind) => {
                     let start = model::clock::now_ms() + after.as_millis() as i64;
@@ -254,6 +272,11 @@ async fn run() -> Result<()> {
                     targets,
                     initial: backfill,
                     on_ready: Some(ready_tx),
+                    // PIPEWATCH_ADMIN_USER / PIPEWATCH_ADMIN_PASSWORD make the first admin
+                    // instead when set (scripts/e2e.sh logs in with them).
+                    first_admin: std::env::var_os("PIPEWATCH_ADMIN_USER")
+                        .is_none()
+                        .then(|| ("admin".into(), store::auth::random_secret(16))),
                 },
                 server::run::shutdown_signal(),
             )
@@ -268,6 +291,8 @@ async fn run() -> Result<()> {
         }
         // Sent to a running server before any config is loaded (above).
         Command::Import { .. } | Command::Nab { .. } | Command::Rules { .. } => {}
+        Command::User { which } => user::user(&cfg, which).await?,
+        Command::Token { which } => user::token(&cfg, which).await?,
         Command::Migrate => {
             let db = server::run::Database::open(&cfg).await?;
             let r = store::Store::migrate(&db.url).await;

@@ -29,3 +29,20 @@ export async function firstDemoMetric(page: Page): Promise<string> {
   expect(demo, `a demo_ metric among ${JSON.stringify(names)}`).toBeTruthy();
   return demo!;
 }
+
+/** The admin scripts/e2e.sh makes `pipewatch demo` create (PIPEWATCH_ADMIN_USER/_PASSWORD). */
+export const admin = {
+  user: process.env.PIPEWATCH_ADMIN_USER ?? 'e2e-admin',
+  password: process.env.PIPEWATCH_ADMIN_PASSWORD ?? '',
+};
+
+/** Logs in through the Login page and waits for the page `next` sends the browser to. */
+export async function logIn(page: Page, next = '/status') {
+  expect(admin.password, 'PIPEWATCH_ADMIN_PASSWORD is set (scripts/e2e.sh sets it)').not.toBe('');
+  await page.goto(`/login?next=${encodeURIComponent(next)}`);
+  await page.locator('input[name=user]').fill(admin.user);
+  await page.locator('input[name=password]').fill(admin.password);
+  await page.locator('form.login-form button[type=submit]').click();
+  await page.waitForURL((u) => u.pathname === next);
+  await expect(page.locator('.user-name')).toHaveText(admin.user);
+}

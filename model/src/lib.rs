@@ -5,6 +5,7 @@
 //! builds.
 
 pub mod anomaly;
+pub mod auth;
 pub mod civil;
 pub mod clip;
 pub mod clock;

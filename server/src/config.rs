@@ -369,6 +369,16 @@ mod tests {
             ),
             ("[otlp]\nmax_series = 0\n", "otlp.max_series"),
             ("[query]\ntimeout = \"0s\"\n", "query.timeout"),
+            ("[auth]\nanonymous_role = \"root\"\n", "auth.anonymous_role"),
+            (
+                "[auth]\nsession_lifetime = \"10s\"\n",
+                "auth.session_lifetime",
+            ),
+            (
+                "[auth]\nlogin_max_failures = 0\n",
+                "auth.login_max_failures",
+            ),
+            ("[auth]\nlogin_backoff = \"0s\"\n", "auth.login_backoff"),
             ("[query]\ntimeout = \"5m\"\n", "query.timeout"),
             ("[query]\nmax_samples = 0\n", "query.max_samples"),
             (
@@ -448,6 +458,30 @@ mod tests {
         }),
         ("PIPEWATCH_RECEIVERS__OTLP_GRPC_LISTEN", "", |c| {
             c.receivers.otlp_grpc_listen.is_empty()
+        }),
+        ("PIPEWATCH_SERVER__TLS_CERT", "/etc/pw/cert.pem", |c| {
+            c.server.tls_cert == std::path::Path::new("/etc/pw/cert.pem")
+        }),
+        ("PIPEWATCH_SERVER__TLS_KEY", "/etc/pw/key.pem", |c| {
+            c.server.tls_key == std::path::Path::new("/etc/pw/key.pem")
+        }),
+        ("PIPEWATCH_AUTH__ANONYMOUS_ROLE", "viewer", |c| {
+            c.auth.anonymous_role() == Some(model::auth::Role::Viewer)
+        }),
+        ("PIPEWATCH_AUTH__SESSION_LIFETIME", "2h", |c| {
+            c.auth.session_lifetime == Duration::from_secs(7200)
+        }),
+        ("PIPEWATCH_AUTH__LOGIN_MAX_FAILURES", "3", |c| {
+            c.auth.login_max_failures == 3
+        }),
+        ("PIPEWATCH_AUTH__LOGIN_WINDOW", "1h", |c| {
+            c.auth.login_window == Duration::from_secs(3600)
+        }),
+        ("PIPEWATCH_AUTH__LOGIN_BACKOFF", "30s", |c| {
+            c.auth.login_backoff == Duration::from_secs(30)
+        }),
+        ("PIPEWATCH_AUTH__SECURE_COOKIES", "true", |c| {
+            c.auth.secure_cookies
         }),
         (
             "PIPEWATCH_AUTH__TOKENS",

@@ -3,6 +3,7 @@
 //! of their own on top of [`run`].
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod discovery;
 pub mod guard;
@@ -20,8 +21,8 @@ pub mod web;
 
 pub use state::AppState;
 
-/// The whole HTTP surface: read API, receivers and the web app, behind the security headers.
-/// Tests call this with `oneshot`.
+/// The whole HTTP surface: read API, receivers, login and the web app, behind the auth layer
+/// (`state.auth`, [`auth::policy`]) and the security headers. Tests call this with `oneshot`.
 pub fn app(state: AppState, site_root: std::path::PathBuf) -> axum::Router {
     let receivers = receivers::ReceiverState::new(state.clone(), state.receivers.clone());
     app_with_receivers(state, receivers, site_root)
@@ -35,8 +36,11 @@ pub fn app_with_receivers(
     site_root: std::path::PathBuf,
 ) -> axum::Router {
     let backend: std::sync::Arc<dyn app::Backend> = std::sync::Arc::new(state.clone());
-    api::router(state)
+    api::router(state.clone())
         .merge(receivers::router_with_state(receivers))
+        .merge(auth::router(state.clone()))
         .merge(web::router(backend, site_root))
+        // `layer`, not `route_layer`: the fallback (404 page) passes the auth layer too.
+        .layer(axum::middleware::from_fn_with_state(state, auth::layer))
         .layer(axum::middleware::from_fn(security_headers::layer))
 }

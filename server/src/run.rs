@@ -76,6 +76,8 @@ pub struct ServeExtras {
     pub initial: Vec<model::Batch>,
     /// Told the bound address once the server accepts requests (tests bind port 0).
     pub on_ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+    /// (name, password) of an admin to create when the database has no users yet (the demo).
+    pub first_admin: Option<(String, String)>,
 }
 
 /// Runs until `shutdown` resolves, then drains the ingest queue and reports what happened.
@@ -100,6 +102,7 @@ async fn serve_with_db(
         targets: extra_targets,
         initial,
         on_ready,
+        first_admin,
     } = extras;
     let store = store::Store::connect(
         url,
@@ -133,6 +136,7 @@ async fn serve_with_db(
         )
     })?;
     let local = listener.local_addr()?;
+    let tls = tls_acceptor(&cfg.server)?;
 
     let stop_background = CancellationToken::new();
     let maintenance = tokio::spawn(maintenance_loop(
@@ -204,7 +208,29 @@ async fn serve_with_db(
         receivers: cfg.receivers.clone(),
         guard,
         query_limits: (&cfg.query).into(),
+        auth: Arc::new(crate::auth::AuthSettings::from_config(&cfg.auth)),
     };
+    if let Some((name, password)) = first_admin {
+        if store.user_count().await? == 0 {
+            store
+                .create_user(&name, &password, model::auth::Role::Admin)
+                .await?;
+            store
+                .audit(
+                    "demo",
+                    "user.add",
+                    &name,
+                    serde_json::json!({"role": "admin"}),
+                )
+                .await?;
+            println!("log in as {name:?} with password {password:?} for the Users and tokens and Audit log pages");
+        } else {
+            println!("users exist already in this database: log in with one of them (`pipewatch user list`, `pipewatch user passwd <name>`)");
+        }
+    }
+    crate::auth::bootstrap_admin(&store, &state.auth)
+        .await
+        .context("creating the first admin")?;
     // One receiver state for HTTP and gRPC: OTLP running totals are shared by both.
     let receivers = crate::receivers::ReceiverState::new(state.clone(), cfg.receivers.clone())
         .with_otlp_signals(crate::receivers::otlp_signals::SignalState::new(
@@ -217,16 +243,18 @@ async fn serve_with_db(
             cfg.server.request_timeout,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http());
-    tracing::info!("pipewatch listening on http://{local}");
-    println!("pipewatch is up: open http://{local}/explore");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("pipewatch listening on {scheme}://{local}");
+    println!("pipewatch is up: open {scheme}://{local}/explore");
     if let Some(tx) = on_ready {
         let _ = tx.send(local);
     }
 
-    serve_http(
+    serve_http_tls(
         listener,
         router,
         ConnectionLimits::from(&cfg.server),
+        tls,
         shutdown,
     )
     .await;
@@ -288,6 +316,19 @@ pub async fn serve_http(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    serve_http_tls(listener, router, limits, None, shutdown).await
+}
+
+/// [`serve_http`], over TLS when `tls` is given: the handshake runs in the connection's own
+/// task (a slow client cannot stall accepting) within `header_read_timeout`, and requests
+/// carry [`crate::auth::ServedOverTls`] so session cookies get `Secure`.
+pub async fn serve_http_tls(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
@@ -304,7 +345,7 @@ pub async fn serve_http(
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
             _ = &mut shutdown => break,
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(c) => c,
                 Err(e) => {
@@ -321,13 +362,49 @@ pub async fn serve_http(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn = http1.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
-        );
-        let conn = graceful.watch(conn);
+        // The peer address, for login throttling by address; TLS, for the cookie's `Secure`.
+        let over_tls = tls.is_some();
+        let service = tower::ServiceBuilder::new()
+            .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                if over_tls {
+                    req.extensions_mut().insert(crate::auth::ServedOverTls);
+                }
+                req
+            })
+            .service(router.clone());
+        let service = TowerToHyperService::new(service);
+        let watcher = graceful.watcher();
+        let http1 = http1.clone();
+        let tls = tls.clone();
+        let handshake_within = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let served = match tls {
+                None => {
+                    watcher
+                        .watch(http1.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            watcher
+                                .watch(http1.serve_connection(TokioIo::new(stream), service))
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "HTTP connection ended with an error");
             }
             drop(slot);
@@ -343,6 +420,52 @@ pub async fn serve_http(
             "HTTP requests still running at shutdown were cut off"
         );
     }
+}
+
+/// The TLS acceptor for `server.tls_cert` and `server.tls_key` (PEM); `None` when both are
+/// empty. Errors name the key to fix.
+pub fn tls_acceptor(s: &crate::config::ServerConfig) -> Result<Option<tokio_rustls::TlsAcceptor>> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let (cert, key) = (&s.tls_cert, &s.tls_key);
+    match (cert.as_os_str().is_empty(), key.as_os_str().is_empty()) {
+        (true, true) => return Ok(None),
+        (false, false) => {}
+        _ => anyhow::bail!(
+            "keys `server.tls_cert` and `server.tls_key` go together: set both (PEM certificate chain and private key) to serve HTTPS, or neither for plain HTTP"
+        ),
+    }
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| {
+            format!(
+                "key `server.tls_cert`: cannot read PEM certificates from {}",
+                cert.display()
+            )
+        })?;
+    if certs.is_empty() {
+        anyhow::bail!(
+            "key `server.tls_cert`: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            cert.display()
+        );
+    }
+    let private = PrivateKeyDer::from_pem_file(key).with_context(|| {
+        format!(
+            "key `server.tls_key`: cannot read a PEM private key from {}",
+            key.display()
+        )
+    })?;
+    // ring, the provider reqwest and lettre already use here, chosen explicitly: rustls
+    // refuses to guess when none is installed process-wide.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, private)
+        .context("keys `server.tls_cert` / `server.tls_key`: the private key does not match the certificate, or its type is not supported")?;
+    // The listener speaks HTTP/1.1 only.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
 }
 
 /// Raises the soft open-files limit to the hard limit: every connection, database connection

@@ -29,6 +29,8 @@ pub struct AppState {
     pub guard: Arc<crate::guard::Guard>,
     /// Limits of every PromQL query (`[query]` in the config).
     pub query_limits: crate::promql::QueryLimits,
+    /// `[auth]`: anonymous role, session lifetime, login throttling.
+    pub auth: Arc<crate::auth::AuthSettings>,
 }
 
 impl AppState {
@@ -115,5 +117,124 @@ impl app::Backend for AppState {
             .list_change_events(&q)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    fn allows(&self, method: &str, path: &str, role: Option<model::auth::Role>) -> bool {
+        crate::auth::policy::allows(method, path, role)
+    }
+
+    async fn list_users(&self) -> Result<Vec<model::auth::UserInfo>, String> {
+        self.store.list_users().await.map_err(|e| e.to_string())
+    }
+
+    async fn add_user(
+        &self,
+        actor: &str,
+        name: &str,
+        password: &str,
+        role: model::auth::Role,
+    ) -> Result<(), String> {
+        self.store
+            .create_user(name, password, role)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.audit(actor, "user.add", name, serde_json::json!({"role": role}))
+            .await
+    }
+
+    async fn change_user(
+        &self,
+        actor: &str,
+        name: &str,
+        role: Option<model::auth::Role>,
+        disabled: Option<bool>,
+    ) -> Result<(), String> {
+        if let Some(role) = role {
+            self.store
+                .set_role(name, role)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.audit(actor, "user.role", name, serde_json::json!({"role": role}))
+                .await?;
+        }
+        if let Some(disabled) = disabled {
+            self.store
+                .set_disabled(name, disabled)
+                .await
+                .map_err(|e| e.to_string())?;
+            let action = if disabled {
+                "user.disable"
+            } else {
+                "user.enable"
+            };
+            self.audit(actor, action, name, serde_json::json!({}))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<model::auth::TokenInfo>, String> {
+        self.store
+            .list_api_tokens()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn create_token(
+        &self,
+        actor: &str,
+        name: &str,
+        scope: model::auth::TokenScope,
+    ) -> Result<String, String> {
+        let t = self
+            .store
+            .create_api_token(name, scope, actor)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.audit(
+            actor,
+            "token.create",
+            name,
+            serde_json::json!({"scope": scope, "id": t.info.id}),
+        )
+        .await?;
+        Ok(t.secret)
+    }
+
+    async fn revoke_token(&self, actor: &str, id: i64) -> Result<(), String> {
+        let name = self
+            .store
+            .revoke_api_token(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("there is no live API token with id {id}"))?;
+        self.audit(actor, "token.revoke", &name, serde_json::json!({"id": id}))
+            .await
+    }
+
+    async fn audit_log(
+        &self,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<model::auth::AuditEntry>, String> {
+        self.store
+            .audit_log(limit, before)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl AppState {
+    async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), String> {
+        self.store
+            .audit(actor, action, target, detail)
+            .await
+            .map_err(|e| format!("the change was made but the audit log could not be written: {e}"))
     }
 }

@@ -16,6 +16,7 @@
 pub mod alerts;
 #[cfg(feature = "bench")]
 mod anchor;
+pub mod auth;
 mod catalog;
 pub mod dq;
 pub mod embedded;

@@ -144,6 +144,11 @@ pub async fn state(capacity: usize) -> (server::AppState, server::ingest::BatchW
         receivers: Default::default(),
         guard: Default::default(),
         query_limits: Default::default(),
+        // Tests whose subject is not auth act as an anonymous admin; tests/tests/authz.rs
+        // sets its own.
+        auth: Arc::new(server::auth::AuthSettings::anonymous(Some(
+            model::auth::Role::Admin,
+        ))),
     };
     (st, writers, url)
 }

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const BASE: &str = "[server]\nlisten = \"127.0.0.1:0\"\n[ingest]\nflush_interval = \"100ms\"\n";
+// Not an auth test: anonymous requests act as admin.
+const BASE: &str = "[server]\nlisten = \"127.0.0.1:0\"\n[ingest]\nflush_interval = \"100ms\"\n[auth]\nanonymous_role = \"admin\"\n";
 
 async fn start(url: &str, jobs: &str) -> server::run::RunningServer {
     let toml = format!("{BASE}[database]\nurl = \"{url}\"\nmaintenance_interval = \"1s\"\n{jobs}");

@@ -80,6 +80,10 @@ async fn state() -> AppState {
         receivers: Default::default(),
         guard: Default::default(),
         query_limits: Default::default(),
+        // Not an auth test: anonymous requests act as admin.
+        auth: Arc::new(server::auth::AuthSettings::anonymous(Some(
+            model::auth::Role::Admin,
+        ))),
     }
 }
 

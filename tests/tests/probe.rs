@@ -799,6 +799,7 @@ async fn every_issue_9_finding_holds_against_the_real_binary() {
              [ingest]\nflush_interval = \"100ms\"\n\
              [receivers]\notlp_grpc_listen = \"127.0.0.1:{grpc_port}\"\n\
              [limits]\nmax_new_series_per_metric_per_minute = 100\nmax_new_series_per_minute = 450\n\
+             [auth]\nanonymous_role = \"admin\"\n\
              [[auth.tokens]]\nname = \"probe\"\ntoken = \"{TOKEN}\"\n",
             dir.display()
         ),

@@ -637,7 +637,7 @@ async fn prometheus_remote_writes_exactly_what_it_scraped() {
     let target = live_target().await;
     let url = store::testing::fresh_database_url().await;
     let cfg = Config::from_toml_str(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{url}\"\n[ingest]\nflush_interval = \"100ms\"\n"
+        "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{url}\"\n[ingest]\nflush_interval = \"100ms\"\n[auth]\nanonymous_role = \"admin\"\n"
     ))
     .unwrap();
     let server = server::run::RunningServer::start(cfg, Default::default())

@@ -11,7 +11,7 @@ async fn bad_targets_are_down_with_their_error_and_good_ones_keep_working() {
     let zoo = exporter_zoo().await;
     let url = store::testing::fresh_database_url().await;
     let mut toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{url}\"\nmaintenance_interval = \"1s\"\n[ingest]\nflush_interval = \"100ms\"\n"
+        "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{url}\"\nmaintenance_interval = \"1s\"\n[ingest]\nflush_interval = \"100ms\"\n[auth]\nanonymous_role = \"admin\"\n"
     );
     for job in ["good", "openmetrics", "garbage", "missing", "slow"] {
         toml.push_str(&format!(

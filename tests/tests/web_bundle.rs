@@ -57,6 +57,8 @@ async fn the_binary_serves_its_bundle_from_any_directory_and_hides_the_database_
         .env_remove("PIPEWATCH_CONFIG")
         .env("DATABASE_URL", &url)
         .env("PIPEWATCH_SERVER__LISTEN", "127.0.0.1:0")
+        // Not an auth test: anonymous requests act as admin.
+        .env("PIPEWATCH_AUTH__ANONYMOUS_ROLE", "admin")
         .env("PIPEWATCH_RECEIVERS__OTLP_GRPC_LISTEN", "")
         .env("PIPEWATCH_LOG", "info")
         .stdout(Stdio::piped())

@@ -1,16 +1,55 @@
-//! `[[auth.tokens]]`: bearer tokens of the push receivers, where each secret comes from, and
-//! which receivers it may write to. Secrets never reach a log line or an error message.
+//! `[auth]`: who may use pipewatch. Users, sessions and API tokens (stored in the database,
+//! see `server::auth`): what anonymous visitors may do, how long a session lasts and when
+//! logins are throttled. And `[[auth.tokens]]`: bearer tokens of the push receivers, where
+//! each secret comes from, and which receivers it may write to. Secrets never reach a log line
+//! or an error message.
 
+use super::duration;
 use anyhow::{anyhow, bail, Result};
+use model::auth::Role;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::time::Duration;
 
-/// Bearer tokens of the push receivers. With no tokens every receiver is open, which suits a
-/// server on loopback; once one token is configured, requests without an accepted token get 401.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+/// `[auth]`. With no `[[auth.tokens]]` every push receiver is open, which suits a server on
+/// loopback; once one token is configured, requests without an accepted token get 401. Pages
+/// and the read API need a login (or an API token) unless `anonymous_role` allows more.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
+    /// What a request without a session or API token may do: "none" (log in first; the
+    /// default), "viewer", "editor" or "admin" (like Grafana's anonymous access).
+    pub anonymous_role: String,
+    /// How long a login lasts.
+    #[serde(with = "duration")]
+    pub session_lifetime: Duration,
+    /// Failed logins for one user name (or from one address) within `login_window` that
+    /// throttle further attempts.
+    pub login_max_failures: u32,
+    #[serde(with = "duration")]
+    pub login_window: Duration,
+    /// How long a throttled name or address waits (429 with Retry-After).
+    #[serde(with = "duration")]
+    pub login_backoff: Duration,
+    /// Mark the session cookie `Secure` even on plain HTTP: set it when a reverse proxy
+    /// terminates TLS in front of pipewatch (requests served over TLS by pipewatch itself
+    /// always get it).
+    pub secure_cookies: bool,
     pub tokens: Vec<TokenConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            anonymous_role: "none".into(),
+            session_lifetime: Duration::from_secs(12 * 3600),
+            login_max_failures: 5,
+            login_window: Duration::from_secs(15 * 60),
+            login_backoff: Duration::from_secs(5 * 60),
+            secure_cookies: false,
+            tokens: Vec::new(),
+        }
+    }
 }
 
 /// One accepted token: `[[auth.tokens]]`. The secret comes from exactly one of `token`,
@@ -56,7 +95,27 @@ pub const RECEIVER_NAMES: &[&str] = &[
 ];
 
 impl AuthConfig {
+    /// `anonymous_role` as a role; `None` for "none". Validated at load.
+    pub fn anonymous_role(&self) -> Option<Role> {
+        self.anonymous_role.parse().ok()
+    }
+
     pub(super) fn validate(&self) -> Result<()> {
+        if self.anonymous_role != "none" && self.anonymous_role.parse::<Role>().is_err() {
+            bail!(
+                "key `auth.anonymous_role`: {:?} is not a role; use \"none\" (log in first), \"viewer\", \"editor\" or \"admin\"",
+                self.anonymous_role
+            );
+        }
+        if self.session_lifetime < Duration::from_secs(60) {
+            bail!("key `auth.session_lifetime` must be at least 1m (e.g. \"12h\")");
+        }
+        if self.login_max_failures == 0 {
+            bail!("key `auth.login_max_failures` must be at least 1 (5 is usual)");
+        }
+        if self.login_window.is_zero() || self.login_backoff.is_zero() {
+            bail!("keys `auth.login_window` and `auth.login_backoff` must be longer than 0 (e.g. \"15m\" and \"5m\")");
+        }
         let mut names = std::collections::BTreeSet::new();
         for (i, t) in self.tokens.iter().enumerate() {
             let key = format!("auth.tokens[{i}]");

@@ -31,6 +31,11 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Open HTTP connections at most; further clients wait in the listen queue until one closes.
     pub max_connections: usize,
+    /// PEM certificate chain and private key: with both set, `listen` serves HTTPS (rustls) and
+    /// session cookies are `Secure`. Empty (the default): plain HTTP, e.g. behind a reverse
+    /// proxy that terminates TLS.
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +48,8 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }

@@ -56,7 +56,15 @@ pub async fn kernel(State(route): State<Route>, req: Request, next: Next) -> Res
         max_decompressed_bytes: st.config.max_decompressed_bytes,
         max_decoded_messages: st.config.max_decoded_messages,
     };
-    let admitted = admit(&st, receiver, &parts.headers, parts.uri.authority());
+    // A pipewatch API token with the ingest or admin scope, checked by the auth layer.
+    let api_token = parts.extensions.get::<crate::auth::IngestToken>().is_some();
+    let admitted = admit(
+        &st,
+        receiver,
+        &parts.headers,
+        parts.uri.authority(),
+        api_token,
+    );
     let (media, compression) = match admitted {
         Ok(framing) => framing,
         Err((e, media)) => {
@@ -96,6 +104,7 @@ fn admit(
     receiver: Receiver,
     headers: &HeaderMap,
     authority: Option<&axum::http::uri::Authority>,
+    api_token: bool,
 ) -> Result<(MediaType, Compression), (ReceiverError, Option<MediaType>)> {
     let header_str = |name: header::HeaderName| {
         headers
@@ -107,7 +116,7 @@ fn admit(
             })
             .transpose()
     };
-    if st.app.guard.auth_required() {
+    if st.app.guard.auth_required() && !api_token {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());

@@ -3,6 +3,7 @@
 //! the server in DATABASE_URL).
 
 mod alerts;
+mod auth;
 mod dq;
 mod embedded;
 mod evidence;
