@@ -1,0 +1,632 @@
+//! The Pipelines page (the landing page): the pipeline graph from OpenLineage (jobs and the
+//! datasets they read and write) laid out left to right as SVG, each node coloured by its
+//! health (the worst open anomaly), with its open-anomaly count and last run; a click on a
+//! node opens its anomalies. Nodes that have anomalies but no lineage (a service known only
+//! from its metrics, like the demo's `model_serving`) are drawn in a column of their own.
+
+use crate::range::encode_query_value;
+use crate::timefmt::{format_ago, format_utc};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use model::anomaly::NodeHealth;
+use model::TimestampMs;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// A job's latest run, as a node shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// START, RUNNING, COMPLETE, FAIL, ABORT or OTHER.
+    pub state: String,
+    pub state_time_ms: TimestampMs,
+    pub duration_seconds: Option<f64>,
+}
+
+/// A node of the pipeline graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineNode {
+    /// Unique in the graph: `job:<namespace>/<name>`, `dataset:<namespace>/<name>`, or
+    /// `node:<name>` for nodes known only from anomalies.
+    pub id: String,
+    /// `job`, `dataset` or `service`.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub last_seen_ms: Option<TimestampMs>,
+    pub last_run: Option<RunSummary>,
+}
+
+/// An edge: a dataset read by a job, or a job writing a dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineEdge {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PipelineGraph {
+    pub nodes: Vec<PipelineNode>,
+    pub edges: Vec<PipelineEdge>,
+}
+
+/// The health of one node as the page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShownHealth {
+    /// `ok`, `info`, `warning` or `critical`.
+    pub status: String,
+    pub open_anomalies: u32,
+    /// The name anomalies use for this node (the `node` filter of the Anomalies page).
+    pub anomaly_node: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelinesView {
+    pub now: TimestampMs,
+    pub graph: PipelineGraph,
+    /// Per node of `graph`, in the same order.
+    pub health: Vec<ShownHealth>,
+    /// Why health is unknown (the nodes are then drawn grey), if it is.
+    pub health_error: Option<String>,
+}
+
+/// The names an anomaly's `node` may use for a graph node: its plain name (what the demo's
+/// stages and most labels say), `namespace/name`, or the graph id.
+fn node_keys(n: &PipelineNode) -> [String; 3] {
+    [
+        n.name.clone(),
+        format!("{}/{}", n.namespace, n.name),
+        n.id.clone(),
+    ]
+}
+
+/// Joins the health list onto the graph: each node gets the health of the first of its keys
+/// that has one; health entries that match no node become `service` nodes of their own.
+pub fn join_health(
+    mut graph: PipelineGraph,
+    health: &[NodeHealth],
+) -> (PipelineGraph, Vec<ShownHealth>) {
+    let by_node: HashMap<&str, &NodeHealth> = health.iter().map(|h| (h.node.as_str(), h)).collect();
+    let mut used: Vec<&str> = Vec::new();
+    let mut shown: Vec<ShownHealth> = graph
+        .nodes
+        .iter()
+        .map(|n| {
+            let keys = node_keys(n);
+            match keys.iter().find_map(|k| by_node.get(k.as_str())) {
+                Some(h) => {
+                    used.push(h.node.as_str());
+                    ShownHealth {
+                        status: h.status.clone(),
+                        open_anomalies: h.open_anomalies,
+                        anomaly_node: h.node.clone(),
+                    }
+                }
+                None => ShownHealth {
+                    status: "ok".into(),
+                    open_anomalies: 0,
+                    anomaly_node: n.name.clone(),
+                },
+            }
+        })
+        .collect();
+    for h in health {
+        if used.contains(&h.node.as_str()) {
+            continue;
+        }
+        graph.nodes.push(PipelineNode {
+            id: format!("node:{}", h.node),
+            kind: "service".into(),
+            namespace: String::new(),
+            name: h.node.clone(),
+            last_seen_ms: None,
+            last_run: None,
+        });
+        shown.push(ShownHealth {
+            status: h.status.clone(),
+            open_anomalies: h.open_anomalies,
+            anomaly_node: h.node.clone(),
+        });
+    }
+    (graph, shown)
+}
+
+pub const NODE_W: f64 = 200.0;
+pub const NODE_H: f64 = 62.0;
+const COL_GAP: f64 = 84.0;
+const ROW_GAP: f64 = 22.0;
+const MARGIN: f64 = 16.0;
+
+/// Where each node goes: its column (longest path from a source, so every edge points right)
+/// and its row, and the drawing's size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    /// Top-left corner of each node, in the order of `graph.nodes`.
+    pub pos: Vec<(f64, f64)>,
+    pub column: Vec<usize>,
+    pub width: f64,
+    pub height: f64,
+}
+
+/// Lays the graph out left to right. Columns are longest-path layers (bounded, so a cycle
+/// cannot loop: its nodes just stop moving right); within a column, nodes are ordered by the
+/// mean row of their upstream nodes, which keeps a chain of jobs and datasets on one line
+/// and edges from crossing in the common cases. Nodes without edges (`service` nodes) get a
+/// column after the last.
+pub fn layout(graph: &PipelineGraph) -> Layout {
+    let n = graph.nodes.len();
+    let index: HashMap<&str, usize> = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| (node.id.as_str(), i))
+        .collect();
+    let edges: Vec<(usize, usize)> = graph
+        .edges
+        .iter()
+        .filter_map(|e| Some((*index.get(e.from.as_str())?, *index.get(e.to.as_str())?)))
+        .filter(|(a, b)| a != b)
+        .collect();
+    let mut column = vec![0usize; n];
+    for _ in 0..n {
+        let mut changed = false;
+        for &(a, b) in &edges {
+            if column[b] < column[a] + 1 && column[a] + 1 < n {
+                column[b] = column[a] + 1;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let linked: Vec<bool> = (0..n)
+        .map(|i| edges.iter().any(|&(a, b)| a == i || b == i))
+        .collect();
+    let last = (0..n).filter(|&i| linked[i]).map(|i| column[i]).max();
+    for i in 0..n {
+        if !linked[i] && graph.nodes[i].kind == "service" {
+            column[i] = last.map_or(0, |c| c + 1);
+        }
+    }
+    let columns = column.iter().copied().max().map_or(0, |c| c + 1);
+    let mut rows: Vec<Vec<usize>> = vec![Vec::new(); columns];
+    // Start from a stable order (kind, then name), then order by upstream rows.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&graph.nodes[a], &graph.nodes[b]);
+        (&x.kind, &x.name, &x.id).cmp(&(&y.kind, &y.name, &y.id))
+    });
+    for i in order {
+        rows[column[i]].push(i);
+    }
+    let mut row_of = vec![0.0f64; n];
+    for (c, col) in rows.iter_mut().enumerate() {
+        if c > 0 {
+            let key = |i: usize| -> f64 {
+                let ups: Vec<f64> = edges
+                    .iter()
+                    .filter(|&&(_, b)| b == i)
+                    .map(|&(a, _)| row_of[a])
+                    .collect();
+                if ups.is_empty() {
+                    f64::MAX
+                } else {
+                    ups.iter().sum::<f64>() / ups.len() as f64
+                }
+            };
+            col.sort_by(|&a, &b| key(a).total_cmp(&key(b)));
+        }
+        for (r, &i) in col.iter().enumerate() {
+            row_of[i] = r as f64;
+        }
+    }
+    let tallest = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut pos = vec![(0.0, 0.0); n];
+    for (c, col) in rows.iter().enumerate() {
+        // Shorter columns are centred against the tallest one.
+        let offset = (tallest - col.len()) as f64 * (NODE_H + ROW_GAP) / 2.0;
+        for (r, &i) in col.iter().enumerate() {
+            pos[i] = (
+                MARGIN + c as f64 * (NODE_W + COL_GAP),
+                MARGIN + offset + r as f64 * (NODE_H + ROW_GAP),
+            );
+        }
+    }
+    Layout {
+        pos,
+        column,
+        width: 2.0 * MARGIN + columns as f64 * NODE_W + columns.saturating_sub(1) as f64 * COL_GAP,
+        height: 2.0 * MARGIN + tallest as f64 * NODE_H + tallest.saturating_sub(1) as f64 * ROW_GAP,
+    }
+}
+
+/// Text for SVG markup.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Cuts a name to what fits in a node, keeping the end (the distinctive part of dotted names).
+fn fit(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        s.to_string()
+    } else {
+        let tail: String = s.chars().skip(n - (max - 1)).collect();
+        format!("…{tail}")
+    }
+}
+
+/// The Anomalies page filtered to one node.
+pub fn anomalies_href(node: &str) -> String {
+    format!("/anomalies?node={}", encode_query_value(node))
+}
+
+fn run_line(now: TimestampMs, r: &RunSummary) -> String {
+    let dur = r
+        .duration_seconds
+        .map(|d| format!(" · {}", crate::timefmt::format_duration_ms((d * 1000.0) as i64)))
+        .unwrap_or_default();
+    format!("{} {}{dur}", r.state, format_ago(now, r.state_time_ms))
+}
+
+fn health_line(h: &ShownHealth) -> String {
+    match h.open_anomalies {
+        0 => "healthy".into(),
+        1 => format!("1 open anomaly · {}", h.status),
+        n => format!("{n} open anomalies · {}", h.status),
+    }
+}
+
+/// The graph as SVG markup: edges as curves with arrowheads, nodes as linked boxes.
+pub fn graph_svg(v: &PipelinesView, lay: &Layout) -> String {
+    let g = &v.graph;
+    let index: HashMap<&str, usize> = g
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
+    let mut out = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="pipeline-svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="Pipeline graph"><defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#8a94a1"/></marker></defs>"##,
+        w = lay.width.ceil(),
+        h = lay.height.ceil()
+    );
+    for e in &g.edges {
+        let (Some(&a), Some(&b)) = (index.get(e.from.as_str()), index.get(e.to.as_str())) else {
+            continue;
+        };
+        let (ax, ay) = lay.pos[a];
+        let (bx, by) = lay.pos[b];
+        let (x1, y1, x2, y2) = (ax + NODE_W, ay + NODE_H / 2.0, bx, by + NODE_H / 2.0);
+        let mid = (x1 + x2) / 2.0;
+        out.push_str(&format!(
+            r##"<path class="pipeline-edge" d="M {x1:.1} {y1:.1} C {mid:.1} {y1:.1}, {mid:.1} {y2:.1}, {:.1} {y2:.1}" fill="none" stroke="#8a94a1" stroke-width="1.6" marker-end="url(#arrow)"/>"##,
+            x2 - 2.0
+        ));
+    }
+    for (i, n) in g.nodes.iter().enumerate() {
+        let (x, y) = lay.pos[i];
+        let h = &v.health[i];
+        let status = if v.health_error.is_some() {
+            "unknown"
+        } else {
+            h.status.as_str()
+        };
+        let kind_label = match n.kind.as_str() {
+            "job" => "job",
+            "dataset" => "dataset",
+            _ => "service (no lineage)",
+        };
+        let second = if v.health_error.is_some() {
+            kind_label.to_string()
+        } else {
+            format!("{kind_label} · {}", health_line(h))
+        };
+        let third = match &n.last_run {
+            Some(r) => format!("last run {}", run_line(v.now, r)),
+            None => n
+                .last_seen_ms
+                .map(|t| format!("seen {}", format_ago(v.now, t)))
+                .unwrap_or_default(),
+        };
+        let failed = n
+            .last_run
+            .as_ref()
+            .is_some_and(|r| matches!(r.state.as_str(), "FAIL" | "ABORT"));
+        let title = format!(
+            "{} {}{}\n{}\n{}\nClick to see its anomalies.",
+            n.kind,
+            if n.namespace.is_empty() {
+                String::new()
+            } else {
+                format!("{}/", n.namespace)
+            },
+            n.name,
+            second,
+            n.last_run
+                .as_ref()
+                .map(|r| format!("last run {} at {}", r.state, format_utc(r.state_time_ms)))
+                .unwrap_or_default()
+        );
+        let rx = if n.kind == "dataset" { 18 } else { 6 };
+        out.push_str(&format!(
+            r##"<a href="{href}" class="pipeline-node status-{status}" data-node="{name}" data-status="{status}" data-open="{open}"><title>{title}</title><rect x="{x:.1}" y="{y:.1}" width="{NODE_W}" height="{NODE_H}" rx="{rx}"/><text x="{tx:.1}" y="{y1:.1}" class="node-name">{shown}</text><text x="{tx:.1}" y="{y2:.1}" class="node-line">{second}</text><text x="{tx:.1}" y="{y3:.1}" class="node-line{fail}">{third}</text></a>"##,
+            href = esc(&anomalies_href(&h.anomaly_node)),
+            name = esc(&n.name),
+            open = h.open_anomalies,
+            title = esc(&title),
+            tx = x + 10.0,
+            y1 = y + 19.0,
+            y2 = y + 37.0,
+            y3 = y + 53.0,
+            shown = esc(&fit(&n.name, 24)),
+            second = esc(&fit(&second, 34)),
+            third = esc(&fit(&third, 34)),
+            fail = if failed { " run-failed" } else { "" },
+        ));
+    }
+    out.push_str("</svg>");
+    out
+}
+
+#[server(prefix = "/app-fn", endpoint = "pipelines_view")]
+pub async fn pipelines_view() -> Result<PipelinesView, ServerFnError> {
+    let backend = use_context::<std::sync::Arc<dyn crate::Backend>>()
+        .ok_or_else(|| ServerFnError::new("the server did not provide a data backend"))?;
+    let graph = backend.pipeline_graph().await.map_err(ServerFnError::new)?;
+    let (health, health_error) = match backend.pipeline_health().await {
+        Ok(h) => (h, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let (graph, health) = join_health(graph, &health);
+    Ok(PipelinesView {
+        now: crate::api::now_ms(),
+        graph,
+        health,
+        health_error,
+    })
+}
+
+#[component]
+pub fn PipelinesPage() -> impl IntoView {
+    let tick = RwSignal::new(0u64);
+    let data = Resource::new(move || tick.get(), |_| pipelines_view());
+    crate::every_seconds(15, move || tick.update(|t| *t += 1));
+    view! {
+        <Title text="Pipelines · pipewatch"/>
+        <h1>"Pipelines"</h1>
+        <Transition fallback=|| view! { <p class="loading">"Loading the pipeline graph…"</p> }>
+            {move || {
+                data.get()
+                    .map(|r| match r {
+                        Err(e) => view! {
+                            <div class="error-box" role="alert">
+                                <strong>"Could not read the pipeline graph: "</strong>
+                                {crate::error_text(&e)}
+                            </div>
+                        }
+                        .into_any(),
+                        Ok(v) if v.graph.nodes.is_empty() => view! {
+                            <div class="empty" role="status">
+                                <p><strong>"No pipeline graph yet."</strong>
+                                " It is drawn from OpenLineage run events: point your scheduler's OpenLineage integration (Airflow, Spark, dbt, Flink, …) at "
+                                <code>"POST /api/v1/lineage"</code>
+                                " on this server (HTTP transport), or send a RunEvent yourself:"</p>
+                                <pre class="snippet">{LINEAGE_EXAMPLE}</pre>
+                                <p>"To see one now, run " <code>"pipewatch demo"</code> "."</p>
+                            </div>
+                        }
+                        .into_any(),
+                        Ok(v) => pipelines_body(v).into_any(),
+                    })
+            }}
+        </Transition>
+    }
+}
+
+const LINEAGE_EXAMPLE: &str = r#"curl -X POST http://<pipewatch>/api/v1/lineage -H 'content-type: application/json' -d '{
+  "eventType": "COMPLETE", "eventTime": "2026-01-01T12:00:00Z",
+  "run": {"runId": "3f5e2c1a-0000-4000-8000-000000000001"},
+  "job": {"namespace": "etl", "name": "load_orders"},
+  "inputs": [{"namespace": "pg", "name": "raw_orders"}],
+  "outputs": [{"namespace": "pg", "name": "orders"}],
+  "producer": "https://example.com/my-scheduler"}'"#;
+
+fn pipelines_body(v: PipelinesView) -> impl IntoView {
+    let lay = layout(&v.graph);
+    let svg = graph_svg(&v, &lay);
+    let counts = {
+        let mut c: BTreeMap<&str, usize> = BTreeMap::new();
+        for h in &v.health {
+            *c.entry(h.status.as_str()).or_default() += 1;
+        }
+        c
+    };
+    let summary = format!(
+        "{} nodes · {} critical · {} warning · {} healthy",
+        v.graph.nodes.len(),
+        counts.get("critical").copied().unwrap_or(0),
+        counts.get("warning").copied().unwrap_or(0),
+        counts.get("ok").copied().unwrap_or(0),
+    );
+    let rows = v
+        .graph
+        .nodes
+        .iter()
+        .zip(&v.health)
+        .map(|(n, h)| {
+            let status = if v.health_error.is_some() {
+                "unknown".to_string()
+            } else {
+                h.status.clone()
+            };
+            let last = n
+                .last_run
+                .as_ref()
+                .map(|r| run_line(v.now, r))
+                .unwrap_or_else(|| "–".into());
+            let last_title = n
+                .last_run
+                .as_ref()
+                .map(|r| format_utc(r.state_time_ms))
+                .unwrap_or_default();
+            view! {
+                <tr class="pipeline-row" data-node=n.name.clone() data-status=status.clone()>
+                    <td><a href=anomalies_href(&h.anomaly_node)>{n.name.clone()}</a>
+                        {(!n.namespace.is_empty()).then(|| view! { <span class="muted small">{format!(" {}", n.namespace)}</span> })}
+                    </td>
+                    <td>{n.kind.clone()}</td>
+                    <td><span class=format!("sev-badge sev-{status}")>{status.clone()}</span></td>
+                    <td class="num">{h.open_anomalies}</td>
+                    <td title=last_title>{last}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        {v.health_error.clone().map(|e| view! {
+            <div class="warning" role="status">"Node health is unknown (nodes are grey): " {e}</div>
+        })}
+        <p class="muted pipeline-summary">{summary}
+            " · a box is a job, a rounded box a dataset; colour is the worst open anomaly. Click a node for its anomalies."
+        </p>
+        <div class="pipeline-legend">
+            <span class="sev-badge sev-ok">"ok"</span>
+            <span class="sev-badge sev-info">"info"</span>
+            <span class="sev-badge sev-warning">"warning"</span>
+            <span class="sev-badge sev-critical">"critical"</span>
+        </div>
+        <div class="pipeline-graph" inner_html=svg></div>
+        <table class="pipeline-nodes">
+            <thead><tr><th>"Node"</th><th>"Kind"</th><th>"Health"</th><th class="num">"Open anomalies"</th><th>"Last run"</th></tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(kind: &str, name: &str) -> PipelineNode {
+        PipelineNode {
+            id: format!("{kind}:demo/{name}"),
+            kind: kind.into(),
+            namespace: "demo".into(),
+            name: name.into(),
+            last_seen_ms: Some(0),
+            last_run: None,
+        }
+    }
+
+    fn edge(a: &str, b: &str) -> PipelineEdge {
+        PipelineEdge {
+            from: a.into(),
+            to: b.into(),
+        }
+    }
+
+    /// The demo's lineage: kafka.events -> stream_ingest -> raw_events -> transform ->
+    /// clean_orders -> feature_store -> features_daily.
+    fn demo_graph() -> PipelineGraph {
+        let chain = [
+            ("dataset", "kafka.events"),
+            ("job", "stream_ingest"),
+            ("dataset", "raw_events"),
+            ("job", "transform"),
+            ("dataset", "clean_orders"),
+            ("job", "feature_store"),
+            ("dataset", "features_daily"),
+        ];
+        let mut nodes: Vec<PipelineNode> = chain.iter().map(|(k, n)| node(k, n)).collect();
+        nodes.reverse(); // the layout must not depend on the input order
+        let edges = chain
+            .windows(2)
+            .map(|w| edge(&format!("{}:demo/{}", w[0].0, w[0].1), &format!("{}:demo/{}", w[1].0, w[1].1)))
+            .collect();
+        PipelineGraph { nodes, edges }
+    }
+
+    #[test]
+    fn a_chain_is_laid_out_left_to_right_on_one_row() {
+        let g = demo_graph();
+        let lay = layout(&g);
+        let col = |name: &str| lay.column[g.nodes.iter().position(|n| n.name == name).unwrap()];
+        assert_eq!(col("kafka.events"), 0);
+        assert_eq!(col("stream_ingest"), 1);
+        assert_eq!(col("features_daily"), 6);
+        let ys: Vec<f64> = lay.pos.iter().map(|p| p.1).collect();
+        assert!(ys.iter().all(|y| *y == ys[0]), "{ys:?}");
+        // Every edge points right.
+        for e in &g.edges {
+            let a = g.nodes.iter().position(|n| n.id == e.from).unwrap();
+            let b = g.nodes.iter().position(|n| n.id == e.to).unwrap();
+            assert!(lay.pos[b].0 > lay.pos[a].0 + NODE_W);
+        }
+        assert!(lay.width >= 7.0 * NODE_W);
+    }
+
+    #[test]
+    fn a_cycle_does_not_hang_and_branches_stack_in_one_column() {
+        let mut g = PipelineGraph {
+            nodes: vec![node("job", "a"), node("job", "b"), node("dataset", "x"), node("dataset", "y")],
+            edges: vec![
+                edge("job:demo/a", "dataset:demo/x"),
+                edge("job:demo/a", "dataset:demo/y"),
+                edge("dataset:demo/x", "job:demo/b"),
+            ],
+        };
+        let lay = layout(&g);
+        assert_eq!(lay.column, vec![0, 2, 1, 1]);
+        assert_ne!(lay.pos[2].1, lay.pos[3].1, "x and y stacked");
+        g.edges.push(edge("job:demo/b", "job:demo/a"));
+        let lay = layout(&g);
+        assert!(lay.column.iter().all(|c| *c < 4));
+    }
+
+    #[test]
+    fn health_joins_by_plain_name_and_unknown_nodes_become_services_on_the_right() {
+        let health = vec![
+            NodeHealth {
+                node: "transform".into(),
+                status: "critical".into(),
+                open_anomalies: 2,
+            },
+            NodeHealth {
+                node: "model_serving".into(),
+                status: "warning".into(),
+                open_anomalies: 1,
+            },
+        ];
+        let (g, shown) = join_health(demo_graph(), &health);
+        assert_eq!(g.nodes.len(), 8);
+        let at = |name: &str| g.nodes.iter().position(|n| n.name == name).unwrap();
+        assert_eq!(shown[at("transform")].status, "critical");
+        assert_eq!(shown[at("transform")].open_anomalies, 2);
+        assert_eq!(shown[at("raw_events")].status, "ok");
+        assert_eq!(g.nodes[at("model_serving")].kind, "service");
+        assert_eq!(shown[at("model_serving")].status, "warning");
+        let lay = layout(&g);
+        assert_eq!(lay.column[at("model_serving")], 7, "after the last lineage column");
+
+        let v = PipelinesView {
+            now: 0,
+            graph: g,
+            health: shown,
+            health_error: None,
+        };
+        let svg = graph_svg(&v, &lay);
+        assert!(svg.contains(r#"href="/anomalies?node=transform" class="pipeline-node status-critical" data-node="transform""#), "{svg}");
+        assert!(svg.contains("2 open anomalies · critical"));
+        assert_eq!(svg.matches("<path class=\"pipeline-edge\"").count(), 6);
+    }
+
+    #[test]
+    fn long_names_keep_their_end_and_markup_is_escaped() {
+        assert_eq!(fit("warehouse.analytics.orders_daily", 12), "…orders_daily");
+        assert_eq!(esc("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
+    }
+}
