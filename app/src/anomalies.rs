@@ -370,83 +370,92 @@ pub fn AnomaliesPage() -> impl IntoView {
         move || (params.get(), feedback.version().get(), tick.get()),
         |(p, _, _)| anomalies_view(p),
     );
-    crate::every_seconds(15, move || tick.update(|t| *t += 1));
+    // Slower than the charts: rows move under the pointer when the list reloads.
+    crate::every_seconds(30, move || tick.update(|t| *t += 1));
     view! {
         <Title text="Anomalies · pipewatch"/>
         <h1>"Anomalies"</h1>
-        {move || {
-            let p = params.get();
-            let nodes = data
-                .get()
-                .and_then(|r| r.ok())
-                .map(|v| v.nodes)
-                .unwrap_or_else(|| Some(p.node.clone()).filter(|n| !n.is_empty()).into_iter().collect());
-            let mut node_options = vec![(String::new(), "all nodes".to_string())];
-            node_options.extend(nodes.into_iter().map(|n| (n.clone(), n)));
-            let mut sev_options = vec![(String::new(), "any severity".to_string())];
-            sev_options.extend(SEVERITIES.iter().map(|s| (s.to_string(), s.to_string())));
-            let mut window_options = vec![(String::new(), "any time".to_string())];
-            window_options.extend(WINDOWS.iter().map(|w| (w.to_string(), format!("last {w}"))));
-            view! {
-                <Form method="get" action="/anomalies">
-                    <div class="form-row anomaly-filters">
-                        {select("state", "State", &p.state, vec![
-                            (String::new(), "open and closed".into()),
-                            ("open".into(), "open".into()),
-                            ("closed".into(), "closed".into()),
-                        ])}
-                        {select("severity", "Severity", &p.severity, sev_options)}
-                        {select("node", "Pipeline node", &p.node, node_options)}
-                        {select("window", "Going on in", &p.window, window_options)}
-                        <button type="submit">"Apply"</button>
-                        {(p != ListParams::default()).then(|| view! { <a href="/anomalies" class="clear-filters">"Clear filters"</a> })}
-                    </div>
-                </Form>
-            }
-        }}
         {move || feedback.value().get().and_then(|r| r.err()).map(|e| view! {
             <div class="error-box" role="alert"><strong>"Feedback was not recorded: "</strong>{crate::error_text(&e)}</div>
         })}
+        // The filters are inside the transition: their node choices come with the data, and
+        // server and browser must render the same options.
         <Transition fallback=|| view! { <p class="loading">"Loading anomalies…"</p> }>
             {move || {
                 data.get()
-                    .map(|r| match r {
-                        Err(e) => view! {
-                            <div class="error-box" role="alert">
-                                <strong>"Could not list anomalies: "</strong>
-                                {crate::error_text(&e)}
-                            </div>
-                        }
-                        .into_any(),
-                        Ok(v) if v.anomalies.is_empty() => {
-                            let filtered = params.get_untracked() != ListParams::default();
-                            if filtered {
-                                view! {
-                                    <p class="empty" role="status">
-                                        "No anomaly matches these filters. "
-                                        <a href="/anomalies">"Clear the filters"</a>
-                                        " to see every anomaly."
-                                    </p>
-                                }
-                                .into_any()
-                            } else {
-                                view! {
-                                    <div class="empty" role="status">
-                                        <p><strong>"No anomalies."</strong>
-                                        " The detection jobs check every pipeline signal (throughput, latency, error ratios, volume, freshness, run durations, data-quality values) each minute and list here what leaves its expected band."</p>
-                                        <p>"Nothing yet means nothing unusual, or too little history: a signal needs a few hours of data before it is judged. See the "
-                                        <a href="/">"Pipelines"</a> " page for what is being watched, or try "
-                                        <code>"pipewatch demo --inject latency --at transform"</code> "."</p>
-                                    </div>
-                                }
-                                .into_any()
+                    .map(|r| {
+                        let p = params.get_untracked();
+                        match r {
+                            Err(e) => view! {
+                                {filter_form(&p, Some(p.node.clone()).filter(|n| !n.is_empty()).into_iter().collect())}
+                                <div class="error-box" role="alert">
+                                    <strong>"Could not list anomalies: "</strong>
+                                    {crate::error_text(&e)}
+                                </div>
                             }
+                            .into_any(),
+                            Ok(v) => anomaly_list(v, &p, feedback).into_any(),
                         }
-                        Ok(v) => anomaly_table(v, feedback).into_any(),
                     })
             }}
         </Transition>
     }
+}
+
+/// The filter form; `nodes` are offered in the node select.
+fn filter_form(p: &ListParams, nodes: Vec<String>) -> impl IntoView {
+    let mut node_options = vec![(String::new(), "all nodes".to_string())];
+    node_options.extend(nodes.into_iter().map(|n| (n.clone(), n)));
+    let mut sev_options = vec![(String::new(), "any severity".to_string())];
+    sev_options.extend(SEVERITIES.iter().map(|s| (s.to_string(), s.to_string())));
+    let mut window_options = vec![(String::new(), "any time".to_string())];
+    window_options.extend(WINDOWS.iter().map(|w| (w.to_string(), format!("last {w}"))));
+    view! {
+        <Form method="get" action="/anomalies">
+            <div class="form-row anomaly-filters">
+                {select("state", "State", &p.state, vec![
+                    (String::new(), "open and closed".into()),
+                    ("open".into(), "open".into()),
+                    ("closed".into(), "closed".into()),
+                ])}
+                {select("severity", "Severity", &p.severity, sev_options)}
+                {select("node", "Pipeline node", &p.node, node_options)}
+                {select("window", "Going on in", &p.window, window_options)}
+                <button type="submit">"Apply"</button>
+                {(*p != ListParams::default()).then(|| view! { <a href="/anomalies" class="clear-filters">"Clear filters"</a> })}
+            </div>
+        </Form>
+    }
+}
+
+fn anomaly_list(v: AnomaliesView, p: &ListParams, action: ServerAction<GiveFeedback>) -> impl IntoView {
+    let form = filter_form(p, v.nodes.clone());
+    let body = if v.anomalies.is_empty() {
+        if *p != ListParams::default() {
+            view! {
+                <p class="empty" role="status">
+                    "No anomaly matches these filters. "
+                    <a href="/anomalies">"Clear the filters"</a>
+                    " to see every anomaly."
+                </p>
+            }
+            .into_any()
+        } else {
+            view! {
+                <div class="empty" role="status">
+                    <p><strong>"No anomalies."</strong>
+                    " The detection jobs check every pipeline signal (throughput, latency, error ratios, volume, freshness, run durations, data-quality values) each minute and list here what leaves its expected band."</p>
+                    <p>"Nothing yet means nothing unusual, or too little history: a signal needs a few hours of data before it is judged. See the "
+                    <a href="/">"Pipelines"</a> " page for what is being watched, or try "
+                    <code>"pipewatch demo --inject latency --at transform"</code> "."</p>
+                </div>
+            }
+            .into_any()
+        }
+    } else {
+        anomaly_table(v, action).into_any()
+    };
+    view! { {form} {body} }
 }
 
 fn anomaly_table(v: AnomaliesView, action: ServerAction<GiveFeedback>) -> impl IntoView {
@@ -476,7 +485,10 @@ fn anomaly_table(v: AnomaliesView, action: ServerAction<GiveFeedback>) -> impl I
                 <tr class=format!("anomaly-row state-{state}") data-id=a.id.to_string() data-node=a.node.clone().unwrap_or_default()>
                     <td><span class=format!("sev-badge sev-{}", a.severity)>{a.severity.clone()}</span></td>
                     <td><span class=format!("state-badge state-{state}")>{state}</span></td>
-                    <td>{node.map(|n| view! { <a href=crate::pipelines::anomalies_href(&n) title="Only this node's anomalies">{n}</a> })}</td>
+                    <td>{node.map(|n| {
+                        let href = crate::pipelines::anomalies_href(&n);
+                        view! { <a href=href title="Only this node's anomalies">{n}</a> }
+                    })}</td>
                     <td class="anomaly-what">
                         <a href=href.clone() class="anomaly-explanation">{a.explanation.clone()}</a>
                         <div class="muted small">{format!("{} · {} · score {:.2}", a.kind, a.detector, a.score)}</div>
@@ -630,7 +642,10 @@ fn anomaly_detail_view(d: AnomalyDetail, action: ServerAction<GiveFeedback>) -> 
             <dt>"Signal"</dt><dd><code class="signal">{a.signal.clone()}</code>
                 {d.explore_href.clone().map(|h| view! { " " <a href=h>"Open in Explore"</a> })}</dd>
             <dt>"Labels"</dt><dd><code>{if labels.is_empty() { "–".to_string() } else { labels }}</code></dd>
-            <dt>"Node"</dt><dd>{a.node.clone().map(|n| view! { <a href=crate::pipelines::anomalies_href(&n)>{n}</a> })}</dd>
+            <dt>"Node"</dt><dd>{a.node.clone().map(|n| {
+                let href = crate::pipelines::anomalies_href(&n);
+                view! { <a href=href>{n}</a> }
+            })}</dd>
             <dt>"Detector"</dt><dd>{a.detector.clone()}</dd>
             <dt>"Score"</dt><dd>{format!("{:.2} of 1", a.score)}</dd>
             <dt>"Observed"</dt><dd>{format_value(a.observed)}</dd>
