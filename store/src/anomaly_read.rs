@@ -22,7 +22,8 @@ pub struct AnomalyQuery {
     pub node: Option<String>,
     /// Anomalies still going on at or after this time (open, or ended since).
     pub since_ms: Option<i64>,
-    /// Anomalies whose span overlaps `[from, to]` (related anomalies of one window).
+    /// Anomalies whose span overlaps `[from, to]` (related anomalies of one window); an open
+    /// one spans until now.
     pub overlapping: Option<(i64, i64)>,
     /// At most this many rows; open ones come first, then the latest started.
     pub limit: i64,
@@ -125,11 +126,12 @@ impl Store {
                 .push(" / 1000))");
         }
         if let Some((from, to)) = q.overlapping {
+            // An open anomaly is still going on, whenever it was last seen.
             b.push(" AND started_at <= to_timestamp(")
                 .push_bind(to as f64)
-                .push(" / 1000) AND coalesce(ended_at, last_seen_at) >= to_timestamp(")
+                .push(" / 1000) AND (state = 'open' OR coalesce(ended_at, last_seen_at) >= to_timestamp(")
                 .push_bind(from as f64)
-                .push(" / 1000)");
+                .push(" / 1000))");
         }
         b.push(" ORDER BY (state = 'open') DESC, started_at DESC, id DESC LIMIT ")
             .push_bind(q.limit.max(0));
