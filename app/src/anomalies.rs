@@ -6,8 +6,8 @@
 //! "False alarm" buttons, which record feedback the detectors learn from; they are plain
 //! forms, so they work before (and without) the browser bundle too.
 
-use crate::chart::{format_value, render_svg, series_css_color, series_label, ChartData, ExpectedBand};
-use crate::range::{encode_query_value, parse_span};
+use crate::chart::{format_value, render_svg, series_css_color, series_label, ChartData};
+use crate::range::parse_span;
 use crate::timefmt::{format_ago, format_duration_ms, format_utc};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -123,7 +123,7 @@ fn backend() -> Result<std::sync::Arc<dyn crate::Backend>, ServerFnError> {
 }
 
 #[server(prefix = "/app-fn", endpoint = "anomalies_view")]
-pub async fn anomalies_view(params: ListParams) -> Result<AnomaliesView, ServerFnError> {
+pub async fn list_anomalies(params: ListParams) -> Result<AnomaliesView, ServerFnError> {
     let now = crate::api::now_ms();
     let filter = params.to_filter(now).map_err(ServerFnError::new)?;
     let backend = backend()?;
@@ -170,7 +170,7 @@ pub fn chart_window(a: &Anomaly, now: TimestampMs) -> (TimestampMs, TimestampMs)
 }
 
 #[server(prefix = "/app-fn", endpoint = "anomaly_detail")]
-pub async fn anomaly_detail(id: i64) -> Result<AnomalyDetail, ServerFnError> {
+pub async fn load_anomaly(id: i64) -> Result<AnomalyDetail, ServerFnError> {
     let now = crate::api::now_ms();
     let backend = backend()?;
     let Some(anomaly) = backend.anomaly(id).await.map_err(ServerFnError::new)? else {
@@ -204,7 +204,7 @@ pub async fn anomaly_detail(id: i64) -> Result<AnomalyDetail, ServerFnError> {
                     series,
                     omitted_series,
                     events: Vec::new(),
-                    band: Some(ExpectedBand {
+                    band: Some(crate::chart::ExpectedBand {
                         low: anomaly.expected_low,
                         high: anomaly.expected_high,
                         from: anomaly.started_at_ms,
@@ -220,7 +220,7 @@ pub async fn anomaly_detail(id: i64) -> Result<AnomalyDetail, ServerFnError> {
     let explore_href = model::Selector::parse(&anomaly.signal).ok().map(|_| {
         format!(
             "/explore?q={}&from={start}&to={end}",
-            encode_query_value(&anomaly.signal)
+            crate::range::encode_query_value(&anomaly.signal)
         )
     });
     let related = backend
@@ -368,7 +368,7 @@ pub fn AnomaliesPage() -> impl IntoView {
     let tick = RwSignal::new(0u64);
     let data = Resource::new(
         move || (params.get(), feedback.version().get(), tick.get()),
-        |(p, _, _)| anomalies_view(p),
+        |(p, _, _)| list_anomalies(p),
     );
     // Slower than the charts: rows move under the pointer when the list reloads.
     crate::every_seconds(30, move || tick.update(|t| *t += 1));
@@ -404,25 +404,35 @@ pub fn AnomaliesPage() -> impl IntoView {
 
 /// The filter form; `nodes` are offered in the node select.
 fn filter_form(p: &ListParams, nodes: Vec<String>) -> impl IntoView {
+    let filtered = *p != ListParams::default();
+    let state = select(
+        "state",
+        "State",
+        &p.state,
+        vec![
+            (String::new(), "open and closed".into()),
+            ("open".into(), "open".into()),
+            ("closed".into(), "closed".into()),
+        ],
+    );
     let mut node_options = vec![(String::new(), "all nodes".to_string())];
     node_options.extend(nodes.into_iter().map(|n| (n.clone(), n)));
     let mut sev_options = vec![(String::new(), "any severity".to_string())];
     sev_options.extend(SEVERITIES.iter().map(|s| (s.to_string(), s.to_string())));
     let mut window_options = vec![(String::new(), "any time".to_string())];
     window_options.extend(WINDOWS.iter().map(|w| (w.to_string(), format!("last {w}"))));
+    let severity = select("severity", "Severity", &p.severity, sev_options);
+    let node = select("node", "Pipeline node", &p.node, node_options);
+    let window = select("window", "Going on in", &p.window, window_options);
     view! {
         <Form method="get" action="/anomalies">
             <div class="form-row anomaly-filters">
-                {select("state", "State", &p.state, vec![
-                    (String::new(), "open and closed".into()),
-                    ("open".into(), "open".into()),
-                    ("closed".into(), "closed".into()),
-                ])}
-                {select("severity", "Severity", &p.severity, sev_options)}
-                {select("node", "Pipeline node", &p.node, node_options)}
-                {select("window", "Going on in", &p.window, window_options)}
+                {state}
+                {severity}
+                {node}
+                {window}
                 <button type="submit">"Apply"</button>
-                {(*p != ListParams::default()).then(|| view! { <a href="/anomalies" class="clear-filters">"Clear filters"</a> })}
+                {filtered.then(|| view! { <a href="/anomalies" class="clear-filters">"Clear filters"</a> })}
             </div>
         </Form>
     }
@@ -531,7 +541,7 @@ pub fn AnomalyPage() -> impl IntoView {
         move || (id.get(), feedback.version().get()),
         |(id, _)| async move {
             match id {
-                Ok(id) => anomaly_detail(id).await.map_err(|e| crate::error_text(&e)),
+                Ok(id) => load_anomaly(id).await.map_err(|e| crate::error_text(&e)),
                 Err(e) => Err(e),
             }
         },
@@ -666,10 +676,14 @@ fn anomaly_chart(c: ChartData, a: &Anomaly) -> impl IntoView {
         .iter()
         .enumerate()
         .map(|(i, s)| {
+            // An expression such as histogram_quantile(...) has no name and maybe no labels.
+            let label = Some(series_label(s))
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| c.selector.clone());
             view! {
                 <li class="legend-static">
                     <span class="swatch" style=format!("background:{}", series_css_color(i))></span>
-                    <code>{series_label(s)}</code>
+                    <code>{label}</code>
                 </li>
             }
         })

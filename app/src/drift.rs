@@ -64,7 +64,7 @@ pub fn order_latest(v: &mut [DriftResult]) {
 }
 
 #[server(prefix = "/app-fn", endpoint = "drift_view")]
-pub async fn drift_view(
+pub async fn load_drift(
     dataset: Option<String>,
     column: Option<String>,
 ) -> Result<DriftView, ServerFnError> {
@@ -170,7 +170,7 @@ pub fn history_chart(history: &[DriftResult]) -> Option<ChartData> {
 pub fn DriftPage() -> impl IntoView {
     let query = use_query_map();
     let chosen = Memo::new(move |_| query.with(|q| (q.get("dataset"), q.get("column"))));
-    let data = Resource::new(move || chosen.get(), |(d, c)| drift_view(d, c));
+    let data = Resource::new(move || chosen.get(), |(d, c)| load_drift(d, c));
     view! {
         <Title text="Drift · pipewatch"/>
         <h1>"Drift"</h1>

@@ -373,7 +373,7 @@ pub fn graph_svg(v: &PipelinesView, lay: &Layout) -> String {
 }
 
 #[server(prefix = "/app-fn", endpoint = "pipelines_view")]
-pub async fn pipelines_view() -> Result<PipelinesView, ServerFnError> {
+pub async fn load_pipelines() -> Result<PipelinesView, ServerFnError> {
     let backend = use_context::<std::sync::Arc<dyn crate::Backend>>()
         .ok_or_else(|| ServerFnError::new("the server did not provide a data backend"))?;
     let graph = backend.pipeline_graph().await.map_err(ServerFnError::new)?;
@@ -393,7 +393,7 @@ pub async fn pipelines_view() -> Result<PipelinesView, ServerFnError> {
 #[component]
 pub fn PipelinesPage() -> impl IntoView {
     let tick = RwSignal::new(0u64);
-    let data = Resource::new(move || tick.get(), |_| pipelines_view());
+    let data = Resource::new(move || tick.get(), |_| load_pipelines());
     crate::every_seconds(15, move || tick.update(|t| *t += 1));
     view! {
         <Title text="Pipelines · pipewatch"/>
