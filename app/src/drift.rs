@@ -70,16 +70,7 @@ pub async fn load_drift(
 ) -> Result<DriftView, ServerFnError> {
     let backend = use_context::<std::sync::Arc<dyn crate::Backend>>()
         .ok_or_else(|| ServerFnError::new("the server did not provide a data backend"))?;
-    let mut latest = backend
-        .drift_results(DriftFilter {
-            latest_only: true,
-            limit: LATEST_LIMIT,
-            ..Default::default()
-        })
-        .await
-        .map_err(ServerFnError::new)?;
-    order_latest(&mut latest);
-    let chosen = match (
+    let asked = match (
         dataset.filter(|d| !d.is_empty()),
         column.filter(|c| !c.is_empty()),
     ) {
@@ -89,7 +80,20 @@ pub async fn load_drift(
                 "choose a column with both dataset and column, e.g. /drift?dataset=features_daily&column=basket_value",
             ))
         }
-        (None, None) => latest
+        (None, None) => None,
+    };
+    let mut latest = backend
+        .drift_results(DriftFilter {
+            latest_only: true,
+            limit: LATEST_LIMIT,
+            ..Default::default()
+        })
+        .await
+        .map_err(ServerFnError::new)?;
+    order_latest(&mut latest);
+    let chosen = match asked {
+        Some(dc) => Some(dc),
+        None => latest
             .iter()
             .find(|r| r.drifted)
             .or(latest.first())

@@ -626,7 +626,8 @@ mod tests {
 
     #[test]
     fn long_names_keep_their_end_and_markup_is_escaped() {
-        assert_eq!(fit("warehouse.analytics.orders_daily", 12), "…orders_daily");
+        assert_eq!(fit("warehouse.analytics.orders_daily", 13), "…orders_daily");
+        assert_eq!(fit("orders", 13), "orders");
         assert_eq!(esc("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
     }
 }
