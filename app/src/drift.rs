@@ -5,7 +5,7 @@
 
 use crate::chart::{format_value, render_svg, series_css_color, ChartData};
 use crate::range::encode_query_value;
-use crate::timefmt::{format_ago, format_utc};
+use crate::timefmt::{format_ago, format_duration_ms, format_utc};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 /// Results of one column shown in its history.
 pub const HISTORY_LIMIT: u32 = 500;
+/// Past results listed under the history chart (the chart shows them all).
+pub const HISTORY_ROWS: usize = 12;
 /// Latest results listed (one per dataset, column and method).
 pub const LATEST_LIMIT: u32 = 1000;
 
@@ -244,7 +246,11 @@ fn drift_tables(v: DriftView) -> impl IntoView {
                     } else {
                         view! { <span class="sev-badge sev-ok">"stable"</span> }.into_any()
                     }}</td>
-                    <td class="small" title=windows>{format!("{} → {}", format_utc(r.reference_from_ms).trim_end_matches(" UTC"), format_utc(r.current_to_ms))}</td>
+                    <td class="small" title=windows>{format!(
+                        "{} reference · {} current",
+                        format_duration_ms(r.reference_to_ms - r.reference_from_ms),
+                        format_duration_ms(r.current_to_ms - r.current_from_ms)
+                    )}</td>
                     <td title=format_utc(r.evaluated_at_ms)>{format_ago(now, r.evaluated_at_ms)}</td>
                     <td class="drift-explanation">{r.explanation.clone()}</td>
                 </tr>
@@ -257,7 +263,7 @@ fn drift_tables(v: DriftView) -> impl IntoView {
             " · tests (ks, chi-square, z) drift when the p-value falls below the threshold; distances (Wasserstein, PSI, Jensen–Shannon) when they reach it."</p>
         <table class="drift">
             <thead>
-                <tr><th>"Column"</th><th>"Method"</th><th class="num">"Value"</th><th class="num">"Threshold"</th><th>"Result"</th><th>"Reference → current"</th><th>"Evaluated"</th><th>"Explanation"</th></tr>
+                <tr><th>"Column"</th><th>"Method"</th><th class="num">"Value"</th><th class="num">"Threshold"</th><th>"Result"</th><th>"Windows"</th><th>"Evaluated"</th><th>"Explanation"</th></tr>
             </thead>
             <tbody>{rows}</tbody>
         </table>
@@ -290,7 +296,7 @@ fn history_view(dataset: &str, column: &str, history: &[DriftResult], now: Times
     let rows = history
         .iter()
         .rev()
-        .take(50)
+        .take(HISTORY_ROWS)
         .map(|r| view! {
             <tr class:drifted=r.drifted>
                 <td title=format_utc(r.evaluated_at_ms)>{format_utc(r.evaluated_at_ms)}<div class="muted small">{format_ago(now, r.evaluated_at_ms)}</div></td>
@@ -304,7 +310,11 @@ fn history_view(dataset: &str, column: &str, history: &[DriftResult], now: Times
         .collect_view();
     view! {
         <h2 class="drift-selected">{format!("History of {dataset} · {column}")}</h2>
-        <p class="muted small">{format!("{} results; the value of each comparison and its threshold over time.", history.len())}</p>
+        <p class="muted small">{format!(
+            "{} results: the value of each comparison and its threshold over time; the latest {} below.",
+            history.len(),
+            history.len().min(HISTORY_ROWS)
+        )}</p>
         {chart}
         <table class="drift-history">
             <thead><tr><th>"Evaluated"</th><th>"Method"</th><th class="num">"Value"</th><th class="num">"Threshold"</th><th>"Result"</th><th>"Explanation"</th></tr></thead>

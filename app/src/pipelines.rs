@@ -130,11 +130,15 @@ pub fn join_health(
     (graph, shown)
 }
 
-pub const NODE_W: f64 = 200.0;
+pub const NODE_W: f64 = 184.0;
 pub const NODE_H: f64 = 62.0;
-const COL_GAP: f64 = 84.0;
+const COL_GAP: f64 = 52.0;
 const ROW_GAP: f64 = 22.0;
+/// Space between two bands of a wrapped graph, where the wrapping edges run.
+const BAND_GAP: f64 = 44.0;
 const MARGIN: f64 = 16.0;
+/// Columns per band: what fits the page's width (1,190 px) without scaling the text down.
+pub const COLUMNS_PER_BAND: usize = 5;
 
 /// Where each node goes: its column (longest path from a source, so every edge points right)
 /// and its row, and the drawing's size.
@@ -221,23 +225,52 @@ pub fn layout(graph: &PipelineGraph) -> Layout {
         }
     }
     let tallest = rows.iter().map(Vec::len).max().unwrap_or(0);
+    // A long chain wraps like a line of text: columns 0-4 in the first band, 5-9 below it,
+    // so the whole pipeline is readable at the page's width without scrolling sideways.
+    let band_height = tallest as f64 * NODE_H + tallest.saturating_sub(1) as f64 * ROW_GAP;
+    let bands = columns.div_ceil(COLUMNS_PER_BAND).max(1);
     let mut pos = vec![(0.0, 0.0); n];
     for (c, col) in rows.iter().enumerate() {
         // Shorter columns are centred against the tallest one.
         let offset = (tallest - col.len()) as f64 * (NODE_H + ROW_GAP) / 2.0;
+        let (band, slot) = (c / COLUMNS_PER_BAND, c % COLUMNS_PER_BAND);
         for (r, &i) in col.iter().enumerate() {
             pos[i] = (
-                MARGIN + c as f64 * (NODE_W + COL_GAP),
-                MARGIN + offset + r as f64 * (NODE_H + ROW_GAP),
+                MARGIN + slot as f64 * (NODE_W + COL_GAP),
+                MARGIN + band as f64 * (band_height + BAND_GAP) + offset + r as f64 * (NODE_H + ROW_GAP),
             );
         }
     }
+    let shown_columns = columns.min(COLUMNS_PER_BAND);
     Layout {
         pos,
         column,
-        width: 2.0 * MARGIN + columns as f64 * NODE_W + columns.saturating_sub(1) as f64 * COL_GAP,
-        height: 2.0 * MARGIN + tallest as f64 * NODE_H + tallest.saturating_sub(1) as f64 * ROW_GAP,
+        width: 2.0 * MARGIN
+            + shown_columns as f64 * NODE_W
+            + shown_columns.saturating_sub(1) as f64 * COL_GAP,
+        height: 2.0 * MARGIN + bands as f64 * band_height + (bands - 1) as f64 * BAND_GAP,
     }
+}
+
+/// The SVG path of an edge from node box `a` to node box `b` (top-left corners): a curve
+/// from the right side of `a` to the left side of `b`, or, when `b` is not to the right (the
+/// edge wraps to the next band), a route down into the gap between the bands, back left,
+/// and into `b` from the left.
+pub fn edge_path(a: (f64, f64), b: (f64, f64)) -> String {
+    let (x1, y1) = (a.0 + NODE_W, a.1 + NODE_H / 2.0);
+    let (x2, y2) = (b.0 - 2.0, b.1 + NODE_H / 2.0);
+    if x2 > x1 {
+        let mid = (x1 + x2) / 2.0;
+        return format!("M {x1:.1} {y1:.1} C {mid:.1} {y1:.1}, {mid:.1} {y2:.1}, {x2:.1} {y2:.1}");
+    }
+    let right = x1 + COL_GAP / 2.0;
+    let left = x2 - COL_GAP / 2.0 + 2.0;
+    // The gap below the band that `a` is in; `b` is in a later band.
+    let gap_y = (b.1 - BAND_GAP / 2.0).min(y2 - NODE_H / 2.0 - BAND_GAP / 2.0);
+    let gap_y = gap_y.max(y1 + NODE_H / 2.0 + 4.0);
+    format!(
+        "M {x1:.1} {y1:.1} L {right:.1} {y1:.1} L {right:.1} {gap_y:.1} L {left:.1} {gap_y:.1} L {left:.1} {y2:.1} L {x2:.1} {y2:.1}"
+    )
 }
 
 /// Text for SVG markup.
@@ -275,8 +308,7 @@ fn run_line(now: TimestampMs, r: &RunSummary) -> String {
 fn health_line(h: &ShownHealth) -> String {
     match h.open_anomalies {
         0 => "healthy".into(),
-        1 => format!("1 open anomaly · {}", h.status),
-        n => format!("{n} open anomalies · {}", h.status),
+        n => format!("{} · {n} open", h.status),
     }
 }
 
@@ -298,13 +330,9 @@ pub fn graph_svg(v: &PipelinesView, lay: &Layout) -> String {
         let (Some(&a), Some(&b)) = (index.get(e.from.as_str()), index.get(e.to.as_str())) else {
             continue;
         };
-        let (ax, ay) = lay.pos[a];
-        let (bx, by) = lay.pos[b];
-        let (x1, y1, x2, y2) = (ax + NODE_W, ay + NODE_H / 2.0, bx, by + NODE_H / 2.0);
-        let mid = (x1 + x2) / 2.0;
         out.push_str(&format!(
-            r##"<path class="pipeline-edge" d="M {x1:.1} {y1:.1} C {mid:.1} {y1:.1}, {mid:.1} {y2:.1}, {:.1} {y2:.1}" fill="none" stroke="#8a94a1" stroke-width="1.6" marker-end="url(#arrow)"/>"##,
-            x2 - 2.0
+            r##"<path class="pipeline-edge" d="{}" fill="none" stroke="#8a94a1" stroke-width="1.6" stroke-linejoin="round" marker-end="url(#arrow)"/>"##,
+            edge_path(lay.pos[a], lay.pos[b])
         ));
     }
     for (i, n) in g.nodes.iter().enumerate() {
@@ -318,7 +346,7 @@ pub fn graph_svg(v: &PipelinesView, lay: &Layout) -> String {
         let kind_label = match n.kind.as_str() {
             "job" => "job",
             "dataset" => "dataset",
-            _ => "service (no lineage)",
+            _ => "service",
         };
         let second = if v.health_error.is_some() {
             kind_label.to_string()
@@ -326,7 +354,7 @@ pub fn graph_svg(v: &PipelinesView, lay: &Layout) -> String {
             format!("{kind_label} · {}", health_line(h))
         };
         let third = match &n.last_run {
-            Some(r) => format!("last run {}", run_line(v.now, r)),
+            Some(r) => run_line(v.now, r),
             None => n
                 .last_seen_ms
                 .map(|t| format!("seen {}", format_ago(v.now, t)))
@@ -362,9 +390,9 @@ pub fn graph_svg(v: &PipelinesView, lay: &Layout) -> String {
             y1 = y + 19.0,
             y2 = y + 37.0,
             y3 = y + 53.0,
-            shown = esc(&fit(&n.name, 24)),
-            second = esc(&fit(&second, 34)),
-            third = esc(&fit(&third, 34)),
+            shown = esc(&fit(&n.name, 20)),
+            second = esc(&fit(&second, 28)),
+            third = esc(&fit(&third, 28)),
             fail = if failed { " run-failed" } else { "" },
         ));
     }
@@ -452,11 +480,18 @@ fn pipelines_body(v: PipelinesView) -> impl IntoView {
         counts.get("warning").copied().unwrap_or(0),
         counts.get("ok").copied().unwrap_or(0),
     );
-    let rows = v
-        .graph
-        .nodes
-        .iter()
-        .zip(&v.health)
+    // Worst first, then in pipeline order: the table answers "what is wrong" at a glance.
+    let rank = |s: &str| match s {
+        "critical" => 0,
+        "warning" => 1,
+        "info" => 2,
+        _ => 3,
+    };
+    let mut order: Vec<usize> = (0..v.graph.nodes.len()).collect();
+    order.sort_by_key(|&i| (rank(&v.health[i].status), lay.column[i], v.graph.nodes[i].name.clone()));
+    let rows = order
+        .into_iter()
+        .map(|i| (&v.graph.nodes[i], &v.health[i]))
         .map(|(n, h)| {
             let status = if v.health_error.is_some() {
                 "unknown".to_string()
@@ -529,6 +564,18 @@ mod tests {
         }
     }
 
+    fn chain_names() -> Vec<&'static str> {
+        vec![
+            "kafka.events",
+            "stream_ingest",
+            "raw_events",
+            "transform",
+            "clean_orders",
+            "feature_store",
+            "features_daily",
+        ]
+    }
+
     /// The demo's lineage: kafka.events -> stream_ingest -> raw_events -> transform ->
     /// clean_orders -> feature_store -> features_daily.
     fn demo_graph() -> PipelineGraph {
@@ -558,15 +605,22 @@ mod tests {
         assert_eq!(col("kafka.events"), 0);
         assert_eq!(col("stream_ingest"), 1);
         assert_eq!(col("features_daily"), 6);
-        let ys: Vec<f64> = lay.pos.iter().map(|p| p.1).collect();
-        assert!(ys.iter().all(|y| *y == ys[0]), "{ys:?}");
-        // Every edge points right.
-        for e in &g.edges {
-            let a = g.nodes.iter().position(|n| n.id == e.from).unwrap();
-            let b = g.nodes.iter().position(|n| n.id == e.to).unwrap();
-            assert!(lay.pos[b].0 > lay.pos[a].0 + NODE_W);
+        // Left to right within a band; the sixth column starts a second band below.
+        let at = |name: &str| lay.pos[g.nodes.iter().position(|n| n.name == name).unwrap()];
+        for pair in chain_names().windows(2) {
+            let (a, b) = (at(pair[0]), at(pair[1]));
+            if pair[1] == "feature_store" {
+                assert!(b.1 > a.1 + NODE_H && b.0 < a.0, "{pair:?} wraps: {a:?} {b:?}");
+            } else {
+                assert!(b.0 > a.0 + NODE_W && b.1 == a.1, "{pair:?}: {a:?} {b:?}");
+            }
         }
-        assert!(lay.width >= 7.0 * NODE_W);
+        assert!(lay.width <= 1190.0, "fits the page: {}", lay.width);
+        // The wrapping edge runs through the gap between the bands, into its target's left.
+        let p = edge_path(at("clean_orders"), at("feature_store"));
+        assert!(p.starts_with(&format!("M {:.1}", at("clean_orders").0 + NODE_W)), "{p}");
+        let (fx, fy) = at("feature_store");
+        assert!(p.ends_with(&format!("{:.1} {:.1}", fx - 2.0, fy + NODE_H / 2.0)), "{p}");
     }
 
     #[test]
@@ -620,7 +674,7 @@ mod tests {
         };
         let svg = graph_svg(&v, &lay);
         assert!(svg.contains(r#"href="/anomalies?node=transform" class="pipeline-node status-critical" data-node="transform""#), "{svg}");
-        assert!(svg.contains("2 open anomalies · critical"));
+        assert!(svg.contains("job · critical · 2 open"), "{svg}");
         assert_eq!(svg.matches("<path class=\"pipeline-edge\"").count(), 6);
     }
 
