@@ -137,7 +137,13 @@ pub async fn list_anomalies(params: ListParams) -> Result<AnomaliesView, ServerF
     let mut nodes: Vec<String> = backend
         .pipeline_graph()
         .await
-        .map(|g| g.nodes.into_iter().filter(|n| n.kind == "job").map(|n| n.name).collect())
+        .map(|g| {
+            g.nodes
+                .into_iter()
+                .filter(|n| n.kind == "job")
+                .map(|n| n.name)
+                .collect()
+        })
         .unwrap_or_default();
     nodes.extend(
         backend
@@ -438,7 +444,11 @@ fn filter_form(p: &ListParams, nodes: Vec<String>) -> impl IntoView {
     }
 }
 
-fn anomaly_list(v: AnomaliesView, p: &ListParams, action: ServerAction<GiveFeedback>) -> impl IntoView {
+fn anomaly_list(
+    v: AnomaliesView,
+    p: &ListParams,
+    action: ServerAction<GiveFeedback>,
+) -> impl IntoView {
     let form = filter_form(p, v.nodes.clone());
     let body = if v.anomalies.is_empty() {
         if *p != ListParams::default() {
@@ -586,7 +596,11 @@ fn anomaly_detail_view(d: AnomalyDetail, action: ServerAction<GiveFeedback>) -> 
     let heading = format!(
         "{} {} at {}",
         a.kind.replace('_', " "),
-        if a.state == AnomalyState::Open { "anomaly" } else { "anomaly (closed)" },
+        if a.state == AnomalyState::Open {
+            "anomaly"
+        } else {
+            "anomaly (closed)"
+        },
         a.node.clone().unwrap_or_else(|| "an unknown node".into())
     );
     let labels = a
@@ -694,7 +708,11 @@ fn anomaly_chart(c: ChartData, a: &Anomaly) -> impl IntoView {
         format_utc(c.end),
         format_value(a.expected_low),
         format_value(a.expected_high),
-        if a.ended_at_ms.is_none() { " (still open)" } else { "" }
+        if a.ended_at_ms.is_none() {
+            " (still open)"
+        } else {
+            ""
+        }
     );
     match svg {
         Err(e) => view! { <div class="error-box">{e}</div> }.into_any(),
@@ -734,7 +752,10 @@ mod tests {
         assert_eq!(f.since_ms, Some(99 * 86_400_000));
         assert_eq!(f.limit, LIST_LIMIT);
         let none = ListParams::default().to_filter(0).unwrap();
-        assert_eq!((none.state, none.severity, none.node, none.since_ms), (None, None, None, None));
+        assert_eq!(
+            (none.state, none.severity, none.node, none.since_ms),
+            (None, None, None, None)
+        );
     }
 
     #[test]
@@ -774,7 +795,11 @@ mod tests {
         };
         let now = 10 * 3_600_000 + 660_000;
         let (from, to) = chart_window(&a, now);
-        assert_eq!(from, 9 * 3_600_000, "an hour of context before a 10-minute anomaly");
+        assert_eq!(
+            from,
+            9 * 3_600_000,
+            "an hour of context before a 10-minute anomaly"
+        );
         assert_eq!(to, now, "not past now");
         let closed = Anomaly {
             ended_at_ms: Some(10 * 3_600_000 + 7_200_000),

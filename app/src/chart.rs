@@ -541,14 +541,23 @@ mod tests {
         };
         // The band spans the plot's width; the span starts at 300 s and runs to the end
         // (still open).
-        assert!((attr(band, "x") - f64::from(frame.left)).abs() <= 2.0, "{band}");
-        assert!((attr(span, "x") - frame.x_of(300_000)).abs() <= 2.0, "{span}");
+        assert!(
+            (attr(band, "x") - f64::from(frame.left)).abs() <= 2.0,
+            "{band}"
+        );
+        assert!(
+            (attr(span, "x") - frame.x_of(300_000)).abs() <= 2.0,
+            "{span}"
+        );
         assert!(
             (attr(span, "x") + attr(span, "width") - f64::from(frame.right)).abs() <= 2.0,
             "{span}"
         );
         // A thin band near the bottom: low values are drawn low in the SVG (large y).
-        assert!(attr(band, "y") > f64::from(frame.top + frame.bottom) / 2.0, "{band}");
+        assert!(
+            attr(band, "y") > f64::from(frame.top + frame.bottom) / 2.0,
+            "{band}"
+        );
         assert!(attr(band, "height") < f64::from(frame.bottom - frame.top) / 10.0);
     }
 

@@ -46,7 +46,15 @@ pub struct DriftView {
 pub fn is_p_value(method: &str) -> bool {
     matches!(
         method,
-        "ks" | "chisquare" | "z" | "anderson" | "cramer_von_mises" | "mannw" | "fisher_exact" | "g_test" | "t_test" | "epps_singleton"
+        "ks" | "chisquare"
+            | "z"
+            | "anderson"
+            | "cramer_von_mises"
+            | "mannw"
+            | "fisher_exact"
+            | "g_test"
+            | "t_test"
+            | "epps_singleton"
     )
 }
 
@@ -61,7 +69,8 @@ fn rule_text(method: &str, threshold: f64) -> String {
 /// Orders the latest results: by dataset, drifted columns first, then by column and method.
 pub fn order_latest(v: &mut [DriftResult]) {
     v.sort_by(|a, b| {
-        (&a.dataset, !a.drifted, &a.column, &a.method).cmp(&(&b.dataset, !b.drifted, &b.column, &b.method))
+        (&a.dataset, !a.drifted, &a.column, &a.method)
+            .cmp(&(&b.dataset, !b.drifted, &b.column, &b.method))
     });
 }
 
@@ -122,6 +131,15 @@ pub async fn load_drift(
     })
 }
 
+/// A window's length without zero parts: `1 d`, `1 h`, `1 h 30 min`.
+pub fn short_span(ms: i64) -> String {
+    let s = format_duration_ms(ms);
+    s.strip_suffix(" 0 h")
+        .or_else(|| s.strip_suffix(" 0 min"))
+        .unwrap_or(&s)
+        .to_string()
+}
+
 pub fn column_href(dataset: &str, column: &str) -> String {
     format!(
         "/drift?dataset={}&column={}",
@@ -149,7 +167,10 @@ pub fn history_chart(history: &[DriftResult]) -> Option<ChartData> {
         series.push(RangeSeries {
             metric: format!("{m} threshold"),
             labels: Labels::from_pairs([("threshold", m)]),
-            points: pts.iter().map(|r| (r.evaluated_at_ms, r.threshold)).collect(),
+            points: pts
+                .iter()
+                .map(|r| (r.evaluated_at_ms, r.threshold))
+                .collect(),
         });
     }
     // The widest gap between evaluations, so the line is not broken between regular runs.
@@ -213,10 +234,7 @@ fn drift_tables(v: DriftView) -> impl IntoView {
     let now = v.now;
     let selected = v.selected.clone();
     let drifted = v.latest.iter().filter(|r| r.drifted).count();
-    let summary = format!(
-        "{} columns compared · {drifted} drifted",
-        v.latest.len()
-    );
+    let summary = format!("{} columns compared · {drifted} drifted", v.latest.len());
     let mut last_dataset = String::new();
     let rows = v
         .latest
@@ -246,12 +264,12 @@ fn drift_tables(v: DriftView) -> impl IntoView {
                     } else {
                         view! { <span class="sev-badge sev-ok">"stable"</span> }.into_any()
                     }}</td>
-                    <td class="small" title=windows>{format!(
-                        "{} reference · {} current",
-                        format_duration_ms(r.reference_to_ms - r.reference_from_ms),
-                        format_duration_ms(r.current_to_ms - r.current_from_ms)
-                    )}</td>
-                    <td title=format_utc(r.evaluated_at_ms)>{format_ago(now, r.evaluated_at_ms)}</td>
+                    <td class="small nowrap" title=windows>
+                        {format!("reference {}", short_span(r.reference_to_ms - r.reference_from_ms))}
+                        <br/>
+                        {format!("current {}", short_span(r.current_to_ms - r.current_from_ms))}
+                    </td>
+                    <td class="nowrap" title=format_utc(r.evaluated_at_ms)>{format_ago(now, r.evaluated_at_ms)}</td>
                     <td class="drift-explanation">{r.explanation.clone()}</td>
                 </tr>
             }
@@ -271,7 +289,12 @@ fn drift_tables(v: DriftView) -> impl IntoView {
     }
 }
 
-fn history_view(dataset: &str, column: &str, history: &[DriftResult], now: TimestampMs) -> impl IntoView {
+fn history_view(
+    dataset: &str,
+    column: &str,
+    history: &[DriftResult],
+    now: TimestampMs,
+) -> impl IntoView {
     let chart = history_chart(history).map(|c| match render_svg(&c, &[]) {
         Ok((svg, _)) => {
             let legend = c
@@ -327,7 +350,14 @@ fn history_view(dataset: &str, column: &str, history: &[DriftResult], now: Times
 mod tests {
     use super::*;
 
-    fn r(dataset: &str, column: &str, method: &str, t: i64, value: f64, drifted: bool) -> DriftResult {
+    fn r(
+        dataset: &str,
+        column: &str,
+        method: &str,
+        t: i64,
+        value: f64,
+        drifted: bool,
+    ) -> DriftResult {
         DriftResult {
             id: t,
             dataset: dataset.into(),
@@ -353,7 +383,10 @@ mod tests {
             r("a", "z", "wasserstein", 1, 0.4, true),
         ];
         order_latest(&mut v);
-        let got: Vec<(&str, &str)> = v.iter().map(|r| (r.dataset.as_str(), r.column.as_str())).collect();
+        let got: Vec<(&str, &str)> = v
+            .iter()
+            .map(|r| (r.dataset.as_str(), r.column.as_str()))
+            .collect();
         assert_eq!(got, vec![("a", "z"), ("a", "y"), ("b", "x")]);
     }
 
@@ -370,5 +403,8 @@ mod tests {
         assert!(c.start < 60_000 && c.end > 120_000);
         assert!(history_chart(&[]).is_none());
         assert!(is_p_value("ks") && !is_p_value("psi"));
+        assert_eq!(short_span(86_400_000), "1 d");
+        assert_eq!(short_span(3_600_000), "1 h");
+        assert_eq!(short_span(5_400_000), "1 h 30 min");
     }
 }

@@ -237,7 +237,10 @@ pub fn layout(graph: &PipelineGraph) -> Layout {
         for (r, &i) in col.iter().enumerate() {
             pos[i] = (
                 MARGIN + slot as f64 * (NODE_W + COL_GAP),
-                MARGIN + band as f64 * (band_height + BAND_GAP) + offset + r as f64 * (NODE_H + ROW_GAP),
+                MARGIN
+                    + band as f64 * (band_height + BAND_GAP)
+                    + offset
+                    + r as f64 * (NODE_H + ROW_GAP),
             );
         }
     }
@@ -300,7 +303,12 @@ pub fn anomalies_href(node: &str) -> String {
 fn run_line(now: TimestampMs, r: &RunSummary) -> String {
     let dur = r
         .duration_seconds
-        .map(|d| format!(" · {}", crate::timefmt::format_duration_ms((d * 1000.0) as i64)))
+        .map(|d| {
+            format!(
+                " · {}",
+                crate::timefmt::format_duration_ms((d * 1000.0) as i64)
+            )
+        })
         .unwrap_or_default();
     format!("{} {}{dur}", r.state, format_ago(now, r.state_time_ms))
 }
@@ -488,7 +496,13 @@ fn pipelines_body(v: PipelinesView) -> impl IntoView {
         _ => 3,
     };
     let mut order: Vec<usize> = (0..v.graph.nodes.len()).collect();
-    order.sort_by_key(|&i| (rank(&v.health[i].status), lay.column[i], v.graph.nodes[i].name.clone()));
+    order.sort_by_key(|&i| {
+        (
+            rank(&v.health[i].status),
+            lay.column[i],
+            v.graph.nodes[i].name.clone(),
+        )
+    });
     let rows = order
         .into_iter()
         .map(|i| (&v.graph.nodes[i], &v.health[i]))
@@ -592,7 +606,12 @@ mod tests {
         nodes.reverse(); // the layout must not depend on the input order
         let edges = chain
             .windows(2)
-            .map(|w| edge(&format!("{}:demo/{}", w[0].0, w[0].1), &format!("{}:demo/{}", w[1].0, w[1].1)))
+            .map(|w| {
+                edge(
+                    &format!("{}:demo/{}", w[0].0, w[0].1),
+                    &format!("{}:demo/{}", w[1].0, w[1].1),
+                )
+            })
             .collect();
         PipelineGraph { nodes, edges }
     }
@@ -610,7 +629,10 @@ mod tests {
         for pair in chain_names().windows(2) {
             let (a, b) = (at(pair[0]), at(pair[1]));
             if pair[1] == "feature_store" {
-                assert!(b.1 > a.1 + NODE_H && b.0 < a.0, "{pair:?} wraps: {a:?} {b:?}");
+                assert!(
+                    b.1 > a.1 + NODE_H && b.0 < a.0,
+                    "{pair:?} wraps: {a:?} {b:?}"
+                );
             } else {
                 assert!(b.0 > a.0 + NODE_W && b.1 == a.1, "{pair:?}: {a:?} {b:?}");
             }
@@ -618,15 +640,26 @@ mod tests {
         assert!(lay.width <= 1190.0, "fits the page: {}", lay.width);
         // The wrapping edge runs through the gap between the bands, into its target's left.
         let p = edge_path(at("clean_orders"), at("feature_store"));
-        assert!(p.starts_with(&format!("M {:.1}", at("clean_orders").0 + NODE_W)), "{p}");
+        assert!(
+            p.starts_with(&format!("M {:.1}", at("clean_orders").0 + NODE_W)),
+            "{p}"
+        );
         let (fx, fy) = at("feature_store");
-        assert!(p.ends_with(&format!("{:.1} {:.1}", fx - 2.0, fy + NODE_H / 2.0)), "{p}");
+        assert!(
+            p.ends_with(&format!("{:.1} {:.1}", fx - 2.0, fy + NODE_H / 2.0)),
+            "{p}"
+        );
     }
 
     #[test]
     fn a_cycle_does_not_hang_and_branches_stack_in_one_column() {
         let mut g = PipelineGraph {
-            nodes: vec![node("job", "a"), node("job", "b"), node("dataset", "x"), node("dataset", "y")],
+            nodes: vec![
+                node("job", "a"),
+                node("job", "b"),
+                node("dataset", "x"),
+                node("dataset", "y"),
+            ],
             edges: vec![
                 edge("job:demo/a", "dataset:demo/x"),
                 edge("job:demo/a", "dataset:demo/y"),
@@ -664,7 +697,11 @@ mod tests {
         assert_eq!(g.nodes[at("model_serving")].kind, "service");
         assert_eq!(shown[at("model_serving")].status, "warning");
         let lay = layout(&g);
-        assert_eq!(lay.column[at("model_serving")], 7, "after the last lineage column");
+        assert_eq!(
+            lay.column[at("model_serving")],
+            7,
+            "after the last lineage column"
+        );
 
         let v = PipelinesView {
             now: 0,

@@ -219,10 +219,7 @@ async fn anomaly_pages_name_bad_parameters_and_missing_backends() {
     assert!(html.contains("error-box"), "{html}");
     assert!(html.contains("use open or closed"), "{html}");
     let (_, html) = get(backend.clone(), "/anomalies").await;
-    assert!(
-        html.contains("keeps no anomaly or drift results"),
-        "{html}"
-    );
+    assert!(html.contains("keeps no anomaly or drift results"), "{html}");
     let (_, html) = get(backend.clone(), "/anomalies/abc").await;
     assert!(html.contains("is not a number"), "{html}");
     let (_, html) = get(backend, "/drift?dataset=features_daily").await;

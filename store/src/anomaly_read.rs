@@ -325,11 +325,36 @@ mod tests {
     #[tokio::test]
     async fn lists_open_first_and_filters_by_state_severity_node_and_time() {
         let st = store().await;
-        let old = insert(&st, "a", "transform", "closed", "warning", T0, Some(T0 + 10 * MIN)).await;
-        let open = insert(&st, "b", "transform", "open", "critical", T0 - 60 * MIN, None).await;
-        let newer =
-            insert(&st, "c", "feature_store", "closed", "info", T0 + 30 * MIN, Some(T0 + 40 * MIN))
-                .await;
+        let old = insert(
+            &st,
+            "a",
+            "transform",
+            "closed",
+            "warning",
+            T0,
+            Some(T0 + 10 * MIN),
+        )
+        .await;
+        let open = insert(
+            &st,
+            "b",
+            "transform",
+            "open",
+            "critical",
+            T0 - 60 * MIN,
+            None,
+        )
+        .await;
+        let newer = insert(
+            &st,
+            "c",
+            "feature_store",
+            "closed",
+            "info",
+            T0 + 30 * MIN,
+            Some(T0 + 40 * MIN),
+        )
+        .await;
         let all = st
             .read_anomalies(&AnomalyQuery {
                 limit: 10,
@@ -383,10 +408,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ids(overlap), vec![open, old]);
-        let one = st
-            .read_anomalies(&q(|q| q.limit = 1))
-            .await
-            .unwrap();
+        let one = st.read_anomalies(&q(|q| q.limit = 1)).await.unwrap();
         assert_eq!(ids(one), vec![open]);
         assert_eq!(st.read_anomaly(old).await.unwrap().unwrap().signal, "a");
         assert!(st.read_anomaly(old + 1000).await.unwrap().is_none());
@@ -395,7 +417,16 @@ mod tests {
     #[tokio::test]
     async fn feedback_is_shown_on_the_anomaly_and_kept_as_a_window_for_the_detectors() {
         let st = store().await;
-        let id = insert(&st, "sig", "transform", "closed", "warning", T0, Some(T0 + 10 * MIN)).await;
+        let id = insert(
+            &st,
+            "sig",
+            "transform",
+            "closed",
+            "warning",
+            T0,
+            Some(T0 + 10 * MIN),
+        )
+        .await;
         let a = st
             .record_anomaly_feedback(id, FeedbackKind::FalseAlarm, "web", Some("known backfill"))
             .await
@@ -416,7 +447,13 @@ mod tests {
             .unwrap();
         assert_eq!(
             (signal.as_str(), from, to, kind.as_str(), note.as_deref()),
-            ("sig", T0, T0 + 10 * MIN, "false_alarm", Some("known backfill"))
+            (
+                "sig",
+                T0,
+                T0 + 10 * MIN,
+                "false_alarm",
+                Some("known backfill")
+            )
         );
         // A second word replaces the first on the anomaly; both stay in the feedback table.
         let a = st
@@ -444,7 +481,16 @@ mod tests {
         insert(&st, "b", "transform", "open", "critical", T0, None).await;
         insert(&st, "c", "feature_store", "open", "info", T0, None).await;
         // Closed ones do not count.
-        insert(&st, "d", "stream_ingest", "closed", "critical", T0, Some(T0 + MIN)).await;
+        insert(
+            &st,
+            "d",
+            "stream_ingest",
+            "closed",
+            "critical",
+            T0,
+            Some(T0 + MIN),
+        )
+        .await;
         let h = st.read_node_health().await.unwrap();
         let got: Vec<(&str, &str, u32)> = h
             .iter()
@@ -492,7 +538,10 @@ mod tests {
             .iter()
             .map(|d| (d.column.as_str(), d.value, d.drifted))
             .collect();
-        assert_eq!(got, vec![("basket_value", 0.41, true), ("orders_7d", 0.02, false)]);
+        assert_eq!(
+            got,
+            vec![("basket_value", 0.41, true), ("orders_7d", 0.02, false)]
+        );
         assert_eq!(latest[0].evaluated_at_ms, T0 + 60 * MIN);
         assert_eq!(latest[0].current_from_ms, T0 + 60 * MIN - 3_600_000);
         let history = st

@@ -14,9 +14,9 @@
 //! this layout.
 
 pub mod alerts;
-pub mod anomaly_read;
 #[cfg(feature = "bench")]
 mod anchor;
+pub mod anomaly_read;
 mod catalog;
 pub mod dq;
 pub mod embedded;
