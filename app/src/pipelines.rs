@@ -8,6 +8,8 @@ use crate::range::encode_query_value;
 use crate::timefmt::{format_ago, format_utc};
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::components::Form;
+use leptos_router::hooks::use_query_map;
 use model::anomaly::NodeHealth;
 use model::TimestampMs;
 use serde::{Deserialize, Serialize};
@@ -276,6 +278,73 @@ pub fn edge_path(a: (f64, f64), b: (f64, f64)) -> String {
     )
 }
 
+/// Hops offered for the focused view (a job to the next job is two hops: job, dataset, job).
+pub const HOP_CHOICES: [usize; 3] = [2, 4, 6];
+pub const DEFAULT_HOPS: usize = 4;
+
+/// The focused view of a large graph: the nodes whose name contains `query` (ignoring case)
+/// and everything up to `hops` edges upstream and downstream of them (their blast radius).
+/// Returns the narrowed view and how many nodes matched.
+pub fn focus_view(mut v: PipelinesView, query: &str, hops: usize) -> (PipelinesView, usize) {
+    let q = query.trim().to_lowercase();
+    if q.is_empty() {
+        let n = v.graph.nodes.len();
+        return (v, n);
+    }
+    let index: HashMap<&str, usize> = v
+        .graph
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
+    let edges: Vec<(usize, usize)> = v
+        .graph
+        .edges
+        .iter()
+        .filter_map(|e| Some((*index.get(e.from.as_str())?, *index.get(e.to.as_str())?)))
+        .collect();
+    let seeds: Vec<usize> = (0..v.graph.nodes.len())
+        .filter(|&i| v.graph.nodes[i].name.to_lowercase().contains(&q))
+        .collect();
+    let mut keep = vec![false; v.graph.nodes.len()];
+    for &s in &seeds {
+        keep[s] = true;
+    }
+    // Downstream and upstream separately: a sibling reached up then down is not in the
+    // blast radius.
+    for downstream in [true, false] {
+        let mut frontier = seeds.clone();
+        for _ in 0..hops {
+            let mut next = Vec::new();
+            for &(a, b) in &edges {
+                let (from, to) = if downstream { (a, b) } else { (b, a) };
+                if frontier.contains(&from) && !next.contains(&to) {
+                    next.push(to);
+                }
+            }
+            for &i in &next {
+                keep[i] = true;
+            }
+            frontier = next;
+        }
+    }
+    let kept_ids: Vec<String> = (0..keep.len())
+        .filter(|&i| keep[i])
+        .map(|i| v.graph.nodes[i].id.clone())
+        .collect();
+    let mut i = 0;
+    v.health.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+    v.graph.nodes.retain(|n| kept_ids.contains(&n.id));
+    v.graph
+        .edges
+        .retain(|e| kept_ids.contains(&e.from) && kept_ids.contains(&e.to));
+    (v, seeds.len())
+}
+
 /// Text for SVG markup.
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -428,6 +497,16 @@ pub async fn load_pipelines() -> Result<PipelinesView, ServerFnError> {
 
 #[component]
 pub fn PipelinesPage() -> impl IntoView {
+    let query = use_query_map();
+    let focus = Memo::new(move |_| {
+        query.with(|q| {
+            let hops = q
+                .get_str("hops")
+                .and_then(|h| h.parse::<usize>().ok())
+                .unwrap_or(DEFAULT_HOPS);
+            (q.get("focus").unwrap_or_default(), hops)
+        })
+    });
     let tick = RwSignal::new(0u64);
     let data = Resource::new(move || tick.get(), |_| load_pipelines());
     crate::every_seconds(15, move || tick.update(|t| *t += 1));
@@ -456,7 +535,10 @@ pub fn PipelinesPage() -> impl IntoView {
                             </div>
                         }
                         .into_any(),
-                        Ok(v) => pipelines_body(v).into_any(),
+                        Ok(v) => {
+                            let (q, hops) = focus.get();
+                            pipelines_body(v, q, hops).into_any()
+                        }
                     })
             }}
         </Transition>
@@ -471,7 +553,52 @@ const LINEAGE_EXAMPLE: &str = r#"curl -X POST http://<pipewatch>/api/v1/lineage 
   "outputs": [{"namespace": "pg", "name": "orders"}],
   "producer": "https://example.com/my-scheduler"}'"#;
 
-fn pipelines_body(v: PipelinesView) -> impl IntoView {
+/// The search / focus form: a node name (or part of one) and how many hops around it.
+fn focus_form(names: Vec<String>, query: &str, hops: usize) -> impl IntoView {
+    let focused = !query.trim().is_empty();
+    let value = query.to_string();
+    view! {
+        <Form method="get" action="/">
+            <div class="form-row focus-form">
+                <label>
+                    "Find a node"
+                    <input type="text" name="focus" class="focus-input" list="node-names" value=value placeholder="name or part of one" autocomplete="off"/>
+                </label>
+                <datalist id="node-names">
+                    {names.into_iter().map(|n| view! { <option value=n/> }).collect_view()}
+                </datalist>
+                <label>
+                    "Up and downstream"
+                    <select name="hops" class="hops-select" on:change=crate::explore::submit_own_form>
+                        {HOP_CHOICES
+                            .into_iter()
+                            .map(|h| view! { <option value=h.to_string() selected=h == hops>{format!("{h} hops")}</option> })
+                            .collect_view()}
+                    </select>
+                </label>
+                <button type="submit">"Focus"</button>
+                {focused.then(|| view! { <a href="/" class="clear-filters">"Whole pipeline"</a> })}
+            </div>
+        </Form>
+    }
+}
+
+fn pipelines_body(v: PipelinesView, query: String, hops: usize) -> impl IntoView {
+    let mut names: Vec<String> = v.graph.nodes.iter().map(|n| n.name.clone()).collect();
+    names.sort();
+    names.dedup();
+    let form = focus_form(names, &query, hops);
+    let (v, matched) = focus_view(v, &query, hops);
+    if matched == 0 {
+        return view! {
+            {form}
+            <p class="empty" role="status">
+                {format!("No node's name contains {query:?}. ")}
+                <a href="/">"Show the whole pipeline"</a> "."
+            </p>
+        }
+        .into_any();
+    }
     let lay = layout(&v.graph);
     let svg = graph_svg(&v, &lay);
     let counts = {
@@ -531,11 +658,13 @@ fn pipelines_body(v: PipelinesView) -> impl IntoView {
                     <td><span class=format!("sev-badge sev-{status}")>{status.clone()}</span></td>
                     <td class="num">{h.open_anomalies}</td>
                     <td title=last_title>{last}</td>
+                    <td><a class="focus-link" href=format!("/?focus={}&hops={DEFAULT_HOPS}", encode_query_value(&n.name)) title="Only this node and what is up and downstream of it">"blast radius"</a></td>
                 </tr>
             }
         })
         .collect_view();
     view! {
+        {form}
         {v.health_error.clone().map(|e| view! {
             <div class="warning" role="status">"Node health is unknown (nodes are grey): " {e}</div>
         })}
@@ -550,10 +679,11 @@ fn pipelines_body(v: PipelinesView) -> impl IntoView {
         </div>
         <div class="pipeline-graph" inner_html=svg></div>
         <table class="pipeline-nodes">
-            <thead><tr><th>"Node"</th><th>"Kind"</th><th>"Health"</th><th class="num">"Open anomalies"</th><th>"Last run"</th></tr></thead>
+            <thead><tr><th>"Node"</th><th>"Kind"</th><th>"Health"</th><th class="num">"Open anomalies"</th><th>"Last run"</th><th></th></tr></thead>
             <tbody>{rows}</tbody>
         </table>
     }
+    .into_any()
 }
 
 #[cfg(test)]
@@ -713,6 +843,41 @@ mod tests {
         assert!(svg.contains(r#"href="/anomalies?node=transform" class="pipeline-node status-critical" data-node="transform""#), "{svg}");
         assert!(svg.contains("job · critical · 2 open"), "{svg}");
         assert_eq!(svg.matches("<path class=\"pipeline-edge\"").count(), 6);
+    }
+
+    #[test]
+    fn focus_keeps_the_matches_and_their_blast_radius_only() {
+        let (g, health) = join_health(demo_graph(), &[]);
+        let v = PipelinesView {
+            now: 0,
+            graph: g,
+            health,
+            health_error: None,
+        };
+        let names = |v: &PipelinesView| {
+            let mut n: Vec<String> = v.graph.nodes.iter().map(|n| n.name.clone()).collect();
+            n.sort();
+            n
+        };
+        let (f, matched) = focus_view(v.clone(), "TRANSFORM", 2);
+        assert_eq!(matched, 1);
+        assert_eq!(
+            names(&f),
+            [
+                "clean_orders",
+                "feature_store",
+                "raw_events",
+                "stream_ingest",
+                "transform"
+            ]
+        );
+        assert_eq!(f.health.len(), f.graph.nodes.len());
+        assert_eq!(f.graph.edges.len(), 4);
+        let (f, _) = focus_view(v.clone(), "transform", 1);
+        assert_eq!(names(&f), ["clean_orders", "raw_events", "transform"]);
+        let (all, n) = focus_view(v.clone(), " ", 2);
+        assert_eq!((all.graph.nodes.len(), n), (7, 7));
+        assert_eq!(focus_view(v, "nothing-like-this", 2).1, 0);
     }
 
     #[test]

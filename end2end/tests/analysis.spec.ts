@@ -72,6 +72,12 @@ test.describe('analysis pages', () => {
     await expect(page.locator('.pipeline-node[data-node="stream_ingest"]')).toBeVisible();
     await expect(page.locator('.pipeline-node[data-node="raw_events"]')).toBeVisible();
     await expect(page.locator('.pipeline-edge').first()).toBeAttached();
+    // The focused view: transform and two hops either side, not the topic at the start.
+    await page.fill('input.focus-input', 'transform');
+    await page.selectOption('select.hops-select', '2');
+    await expect(page).toHaveURL(/focus=transform/);
+    await expect(page.locator('.pipeline-node[data-node="raw_events"]')).toBeVisible();
+    await expect(page.locator('.pipeline-node[data-node="kafka.events"]')).toHaveCount(0);
     await node.click();
     await expect(page).toHaveURL(/\/anomalies\?node=transform$/);
     await expect(page.locator(`tr.anomaly-row[data-id="${openId}"]`)).toBeVisible();
