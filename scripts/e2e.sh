@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${CARGO_TARGET_DIR:-target}/debug/pipewatch"
 data="$(mktemp -d)"
+# Traversable, so that when run as root the embedded cluster's `postgres` user keeps its files
+# in "$data/postgres" (where the database URL below is read from) instead of under /var/tmp.
+chmod 755 "$data"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 log="$data/pipewatch.log"
 # The first admin, for the tests that log in (end2end/tests/auth.spec.ts).
@@ -25,5 +28,8 @@ done
 curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { echo "pipewatch not ready:"; tail -50 "$log"; exit 1; }
 # Let a few scrapes land so the charts have live points.
 sleep 12
+# The analysis pages' tests seed anomaly and drift rows into the demo's own database.
+PIPEWATCH_DATABASE_URL="postgres://pipewatch:$(cat "$data/postgres/password")@127.0.0.1:$(cat "$data/postgres/port")/pipewatch"
+export PIPEWATCH_DATABASE_URL
 cd end2end
 PIPEWATCH_URL="http://127.0.0.1:$port" npx playwright test || { echo "--- pipewatch log ---"; tail -80 "$log"; exit 1; }

@@ -52,7 +52,7 @@ fn backend() -> Result<std::sync::Arc<dyn crate::Backend>, ServerFnError> {
 }
 
 #[cfg(feature = "ssr")]
-fn now_ms() -> TimestampMs {
+pub(crate) fn now_ms() -> TimestampMs {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as TimestampMs)
@@ -142,6 +142,7 @@ pub async fn query_chart(state: ExploreState) -> Result<ChartData, ServerFnError
         series,
         omitted_series,
         events,
+        band: None,
     })
 }
 

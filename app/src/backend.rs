@@ -99,6 +99,59 @@ pub trait Backend: Send + Sync + 'static {
         let _ = (limit, before);
         Err(NO_USERS.into())
     }
+    /// Anomalies matching `filter`, open ones first, then the latest started. The defaults of
+    /// the analysis methods say the backend keeps no analysis results.
+    async fn anomalies(
+        &self,
+        filter: crate::anomalies::AnomalyFilter,
+    ) -> Result<Vec<model::anomaly::Anomaly>, String> {
+        let _ = filter;
+        Err(NO_ANALYSIS.into())
+    }
+    /// One anomaly; `None` when there is no such id.
+    async fn anomaly(&self, id: i64) -> Result<Option<model::anomaly::Anomaly>, String> {
+        let _ = id;
+        Err(NO_ANALYSIS.into())
+    }
+    /// Records what `who` said about anomaly `id` and returns it as it is now; `None` when
+    /// there is no such id.
+    async fn anomaly_feedback(
+        &self,
+        id: i64,
+        kind: model::anomaly::FeedbackKind,
+        who: &str,
+    ) -> Result<Option<model::anomaly::Anomaly>, String> {
+        let _ = (id, kind, who);
+        Err(NO_ANALYSIS.into())
+    }
+    /// Nodes with open anomalies (every other node is healthy).
+    async fn pipeline_health(&self) -> Result<Vec<model::anomaly::NodeHealth>, String> {
+        Err(NO_ANALYSIS.into())
+    }
+    /// The pipeline graph as OpenLineage runs drew it.
+    async fn pipeline_graph(&self) -> Result<crate::pipelines::PipelineGraph, String> {
+        Ok(crate::pipelines::PipelineGraph::default())
+    }
+    /// Drift results matching `filter`.
+    async fn drift_results(
+        &self,
+        filter: crate::drift::DriftFilter,
+    ) -> Result<Vec<model::anomaly::DriftResult>, String> {
+        let _ = filter;
+        Err(NO_ANALYSIS.into())
+    }
+    /// A PromQL expression (an anomaly's signal) evaluated at every `q.step_ms` over
+    /// `[q.start, q.end]`; `q.aggregation` does not apply.
+    async fn signal_range(
+        &self,
+        expr: &str,
+        q: model::RangeQuery,
+    ) -> Result<Vec<model::RangeSeries>, String> {
+        let _ = (expr, q);
+        Err("this backend does not evaluate PromQL".into())
+    }
 }
 
 const NO_USERS: &str = "this backend keeps no users";
+
+const NO_ANALYSIS: &str = "this backend keeps no anomaly or drift results";

@@ -49,7 +49,26 @@ pub struct ChartData {
     /// drawn as markers on the time axis.
     #[serde(default)]
     pub events: Vec<ChangeEvent>,
+    /// An expected band to shade behind the lines (an anomaly's detail chart).
+    #[serde(default)]
+    pub band: Option<ExpectedBand>,
 }
+
+/// What a detector expected: values between `low` and `high`, shaded across the whole chart,
+/// and the span it flagged (`from` to `to`, `to` open while the anomaly is), tinted on the time
+/// axis, so the line is read against both at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpectedBand {
+    pub low: f64,
+    pub high: f64,
+    pub from: TimestampMs,
+    pub to: Option<TimestampMs>,
+}
+
+/// Fill of the expected band: a light green, read as "normal", under every series colour.
+pub const BAND_COLOR: (u8, u8, u8) = (44, 160, 44);
+/// Fill of the flagged span: a light red, read as "this is where it went wrong".
+pub const SPAN_COLOR: (u8, u8, u8) = (214, 39, 40);
 
 /// Most change-event markers on one chart; more would hide the lines they explain.
 pub const MAX_EVENT_MARKERS: u32 = 50;
@@ -177,9 +196,14 @@ pub fn time_ticks(start: TimestampMs, end: TimestampMs, max: i64) -> Vec<Timesta
 }
 
 /// The y range over the visible series, padded so lines do not sit on the frame.
-fn value_range(series: &[&RangeSeries]) -> (f64, f64) {
+fn value_range(series: &[&RangeSeries], band: Option<&ExpectedBand>) -> (f64, f64) {
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
+    // The band counts as data: a line far above it must still show where "normal" was.
+    if let Some(b) = band.filter(|b| b.low.is_finite() && b.high.is_finite()) {
+        lo = b.low.min(b.high);
+        hi = b.low.max(b.high);
+    }
     for s in series {
         for &(_, v) in &s.points {
             if v.is_finite() {
@@ -236,7 +260,10 @@ pub fn render_svg(data: &ChartData, hidden: &[bool]) -> Result<(String, PlotFram
         .enumerate()
         .filter(|(i, _)| !hidden.get(*i).copied().unwrap_or(false))
         .collect();
-    let (y_lo, y_hi) = value_range(&visible.iter().map(|(_, s)| *s).collect::<Vec<_>>());
+    let (y_lo, y_hi) = value_range(
+        &visible.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+        data.band.as_ref(),
+    );
     let (start, end) = (data.start, data.end.max(data.start + 1));
     let span = end - start;
     let mut svg = String::new();
@@ -274,6 +301,30 @@ pub fn render_svg(data: &ChartData, hidden: &[bool]) -> Result<(String, PlotFram
             .axis_style(RGBColor(150, 155, 162))
             .draw()
             .map_err(err)?;
+        // Band and span first, so the lines are drawn over them.
+        if let Some(band) = &data.band {
+            let (br, bg, bb) = BAND_COLOR;
+            let (sr, sg, sb) = SPAN_COLOR;
+            let from = band.from.clamp(start, end);
+            let to = band.to.unwrap_or(end).clamp(start, end);
+            if to > from {
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(from, y_lo), (to, y_hi)],
+                        RGBColor(sr, sg, sb).mix(0.10).filled(),
+                    )))
+                    .map_err(err)?;
+            }
+            if band.low.is_finite() && band.high.is_finite() {
+                let (lo, hi) = (band.low.min(band.high), band.low.max(band.high));
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(start, lo.max(y_lo)), (end, hi.min(y_hi))],
+                        RGBColor(br, bg, bb).mix(0.18).filled(),
+                    )))
+                    .map_err(err)?;
+            }
+        }
         for (i, s) in &visible {
             let (r, g, b) = series_color(*i);
             let color = RGBColor(r, g, b);
@@ -361,6 +412,7 @@ mod tests {
                 .collect(),
             omitted_series: 0,
             events: Vec::new(),
+            band: None,
         }
     }
 
@@ -453,6 +505,60 @@ mod tests {
             frame.x_of(450_000)
         );
         assert_eq!(event_title(&d.events[0]), "deploy orders_etl 2.0.1: v2");
+    }
+
+    #[test]
+    fn expected_band_and_flagged_span_are_shaded_and_kept_in_view() {
+        // The line sits far above its band: the y range must still reach down to the band.
+        let mut d = data(vec![vec![(0, 100.0), (300_000, 101.0), (600_000, 100.0)]]);
+        d.band = Some(ExpectedBand {
+            low: 1.0,
+            high: 2.0,
+            from: 300_000,
+            to: None,
+        });
+        let all: Vec<&RangeSeries> = d.series.iter().collect();
+        let (lo, hi) = value_range(&all, d.band.as_ref());
+        assert!(lo <= 1.0 && hi >= 101.0, "{lo}..{hi}");
+        let (svg, frame) = render_svg(&d, &[]).unwrap();
+        let rects: Vec<&str> = svg
+            .split("<rect")
+            .skip(1)
+            .map(|r| &r[..r.find("/>").unwrap()])
+            .collect();
+        let band = rects
+            .iter()
+            .find(|r| r.to_lowercase().contains("#2ca02c"))
+            .unwrap_or_else(|| panic!("a green band: {svg}"));
+        let span = rects
+            .iter()
+            .find(|r| r.to_lowercase().contains("#d62728"))
+            .unwrap_or_else(|| panic!("a red span: {svg}"));
+        let attr = |r: &str, name: &str| -> f64 {
+            let k = format!(" {name}=\"");
+            let i = r.find(&k).unwrap() + k.len();
+            r[i..i + r[i..].find('"').unwrap()].parse().unwrap()
+        };
+        // The band spans the plot's width; the span starts at 300 s and runs to the end
+        // (still open).
+        assert!(
+            (attr(band, "x") - f64::from(frame.left)).abs() <= 2.0,
+            "{band}"
+        );
+        assert!(
+            (attr(span, "x") - frame.x_of(300_000)).abs() <= 2.0,
+            "{span}"
+        );
+        assert!(
+            (attr(span, "x") + attr(span, "width") - f64::from(frame.right)).abs() <= 2.0,
+            "{span}"
+        );
+        // A thin band near the bottom: low values are drawn low in the SVG (large y).
+        assert!(
+            attr(band, "y") > f64::from(frame.top + frame.bottom) / 2.0,
+            "{band}"
+        );
+        assert!(attr(band, "height") < f64::from(frame.bottom - frame.top) / 10.0);
     }
 
     #[test]

@@ -69,7 +69,7 @@ fn hidden_range_inputs(state: &ExploreState) -> impl IntoView {
 }
 
 /// Submits the form a select belongs to, so choosing a metric or label applies at once.
-fn submit_own_form(ev: Event) {
+pub(crate) fn submit_own_form(ev: Event) {
     let Some(target) = ev.target() else { return };
     if let Ok(select) = target.dyn_into::<leptos::web_sys::HtmlSelectElement>() {
         if let Some(form) = select.form() {

@@ -1,16 +1,19 @@
 //! The pipewatch web app: the page shell, the layout with its navigation, and the routes of
-//! the Explore, Targets, Status, Data quality, Login, Users and tokens, and Audit log pages.
-//! Built twice: with `ssr` into the server (pages render completely there, state lives in the
-//! URL) and with `hydrate` into the browser
+//! the Pipelines (the landing page), Anomalies, Drift, Explore, Data quality, Targets, Status,
+//! Login, Users and tokens, and Audit log pages. Built twice: with `ssr` into the server (pages
+//! render completely there, state lives in the URL) and with `hydrate` into the browser
 //! bundle that makes hover, zoom, legend toggles and auto-refresh work.
 
+pub mod anomalies;
 pub mod api;
 pub mod audit;
 #[cfg(feature = "ssr")]
 pub mod backend;
 pub mod chart;
+pub mod drift;
 pub mod explore;
 pub mod login;
+pub mod pipelines;
 pub mod quality;
 pub mod range;
 pub mod status;
@@ -54,8 +57,11 @@ pub fn App() -> impl IntoView {
         <Title text="pipewatch"/>
         <Router>
             <header class="topbar">
-                <a class="brand" href="/explore">"pipewatch"</a>
+                <a class="brand" href="/">"pipewatch"</a>
                 <nav class="nav">
+                    <A href="/" exact=true>"Pipelines"</A>
+                    <A href="/anomalies">"Anomalies"</A>
+                    <A href="/drift">"Drift"</A>
                     <A href="/explore">"Explore"</A>
                     <A href="/targets">"Targets"</A>
                     <A href="/quality">"Data quality"</A>
@@ -67,7 +73,10 @@ pub fn App() -> impl IntoView {
                 // Async: the server waits for the data, so a page is complete before any
                 // script runs (and without scripts at all).
                 <Routes fallback=NotFound>
-                    <Route path=path!("/") view=explore::ExplorePage ssr=SsrMode::Async/>
+                    <Route path=path!("/") view=pipelines::PipelinesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/anomalies") view=anomalies::AnomaliesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/anomalies/:id") view=anomalies::AnomalyPage ssr=SsrMode::Async/>
+                    <Route path=path!("/drift") view=drift::DriftPage ssr=SsrMode::Async/>
                     <Route path=path!("/explore") view=explore::ExplorePage ssr=SsrMode::Async/>
                     <Route path=path!("/targets") view=targets::TargetsPage ssr=SsrMode::Async/>
                     <Route path=path!("/status") view=status::StatusPage ssr=SsrMode::Async/>
@@ -90,7 +99,8 @@ fn NotFound() -> impl IntoView {
     view! {
         <Title text="Not found · pipewatch"/>
         <h1>"Page not found"</h1>
-        <p>"There is no page at this address. Try " <a href="/explore">"Explore"</a> ", "
+        <p>"There is no page at this address. Try " <a href="/">"Pipelines"</a> ", "
+            <a href="/anomalies">"Anomalies"</a> ", " <a href="/explore">"Explore"</a> ", "
             <a href="/targets">"Targets"</a> " or " <a href="/status">"Status"</a> "."</p>
     }
 }

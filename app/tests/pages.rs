@@ -200,3 +200,28 @@ async fn unknown_pages_are_404_and_the_favicon_exists() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.starts_with("<svg"));
 }
+
+#[tokio::test]
+async fn pipelines_without_lineage_say_what_to_send() {
+    // FixedData keeps the Backend defaults: no lineage, no analysis results.
+    let (status, html) = get(Arc::new(FixedData::default()), "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No pipeline graph yet"), "{html}");
+    assert!(html.contains("POST /api/v1/lineage"));
+    assert!(html.contains(r#"aria-current="page""#) && html.contains(">Pipelines<"));
+}
+
+#[tokio::test]
+async fn anomaly_pages_name_bad_parameters_and_missing_backends() {
+    let backend = Arc::new(FixedData::default());
+    let (status, html) = get(backend.clone(), "/anomalies?state=firing").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("error-box"), "{html}");
+    assert!(html.contains("use open or closed"), "{html}");
+    let (_, html) = get(backend.clone(), "/anomalies").await;
+    assert!(html.contains("keeps no anomaly or drift results"), "{html}");
+    let (_, html) = get(backend.clone(), "/anomalies/abc").await;
+    assert!(html.contains("is not a number"), "{html}");
+    let (_, html) = get(backend, "/drift?dataset=features_daily").await;
+    assert!(html.contains("both dataset and column"), "{html}");
+}

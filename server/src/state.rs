@@ -222,6 +222,130 @@ impl app::Backend for AppState {
             .await
             .map_err(|e| e.to_string())
     }
+
+    async fn anomalies(
+        &self,
+        f: app::anomalies::AnomalyFilter,
+    ) -> Result<Vec<model::anomaly::Anomaly>, String> {
+        let q = store::anomaly_read::AnomalyQuery {
+            state: f.state,
+            severity: f.severity,
+            node: f.node,
+            since_ms: f.since_ms,
+            overlapping: f.overlapping,
+            limit: i64::from(f.limit),
+        };
+        self.store
+            .read_anomalies(&q)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn anomaly(&self, id: i64) -> Result<Option<model::anomaly::Anomaly>, String> {
+        self.store.read_anomaly(id).await.map_err(|e| e.to_string())
+    }
+
+    async fn anomaly_feedback(
+        &self,
+        id: i64,
+        kind: model::anomaly::FeedbackKind,
+        who: &str,
+    ) -> Result<Option<model::anomaly::Anomaly>, String> {
+        self.store
+            .record_anomaly_feedback(id, kind, who, None)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn pipeline_health(&self) -> Result<Vec<model::anomaly::NodeHealth>, String> {
+        self.store
+            .read_node_health()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn pipeline_graph(&self) -> Result<app::pipelines::PipelineGraph, String> {
+        use app::pipelines::{PipelineEdge, PipelineGraph, PipelineNode, RunSummary};
+        let g = self
+            .store
+            .lineage_graph()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(PipelineGraph {
+            nodes: g
+                .nodes
+                .into_iter()
+                .map(|n| PipelineNode {
+                    id: n.id,
+                    kind: n.kind.to_string(),
+                    namespace: n.namespace,
+                    name: n.name,
+                    last_seen_ms: Some(n.last_seen_ms),
+                    last_run: n.latest_run.map(|r| RunSummary {
+                        state: r.state,
+                        state_time_ms: r.state_time_ms,
+                        duration_seconds: r.duration_seconds,
+                    }),
+                })
+                .collect(),
+            edges: g
+                .edges
+                .into_iter()
+                .map(|e| PipelineEdge {
+                    from: e.from,
+                    to: e.to,
+                })
+                .collect(),
+        })
+    }
+
+    async fn drift_results(
+        &self,
+        f: app::drift::DriftFilter,
+    ) -> Result<Vec<model::anomaly::DriftResult>, String> {
+        let q = store::anomaly_read::DriftQuery {
+            dataset: f.dataset,
+            column: f.column,
+            latest_only: f.latest_only,
+            limit: i64::from(f.limit),
+        };
+        self.store
+            .read_drift_results(&q)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn signal_range(&self, expr: &str, q: RangeQuery) -> Result<Vec<RangeSeries>, String> {
+        if q.step_ms <= 0 || (q.end - q.start) / q.step_ms > MAX_POINTS_PER_SERIES {
+            return Err(format!(
+                "too many points: {} ms step over this range; choose a larger step",
+                q.step_ms
+            ));
+        }
+        let series = crate::promql::range(
+            &self.store,
+            &self.query_limits,
+            expr,
+            q.start,
+            q.end,
+            q.step_ms,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(series
+            .into_iter()
+            .map(|s| {
+                let metric = s.labels.get("__name__").to_string();
+                RangeSeries {
+                    metric,
+                    labels: model::Labels::from_pairs(
+                        s.labels.iter().filter(|(k, _)| *k != "__name__"),
+                    ),
+                    points: s.points,
+                }
+            })
+            .collect())
+    }
 }
 
 impl AppState {

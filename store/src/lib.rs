@@ -17,6 +17,7 @@ pub mod alerts;
 #[cfg(feature = "bench")]
 mod anchor;
 pub mod auth;
+pub mod anomaly_read;
 mod catalog;
 pub mod dq;
 pub mod embedded;

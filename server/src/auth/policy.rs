@@ -19,7 +19,7 @@
 //! needed: it changes nothing, and a cross-site page cannot read its answer).
 
 use model::auth::Role;
-use model::auth::Role::{Admin, Viewer};
+use model::auth::Role::{Admin, Editor, Viewer};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +152,9 @@ pub const POLICY: &[Rule] = &[
     receiver("POST", "/v1/logs"),
     // Pages (app/src/lib.rs).
     read("GET", "/"),
+    read("GET", "/anomalies"),
+    read("GET", "/anomalies/{id}"),
+    read("GET", "/drift"),
     read("GET", "/explore"),
     read("GET", "/targets"),
     read("GET", "/status"),
@@ -165,6 +168,11 @@ pub const POLICY: &[Rule] = &[
     read("POST", "/app-fn/list_targets"),
     read("POST", "/app-fn/get_status"),
     read("POST", "/app-fn/quality_view"),
+    read("POST", "/app-fn/pipelines_view"),
+    read("POST", "/app-fn/anomalies_view"),
+    read("POST", "/app-fn/anomaly_detail"),
+    read("POST", "/app-fn/drift_view"),
+    write("POST", "/app-fn/anomaly_feedback", Editor),
     admin_read("POST", "/app-fn/list_users"),
     admin_read("POST", "/app-fn/list_tokens"),
     admin_read("POST", "/app-fn/audit_page"),
