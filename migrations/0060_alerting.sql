@@ -88,3 +88,20 @@ CREATE TABLE silences (
     CHECK (ends_at >= starts_at)
 );
 CREATE INDEX silences_ends_at ON silences (ends_at);
+
+-- What the leader last saw of each rule, so `GET /api/v1/rules` on any instance answers as
+-- Prometheus does (health, last error, last evaluation). `rule` holds the rule as that API
+-- shows it (name, query, duration, labels, annotations, type). Rewritten whole when an
+-- instance becomes the leader, so rules removed from the files disappear.
+CREATE TABLE rule_status (
+    group_file        text             NOT NULL,
+    group_name        text             NOT NULL,
+    rule_index        integer          NOT NULL,
+    group_interval_ms bigint           NOT NULL,
+    rule              jsonb            NOT NULL,
+    health            text             NOT NULL CHECK (health IN ('ok', 'err', 'unknown')),
+    last_error        text             NOT NULL DEFAULT '',
+    last_evaluation   timestamptz,
+    evaluation_s      double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY (group_file, group_name, rule_index)
+);

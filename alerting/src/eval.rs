@@ -188,6 +188,18 @@ impl GroupEvaluator {
         v
     }
 
+    /// Puts back alert instances of the alerting rule at `index` that were kept outside the
+    /// evaluator (a restarted server's stored state), so an alert that was firing carries on
+    /// firing instead of starting over as pending, as Prometheus restores the `for` state from
+    /// `ALERTS_FOR_STATE`.
+    pub fn restore(&mut self, index: usize, alerts: impl IntoIterator<Item = Alert>) {
+        if let Some(state) = self.rules.get_mut(index) {
+            for a in alerts {
+                state.active.insert(a.labels.clone(), a);
+            }
+        }
+    }
+
     /// Evaluates every rule of the group at `t` (Unix ms) over `storage`.
     pub fn eval(&mut self, storage: &dyn Storage, t: i64) -> Evaluation {
         let mut out = Evaluation::default();
@@ -501,6 +513,36 @@ mod tests {
             .samples
             .iter()
             .all(|(_, v)| query::value::is_stale_nan(*v)));
+    }
+
+    #[test]
+    fn a_restored_firing_alert_keeps_firing_instead_of_pending_again() {
+        let g = group(
+            "groups:\n- name: g\n  rules:\n  - alert: Lag\n    expr: lag > 10\n    for: 10m\n",
+        );
+        let db = storage(&[(0, 20.0), (60_000, 20.0)]);
+        let mut fresh = GroupEvaluator::new(g.clone(), EvalOptions::default());
+        fresh.eval(&db, 60_000);
+        assert_eq!(fresh.all_alerts(0)[0].state, AlertState::Pending);
+
+        let mut restored = GroupEvaluator::new(g, EvalOptions::default());
+        let labels = Labels::new([("alertname", "Lag"), ("job", "etl")]);
+        restored.restore(
+            0,
+            [Alert {
+                labels: labels.clone(),
+                annotations: BTreeMap::new(),
+                state: AlertState::Firing,
+                value: 20.0,
+                active_at: -3_600_000,
+                fired_at: Some(-3_000_000),
+                resolved_at: None,
+                keep_firing_since: None,
+            }],
+        );
+        restored.eval(&db, 60_000);
+        let a = restored.all_alerts(0)[0];
+        assert_eq!((a.state, a.active_at, a.fired_at), (AlertState::Firing, -3_600_000, Some(-3_000_000)));
     }
 
     #[test]

@@ -254,6 +254,10 @@ async fn run() -> Result<()> {
                     targets,
                     initial: backfill,
                     on_ready: Some(ready_tx),
+                    rules: vec![server::config::RuleSource {
+                        path: demo::RULES_PATH.into(),
+                        text: demo::RULES.into(),
+                    }],
                 },
                 server::run::shutdown_signal(),
             )

@@ -499,7 +499,94 @@ pub async fn current_silences(
     rows.iter().map(silence_of).collect()
 }
 
+/// What the leader last saw of one rule (`rule_status`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleStatus {
+    pub group_file: String,
+    pub group_name: String,
+    pub rule_index: i32,
+    pub group_interval_ms: i64,
+    /// The rule as Prometheus' `/api/v1/rules` shows it, without health and alerts.
+    pub rule: serde_json::Value,
+    /// `ok`, `err` or `unknown` (not evaluated yet).
+    pub health: String,
+    pub last_error: String,
+    pub last_evaluation_ms: Option<i64>,
+    pub evaluation_s: f64,
+}
+
+/// Replaces every rule status with `rows` (a new leader's rule set).
+pub async fn reset_rule_status(
+    conn: &mut PgConnection,
+    rows: &[RuleStatus],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM rule_status")
+        .execute(&mut *conn)
+        .await
+        .context("clearing rule status")?;
+    save_rule_status(conn, rows).await
+}
+
+/// Inserts or updates rule statuses.
+pub async fn save_rule_status(
+    conn: &mut PgConnection,
+    rows: &[RuleStatus],
+) -> Result<(), StoreError> {
+    for r in rows {
+        sqlx::query(&format!(
+            "INSERT INTO rule_status (group_file, group_name, rule_index, group_interval_ms, rule,
+                 health, last_error, last_evaluation, evaluation_s)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, {}, $9)
+             ON CONFLICT (group_file, group_name, rule_index) DO UPDATE SET
+                 group_interval_ms = EXCLUDED.group_interval_ms, rule = EXCLUDED.rule,
+                 health = EXCLUDED.health, last_error = EXCLUDED.last_error,
+                 last_evaluation = EXCLUDED.last_evaluation, evaluation_s = EXCLUDED.evaluation_s",
+            sql_ts(8)
+        ))
+        .bind(&r.group_file)
+        .bind(&r.group_name)
+        .bind(r.rule_index)
+        .bind(r.group_interval_ms)
+        .bind(&r.rule)
+        .bind(&r.health)
+        .bind(&r.last_error)
+        .bind(r.last_evaluation_ms)
+        .bind(r.evaluation_s)
+        .execute(&mut *conn)
+        .await
+        .context("saving rule status")?;
+    }
+    Ok(())
+}
+
 impl Store {
+    /// Every rule's status, in file, group and rule order.
+    pub async fn rule_statuses(&self) -> Result<Vec<RuleStatus>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT group_file, group_name, rule_index, group_interval_ms, rule, health,
+                    last_error, {} AS eval_ms, evaluation_s
+             FROM rule_status ORDER BY group_file, group_name, rule_index",
+            sql_ms("last_evaluation")
+        ))
+        .fetch_all(self.read_pool())
+        .await
+        .context("reading rule status")?;
+        Ok(rows
+            .iter()
+            .map(|r| RuleStatus {
+                group_file: r.get("group_file"),
+                group_name: r.get("group_name"),
+                rule_index: r.get("rule_index"),
+                group_interval_ms: r.get("group_interval_ms"),
+                rule: r.get("rule"),
+                health: r.get("health"),
+                last_error: r.get("last_error"),
+                last_evaluation_ms: r.get("eval_ms"),
+                evaluation_s: r.get("evaluation_s"),
+            })
+            .collect())
+    }
+
     /// Alert instances matching `f`, most recently changed first.
     pub async fn lifecycle_alerts(&self, f: &AlertFilter) -> Result<Vec<AlertInstance>, StoreError> {
         let states: Vec<&str> = f.states.iter().map(|s| s.as_str()).collect();
