@@ -542,7 +542,10 @@ mod tests {
         );
         restored.eval(&db, 60_000);
         let a = restored.all_alerts(0)[0];
-        assert_eq!((a.state, a.active_at, a.fired_at), (AlertState::Firing, -3_600_000, Some(-3_000_000)));
+        assert_eq!(
+            (a.state, a.active_at, a.fired_at),
+            (AlertState::Firing, -3_600_000, Some(-3_000_000))
+        );
     }
 
     #[test]

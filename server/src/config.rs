@@ -591,15 +591,19 @@ mod tests {
             r#"{ hook = { type = "webhook", url = "http://127.0.0.1:9/x" } }"#,
             |c| c.notifications.channels.len() == 1,
         ),
-        ("PIPEWATCH_ALERTING__RULE_FILES", r#"["rules/*.yml"]"#, |c| {
-            c.alerting.rule_files == ["rules/*.yml"]
-        }),
+        (
+            "PIPEWATCH_ALERTING__RULE_FILES",
+            r#"["rules/*.yml"]"#,
+            |c| c.alerting.rule_files == ["rules/*.yml"],
+        ),
         ("PIPEWATCH_ALERTING__EVALUATION_INTERVAL", "15s", |c| {
             c.alerting.evaluation_interval == Duration::from_secs(15)
         }),
-        ("PIPEWATCH_ALERTING__GROUP_BY", r#"["alertname", "job"]"#, |c| {
-            c.alerting.group_by == ["alertname", "job"]
-        }),
+        (
+            "PIPEWATCH_ALERTING__GROUP_BY",
+            r#"["alertname", "job"]"#,
+            |c| c.alerting.group_by == ["alertname", "job"],
+        ),
         ("PIPEWATCH_ALERTING__GROUP_WAIT", "10s", |c| {
             c.alerting.group_wait == Duration::from_secs(10)
         }),

@@ -27,7 +27,7 @@ use crate::ingest::IngestQueue;
 use crate::promql::QueryLimits;
 use alerting::{Alert, AlertState, EvalOptions, GroupEvaluator, RuleGroup, RuleType};
 use anyhow::{Context, Result};
-use grouping::Decision;
+use grouping::{fires, Decision};
 use matcher::Matcher;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -99,7 +99,11 @@ pub const FOLLOWER_RETRY_MS: i64 = 1000;
 
 impl Engine {
     /// Reads the rule groups of `settings.rules` (already linted at start).
-    pub fn new(store: Store, queue: Option<IngestQueue>, settings: EngineSettings) -> Result<Engine> {
+    pub fn new(
+        store: Store,
+        queue: Option<IngestQueue>,
+        settings: EngineSettings,
+    ) -> Result<Engine> {
         let mut groups = Vec::new();
         for src in &settings.rules {
             crate::config::check_rule_file(&src.path, &src.text)?;
@@ -179,7 +183,7 @@ impl Engine {
                 }
                 st
             }
-            None if now_ms - self.last_try_ms < FOLLOWER_RETRY_MS => return Ok(()),
+            None if self.last_try_ms.saturating_add(FOLLOWER_RETRY_MS) > now_ms => return Ok(()),
             None => match {
                 self.last_try_ms = now_ms;
                 self.store.try_lead(LeaderRole::Alerting).await?
@@ -271,7 +275,10 @@ impl Engine {
         Ok(Leading {
             lead,
             runs,
-            instances: live.into_iter().map(|a| (a.fingerprint.clone(), a)).collect(),
+            instances: live
+                .into_iter()
+                .map(|a| (a.fingerprint.clone(), a))
+                .collect(),
             silence_noted: HashSet::new(),
         })
     }
@@ -286,11 +293,12 @@ impl Engine {
             let (c, s) = self.evaluate(run, &st.instances, now_ms).await;
             changes.extend(c);
             statuses.extend(s);
-            // Keep the group's phase; after a long stall, evaluate once and go on from now.
-            run.next_eval_ms = (run.next_eval_ms + run.interval_ms).max(now_ms + 1);
-            if run.next_eval_ms <= now_ms {
-                run.next_eval_ms = now_ms + run.interval_ms;
-            }
+            // Keep the group's phase; the first time, or after a stall, go on from now.
+            run.next_eval_ms = if run.next_eval_ms + run.interval_ms > now_ms {
+                run.next_eval_ms + run.interval_ms
+            } else {
+                now_ms + run.interval_ms
+            };
         }
         changes.extend(self.sync_alertmanager(&st.instances, now_ms).await?);
 
@@ -300,7 +308,7 @@ impl Engine {
         let mut tx = self.store.pool().begin().await?;
         for c in changes {
             let mut inst = c.instance;
-            inst.id = db::save_instance(&mut tx, &inst).await?;
+            (inst.id, inst.episode) = db::save_instance(&mut tx, &inst).await?;
             if let Some((from, to, detail)) = &c.event {
                 db::add_event(
                     &mut tx,
@@ -319,11 +327,14 @@ impl Engine {
             }
             working.insert(inst.fingerprint.clone(), inst);
         }
-        self.flush(&mut tx, &mut working, &mut noted, now_ms).await?;
+        self.flush(&mut tx, &mut working, &mut noted, now_ms)
+            .await?;
         if !statuses.is_empty() {
             db::save_rule_status(&mut tx, &statuses).await?;
         }
-        tx.commit().await.context("committing an alert lifecycle round")?;
+        tx.commit()
+            .await
+            .context("committing an alert lifecycle round")?;
         working.retain(|_, a| a.state.is_active() || a.notified == Notified::Firing);
         noted.retain(|(fp, ep)| working.get(fp).is_some_and(|a| a.episode == *ep));
         st.instances = working;
@@ -391,7 +402,12 @@ impl Engine {
                     (!err.is_empty()).then(|| format!("reading its series: {err}")),
                     now_ms,
                 ));
-                statuses.push(status(i, if err.is_empty() { "ok" } else { "err" }, &err, secs));
+                statuses.push(status(
+                    i,
+                    if err.is_empty() { "ok" } else { "err" },
+                    &err,
+                    secs,
+                ));
             }
             return (changes, statuses);
         }
@@ -411,6 +427,9 @@ impl Engine {
             }
         }
         let secs = started.elapsed().as_secs_f64();
+        let mut seen = HashSet::new();
+        let mut evaluated = HashSet::new();
+        let errored: HashSet<String> = out.errors.iter().map(|e| e.rule.clone()).collect();
         for (i, rule) in group.rules.iter().enumerate() {
             if out.skipped.iter().any(|(n, _)| n == &rule.name) {
                 let why = out
@@ -459,7 +478,7 @@ impl Engine {
                 }),
                 now_ms,
             ));
-            let mut seen = HashSet::new();
+            evaluated.insert(rule.name.clone());
             for a in run.ev.all_alerts(i) {
                 let labels: BTreeMap<String, String> = a
                     .labels
@@ -468,33 +487,43 @@ impl Engine {
                     .collect();
                 let fp = fingerprint(&["rule", &group.name, &grouping::format_labels(&labels)]);
                 seen.insert(fp.clone());
-                if let Some(c) = self.rule_alert_change(instances.get(&fp), &group.name, &rule.name, fp, labels, a, now_ms) {
+                if let Some(c) = self.rule_alert_change(
+                    instances.get(&fp),
+                    &group.name,
+                    &rule.name,
+                    fp,
+                    labels,
+                    a,
+                    now_ms,
+                ) {
                     changes.push(c);
                 }
             }
-            // Instances the evaluator no longer has (a pending alert whose condition cleared
-            // is dropped at once).
-            for old in instances.values() {
-                if old.source == AlertSource::Rule
-                    && old.rule_group == group.name
-                    && old.rule == rule.name
-                    && matches!(old.state, LifecycleState::Pending | LifecycleState::Firing)
-                    && !seen.contains(&old.fingerprint)
-                {
-                    let mut inst = old.clone();
-                    let to = if old.state == LifecycleState::Firing {
-                        inst.resolved_at_ms = Some(now_ms);
-                        LifecycleState::Resolved
-                    } else {
-                        LifecycleState::Inactive
-                    };
-                    inst.state = to;
-                    inst.last_eval_at_ms = Some(now_ms);
-                    changes.push(Change {
-                        instance: inst,
-                        event: Some((old.state, to, "the condition no longer holds".into())),
-                    });
-                }
+        }
+        // Instances the evaluator no longer has (a pending alert whose condition cleared is
+        // dropped at once). Rules may share a name (one per severity), so an instance is gone
+        // only when no rule of that name produced it and none of them failed.
+        for old in instances.values() {
+            if old.source == AlertSource::Rule
+                && old.rule_group == group.name
+                && evaluated.contains(&old.rule)
+                && !errored.contains(&old.rule)
+                && matches!(old.state, LifecycleState::Pending | LifecycleState::Firing)
+                && !seen.contains(&old.fingerprint)
+            {
+                let mut inst = old.clone();
+                let to = if old.state == LifecycleState::Firing {
+                    inst.resolved_at_ms = Some(now_ms);
+                    LifecycleState::Resolved
+                } else {
+                    LifecycleState::Inactive
+                };
+                inst.state = to;
+                inst.last_eval_at_ms = Some(now_ms);
+                changes.push(Change {
+                    instance: inst,
+                    event: Some((old.state, to, "the condition no longer holds".into())),
+                });
             }
         }
         (changes, statuses)
@@ -537,7 +566,9 @@ impl Engine {
                 inst.state = target;
                 match target {
                     LifecycleState::Firing => inst.fired_at_ms = a.fired_at.or(Some(now_ms)),
-                    LifecycleState::Resolved => inst.resolved_at_ms = a.resolved_at.or(Some(now_ms)),
+                    LifecycleState::Resolved => {
+                        inst.resolved_at_ms = a.resolved_at.or(Some(now_ms))
+                    }
                     _ => {}
                 }
                 Some(Change {
@@ -572,9 +603,9 @@ impl Engine {
                         Some(Notified::Firing) => Notified::Firing,
                         _ => Notified::None,
                     },
-                    firing_notified_at_ms: old.and_then(|o| o.firing_notified_at_ms).filter(|_| {
-                        old.is_some_and(|o| o.notified == Notified::Firing)
-                    }),
+                    firing_notified_at_ms: old
+                        .and_then(|o| o.firing_notified_at_ms)
+                        .filter(|_| old.is_some_and(|o| o.notified == Notified::Firing)),
                     detail: String::new(),
                     updated_at_ms: now_ms,
                 };
@@ -719,7 +750,11 @@ impl Engine {
                             detail: a.generator_url.clone().unwrap_or_default(),
                             updated_at_ms: now_ms,
                         },
-                        event: Some((from, LifecycleState::Firing, "received from an Alertmanager client".into())),
+                        event: Some((
+                            from,
+                            LifecycleState::Firing,
+                            "received from an Alertmanager client".into(),
+                        )),
                     });
                 }
             }
@@ -755,7 +790,11 @@ impl Engine {
         self.routes
             .iter()
             .find(|r| r.name == name)
-            .unwrap_or_else(|| self.routes.last().expect("the default route is always there"))
+            .unwrap_or_else(|| {
+                self.routes
+                    .last()
+                    .expect("the default route is always there")
+            })
     }
 
     /// Decides every group and writes the notifications that are due, in `tx`.
@@ -866,8 +905,10 @@ impl Engine {
                 }
                 Decision::Remove => db::delete_group(tx, &key).await?,
                 Decision::Notify { firing, resolved } => {
-                    let f: Vec<&AlertInstance> = firing.iter().filter_map(|x| working.get(x)).collect();
-                    let r: Vec<&AlertInstance> = resolved.iter().filter_map(|x| working.get(x)).collect();
+                    let f: Vec<&AlertInstance> =
+                        firing.iter().filter_map(|x| working.get(x)).collect();
+                    let r: Vec<&AlertInstance> =
+                        resolved.iter().filter_map(|x| working.get(x)).collect();
                     let (kind, notice) = notice::compose(&f, &r);
                     let mut g = row.cloned().unwrap_or_else(|| NotificationGroup {
                         group_key: key.clone(),
@@ -900,14 +941,15 @@ impl Engine {
                     let channels: Vec<&str> = route.channels.iter().map(String::as_str).collect();
                     crate::notify::enqueue(tx, &channels, &dedup, &key, kind, &notice).await?;
                     db::save_group(tx, &g).await?;
-                    let told = format!(
-                        "{} notice to {} ({dedup})",
-                        kind,
-                        route.channels.join(", ")
-                    );
-                    for (fps, state) in [(&firing, Notified::Firing), (&resolved, Notified::Resolved)] {
+                    let told =
+                        format!("{} notice to {} ({dedup})", kind, route.channels.join(", "));
+                    for (fps, state) in
+                        [(&firing, Notified::Firing), (&resolved, Notified::Resolved)]
+                    {
                         for fp in fps {
-                            let Some(a) = working.get_mut(fp) else { continue };
+                            let Some(a) = working.get_mut(fp) else {
+                                continue;
+                            };
                             if state == Notified::Firing && a.notified != Notified::Firing {
                                 a.firing_notified_at_ms = Some(now_ms);
                             }
@@ -934,14 +976,6 @@ impl Engine {
         }
         Ok(())
     }
-}
-
-/// States that count as "firing" for notifications: firing, and a rule's nodata or error.
-fn fires(s: LifecycleState) -> bool {
-    matches!(
-        s,
-        LifecycleState::Firing | LifecycleState::NoData | LifecycleState::Error
-    )
 }
 
 /// A stable id from parts (xxh3, hex).
@@ -981,7 +1015,12 @@ async fn fetch(
             store.raw_samples(&s, sel.mint, sel.maxt, limits.max_series_per_selector),
         )
         .await
-        .map_err(|_| format!("reading took longer than query.timeout ({:?})", limits.timeout))?
+        .map_err(|_| {
+            format!(
+                "reading took longer than query.timeout ({:?})",
+                limits.timeout
+            )
+        })?
         .map_err(|e| e.to_string())?;
         found += raw.len();
         for (key, points) in raw {

@@ -304,8 +304,13 @@ fn instance_of(r: &PgRow) -> Result<AlertInstance, StoreError> {
 }
 
 /// Inserts or updates the instance with `a.fingerprint` to what `a` says (its `id` is
-/// ignored) and returns the row's id.
-pub async fn save_instance(conn: &mut PgConnection, a: &AlertInstance) -> Result<i64, StoreError> {
+/// ignored) and returns the row's id and episode. An instance that goes active again after
+/// it ended starts the stored row's next episode, also when the caller no longer had the
+/// old row at hand.
+pub async fn save_instance(
+    conn: &mut PgConnection,
+    a: &AlertInstance,
+) -> Result<(i64, i32), StoreError> {
     let sql = format!(
         "INSERT INTO alert_instances (fingerprint, source, rule, rule_group, labels, annotations,
              state, active_at, fired_at, resolved_at, last_value, last_eval_at, episode,
@@ -317,17 +322,21 @@ pub async fn save_instance(conn: &mut PgConnection, a: &AlertInstance) -> Result
              state = EXCLUDED.state, active_at = EXCLUDED.active_at,
              fired_at = EXCLUDED.fired_at, resolved_at = EXCLUDED.resolved_at,
              last_value = EXCLUDED.last_value, last_eval_at = EXCLUDED.last_eval_at,
-             episode = EXCLUDED.episode, group_key = EXCLUDED.group_key,
+             episode = CASE WHEN alert_instances.state IN ('inactive', 'resolved')
+                                 AND EXCLUDED.state NOT IN ('inactive', 'resolved')
+                                 AND EXCLUDED.episode <= alert_instances.episode
+                            THEN alert_instances.episode + 1 ELSE EXCLUDED.episode END,
+             group_key = EXCLUDED.group_key,
              notified = EXCLUDED.notified, firing_notified_at = EXCLUDED.firing_notified_at,
              detail = EXCLUDED.detail, updated_at = now()
-         RETURNING id",
+         RETURNING id, episode",
         sql_ts(8),
         sql_ts(9),
         sql_ts(10),
         sql_ts(12),
         sql_ts(16),
     );
-    sqlx::query_scalar(&sql)
+    sqlx::query_as(&sql)
         .bind(&a.fingerprint)
         .bind(a.source.as_str())
         .bind(&a.rule)
@@ -410,9 +419,8 @@ fn group_of(r: &PgRow) -> Result<NotificationGroup, StoreError> {
         created_at_ms: r.get("created_ms"),
         last_notified_at_ms: r.get("notified_ms"),
         seq: r.get("seq"),
-        last_contents: serde_json::from_value(r.get("last_contents")).map_err(|e| {
-            StoreError::Corrupt(format!("notification_groups.last_contents: {e}"))
-        })?,
+        last_contents: serde_json::from_value(r.get("last_contents"))
+            .map_err(|e| StoreError::Corrupt(format!("notification_groups.last_contents: {e}")))?,
     })
 }
 
@@ -588,7 +596,10 @@ impl Store {
     }
 
     /// Alert instances matching `f`, most recently changed first.
-    pub async fn lifecycle_alerts(&self, f: &AlertFilter) -> Result<Vec<AlertInstance>, StoreError> {
+    pub async fn lifecycle_alerts(
+        &self,
+        f: &AlertFilter,
+    ) -> Result<Vec<AlertInstance>, StoreError> {
         let states: Vec<&str> = f.states.iter().map(|s| s.as_str()).collect();
         let rows = sqlx::query(&format!(
             "SELECT {INSTANCE_COLUMNS} FROM alert_instances
@@ -647,7 +658,11 @@ impl Store {
     /// Adds an event by a user (acknowledge, note) to alert `id`; false when there is no such
     /// alert.
     pub async fn add_alert_event(&self, id: i64, e: &NewEvent<'_>) -> Result<bool, StoreError> {
-        let mut conn = self.pool().acquire().await.context("adding an alert event")?;
+        let mut conn = self
+            .pool()
+            .acquire()
+            .await
+            .context("adding an alert event")?;
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM alert_instances WHERE id = $1)")
                 .bind(id)
@@ -672,11 +687,13 @@ impl Store {
     }
 
     pub async fn silence(&self, id: &str) -> Result<Option<Silence>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {SILENCE_COLUMNS} FROM silences WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.read_pool())
-            .await
-            .context("reading a silence")?;
+        let row = sqlx::query(&format!(
+            "SELECT {SILENCE_COLUMNS} FROM silences WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.read_pool())
+        .await
+        .context("reading a silence")?;
         row.as_ref().map(silence_of).transpose()
     }
 
@@ -788,12 +805,13 @@ mod tests {
         let s = Store::connect(&url, StoreConfig::default()).await.unwrap();
         let mut tx = s.pool().begin().await.unwrap();
         let a = instance("a", LifecycleState::Pending);
-        let id = save_instance(&mut tx, &a).await.unwrap();
+        let (id, episode) = save_instance(&mut tx, &a).await.unwrap();
+        assert_eq!(episode, 1);
         // The same fingerprint again updates the row in place.
         let mut fired = a.clone();
         fired.state = LifecycleState::Firing;
         fired.fired_at_ms = Some(1_765_000_120_000);
-        assert_eq!(save_instance(&mut tx, &fired).await.unwrap(), id);
+        assert_eq!(save_instance(&mut tx, &fired).await.unwrap(), (id, 1));
         add_event(
             &mut tx,
             id,
@@ -816,6 +834,13 @@ mod tests {
         let mut done = instance("c", LifecycleState::Resolved);
         done.notified = Notified::Resolved;
         save_instance(&mut tx, &done).await.unwrap();
+        // Going active again starts the next episode, even from a caller that says 1.
+        let mut again = instance("d", LifecycleState::Resolved);
+        save_instance(&mut tx, &again).await.unwrap();
+        again.state = LifecycleState::Pending;
+        assert_eq!(save_instance(&mut tx, &again).await.unwrap().1, 2);
+        again.state = LifecycleState::Inactive;
+        save_instance(&mut tx, &again).await.unwrap();
         tx.commit().await.unwrap();
 
         let mut conn = s.pool().acquire().await.unwrap();
@@ -911,8 +936,14 @@ mod tests {
         assert!(s.update_silence(&id, &longer).await.unwrap());
         assert!(!s.update_silence("no-such-id", &longer).await.unwrap());
 
-        assert_eq!(s.expire_silence(&id, now + 60_000).await.unwrap(), Some(true));
-        assert_eq!(s.expire_silence(&id, now + 120_000).await.unwrap(), Some(false));
+        assert_eq!(
+            s.expire_silence(&id, now + 60_000).await.unwrap(),
+            Some(true)
+        );
+        assert_eq!(
+            s.expire_silence(&id, now + 120_000).await.unwrap(),
+            Some(false)
+        );
         assert_eq!(s.expire_silence("nope", now).await.unwrap(), None);
         let expired = s.silence(&id).await.unwrap().unwrap();
         assert_eq!(expired.ends_at_ms, now + 60_000);

@@ -38,7 +38,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/lifecycle/alerts", get(list))
         .route("/api/v1/lifecycle/alerts/{id}", get(one))
-        .route("/api/v1/lifecycle/alerts/{id}/acknowledge", post(acknowledge))
+        .route(
+            "/api/v1/lifecycle/alerts/{id}/acknowledge",
+            post(acknowledge),
+        )
         .route("/api/v1/lifecycle/alerts/{id}/notes", post(note))
         .route("/api/v2/silences", get(silences).post(post_silence))
         .route("/api/v2/silence/{id}", get(silence).delete(expire))
@@ -150,19 +153,14 @@ async fn list(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Respo
                     }
                 })
             }
-            "matcher" => matchers.push(
-                Matcher::parse(&v).map_err(|e| ApiError::bad_data(format!("matcher: {e}")))?,
-            ),
-            "limit" => {
-                limit = match v.parse::<usize>() {
-                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-                    _ => {
-                        return Err(ApiError::bad_data(format!(
-                            "limit {v:?} is out of range; send 1 to {MAX_LIMIT} and page on with offset"
-                        )))
-                    }
-                }
-            }
+            "matcher" => matchers
+                .push(Matcher::parse(&v).map_err(|e| ApiError::bad_data(format!("matcher: {e}")))?),
+            "limit" => limit = match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => return Err(ApiError::bad_data(format!(
+                    "limit {v:?} is out of range; send 1 to {MAX_LIMIT} and page on with offset"
+                ))),
+            },
             "offset" => {
                 offset = v.parse().map_err(|_| {
                     ApiError::bad_data(format!("offset {v:?} is not a whole number"))
@@ -206,7 +204,9 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
 async fn one(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
     let Some(a) = st.store.lifecycle_alert(id).await? else {
-        return Err(not_found(format!("there is no alert {id}; list them at /api/v1/lifecycle/alerts")));
+        return Err(not_found(format!(
+            "there is no alert {id}; list them at /api/v1/lifecycle/alerts"
+        )));
     };
     let silences = active_silences(&st, model::clock::now_ms()).await?;
     let events: Vec<Value> = st
@@ -274,7 +274,9 @@ async fn action(
     if !added {
         return Err(not_found(format!("there is no alert {id}")));
     }
-    Ok(Json(json!({"status": "success", "data": {"id": id, "kind": kind}})))
+    Ok(Json(
+        json!({"status": "success", "data": {"id": id, "kind": kind}}),
+    ))
 }
 
 async fn acknowledge(
@@ -337,17 +339,26 @@ async fn silences(State(st): State<AppState>) -> Result<Json<Value>, AmError> {
     )))
 }
 
-async fn silence(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AmError> {
+async fn silence(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AmError> {
     match st.store.silence(&id).await? {
         Some(s) => Ok(Json(silence_json(&s, model::clock::now_ms()))),
-        None => Err(AmError(StatusCode::NOT_FOUND, format!("silence {id} not found"))),
+        None => Err(AmError(
+            StatusCode::NOT_FOUND,
+            format!("silence {id} not found"),
+        )),
     }
 }
 
 async fn expire(State(st): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, AmError> {
     match st.store.expire_silence(&id, model::clock::now_ms()).await? {
         Some(_) => Ok(StatusCode::OK),
-        None => Err(AmError(StatusCode::NOT_FOUND, format!("silence {id} not found"))),
+        None => Err(AmError(
+            StatusCode::NOT_FOUND,
+            format!("silence {id} not found"),
+        )),
     }
 }
 
@@ -403,13 +414,17 @@ fn validate_silence(p: PostableSilence, now: i64) -> Result<(Option<String>, New
         return Err(bad("endsAt is before startsAt; swap them".into()));
     }
     if ends <= now {
-        return Err(bad("endsAt is in the past; a silence must end in the future".into()));
+        return Err(bad(
+            "endsAt is in the past; a silence must end in the future".into(),
+        ));
     }
     if p.created_by.trim().is_empty() {
         return Err(bad("createdBy is empty; say who creates the silence".into()));
     }
     if p.comment.trim().is_empty() {
-        return Err(bad("comment is empty; say why the alerts are silenced".into()));
+        return Err(bad(
+            "comment is empty; say why the alerts are silenced".into()
+        ));
     }
     Ok((
         p.id.filter(|i| !i.is_empty()),
@@ -442,7 +457,10 @@ async fn post_silence(
     let id = match id {
         Some(id) => {
             if !st.store.update_silence(&id, &s).await? {
-                return Err(AmError(StatusCode::NOT_FOUND, format!("silence {id} not found")));
+                return Err(AmError(
+                    StatusCode::NOT_FOUND,
+                    format!("silence {id} not found"),
+                ));
             }
             id
         }
@@ -543,7 +561,9 @@ async fn rules(
             rules.push(rule);
         }
     }
-    Ok(Json(json!({"status": "success", "data": {"groups": groups}})))
+    Ok(Json(
+        json!({"status": "success", "data": {"groups": groups}}),
+    ))
 }
 
 #[cfg(test)]
@@ -566,7 +586,10 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T01:00:00Z")
             .unwrap()
             .timestamp_millis();
-        let ok = postable(json!([{"name": "job", "value": "etl"}]), "2026-12-07T02:00:00Z");
+        let ok = postable(
+            json!([{"name": "job", "value": "etl"}]),
+            "2026-12-07T02:00:00Z",
+        );
         let (id, s) = validate_silence(ok, now).map_err(|e| e.1).unwrap();
         assert!(id.is_none());
         // isEqual defaults to true; a start in the past is now.
@@ -574,12 +597,31 @@ mod tests {
         assert_eq!(s.starts_at_ms, now);
         for (m, ends, want) in [
             (json!([]), "2026-12-07T02:00:00Z", "at least one matcher"),
-            (json!([{"name": "job", "value": "(", "isRegex": true}]), "2026-12-07T02:00:00Z", "matchers[0]"),
-            (json!([{"name": "job", "value": ".*", "isRegex": true}]), "2026-12-07T02:00:00Z", "silence everything"),
-            (json!([{"name": "job", "value": "etl"}]), "2026-12-07T00:30:00Z", "in the past"),
-            (json!([{"name": "job", "value": "etl"}]), "tomorrow", "RFC 3339"),
+            (
+                json!([{"name": "job", "value": "(", "isRegex": true}]),
+                "2026-12-07T02:00:00Z",
+                "matchers[0]",
+            ),
+            (
+                json!([{"name": "job", "value": ".*", "isRegex": true}]),
+                "2026-12-07T02:00:00Z",
+                "silence everything",
+            ),
+            (
+                json!([{"name": "job", "value": "etl"}]),
+                "2026-12-07T00:30:00Z",
+                "in the past",
+            ),
+            (
+                json!([{"name": "job", "value": "etl"}]),
+                "tomorrow",
+                "RFC 3339",
+            ),
         ] {
-            let e = validate_silence(postable(m.clone(), ends), now).err().map(|e| e.1).unwrap_or_default();
+            let e = validate_silence(postable(m.clone(), ends), now)
+                .err()
+                .map(|e| e.1)
+                .unwrap_or_default();
             assert!(e.contains(want), "{m} {ends}: {e}");
         }
     }

@@ -86,11 +86,23 @@ pub struct RouteConfig {
     pub channels: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_by: Option<Vec<String>>,
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub group_wait: Option<Duration>,
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub group_interval: Option<Duration>,
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub repeat_interval: Option<Duration>,
 }
 
@@ -146,6 +158,13 @@ impl AlertingConfig {
         )?;
         for (i, r) in self.routes.iter().enumerate() {
             let key = format!("alerting.routes[{i}]");
+            if r.name.contains('/') || ["default", "nodata", "error"].contains(&r.name.as_str()) {
+                bail!(
+                    "key `{key}.name` is {:?}; a route name may not contain `/` nor be default, \
+                     nodata or error (those routes are built in)",
+                    r.name
+                );
+            }
             for (j, m) in r.matchers.iter().enumerate() {
                 Matcher::parse(m).map_err(|e| anyhow!("key `{key}.matchers[{j}]`: {e}"))?;
             }
@@ -264,10 +283,7 @@ pub fn check_rules(path: &str, text: &str) -> Result<()> {
     if parsed.is_valid() {
         return Ok(());
     }
-    let lines: Vec<String> = parsed
-        .errors()
-        .map(|d| format!("{path}:{d}"))
-        .collect();
+    let lines: Vec<String> = parsed.errors().map(|d| format!("{path}:{d}")).collect();
     bail!(
         "the rule file {path} is invalid (check it with `pipewatch rules lint {path}`):\n{}",
         lines.join("\n")
@@ -306,7 +322,8 @@ mod tests {
         format!("{:#}", Config::from_toml_str(toml).unwrap_err())
     }
 
-    const HOOK: &str = "[notifications.channels.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\n";
+    const HOOK: &str =
+        "[notifications.channels.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\n";
 
     #[test]
     fn routes_inherit_the_default_timing_and_the_default_route_comes_last() {
@@ -346,7 +363,9 @@ mod tests {
                 "alerting.repeat_interval",
             ),
             (
-                format!("{HOOK}[[alerting.routes]]\nchannels = [\"hook\"]\nmatchers = [\"severity\"]\n"),
+                format!(
+                    "{HOOK}[[alerting.routes]]\nchannels = [\"hook\"]\nmatchers = [\"severity\"]\n"
+                ),
                 "alerting.routes[0].matchers[0]",
             ),
             (

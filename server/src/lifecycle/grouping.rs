@@ -38,10 +38,7 @@ pub fn group_key(route: &Route, labels: &BTreeMap<String, String>) -> String {
 }
 
 /// The labels a group is made of.
-pub fn group_labels(
-    route: &Route,
-    labels: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
+pub fn group_labels(route: &Route, labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     if route.group_by.iter().any(|l| l == "...") {
         return labels.clone();
     }
@@ -61,6 +58,15 @@ pub fn format_labels(labels: &BTreeMap<String, String>) -> String {
 /// The route name a group key starts with.
 pub fn route_of_key(group_key: &str) -> &str {
     group_key.split('/').next().unwrap_or("")
+}
+
+/// States a notification tells as firing: firing, and a rule's nodata or error (on their
+/// own routes).
+pub fn fires(s: LifecycleState) -> bool {
+    matches!(
+        s,
+        LifecycleState::Firing | LifecycleState::NoData | LifecycleState::Error
+    )
 }
 
 /// What to do with one group now.
@@ -92,17 +98,17 @@ pub fn decide(
     let firing: Vec<&AlertInstance> = members
         .iter()
         .copied()
-        .filter(|a| a.state == LifecycleState::Firing && !silenced(a))
+        .filter(|a| fires(a.state) && !silenced(a))
         .collect();
     let owed: Vec<&AlertInstance> = members
         .iter()
         .copied()
-        .filter(|a| a.notified == Notified::Firing && a.state != LifecycleState::Firing)
+        .filter(|a| a.notified == Notified::Firing && !fires(a.state))
         .collect();
     if firing.is_empty() && owed.is_empty() {
         // Alerts that are silenced, or that never got a notice, keep the group alive only
         // while they fire.
-        let still_firing = members.iter().any(|a| a.state == LifecycleState::Firing);
+        let still_firing = members.iter().any(|a| fires(a.state));
         return if group.is_some() && !still_firing {
             Decision::Remove
         } else {
@@ -162,7 +168,10 @@ mod tests {
             source: AlertSource::Rule,
             rule: "Lag".into(),
             rule_group: "g".into(),
-            labels: BTreeMap::from([("alertname".into(), "Lag".into()), ("job".into(), fp.into())]),
+            labels: BTreeMap::from([
+                ("alertname".into(), "Lag".into()),
+                ("job".into(), fp.into()),
+            ]),
             annotations: BTreeMap::new(),
             state,
             active_at_ms: Some(0),

@@ -51,10 +51,9 @@ impl Matcher {
             ));
         }
         let re = match op {
-            Op::Re | Op::NotRe => Some(
-                Regex::new(&format!("^(?:{value})$"))
-                    .map_err(|e| format!("the regex {value:?} of label {name} does not compile: {e}"))?,
-            ),
+            Op::Re | Op::NotRe => Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| {
+                format!("the regex {value:?} of label {name} does not compile: {e}")
+            })?),
             _ => None,
         };
         Ok(Matcher {
