@@ -108,6 +108,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         iterations: usize,
     },
+    /// Time from a rule-breaking sample to the notification at SMTP and webhook receivers,
+    /// against the evaluation interval.
+    Alert {
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+        /// `alerting.evaluation_interval` of the run.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+        interval: std::time::Duration,
+    },
     /// PromQL range queries against Debian's Prometheus 2.42 on the same data, same run.
     Promql {
         /// Sizes: series of the counter (and bucket series of the histogram) per query.
@@ -293,6 +302,9 @@ async fn run() -> Result<()> {
                     days,
                     iterations,
                 } => bench::query(&db.url, series, days, iterations, &cfg.ingest).await,
+                BenchCommand::Alert { trials, interval } => {
+                    bench::alert::run(&db.url, &bench::alert::AlertBench { trials, interval }).await
+                }
                 BenchCommand::Promql {
                     series,
                     durations,
