@@ -184,20 +184,18 @@ impl Engine {
                 st
             }
             None if self.last_try_ms.saturating_add(FOLLOWER_RETRY_MS) > now_ms => return Ok(()),
-            None => match {
+            None => {
                 self.last_try_ms = now_ms;
-                self.store.try_lead(LeaderRole::Alerting).await?
-            } {
-                Some(lead) => {
-                    let st = self.take_over(lead).await?;
-                    info!(
-                        instances = st.instances.len(),
-                        "this instance now leads alert evaluation"
-                    );
-                    st
-                }
-                None => return Ok(()),
-            },
+                let Some(lead) = self.store.try_lead(LeaderRole::Alerting).await? else {
+                    return Ok(());
+                };
+                let st = self.take_over(lead).await?;
+                info!(
+                    instances = st.instances.len(),
+                    "this instance now leads alert evaluation"
+                );
+                st
+            }
         };
         let result = self.round_leading(&mut st, now_ms).await;
         // On failure the state is dropped (leadership too: its connection closes) and read

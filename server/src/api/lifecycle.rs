@@ -155,12 +155,16 @@ async fn list(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Respo
             }
             "matcher" => matchers
                 .push(Matcher::parse(&v).map_err(|e| ApiError::bad_data(format!("matcher: {e}")))?),
-            "limit" => limit = match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-                _ => return Err(ApiError::bad_data(format!(
+            "limit" => {
+                limit = match v.parse::<usize>() {
+                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                    _ => {
+                        return Err(ApiError::bad_data(format!(
                     "limit {v:?} is out of range; send 1 to {MAX_LIMIT} and page on with offset"
-                ))),
-            },
+                )))
+                    }
+                }
+            }
             "offset" => {
                 offset = v.parse().map_err(|_| {
                     ApiError::bad_data(format!("offset {v:?} is not a whole number"))
