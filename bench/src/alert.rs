@@ -7,9 +7,11 @@
 //! Everything runs on loopback: a pipewatch server in this process over a fresh database, a
 //! small SMTP receiver (enough of RFC 5321 for lettre: greeting, EHLO, MAIL, RCPT, DATA, QUIT)
 //! and an HTTP receiver. Each trial breaks the rule for a label set of its own
-//! (`group_by = ["..."]`, `group_wait = 0s`), waits for both messages, then clears it.
+//! (`group_by = ["..."]`, `group_wait = 0s`) at a random point of the evaluation cycle, waits
+//! for both messages, then clears it.
 
 use anyhow::{bail, Context, Result};
+use rand::{Rng, SeedableRng};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -162,8 +164,13 @@ pub async fn run(base_url: &str, b: &AlertBench) -> Result<()> {
     );
     let (mut to_mail, mut to_hook) = (Vec::new(), Vec::new());
     let timeout = b.interval * 10 + Duration::from_secs(20);
+    // Trials start at a random point of the evaluation cycle: started right after the last
+    // notice, each would land just after an evaluation and always wait a whole interval.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     for trial in 0..b.trials {
         let tag = format!("trial={trial}");
+        let phase = rng.gen_range(0..b.interval.as_millis().max(1) as u64);
+        tokio::time::sleep(Duration::from_millis(phase)).await;
         write(&http, &base, trial, 50.0).await?;
         let accepted = Instant::now();
         let started = Instant::now();
@@ -198,7 +205,10 @@ pub async fn run(base_url: &str, b: &AlertBench) -> Result<()> {
             m.context("mail")?.duration_since(accepted).as_secs_f64(),
             h.context("webhook")?.duration_since(accepted).as_secs_f64(),
         );
-        println!("  trial {}: SMTP {m:.3} s, webhook {h:.3} s", trial + 1);
+        println!(
+            "  trial {}: started {phase} ms into the cycle; SMTP {m:.3} s, webhook {h:.3} s",
+            trial + 1
+        );
         to_mail.push(m);
         to_hook.push(h);
         write(&http, &base, trial, 0.0).await?;
