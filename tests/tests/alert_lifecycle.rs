@@ -299,6 +299,70 @@ async fn a_threshold_rule_goes_pending_firing_resolved_and_mails_the_firing_then
         ]
     );
 
+    // People act on it: an acknowledgement and a note join the timeline with who did them.
+    let http = reqwest::Client::new();
+    let ack = http
+        .post(format!(
+            "{base}/api/v1/lifecycle/alerts/{}/acknowledge",
+            a["id"]
+        ))
+        .json(&json!({"by": "oncall-primary", "comment": "looking at the orders job"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ack.status(), 200);
+    let note = http
+        .post(format!("{base}/api/v1/lifecycle/alerts/{}/notes", a["id"]))
+        .json(&json!({"by": "oncall-primary", "text": "upstream backfill"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(note.status(), 200);
+    let missing = http
+        .post(format!("{base}/api/v1/lifecycle/alerts/999999/acknowledge"))
+        .json(&json!({"by": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let nobody = http
+        .post(format!("{base}/api/v1/lifecycle/alerts/{}/notes", a["id"]))
+        .json(&json!({"by": "", "text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nobody.status(), 400);
+    let one = get_json(&format!("{base}/api/v1/lifecycle/alerts/{}", a["id"])).await;
+    let last: Vec<(String, String, String)> = one["data"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .take(2)
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["by"].as_str().unwrap().to_string(),
+                e["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        last,
+        [
+            (
+                "note".into(),
+                "oncall-primary".into(),
+                "upstream backfill".into()
+            ),
+            (
+                "acknowledged".into(),
+                "oncall-primary".into(),
+                "looking at the orders job".into()
+            ),
+        ]
+    );
+
     // The rule as Prometheus serves it.
     let rules = get_json(&format!("{base}/api/v1/rules")).await;
     let rule = &rules["data"]["groups"][0]["rules"][0];
@@ -464,6 +528,86 @@ async fn a_silence_holds_firing_notices_back_but_the_resolve_of_a_sent_one_still
         .unwrap();
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap().contains("at least one matcher"));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodata_and_evaluation_errors_are_states_of_their_own_routed_apart_from_pages() {
+    let (hook, url) = Hook::start().await;
+    let rules = "groups:\n- name: odd\n  rules:\n  - alert: NeverWritten\n    expr: pw_never_written_total > 1\n\
+                 \n  - alert: Ambiguous\n    expr: pw_dup + on() pw_dup\n\
+                 \n  - alert: Missing\n    expr: absent(pw_never_written_total)\n";
+    let (server, base, _dir) = start_server(
+        "odd",
+        rules,
+        &format!(
+            "[notifications.channels.hook]\ntype = \"webhook\"\nurl = \"{url}\"\n\
+             [alerting]\nevaluation_interval = \"1s\"\ngroup_wait = \"0s\"\ngroup_interval = \"1s\"\n\
+             channels = [\"hook\"]\nerror_channels = [\"hook\"]\n"
+        ),
+    )
+    .await;
+    // Two series on each side of a one-to-one match on no labels: an evaluation error.
+    write(&base, "pw_dup", &[("a", 1.0), ("b", 2.0)]).await;
+    wait_until!(
+        "the error state",
+        Duration::from_secs(20),
+        alerts(&base, "rule=Ambiguous&state=error").await.len() == 1
+    );
+    let nodata = alerts(&base, "rule=NeverWritten").await;
+    assert_eq!(nodata.len(), 1, "{nodata:#?}");
+    assert_eq!(nodata[0]["state"], "nodata");
+    assert_eq!(nodata[0]["labels"], json!({"alertname": "NeverWritten"}));
+    assert!(
+        nodata[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("none of the series pw_never_written_total > 1 reads exist"),
+        "{}",
+        nodata[0]["detail"]
+    );
+    // A rule about absence fires on missing data instead of being in nodata.
+    let missing = alerts(&base, "rule=Missing").await;
+    assert_eq!(missing.len(), 1, "{missing:#?}");
+    assert_eq!(missing[0]["state"], "firing");
+    let err = &alerts(&base, "rule=Ambiguous").await[0];
+    assert!(
+        err["detail"].as_str().unwrap().contains("duplicate")
+            || err["detail"].as_str().unwrap().contains("many"),
+        "{}",
+        err["detail"]
+    );
+    let rules = get_json(&format!("{base}/api/v1/rules")).await;
+    let health: Vec<(String, String)> = rules["data"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().into(),
+                r["health"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        health.contains(&("Ambiguous".into(), "err".into())),
+        "{health:?}"
+    );
+    assert!(
+        health.contains(&("NeverWritten".into(), "ok".into())),
+        "{health:?}"
+    );
+
+    // The error goes to error_channels; nodata goes nowhere (nodata_channels is empty); the
+    // absence alert pages on the default route.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut alerts_told: Vec<String> = hook
+        .bodies()
+        .iter()
+        .map(|b| b["alert"].as_str().unwrap().to_string())
+        .collect();
+    alerts_told.sort();
+    assert_eq!(alerts_told, ["Ambiguous (evaluation error)", "Missing"]);
     server.stop().await.unwrap();
 }
 
