@@ -484,6 +484,14 @@ async fn a_silence_holds_firing_notices_back_but_the_resolve_of_a_sent_one_still
     );
     let quiet = alerts(&base, "rule=HighLag&matcher=job%3D%22quiet%22").await;
     assert_eq!(quiet[0]["silencedBy"], id.as_str());
+    // Prometheus' /api/v1/alerts shape lists the rule alerts too.
+    let prom = get_json(&format!("{base}/api/v1/alerts")).await;
+    let listed = prom["data"]["alerts"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{prom}");
+    assert!(listed.iter().all(|a| a["source"] == "rule"
+        && a["state"] == "firing"
+        && a["activeAt"].as_str().is_some()
+        && a["labels"]["alertname"] == "HighLag"));
     let timeline = get_json(&format!(
         "{base}/api/v1/lifecycle/alerts/{}",
         quiet[0]["id"]
