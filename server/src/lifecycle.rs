@@ -428,7 +428,39 @@ impl Engine {
         let mut seen = HashSet::new();
         let mut evaluated = HashSet::new();
         let errored: HashSet<String> = out.errors.iter().map(|e| e.rule.clone()).collect();
+        // Read once per evaluation, and only by groups with anomaly rules.
+        let mut anomalies: Option<Result<Vec<db::OpenAnomaly>, String>> = None;
         for (i, rule) in group.rules.iter().enumerate() {
+            if let Some(alerting::PipewatchKind::Anomaly {
+                selector,
+                min_severity,
+                min_score,
+            }) = &rule.pipewatch
+            {
+                if anomalies.is_none() {
+                    anomalies = Some(self.open_anomalies().await);
+                }
+                match anomalies.as_ref().expect("loaded above") {
+                    Ok(list) => {
+                        let matching: Vec<&db::OpenAnomaly> = list
+                            .iter()
+                            .filter(|a| {
+                                anomaly_matches(a, selector, min_severity.as_deref(), *min_score)
+                            })
+                            .collect();
+                        changes.extend(self.anomaly_changes(
+                            instances,
+                            &group.name,
+                            rule,
+                            &matching,
+                            now_ms,
+                        ));
+                        statuses.push(status(i, "ok", "", secs));
+                    }
+                    Err(e) => statuses.push(status(i, "err", e, secs)),
+                }
+                continue;
+            }
             if out.skipped.iter().any(|(n, _)| n == &rule.name) {
                 let why = out
                     .skipped
@@ -525,6 +557,125 @@ impl Engine {
             }
         }
         (changes, statuses)
+    }
+
+    async fn open_anomalies(&self) -> Result<Vec<db::OpenAnomaly>, String> {
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| e.to_string())?;
+        db::open_anomalies(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// An `anomaly` rule's alerts: one per matching open anomaly, firing once it has been
+    /// open for the rule's `for`, resolved when the anomaly closes (or stops matching).
+    fn anomaly_changes(
+        &self,
+        instances: &HashMap<String, AlertInstance>,
+        group: &str,
+        rule: &alerting::Rule,
+        matching: &[&db::OpenAnomaly],
+        now_ms: i64,
+    ) -> Vec<Change> {
+        let mut changes = Vec::new();
+        let mut seen = HashSet::new();
+        for a in matching {
+            let fp = fingerprint(&["anomaly", group, &rule.name, &a.id.to_string()]);
+            seen.insert(fp.clone());
+            let mut labels = a.labels.clone();
+            labels.insert("severity".into(), a.severity.clone());
+            labels.insert("anomaly_kind".into(), a.kind.clone());
+            if let Some(node) = &a.node {
+                labels.insert("node".into(), node.clone());
+            }
+            for (k, v) in &rule.labels {
+                labels.insert(k.clone(), v.clone());
+            }
+            labels.insert("alertname".into(), rule.name.clone());
+            let annotations = BTreeMap::from([
+                ("summary".to_string(), a.explanation.clone()),
+                ("signal".to_string(), a.signal.clone()),
+                ("score".to_string(), query::format_value(a.score)),
+            ]);
+            let target = if now_ms - a.started_at_ms >= rule.for_ms {
+                LifecycleState::Firing
+            } else {
+                LifecycleState::Pending
+            };
+            let old = instances.get(&fp);
+            match old {
+                Some(o) if o.state == target => {}
+                Some(o) if o.state == LifecycleState::Pending => {
+                    let mut inst = o.clone();
+                    inst.state = target;
+                    inst.fired_at_ms = Some(now_ms);
+                    changes.push(Change {
+                        instance: inst,
+                        event: Some((o.state, target, a.explanation.clone())),
+                    });
+                }
+                _ => {
+                    let route = grouping::route_for(&self.routes, &labels);
+                    changes.push(Change {
+                        instance: AlertInstance {
+                            id: old.map_or(0, |o| o.id),
+                            fingerprint: fp,
+                            source: AlertSource::Anomaly,
+                            rule: rule.name.clone(),
+                            rule_group: group.to_string(),
+                            group_key: grouping::group_key(route, &labels),
+                            labels,
+                            annotations,
+                            state: target,
+                            active_at_ms: Some(a.started_at_ms),
+                            fired_at_ms: (target == LifecycleState::Firing).then_some(now_ms),
+                            resolved_at_ms: None,
+                            last_value: Some(a.observed),
+                            last_eval_at_ms: Some(now_ms),
+                            episode: old.map_or(1, |o| o.episode + 1),
+                            notified: match old.map(|o| o.notified) {
+                                Some(Notified::Firing) => Notified::Firing,
+                                _ => Notified::None,
+                            },
+                            firing_notified_at_ms: None,
+                            detail: format!("anomaly {}", a.id),
+                            updated_at_ms: now_ms,
+                        },
+                        event: Some((
+                            old.map_or(LifecycleState::Inactive, |o| o.state),
+                            target,
+                            a.explanation.clone(),
+                        )),
+                    });
+                }
+            }
+        }
+        for o in instances.values() {
+            if o.source == AlertSource::Anomaly
+                && o.rule_group == group
+                && o.rule == rule.name
+                && matches!(o.state, LifecycleState::Pending | LifecycleState::Firing)
+                && !seen.contains(&o.fingerprint)
+            {
+                let mut inst = o.clone();
+                let to = if o.state == LifecycleState::Firing {
+                    inst.resolved_at_ms = Some(now_ms);
+                    LifecycleState::Resolved
+                } else {
+                    LifecycleState::Inactive
+                };
+                inst.state = to;
+                changes.push(Change {
+                    instance: inst,
+                    event: Some((o.state, to, "the anomaly closed".into())),
+                });
+            }
+        }
+        changes
     }
 
     /// The change an evaluated alert makes to its instance, if any.
@@ -984,6 +1135,38 @@ pub fn fingerprint(parts: &[&str]) -> String {
         h.update(&[0]);
     }
     format!("{:016x}", h.digest())
+}
+
+/// Whether an open anomaly is one an `anomaly` rule fires on: at or above its severity and
+/// score, and matched by its selector (label matchers on the anomaly's labels; a metric name
+/// must appear in the anomaly's signal expression).
+fn anomaly_matches(
+    a: &db::OpenAnomaly,
+    selector: &str,
+    min_severity: Option<&str>,
+    min_score: Option<f64>,
+) -> bool {
+    const ORDER: [&str; 3] = ["info", "warning", "critical"];
+    let rank = |s: &str| ORDER.iter().position(|x| *x == s).unwrap_or(0);
+    if min_severity.is_some_and(|m| rank(&a.severity) < rank(m)) {
+        return false;
+    }
+    if min_score.is_some_and(|m| a.score < m) {
+        return false;
+    }
+    if selector.is_empty() {
+        return true;
+    }
+    let Ok(query::Expr::VectorSelector(vs)) = query::parse(selector) else {
+        return false;
+    };
+    query::plan::matchers_of(&vs).iter().all(|m| {
+        if m.name == query::value::METRIC_NAME {
+            a.signal.contains(&m.value)
+        } else {
+            m.is_match(a.labels.get(&m.name).map_or("", String::as_str))
+        }
+    })
 }
 
 /// Whether an expression reads series and is not about missing data (`absent`,

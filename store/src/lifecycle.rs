@@ -507,6 +507,51 @@ pub async fn current_silences(
     rows.iter().map(silence_of).collect()
 }
 
+/// An open anomaly of the analysis jobs (`anomalies`, migration 0050), as alerting rules of
+/// the `anomaly` kind see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenAnomaly {
+    pub id: i64,
+    pub signal: String,
+    pub kind: String,
+    pub labels: BTreeMap<String, String>,
+    pub node: Option<String>,
+    pub severity: String,
+    pub score: f64,
+    pub started_at_ms: i64,
+    pub observed: f64,
+    pub explanation: String,
+}
+
+/// Every open anomaly, oldest first.
+pub async fn open_anomalies(conn: &mut PgConnection) -> Result<Vec<OpenAnomaly>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT id, signal, kind, labels, node, severity, score, {} AS started_ms, observed,
+                explanation
+         FROM anomalies WHERE state = 'open' ORDER BY id",
+        sql_ms("started_at")
+    ))
+    .fetch_all(conn)
+    .await
+    .context("reading open anomalies")?;
+    rows.iter()
+        .map(|r| {
+            Ok(OpenAnomaly {
+                id: r.get("id"),
+                signal: r.get("signal"),
+                kind: r.get("kind"),
+                labels: from_json(r.get("labels"), "anomalies.labels")?,
+                node: r.get("node"),
+                severity: r.get("severity"),
+                score: r.get("score"),
+                started_at_ms: r.get("started_ms"),
+                observed: r.get("observed"),
+                explanation: r.get("explanation"),
+            })
+        })
+        .collect()
+}
+
 /// What the leader last saw of one rule (`rule_status`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleStatus {

@@ -187,7 +187,7 @@ async fn start_server(
     name: &str,
     rules: &str,
     extra: &str,
-) -> (server::run::RunningServer, String, PathBuf) {
+) -> (server::run::RunningServer, String, PathBuf, String) {
     let url = store::testing::fresh_database_url().await;
     let dir = temp_dir(name);
     std::fs::write(dir.join("rules.yml"), rules).unwrap();
@@ -205,7 +205,7 @@ async fn start_server(
         .await
         .unwrap();
     let base = format!("http://{}", s.addr);
-    (s, base, dir)
+    (s, base, dir, url)
 }
 
 /// The `HighLag` alert of job `orders` (the rule's own nodata instance has no `job`).
@@ -217,7 +217,7 @@ const LAG_RULE: &str = "groups:\n- name: etl\n  rules:\n  - alert: HighLag\n    
 async fn a_threshold_rule_goes_pending_firing_resolved_and_mails_the_firing_then_the_resolve() {
     let port = free_port();
     let sink = SmtpSink::start(port, &temp_dir("smtp-walk").join("mail"));
-    let (server, base, _dir) = start_server(
+    let (server, base, _dir, _db) = start_server(
         "walk",
         LAG_RULE,
         &format!(
@@ -376,7 +376,7 @@ async fn a_threshold_rule_goes_pending_firing_resolved_and_mails_the_firing_then
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_of_one_group_go_out_together_after_group_wait() {
     let (hook, url) = Hook::start().await;
-    let (server, base, _dir) = start_server(
+    let (server, base, _dir, _db) = start_server(
         "group",
         LAG_RULE,
         &format!(
@@ -431,7 +431,7 @@ async fn alerts_of_one_group_go_out_together_after_group_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silence_holds_firing_notices_back_but_the_resolve_of_a_sent_one_still_goes_out() {
     let (hook, url) = Hook::start().await;
-    let (server, base, _dir) = start_server(
+    let (server, base, _dir, _db) = start_server(
         "silence",
         LAG_RULE,
         &format!(
@@ -545,7 +545,7 @@ async fn nodata_and_evaluation_errors_are_states_of_their_own_routed_apart_from_
     let rules = "groups:\n- name: odd\n  rules:\n  - alert: NeverWritten\n    expr: pw_never_written_total > 1\n\
                  \n  - alert: Ambiguous\n    expr: pw_dup + on() pw_dup\n\
                  \n  - alert: Missing\n    expr: absent(pw_never_written_total)\n";
-    let (server, base, _dir) = start_server(
+    let (server, base, _dir, _db) = start_server(
         "odd",
         rules,
         &format!(
@@ -616,6 +616,83 @@ async fn nodata_and_evaluation_errors_are_states_of_their_own_routed_apart_from_
         .collect();
     alerts_told.sort();
     assert_eq!(alerts_told, ["Ambiguous (evaluation error)", "Missing"]);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anomaly_rule_fires_on_open_anomalies_of_its_severity_and_resolves_when_they_close() {
+    let (hook, url) = Hook::start().await;
+    let rules = "groups:\n- name: analysis\n  rules:\n  - alert: TransformLatencyAnomaly\n\
+                 \x20   pipewatch: {kind: anomaly, selector: 'demo_stage_latency_seconds_bucket{stage=\"transform\"}', min_severity: warning}\n\
+                 \x20   labels: {team: data}\n";
+    let (server, base, _dir, db) = start_server(
+        "anomaly",
+        rules,
+        &format!(
+            "[notifications.channels.hook]\ntype = \"webhook\"\nurl = \"{url}\"\n\
+             [alerting]\nevaluation_interval = \"1s\"\ngroup_wait = \"0s\"\ngroup_interval = \"1s\"\n\
+             channels = [\"hook\"]\n"
+        ),
+    )
+    .await;
+    // Rows as the analysis jobs write them (migrations/0050): one that matches, one of another
+    // stage, one below the rule's severity.
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    let signal = "histogram_quantile(0.95, sum by (le, stage) (rate(demo_stage_latency_seconds_bucket{stage=\"transform\"}[5m])))";
+    for (stage, severity) in [
+        ("transform", "critical"),
+        ("feature_store", "critical"),
+        ("transform", "info"),
+    ] {
+        sqlx::query(
+            "INSERT INTO anomalies (signal, kind, labels, node, detector, state, severity, score,
+                 started_at, last_seen_at, observed, expected_low, expected_high, explanation)
+             VALUES ($1 || $5, 'latency_p95', jsonb_build_object('stage', $2::text), $2, 'seasonal', 'open',
+                     $3, 0.97, now() - interval '1 minute', now(), 4.1, 0.8, 1.2, $4)",
+        )
+        .bind(signal)
+        .bind(stage)
+        .bind(severity)
+        .bind(format!("p95 latency 4.1 s vs expected 0.8–1.2 s at {stage} ({severity})"))
+        .bind(format!("#{stage}-{severity}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    wait_until!(
+        "the anomaly notice",
+        Duration::from_secs(20),
+        !hook.bodies().is_empty()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:#?}");
+    assert_eq!(bodies[0]["status"], "firing");
+    assert_eq!(bodies[0]["labels"]["stage"], "transform");
+    assert_eq!(bodies[0]["labels"]["severity"], "critical");
+    assert_eq!(bodies[0]["labels"]["team"], "data");
+    assert!(bodies[0]["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("p95 latency 4.1 s vs expected 0.8–1.2 s at transform (critical)"));
+    let listed = alerts(&base, "source=anomaly").await;
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+
+    // The analysis job closes it: the alert resolves and the resolve is sent.
+    sqlx::query("UPDATE anomalies SET state = 'closed', ended_at = now() WHERE state = 'open'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    wait_until!(
+        "the resolve",
+        Duration::from_secs(20),
+        hook.bodies().len() >= 2
+    );
+    assert_eq!(hook.bodies()[1]["status"], "resolved");
+    assert_eq!(
+        alerts(&base, "source=anomaly").await[0]["state"],
+        "resolved"
+    );
     server.stop().await.unwrap();
 }
 
