@@ -53,6 +53,7 @@ pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
 /// taking down the request's task.
 pub fn parse(query: &str) -> Result<Expr> {
     matcher_limits::check(query)?;
+    check_duration_literals(query)?;
     let text = legacy_names(query);
     match std::panic::catch_unwind(|| promql_parser::parser::parse(&text)) {
         Ok(parsed) => parsed.map_err(QueryError::BadData),
@@ -60,6 +61,78 @@ pub fn parse(query: &str) -> Result<Expr> {
             "the query could not be parsed: a number or duration in it is out of range (e.g. a range like [44444444444444444444]); use durations such as 5m or 1h".into(),
         )),
     }
+}
+
+/// Most digits a number in a range, subquery or duration may have: 10^15 seconds is 31 million
+/// years, more than any range means, and far below what `std::time::Duration` holds.
+const MAX_DURATION_DIGITS: usize = 15;
+
+/// Refuses number literals that promql-parser would turn into a `Duration` and panic on: any
+/// number inside `[...]` (ranges, subquery range and resolution) and any number written with
+/// a duration unit (`offset 99999999999999999999s`), when its integer part has more than
+/// [`MAX_DURATION_DIGITS`] digits or it is written with an exponent. The parser's
+/// `Duration::from_secs_f64` panics past `u64::MAX` seconds; fuzzing found both forms
+/// (`x[4444…]`, `rate(x[666…:8870126s])`). String literals are skipped.
+fn check_duration_literals(q: &str) -> Result<()> {
+    let b = q.as_bytes();
+    let (mut i, mut depth) = (0usize, 0usize);
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        let c = b[i];
+        if let Some(qc) = quote {
+            if c == b'\\' {
+                i += 2;
+                continue;
+            }
+            if c == qc {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            b'"' | b'\'' | b'`' => quote = Some(c),
+            b'[' => depth += 1,
+            b']' => depth = depth.saturating_sub(1),
+            b'0'..=b'9' if i == 0 || !is_ident_byte(b[i - 1], depth > 0) => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
+                    i += 1;
+                }
+                let int_digits = b[start..i].iter().filter(|d| d.is_ascii_digit()).count();
+                let mut end = i;
+                while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'.') {
+                    end += 1;
+                }
+                let rest = &q[i..end];
+                let has_unit = rest
+                    .chars()
+                    .next()
+                    .is_some_and(|u| matches!(u, 's' | 'm' | 'h' | 'd' | 'w' | 'y'));
+                let exponent = rest.starts_with(['e', 'E'])
+                    || rest.contains(['e', 'E']) && rest.starts_with('.');
+                if (depth > 0 || has_unit)
+                    && (int_digits > MAX_DURATION_DIGITS || (depth > 0 && exponent))
+                {
+                    return Err(QueryError::BadData(format!(
+                        "the duration {:?} is out of range; write ranges, offsets and subquery steps as durations such as 5m, 1h or 7d",
+                        &q[start..end]
+                    )));
+                }
+                i = end;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Whether `c` can be part of a metric or label name; inside brackets `:` separates a
+/// subquery's range from its step instead.
+fn is_ident_byte(c: u8, in_brackets: bool) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || (c == b':' && !in_brackets)
 }
 
 /// Prometheus 2.x calls `double_exponential_smoothing` `holt_winters`; promql-parser knows only
@@ -228,4 +301,44 @@ pub fn range_eval(
     }
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_too_large_for_the_parser_are_refused_before_it_runs() {
+        for q in [
+            "o1lho[44444444444444444444444444444440]",
+            "rate(x[6666666666666666666666000000000:8870126s])",
+            "x offset 99999999999999999999s",
+            "x[1e300]",
+            "max_over_time(x[5m:1000000000000000000000s])",
+        ] {
+            match parse(q) {
+                Err(QueryError::BadData(m)) => {
+                    assert!(
+                        m.contains("the duration") && m.contains("is out of range"),
+                        "{q}: {m}"
+                    )
+                }
+                other => panic!("{q}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ordinary_durations_numbers_and_strings_still_parse() {
+        for q in [
+            "rate(x[5m])",
+            "avg_over_time(x[1h30m:15s] offset 1d)",
+            "x{a=\"[99999999999999999999]\"}",
+            "x > 1e300",
+            "metric123456789012345678[5m]",
+            "x[5m] @ 1609746000",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
+        }
+    }
 }

@@ -38,6 +38,7 @@ pub mod body;
 pub mod dq;
 pub mod error;
 pub mod events;
+pub mod grpc_budget;
 pub mod kernel;
 pub mod kind;
 pub mod lineage;

@@ -334,6 +334,84 @@ async fn protobuf_amplification(p: &Probe) -> CaseResult {
     Ok(())
 }
 
+/// 3b. The same amplification over OTLP/gRPC: the messages of a gRPC request are counted before
+///     tonic decodes it, plain and gzip-compressed (INVALID_ARGUMENT naming the limit).
+async fn grpc_protobuf_amplification(p: &Probe) -> CaseResult {
+    // 8 M empty ResourceMetrics: the same 16 MiB body as case 3, sent as raw bytes because a
+    // typed client would have to build the 8 M structs itself.
+    let empties = [0x0a, 0x00].repeat(8 << 20);
+    for gzip in [false, true] {
+        let channel = tonic::transport::Endpoint::from_shared(p.grpc.clone())
+            .map_err(|e| format!("gRPC endpoint: {e}"))?
+            .connect()
+            .await
+            .map_err(|e| format!("gRPC connect: {e}"))?;
+        let mut grpc = tonic::client::Grpc::new(channel);
+        if gzip {
+            grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+        }
+        grpc.ready().await.map_err(|e| format!("gRPC ready: {e}"))?;
+        let mut req = tonic::Request::new(empties.clone());
+        req.metadata_mut()
+            .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+            "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        );
+        let err =
+            grpc.unary(req, path, RawCodec).await.err().ok_or_else(|| {
+                format!("8 M empty messages over gRPC (gzip {gzip}) were accepted")
+            })?;
+        ensure!(
+            err.code() == tonic::Code::InvalidArgument
+                && err.message().contains("receivers.max_decoded_messages"),
+            "8 M empty messages over gRPC (gzip {gzip}): {err}"
+        );
+    }
+    Ok(())
+}
+
+/// Sends a `Vec<u8>` as the message bytes and reads the answer's bytes back.
+#[derive(Clone, Copy)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let n = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
+    }
+}
+
 /// 4. gRPC checks the token before decoding: a large message without a token is
 ///    UNAUTHENTICATED, and one with the token is taken.
 async fn grpc_token_first(p: &Probe) -> CaseResult {
@@ -787,6 +865,11 @@ async fn every_issue_9_finding_holds_against_the_real_binary() {
     case!("1-nul-bytes", None, nul_bytes(&p));
     case!("2-regex-matchers", None, regex_matchers(&p));
     case!("3-protobuf-amplification", None, protobuf_amplification(&p));
+    case!(
+        "3b-grpc-protobuf-amplification",
+        None,
+        grpc_protobuf_amplification(&p)
+    );
     case!("4-grpc-token-before-decode", None, grpc_token_first(&p));
     case!(
         "5-unbounded-evidence-and-alerts",

@@ -18,10 +18,12 @@
 //! - refused data points: OK with `partial_success`, as over HTTP.
 //!
 //! Gzip-compressed messages are accepted (`grpc-encoding: gzip`); tonic inflates them within
-//! `receivers.max_decompressed_bytes`. Requests are served behind the receivers' decode
+//! `receivers.max_decompressed_bytes`. Before tonic decodes a message, its protobuf messages
+//! are counted against `receivers.max_decoded_messages` ([`super::grpc_budget`]), as over HTTP. Requests are served behind the receivers' decode
 //! semaphore ([`super::body::DecodePool`]), so decoding, like HTTP bodies, is bounded in how
 //! many run at once.
 
+use super::grpc_budget::{Budget, MessageBudget};
 use super::kernel;
 use super::otlp::{Ingest, PartialSuccess};
 use super::{Receiver, ReceiverError, ReceiverState};
@@ -137,6 +139,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let limit = st.config.max_decompressed_bytes;
+    let budget = Budget {
+        max_messages: st.config.max_decoded_messages,
+        max_bytes: limit,
+    };
     let svc = OtlpGrpc::new(st.clone());
     let auth = {
         let st = st.clone();
@@ -147,21 +153,30 @@ pub async fn serve(
             st.decodes.semaphore(),
         ))
         .add_service(InterceptedService::new(
-            MetricsServiceServer::new(svc.clone())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(limit),
+            MessageBudget::new(
+                MetricsServiceServer::new(svc.clone())
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .max_decoding_message_size(limit),
+                budget,
+            ),
             auth.clone(),
         ))
         .add_service(InterceptedService::new(
-            TraceServiceServer::new(svc.clone())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(limit),
+            MessageBudget::new(
+                TraceServiceServer::new(svc.clone())
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .max_decoding_message_size(limit),
+                budget,
+            ),
             auth.clone(),
         ))
         .add_service(InterceptedService::new(
-            LogsServiceServer::new(svc)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(limit),
+            MessageBudget::new(
+                LogsServiceServer::new(svc)
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .max_decoding_message_size(limit),
+                budget,
+            ),
             auth,
         ))
         .serve_with_incoming_shutdown(
