@@ -188,6 +188,18 @@ impl GroupEvaluator {
         v
     }
 
+    /// Puts back alert instances of the alerting rule at `index` that were kept outside the
+    /// evaluator (a restarted server's stored state), so an alert that was firing carries on
+    /// firing instead of starting over as pending, as Prometheus restores the `for` state from
+    /// `ALERTS_FOR_STATE`.
+    pub fn restore(&mut self, index: usize, alerts: impl IntoIterator<Item = Alert>) {
+        if let Some(state) = self.rules.get_mut(index) {
+            for a in alerts {
+                state.active.insert(a.labels.clone(), a);
+            }
+        }
+    }
+
     /// Evaluates every rule of the group at `t` (Unix ms) over `storage`.
     pub fn eval(&mut self, storage: &dyn Storage, t: i64) -> Evaluation {
         let mut out = Evaluation::default();
@@ -331,6 +343,25 @@ impl GroupEvaluator {
                 .iter()
                 .map(|(k, v)| (k.clone(), expand(v)))
                 .collect();
+            // pipewatch's threshold kind: an element that is already an alert holds it until
+            // the value is back past the clear threshold; a new one needs the trigger.
+            if let Some(crate::rulefile::PipewatchKind::Threshold {
+                trigger,
+                clear,
+                below,
+                ..
+            }) = &rule.pipewatch
+            {
+                let active = self.rules[i]
+                    .active
+                    .get(&labels)
+                    .is_some_and(|a| a.state != AlertState::Inactive);
+                let limit = if active { *clear } else { *trigger };
+                let holds = if *below { value < limit } else { value > limit };
+                if !holds {
+                    continue;
+                }
+            }
             if fresh.contains_key(&labels) {
                 return Err(
                     "vector contains metrics with the same labelset after applying alert labels"
@@ -501,6 +532,72 @@ mod tests {
             .samples
             .iter()
             .all(|(_, v)| query::value::is_stale_nan(*v)));
+    }
+
+    #[test]
+    fn a_restored_firing_alert_keeps_firing_instead_of_pending_again() {
+        let g = group(
+            "groups:\n- name: g\n  rules:\n  - alert: Lag\n    expr: lag > 10\n    for: 10m\n",
+        );
+        let db = storage(&[(0, 20.0), (60_000, 20.0)]);
+        let mut fresh = GroupEvaluator::new(g.clone(), EvalOptions::default());
+        fresh.eval(&db, 60_000);
+        assert_eq!(fresh.all_alerts(0)[0].state, AlertState::Pending);
+
+        let mut restored = GroupEvaluator::new(g, EvalOptions::default());
+        let labels = Labels::new([("alertname", "Lag"), ("job", "etl")]);
+        restored.restore(
+            0,
+            [Alert {
+                labels: labels.clone(),
+                annotations: BTreeMap::new(),
+                state: AlertState::Firing,
+                value: 20.0,
+                active_at: -3_600_000,
+                fired_at: Some(-3_000_000),
+                resolved_at: None,
+                keep_firing_since: None,
+            }],
+        );
+        restored.eval(&db, 60_000);
+        let a = restored.all_alerts(0)[0];
+        assert_eq!(
+            (a.state, a.active_at, a.fired_at),
+            (AlertState::Firing, -3_600_000, Some(-3_000_000))
+        );
+    }
+
+    #[test]
+    fn a_threshold_with_a_clear_level_does_not_flap_around_the_trigger() {
+        let g = group(
+            "groups:\n- name: g\n  rules:\n  - alert: Lag\n    pipewatch: {kind: threshold, query: lag, above: 10, clear: 5}\n",
+        );
+        let mut ev = GroupEvaluator::new(g, EvalOptions::default());
+        let m = 60_000;
+        // Crosses 10, hovers between 5 and 10 (a plain `lag > 10` would resolve and fire
+        // again), then falls below 5.
+        let values = [3.0, 12.0, 9.0, 11.0, 8.0, 6.0, 4.0, 9.0, 12.0];
+        let db = storage(
+            &values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as i64 * m, *v))
+                .collect::<Vec<_>>(),
+        );
+        let states: Vec<AlertState> = (0..values.len() as i64)
+            .map(|i| {
+                let out = ev.eval(&db, i * m);
+                assert!(out.errors.is_empty(), "{:?}", out.errors);
+                ev.all_alerts(0)
+                    .first()
+                    .map_or(AlertState::Inactive, |a| a.state)
+            })
+            .collect();
+        use AlertState::{Firing as F, Inactive as I};
+        // 9 (between clear and trigger) does not start one after it cleared at 4.
+        assert_eq!(states, [I, F, F, F, F, F, I, I, F]);
+        let fired: Vec<i64> = ev.all_alerts(0).iter().filter_map(|a| a.fired_at).collect();
+        assert_eq!(fired, [8 * m], "a new alert, not the first one kept");
     }
 
     #[test]

@@ -85,6 +85,15 @@ pub enum PipewatchKind {
     /// successful run) is older than `max_age_ms` (evaluated now, as
     /// `time() - selector > max_age`).
     Freshness { selector: String, max_age_ms: i64 },
+    /// A threshold with hysteresis: an element of `query` becomes an alert when its value
+    /// crosses `trigger` (above it, or below it with `below: true`) and stays one until it
+    /// is back past `clear`, so a value hovering at the threshold does not page repeatedly.
+    Threshold {
+        query: String,
+        trigger: f64,
+        clear: f64,
+        below: bool,
+    },
     /// Fires on anomalies found by the analysis jobs over series matching `selector` (all
     /// when empty), at or above a severity or a score. Not evaluated yet.
     Anomaly {
@@ -118,6 +127,7 @@ impl PipewatchKind {
     pub fn name(&self) -> &'static str {
         match self {
             PipewatchKind::Absence { .. } => "absence",
+            PipewatchKind::Threshold { .. } => "threshold",
             PipewatchKind::Freshness { .. } => "freshness",
             PipewatchKind::Anomaly { .. } => "anomaly",
             PipewatchKind::DqCheck { .. } => "dq_check",
@@ -129,7 +139,9 @@ impl PipewatchKind {
     pub fn is_evaluated(&self) -> bool {
         matches!(
             self,
-            PipewatchKind::Absence { .. } | PipewatchKind::Freshness { .. }
+            PipewatchKind::Absence { .. }
+                | PipewatchKind::Freshness { .. }
+                | PipewatchKind::Threshold { .. }
         )
     }
 }
@@ -382,6 +394,9 @@ fn read_rule(r: &Node) -> Result<RawRule, YamlError> {
             "absent_over_time({selector}[{}])",
             duration::format(*window_ms)
         ),
+        // The whole result: the evaluator applies the trigger and clear thresholds, since
+        // which one holds depends on whether the element is already an alert.
+        Some(PipewatchKind::Threshold { query, .. }) => query.clone(),
         Some(PipewatchKind::Freshness {
             selector,
             max_age_ms,
@@ -415,7 +430,7 @@ fn read_rule(r: &Node) -> Result<RawRule, YamlError> {
 }
 
 fn read_pipewatch(n: &Node) -> Result<PipewatchKind, YamlError> {
-    let kinds = "absence, freshness, anomaly, dq_check, drift";
+    let kinds = "threshold, absence, freshness, anomaly, dq_check, drift";
     let base = Fields::new(
         n,
         "pipewatch",
@@ -432,6 +447,10 @@ fn read_pipewatch(n: &Node) -> Result<PipewatchKind, YamlError> {
             "feature",
             "statistic",
             "threshold",
+            "query",
+            "above",
+            "below",
+            "clear",
         ],
     )?;
     let Some(kind_node) = base.value("kind") else {
@@ -442,6 +461,7 @@ fn read_pipewatch(n: &Node) -> Result<PipewatchKind, YamlError> {
     };
     let kind = kind_node.as_str("pipewatch.kind")?;
     let allowed: &[&str] = match kind.as_str() {
+        "threshold" => &["kind", "query", "above", "below", "clear"],
         "absence" => &["kind", "selector", "for"],
         "freshness" => &["kind", "selector", "max_age"],
         "anomaly" => &["kind", "selector", "min_severity", "min_score"],
@@ -482,6 +502,51 @@ fn read_pipewatch(n: &Node) -> Result<PipewatchKind, YamlError> {
             .map_err(|_| err(pos, format!("pipewatch.{key}: {s:?} is not a number")))
     };
     Ok(match kind.as_str() {
+        "threshold" => {
+            let (qpos, query) = required("query", "the PromQL whose value is compared")?;
+            if let Err(e) = query::parse(&query) {
+                return Err(err(
+                    qpos,
+                    format!("pipewatch.query: could not parse {query:?}: {e}"),
+                ));
+            }
+            let above = f.value("above").filter(|v| !v.is_null());
+            let below = f.value("below").filter(|v| !v.is_null());
+            let (tnode, is_below) = match (above, below) {
+                (Some(a), None) => (a, false),
+                (None, Some(b)) => (b, true),
+                _ => {
+                    return Err(err(
+                        n.pos,
+                        "pipewatch kind threshold: set exactly one of `above` and `below` (the value that fires)",
+                    ))
+                }
+            };
+            let key = if is_below { "below" } else { "above" };
+            let trigger = float_of(key, tnode.pos, &tnode.as_str(key)?)?;
+            let clear = match f.value("clear") {
+                Some(v) if !v.is_null() => {
+                    let c = float_of("clear", v.pos, &v.as_str("clear")?)?;
+                    if (!is_below && c > trigger) || (is_below && c < trigger) {
+                        return Err(err(
+                            v.pos,
+                            format!(
+                                "pipewatch.clear: {c} is past the trigger {trigger}; the alert clears once the value is back {} {c}, so put it on the other side of `{key}`",
+                                if is_below { "above" } else { "below" }
+                            ),
+                        ));
+                    }
+                    c
+                }
+                _ => trigger,
+            };
+            PipewatchKind::Threshold {
+                query,
+                trigger,
+                clear,
+                below: is_below,
+            }
+        }
         "absence" => {
             let selector =
                 selector_of(required("selector", "the series that must keep arriving")?)?;
@@ -996,5 +1061,54 @@ impl RawFile {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod threshold_tests {
+    use super::*;
+
+    fn kind_of(yaml: &str) -> Result<PipewatchKind, String> {
+        let text = format!("groups:\n- name: g\n  rules:\n  - alert: Lag\n    pipewatch: {yaml}\n");
+        let p = parse(&text);
+        if !p.is_valid() {
+            return Err(p.diagnostics.iter().map(|d| d.to_string()).collect());
+        }
+        Ok(p.file.unwrap().groups[0].rules[0]
+            .pipewatch
+            .clone()
+            .unwrap())
+    }
+
+    #[test]
+    fn threshold_kind_reads_trigger_and_clear_and_refuses_a_clear_past_the_trigger() {
+        assert_eq!(
+            kind_of("{kind: threshold, query: 'lag_seconds', above: 10, clear: 5}").unwrap(),
+            PipewatchKind::Threshold {
+                query: "lag_seconds".into(),
+                trigger: 10.0,
+                clear: 5.0,
+                below: false
+            }
+        );
+        // Without `clear` it clears at the trigger, like a plain comparison.
+        assert!(matches!(
+            kind_of("{kind: threshold, query: 'rows', below: 100}").unwrap(),
+            PipewatchKind::Threshold {
+                trigger: 100.0,
+                clear: 100.0,
+                below: true,
+                ..
+            }
+        ));
+        let e = kind_of("{kind: threshold, query: 'lag', above: 10, clear: 12}").unwrap_err();
+        assert!(
+            e.contains("pipewatch.clear: 12 is past the trigger 10"),
+            "{e}"
+        );
+        let e = kind_of("{kind: threshold, query: 'lag', above: 10, below: 1}").unwrap_err();
+        assert!(e.contains("exactly one of `above` and `below`"), "{e}");
+        let e = kind_of("{kind: threshold, query: 'rate(x[5m]', above: 1}").unwrap_err();
+        assert!(e.contains("pipewatch.query: could not parse"), "{e}");
     }
 }

@@ -119,6 +119,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         iterations: usize,
     },
+    /// Time from a rule-breaking sample to the notification at SMTP and webhook receivers,
+    /// against the evaluation interval.
+    Alert {
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+        /// `alerting.evaluation_interval` of the run.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+        interval: std::time::Duration,
+    },
     /// PromQL range queries against Debian's Prometheus 2.42 on the same data, same run.
     Promql {
         /// Sizes: series of the counter (and bucket series of the histogram) per query.
@@ -277,6 +286,10 @@ async fn run() -> Result<()> {
                     first_admin: std::env::var_os("PIPEWATCH_ADMIN_USER")
                         .is_none()
                         .then(|| ("admin".into(), store::auth::random_secret(16))),
+                    rules: vec![server::config::RuleSource {
+                        path: demo::RULES_PATH.into(),
+                        text: demo::RULES.into(),
+                    }],
                 },
                 server::run::shutdown_signal(),
             )
@@ -314,6 +327,9 @@ async fn run() -> Result<()> {
                     days,
                     iterations,
                 } => bench::query(&db.url, series, days, iterations, &cfg.ingest).await,
+                BenchCommand::Alert { trials, interval } => {
+                    bench::alert::run(&db.url, &bench::alert::AlertBench { trials, interval }).await
+                }
                 BenchCommand::Promql {
                     series,
                     durations,

@@ -27,6 +27,11 @@ use std::f64::consts::PI;
 use std::fmt::Write;
 use std::net::SocketAddr;
 
+/// The rule set `pipewatch demo` evaluates, so injected faults fire alerts.
+pub const RULES: &str = include_str!("../rules/pipewatch-demo.rules.yml");
+/// Where [`RULES`] lives in the repository, for messages.
+pub const RULES_PATH: &str = "demo/rules/pipewatch-demo.rules.yml";
+
 const DAY_S: f64 = 86_400.0;
 
 /// What goes wrong (`--inject`).

@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod dq;
 pub mod events;
 pub mod evidence;
+pub mod lifecycle;
 pub mod lineage;
 pub mod prom;
 pub mod promql;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(lineage::router(state.clone()))
         .merge(alerts::router(state.clone()))
         .merge(events::router(state.clone()))
+        .merge(lifecycle::router(state.clone()))
         .merge(evidence::router(state))
 }
 

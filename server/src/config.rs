@@ -9,6 +9,7 @@
 //! `scripts/build-site.sh` builds into) as `server.site_root`; the long form wins when both are
 //! set. Errors name the key, the environment variable that set it, and how to fix it.
 
+mod alerting;
 mod auth;
 mod database;
 mod duration;
@@ -21,6 +22,9 @@ mod receivers;
 mod scrape;
 mod server;
 
+pub use self::alerting::{
+    check_rules as check_rule_file, AlertingConfig, Route, RouteConfig, RuleSource,
+};
 pub use self::auth::{AuthConfig, ResolvedToken, TokenConfig, RECEIVER_NAMES};
 pub use self::database::DatabaseConfig;
 pub use self::ingest::IngestConfig;
@@ -51,6 +55,7 @@ pub struct Config {
     pub otlp: OtlpConfig,
     pub query: QueryConfig,
     pub notifications: NotificationsConfig,
+    pub alerting: AlertingConfig,
     pub scrape_configs: Vec<ScrapeConfig>,
 }
 
@@ -80,14 +85,31 @@ impl Config {
         let origin = path
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "defaults".into());
-        Self::from_table(value, &origin, &sources)
+        let cfg = Self::from_table(value, &origin, &sources)?;
+        cfg.check_references()
+            .map_err(|e| anyhow!("{origin}: {e}{}", env_note(&e.to_string(), &sources)))?;
+        Ok(cfg)
+    }
+
+    /// Checks between sections: every channel `[alerting]` names is configured in
+    /// `[notifications.channels]`.
+    pub fn check_references(&self) -> Result<()> {
+        let channels: Vec<&str> = self
+            .notifications
+            .channels
+            .keys()
+            .map(String::as_str)
+            .collect();
+        self.alerting.check_channels(&channels)
     }
 
     pub fn from_toml_str(text: &str) -> Result<Config> {
         let table = text
             .parse::<toml::Table>()
             .map_err(|e| anyhow!("config is not valid TOML: {e}"))?;
-        Self::from_table(table, "config", &EnvSources::new())
+        let cfg = Self::from_table(table, "config", &EnvSources::new())?;
+        cfg.check_references()?;
+        Ok(cfg)
     }
 
     fn from_table(table: toml::Table, origin: &str, sources: &EnvSources) -> Result<Config> {
@@ -111,6 +133,7 @@ impl Config {
         self.otlp.validate()?;
         self.query.validate(self.server.request_timeout)?;
         self.notifications.validate()?;
+        self.alerting.validate()?;
         scrape::validate(&self.scrape_configs)
     }
 
@@ -601,6 +624,44 @@ mod tests {
             "PIPEWATCH_NOTIFICATIONS__CHANNELS",
             r#"{ hook = { type = "webhook", url = "http://127.0.0.1:9/x" } }"#,
             |c| c.notifications.channels.len() == 1,
+        ),
+        (
+            "PIPEWATCH_ALERTING__RULE_FILES",
+            r#"["rules/*.yml"]"#,
+            |c| c.alerting.rule_files == ["rules/*.yml"],
+        ),
+        ("PIPEWATCH_ALERTING__EVALUATION_INTERVAL", "15s", |c| {
+            c.alerting.evaluation_interval == Duration::from_secs(15)
+        }),
+        (
+            "PIPEWATCH_ALERTING__GROUP_BY",
+            r#"["alertname", "job"]"#,
+            |c| c.alerting.group_by == ["alertname", "job"],
+        ),
+        ("PIPEWATCH_ALERTING__GROUP_WAIT", "10s", |c| {
+            c.alerting.group_wait == Duration::from_secs(10)
+        }),
+        ("PIPEWATCH_ALERTING__GROUP_INTERVAL", "2m", |c| {
+            c.alerting.group_interval == Duration::from_secs(120)
+        }),
+        ("PIPEWATCH_ALERTING__REPEAT_INTERVAL", "12h", |c| {
+            c.alerting.repeat_interval == Duration::from_secs(12 * 3600)
+        }),
+        // Channel names are checked against [notifications.channels] by `Config::load`, after
+        // the environment is applied; one variable alone reaches the config.
+        ("PIPEWATCH_ALERTING__CHANNELS", r#"["hook"]"#, |c| {
+            c.alerting.channels == ["hook"]
+        }),
+        ("PIPEWATCH_ALERTING__NODATA_CHANNELS", r#"["hook"]"#, |c| {
+            c.alerting.nodata_channels == ["hook"]
+        }),
+        ("PIPEWATCH_ALERTING__ERROR_CHANNELS", r#"["hook"]"#, |c| {
+            c.alerting.error_channels == ["hook"]
+        }),
+        (
+            "PIPEWATCH_ALERTING__ROUTES",
+            r#"[{ matchers = ['severity="page"'], channels = ["hook"] }]"#,
+            |c| c.alerting.routes.len() == 1,
         ),
         (
             "PIPEWATCH_SCRAPE_CONFIGS",

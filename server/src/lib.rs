@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod guard;
 pub mod import;
 pub mod ingest;
+pub mod lifecycle;
 pub mod notify;
 pub mod promql;
 pub mod receivers;

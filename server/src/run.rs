@@ -78,6 +78,8 @@ pub struct ServeExtras {
     pub on_ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
     /// (name, password) of an admin to create when the database has no users yet (the demo).
     pub first_admin: Option<(String, String)>,
+    /// Rule files evaluated besides `alerting.rule_files` (the demo's rule set).
+    pub rules: Vec<crate::config::RuleSource>,
 }
 
 /// Runs until `shutdown` resolves, then drains the ingest queue and reports what happened.
@@ -86,8 +88,14 @@ pub async fn serve(
     extras: ServeExtras,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<ShutdownReport> {
+    // Bad rule files stop the start before anything else is set up.
+    let mut rules = cfg.alerting.load_rule_files()?;
+    rules.extend(extras.rules.iter().cloned());
+    for r in &extras.rules {
+        crate::config::check_rule_file(&r.path, &r.text)?;
+    }
     let db = Database::open(&cfg).await?;
-    let result = serve_with_db(&cfg, &db.url, extras, shutdown).await;
+    let result = serve_with_db(&cfg, &db.url, ServeExtras { rules, ..extras }, shutdown).await;
     db.close().await;
     result
 }
@@ -103,6 +111,7 @@ async fn serve_with_db(
         initial,
         on_ready,
         first_admin,
+        rules,
     } = extras;
     let store = store::Store::connect(
         url,
@@ -197,6 +206,19 @@ async fn serve_with_db(
         metrics.clone(),
     );
 
+    // The alert lifecycle engine; every instance runs one, the leader evaluates.
+    let lifecycle = crate::lifecycle::Engine::new(
+        store.clone(),
+        Some(queue.clone()),
+        crate::lifecycle::EngineSettings {
+            alerting: cfg.alerting.clone(),
+            rules,
+            limits: (&cfg.query).into(),
+            external_url: cfg.notifications.public_url.clone(),
+        },
+    )?
+    .spawn(stop_background.clone());
+
     let state = AppState {
         store: store.clone(),
         queue: queue.clone(),
@@ -267,6 +289,8 @@ async fn serve_with_db(
     scrapes.stop().await;
     stop_background.cancel();
     let _ = maintenance.await;
+    // Gives the leadership up at once, so another instance takes over without waiting.
+    let _ = lifecycle.await;
     let lost = writers.shutdown(cfg.server.shutdown_timeout).await;
     let report = ShutdownReport {
         samples_enqueued: metrics.samples_enqueued.get(),

@@ -26,6 +26,7 @@ pub mod events;
 pub mod evidence;
 pub mod leader;
 pub use leader::{LeaderRole, Leadership};
+pub mod lifecycle;
 pub mod lineage;
 mod maintenance;
 pub mod outbox;

@@ -1,7 +1,10 @@
-//! `GET /api/v1/alerts[?state=all][&limit=][&offset=]`: alerts received on `POST /api/v2/alerts`
-//! that are still firing (with `state=all`, resolved ones too), in the API's envelope, newest
-//! first: at most `limit` (1 to 1000, default 500) from `offset`, within
-//! [`super::LIST_BYTE_BUDGET`]; `"next": {"offset": n}` when there are more.
+//! `GET /api/v1/alerts[?state=all][&limit=][&offset=]`: the pending and firing alerts of
+//! pipewatch's own alerting rules in Prometheus' shape (`labels`, `annotations`, `state`,
+//! `activeAt`, `value`), then the alerts received on `POST /api/v2/alerts` that are still
+//! firing (with `state=all`, resolved ones too), newest first, in the API's envelope: at most
+//! `limit` (1 to 1000, default 500) from `offset`, within [`super::LIST_BYTE_BUDGET`];
+//! `"next": {"offset": n}` when there are more. Every item says its `source` (`rule` or
+//! `alertmanager`).
 
 use super::{ApiError, ListPage, LIST_BYTE_BUDGET};
 use crate::state::AppState;
@@ -51,7 +54,38 @@ async fn alerts(
         }
     };
     let offset = q.offset.unwrap_or(0);
-    let alerts = st.store.alerts(model::clock::now_ms(), all).await?;
+    let rule_alerts = st
+        .store
+        .lifecycle_alerts(&store::lifecycle::AlertFilter {
+            states: vec![
+                store::lifecycle::LifecycleState::Pending,
+                store::lifecycle::LifecycleState::Firing,
+            ],
+            source: Some(store::lifecycle::AlertSource::Rule),
+            ..Default::default()
+        })
+        .await?;
+    let received = st.store.alerts(model::clock::now_ms(), all).await?;
+    let alerts: Vec<Value> = rule_alerts
+        .iter()
+        .map(|a| {
+            json!({
+                "source": "rule",
+                "labels": a.labels,
+                "annotations": a.annotations,
+                "state": a.state,
+                "activeAt": a.active_at_ms
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                "value": a.last_value.map(query::format_value).unwrap_or_default(),
+            })
+        })
+        .chain(received.iter().map(|a| {
+            let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
+            v["source"] = "alertmanager".into();
+            v
+        }))
+        .collect();
     let total = alerts.len();
     let page = ListPage::within(
         alerts.into_iter().skip(offset).take(limit),

@@ -139,6 +139,16 @@ pub const POLICY: &[Rule] = &[
     read("GET", "/api/v1/lineage/schema_changes"),
     read("GET", "/api/v1/events"),
     read("GET", "/api/v1/alerts"),
+    // The alert lifecycle (server/src/api/lifecycle.rs).
+    read("GET", "/api/v1/lifecycle/alerts"),
+    read("GET", "/api/v1/lifecycle/alerts/{id}"),
+    write("POST", "/api/v1/lifecycle/alerts/{id}/acknowledge", Editor),
+    write("POST", "/api/v1/lifecycle/alerts/{id}/notes", Editor),
+    read("GET", "/api/v2/silences"),
+    write("POST", "/api/v2/silences", Editor),
+    read("GET", "/api/v2/silence/{id}"),
+    write("DELETE", "/api/v2/silence/{id}", Editor),
+    read("GET", "/api/v1/rules"),
     read("GET", "/api/v1/evidence/spans"),
     read("GET", "/api/v1/evidence/logs"),
     // Push receivers (server/src/receivers.rs).

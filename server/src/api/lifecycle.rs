@@ -1,0 +1,655 @@
+//! The alert lifecycle over HTTP: alert instances and their timelines, acknowledgements and
+//! notes, silences (Alertmanager API v2 shapes), and the rules as Prometheus serves them.
+//!
+//! - `GET /api/v1/lifecycle/alerts[?state=firing,pending][&rule=][&source=][&matcher=...]
+//!   [&limit=][&offset=]`: instances, most recently changed first, in the Prometheus envelope;
+//!   `matcher` (repeatable) takes Alertmanager matchers (`job=~"etl.*"`). Each item says
+//!   which silence holds it back (`silenced_by`), if any.
+//! - `GET /api/v1/lifecycle/alerts/{id}`: one instance with its event timeline.
+//! - `POST /api/v1/lifecycle/alerts/{id}/acknowledge` and `/notes` (`{"by", "comment"}` /
+//!   `{"by", "text"}`): an entry on the timeline by a user.
+//! - `GET /api/v2/silences`, `POST /api/v2/silences`, `GET|DELETE /api/v2/silence/{id}`: as
+//!   Alertmanager v2 (bare JSON, errors as a JSON string), so `amtool` and Grafana's
+//!   Alertmanager data source can manage them. DELETE expires the silence; it stays listed.
+//! - `GET /api/v1/rules[?type=alert|record]`: Prometheus' shape (groups, rules, health,
+//!   lastError, lastEvaluation, evaluationTime, the alerts of each alerting rule), from what
+//!   the leading instance last wrote.
+
+use super::{ApiError, ListPage, LIST_BYTE_BUDGET};
+use crate::lifecycle::matcher::Matcher;
+use crate::state::AppState;
+use axum::extract::{Path, RawQuery, State};
+use axum::Extension;
+use model::auth::{Principal, Via};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use store::lifecycle::{
+    AlertFilter, AlertInstance, AlertSource, EventKind, LifecycleState, NewEvent, NewSilence,
+    Silence, SilenceMatcher,
+};
+
+const DEFAULT_LIMIT: usize = 500;
+const MAX_LIMIT: usize = 1000;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/lifecycle/alerts", get(list))
+        .route("/api/v1/lifecycle/alerts/{id}", get(one))
+        .route(
+            "/api/v1/lifecycle/alerts/{id}/acknowledge",
+            post(acknowledge),
+        )
+        .route("/api/v1/lifecycle/alerts/{id}/notes", post(note))
+        .route("/api/v2/silences", get(silences).post(post_silence))
+        .route("/api/v2/silence/{id}", get(silence).delete(expire))
+        .route("/api/v1/rules", get(rules))
+        .with_state(state)
+}
+
+fn not_found(message: String) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "not_found",
+        message,
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn opt_time(ms: Option<i64>) -> Value {
+    ms.map_or(Value::Null, |m| Value::String(rfc3339(m)))
+}
+
+/// An instance as the API shows it.
+fn alert_json(a: &AlertInstance, silenced_by: Option<&str>) -> Value {
+    json!({
+        "id": a.id,
+        "fingerprint": a.fingerprint,
+        "source": a.source,
+        "rule": a.rule,
+        "group": a.rule_group,
+        "labels": a.labels,
+        "annotations": a.annotations,
+        "state": a.state,
+        "activeAt": opt_time(a.active_at_ms),
+        "firedAt": opt_time(a.fired_at_ms),
+        "resolvedAt": opt_time(a.resolved_at_ms),
+        "value": a.last_value.map(query::format_value),
+        "lastEvaluation": opt_time(a.last_eval_at_ms),
+        "episode": a.episode,
+        "notificationGroup": a.group_key,
+        "notified": a.notified,
+        "detail": a.detail,
+        "silencedBy": silenced_by,
+        "updatedAt": rfc3339(a.updated_at_ms),
+    })
+}
+
+/// Silences active now, compiled.
+async fn active_silences(st: &AppState, now: i64) -> Result<Vec<(String, Vec<Matcher>)>, ApiError> {
+    Ok(st
+        .store
+        .silences()
+        .await?
+        .into_iter()
+        .filter(|s| s.status(now) == "active")
+        .filter_map(|s| {
+            let m: Result<Vec<Matcher>, String> =
+                s.matchers.iter().map(Matcher::from_silence).collect();
+            m.ok().map(|m| (s.id, m))
+        })
+        .collect())
+}
+
+fn silenced_by<'a>(silences: &'a [(String, Vec<Matcher>)], a: &AlertInstance) -> Option<&'a str> {
+    silences
+        .iter()
+        .find(|(_, m)| crate::lifecycle::matcher::all_match(m, &a.labels))
+        .map(|(id, _)| id.as_str())
+}
+
+fn states_hint() -> String {
+    LifecycleState::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn list(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let mut filter = AlertFilter::default();
+    let mut matchers = Vec::new();
+    let mut limit = DEFAULT_LIMIT;
+    let mut offset = 0usize;
+    for (k, v) in url::form_urlencoded::parse(q.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "state" => {
+                for s in v.split(',').filter(|s| !s.is_empty()) {
+                    filter.states.push(s.parse().map_err(|_| {
+                        ApiError::bad_data(format!(
+                            "state {s:?} is not known; send one or more of {} (comma-separated)",
+                            states_hint()
+                        ))
+                    })?);
+                }
+            }
+            "rule" => filter.rule = Some(v.into_owned()),
+            "source" => {
+                filter.source = Some(match v.as_ref() {
+                    "rule" => AlertSource::Rule,
+                    "alertmanager" => AlertSource::Alertmanager,
+                    "anomaly" => AlertSource::Anomaly,
+                    other => {
+                        return Err(ApiError::bad_data(format!(
+                            "source {other:?} is not known; send rule, alertmanager or anomaly"
+                        )))
+                    }
+                })
+            }
+            "matcher" => matchers
+                .push(Matcher::parse(&v).map_err(|e| ApiError::bad_data(format!("matcher: {e}")))?),
+            "limit" => {
+                limit = match v.parse::<usize>() {
+                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                    _ => {
+                        return Err(ApiError::bad_data(format!(
+                    "limit {v:?} is out of range; send 1 to {MAX_LIMIT} and page on with offset"
+                )))
+                    }
+                }
+            }
+            "offset" => {
+                offset = v.parse().map_err(|_| {
+                    ApiError::bad_data(format!("offset {v:?} is not a whole number"))
+                })?
+            }
+            other => {
+                return Err(ApiError::bad_data(format!(
+                    "unknown parameter {other:?}; use state, rule, source, matcher, limit, offset"
+                )))
+            }
+        }
+    }
+    let now = model::clock::now_ms();
+    let silences = active_silences(&st, now).await?;
+    let alerts: Vec<AlertInstance> = st
+        .store
+        .lifecycle_alerts(&filter)
+        .await?
+        .into_iter()
+        .filter(|a| crate::lifecycle::matcher::all_match(&matchers, &a.labels))
+        .collect();
+    let total = alerts.len();
+    let page = ListPage::within(
+        alerts
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|a| alert_json(a, silenced_by(&silences, a))),
+        LIST_BYTE_BUDGET,
+    );
+    let end = offset.saturating_add(page.items.len());
+    let next = (end < total).then(|| json!({ "offset": end }));
+    Ok(page.answer(next).into_response())
+}
+
+fn parse_id(id: &str) -> Result<i64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::bad_data(format!("alert id {id:?} is not a number")))
+}
+
+async fn one(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let Some(a) = st.store.lifecycle_alert(id).await? else {
+        return Err(not_found(format!(
+            "there is no alert {id}; list them at /api/v1/lifecycle/alerts"
+        )));
+    };
+    let silences = active_silences(&st, model::clock::now_ms()).await?;
+    let events: Vec<Value> = st
+        .store
+        .alert_events(id)
+        .await?
+        .into_iter()
+        .map(|e| {
+            json!({
+                "at": rfc3339(e.at_ms),
+                "kind": e.kind,
+                "from": e.from_state,
+                "to": e.to_state,
+                "by": e.by,
+                "detail": e.detail,
+            })
+        })
+        .collect();
+    let mut body = alert_json(&a, silenced_by(&silences, &a));
+    body["timeline"] = Value::Array(events);
+    Ok(Json(json!({"status": "success", "data": body})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    /// Who acts; ignored when the request is authenticated (the user or token is recorded).
+    #[serde(default)]
+    by: String,
+    #[serde(default, alias = "text")]
+    comment: String,
+}
+
+/// Who an action or silence is recorded as: the logged-in user or API token when there is
+/// one (a client cannot act in someone else's name), else what the body claims.
+fn actor(who: Option<&Principal>, claimed: &str) -> String {
+    match who {
+        Some(p) if p.via != Via::Anonymous => p.name.clone(),
+        _ => claimed.trim().to_string(),
+    }
+}
+
+async fn action(
+    st: &AppState,
+    who: Option<&Principal>,
+    id: &str,
+    body: Result<Json<ActionBody>, axum::extract::rejection::JsonRejection>,
+    kind: EventKind,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(id)?;
+    let Json(b) = body.map_err(|e| {
+        ApiError::bad_data(format!(
+            "the body must be JSON like {{\"by\": \"alice\", \"comment\": \"looking\"}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let by = actor(who, &b.by);
+    if by.is_empty() {
+        return Err(ApiError::bad_data(
+            "`by` is empty; say who acts (or log in / send an API token)",
+        ));
+    }
+    if kind == EventKind::Note && b.comment.trim().is_empty() {
+        return Err(ApiError::bad_data("`text` is empty; write the note"));
+    }
+    let added = st
+        .store
+        .add_alert_event(
+            id,
+            &NewEvent {
+                kind,
+                from: None,
+                to: None,
+                by: &by,
+                detail: &b.comment,
+                at_ms: model::clock::now_ms(),
+            },
+        )
+        .await?;
+    if !added {
+        return Err(not_found(format!("there is no alert {id}")));
+    }
+    Ok(Json(
+        json!({"status": "success", "data": {"id": id, "kind": kind}}),
+    ))
+}
+
+async fn acknowledge(
+    State(st): State<AppState>,
+    who: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    body: Result<Json<ActionBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    action(&st, who.as_ref().map(|w| &w.0), &id, body, EventKind::Acknowledged).await
+}
+
+async fn note(
+    State(st): State<AppState>,
+    who: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    body: Result<Json<ActionBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    action(&st, who.as_ref().map(|w| &w.0), &id, body, EventKind::Note).await
+}
+
+/// An Alertmanager v2 error: the status and the message as a JSON string.
+struct AmError(StatusCode, String);
+
+impl IntoResponse for AmError {
+    fn into_response(self) -> Response {
+        (self.0, Json(Value::String(self.1))).into_response()
+    }
+}
+
+impl From<store::StoreError> for AmError {
+    fn from(e: store::StoreError) -> Self {
+        tracing::warn!(error = %e, "silence request failed in the store");
+        AmError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the database could not answer: {e}"),
+        )
+    }
+}
+
+fn silence_json(s: &Silence, now: i64) -> Value {
+    json!({
+        "id": s.id,
+        "status": {"state": s.status(now)},
+        "updatedAt": rfc3339(s.updated_at_ms),
+        "matchers": s.matchers,
+        "startsAt": rfc3339(s.starts_at_ms),
+        "endsAt": rfc3339(s.ends_at_ms),
+        "createdBy": s.created_by,
+        "comment": s.comment,
+    })
+}
+
+async fn silences(State(st): State<AppState>) -> Result<Json<Value>, AmError> {
+    let now = model::clock::now_ms();
+    Ok(Json(Value::Array(
+        st.store
+            .silences()
+            .await?
+            .iter()
+            .map(|s| silence_json(s, now))
+            .collect(),
+    )))
+}
+
+async fn silence(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AmError> {
+    match st.store.silence(&id).await? {
+        Some(s) => Ok(Json(silence_json(&s, model::clock::now_ms()))),
+        None => Err(AmError(
+            StatusCode::NOT_FOUND,
+            format!("silence {id} not found"),
+        )),
+    }
+}
+
+async fn expire(State(st): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, AmError> {
+    match st.store.expire_silence(&id, model::clock::now_ms()).await? {
+        Some(_) => Ok(StatusCode::OK),
+        None => Err(AmError(
+            StatusCode::NOT_FOUND,
+            format!("silence {id} not found"),
+        )),
+    }
+}
+
+/// Alertmanager's `postableSilence`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PostableSilence {
+    #[serde(default)]
+    id: Option<String>,
+    matchers: Vec<SilenceMatcher>,
+    starts_at: String,
+    ends_at: String,
+    #[serde(default)]
+    created_by: String,
+    comment: String,
+}
+
+fn parse_rfc3339(field: &str, v: &str) -> Result<i64, AmError> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            AmError(
+                StatusCode::BAD_REQUEST,
+                format!("{field} {v:?} is not an RFC 3339 time like \"2026-12-07T10:00:00Z\": {e}"),
+            )
+        })
+}
+
+/// Checks a posted silence as Alertmanager does and returns it ready to store.
+fn validate_silence(p: PostableSilence, now: i64) -> Result<(Option<String>, NewSilence), AmError> {
+    let bad = |m: String| AmError(StatusCode::BAD_REQUEST, m);
+    if p.matchers.is_empty() {
+        return Err(bad(
+            "at least one matcher is required, like {\"name\": \"alertname\", \"value\": \"Lag\", \"isRegex\": false}".into(),
+        ));
+    }
+    for (i, m) in p.matchers.iter().enumerate() {
+        Matcher::from_silence(m).map_err(|e| bad(format!("matchers[{i}]: {e}")))?;
+    }
+    // A silence that matches everything would mute every page.
+    let empty = BTreeMap::new();
+    if p.matchers
+        .iter()
+        .filter_map(|m| Matcher::from_silence(m).ok())
+        .all(|m| m.matches(&empty))
+    {
+        return Err(bad(
+            "the matchers match an alert without labels, so they would silence everything; match at least one label's value".into(),
+        ));
+    }
+    let starts = parse_rfc3339("startsAt", &p.starts_at)?;
+    let ends = parse_rfc3339("endsAt", &p.ends_at)?;
+    if ends < starts {
+        return Err(bad("endsAt is before startsAt; swap them".into()));
+    }
+    if ends <= now {
+        return Err(bad(
+            "endsAt is in the past; a silence must end in the future".into(),
+        ));
+    }
+    if p.created_by.trim().is_empty() {
+        return Err(bad("createdBy is empty; say who creates the silence".into()));
+    }
+    if p.comment.trim().is_empty() {
+        return Err(bad(
+            "comment is empty; say why the alerts are silenced".into()
+        ));
+    }
+    Ok((
+        p.id.filter(|i| !i.is_empty()),
+        NewSilence {
+            matchers: p.matchers,
+            // As Alertmanager: a start in the past means now.
+            starts_at_ms: starts.max(now),
+            ends_at_ms: ends,
+            created_by: p.created_by,
+            comment: p.comment,
+        },
+    ))
+}
+
+async fn post_silence(
+    State(st): State<AppState>,
+    who: Option<Extension<Principal>>,
+    body: Result<Json<PostableSilence>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, AmError> {
+    let Json(p) = body.map_err(|e| {
+        AmError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body must be an Alertmanager silence (matchers, startsAt, endsAt, createdBy, comment): {}",
+                e.body_text()
+            ),
+        )
+    })?;
+    let now = model::clock::now_ms();
+    let mut p = p;
+    p.created_by = actor(who.as_ref().map(|w| &w.0), &p.created_by);
+    let (id, s) = validate_silence(p, now)?;
+    let id = match id {
+        Some(id) => {
+            if !st.store.update_silence(&id, &s).await? {
+                return Err(AmError(
+                    StatusCode::NOT_FOUND,
+                    format!("silence {id} not found"),
+                ));
+            }
+            id
+        }
+        None => st.store.create_silence(&s).await?,
+    };
+    Ok(Json(json!({ "silenceID": id })))
+}
+
+#[derive(Deserialize)]
+struct RulesQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+async fn rules(
+    State(st): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<RulesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let want = match q.kind.as_deref() {
+        None | Some("") => None,
+        Some("alert") => Some("alerting"),
+        Some("record") => Some("recording"),
+        Some(other) => {
+            return Err(ApiError::bad_data(format!(
+                "type {other:?} is not known; send type=alert or type=record"
+            )))
+        }
+    };
+    let statuses = st.store.rule_statuses().await?;
+    let active = st
+        .store
+        .lifecycle_alerts(&AlertFilter {
+            states: vec![LifecycleState::Pending, LifecycleState::Firing],
+            source: Some(AlertSource::Rule),
+            ..Default::default()
+        })
+        .await?;
+    let mut groups: Vec<Value> = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for s in statuses {
+        let key = (s.group_file.clone(), s.group_name.clone());
+        if current.as_ref() != Some(&key) {
+            groups.push(json!({
+                "name": s.group_name,
+                "file": s.group_file,
+                "interval": s.group_interval_ms as f64 / 1000.0,
+                "limit": 0,
+                "rules": [],
+                "evaluationTime": 0.0,
+                "lastEvaluation": opt_time(None),
+            }));
+            current = Some(key);
+        }
+        let g = groups.last_mut().expect("pushed above");
+        let mut rule = s.rule.clone();
+        let rtype = rule["type"].as_str().unwrap_or("").to_string();
+        if want.is_some_and(|w| w != rtype) {
+            continue;
+        }
+        rule["health"] = s.health.clone().into();
+        rule["lastError"] = s.last_error.clone().into();
+        rule["evaluationTime"] = s.evaluation_s.into();
+        rule["lastEvaluation"] = opt_time(s.last_evaluation_ms);
+        if rtype == "alerting" {
+            let name = rule["name"].as_str().unwrap_or("").to_string();
+            let alerts: Vec<&AlertInstance> = active
+                .iter()
+                .filter(|a| a.rule_group == s.group_name && a.rule == name)
+                .collect();
+            let state = if alerts.iter().any(|a| a.state == LifecycleState::Firing) {
+                "firing"
+            } else if alerts.is_empty() {
+                "inactive"
+            } else {
+                "pending"
+            };
+            rule["state"] = state.into();
+            rule["alerts"] = alerts
+                .iter()
+                .map(|a| {
+                    json!({
+                        "labels": a.labels,
+                        "annotations": a.annotations,
+                        "state": a.state,
+                        "activeAt": opt_time(a.active_at_ms),
+                        "value": a.last_value.map(query::format_value).unwrap_or_default(),
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into();
+        }
+        if let Some(t) = s.last_evaluation_ms {
+            g["lastEvaluation"] = opt_time(Some(t));
+        }
+        let total = g["evaluationTime"].as_f64().unwrap_or(0.0) + s.evaluation_s;
+        g["evaluationTime"] = total.into();
+        if let Some(rules) = g["rules"].as_array_mut() {
+            rules.push(rule);
+        }
+    }
+    Ok(Json(
+        json!({"status": "success", "data": {"groups": groups}}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn postable(matchers: Value, ends: &str) -> PostableSilence {
+        serde_json::from_value(json!({
+            "matchers": matchers,
+            "startsAt": "2026-12-07T00:00:00Z",
+            "endsAt": ends,
+            "createdBy": "oncall",
+            "comment": "maintenance",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn silences_are_checked_as_alertmanager_checks_them() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T01:00:00Z")
+            .unwrap()
+            .timestamp_millis();
+        let ok = postable(
+            json!([{"name": "job", "value": "etl"}]),
+            "2026-12-07T02:00:00Z",
+        );
+        let (id, s) = validate_silence(ok, now).map_err(|e| e.1).unwrap();
+        assert!(id.is_none());
+        // isEqual defaults to true; a start in the past is now.
+        assert!(s.matchers[0].is_equal);
+        assert_eq!(s.starts_at_ms, now);
+        for (m, ends, want) in [
+            (json!([]), "2026-12-07T02:00:00Z", "at least one matcher"),
+            (
+                json!([{"name": "job", "value": "(", "isRegex": true}]),
+                "2026-12-07T02:00:00Z",
+                "matchers[0]",
+            ),
+            (
+                json!([{"name": "job", "value": ".*", "isRegex": true}]),
+                "2026-12-07T02:00:00Z",
+                "silence everything",
+            ),
+            (
+                json!([{"name": "job", "value": "etl"}]),
+                "2026-12-07T00:30:00Z",
+                "in the past",
+            ),
+            (
+                json!([{"name": "job", "value": "etl"}]),
+                "tomorrow",
+                "RFC 3339",
+            ),
+        ] {
+            let e = validate_silence(postable(m.clone(), ends), now)
+                .err()
+                .map(|e| e.1)
+                .unwrap_or_default();
+            assert!(e.contains(want), "{m} {ends}: {e}");
+        }
+    }
+}
