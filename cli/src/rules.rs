@@ -52,8 +52,17 @@ fn lint(files: &[PathBuf]) -> i32 {
                 for g in &file.groups {
                     for r in &g.rules {
                         if let Some(k) = r.pipewatch.as_ref().filter(|k| !k.is_evaluated()) {
+                            // The server evaluates anomaly rules from the anomalies table;
+                            // `rules test` has no such table, and dq_check / drift rules are
+                            // not evaluated anywhere yet.
+                            let what = match k {
+                                alerting::rulefile::PipewatchKind::Anomaly { .. } => {
+                                    "evaluated by the server from open anomalies (`pipewatch rules test` cannot replay it)"
+                                }
+                                _ => "not evaluated yet",
+                            };
                             println!(
-                                "  note: rule {:?} (group {:?}): kind {}: not evaluated yet",
+                                "  note: rule {:?} (group {:?}): kind {}: {what}",
                                 r.name,
                                 g.name,
                                 k.name()

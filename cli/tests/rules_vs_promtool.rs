@@ -181,7 +181,10 @@ fn pipewatch_rule_kinds_are_an_extension_promtool_refuses() {
     assert!(ours.status.success(), "{}", show(&ours));
     let out = String::from_utf8_lossy(&ours.stdout);
     assert!(out.contains("SUCCESS: 5 rules found"), "{out}");
-    assert!(out.contains("kind anomaly: not evaluated yet"), "{out}");
+    assert!(
+        out.contains("kind anomaly: evaluated by the server from open anomalies"),
+        "{out}"
+    );
     let t = corpus().join("extension/absence_freshness_test.yml");
     let ours = pipewatch(&["rules", "test"], &t);
     assert!(ours.status.success(), "{}", show(&ours));

@@ -16,8 +16,8 @@
 pub mod alerts;
 #[cfg(feature = "bench")]
 mod anchor;
-pub mod auth;
 pub mod anomaly_read;
+pub mod auth;
 mod catalog;
 pub mod dq;
 pub mod embedded;

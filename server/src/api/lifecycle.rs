@@ -19,12 +19,12 @@ use super::{ApiError, ListPage, LIST_BYTE_BUDGET};
 use crate::lifecycle::matcher::Matcher;
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
-use axum::Extension;
-use model::auth::{Principal, Via};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
+use model::auth::{Principal, Via};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -306,7 +306,14 @@ async fn acknowledge(
     Path(id): Path<String>,
     body: Result<Json<ActionBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    action(&st, who.as_ref().map(|w| &w.0), &id, body, EventKind::Acknowledged).await
+    action(
+        &st,
+        who.as_ref().map(|w| &w.0),
+        &id,
+        body,
+        EventKind::Acknowledged,
+    )
+    .await
 }
 
 async fn note(
