@@ -14,6 +14,7 @@
 //! this layout.
 
 pub mod alerts;
+pub mod anomalies;
 #[cfg(feature = "bench")]
 mod anchor;
 mod catalog;
