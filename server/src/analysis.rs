@@ -158,7 +158,12 @@ impl AnalysisJobs {
     }
 
     async fn run(self, metrics: Arc<SelfMetrics>, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(self.cfg.interval);
+        // The first round waits one interval: a server that has just started (or a demo whose
+        // history is still being written) has not stored its recent data yet.
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.cfg.interval,
+            self.cfg.interval,
+        );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut lead: Option<Leadership> = None;
         loop {

@@ -29,7 +29,7 @@ pub const MIN_POINTS: usize = 60;
 pub fn min_abs_change(kind: SignalKind, typical: f64) -> f64 {
     let t = typical.abs();
     match kind {
-        SignalKind::Throughput | SignalKind::Volume => 0.3 * t,
+        SignalKind::Throughput | SignalKind::Volume => 0.25 * t,
         SignalKind::LatencyQuantile(_) | SignalKind::RunDuration => (0.5 * t).max(0.005),
         // Half a percentage point at least: 0.01 % -> 0.03 % errors is not an incident.
         SignalKind::ErrorRatio => t.max(0.005),
@@ -145,13 +145,13 @@ mod tests {
     #[test]
     fn a_stall_and_a_fifth_of_the_volume_are_found_within_two_steps() {
         let fb = Feedback::default();
-        // The rate over 5 minutes falls over 5 steps after the fault; 2 steps in it is at
-        // 60 % (stall) or 68 % (volume drop) of normal, at the quietest hour (03:00 UTC).
+        // The rate over 2 minutes falls over 2 steps after the fault: one step in it is half
+        // way, two steps in it is at the new level; at the quietest hour (03:00 UTC).
         let start = 180;
         for (factor, name) in [(0.0, "stall"), (0.2, "volume drop")] {
             let s = day(1150.0, start + 2, |i, v| {
                 if i >= start {
-                    let k = ((i - start + 1) as f64 / 5.0).min(1.0);
+                    let k = ((i - start + 1) as f64 / 2.0).min(1.0);
                     v * (1.0 - k * (1.0 - factor))
                 } else {
                     v

@@ -3,11 +3,11 @@
 //! evaluates over its history; every series of the result is one signal.
 //!
 //! The rules, by metric name and type (as the registry recorded it):
-//! * counters `*_total` -> throughput, `rate(m[5m])`; an error-like counter (`error`, `fail`
+//! * counters `*_total` -> throughput, `rate(m[2m])`; an error-like counter (`error`, `fail`
 //!   in the name) with exactly one non-error counter of the same prefix (`x_errors_total` and
-//!   `x_rows_processed_total`) -> error ratio, `rate(errors[5m]) / rate(total[5m])`, instead;
+//!   `x_rows_processed_total`) -> error ratio, `rate(errors[2m]) / rate(total[2m])`, instead;
 //! * histograms `*_bucket` with an `le` label and a time unit in the name (`seconds`,
-//!   `duration`, `latency`) -> p50/p95/p99 latency, `histogram_quantile(q, rate(m[5m]))`;
+//!   `duration`, `latency`) -> p50/p95/p99 latency, `histogram_quantile(q, rate(m[2m]))`;
 //!   histograms with a `feature` label are the drift job's;
 //! * gauges named `*freshness*`, `*_age_seconds` -> freshness as is; `*_timestamp*` and
 //!   `*last_success*` gauges -> freshness as `time() - m`;
@@ -21,7 +21,9 @@ use model::{MetricType, Selector, SeriesKey};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The rate window of derived signals; part of each signal's identity, so it never changes.
-pub const RATE_WINDOW: &str = "5m";
+/// Two minutes holds two samples even of the demo's one-a-minute backfill and four of a
+/// 30 s scrape, and lets a stall show within a minute or two.
+pub const RATE_WINDOW: &str = "2m";
 
 /// Latency quantiles watched for every duration histogram.
 pub const QUANTILES: [(u8, &str); 3] = [(50, "0.5"), (95, "0.95"), (99, "0.99")];
@@ -284,9 +286,9 @@ mod tests {
             vec![
                 q(
                     "error_ratio",
-                    "rate(demo_stage_errors_total[5m]) / rate(demo_stage_rows_processed_total[5m])"
+                    "rate(demo_stage_errors_total[2m]) / rate(demo_stage_rows_processed_total[2m])"
                 ),
-                q("throughput", "rate(demo_stage_rows_processed_total[5m])"),
+                q("throughput", "rate(demo_stage_rows_processed_total[2m])"),
                 q("freshness", "demo_dataset_freshness_seconds"),
                 q("dq_value", "demo_dataset_null_ratio"),
                 q(
@@ -295,15 +297,15 @@ mod tests {
                 ),
                 q(
                     "latency_p50",
-                    "histogram_quantile(0.5, rate(demo_stage_latency_seconds_bucket[5m]))"
+                    "histogram_quantile(0.5, rate(demo_stage_latency_seconds_bucket[2m]))"
                 ),
                 q(
                     "latency_p95",
-                    "histogram_quantile(0.95, rate(demo_stage_latency_seconds_bucket[5m]))"
+                    "histogram_quantile(0.95, rate(demo_stage_latency_seconds_bucket[2m]))"
                 ),
                 q(
                     "latency_p99",
-                    "histogram_quantile(0.99, rate(demo_stage_latency_seconds_bucket[5m]))"
+                    "histogram_quantile(0.99, rate(demo_stage_latency_seconds_bucket[2m]))"
                 ),
             ]
         );
@@ -321,6 +323,6 @@ mod tests {
         ]);
         assert_eq!(matchers(&labels), "{job=\"demo\",stage=\"trans\\\"form\"}");
         assert_eq!(node_of(&labels).as_deref(), Some("trans\"form"));
-        assert!(query::parse(&format!("rate(x{}[5m])", matchers(&labels))).is_ok());
+        assert!(query::parse(&format!("rate(x{}[2m])", matchers(&labels))).is_ok());
     }
 }
