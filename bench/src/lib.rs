@@ -14,6 +14,7 @@
 //! remote_write over HTTP, and OTLP/HTTP protobuf (`ExportMetricsServiceRequest`, built with the
 //! opentelemetry-proto types as an SDK or collector would send them).
 
+pub mod detect;
 pub mod promql;
 
 use anyhow::{Context, Result};
