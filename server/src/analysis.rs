@@ -37,7 +37,7 @@ use store::{LeaderRole, Leadership, Store};
 use tokio_util::sync::CancellationToken;
 
 /// The jobs' self-metrics, registered in [`SelfMetrics`]' registry.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AnalysisMetrics {
     pub runs: Counter,
     pub signals_evaluated: Gauge,
@@ -45,11 +45,19 @@ pub struct AnalysisMetrics {
     pub run_duration: Histogram,
 }
 
+impl Default for AnalysisMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl AnalysisMetrics {
     pub fn new() -> Self {
         Self {
+            runs: Counter::default(),
+            signals_evaluated: Gauge::default(),
+            anomalies_open: Gauge::default(),
             run_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
-            ..Default::default()
         }
     }
 

@@ -389,3 +389,67 @@ async fn feedback_is_recorded_closes_the_anomaly_and_bad_requests_say_what_to_se
     assert_eq!(windows[0].from_ms, now - 120_000);
     server.stop().await.unwrap();
 }
+
+/// False alarms per simulated day: two days of the clean demo (one a minute, as the backfill
+/// writes it), then a detection round every ten simulated minutes over the second day, with
+/// the default settings. BENCHMARKS.md records the counts this prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clean_demo_raises_no_warning_over_a_simulated_day() {
+    let url = store::testing::fresh_database_url().await;
+    let st = store::Store::connect(&url, store::StoreConfig::default())
+        .await
+        .unwrap();
+    let now = pipewatch_tests::now_ms();
+    let end = now - now.rem_euclid(60_000);
+    let target = collectors::scrape::ScrapeTarget {
+        job: "demo_pipeline".into(),
+        url: "http://127.0.0.1:9/metrics".into(),
+        labels: model::Labels::from_pairs([("env", "demo"), ("instance", "demo-pipeline:9464")]),
+        interval: Duration::from_secs(60),
+        timeout: Duration::from_secs(4),
+    };
+    let batches = demo::backfill(&target, end, 2 * 86_400_000, 60_000);
+    for chunk in batches.chunks(120) {
+        st.write(chunk).await.unwrap();
+    }
+    let jobs = server::analysis::AnalysisJobs::new(
+        st.clone(),
+        server::promql::QueryLimits::default(),
+        server::config::AnalysisConfig::default(),
+    );
+    let started = Instant::now();
+    let (mut rounds, mut signals) = (0, 0);
+    let mut t = end - 86_400_000;
+    while t <= end {
+        let r = jobs.round(t).await.unwrap();
+        assert_eq!(r.failed_queries, 0, "{r:?}");
+        rounds += 1;
+        signals = r.signals;
+        t += 600_000;
+    }
+    let all = st
+        .list_anomalies(&store::anomalies::AnomalyQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let count = |sev: &str| all.iter().filter(|a| a.severity == sev).count();
+    eprintln!(
+        "clean demo, one simulated day, {rounds} rounds of {signals} signals in {:.0?}: {} anomalies opened ({} info, {} warning, {} critical)",
+        started.elapsed(),
+        all.len(),
+        count("info"),
+        count("warning"),
+        count("critical")
+    );
+    for a in &all {
+        eprintln!("  {} {} {}: {}", a.severity, a.kind, a.node.as_deref().unwrap_or("-"), a.explanation);
+    }
+    assert!(signals >= 26, "{signals} signals");
+    assert_eq!(
+        count("warning") + count("critical"),
+        0,
+        "false alarms at warning or above on the clean demo"
+    );
+}
