@@ -8,6 +8,7 @@
 //! [`Leadership::still_leading`] before each round, because a broken connection means the lock
 //! may already belong to someone else.
 
+use crate::error::DbContext;
 use crate::{Store, StoreError};
 use sqlx::{Connection, PgConnection};
 
@@ -55,11 +56,17 @@ impl Store {
     pub async fn try_lead(&self, role: LeaderRole) -> Result<Option<Leadership>, StoreError> {
         // Detached from the pool: the lock lives as long as the session, and a pooled
         // connection would be handed to other work (and keep the lock) when returned.
-        let mut conn = self.pool().acquire().await?.detach();
+        let mut conn = self
+            .pool()
+            .acquire()
+            .await
+            .context("taking a connection for leader election")?
+            .detach();
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(role.key())
             .fetch_one(&mut conn)
-            .await?;
+            .await
+            .context("asking for a leader lock")?;
         if got {
             Ok(Some(Leadership {
                 role,
