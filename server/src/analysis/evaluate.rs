@@ -82,11 +82,36 @@ pub fn evaluate(
         &LevelShift::default(),
         &SpikeDip::default(),
     ];
+    // A throughput verdict must also cover the point before the last: `rate` over a window
+    // that reaches back into a gap in the data (a restart, a scrape outage, the seam of the
+    // demo's backfill) reads low for exactly one step, and that is not the pipeline's doing.
+    // Ratios (error ratio, latency quantiles) lose the same share above and below the line.
+    let persist_from = match kind {
+        SignalKind::Throughput | SignalKind::Volume => series[series.len() - 2].t,
+        _ => i64::MAX,
+    };
     detectors
         .iter()
         .flat_map(|d| d.detect(&series, &ctx))
-        .filter(|v| v.end >= current_from && (!up_only(kind) || is_up(v)))
+        .filter(|v| {
+            v.end >= current_from
+                && v.start <= persist_from
+                && (!up_only(kind) || is_up(v))
+        })
         .max_by(|a, b| a.score.total_cmp(&b.score))
+}
+
+/// The points whose predecessor is one `step` before them. A point right after a gap in the
+/// data (a restart, a scrape outage, the seam between the demo's backfill and its live scrapes)
+/// comes from a rate window that is partly empty, and PromQL's `rate` divides what it saw by
+/// the whole window: it reads as a dip that never happened. The first point of the history is
+/// dropped for the same reason.
+pub fn complete_windows(points: &[Point], step: i64) -> Vec<Point> {
+    points
+        .windows(2)
+        .filter(|w| w[1].t - w[0].t == step)
+        .map(|w| w[1])
+        .collect()
 }
 
 /// Whether `latest` is still outside an open anomaly's band on the side it left it.
@@ -165,6 +190,16 @@ mod tests {
     }
 
     #[test]
+    fn one_low_throughput_point_after_a_gap_is_not_an_anomaly() {
+        let fb = Feedback::default();
+        let s = day(1150.0, 182, |i, v| if i == 181 { v * 0.5 } else { v });
+        assert_eq!(
+            evaluate(&s, SignalKind::Throughput, &fb, last_from(&s)),
+            None
+        );
+    }
+
+    #[test]
     fn latency_only_counts_going_up() {
         let fb = Feedback::default();
         let flat = |i: i64, mult: f64| 0.2 * (1.0 + 0.002 * ((i * 7919) % 13) as f64) * mult;
@@ -194,6 +229,16 @@ mod tests {
         assert_eq!(
             evaluate(&s, SignalKind::Throughput, &Feedback::default(), 0),
             None
+        );
+    }
+
+    #[test]
+    fn the_first_point_after_a_gap_is_left_out() {
+        let p = |t: i64| Point { t, v: 1.0 };
+        let got = complete_windows(&[p(0), p(60), p(120), p(300), p(360), p(420)], 60);
+        assert_eq!(
+            got.iter().map(|p| p.t).collect::<Vec<_>>(),
+            vec![60, 120, 360, 420]
         );
     }
 
