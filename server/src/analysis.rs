@@ -289,7 +289,6 @@ impl AnalysisJobs {
                     .iter()
                     .map(|&(t, v)| Point { t: t / 1000, v })
                     .collect();
-                let points = evaluate::complete_windows(&points, step / 1000);
                 report.signals += 1;
                 let fb = feedback.get(&signal).unwrap_or(&empty);
                 let current_from = (now_ms - step) / 1000;

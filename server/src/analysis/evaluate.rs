@@ -8,6 +8,7 @@
 //! * a **direction** per kind: latency, error ratio and freshness only matter going up;
 //! * only verdicts that reach the **last steps** of the history count: older ones were current
 //!   at earlier evaluations (and recorded then);
+//! * **persistence** for rate-derived signals: two steps, not one (see [`evaluate`]);
 //! * **hysteresis**: an open anomaly is not closed just because no detector fires on this
 //!   evaluation (a spike detector stops calling a stall a spike after a few points, and the
 //!   level-shift detector needs a window of points after the change); it closes when the
@@ -30,6 +31,9 @@ pub fn min_abs_change(kind: SignalKind, typical: f64) -> f64 {
     let t = typical.abs();
     match kind {
         SignalKind::Throughput | SignalKind::Volume => 0.25 * t,
+        // A p99 over a few hundred observations per window is coarse: it moves a whole
+        // bucket when one observation crosses a bound, so only a doubling counts.
+        SignalKind::LatencyQuantile(q) if q >= 99 => t.max(0.005),
         SignalKind::LatencyQuantile(_) | SignalKind::RunDuration => (0.5 * t).max(0.005),
         // Half a percentage point at least: 0.01 % -> 0.03 % errors is not an incident.
         SignalKind::ErrorRatio => t.max(0.005),
@@ -82,12 +86,16 @@ pub fn evaluate(
         &LevelShift::default(),
         &SpikeDip::default(),
     ];
-    // A throughput verdict must also cover the point before the last: `rate` over a window
-    // that reaches back into a gap in the data (a restart, a scrape outage, the seam of the
-    // demo's backfill) reads low for exactly one step, and that is not the pipeline's doing.
-    // Ratios (error ratio, latency quantiles) lose the same share above and below the line.
+    // A finding on a rate-derived signal must also cover the point before the last (as a
+    // Prometheus alert's `for: 2m` would): `rate` over a window that reaches back into a gap in
+    // the data (a restart, a scrape outage, the seam of the demo's backfill) reads low for one
+    // step, and a p99 from a few hundred observations jumps a bucket now and then; neither is
+    // the pipeline's doing. Gauges (freshness, data-quality values) count at once.
     let persist_from = match kind {
-        SignalKind::Throughput | SignalKind::Volume => series[series.len() - 2].t,
+        SignalKind::Throughput
+        | SignalKind::Volume
+        | SignalKind::LatencyQuantile(_)
+        | SignalKind::ErrorRatio => series[series.len() - 2].t,
         _ => i64::MAX,
     };
     detectors
@@ -99,19 +107,6 @@ pub fn evaluate(
                 && (!up_only(kind) || is_up(v))
         })
         .max_by(|a, b| a.score.total_cmp(&b.score))
-}
-
-/// The points whose predecessor is one `step` before them. A point right after a gap in the
-/// data (a restart, a scrape outage, the seam between the demo's backfill and its live scrapes)
-/// comes from a rate window that is partly empty, and PromQL's `rate` divides what it saw by
-/// the whole window: it reads as a dip that never happened. The first point of the history is
-/// dropped for the same reason.
-pub fn complete_windows(points: &[Point], step: i64) -> Vec<Point> {
-    points
-        .windows(2)
-        .filter(|w| w[1].t - w[0].t == step)
-        .map(|w| w[1])
-        .collect()
 }
 
 /// Whether `latest` is still outside an open anomaly's band on the side it left it.
@@ -229,16 +224,6 @@ mod tests {
         assert_eq!(
             evaluate(&s, SignalKind::Throughput, &Feedback::default(), 0),
             None
-        );
-    }
-
-    #[test]
-    fn the_first_point_after_a_gap_is_left_out() {
-        let p = |t: i64| Point { t, v: 1.0 };
-        let got = complete_windows(&[p(0), p(60), p(120), p(300), p(360), p(420)], 60);
-        assert_eq!(
-            got.iter().map(|p| p.t).collect::<Vec<_>>(),
-            vec![60, 120, 360, 420]
         );
     }
 
