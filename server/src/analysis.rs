@@ -129,10 +129,10 @@ pub struct AnalysisJobs {
     min_severity: Severity,
 }
 
-/// The history step for a span: about 1440 points, whole minutes, at least one minute.
+/// The history step for a span: 1440 to 2880 points, whole minutes, at least one minute
+/// (rounded down, so a day and a few minutes of history keeps its one-minute step).
 pub fn step_for(span_ms: i64) -> i64 {
-    let per_point = span_ms / 1440;
-    let minutes = (per_point + 59_999) / 60_000;
+    let minutes = span_ms / 1440 / 60_000;
     minutes.max(1) * 60_000
 }
 
@@ -431,6 +431,8 @@ mod tests {
     fn the_history_step_keeps_about_a_day_of_minutes() {
         assert_eq!(step_for(3_600_000), 60_000);
         assert_eq!(step_for(86_400_000), 60_000);
+        assert_eq!(step_for(86_400_000 + 300_000), 60_000);
+        assert_eq!(step_for(2 * 86_400_000 - 1), 60_000);
         assert_eq!(step_for(7 * 86_400_000), 7 * 60_000);
     }
 }
