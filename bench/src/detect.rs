@@ -75,7 +75,8 @@ fn batches(
                         let stalled = i % 100 == 0 && j + 10 >= total_steps;
                         if !stalled {
                             let rate = 5.0 + (i % 50) as f64;
-                            counters[i] += rate * 60.0 * season * (1.0 + rng.gen_range(-0.05..0.05));
+                            counters[i] +=
+                                rate * 60.0 * season * (1.0 + rng.gen_range(-0.05..0.05));
                         }
                         TimeSeries {
                             key: k.clone(),
@@ -99,7 +100,10 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 pub async fn run(base_url: &str, b: &DetectBench, cfg: &server::config::Config) -> Result<()> {
-    anyhow::ensure!(b.series > 0 && b.hours > 0 && b.iterations > 0, "--series, --hours and --iterations must be at least 1");
+    anyhow::ensure!(
+        b.series > 0 && b.hours > 0 && b.iterations > 0,
+        "--series, --hours and --iterations must be at least 1"
+    );
     let rss_start = peak_rss_kib();
     let url = super::database_url(base_url, "pipewatch_bench_detect", true).await?;
     let store = store::Store::connect(&url, store::StoreConfig::default()).await?;

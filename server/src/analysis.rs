@@ -221,7 +221,10 @@ impl AnalysisJobs {
             metric: None,
             matchers: Vec::new(),
         };
-        let series = self.store.find_series_in(&all, Some((from, now_ms))).await?;
+        let series = self
+            .store
+            .find_series_in(&all, Some((from, now_ms)))
+            .await?;
         let mut first_seen: HashMap<String, i64> = HashMap::new();
         let pairs: Vec<(SeriesKey, MetricType)> = series
             .into_iter()
@@ -331,10 +334,7 @@ impl AnalysisJobs {
                 }
             }
         }
-        let d = drift::DriftJob {
-            jobs: self,
-            now_ms,
-        };
+        let d = drift::DriftJob { jobs: self, now_ms };
         let drift = d.run(&pairs).await?;
         report.drift_checks = drift.checks;
         report.opened += drift.opened;

@@ -388,13 +388,22 @@ mod tests {
             ),
             ("[analysis]\ninterval = \"0s\"\n", "analysis.interval"),
             ("[analysis]\nhistory = \"5m\"\n", "analysis.history"),
-            ("[analysis]\ndrift_window = \"1s\"\n", "analysis.drift_window"),
+            (
+                "[analysis]\ndrift_window = \"1s\"\n",
+                "analysis.drift_window",
+            ),
             (
                 "[analysis]\ndrift_window = \"2h\"\ndrift_reference = \"1h\"\n",
                 "analysis.drift_reference",
             ),
-            ("[analysis]\nmin_severity = \"loud\"\n", "analysis.min_severity"),
-            ("[analysis]\nexclude = [\"{job=\\\"\\\"}\"]\n", "analysis.exclude[0]"),
+            (
+                "[analysis]\nmin_severity = \"loud\"\n",
+                "analysis.min_severity",
+            ),
+            (
+                "[analysis]\nexclude = [\"{job=\\\"\\\"}\"]\n",
+                "analysis.exclude[0]",
+            ),
         ] {
             let e = err(toml);
             assert!(e.contains(&format!("`{key}`")), "{toml:?}: {e}");
@@ -581,7 +590,9 @@ mod tests {
             r#"{ hook = { type = "webhook", url = "http://127.0.0.1:9/x" } }"#,
             |c| c.notifications.channels.len() == 1,
         ),
-        ("PIPEWATCH_ANALYSIS__ENABLED", "false", |c| !c.analysis.enabled),
+        ("PIPEWATCH_ANALYSIS__ENABLED", "false", |c| {
+            !c.analysis.enabled
+        }),
         ("PIPEWATCH_ANALYSIS__INTERVAL", "15s", |c| {
             c.analysis.interval == Duration::from_secs(15)
         }),
@@ -597,9 +608,11 @@ mod tests {
         ("PIPEWATCH_ANALYSIS__MIN_SEVERITY", "warning", |c| {
             c.analysis.min_severity == "warning"
         }),
-        ("PIPEWATCH_ANALYSIS__EXCLUDE", r#"["{job=\"batch\"}"]"#, |c| {
-            c.analysis.exclude == ["{job=\"batch\"}"]
-        }),
+        (
+            "PIPEWATCH_ANALYSIS__EXCLUDE",
+            r#"["{job=\"batch\"}"]"#,
+            |c| c.analysis.exclude == ["{job=\"batch\"}"],
+        ),
         (
             "PIPEWATCH_SCRAPE_CONFIGS",
             r#"[{ job_name = "node", static_configs = [{ targets = ["127.0.0.1:9100"] }] }]"#,

@@ -149,8 +149,12 @@ async fn serve_with_db(
 
     // Detection and drift jobs; only the instance holding the analysis leadership runs rounds.
     if cfg.analysis.enabled {
-        crate::analysis::AnalysisJobs::new(store.clone(), (&cfg.query).into(), cfg.analysis.clone())
-            .spawn(metrics.clone(), stop_background.clone());
+        crate::analysis::AnalysisJobs::new(
+            store.clone(),
+            (&cfg.query).into(),
+            cfg.analysis.clone(),
+        )
+        .spawn(metrics.clone(), stop_background.clone());
     }
 
     if !initial.is_empty() {

@@ -502,7 +502,10 @@ mod tests {
     async fn one_open_anomaly_per_signal_extends_keeping_the_worst_and_closes() {
         let s = store().await;
         let t = 1_800_000_060_000;
-        let first = s.observe_anomaly(&obs("sig", 0.8, "warning", t)).await.unwrap();
+        let first = s
+            .observe_anomaly(&obs("sig", 0.8, "warning", t))
+            .await
+            .unwrap();
         assert!(matches!(first, Observed::Opened(_)));
         // A milder evaluation extends it without lowering severity or replacing the text.
         let second = s
@@ -512,7 +515,12 @@ mod tests {
         assert_eq!(second, Observed::Extended(first.id()));
         let a = s.anomaly(first.id()).await.unwrap().unwrap();
         assert_eq!(
-            (a.severity.as_str(), a.score, a.last_seen_ms, a.explanation.as_str()),
+            (
+                a.severity.as_str(),
+                a.score,
+                a.last_seen_ms,
+                a.explanation.as_str()
+            ),
             ("warning", 0.8, t + 60_000, "seen at 1800000060000")
         );
         // A worse one raises severity and takes over the explanation.
@@ -520,10 +528,16 @@ mod tests {
             .await
             .unwrap();
         let a = s.anomaly(first.id()).await.unwrap().unwrap();
-        assert_eq!((a.severity.as_str(), a.detector.as_str()), ("critical", "d0.95"));
+        assert_eq!(
+            (a.severity.as_str(), a.detector.as_str()),
+            ("critical", "d0.95")
+        );
         assert_eq!(a.started_at_ms, 1_800_000_000_000);
         // Another signal is another anomaly.
-        let other = s.observe_anomaly(&obs("other", 0.8, "warning", t)).await.unwrap();
+        let other = s
+            .observe_anomaly(&obs("other", 0.8, "warning", t))
+            .await
+            .unwrap();
         assert_ne!(other.id(), first.id());
         assert_eq!(s.open_anomalies().await.unwrap().len(), 2);
 
@@ -534,7 +548,10 @@ mod tests {
         );
         assert_eq!(s.close_anomaly("sig", t + 180_000).await.unwrap(), None);
         let a = s.anomaly(first.id()).await.unwrap().unwrap();
-        assert_eq!((a.state, a.ended_at_ms), (AnomalyState::Closed, Some(t + 180_000)));
+        assert_eq!(
+            (a.state, a.ended_at_ms),
+            (AnomalyState::Closed, Some(t + 180_000))
+        );
         let again = s
             .observe_anomaly(&obs("sig", 0.8, "warning", t + 240_000))
             .await
@@ -550,7 +567,10 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(open.iter().map(|a| a.id).collect::<Vec<_>>(), vec![again.id(), other.id()]);
+        assert_eq!(
+            open.iter().map(|a| a.id).collect::<Vec<_>>(),
+            vec![again.id(), other.id()]
+        );
         let closed_late = s
             .list_anomalies(&AnomalyQuery {
                 state: Some(AnomalyState::Closed),
@@ -590,14 +610,24 @@ mod tests {
     async fn feedback_closes_the_anomaly_and_records_its_window() {
         let s = store().await;
         let t = 1_800_000_060_000;
-        let id = s.observe_anomaly(&obs("sig", 0.8, "warning", t)).await.unwrap().id();
+        let id = s
+            .observe_anomaly(&obs("sig", 0.8, "warning", t))
+            .await
+            .unwrap()
+            .id();
         assert!(s
             .give_anomaly_feedback(id + 99, FeedbackKind::Expected, None, "api", t)
             .await
             .unwrap()
             .is_none());
         let a = s
-            .give_anomaly_feedback(id, FeedbackKind::FalseAlarm, Some("backfill"), "api", t + 5_000)
+            .give_anomaly_feedback(
+                id,
+                FeedbackKind::FalseAlarm,
+                Some("backfill"),
+                "api",
+                t + 5_000,
+            )
             .await
             .unwrap()
             .unwrap();
@@ -642,7 +672,13 @@ mod tests {
         let all = s.list_drift_results(None, None, None, 10).await.unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].id, ids[1]);
-        assert_eq!(all[1], DriftResult { id: ids[0], ..d("a", 5_000) });
+        assert_eq!(
+            all[1],
+            DriftResult {
+                id: ids[0],
+                ..d("a", 5_000)
+            }
+        );
         let b = s
             .list_drift_results(Some("transform"), Some("b"), None, 10)
             .await

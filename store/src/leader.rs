@@ -121,7 +121,11 @@ mod tests {
         let a = Store::connect(&url, StoreConfig::default()).await.unwrap();
         let b = Store::connect(&url, StoreConfig::default()).await.unwrap();
 
-        let mut lead_a = a.try_lead(LeaderRole::Analysis).await.unwrap().expect("first takes it");
+        let mut lead_a = a
+            .try_lead(LeaderRole::Analysis)
+            .await
+            .unwrap()
+            .expect("first takes it");
         assert!(b.try_lead(LeaderRole::Analysis).await.unwrap().is_none());
         // Another role is independent.
         let lead_b_alerting = b.try_lead(LeaderRole::Alerting).await.unwrap();
@@ -154,7 +158,11 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         assert!(!lead_a.still_leading().await);
-        let mut lead_b = b.try_lead(LeaderRole::Analysis).await.unwrap().expect("handed over");
+        let mut lead_b = b
+            .try_lead(LeaderRole::Analysis)
+            .await
+            .unwrap()
+            .expect("handed over");
         assert!(lead_b.still_leading().await);
 
         // Released explicitly, it is free at once.

@@ -14,9 +14,9 @@
 //! this layout.
 
 pub mod alerts;
-pub mod anomalies;
 #[cfg(feature = "bench")]
 mod anchor;
+pub mod anomalies;
 mod catalog;
 pub mod dq;
 pub mod embedded;

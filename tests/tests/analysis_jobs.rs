@@ -161,7 +161,14 @@ async fn fault_opens(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_fault_opens_a_latency_anomaly_at_the_stage() {
-    let a = fault_opens(FaultKind::Latency, "transform", "transform", "latency_p", "p").await;
+    let a = fault_opens(
+        FaultKind::Latency,
+        "transform",
+        "transform",
+        "latency_p",
+        "p",
+    )
+    .await;
     assert!(text(&a, "explanation").contains(" latency "), "{a}");
     assert!(a["observed"].as_f64().unwrap() > a["expected_high"].as_f64().unwrap());
 }
@@ -250,13 +257,17 @@ async fn the_clean_demo_opens_nothing_at_warning_or_above_and_feature_drift_stay
     let metrics = pipewatch_tests::get_text(&format!("http://{addr}/metrics")).await;
     let evaluated = metric(&metrics, "pipewatch_analysis_signals_evaluated");
     // 4 stages x (throughput, error ratio, 3 latency quantiles) + 3 freshness + 3 null ratios.
-    assert!(evaluated >= 26.0, "{evaluated} signals evaluated:\n{metrics}");
+    assert!(
+        evaluated >= 26.0,
+        "{evaluated} signals evaluated:\n{metrics}"
+    );
     let all = anomalies(addr, "").await;
-    let loud: Vec<&Value> = all
-        .iter()
-        .filter(|a| a["severity"] != "info")
-        .collect();
-    eprintln!("clean demo: {} anomalies opened, {} at warning or above", all.len(), loud.len());
+    let loud: Vec<&Value> = all.iter().filter(|a| a["severity"] != "info").collect();
+    eprintln!(
+        "clean demo: {} anomalies opened, {} at warning or above",
+        all.len(),
+        loud.len()
+    );
     assert!(loud.is_empty(), "false alarms on the clean demo: {loud:#?}");
     let drift: Value = reqwest::get(format!("http://{addr}/api/v1/drift?dataset=transform"))
         .await
@@ -267,7 +278,9 @@ async fn the_clean_demo_opens_nothing_at_warning_or_above_and_feature_drift_stay
     let results = drift["data"].as_array().unwrap();
     assert!(!results.is_empty(), "no drift results: {drift}");
     assert!(
-        results.iter().all(|r| r["drifted"] == false && r["column"] == "basket_value"),
+        results
+            .iter()
+            .all(|r| r["drifted"] == false && r["column"] == "basket_value"),
         "{drift}"
     );
     d.server.stop().await.unwrap();
@@ -311,7 +324,10 @@ async fn two_instances_on_one_database_run_rounds_on_one_and_the_other_takes_ove
         if runs > 0.0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the second instance never took over");
+        assert!(
+            Instant::now() < deadline,
+            "the second instance never took over"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     other.stop().await.unwrap();
@@ -345,7 +361,9 @@ async fn feedback_is_recorded_closes_the_anomaly_and_bad_requests_say_what_to_se
         .id();
     let mut cfg = config(&url, Duration::from_secs(3600));
     cfg.analysis.enabled = false;
-    let server = RunningServer::start(cfg, ServeExtras::default()).await.unwrap();
+    let server = RunningServer::start(cfg, ServeExtras::default())
+        .await
+        .unwrap();
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
     let post = |path: String, body: &'static str| {
@@ -354,15 +372,21 @@ async fn feedback_is_recorded_closes_the_anomaly_and_bad_requests_say_what_to_se
             .body(body)
             .send()
     };
-    let r = post(format!("/api/v1/anomalies/{id}/feedback"), r#"{"feedback":"sure"}"#)
-        .await
-        .unwrap();
+    let r = post(
+        format!("/api/v1/anomalies/{id}/feedback"),
+        r#"{"feedback":"sure"}"#,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
     assert!(e["error"].as_str().unwrap().contains("false_alarm"), "{e}");
-    let r = post("/api/v1/anomalies/999999/feedback".into(), r#"{"feedback":"expected"}"#)
-        .await
-        .unwrap();
+    let r = post(
+        "/api/v1/anomalies/999999/feedback".into(),
+        r#"{"feedback":"expected"}"#,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 404);
     let r = http
         .get(format!("{base}/api/v1/anomalies?state=firing"))
@@ -447,7 +471,13 @@ async fn the_clean_demo_raises_no_warning_over_a_simulated_day() {
         count("critical")
     );
     for a in &all {
-        eprintln!("  {} {} {}: {}", a.severity, a.kind, a.node.as_deref().unwrap_or("-"), a.explanation);
+        eprintln!(
+            "  {} {} {}: {}",
+            a.severity,
+            a.kind,
+            a.node.as_deref().unwrap_or("-"),
+            a.explanation
+        );
     }
     assert!(signals >= 26, "{signals} signals");
     assert_eq!(

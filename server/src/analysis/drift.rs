@@ -66,7 +66,11 @@ fn histogram(buckets: &[(f64, f64)]) -> Option<FixedHistogram> {
     let cum: Vec<(f64, u64)> = buckets
         .iter()
         .map(|&(le, v)| {
-            let c = if v.is_finite() && v > 0.0 { v.round() as u64 } else { 0 };
+            let c = if v.is_finite() && v > 0.0 {
+                v.round() as u64
+            } else {
+                0
+            };
             prev = prev.max(c);
             (le, prev)
         })
@@ -119,7 +123,11 @@ impl DriftJob<'_> {
                 report.checks += 1;
                 let feature = labels.get("feature").cloned().unwrap_or_default();
                 let dataset = node_of(labels).unwrap_or_else(|| metric.clone());
-                let verdict = if d.drifted { "drifted" } else { "did not drift" };
+                let verdict = if d.drifted {
+                    "drifted"
+                } else {
+                    "did not drift"
+                };
                 let explanation = format!(
                     "{feature} at {dataset} {verdict}: {} {} {} threshold {} (last {} against the {} before; {} and {} observations)",
                     d.test.display_name(),
@@ -131,11 +139,7 @@ impl DriftJob<'_> {
                     rf.count(),
                     c.count(),
                 );
-                let signal = format!(
-                    "increase({metric}{}[{}])",
-                    matchers(labels),
-                    secs(w)
-                );
+                let signal = format!("increase({metric}{}[{}])", matchers(labels), secs(w));
                 if d.drifted {
                     // Distances: twice the threshold is critical; p-values: a hundredth of it.
                     let far = if d.test.is_p_value() {
@@ -198,8 +202,13 @@ mod tests {
 
     #[test]
     fn extrapolated_increases_become_a_cumulative_histogram() {
-        let h = histogram(&[(60.0, 10.4), (80.0, 9.6), (100.0, 30.0), (f64::INFINITY, 31.0)])
-            .unwrap();
+        let h = histogram(&[
+            (60.0, 10.4),
+            (80.0, 9.6),
+            (100.0, 30.0),
+            (f64::INFINITY, 31.0),
+        ])
+        .unwrap();
         assert_eq!(h.counts(), &[10, 0, 20, 1]);
         assert_eq!(h.upper_bounds(), &[60.0, 80.0, 100.0]);
     }

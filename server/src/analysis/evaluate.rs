@@ -102,9 +102,7 @@ pub fn evaluate(
         .iter()
         .flat_map(|d| d.detect(&series, &ctx))
         .filter(|v| {
-            v.end >= current_from
-                && v.start <= persist_from
-                && (!up_only(kind) || is_up(v))
+            v.end >= current_from && v.start <= persist_from && (!up_only(kind) || is_up(v))
         })
         .max_by(|a, b| a.score.total_cmp(&b.score))
 }
@@ -136,7 +134,8 @@ mod tests {
         (0..minutes)
             .map(|i| {
                 let t = T0 + i * STEP;
-                let season = 1.0 + 0.5 * (2.0 * PI * ((t % 86_400) as f64 / 86_400.0 - 0.375)).sin();
+                let season =
+                    1.0 + 0.5 * (2.0 * PI * ((t % 86_400) as f64 / 86_400.0 - 0.375)).sin();
                 Point {
                     t,
                     v: tail(i, rate * season),
@@ -213,14 +212,23 @@ mod tests {
             })
             .collect();
         assert_eq!(
-            evaluate(&down, SignalKind::LatencyQuantile(95), &fb, last_from(&down)),
+            evaluate(
+                &down,
+                SignalKind::LatencyQuantile(95),
+                &fb,
+                last_from(&down)
+            ),
             None
         );
     }
 
     #[test]
     fn too_little_history_is_not_evaluated() {
-        let s = day(10.0, MIN_POINTS as i64 - 1, |i, v| if i > 50 { 0.0 } else { v });
+        let s = day(
+            10.0,
+            MIN_POINTS as i64 - 1,
+            |i, v| if i > 50 { 0.0 } else { v },
+        );
         assert_eq!(
             evaluate(&s, SignalKind::Throughput, &Feedback::default(), 0),
             None

@@ -106,9 +106,16 @@ pub fn matchers(labels: &BTreeMap<String, String>) -> String {
 
 /// The pipeline node a signal belongs to: the most specific of its labels that name one.
 pub fn node_of(labels: &BTreeMap<String, String>) -> Option<String> {
-    ["stage", "dataset", "service_name", "service", "job_name", "job"]
-        .iter()
-        .find_map(|k| labels.get(*k).filter(|v| !v.is_empty()).cloned())
+    [
+        "stage",
+        "dataset",
+        "service_name",
+        "service",
+        "job_name",
+        "job",
+    ]
+    .iter()
+    .find_map(|k| labels.get(*k).filter(|v| !v.is_empty()).cloned())
 }
 
 fn is_error_like(name: &str) -> bool {
@@ -143,7 +150,10 @@ pub fn choose(series: &[(SeriesKey, MetricType)], exclude: &[Selector]) -> Vec<S
     for &name in &counters {
         if is_error_like(name) {
             // The prefix before the error word: `demo_stage_` of `demo_stage_errors_total`.
-            let cut = name.find("error").or_else(|| name.find("fail")).unwrap_or(0);
+            let cut = name
+                .find("error")
+                .or_else(|| name.find("fail"))
+                .unwrap_or(0);
             let prefix = &name[..cut];
             let totals: Vec<&str> = counters
                 .iter()
@@ -247,8 +257,16 @@ mod tests {
     fn demo_like() -> Vec<(SeriesKey, MetricType)> {
         use MetricType::*;
         vec![
-            s("demo_stage_rows_processed_total", &[("stage", "transform")], Counter),
-            s("demo_stage_errors_total", &[("stage", "transform")], Counter),
+            s(
+                "demo_stage_rows_processed_total",
+                &[("stage", "transform")],
+                Counter,
+            ),
+            s(
+                "demo_stage_errors_total",
+                &[("stage", "transform")],
+                Counter,
+            ),
             s(
                 "demo_stage_latency_seconds_bucket",
                 &[("stage", "transform"), ("le", "0.1")],
@@ -259,7 +277,11 @@ mod tests {
                 &[("stage", "transform"), ("feature", "basket"), ("le", "60")],
                 Histogram,
             ),
-            s("demo_dataset_freshness_seconds", &[("dataset", "raw")], Gauge),
+            s(
+                "demo_dataset_freshness_seconds",
+                &[("dataset", "raw")],
+                Gauge,
+            ),
             s(
                 "demo_dataset_null_ratio",
                 &[("dataset", "raw"), ("column", "id")],
@@ -276,10 +298,8 @@ mod tests {
     fn signals_are_chosen_by_kind_from_names_and_types() {
         let exclude = [Selector::parse("{job=\"batch\"}").unwrap()];
         let fams = choose(&demo_like(), &exclude);
-        let queries: Vec<(String, String)> = fams
-            .iter()
-            .map(|f| (f.kind_name(), f.query("")))
-            .collect();
+        let queries: Vec<(String, String)> =
+            fams.iter().map(|f| (f.kind_name(), f.query(""))).collect();
         let q = |k: &str, e: &str| (k.to_string(), e.to_string());
         assert_eq!(
             queries,

@@ -216,9 +216,16 @@ mod tests {
         let q = list_query(params("open", "1714658400", "", "42")).unwrap();
         assert_eq!(q.state, Some(AnomalyState::Open));
         assert_eq!(q.since_ms, Some(1_714_658_400_000));
-        assert_eq!((q.limit, q.before_id, q.node), (DEFAULT_LIMIT, Some(42), None));
+        assert_eq!(
+            (q.limit, q.before_id, q.node),
+            (DEFAULT_LIMIT, Some(42), None)
+        );
         let e = list_query(params("firing", "", "", "")).unwrap_err();
-        assert!(e.message().contains("state=open or state=closed"), "{}", e.message());
+        assert!(
+            e.message().contains("state=open or state=closed"),
+            "{}",
+            e.message()
+        );
         let e = list_query(params("", "", "0", "")).unwrap_err();
         assert!(e.message().contains("send 1 to 1000"), "{}", e.message());
         let e = list_query(params("", "yesterday", "", "")).unwrap_err();
@@ -233,7 +240,10 @@ mod tests {
         assert_eq!(r.note.as_deref(), Some("backfill"));
         let e = feedback_body(br#"{"feedback": "maybe"}"#).unwrap_err();
         assert!(e.message().contains("\"expected\""), "{}", e.message());
-        let long = format!(r#"{{"feedback": "expected", "note": "{}"}}"#, "x".repeat(5000));
+        let long = format!(
+            r#"{{"feedback": "expected", "note": "{}"}}"#,
+            "x".repeat(5000)
+        );
         let e = feedback_body(long.as_bytes()).unwrap_err();
         assert!(e.message().contains("`note`"), "{}", e.message());
     }

@@ -51,7 +51,8 @@ impl AnalysisConfig {
                 humantime::format_duration(self.interval)
             );
         }
-        if self.history < Duration::from_secs(3_600) || self.history > Duration::from_secs(90 * 86_400)
+        if self.history < Duration::from_secs(3_600)
+            || self.history > Duration::from_secs(90 * 86_400)
         {
             bail!(
                 "key `analysis.history` must be between \"1h\" and \"90days\", like \"7days\", got {}",
