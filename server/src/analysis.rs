@@ -145,7 +145,10 @@ fn parse_severity(s: &str) -> Severity {
 }
 
 impl AnalysisJobs {
-    pub fn new(store: Store, limits: QueryLimits, cfg: AnalysisConfig) -> Self {
+    pub fn new(store: Store, mut limits: QueryLimits, cfg: AnalysisConfig) -> Self {
+        // A family's query reads every series of a metric over the whole history: give it the
+        // round's interval at least, not only the interactive `query.timeout`.
+        limits.timeout = limits.timeout.max(cfg.interval);
         Self {
             store,
             limits,
