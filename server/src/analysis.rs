@@ -306,6 +306,7 @@ impl AnalysisJobs {
                     .map_or(f64::NAN, |p| p.v);
                 let outcome = match (found, open.get(&signal)) {
                     (Some(v), _) => {
+                        let v = evaluate::non_negative_band(v, fam.kind);
                         let o = observation(&signal, &fam.kind_name(), &labels, &v, now_ms);
                         Some(self.store.observe_anomaly(&o).await?)
                     }

@@ -107,6 +107,33 @@ pub fn evaluate(
         .max_by(|a, b| a.score.total_cmp(&b.score))
 }
 
+/// The verdict with its band cut at zero: every signal the job watches (rates, ratios,
+/// durations, ages) is non-negative, and "expected -0.3–0.7 %" reads as a bug to a person.
+/// The sentence is written again with the same words (its "for <slot>" now names the span's
+/// last point, where the detector had the peak).
+pub fn non_negative_band(v: Verdict, kind: SignalKind) -> Verdict {
+    if v.expected_low >= 0.0 || kind == SignalKind::DqValue {
+        return v;
+    }
+    let note = v
+        .sentence
+        .rsplit_once(" (")
+        .and_then(|(_, n)| n.strip_suffix(')'))
+        .map(str::to_string);
+    analysis::verdict::VerdictDraft {
+        start: v.start,
+        end: v.end,
+        peak_at: v.end,
+        observed: v.observed,
+        expected_low: 0.0,
+        expected_high: v.expected_high,
+        score: v.score,
+        detector: v.detector,
+        note,
+    }
+    .finish(kind)
+}
+
 /// Whether `latest` is still outside an open anomaly's band on the side it left it.
 pub fn still_outside(latest: f64, observed: f64, low: f64, high: f64) -> bool {
     if !latest.is_finite() {
@@ -232,6 +259,32 @@ mod tests {
         assert_eq!(
             evaluate(&s, SignalKind::Throughput, &Feedback::default(), 0),
             None
+        );
+    }
+
+    #[test]
+    fn a_band_below_zero_is_cut_at_zero_in_numbers_and_words() {
+        let v = analysis::verdict::VerdictDraft {
+            start: T0,
+            end: T0 + 60,
+            peak_at: T0 + 60,
+            observed: 0.08,
+            expected_low: -0.003,
+            expected_high: 0.007,
+            score: 1.0,
+            detector: "spike",
+            note: Some("spike".into()),
+        }
+        .finish(SignalKind::ErrorRatio);
+        assert!(v.sentence.contains("-0.3"), "{}", v.sentence);
+        let cut = non_negative_band(v, SignalKind::ErrorRatio);
+        assert_eq!(cut.expected_low, 0.0);
+        assert!(
+            cut.sentence
+                .starts_with("error ratio 8 %, expected 0–0.7 % for ")
+                && cut.sentence.ends_with(" (spike)"),
+            "{}",
+            cut.sentence
         );
     }
 
