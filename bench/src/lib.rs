@@ -15,6 +15,7 @@
 //! opentelemetry-proto types as an SDK or collector would send them).
 
 pub mod alert;
+pub mod detect;
 pub mod promql;
 
 use anyhow::{Context, Result};

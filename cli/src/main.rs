@@ -142,6 +142,16 @@ enum BenchCommand {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
         interval: std::time::Duration,
     },
+    /// One detection round per series (database read included) and peak RSS, vs the bare read.
+    Detect {
+        #[arg(long, default_value_t = 10_000)]
+        series: usize,
+        /// History per series, one sample a minute.
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+        #[arg(long, default_value_t = 3)]
+        iterations: usize,
+    },
 }
 
 fn init_tracing() {
@@ -343,6 +353,18 @@ async fn run() -> Result<()> {
                         interval,
                     };
                     bench::promql::run(&db.url, &b, &cfg).await
+                }
+                BenchCommand::Detect {
+                    series,
+                    hours,
+                    iterations,
+                } => {
+                    let b = bench::detect::DetectBench {
+                        series,
+                        hours,
+                        iterations,
+                    };
+                    bench::detect::run(&db.url, &b, &cfg).await
                 }
             };
             db.close().await;

@@ -12,8 +12,10 @@
 //! and `error` says what to change.
 
 pub mod alerts;
+pub mod anomalies;
 pub mod catalog;
 pub mod dq;
+pub mod drift;
 pub mod events;
 pub mod evidence;
 pub mod lifecycle;
@@ -41,6 +43,8 @@ pub fn router(state: AppState) -> Router {
         .merge(alerts::router(state.clone()))
         .merge(events::router(state.clone()))
         .merge(lifecycle::router(state.clone()))
+        .merge(anomalies::router(state.clone()))
+        .merge(drift::router(state.clone()))
         .merge(evidence::router(state))
 }
 

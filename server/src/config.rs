@@ -10,6 +10,7 @@
 //! set. Errors name the key, the environment variable that set it, and how to fix it.
 
 mod alerting;
+mod analysis;
 mod auth;
 mod database;
 mod duration;
@@ -25,6 +26,7 @@ mod server;
 pub use self::alerting::{
     check_rules as check_rule_file, AlertingConfig, Route, RouteConfig, RuleSource,
 };
+pub use self::analysis::AnalysisConfig;
 pub use self::auth::{AuthConfig, ResolvedToken, TokenConfig, RECEIVER_NAMES};
 pub use self::database::DatabaseConfig;
 pub use self::ingest::IngestConfig;
@@ -56,6 +58,7 @@ pub struct Config {
     pub query: QueryConfig,
     pub notifications: NotificationsConfig,
     pub alerting: AlertingConfig,
+    pub analysis: AnalysisConfig,
     pub scrape_configs: Vec<ScrapeConfig>,
 }
 
@@ -134,6 +137,7 @@ impl Config {
         self.query.validate(self.server.request_timeout)?;
         self.notifications.validate()?;
         self.alerting.validate()?;
+        self.analysis.validate()?;
         scrape::validate(&self.scrape_configs)
     }
 
@@ -415,6 +419,24 @@ mod tests {
                 "[otlp]\nslow_span_threshold = \"0s\"\n",
                 "otlp.slow_span_threshold",
             ),
+            ("[analysis]\ninterval = \"0s\"\n", "analysis.interval"),
+            ("[analysis]\nhistory = \"5m\"\n", "analysis.history"),
+            (
+                "[analysis]\ndrift_window = \"1s\"\n",
+                "analysis.drift_window",
+            ),
+            (
+                "[analysis]\ndrift_window = \"2h\"\ndrift_reference = \"1h\"\n",
+                "analysis.drift_reference",
+            ),
+            (
+                "[analysis]\nmin_severity = \"loud\"\n",
+                "analysis.min_severity",
+            ),
+            (
+                "[analysis]\nexclude = [\"{job=\\\"\\\"}\"]\n",
+                "analysis.exclude[0]",
+            ),
         ] {
             let e = err(toml);
             assert!(e.contains(&format!("`{key}`")), "{toml:?}: {e}");
@@ -624,6 +646,29 @@ mod tests {
             "PIPEWATCH_NOTIFICATIONS__CHANNELS",
             r#"{ hook = { type = "webhook", url = "http://127.0.0.1:9/x" } }"#,
             |c| c.notifications.channels.len() == 1,
+        ),
+        ("PIPEWATCH_ANALYSIS__ENABLED", "false", |c| {
+            !c.analysis.enabled
+        }),
+        ("PIPEWATCH_ANALYSIS__INTERVAL", "15s", |c| {
+            c.analysis.interval == Duration::from_secs(15)
+        }),
+        ("PIPEWATCH_ANALYSIS__HISTORY", "2days", |c| {
+            c.analysis.history == Duration::from_secs(2 * 86_400)
+        }),
+        ("PIPEWATCH_ANALYSIS__DRIFT_WINDOW", "10m", |c| {
+            c.analysis.drift_window == Duration::from_secs(600)
+        }),
+        ("PIPEWATCH_ANALYSIS__DRIFT_REFERENCE", "6h", |c| {
+            c.analysis.drift_reference == Duration::from_secs(6 * 3600)
+        }),
+        ("PIPEWATCH_ANALYSIS__MIN_SEVERITY", "warning", |c| {
+            c.analysis.min_severity == "warning"
+        }),
+        (
+            "PIPEWATCH_ANALYSIS__EXCLUDE",
+            r#"["{job=\"batch\"}"]"#,
+            |c| c.analysis.exclude == ["{job=\"batch\"}"],
         ),
         (
             "PIPEWATCH_ALERTING__RULE_FILES",

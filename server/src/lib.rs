@@ -2,6 +2,7 @@
 //! The command line (cli/), the demo pipeline (demo/) and the benchmarks (bench/) are crates
 //! of their own on top of [`run`].
 
+pub mod analysis;
 pub mod api;
 pub mod auth;
 pub mod config;

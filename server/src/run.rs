@@ -160,6 +160,16 @@ async fn serve_with_db(
             .spawn(stop_background.clone());
     }
 
+    // Detection and drift jobs; only the instance holding the analysis leadership runs rounds.
+    if cfg.analysis.enabled {
+        crate::analysis::AnalysisJobs::new(
+            store.clone(),
+            (&cfg.query).into(),
+            cfg.analysis.clone(),
+        )
+        .spawn(metrics.clone(), stop_background.clone());
+    }
+
     if !initial.is_empty() {
         let q = queue.clone();
         tokio::spawn(async move {

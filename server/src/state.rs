@@ -252,7 +252,7 @@ impl app::Backend for AppState {
         who: &str,
     ) -> Result<Option<model::anomaly::Anomaly>, String> {
         self.store
-            .record_anomaly_feedback(id, kind, who, None)
+            .give_anomaly_feedback(id, kind, None, who, model::clock::now_ms())
             .await
             .map_err(|e| e.to_string())
     }

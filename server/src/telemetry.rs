@@ -59,6 +59,8 @@ pub struct SelfMetrics {
     pub receiver_exemplars_dropped: Counter,
     pub receiver_auth_failures: Family<GuardLabels, Counter>,
     pub receiver_series_refused: Family<GuardLabels, Counter>,
+    /// The analysis jobs' `pipewatch_analysis_*` metrics.
+    pub analysis: crate::analysis::AnalysisMetrics,
 }
 
 impl SelfMetrics {
@@ -160,6 +162,8 @@ impl SelfMetrics {
             "Series refused by a [limits] limit, by receiver and limit (config key)",
             receiver_series_refused.clone(),
         );
+        let analysis = crate::analysis::AnalysisMetrics::new();
+        analysis.register(&mut registry);
         Self {
             registry,
             samples_enqueued,
@@ -180,6 +184,7 @@ impl SelfMetrics {
             receiver_exemplars_dropped,
             receiver_auth_failures,
             receiver_series_refused,
+            analysis,
         }
     }
 

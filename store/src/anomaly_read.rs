@@ -156,58 +156,6 @@ impl Store {
         Ok(row.as_ref().map(anomaly_from_row))
     }
 
-    /// Records what `who` said about anomaly `id`: on the anomaly (the pages show the latest
-    /// word) and as a row of `anomaly_feedback` over the anomaly's span so far, which the
-    /// detectors read back. `None` when there is no such anomaly.
-    pub async fn record_anomaly_feedback(
-        &self,
-        id: i64,
-        kind: FeedbackKind,
-        who: &str,
-        note: Option<&str>,
-    ) -> Result<Option<Anomaly>, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .context("beginning a feedback transaction")?;
-        let updated = sqlx::query(
-            "UPDATE anomalies SET feedback = $2, feedback_by = $3, feedback_at = now() \
-             WHERE id = $1 RETURNING id",
-        )
-        .bind(id)
-        .bind(kind.as_str())
-        .bind(who)
-        .fetch_optional(&mut *tx)
-        .await
-        .context("recording feedback on an anomaly")?;
-        if updated.is_none() {
-            return Ok(None);
-        }
-        sqlx::query(
-            "INSERT INTO anomaly_feedback (anomaly_id, signal, window_from, window_to, kind, note, given_by) \
-             SELECT id, signal, started_at, coalesce(ended_at, last_seen_at), $2, $3, $4 \
-             FROM anomalies WHERE id = $1",
-        )
-        .bind(id)
-        .bind(kind.as_str())
-        .bind(note)
-        .bind(who)
-        .execute(&mut *tx)
-        .await
-        .context("recording an anomaly feedback window")?;
-        let row = sqlx::query(&format!(
-            "SELECT {} FROM anomalies WHERE id = $1",
-            anomaly_columns()
-        ))
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await
-        .context("reading an anomaly after feedback")?;
-        tx.commit().await.context("committing feedback")?;
-        Ok(Some(anomaly_from_row(&row)))
-    }
-
     /// Every node with open anomalies: the worst open severity and how many are open. Nodes
     /// without open anomalies are not listed (they are `ok`).
     pub async fn read_node_health(&self) -> Result<Vec<NodeHealth>, StoreError> {
@@ -428,7 +376,13 @@ mod tests {
         )
         .await;
         let a = st
-            .record_anomaly_feedback(id, FeedbackKind::FalseAlarm, "web", Some("known backfill"))
+            .give_anomaly_feedback(
+                id,
+                FeedbackKind::FalseAlarm,
+                Some("known backfill"),
+                "web",
+                T0 + 20 * MIN,
+            )
             .await
             .unwrap()
             .unwrap();
@@ -457,7 +411,7 @@ mod tests {
         );
         // A second word replaces the first on the anomaly; both stay in the feedback table.
         let a = st
-            .record_anomaly_feedback(id, FeedbackKind::Expected, "web", None)
+            .give_anomaly_feedback(id, FeedbackKind::Expected, None, "web", T0 + 21 * MIN)
             .await
             .unwrap()
             .unwrap();
@@ -468,7 +422,13 @@ mod tests {
             .unwrap();
         assert_eq!(n, 2);
         assert!(st
-            .record_anomaly_feedback(id + 1000, FeedbackKind::Expected, "web", None)
+            .give_anomaly_feedback(
+                id + 1000,
+                FeedbackKind::Expected,
+                None,
+                "web",
+                T0 + 22 * MIN
+            )
             .await
             .unwrap()
             .is_none());

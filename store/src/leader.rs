@@ -143,6 +143,20 @@ mod tests {
             .execute(b.pool())
             .await
             .unwrap();
+        // pg_terminate_backend only signals the backend: wait until it is gone (bounded), or
+        // the ping below may still be answered under load.
+        for _ in 0..100 {
+            let alive: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = $1")
+                    .bind(pid)
+                    .fetch_one(b.pool())
+                    .await
+                    .unwrap();
+            if alive == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         assert!(!lead_a.still_leading().await);
         let mut lead_b = b
             .try_lead(LeaderRole::Analysis)

@@ -16,6 +16,7 @@
 pub mod alerts;
 #[cfg(feature = "bench")]
 mod anchor;
+pub mod anomalies;
 pub mod anomaly_read;
 pub mod auth;
 mod catalog;

@@ -139,6 +139,13 @@ pub const POLICY: &[Rule] = &[
     read("GET", "/api/v1/lineage/schema_changes"),
     read("GET", "/api/v1/events"),
     read("GET", "/api/v1/alerts"),
+    // Anomalies, pipeline health and drift (server/src/api/anomalies.rs, drift.rs).
+    read("GET", "/api/v1/anomalies"),
+    read("GET", "/api/v1/anomalies/{id}"),
+    write("POST", "/api/v1/anomalies/{id}/feedback", Editor),
+    read("GET", "/api/v1/pipeline/health"),
+    read("GET", "/api/v1/drift"),
+    write("POST", "/api/v1/drift/profile", Editor),
     // The alert lifecycle (server/src/api/lifecycle.rs).
     read("GET", "/api/v1/lifecycle/alerts"),
     read("GET", "/api/v1/lifecycle/alerts/{id}"),
