@@ -85,7 +85,8 @@ fn severity_rank(x: &str) -> String {
     SEVERITY_RANK_SQL.replace("{x}", x)
 }
 
-fn anomaly_columns() -> String {
+/// The columns [`anomaly_from_row`] reads, times as Unix ms (also used by `anomaly_read`).
+pub(crate) fn anomaly_columns() -> String {
     format!(
         "id, signal, kind, labels, node, detector, state, severity, score, \
          {} AS started_ms, {} AS ended_ms, {} AS last_seen_ms, observed, expected_low, \
@@ -97,7 +98,7 @@ fn anomaly_columns() -> String {
     )
 }
 
-fn anomaly_from_row(r: &PgRow) -> Result<Anomaly, StoreError> {
+pub(crate) fn anomaly_from_row(r: &PgRow) -> Result<Anomaly, StoreError> {
     let id: i64 = r.get("id");
     let labels: serde_json::Value = r.get("labels");
     let labels: BTreeMap<String, String> = serde_json::from_value(labels)

@@ -6,12 +6,12 @@
 //! The detection jobs own the writes that open, extend and close anomalies; this module only
 //! reads those rows, so the pages work against whatever the jobs have written.
 
+use crate::anomalies::{anomaly_columns, anomaly_from_row};
 use crate::error::DbContext;
 use crate::{sql_ms, Store, StoreError};
-use model::anomaly::{Anomaly, AnomalyState, DriftResult, FeedbackKind, NodeHealth};
+use model::anomaly::{Anomaly, AnomalyState, DriftResult, NodeHealth};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
-use std::collections::BTreeMap;
 
 /// Which anomalies to list. Every field narrows the list; `None` means "any".
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -38,48 +38,6 @@ pub struct DriftQuery {
     /// otherwise every result, newest first (a column's history).
     pub latest_only: bool,
     pub limit: i64,
-}
-
-fn anomaly_columns() -> String {
-    format!(
-        "id, signal, kind, labels, node, detector, state, severity, score, \
-         {} AS started_ms, {} AS ended_ms, {} AS last_seen_ms, observed, expected_low, \
-         expected_high, explanation, feedback, feedback_by, {} AS feedback_ms",
-        sql_ms("started_at"),
-        sql_ms("ended_at"),
-        sql_ms("last_seen_at"),
-        sql_ms("feedback_at"),
-    )
-}
-
-fn anomaly_from_row(r: &PgRow) -> Anomaly {
-    let state: String = r.get("state");
-    let feedback: Option<String> = r.get("feedback");
-    Anomaly {
-        id: r.get("id"),
-        signal: r.get("signal"),
-        kind: r.get("kind"),
-        // The jobs write a flat object of strings; anything else shows as no labels rather
-        // than failing the whole list.
-        labels: serde_json::from_value::<BTreeMap<String, String>>(r.get("labels"))
-            .unwrap_or_default(),
-        node: r.get("node"),
-        detector: r.get("detector"),
-        // The table's CHECK constraint allows only these two.
-        state: AnomalyState::parse(&state).unwrap_or(AnomalyState::Closed),
-        severity: r.get("severity"),
-        score: r.get("score"),
-        started_at_ms: r.get("started_ms"),
-        ended_at_ms: r.get("ended_ms"),
-        last_seen_ms: r.get("last_seen_ms"),
-        observed: r.get("observed"),
-        expected_low: r.get("expected_low"),
-        expected_high: r.get("expected_high"),
-        explanation: r.get("explanation"),
-        feedback: feedback.as_deref().and_then(FeedbackKind::parse),
-        feedback_by: r.get("feedback_by"),
-        feedback_at_ms: r.get("feedback_ms"),
-    }
 }
 
 fn drift_from_row(r: &PgRow) -> DriftResult {
@@ -140,7 +98,7 @@ impl Store {
             .fetch_all(self.read_pool())
             .await
             .context("reading anomalies")?;
-        Ok(rows.iter().map(anomaly_from_row).collect())
+        rows.iter().map(anomaly_from_row).collect()
     }
 
     /// One anomaly by id.
@@ -153,7 +111,7 @@ impl Store {
         .fetch_optional(self.read_pool())
         .await
         .context("reading an anomaly")?;
-        Ok(row.as_ref().map(anomaly_from_row))
+        row.as_ref().map(anomaly_from_row).transpose()
     }
 
     /// Every node with open anomalies: the worst open severity and how many are open. Nodes
@@ -231,6 +189,7 @@ mod tests {
     use super::*;
     use crate::testing::fresh_database_url;
     use crate::StoreConfig;
+    use model::anomaly::FeedbackKind;
 
     const T0: i64 = 1_764_000_000_000;
     const MIN: i64 = 60_000;
