@@ -242,7 +242,7 @@ impl app::Backend for AppState {
     }
 
     async fn anomaly(&self, id: i64) -> Result<Option<model::anomaly::Anomaly>, String> {
-        self.store.read_anomaly(id).await.map_err(|e| e.to_string())
+        self.store.anomaly(id).await.map_err(|e| e.to_string())
     }
 
     async fn anomaly_feedback(
@@ -258,10 +258,7 @@ impl app::Backend for AppState {
     }
 
     async fn pipeline_health(&self) -> Result<Vec<model::anomaly::NodeHealth>, String> {
-        self.store
-            .read_node_health()
-            .await
-            .map_err(|e| e.to_string())
+        self.store.node_health().await.map_err(|e| e.to_string())
     }
 
     async fn pipeline_graph(&self) -> Result<app::pipelines::PipelineGraph, String> {

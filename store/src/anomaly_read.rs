@@ -9,7 +9,7 @@
 use crate::anomalies::{anomaly_columns, anomaly_from_row};
 use crate::error::DbContext;
 use crate::{sql_ms, Store, StoreError};
-use model::anomaly::{Anomaly, AnomalyState, DriftResult, NodeHealth};
+use model::anomaly::{Anomaly, AnomalyState, DriftResult};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 
@@ -58,10 +58,6 @@ fn drift_from_row(r: &PgRow) -> DriftResult {
     }
 }
 
-/// Rank of a severity, for "the worst open anomaly" (unknown text ranks lowest).
-const SEVERITY_RANK: &str =
-    "CASE severity WHEN 'critical' THEN 3 WHEN 'warning' THEN 2 WHEN 'info' THEN 1 ELSE 0 END";
-
 impl Store {
     /// Anomalies matching `q`: open ones first, then by start time, newest first.
     pub async fn read_anomalies(&self, q: &AnomalyQuery) -> Result<Vec<Anomaly>, StoreError> {
@@ -99,50 +95,6 @@ impl Store {
             .await
             .context("reading anomalies")?;
         rows.iter().map(anomaly_from_row).collect()
-    }
-
-    /// One anomaly by id.
-    pub async fn read_anomaly(&self, id: i64) -> Result<Option<Anomaly>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {} FROM anomalies WHERE id = $1",
-            anomaly_columns()
-        ))
-        .bind(id)
-        .fetch_optional(self.read_pool())
-        .await
-        .context("reading an anomaly")?;
-        row.as_ref().map(anomaly_from_row).transpose()
-    }
-
-    /// Every node with open anomalies: the worst open severity and how many are open. Nodes
-    /// without open anomalies are not listed (they are `ok`).
-    pub async fn read_node_health(&self) -> Result<Vec<NodeHealth>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT node, max({SEVERITY_RANK}) AS worst, count(*) AS open \
-             FROM anomalies WHERE state = 'open' AND node IS NOT NULL \
-             GROUP BY node ORDER BY node"
-        ))
-        .fetch_all(self.read_pool())
-        .await
-        .context("reading pipeline node health")?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let worst: i32 = r.get("worst");
-                let open: i64 = r.get("open");
-                NodeHealth {
-                    node: r.get("node"),
-                    status: match worst {
-                        3 => "critical",
-                        2 => "warning",
-                        1 => "info",
-                        _ => "ok",
-                    }
-                    .to_string(),
-                    open_anomalies: u32::try_from(open).unwrap_or(u32::MAX),
-                }
-            })
-            .collect())
     }
 
     /// Drift results matching `q`, ordered by dataset and column, newest first within each.
@@ -317,8 +269,8 @@ mod tests {
         assert_eq!(ids(overlap), vec![open, old]);
         let one = st.read_anomalies(&q(|q| q.limit = 1)).await.unwrap();
         assert_eq!(ids(one), vec![open]);
-        assert_eq!(st.read_anomaly(old).await.unwrap().unwrap().signal, "a");
-        assert!(st.read_anomaly(old + 1000).await.unwrap().is_none());
+        assert_eq!(st.anomaly(old).await.unwrap().unwrap().signal, "a");
+        assert!(st.anomaly(old + 1000).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -410,7 +362,7 @@ mod tests {
             Some(T0 + MIN),
         )
         .await;
-        let h = st.read_node_health().await.unwrap();
+        let h = st.node_health().await.unwrap();
         let got: Vec<(&str, &str, u32)> = h
             .iter()
             .map(|n| (n.node.as_str(), n.status.as_str(), n.open_anomalies))
