@@ -10,6 +10,11 @@ use server::config::Config;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// jemalloc, not the system allocator: see cli/Cargo.toml and BENCHMARKS.md.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "pipewatch",
