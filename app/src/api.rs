@@ -17,8 +17,8 @@ pub const MAX_SERIES: usize = 40;
 pub const MAX_LABEL_VALUES: usize = 200;
 
 /// What the Explore form offers: every metric, and the labels (with values) of the chosen one.
-/// The selector is parsed here on the server, which keeps the regex engine out of the
-/// browser bundle.
+/// The query is parsed here on the server (its first selector names the metric and labels),
+/// which keeps the PromQL parser and the regex engine out of the browser bundle.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ExploreChoices {
     pub metrics: Vec<String>,
@@ -63,8 +63,8 @@ pub(crate) fn now_ms() -> TimestampMs {
 pub async fn explore_options(q: String) -> Result<ExploreChoices, ServerFnError> {
     let backend = backend()?;
     let metrics = backend.metric_names().await.map_err(ServerFnError::new)?;
-    // A selector that does not parse is reported by the chart; here it just chooses nothing.
-    let selector = model::Selector::parse(&q).ok();
+    // A query that does not parse is reported by the chart; here it just chooses nothing.
+    let selector = query::plan::first_selector(&q);
     let metric = selector.as_ref().and_then(|s| s.metric.clone());
     let chosen = selector
         .map(|s| {
@@ -105,20 +105,19 @@ pub async fn explore_options(q: String) -> Result<ExploreChoices, ServerFnError>
 pub async fn query_chart(state: ExploreState) -> Result<ChartData, ServerFnError> {
     if state.q.trim().is_empty() {
         return Err(ServerFnError::new(
-            "choose a metric or type a selector such as up{job=\"demo\"}",
+            "choose a metric or type a PromQL query such as rate(up[5m])",
         ));
     }
-    model::Selector::parse(&state.q).map_err(|e| ServerFnError::new(e.message))?;
     let (start, end) = state.range.resolve(now_ms());
     let step_ms = crate::range::auto_step(end - start);
     let query = model::RangeQuery {
         start,
         end,
         step_ms,
-        aggregation: state.agg,
+        aggregation: model::Aggregation::Avg,
     };
     let mut series = backend()?
-        .query_range(state.q.trim(), query)
+        .signal_range(state.q.trim(), query)
         .await
         .map_err(ServerFnError::new)?;
     series.sort_by(|a, b| (&a.metric, &a.labels).cmp(&(&b.metric, &b.labels)));

@@ -140,8 +140,9 @@ pub trait Backend: Send + Sync + 'static {
         let _ = filter;
         Err(NO_ANALYSIS.into())
     }
-    /// A PromQL expression (an anomaly's signal) evaluated at every `q.step_ms` over
-    /// `[q.start, q.end]`; `q.aggregation` does not apply.
+    /// A PromQL expression (Explore's query, an anomaly's signal) evaluated at every
+    /// `q.step_ms` over `[q.start, q.end]`, as `/api/v1/query_range` does; `q.aggregation`
+    /// does not apply. Errors are the engine's messages.
     async fn signal_range(
         &self,
         expr: &str,

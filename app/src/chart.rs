@@ -384,7 +384,12 @@ pub fn nearest_point(series: &RangeSeries, t: TimestampMs) -> Option<(TimestampM
 /// The label set as a legend shows it: `{job="x"}`, or the metric name when there are no labels.
 pub fn series_label(s: &RangeSeries) -> String {
     if s.labels.is_empty() {
-        s.metric.clone()
+        // `sum(rate(x[5m]))` has neither: Prometheus' UI writes the empty set as `{}`.
+        if s.metric.is_empty() {
+            "{}".to_string()
+        } else {
+            s.metric.clone()
+        }
     } else {
         s.labels.to_string()
     }

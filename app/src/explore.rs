@@ -1,13 +1,16 @@
-//! The Explore page: choose a metric and labels (or type a selector), a time range and an
-//! aggregation; see the chart with hover read-out, drag-to-zoom, legend toggles and
-//! auto-refresh. All state that matters is in the URL, so every view is a link.
+//! The Explore page: type PromQL (or choose a metric and labels, which builds a query: counters
+//! as rates, histograms as quantiles) and a time range; see the chart with hover read-out,
+//! drag-to-zoom, legend toggles and auto-refresh. All state that matters is in the URL, so
+//! every view is a link.
 
 use crate::api::{explore_options, query_chart, ExploreChoices};
 use crate::chart::{
     event_title, format_value, nearest_point, render_svg, series_css_color, series_label,
     ChartData, CHART_HEIGHT, CHART_WIDTH,
 };
-use crate::range::{build_selector, format_step, ExploreState, TimeRange, PRESETS};
+use crate::range::{
+    auto_step, build_selector, default_query, format_step, ExploreState, TimeRange, PRESETS,
+};
 use crate::timefmt::{format_utc, format_utc_input};
 use leptos::ev::{Event, MouseEvent};
 use leptos::prelude::*;
@@ -16,12 +19,14 @@ use leptos_meta::Title;
 use leptos_router::components::Form;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::params::ParamsMap;
-use model::Aggregation;
 
 /// Reads the page state from the URL. The builder form sends `metric` and `l_<label>`
 /// instead of `q`; its label choices only count while the metric is the one they belong to
-/// (`prev_metric`), so switching metrics does not carry over labels the new one lacks.
+/// (`prev_metric`), so switching metrics does not carry over labels the new one lacks. The
+/// builder's query draws the metric as its kind suggests ([`default_query`]). An `agg` left in
+/// older links is ignored: PromQL says how to reduce.
 pub fn state_from_params(p: &ParamsMap) -> Result<ExploreState, String> {
+    let range = TimeRange::from_params(p.get_str("range"), p.get_str("from"), p.get_str("to"))?;
     let q = match p.get_str("metric").map(str::trim).filter(|m| !m.is_empty()) {
         Some(metric) => {
             let same_metric = p.get_str("prev_metric") == Some(metric);
@@ -31,25 +36,20 @@ pub fn state_from_params(p: &ParamsMap) -> Result<ExploreState, String> {
                 .filter_map(|(k, v)| k.strip_prefix("l_").map(|name| (name, v)))
                 .collect();
             labels.sort();
-            build_selector(metric, labels)
+            let (start, end) = range.resolve(0);
+            default_query(
+                metric,
+                &build_selector(metric, labels),
+                auto_step(end - start),
+            )
         }
         None => p.get("q").unwrap_or_default().trim().to_string(),
     };
-    let range = TimeRange::from_params(p.get_str("range"), p.get_str("from"), p.get_str("to"))?;
-    let agg = match p.get_str("agg").filter(|s| !s.is_empty()) {
-        Some(a) => a.parse()?,
-        None => Aggregation::Avg,
-    };
     let back = p.get("back").filter(|b| !b.is_empty());
-    Ok(ExploreState {
-        q,
-        range,
-        agg,
-        back,
-    })
+    Ok(ExploreState { q, range, back })
 }
 
-/// Hidden inputs that carry the time range and aggregation through a form that edits
+/// Hidden inputs that carry the time range through a form that edits
 /// something else.
 fn hidden_range_inputs(state: &ExploreState) -> impl IntoView {
     let range = match &state.range {
@@ -120,32 +120,17 @@ pub fn ExplorePage() -> impl IntoView {
                 <Form method="get" action="/explore">
                     <div class="form-row query-form">
                         <label class="grow">
-                            "Selector"
+                            "Query (PromQL)"
                             <input
                                 type="text"
                                 name="q"
                                 class="selector-input"
                                 list="metric-names"
                                 value=q
-                                placeholder="demo_stage_rows_processed_total{stage=\"load\"}"
+                                placeholder="sum by (stage) (rate(demo_stage_rows_processed_total[5m]))"
                                 spellcheck="false"
                                 autocomplete="off"
                             />
-                        </label>
-                        <label>
-                            "Aggregation"
-                            <select name="agg" class="agg-select" on:change=submit_own_form>
-                                {Aggregation::ALL
-                                    .into_iter()
-                                    .map(|a| {
-                                        view! {
-                                            <option value=a.as_str() selected={a == s.agg}>
-                                                {a.as_str()}
-                                            </option>
-                                        }
-                                    })
-                                    .collect_view()}
-                            </select>
                         </label>
                         {hidden_range_inputs(&s)}
                         <button type="submit">"Run query"</button>
@@ -180,8 +165,8 @@ pub fn ExplorePage() -> impl IntoView {
                     .map(|r| match r {
                         None => view! {
                             <p class="hint">
-                                "Choose a metric above, or type a selector such as "
-                                <code>"up{job=\"demo\"}"</code> " and press Run query."
+                                "Choose a metric above (counters are drawn as rates, histograms as p50/p95/p99), or type PromQL such as "
+                                <code>"sum by (stage) (rate(demo_stage_rows_processed_total[5m]))"</code> " and press Run query."
                             </p>
                         }
                         .into_any(),
@@ -254,7 +239,6 @@ fn Builder(opts: ExploreChoices, state: ExploreState) -> impl IntoView {
                         }
                     })
                     .collect_view()}
-                <input type="hidden" name="agg" value=state.agg.as_str()/>
                 {hidden_range_inputs(&state)}
                 <button type="submit">"Apply"</button>
             </div>
@@ -289,7 +273,6 @@ fn RangeBar(state: ExploreState, auto_refresh: RwSignal<bool>) -> impl IntoView 
             <Form method="get" action="/explore">
                 <span class="custom-range">
                     <input type="hidden" name="q" value=state.q.clone()/>
-                    <input type="hidden" name="agg" value=state.agg.as_str()/>
                     <label>"From" <input type="text" name="from" class="time-input" value=from_value placeholder="YYYY-MM-DD HH:MM"/></label>
                     <label>"to" <input type="text" name="to" class="time-input" value=to_value placeholder="YYYY-MM-DD HH:MM"/></label>
                     <span class="muted">"UTC"</span>
@@ -407,12 +390,11 @@ fn ChartView(
     let summary = data.with_value(|d| {
         let points = (d.end - d.start) / d.step_ms.max(1);
         format!(
-            "{} to {} · step {} (~{} points, auto) · {} · {} series",
+            "{} to {} · step {} (~{} points, auto) · {} series",
             format_utc(d.start),
             format_utc(d.end),
             format_step(d.step_ms),
             points,
-            state.agg.as_str(),
             d.series.len()
         )
     });
@@ -660,8 +642,15 @@ mod tests {
     }
 
     #[test]
-    fn bad_aggregation_is_reported_with_the_choices() {
-        let e = state_from_params(&params(&[("q", "m"), ("agg", "median")])).unwrap_err();
-        assert!(e.contains("avg, min, max"), "{e}");
+    fn builder_draws_a_counter_as_its_rate_and_old_agg_links_still_open() {
+        let s = state_from_params(&params(&[
+            ("metric", "demo_rows_total"),
+            ("prev_metric", "demo_rows_total"),
+            ("l_stage", "load"),
+        ]))
+        .unwrap();
+        assert_eq!(s.q, r#"rate(demo_rows_total{stage="load"}[5m])"#);
+        let s = state_from_params(&params(&[("q", "m"), ("agg", "median")])).unwrap();
+        assert_eq!(s.q, "m");
     }
 }

@@ -78,7 +78,7 @@ pub fn explore_href(c: &DqCheckRow) -> String {
     let first = c.runs.first().map_or(0, |r| r.run_time_ms);
     let last = c.runs.last().map_or(0, |r| r.run_time_ms);
     format!(
-        "/explore?q={}&from={}&to={}&agg=last",
+        "/explore?q={}&from={}&to={}",
         encode_query_value(&status_selector(c)),
         first - DAY,
         last + DAY

@@ -2,7 +2,7 @@
 //! the automatic step. Pure functions, shared by the server and the browser.
 
 use crate::timefmt::{format_utc, parse_utc};
-use model::{Aggregation, TimestampMs};
+use model::TimestampMs;
 use serde::{Deserialize, Serialize};
 
 /// The preset relative ranges offered as links, with their length.
@@ -180,10 +180,9 @@ pub fn format_step(step_ms: i64) -> String {
 /// Everything the Explore URL carries.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ExploreState {
-    /// Prometheus selector text; empty when nothing is chosen yet.
+    /// A PromQL expression; empty when nothing is chosen yet.
     pub q: String,
     pub range: TimeRange,
-    pub agg: Aggregation,
     /// The range to go back to after drag-zooming (compact form), if zoomed.
     pub back: Option<String>,
 }
@@ -201,9 +200,6 @@ impl ExploreState {
                 pairs.push(("from", from.to_string()));
                 pairs.push(("to", to.to_string()));
             }
-        }
-        if self.agg != Aggregation::Avg {
-            pairs.push(("agg", self.agg.as_str().to_string()));
         }
         if let Some(b) = &self.back {
             pairs.push(("back", b.clone()));
@@ -271,6 +267,33 @@ pub fn build_selector<'a>(
     }
 }
 
+/// What the metric picker draws for `selector` (a selector of `metric`), by Prometheus' naming
+/// conventions, as Grafana's query builder does: a counter (`_total`, `_count`, `_sum`) as its
+/// per-second `rate`, a classic histogram's `_bucket` series as p50/p95/p99 over all its other
+/// labels, anything else (gauges) as stored. `step_ms` widens the rate window on long ranges so
+/// every window holds samples (Grafana's `$__rate_interval`: at least 4 scrapes, here 5m).
+pub fn default_query(metric: &str, selector: &str, step_ms: i64) -> String {
+    let window = format_step((2 * step_ms).max(300_000));
+    if metric.ends_with("_bucket") {
+        let quantiles: Vec<String> = ["0.5", "0.95", "0.99"]
+            .iter()
+            .map(|q| {
+                format!(
+                    "label_replace(histogram_quantile({q}, sum by (le) (rate({selector}[{window}]))), \"quantile\", \"{q}\", \"\", \"\")"
+                )
+            })
+            .collect();
+        quantiles.join(" or ")
+    } else if ["_total", "_count", "_sum"]
+        .iter()
+        .any(|suffix| metric.ends_with(suffix))
+    {
+        format!("rate({selector}[{window}])")
+    } else {
+        selector.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,17 +352,33 @@ mod tests {
     }
 
     #[test]
+    fn the_picker_draws_counters_as_rates_histograms_as_quantiles_and_gauges_as_stored() {
+        assert_eq!(
+            default_query("rows_total", r#"rows_total{job="a"}"#, 10_000),
+            r#"rate(rows_total{job="a"}[5m])"#
+        );
+        // A week at 20-minute steps: the window spans two steps.
+        assert_eq!(
+            default_query("x_count", "x_count", 1_200_000),
+            "rate(x_count[40m])"
+        );
+        let h = default_query("lat_bucket", r#"lat_bucket{stage="t"}"#, 10_000);
+        assert_eq!(h.matches("histogram_quantile(").count(), 3, "{h}");
+        assert!(h.starts_with(r#"label_replace(histogram_quantile(0.5, sum by (le) (rate(lat_bucket{stage="t"}[5m]))), "quantile", "0.5", "", "") or "#), "{h}");
+        assert_eq!(
+            default_query("queue_depth", "queue_depth", 10_000),
+            "queue_depth"
+        );
+    }
+
+    #[test]
     fn href_percent_encodes_selectors() {
         let s = ExploreState {
             q: build_selector("up", [("job", "a\"b"), ("x", "")]),
-            agg: Aggregation::Max,
             ..Default::default()
         };
         assert_eq!(s.q, r#"up{job="a\"b"}"#);
-        assert_eq!(
-            s.href(),
-            "/explore?q=up%7Bjob%3D%22a%5C%22b%22%7D&range=1h&agg=max"
-        );
+        assert_eq!(s.href(), "/explore?q=up%7Bjob%3D%22a%5C%22b%22%7D&range=1h");
         let parsed = model::Selector::parse(&s.q).unwrap();
         assert_eq!(parsed.matchers[0].value, "a\"b");
     }

@@ -63,7 +63,8 @@ test('explore: pick a metric, hover reads out values, drag zooms into a narrower
   await expect(readout.locator('.readout-value').first()).toHaveText(/^-?\d+(\.\d+)?[kMGT]?$/);
 
   // The read-out shows the data, not just something shaped like a number: every row's value
-  // is the stored bucket at the row's time, as the query API returns it for the chart's range.
+  // is what /api/v1/query_range answers for the chart's query, range and step (the chart runs
+  // the same PromQL engine); the builder drew the metric as its kind says.
   const shown = await readout.locator('.readout-row').evaluateAll((rows) =>
     rows.map((r) => ({
       label: r.querySelector('.readout-label')!.textContent!.trim(),
@@ -77,33 +78,23 @@ test('explore: pick a metric, hover reads out values, drag zooms into a narrower
     end: Number(await summary.getAttribute('data-end')),
     step: Number(await summary.getAttribute('data-step')),
   };
-  const aggregation = new URL(page.url()).searchParams.get('agg') || 'avg';
-  // The chart reduces each step bucket [t, t + step) with the aggregation; the same reduction in
-  // PromQL is <agg>_over_time over a window of step - 1 ms evaluated at t + step - 1 ms (Prometheus
-  // windows are closed at both ends), with the metric name put back for the label match.
-  const overTime = { avg: 'avg', min: 'min', max: 'max', sum: 'sum', count: 'count', last: 'last' }[aggregation] ?? 'avg';
-  const windowMs = range.step - 1;
-  // Buckets are aligned to multiples of the step since the Unix epoch.
-  const first = Math.floor(range.start / range.step) * range.step;
-  const last = Math.floor(range.end / range.step) * range.step;
+  const query = await page.locator('input.selector-input').inputValue();
+  if (/_(total|count|sum)$/.test(metric)) expect(query).toBe(`rate(${metric}[5m])`);
+  if (/_bucket$/.test(metric)) expect(query).toContain('histogram_quantile(0.95');
   const api = await page.request.get('/api/v1/query_range', {
-    params: {
-      query: `label_replace(${overTime}_over_time(${metric}[${windowMs}ms]), "__name__", "${metric}", "", "")`,
-      start: String((first + windowMs) / 1000),
-      end: String((last + windowMs) / 1000),
-      step: String(range.step / 1000),
-    },
+    params: { query, start: String(range.start / 1000), end: String(range.end / 1000), step: String(range.step / 1000) },
   });
   expect(api.ok(), await api.text()).toBeTruthy();
   const result: { metric: Record<string, string>; values: [number, string][] }[] = (await api.json()).data.result;
   for (const row of shown) {
-    const series = result.find((r) => promLabels(r.metric) === row.label || r.metric.__name__ === row.label);
+    const series = result.find((r) => promLabels(r.metric) === row.label || r.metric.__name__ === row.label
+      || `${r.metric.__name__ ?? ''}${promLabels(r.metric)}` === row.label);
     expect(series, `series ${row.label} in ${JSON.stringify(result.map((r) => r.metric))}`).toBeTruthy();
     const at = Date.parse(row.time.replace(' UTC', 'Z').replace(' ', 'T')) / 1000;
-    const point = series!.values.find(([t]) => Math.abs(t - windowMs / 1000 - at) < 0.0005);
+    const point = series!.values.find(([t]) => Math.abs(t - at) < 0.0005);
     expect(point, `a point at ${row.time} for ${row.label}`).toBeTruthy();
     const [value, tolerance] = parseShown(row.value);
-    expect(Math.abs(Number(point![1]) - value), `${row.label} at ${row.time}: shown ${row.value}, stored ${point![1]}`)
+    expect(Math.abs(Number(point![1]) - value), `${row.label} at ${row.time}: shown ${row.value}, answered ${point![1]}`)
       .toBeLessThanOrEqual(tolerance);
   }
 
@@ -133,6 +124,21 @@ test('explore: pick a metric, hover reads out values, drag zooms into a narrower
   expect(await page.locator('.chart-svg').innerHTML()).not.toEqual(svgBefore);
   await expect(page.locator('a.reset-zoom')).toBeVisible();
 
+  expect(errors).toEqual([]);
+});
+
+test('explore: typed PromQL aggregates, and a bad query shows the engine\'s message', async ({ page }) => {
+  const errors = collectErrors(page);
+  const q = 'sum by (stage) (rate(demo_stage_rows_processed_total[5m]))';
+  await gotoHydrated(page, `/explore?q=${encodeURIComponent(q)}&range=15m`);
+  await expect(page.locator(plotted).first()).toBeVisible();
+  // One series per stage, named by the `by` label only.
+  const legend = await page.locator('.legend-item').allTextContents();
+  expect(legend.length).toBeGreaterThan(1);
+  for (const item of legend) expect(item).toMatch(/^\s*\{stage="[^"]+"\}\s*$/);
+
+  await gotoHydrated(page, `/explore?q=${encodeURIComponent('rate(demo_stage_rows_processed_total[5m)')}&range=15m`);
+  await expect(page.locator('.error-box')).toContainText('unexpected character inside brackets');
   expect(errors).toEqual([]);
 });
 

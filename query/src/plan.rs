@@ -158,3 +158,59 @@ fn selector_range(
     let own = offset_ms(&vs.offset);
     f(vs, s.saturating_sub(own), e.saturating_sub(own));
 }
+
+/// The store's selector for a PromQL selector's matchers: an equality on `__name__` becomes
+/// the metric (so SQL narrows by it), every other matcher is applied as written.
+pub fn to_selector(matchers: &[Matcher]) -> Result<model::Selector, crate::QueryError> {
+    use model::MatchOp as ModelOp;
+    let mut metric = None;
+    let mut out = Vec::new();
+    for m in matchers {
+        if m.name == crate::value::METRIC_NAME && matches!(m.op, MatchOp::Equal) && metric.is_none()
+        {
+            metric = Some(m.value.clone());
+            continue;
+        }
+        let op = match m.op {
+            MatchOp::Equal => ModelOp::Eq,
+            MatchOp::NotEqual => ModelOp::Neq,
+            MatchOp::Re(_) => ModelOp::Re,
+            MatchOp::NotRe(_) => ModelOp::Nre,
+        };
+        out.push(
+            model::LabelMatcher::new(m.name.clone(), op, m.value.clone())
+                .map_err(|e| crate::QueryError::BadData(e.message))?,
+        );
+    }
+    Ok(model::Selector {
+        metric,
+        matchers: out,
+    })
+}
+
+/// The first series selector a PromQL query reads (what a query builder preselects), or None
+/// when the query does not parse or reads no series.
+pub fn first_selector(q: &str) -> Option<model::Selector> {
+    let expr = crate::parse(q).ok()?;
+    let first = selectors(&expr, 0, 0, &EngineOptions::default())
+        .into_iter()
+        .next()?;
+    to_selector(&first.matchers).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_selector_finds_the_metric_and_labels_inside_functions() {
+        let s = first_selector(
+            r#"histogram_quantile(0.95, sum by (le) (rate(x_bucket{a="b",c=~"d.*"}[5m])))"#,
+        )
+        .unwrap();
+        assert_eq!(s.metric.as_deref(), Some("x_bucket"));
+        assert_eq!(s.to_string(), r#"x_bucket{a="b",c=~"d.*"}"#);
+        assert_eq!(first_selector("rate(x[5m)"), None, "does not parse");
+        assert_eq!(first_selector("vector(1)"), None, "reads no series");
+    }
+}

@@ -3,8 +3,7 @@
 //! pure engine in the `query` crate never does I/O and a slow query never holds an async
 //! worker.
 
-use model::{LabelMatcher, MatchOp as ModelOp, Selector};
-use promql_parser::label::{MatchOp, Matcher};
+use promql_parser::label::Matcher;
 use query::{EngineOptions, Expr, QueryError, Series, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -228,30 +227,4 @@ async fn fetch(
     Ok(out)
 }
 
-/// The store's selector for a PromQL selector's matchers: an equality on `__name__` becomes
-/// the metric (so SQL narrows by it), every other matcher is applied as written.
-pub fn to_selector(matchers: &[Matcher]) -> Result<Selector, QueryError> {
-    let mut metric = None;
-    let mut out = Vec::new();
-    for m in matchers {
-        if m.name == query::value::METRIC_NAME && matches!(m.op, MatchOp::Equal) && metric.is_none()
-        {
-            metric = Some(m.value.clone());
-            continue;
-        }
-        let op = match m.op {
-            MatchOp::Equal => ModelOp::Eq,
-            MatchOp::NotEqual => ModelOp::Neq,
-            MatchOp::Re(_) => ModelOp::Re,
-            MatchOp::NotRe(_) => ModelOp::Nre,
-        };
-        out.push(
-            LabelMatcher::new(m.name.clone(), op, m.value.clone())
-                .map_err(|e| QueryError::BadData(e.message))?,
-        );
-    }
-    Ok(Selector {
-        metric,
-        matchers: out,
-    })
-}
+pub use query::plan::to_selector;
