@@ -153,7 +153,8 @@ fn counted_with(rate: f64, since: f64, change: Option<Change>) -> f64 {
     match change {
         Some(c) if since > c.start => {
             let until = since.min(c.end);
-            counted(rate, since) - (1.0 - c.factor) * (counted(rate, until) - counted(rate, c.start))
+            counted(rate, since)
+                - (1.0 - c.factor) * (counted(rate, until) - counted(rate, c.start))
         }
         _ => counted(rate, since),
     }
@@ -667,8 +668,9 @@ mod tests {
                 for k in 0..400 {
                     // 5 s steps through the start, the whole fault and past its end.
                     let cur = render(T0 - 5_000 + k * 5_000, f);
-                    for ((a, va), (b, vb)) in
-                        cumulative_lines(&prev).into_iter().zip(cumulative_lines(&cur))
+                    for ((a, va), (b, vb)) in cumulative_lines(&prev)
+                        .into_iter()
+                        .zip(cumulative_lines(&cur))
                     {
                         assert_eq!(a, b);
                         assert!(vb >= va, "{kind:?} at {stage}, step {k}: {a} {va} -> {vb}");
@@ -695,13 +697,19 @@ mod tests {
         // ...an hour's worth of rows behind the undisturbed counter.
         let lost = at(T0 + 2 * HOUR, None) - at(T0 + 2 * HOUR, f);
         let hour_of_rows = at(T0 + HOUR, None) - at(T0, None);
-        assert!((lost - hour_of_rows).abs() <= 1.0, "{lost} vs {hour_of_rows}");
+        assert!(
+            (lost - hour_of_rows).abs() <= 1.0,
+            "{lost} vs {hour_of_rows}"
+        );
         // Gauges recover: the dataset is loaded again and the queue is worked off.
         let fresh = value(
             &render(T0 + HOUR + 30_000, f),
             "demo_dataset_freshness_seconds{dataset=\"clean_orders\"}",
         );
-        assert!(fresh < 60.0, "clean_orders age right after the stall: {fresh}");
+        assert!(
+            fresh < 60.0,
+            "clean_orders age right after the stall: {fresh}"
+        );
         let depth = |t| value(&render(t, f), "demo_stage_queue_depth{stage=\"transform\"}");
         assert!(depth(T0 + HOUR) > 1_000_000.0);
         assert!(depth(T0 + HOUR + 2 * 60_000) < 1_000.0);

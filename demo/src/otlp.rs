@@ -117,7 +117,8 @@ fn request_counts(t_ms: i64, fault: Option<Fault>) -> (f64, f64) {
 
 /// Median inference latency in ms at `t_ms` (6x under a latency fault at model_serving).
 fn median_latency_ms(t_ms: i64, fault: Option<Fault>) -> f64 {
-    let slow = fault.is_some_and(|f| f.in_effect(t_ms) && f.hits(FaultKind::Latency, MODEL_SERVING));
+    let slow =
+        fault.is_some_and(|f| f.in_effect(t_ms) && f.hits(FaultKind::Latency, MODEL_SERVING));
     STAGES[MODEL_SERVING].median_latency * 1000.0 * if slow { SLOW } else { 1.0 }
 }
 
@@ -170,7 +171,8 @@ fn latency_point(t_ms: i64, fault: Option<Fault>) -> HistogramDataPoint {
 fn null_ratio(t_ms: i64, fault: Option<Fault>) -> f64 {
     let bad = fault.is_some_and(|f| {
         f.in_effect(t_ms)
-            && f.kind == FaultKind::DqFailure && (f.stage == FEATURE_STORE || f.stage == MODEL_SERVING)
+            && f.kind == FaultKind::DqFailure
+            && (f.stage == FEATURE_STORE || f.stage == MODEL_SERVING)
     });
     let base = if bad { 0.12 } else { 0.001 };
     base * (1.0 + 0.2 * noise(300, t_ms / 15_000))
@@ -270,8 +272,8 @@ fn lognormal(median: f64, h1: u64, h2: u64) -> f64 {
 /// every push and about a third of the others, so the burst is visible in every export;
 /// otherwise the stage's usual ratio.
 fn fails(t_ms: i64, k: usize, fault: Option<Fault>) -> bool {
-    let burst = fault
-        .is_some_and(|f| f.in_effect(t_ms) && f.hits(FaultKind::ErrorBurst, MODEL_SERVING));
+    let burst =
+        fault.is_some_and(|f| f.in_effect(t_ms) && f.hits(FaultKind::ErrorBurst, MODEL_SERVING));
     if burst {
         k == 0 || unit(mix(t_ms, k, 9)) < 0.3
     } else {
