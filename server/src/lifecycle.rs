@@ -21,6 +21,7 @@
 pub mod grouping;
 pub mod matcher;
 pub mod notice;
+pub mod oncall;
 
 use crate::config::{AlertingConfig, Route, RuleSource};
 use crate::ingest::IngestQueue;

@@ -22,6 +22,7 @@
 
 use super::{ApiError, ListPage, LIST_BYTE_BUDGET};
 use crate::lifecycle::matcher::Matcher;
+use crate::lifecycle::oncall::{ActionError, OnCallRequest};
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -34,12 +35,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use store::lifecycle::{
-    ActionOutcome, AlertFilter, AlertInstance, AlertSource, EventKind, LifecycleState, NewEvent,
-    NewSilence, OnCall, OnCallAction, Silence, SilenceMatcher,
+    AlertFilter, AlertInstance, AlertSource, EventKind, LifecycleState, NewEvent, NewSilence,
+    OnCall, Silence, SilenceMatcher,
 };
-
-/// The longest snooze: longer than this, silence the alert or fix the rule.
-const MAX_SNOOZE: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
 const DEFAULT_LIMIT: usize = 500;
 const MAX_LIMIT: usize = 1000;
@@ -341,21 +339,9 @@ fn who_acts(who: Option<&Principal>, b: &ActionBody) -> Result<String, ApiError>
 
 /// Until when a snooze holds, from `duration` or `until`.
 fn snooze_until(b: &ActionBody, now: i64) -> Result<i64, ApiError> {
+    use crate::lifecycle::oncall::{check_snooze, snooze_for};
     let until = match (b.duration.as_deref(), b.until.as_deref()) {
-        (Some(d), None) => {
-            let d = humantime::parse_duration(d.trim()).map_err(|e| {
-                ApiError::bad_data(format!(
-                    "duration {d:?} is not a duration like \"30m\" or \"2h\": {e}"
-                ))
-            })?;
-            if d > MAX_SNOOZE {
-                return Err(ApiError::bad_data(format!(
-                    "a snooze lasts at most {}; for longer, create a silence",
-                    humantime::format_duration(MAX_SNOOZE)
-                )));
-            }
-            now + d.as_millis() as i64
-        }
+        (Some(d), None) => snooze_for(d, now).map_err(ApiError::bad_data)?,
         (None, Some(u)) => chrono::DateTime::parse_from_rfc3339(u.trim())
             .map(|t| t.timestamp_millis())
             .map_err(|e| {
@@ -369,82 +355,30 @@ fn snooze_until(b: &ActionBody, now: i64) -> Result<i64, ApiError> {
             ))
         }
     };
-    if until <= now {
-        return Err(ApiError::bad_data(
-            "the snooze would end in the past; send a later `until` or a positive `duration`",
-        ));
-    }
-    if until - now > MAX_SNOOZE.as_millis() as i64 {
-        return Err(ApiError::bad_data(format!(
-            "a snooze lasts at most {}; for longer, create a silence",
-            humantime::format_duration(MAX_SNOOZE)
-        )));
-    }
+    check_snooze(until, now).map_err(ApiError::bad_data)?;
     Ok(until)
 }
 
-/// Carries out an on-call action for the API and the pages: the store's outcome as an error
-/// with the status that fits it.
-pub(crate) async fn oncall_action(
-    store: &store::Store,
-    id: i64,
-    kind: OnCallRequest,
-    by: &str,
-    comment: &str,
-) -> Result<(), ApiError> {
-    let now = model::clock::now_ms();
-    let (action, comment) = match kind {
-        OnCallRequest::Acknowledge => (OnCallAction::Acknowledge, comment.to_string()),
-        OnCallRequest::Unacknowledge => (OnCallAction::Unacknowledge, comment.to_string()),
-        OnCallRequest::Resolve => (OnCallAction::Resolve, comment.to_string()),
-        OnCallRequest::Assign(to) => (
-            OnCallAction::Assign(Some(to.trim().to_string()).filter(|t| !t.is_empty())),
-            comment.to_string(),
-        ),
-        OnCallRequest::Snooze(until) => {
-            let when = rfc3339(until);
-            let detail = match comment.trim() {
-                "" => format!("until {when}"),
-                c => format!("until {when}: {c}"),
-            };
-            (OnCallAction::Snooze { until_ms: until }, detail)
-        }
-    };
-    match store.oncall_action(id, &action, by, &comment, now).await? {
-        ActionOutcome::Done => Ok(()),
-        ActionOutcome::NotFound => Err(not_found(format!(
-            "there is no alert {id}; list them at /api/v1/lifecycle/alerts"
-        ))),
-        ActionOutcome::Conflict(m) => Err(ApiError {
-            status: StatusCode::CONFLICT,
-            code: "conflict",
-            message: m,
-        }),
-        ActionOutcome::Invalid(m) => Err(ApiError::bad_data(m)),
-    }
-}
-
-/// [`oncall_action`] for the pages, whose errors are text for people.
-pub(crate) async fn oncall_action_for_pages(
+/// Carries out an on-call action: the store's outcome as an error with the status that fits.
+async fn oncall_action(
     store: &store::Store,
     id: i64,
     request: OnCallRequest,
     by: &str,
     comment: &str,
-) -> Result<(), String> {
-    oncall_action(store, id, request, by, comment)
+) -> Result<(), ApiError> {
+    crate::lifecycle::oncall::perform(store, id, request, by, comment)
         .await
-        .map_err(|e| e.message)
-}
-
-/// An on-call action with what it needs (the assignee, the snooze's end).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum OnCallRequest {
-    Acknowledge,
-    Unacknowledge,
-    Assign(String),
-    Snooze(i64),
-    Resolve,
+        .map_err(|e| match e {
+            ActionError::NotFound(m) => not_found(m),
+            ActionError::Conflict(m) => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "conflict",
+                message: m,
+            },
+            ActionError::Invalid(m) => ApiError::bad_data(m),
+            ActionError::Store(e) => e.into(),
+        })
 }
 
 async fn action(
