@@ -1239,3 +1239,100 @@ async fn on_call_actions_acknowledge_assign_snooze_and_resolve_by_hand_each_on_t
     );
     server.stop().await.unwrap();
 }
+
+/// The outbox through a one-minute SMTP outage (issue 13's acceptance): the real aiosmtpd is
+/// down from before the first alert fires until a full minute later, while alerts fire,
+/// resolve and fire again; once it is up every notice arrives exactly once per dedup key, in
+/// order per alert, each resolve after its firing notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_one_minute_smtp_outage_every_notice_arrives_once_in_order_per_alert() {
+    const OUTAGE: Duration = Duration::from_secs(60);
+    let port = free_port();
+    let (server, base, dir, db) = start_server(
+        "outage",
+        LAG_RULE,
+        &format!(
+            // Goes on in start_server's [notifications] table.
+            "retry_base = \"500ms\"\nretry_cap = \"4s\"\n\
+             [notifications.channels.mail]\ntype = \"email\"\nsmtp_host = \"127.0.0.1\"\n\
+             smtp_port = {port}\ntls = \"none\"\nfrom = \"pipewatch@example.com\"\n\
+             to = [\"oncall@example.com\"]\n\
+             [alerting]\nevaluation_interval = \"1s\"\ngroup_wait = \"0s\"\ngroup_interval = \"1s\"\n\
+             group_by = [\"alertname\", \"job\"]\nchannels = [\"mail\"]\n"
+        ),
+    )
+    .await;
+    // Nothing listens on `port` yet: the SMTP server is down.
+    let outage_started = Instant::now();
+    let jobs = ["a1", "a2", "a3", "a4"];
+    write(&base, "pw_lag_seconds", &jobs.map(|j| (j, 50.0))).await;
+    let firing = |n: usize| {
+        let base = base.clone();
+        async move { alerts(&base, "rule=HighLag&state=firing").await.len() == n }
+    };
+    wait_until!("four alerts to fire", Duration::from_secs(20), firing(4).await);
+    // a1 and a3 resolve during the outage; a1 fires again (a second episode) before it ends.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    write(&base, "pw_lag_seconds", &[("a1", 1.0), ("a3", 1.0)]).await;
+    wait_until!("a1 and a3 to resolve", Duration::from_secs(20), firing(2).await);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    write(&base, "pw_lag_seconds", &[("a1", 70.0)]).await;
+    wait_until!("a1 to fire again", Duration::from_secs(20), firing(3).await);
+
+    let st = store::Store::connect(&db, store::StoreConfig::default())
+        .await
+        .unwrap();
+    let outage_left = OUTAGE.saturating_sub(outage_started.elapsed());
+    assert!(
+        outage_left > Duration::from_secs(5),
+        "the alerts took too long; the outage must outlast them"
+    );
+    tokio::time::sleep(outage_left).await;
+    // A minute down: every notice so far failed (several times) and none was delivered.
+    let rows = st.notification_statuses().await.unwrap();
+    assert!(rows.iter().all(|r| !r.delivered), "{rows:#?}");
+    assert!(
+        rows.iter().any(|r| r.attempts >= 3
+            && r.last_error.as_deref().is_some_and(|e| !e.is_empty())),
+        "the sender did not keep retrying: {rows:#?}"
+    );
+    let sink = SmtpSink::start(port, &dir.join("mail"));
+    let outage = outage_started.elapsed();
+    assert!(outage >= OUTAGE, "{outage:?}");
+    // Back up: the rest resolve.
+    write(&base, "pw_lag_seconds", &[("a1", 1.0), ("a2", 1.0), ("a4", 1.0)]).await;
+    // a1: firing, resolved, firing, resolved; the others firing, resolved.
+    wait_until!(
+        "ten notices",
+        Duration::from_secs(60),
+        sink.subjects().len() >= 10
+    );
+    // Let any duplicate that would come arrive (retries are at most 4 s apart).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let subjects = sink.subjects();
+    assert_eq!(subjects.len(), 10, "{subjects:#?}");
+    for job in jobs {
+        let firing = format!("[FIRING] HighLag (job={job}, severity=page)");
+        let resolved = format!("[RESOLVED] HighLag (job={job}, severity=page)");
+        let mine: Vec<&str> = subjects
+            .iter()
+            .filter(|s| **s == firing || **s == resolved)
+            .map(|s| if *s == firing { "firing" } else { "resolved" })
+            .collect();
+        let want: &[&str] = if job == "a1" {
+            &["firing", "resolved", "firing", "resolved"]
+        } else {
+            &["firing", "resolved"]
+        };
+        assert_eq!(mine, want, "{job}: {subjects:#?}");
+    }
+    // Exactly once per dedup key: every outbox row delivered, one message each.
+    let rows = st.notification_statuses().await.unwrap();
+    assert_eq!(rows.len(), 10, "{rows:#?}");
+    assert!(rows.iter().all(|r| r.delivered), "{rows:#?}");
+    let mut keys: Vec<&str> = rows.iter().map(|r| r.dedup_key.as_str()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 10, "{rows:#?}");
+    server.stop().await.unwrap();
+}
