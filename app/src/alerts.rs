@@ -346,12 +346,13 @@ fn filter_form(p: &ListParams, severities: Vec<String>) -> impl IntoView {
     }
 }
 
-fn state_badge(state: &str) -> impl IntoView {
+fn state_badge(state: &str) -> AnyView {
     view! { <span class=format!("state-badge alert-state state-{state}")>{state.to_string()}</span> }
+        .into_any()
 }
 
 /// The small marks next to an alert's state: silenced, snoozed, acknowledged, assigned.
-fn marks(a: &AlertRow, now: TimestampMs) -> impl IntoView {
+fn marks(a: &AlertRow, now: TimestampMs) -> AnyView {
     view! {
         {a.silenced_by.clone().map(|id| view! {
             <a class="mark mark-silenced" href="/silences" title=format!("Held back by silence {id}")>"silenced"</a>
@@ -360,9 +361,10 @@ fn marks(a: &AlertRow, now: TimestampMs) -> impl IntoView {
             <span class="mark mark-snoozed" title=format!("No repeat notices until {}", format_utc(u))>"snoozed"</span>
         })}
     }
+    .into_any()
 }
 
-fn people(a: &AlertRow, now: TimestampMs) -> impl IntoView {
+fn people(a: &AlertRow, now: TimestampMs) -> AnyView {
     view! {
         {a.acknowledged_by.clone().map(|who| {
             let when = a.acknowledged_at_ms.map(|t| format!(" {}", format_ago(now, t))).unwrap_or_default();
@@ -372,6 +374,7 @@ fn people(a: &AlertRow, now: TimestampMs) -> impl IntoView {
         {(a.acknowledged_by.is_none() && a.assignee.is_none() && a.is_active())
             .then(|| view! { <span class="muted">"nobody yet"</span> })}
     }
+    .into_any()
 }
 
 #[component]
@@ -439,7 +442,7 @@ fn alert_list(v: AlertsView, p: &ListParams) -> impl IntoView {
             }
             .into_any()
         };
-        return view! { {form} {body} }.into_any();
+        return view! { {form.into_any()} {body} }.into_any();
     }
     let now = v.now;
     let firing = v.alerts.iter().filter(|a| a.state == "firing").count();
@@ -480,14 +483,14 @@ fn alert_list(v: AlertsView, p: &ListParams) -> impl IntoView {
         .map(|g| alert_group(g, now))
         .collect_view();
     view! {
-        {form}
+        {form.into_any()}
         <p class="muted alert-summary">{summary}</p>
-        {groups_view}
+        {groups_view.into_any()}
     }
     .into_any()
 }
 
-fn alert_group(g: Vec<AlertRow>, now: TimestampMs) -> impl IntoView {
+fn alert_group(g: Vec<AlertRow>, now: TimestampMs) -> AnyView {
     let labels = g[0].group_labels.clone();
     let title = if labels.is_empty() {
         "(one group for every alert)".to_string()
@@ -531,6 +534,7 @@ fn alert_group(g: Vec<AlertRow>, now: TimestampMs) -> impl IntoView {
                     <td class="alert-people">{people(&a, now)}</td>
                 </tr>
             }
+            .into_any()
         })
         .collect_view();
     view! {
@@ -542,6 +546,7 @@ fn alert_group(g: Vec<AlertRow>, now: TimestampMs) -> impl IntoView {
             </table>
         </section>
     }
+    .into_any()
 }
 
 /// The page's viewer, for deciding whether to offer the actions (the server checks again).
@@ -661,7 +666,7 @@ fn alert_detail_view(
     now: TimestampMs,
     act: ServerAction<ActOnAlert>,
     silence: ServerAction<crate::silences::CreateSilence>,
-) -> impl IntoView {
+) -> AnyView {
     let a = d.alert.clone();
     let viewer = use_context::<Viewer>();
     let may_act = move || viewer.is_some_and(|v| v.may_act());
@@ -672,7 +677,8 @@ fn alert_detail_view(
             let href = list_href_for(&[(k.clone(), v.clone())]);
             view! { <li><a href=href title="Alerts with this label"><code>{format!("{k}=\"{v}\"")}</code></a></li> }
         })
-        .collect_view();
+        .collect_view()
+        .into_any();
     let annotations = a
         .annotations
         .iter()
@@ -687,7 +693,8 @@ fn alert_detail_view(
                 }}</dd>
             }
         })
-        .collect_view();
+        .collect_view()
+        .into_any();
     let timeline = d
         .timeline
         .iter()
@@ -704,8 +711,10 @@ fn alert_detail_view(
                     {(!e.detail.is_empty()).then(|| view! { <span class="event-detail">{format!(" — {}", e.detail)}</span> })}
                 </li>
             }
+            .into_any()
         })
-        .collect_view();
+        .collect_view()
+        .into_any();
     let since = a.since_ms();
     let source = match a.source.as_str() {
         "rule" if a.rule_group.is_empty() => "alerting rule".to_string(),
@@ -729,7 +738,7 @@ fn alert_detail_view(
             }
         }
     };
-    view! {
+    let head = view! {
         <h1 class="alert-title">
             {state_badge(&a.state)} " " {a.rule.clone()}
             {a.severity().map(|s| view! { " " <span class=format!("sev-badge sev-{s}")>{s.to_string()}</span> })}
@@ -737,8 +746,9 @@ fn alert_detail_view(
         </h1>
         <p class="explanation alert-summary-text">{a.summary()}</p>
         {a.annotations.get("description").cloned().filter(|_| a.annotations.contains_key("summary")).map(|t| view! { <p>{t}</p> })}
-        <div class="alert-layout">
-            <div class="alert-main">
+    }
+    .into_any();
+    let facts = view! {
                 <dl class="status-grid alert-facts">
                     <dt>"State"</dt><dd>{format!("{} since {} ({})", a.state, format_utc(since), format_ago(now, since))}</dd>
                     <dt>"Value"</dt><dd>{a.value.clone().unwrap_or_else(|| "–".into())}</dd>
@@ -766,6 +776,13 @@ fn alert_detail_view(
                     <dt>"Episode"</dt><dd>{a.episode.to_string()}</dd>
                     <dt>"Group"</dt><dd><a href=list_href_for(&a.group_labels)><code>{a.group_key.clone()}</code></a></dd>
                 </dl>
+    }
+    .into_any();
+    view! {
+        {head}
+        <div class="alert-layout">
+            <div class="alert-main">
+                {facts}
                 <h2>"Labels"</h2>
                 <ul class="label-list">{labels}</ul>
                 <h2>"Annotations"</h2>
@@ -783,6 +800,7 @@ fn alert_detail_view(
             </aside>
         </div>
     }
+    .into_any()
 }
 
 /// The fields every action form carries.
@@ -800,7 +818,7 @@ fn action_forms(
     act: ServerAction<ActOnAlert>,
     silence: ServerAction<crate::silences::CreateSilence>,
     group_matchers: &str,
-) -> impl IntoView {
+) -> AnyView {
     let token = use_context::<Viewer>()
         .map(Viewer::token)
         .unwrap_or_default();
@@ -887,6 +905,7 @@ fn action_forms(
             <button type="submit">"Silence this group"</button>
         </ActionForm>
     }
+    .into_any()
 }
 
 #[cfg(test)]

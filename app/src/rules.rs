@@ -147,6 +147,7 @@ fn rules_view(v: RulesView) -> impl IntoView {
                             <td title=r.last_evaluation_ms.map(format_utc).unwrap_or_default()>{eval}</td>
                         </tr>
                     }
+                    .into_any()
                 })
                 .collect_view();
             view! {

@@ -229,6 +229,7 @@ fn silence_table(
                     })}</td>
                 </tr>
             }
+            .into_any()
         })
         .collect_view();
     view! {
