@@ -1270,11 +1270,19 @@ async fn after_a_one_minute_smtp_outage_every_notice_arrives_once_in_order_per_a
         let base = base.clone();
         async move { alerts(&base, "rule=HighLag&state=firing").await.len() == n }
     };
-    wait_until!("four alerts to fire", Duration::from_secs(20), firing(4).await);
+    wait_until!(
+        "four alerts to fire",
+        Duration::from_secs(20),
+        firing(4).await
+    );
     // a1 and a3 resolve during the outage; a1 fires again (a second episode) before it ends.
     tokio::time::sleep(Duration::from_secs(10)).await;
     write(&base, "pw_lag_seconds", &[("a1", 1.0), ("a3", 1.0)]).await;
-    wait_until!("a1 and a3 to resolve", Duration::from_secs(20), firing(2).await);
+    wait_until!(
+        "a1 and a3 to resolve",
+        Duration::from_secs(20),
+        firing(2).await
+    );
     tokio::time::sleep(Duration::from_secs(10)).await;
     write(&base, "pw_lag_seconds", &[("a1", 70.0)]).await;
     wait_until!("a1 to fire again", Duration::from_secs(20), firing(3).await);
@@ -1292,15 +1300,20 @@ async fn after_a_one_minute_smtp_outage_every_notice_arrives_once_in_order_per_a
     let rows = st.notification_statuses().await.unwrap();
     assert!(rows.iter().all(|r| !r.delivered), "{rows:#?}");
     assert!(
-        rows.iter().any(|r| r.attempts >= 3
-            && r.last_error.as_deref().is_some_and(|e| !e.is_empty())),
+        rows.iter()
+            .any(|r| r.attempts >= 3 && r.last_error.as_deref().is_some_and(|e| !e.is_empty())),
         "the sender did not keep retrying: {rows:#?}"
     );
     let sink = SmtpSink::start(port, &dir.join("mail"));
     let outage = outage_started.elapsed();
     assert!(outage >= OUTAGE, "{outage:?}");
     // Back up: the rest resolve.
-    write(&base, "pw_lag_seconds", &[("a1", 1.0), ("a2", 1.0), ("a4", 1.0)]).await;
+    write(
+        &base,
+        "pw_lag_seconds",
+        &[("a1", 1.0), ("a2", 1.0), ("a4", 1.0)],
+    )
+    .await;
     // a1: firing, resolved, firing, resolved; the others firing, resolved.
     wait_until!(
         "ten notices",
