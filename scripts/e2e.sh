@@ -77,7 +77,7 @@ cd end2end
 export PIPEWATCH_URL="$MAIN_URL" PIPEWATCH_FAULT_URL="$FAULT_URL"
 # The on-call journey follows the fault's clock (it must act while the alert fires), so it
 # runs beside the other tests instead of after them; everything else runs in file order.
-npx playwright test tests/oncall-fault.spec.ts --output test-results-oncall >"$FAULT_DATA/oncall-e2e.log" 2>&1 &
+npx playwright test tests/oncall-fault.spec.ts --output ../target/e2e-oncall-results >"$FAULT_DATA/oncall-e2e.log" 2>&1 &
 oncall=$!
 pids+=("$oncall")
 status=0

@@ -482,10 +482,14 @@ fn alert_list(v: AlertsView, p: &ListParams) -> impl IntoView {
         .into_iter()
         .map(|g| alert_group(g, now))
         .collect_view();
+    // One table, a body per group, so the columns line up across groups.
     view! {
         {form.into_any()}
         <p class="muted alert-summary">{summary}</p>
-        {groups_view.into_any()}
+        <table class="alerts">
+            <thead><tr><th>"State"</th><th>"Alert"</th><th>"Value"</th><th>"Since"</th><th>"Acknowledged / assigned"</th></tr></thead>
+            {groups_view.into_any()}
+        </table>
     }
     .into_any()
 }
@@ -497,6 +501,14 @@ fn alert_group(g: Vec<AlertRow>, now: TimestampMs) -> AnyView {
     } else {
         matcher_text(&labels)
     };
+    // Alerts on their own route (nodata, error, a configured route) say which.
+    let route = g[0]
+        .group_key
+        .split('/')
+        .next()
+        .filter(|r| *r != "default")
+        .map(|r| format!("route {r} · "))
+        .unwrap_or_default();
     let mut counts: BTreeMap<usize, (String, usize)> = BTreeMap::new();
     for a in &g {
         counts
@@ -538,13 +550,12 @@ fn alert_group(g: Vec<AlertRow>, now: TimestampMs) -> AnyView {
         })
         .collect_view();
     view! {
-        <section class="alert-group">
-            <h2 class="alert-group-title"><code>{title}</code> <span class="muted small">{counts}</span></h2>
-            <table class="alerts">
-                <thead><tr><th>"State"</th><th>"Alert"</th><th>"Value"</th><th>"Since"</th><th>"Acknowledged / assigned"</th></tr></thead>
-                <tbody>{rows}</tbody>
-            </table>
-        </section>
+        <tbody class="alert-group">
+            <tr class="alert-group-title">
+                <th colspan="5"><code>{title}</code> " " <span class="muted small">{format!("{route}{counts}")}</span></th>
+            </tr>
+            {rows}
+        </tbody>
     }
     .into_any()
 }
@@ -761,7 +772,7 @@ fn alert_detail_view(
                     <dt>"Notices"</dt><dd>{match (&a.silenced_by, a.snoozed_until_ms.filter(|u| *u > now)) {
                         (Some(id), _) => format!("held back by silence {id}"),
                         (None, Some(u)) => format!("snoozed: no repeat notices until {}", format_utc(u)),
-                        _ => "sent to the group's channels".into(),
+                        _ => "not held back".into(),
                     }}</dd>
                     <dt>"Source"</dt><dd>{source}
                         {d.anomaly_href.clone().map(|h| view! { " · " <a href=h>"the anomaly"</a> })}

@@ -65,6 +65,8 @@ pub fn App() -> impl IntoView {
                     <A href="/" exact=true>"Pipelines"</A>
                     <A href="/anomalies">"Anomalies"</A>
                     <A href="/alerts">"Alerts"</A>
+                    <A href="/silences">"Silences"</A>
+                    <A href="/rules">"Rules"</A>
                     <A href="/drift">"Drift"</A>
                     <A href="/explore">"Explore"</A>
                     <A href="/targets">"Targets"</A>

@@ -140,7 +140,7 @@ pub fn SilencesPage() -> impl IntoView {
                             <input type="text" name="matchers" size="40" required=true
                                 placeholder="alertname=\"StageStalled\", stage=\"transform\""
                                 prop:value=move || matchers.get()
-                                on:change=move |ev| matchers.set(event_target_value(&ev))/>
+                                on:input=move |ev| matchers.set(event_target_value(&ev))/>
                         </label>
                         <label>"For "
                             <select name="duration">

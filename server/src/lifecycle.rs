@@ -359,19 +359,14 @@ impl Engine {
                 .find(|a| a.id == req.alert_id && a.state.is_active());
             let resolved = match live {
                 Some(inst) => {
-                    let from = inst.state;
-                    let to = if from == LifecycleState::Pending {
-                        LifecycleState::Inactive
-                    } else {
-                        inst.resolved_at_ms = Some(now_ms);
-                        LifecycleState::Resolved
-                    };
-                    inst.state = to;
-                    (inst.id, inst.episode) = db::save_instance(tx, inst).await?;
                     let detail = match req.comment.trim() {
                         "" => "resolved by hand".to_string(),
                         c => format!("resolved by hand: {c}"),
                     };
+                    let from = inst.state;
+                    *inst = ended(inst, now_ms, &detail).instance;
+                    let to = inst.state;
+                    (inst.id, inst.episode) = db::save_instance(tx, inst).await?;
                     db::add_event(
                         tx,
                         inst.id,
@@ -597,19 +592,9 @@ impl Engine {
                 && matches!(old.state, LifecycleState::Pending | LifecycleState::Firing)
                 && !seen.contains(&old.fingerprint)
             {
-                let mut inst = old.clone();
-                let to = if old.state == LifecycleState::Firing {
-                    inst.resolved_at_ms = Some(now_ms);
-                    LifecycleState::Resolved
-                } else {
-                    LifecycleState::Inactive
-                };
-                inst.state = to;
-                inst.last_eval_at_ms = Some(now_ms);
-                changes.push(Change {
-                    instance: inst,
-                    event: Some((old.state, to, "the condition no longer holds".into())),
-                });
+                let mut c = ended(old, now_ms, "the condition no longer holds");
+                c.instance.last_eval_at_ms = Some(now_ms);
+                changes.push(c);
             }
         }
         (changes, statuses)
@@ -717,18 +702,7 @@ impl Engine {
                 && matches!(o.state, LifecycleState::Pending | LifecycleState::Firing)
                 && !seen.contains(&o.fingerprint)
             {
-                let mut inst = o.clone();
-                let to = if o.state == LifecycleState::Firing {
-                    inst.resolved_at_ms = Some(now_ms);
-                    LifecycleState::Resolved
-                } else {
-                    LifecycleState::Inactive
-                };
-                inst.state = to;
-                changes.push(Change {
-                    instance: inst,
-                    event: Some((o.state, to, "the anomaly closed".into())),
-                });
+                changes.push(ended(o, now_ms, "the anomaly closed"));
             }
         }
         changes
@@ -1208,6 +1182,23 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// The change ending an active instance: a firing (or nodata / error) one resolves, a pending
+/// one goes back to inactive, with `why` on the timeline.
+fn ended(old: &AlertInstance, now_ms: i64, why: &str) -> Change {
+    let mut inst = old.clone();
+    let to = if old.state == LifecycleState::Pending {
+        LifecycleState::Inactive
+    } else {
+        inst.resolved_at_ms = Some(now_ms);
+        LifecycleState::Resolved
+    };
+    inst.state = to;
+    Change {
+        instance: inst,
+        event: Some((old.state, to, why.to_string())),
     }
 }
 

@@ -176,11 +176,13 @@ pub fn group_labels_of_key(key: &str) -> Vec<(String, String)> {
 }
 
 /// Silences active now, compiled, with their ids.
-async fn active_silences(store: &Store, now: i64) -> Result<Vec<(String, Vec<Matcher>)>, String> {
+pub async fn active_silences(
+    store: &Store,
+    now: i64,
+) -> Result<Vec<(String, Vec<Matcher>)>, StoreError> {
     Ok(store
         .silences()
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .into_iter()
         .filter(|s| s.status(now) == "active")
         .filter_map(|s| {
@@ -265,7 +267,9 @@ pub async fn alert_rows(
         .filter(|a| f.severity.is_empty() || a.labels.get("severity") == Some(&f.severity))
         .take(app::alerts::LIST_LIMIT + 1)
         .collect();
-    let silences = active_silences(store, now).await?;
+    let silences = active_silences(store, now)
+        .await
+        .map_err(|e| e.to_string())?;
     let ids: Vec<i64> = alerts.iter().map(|a| a.id).collect();
     let oncall = store.oncall_states(&ids).await.map_err(|e| e.to_string())?;
     Ok(alerts
@@ -312,7 +316,9 @@ pub async fn alert_detail(
         return Ok(None);
     };
     let now = model::clock::now_ms();
-    let silences = active_silences(store, now).await?;
+    let silences = active_silences(store, now)
+        .await
+        .map_err(|e| e.to_string())?;
     let oncall = store
         .oncall_states(&[id])
         .await
