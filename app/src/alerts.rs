@@ -10,6 +10,7 @@
 //! Every action is a plain form posting to a server function with the session's CSRF token,
 //! so it works before (and without) the browser bundle; viewers see the same pages read-only.
 
+use crate::anomalies::select;
 use crate::timefmt::{format_ago, format_utc};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -297,29 +298,6 @@ fn state_rank(s: &str) -> usize {
     STATES.iter().position(|x| *x == s).unwrap_or(STATES.len())
 }
 
-fn select(
-    name: &'static str,
-    label: &'static str,
-    current: &str,
-    options: Vec<(String, String)>,
-) -> impl IntoView {
-    let current = current.to_string();
-    view! {
-        <label>
-            {label}
-            <select name=name class=format!("filter-{name}") on:change=crate::explore::submit_own_form>
-                {options
-                    .into_iter()
-                    .map(|(value, text)| {
-                        let selected = value == current;
-                        view! { <option value=value selected=selected>{text}</option> }
-                    })
-                    .collect_view()}
-            </select>
-        </label>
-    }
-}
-
 fn filter_form(p: &ListParams, severities: Vec<String>) -> impl IntoView {
     let filtered = *p != ListParams::default();
     let mut state_options = vec![(String::new(), "every state".to_string())];
@@ -355,7 +333,7 @@ fn state_badge(state: &str) -> AnyView {
 fn marks(a: &AlertRow, now: TimestampMs) -> AnyView {
     view! {
         {a.silenced_by.clone().map(|id| view! {
-            <a class="mark mark-silenced" href="/silences" title=format!("Held back by silence {id}")>"silenced"</a>
+            <a class="mark mark-silenced" href="/silences" title=format!("Held back by silence {id}")>"silenced"</a> " "
         })}
         {a.snoozed_until_ms.filter(|u| *u > now).map(|u| view! {
             <span class="mark mark-snoozed" title=format!("No repeat notices until {}", format_utc(u))>"snoozed"</span>
@@ -552,7 +530,7 @@ fn alert_group(g: Vec<AlertRow>, now: TimestampMs) -> AnyView {
     view! {
         <tbody class="alert-group">
             <tr class="alert-group-title">
-                <th colspan="5"><code>{title}</code> " " <span class="muted small">{format!("{route}{counts}")}</span></th>
+                <th colspan="5" style="text-align:left"><code>{title}</code> " " <span class="muted small">{format!("{route}{counts}")}</span></th>
             </tr>
             {rows}
         </tbody>
@@ -803,7 +781,8 @@ fn alert_detail_view(
                     view! { <dl class="status-grid annotations">{annotations}</dl> }.into_any()
                 }}
                 <h2>"Timeline"</h2>
-                <ol class="timeline">{timeline}</ol>
+                // Newest first, numbered as they happened.
+                <ol class="timeline" reversed=true>{timeline}</ol>
             </div>
             <aside class="alert-actions">
                 <h2>"Actions"</h2>
