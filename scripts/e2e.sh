@@ -58,21 +58,36 @@ start_demo() {
 }
 
 start_demo MAIN --
-# The fault starts 20 s after start-up, so the tests also see the time before it.
+# The fault starts 20 s after start-up, so the tests also see the time before it, and ends
+# 200 s later: StageStalled (rate over 1m == 0, for 30s) fires about 2 min after start-up,
+# which leaves the on-call journey (end2end/tests/oncall-fault.spec.ts) over a minute to
+# acknowledge and silence it before the stage recovers and the alert resolves (~4 min).
 start_demo FAULT \
   PIPEWATCH_ANALYSIS__INTERVAL=15s \
   PIPEWATCH_ALERTING__EVALUATION_INTERVAL=10s \
   PIPEWATCH_ALERTING__GROUP_WAIT=5s \
   PIPEWATCH_ALERTING__GROUP_INTERVAL=30s \
-  -- --inject stall --at transform --after 20s
+  -- --inject stall --at transform --after 20s --for 200s
 # Let a few scrapes land so the charts have live points.
 sleep 12
 # The analysis pages' tests seed anomaly and drift rows into the demo's own database.
 PIPEWATCH_DATABASE_URL="postgres://pipewatch:$(cat "$MAIN_DATA/postgres/password")@127.0.0.1:$(cat "$MAIN_DATA/postgres/port")/pipewatch"
 export PIPEWATCH_DATABASE_URL
 cd end2end
-PIPEWATCH_URL="$MAIN_URL" PIPEWATCH_FAULT_URL="$FAULT_URL" npx playwright test || {
+export PIPEWATCH_URL="$MAIN_URL" PIPEWATCH_FAULT_URL="$FAULT_URL"
+# The on-call journey follows the fault's clock (it must act while the alert fires), so it
+# runs beside the other tests instead of after them; everything else runs in file order.
+npx playwright test tests/oncall-fault.spec.ts --output ../target/e2e-oncall-results >"$FAULT_DATA/oncall-e2e.log" 2>&1 &
+oncall=$!
+pids+=("$oncall")
+status=0
+others=()
+for f in tests/*.spec.ts; do [ "$f" = tests/oncall-fault.spec.ts ] || others+=("$f"); done
+npx playwright test "${others[@]}" || status=1
+wait "$oncall" || status=1
+echo "--- on-call journey (tests/oncall-fault.spec.ts) ---"; cat "$FAULT_DATA/oncall-e2e.log"
+if [ "$status" -ne 0 ]; then
   echo "--- pipewatch log ---"; tail -80 "$MAIN_LOG"
   echo "--- pipewatch (fault) log ---"; tail -80 "$FAULT_LOG"
   exit 1
-}
+fi

@@ -368,7 +368,7 @@ fn feedback_note(a: &Anomaly) -> Option<impl IntoView> {
     })
 }
 
-fn select(
+pub(crate) fn select(
     name: &'static str,
     label: &'static str,
     current: &str,

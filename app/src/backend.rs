@@ -151,8 +151,63 @@ pub trait Backend: Send + Sync + 'static {
         let _ = (expr, q);
         Err("this backend does not evaluate PromQL".into())
     }
+
+    // The alert lifecycle (app/src/alerts.rs, silences.rs, rules.rs). `actor` is the user
+    // acting. The defaults keep no alerts.
+
+    /// Alerts matching `filter`; a bad matcher is an error naming it.
+    async fn lifecycle_alerts(
+        &self,
+        filter: crate::alerts::AlertListFilter,
+    ) -> Result<Vec<crate::alerts::AlertRow>, String> {
+        let _ = filter;
+        Err(NO_ALERTING.into())
+    }
+    /// One alert with its timeline; `None` when there is no such id.
+    async fn lifecycle_alert(&self, id: i64) -> Result<Option<crate::alerts::AlertDetail>, String> {
+        let _ = id;
+        Err(NO_ALERTING.into())
+    }
+    async fn alert_action(
+        &self,
+        actor: &str,
+        id: i64,
+        action: crate::alerts::AlertAction,
+        comment: &str,
+    ) -> Result<(), String> {
+        let _ = (actor, id, action, comment);
+        Err(NO_ALERTING.into())
+    }
+    async fn silences(&self) -> Result<Vec<crate::silences::SilenceRow>, String> {
+        Err(NO_ALERTING.into())
+    }
+    /// How many current alerts the matcher text catches.
+    async fn silence_matches(&self, matchers: &str) -> Result<usize, String> {
+        let _ = matchers;
+        Err(NO_ALERTING.into())
+    }
+    /// Creates a silence from matcher text and a duration (`2h`); returns its id.
+    async fn create_silence(
+        &self,
+        actor: &str,
+        matchers: &str,
+        duration: &str,
+        comment: &str,
+    ) -> Result<String, String> {
+        let _ = (actor, matchers, duration, comment);
+        Err(NO_ALERTING.into())
+    }
+    async fn expire_silence(&self, actor: &str, id: &str) -> Result<(), String> {
+        let _ = (actor, id);
+        Err(NO_ALERTING.into())
+    }
+    async fn rule_groups(&self) -> Result<Vec<crate::rules::RuleGroupView>, String> {
+        Err(NO_ALERTING.into())
+    }
 }
 
 const NO_USERS: &str = "this backend keeps no users";
 
 const NO_ANALYSIS: &str = "this backend keeps no anomaly or drift results";
+
+const NO_ALERTING: &str = "this backend keeps no alerts";

@@ -1,9 +1,10 @@
 //! The pipewatch web app: the page shell, the layout with its navigation, and the routes of
-//! the Pipelines (the landing page), Anomalies, Drift, Explore, Data quality, Targets, Status,
-//! Login, Users and tokens, and Audit log pages. Built twice: with `ssr` into the server (pages
+//! the Pipelines (the landing page), Anomalies, Alerts, Silences, Rules, Drift, Explore, Data
+//! quality, Targets, Status, Login, Users and tokens, and Audit log pages. Built twice: with `ssr` into the server (pages
 //! render completely there, state lives in the URL) and with `hydrate` into the browser
 //! bundle that makes hover, zoom, legend toggles and auto-refresh work.
 
+pub mod alerts;
 pub mod anomalies;
 pub mod api;
 pub mod audit;
@@ -16,6 +17,8 @@ pub mod login;
 pub mod pipelines;
 pub mod quality;
 pub mod range;
+pub mod rules;
+pub mod silences;
 pub mod status;
 pub mod targets;
 pub mod timefmt;
@@ -61,6 +64,9 @@ pub fn App() -> impl IntoView {
                 <nav class="nav">
                     <A href="/" exact=true>"Pipelines"</A>
                     <A href="/anomalies">"Anomalies"</A>
+                    <A href="/alerts">"Alerts"</A>
+                    <A href="/silences">"Silences"</A>
+                    <A href="/rules">"Rules"</A>
                     <A href="/drift">"Drift"</A>
                     <A href="/explore">"Explore"</A>
                     <A href="/targets">"Targets"</A>
@@ -76,6 +82,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=pipelines::PipelinesPage ssr=SsrMode::Async/>
                     <Route path=path!("/anomalies") view=anomalies::AnomaliesPage ssr=SsrMode::Async/>
                     <Route path=path!("/anomalies/:id") view=anomalies::AnomalyPage ssr=SsrMode::Async/>
+                    <Route path=path!("/alerts") view=alerts::AlertsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/alerts/:id") view=alerts::AlertPage ssr=SsrMode::Async/>
+                    <Route path=path!("/silences") view=silences::SilencesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/rules") view=rules::RulesPage ssr=SsrMode::Async/>
                     <Route path=path!("/drift") view=drift::DriftPage ssr=SsrMode::Async/>
                     <Route path=path!("/explore") view=explore::ExplorePage ssr=SsrMode::Async/>
                     <Route path=path!("/targets") view=targets::TargetsPage ssr=SsrMode::Async/>

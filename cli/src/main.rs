@@ -47,6 +47,9 @@ enum Command {
         /// How long after start the fault begins, e.g. "0s", "10m".
         #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, requires = "inject")]
         after: Duration,
+        /// How long the fault lasts, e.g. "150s" (the stage then recovers); for good when left out.
+        #[arg(long = "for", value_parser = humantime::parse_duration, requires = "inject")]
+        lasting: Option<Duration>,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -234,6 +237,7 @@ async fn run() -> Result<()> {
             inject,
             at,
             after,
+            lasting,
         } => {
             // The demo is one command with something to look at: its pages open without a
             // login (read only); an admin is created for the rest and its password printed.
@@ -245,11 +249,19 @@ async fn run() -> Result<()> {
             let fault = match inject {
                 Some(kind) => {
                     let start = model::clock::now_ms() + after.as_millis() as i64;
-                    let f = demo::Fault::new(kind, &at, start).map_err(anyhow::Error::msg)?;
+                    let mut f = demo::Fault::new(kind, &at, start).map_err(anyhow::Error::msg)?;
                     println!(
                         "injecting {kind:?} at stage {at} in {} (from Unix ms {start})",
                         humantime::format_duration(after)
                     );
+                    if let Some(d) = lasting {
+                        f = f.lasting(d.as_millis() as i64);
+                        println!(
+                            "the fault ends after {} (at Unix ms {})",
+                            humantime::format_duration(d),
+                            start + d.as_millis() as i64
+                        );
+                    }
                     Some(f)
                 }
                 None => None,

@@ -29,7 +29,7 @@ fn expectation(id: &str, kind: &str, kwargs: Value, success: bool, result: Value
 /// The validation result of run number `run` (run time `run * 5 min + 2 min`).
 pub fn validation(run: i64, fault: Option<Fault>) -> Value {
     let time = run * RUN_EVERY_MS + OFFSET_MS;
-    let active = fault.filter(|f| time >= f.start_ms && f.stage == STAGE);
+    let active = fault.filter(|f| f.in_effect(time) && f.stage == STAGE);
     let hit = |kind| active.is_some_and(|f: Fault| f.kind == kind);
     let rows: i64 = if hit(FaultKind::VolumeDrop) {
         69_000
@@ -99,15 +99,20 @@ pub fn validation(run: i64, fault: Option<Fault>) -> Value {
     })
 }
 
-/// The runs to (re)send at `t_ms`: the last two that have happened; none after a stall at
-/// `transform` began (the job stopped).
+/// The runs to (re)send at `t_ms`: the last two that have happened; none while a stall at or
+/// before `transform` lasts (the job stopped), and the runs that fell into the stall never
+/// happen.
 pub fn runs_due(t_ms: i64, fault: Option<Fault>) -> Vec<i64> {
+    let stall = fault.filter(|f| f.kind == FaultKind::Stall && f.stage <= STAGE);
     let mut until = t_ms;
-    if let Some(f) = fault.filter(|f| f.kind == FaultKind::Stall && f.stage <= STAGE) {
+    if let Some(f) = stall.filter(|f| f.in_effect(t_ms)) {
         until = until.min(f.start_ms);
     }
     let last = (until - OFFSET_MS).div_euclid(RUN_EVERY_MS);
-    vec![last - 1, last]
+    [last - 1, last]
+        .into_iter()
+        .filter(|run| !stall.is_some_and(|f| f.in_effect(run * RUN_EVERY_MS + OFFSET_MS)))
+        .collect()
 }
 
 /// POSTs the due validation results to `{base_url}/api/v1/dq/gx`.

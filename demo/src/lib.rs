@@ -10,7 +10,9 @@
 //! `pipewatch demo --inject <fault> --at <stage>` injects a [`Fault`] from a chosen time on, so
 //! that analysis has something real to find: the faulty stage's own metrics change, and the
 //! effect travels downstream the way it would in a real pipeline (a stalled stage starves the
-//! stages after it; their datasets go stale). Counters stay monotonic across the fault start.
+//! stages after it; their datasets go stale). `--for` ends the fault after a while (the stage
+//! recovers; what was lost during the fault stays lost). Counters and histogram buckets stay
+//! monotonic across both the fault's start and its end.
 //!
 //! This crate does not depend on the server: it reaches pipewatch only the way any pipeline
 //! would, through the scraped `/metrics` endpoint and the public push protocols ([`push`]:
@@ -55,13 +57,15 @@ pub enum FaultKind {
     Drift,
 }
 
-/// A fault at one stage from `start_ms` on.
+/// A fault at one stage from `start_ms` on, until `end_ms` if it has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fault {
     pub kind: FaultKind,
     /// Index into the pipeline's stages (see [`stage_names`]).
     pub stage: usize,
     pub start_ms: i64,
+    /// When the stage recovers (`--for`); `None` keeps the fault for good.
+    pub end_ms: Option<i64>,
 }
 
 impl Fault {
@@ -77,7 +81,36 @@ impl Fault {
             kind,
             stage,
             start_ms,
+            end_ms: None,
         })
+    }
+
+    /// The same fault, ending `duration_ms` after it starts (`--for`).
+    pub fn lasting(self, duration_ms: i64) -> Fault {
+        Fault {
+            end_ms: Some(self.start_ms + duration_ms.max(0)),
+            ..self
+        }
+    }
+
+    /// Whether the fault is going on at `t_ms` (started and not yet over).
+    pub fn in_effect(&self, t_ms: i64) -> bool {
+        t_ms >= self.start_ms && self.end_ms.is_none_or(|end| t_ms < end)
+    }
+
+    /// The fault's start and end in demo seconds (end infinite when it never ends), for the
+    /// counters' [`Change`].
+    fn window(&self) -> (f64, f64) {
+        (
+            since_epoch(self.start_ms),
+            self.end_ms.map_or(f64::INFINITY, since_epoch),
+        )
+    }
+
+    /// A change of a counter's rate by `factor` for as long as the fault lasts.
+    fn change(&self, factor: f64) -> Change {
+        let (start, end) = self.window();
+        Change { start, end, factor }
     }
 
     fn hits(&self, kind: FaultKind, stage: usize) -> bool {
@@ -104,14 +137,35 @@ fn since_epoch(t_ms: i64) -> f64 {
     t_ms as f64 / 1000.0 - 1_700_000_000.0
 }
 
-/// A counter of `rate` rows/s (seasonal) at `since`, multiplied by `factor` from the fault
-/// start on: monotonic across the start, whatever the factor.
-fn counted_with(rate: f64, since: f64, change: Option<(f64, f64)>) -> f64 {
+/// A counter's rate multiplied by `factor` between `start` and `end` (demo seconds).
+#[derive(Debug, Clone, Copy)]
+struct Change {
+    start: f64,
+    end: f64,
+    factor: f64,
+}
+
+/// A counter of `rate` rows/s (seasonal) at `since`, multiplied by the change's factor while
+/// it lasts. What the change added or lost stays in the counter after its end (the normal rate
+/// resumes from there instead of jumping back to the undisturbed value), so the counter is
+/// monotonic across both the start and the end, whatever the factor.
+fn counted_with(rate: f64, since: f64, change: Option<Change>) -> f64 {
     match change {
-        Some((start, factor)) if since > start => {
-            counted(rate, start) + factor * (counted(rate, since) - counted(rate, start))
+        Some(c) if since > c.start => {
+            let until = since.min(c.end);
+            counted(rate, since)
+                - (1.0 - c.factor) * (counted(rate, until) - counted(rate, c.start))
         }
         _ => counted(rate, since),
+    }
+}
+
+/// Of the `total` events counted by `at(since)`, how many happened while the fault was in
+/// effect (for histograms whose shape differs during the fault).
+fn during_fault(at: impl Fn(f64) -> f64, since: f64, window: Option<(f64, f64)>) -> f64 {
+    match window {
+        Some((start, end)) if since > start => at(since.min(end)) - at(start),
+        _ => 0.0,
     }
 }
 
@@ -223,11 +277,11 @@ pub fn render(t_ms: i64, fault: Option<Fault>) -> String {
     let t = t_ms as f64 / 1000.0;
     // Counters start at the demo epoch so their values stay readable.
     let since = since_epoch(t_ms);
-    // The fault, once it has started: (start in demo seconds, the fault).
-    let active = fault
-        .filter(|f| t_ms >= f.start_ms)
-        .map(|f| (since_epoch(f.start_ms), f));
-    let throttle = |stage: usize| active.and_then(|(start, f)| Some((start, f.throttles(stage)?)));
+    // The fault once it has started (its effect on counters lasts beyond its end), and the
+    // fault while it is going on (for gauges, which recover at its end).
+    let active = fault.filter(|f| t_ms >= f.start_ms);
+    let current = fault.filter(|f| f.in_effect(t_ms));
+    let throttle = |stage: usize| active.and_then(|f| Some(f.change(f.throttles(stage)?)));
     let mut out = String::with_capacity(8192);
     let w = &mut out;
     let _ = writeln!(w, "# HELP demo_pipeline_info Version of the simulated pipeline.\n# TYPE demo_pipeline_info gauge");
@@ -248,8 +302,8 @@ pub fn render(t_ms: i64, fault: Option<Fault>) -> String {
     let _ = writeln!(w, "# HELP demo_stage_errors_total Rows that failed in each stage.\n# TYPE demo_stage_errors_total counter");
     for (i, s) in STAGES.iter().enumerate() {
         let burst = active
-            .filter(|(_, f)| f.hits(FaultKind::ErrorBurst, i))
-            .map(|(start, _)| (start, 40.0));
+            .filter(|f| f.hits(FaultKind::ErrorBurst, i))
+            .map(|f| f.change(40.0));
         let _ = writeln!(
             w,
             "demo_stage_errors_total{{stage=\"{}\"}} {}",
@@ -259,17 +313,20 @@ pub fn render(t_ms: i64, fault: Option<Fault>) -> String {
     }
     let _ = writeln!(w, "# HELP demo_stage_latency_seconds Time to process one batch.\n# TYPE demo_stage_latency_seconds histogram");
     for (i, s) in STAGES.iter().enumerate() {
-        // Batches per second ~ rate/100. Batches before the fault keep the normal log-normal
-        // shape and later ones the faulty one, so bucket counters stay monotonic.
-        let total = counted_with(s.rate / 100.0, since, throttle(i)).floor();
-        let slow = active.filter(|(_, f)| f.hits(FaultKind::Latency, i));
-        let before = match slow {
-            Some((start, _)) => counted_with(s.rate / 100.0, start, throttle(i)).floor(),
-            None => total,
-        };
+        // Batches per second ~ rate/100. Batches during the fault have the slow log-normal
+        // shape and all others the normal one, so bucket counters stay monotonic.
+        let batches = |at: f64| counted_with(s.rate / 100.0, at, throttle(i)).floor();
+        let total = batches(since);
+        let slow = during_fault(
+            batches,
+            since,
+            active
+                .filter(|f| f.hits(FaultKind::Latency, i))
+                .map(|f| f.window()),
+        );
         let shapes = [
-            (before, s.median_latency),
-            (total - before, s.median_latency * 6.0),
+            (total - slow, s.median_latency),
+            (slow, s.median_latency * 6.0),
         ];
         let sigma = 0.6;
         for le in BUCKETS {
@@ -305,9 +362,12 @@ pub fn render(t_ms: i64, fault: Option<Fault>) -> String {
     for (i, s) in STAGES.iter().enumerate() {
         let mut depth =
             (s.rate / 20.0) * season(t) * (1.0 + 0.15 * noise(100 + i as u64, t_ms / 5_000));
-        if let Some((start, _)) = active.filter(|(_, f)| f.hits(FaultKind::Stall, i)) {
-            // Arrivals pile up in front of the stalled stage.
-            depth += counted(s.rate, since) - counted(s.rate, start);
+        if let Some(f) = active.filter(|f| f.hits(FaultKind::Stall, i)) {
+            // Arrivals pile up in front of the stalled stage; once it recovers it works the
+            // backlog off within a minute.
+            let (start, end) = f.window();
+            let backlog = counted(s.rate, since.min(end)) - counted(s.rate, start);
+            depth += backlog * (1.0 - (since - end).max(0.0) / 60.0).max(0.0);
         }
         let _ = writeln!(
             w,
@@ -320,11 +380,13 @@ pub fn render(t_ms: i64, fault: Option<Fault>) -> String {
     for (i, (name, period)) in DATASETS.iter().enumerate() {
         // Sawtooth: grows until the next load lands, then drops to a few seconds. Dataset i is
         // written by stage i; a stall there or upstream stops the loads.
-        let stalled_since = active
-            .filter(|(_, f)| f.kind == FaultKind::Stall && f.stage <= i)
-            .map(|(start, _)| start);
-        let last_load = match stalled_since {
-            Some(start) => start - start.rem_euclid(*period),
+        // Once the stall is over, the first load lands at its end.
+        let stall = active
+            .filter(|f| f.kind == FaultKind::Stall && f.stage <= i)
+            .map(|f| f.window());
+        let last_load = match stall {
+            Some((start, end)) if since < end => start - start.rem_euclid(*period),
+            Some((_, end)) => (since - since.rem_euclid(*period)).max(end),
             None => since - since.rem_euclid(*period),
         };
         let age = (since - last_load) + 3.0 + 2.0 * noise(200 + i as u64, t_ms / 15_000).abs();
@@ -346,7 +408,7 @@ pub fn render(t_ms: i64, fault: Option<Fault>) -> String {
     }
     let _ = writeln!(w, "# HELP demo_dataset_columns Columns in each dataset's schema.\n# TYPE demo_dataset_columns gauge");
     for (i, (name, _)) in DATASETS.iter().enumerate() {
-        let changed = active.is_some_and(|(_, f)| f.hits(FaultKind::SchemaChange, i));
+        let changed = current.is_some_and(|f| f.hits(FaultKind::SchemaChange, i));
         let _ = writeln!(
             w,
             "demo_dataset_columns{{dataset=\"{name}\"}} {}",
@@ -355,7 +417,7 @@ pub fn render(t_ms: i64, fault: Option<Fault>) -> String {
     }
     let _ = writeln!(w, "# HELP demo_dataset_null_ratio Share of null values in each dataset's key column.\n# TYPE demo_dataset_null_ratio gauge");
     for (i, (name, _)) in DATASETS.iter().enumerate() {
-        let broken = active.is_some_and(|(_, f)| f.hits(FaultKind::DqFailure, i));
+        let broken = current.is_some_and(|f| f.hits(FaultKind::DqFailure, i));
         let base = if broken { 0.12 } else { 0.001 };
         let ratio = base * (1.0 + 0.2 * noise(400 + i as u64, t_ms / 15_000));
         let _ = writeln!(
@@ -365,14 +427,17 @@ pub fn render(t_ms: i64, fault: Option<Fault>) -> String {
     }
     let _ = writeln!(w, "# HELP demo_feature_value Distribution of the feature each stage produces.\n# TYPE demo_feature_value histogram");
     for (i, s) in STAGES.iter().enumerate() {
-        // One observation per processed row; before the fault ~ N(100, 15), after N(130, 15).
-        let total = counted_with(s.rate, since, throttle(i)).floor();
-        let drifted = active.filter(|(_, f)| f.hits(FaultKind::Drift, i));
-        let before = match drifted {
-            Some((start, _)) => counted_with(s.rate, start, throttle(i)).floor(),
-            None => total,
-        };
-        let shapes = [(before, 100.0), (total - before, 130.0)];
+        // One observation per processed row; ~ N(100, 15), during the fault N(130, 15).
+        let rows = |at: f64| counted_with(s.rate, at, throttle(i)).floor();
+        let total = rows(since);
+        let drifted = during_fault(
+            rows,
+            since,
+            active
+                .filter(|f| f.hits(FaultKind::Drift, i))
+                .map(|f| f.window()),
+        );
+        let shapes = [(total - drifted, 100.0), (drifted, 130.0)];
         for le in FEATURE_BUCKETS {
             let n: f64 = shapes
                 .iter()
@@ -564,6 +629,112 @@ mod tests {
                 prev = cur;
             }
         }
+    }
+
+    const ALL_KINDS: [FaultKind; 7] = [
+        FaultKind::Latency,
+        FaultKind::Stall,
+        FaultKind::VolumeDrop,
+        FaultKind::ErrorBurst,
+        FaultKind::SchemaChange,
+        FaultKind::DqFailure,
+        FaultKind::Drift,
+    ];
+
+    /// Every line of a counter, histogram bucket/count/sum, in render order.
+    fn cumulative_lines(text: &str) -> Vec<(&str, f64)> {
+        text.lines()
+            .filter(|l| {
+                l.contains("_total{")
+                    || l.contains("_bucket{")
+                    || l.contains("_count{")
+                    || l.contains("_sum{")
+            })
+            .map(|l| {
+                let (series, v) = l.rsplit_once(' ').unwrap();
+                (series, v.parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// `--for`: counters and histograms never decrease across the fault's end either, for
+    /// every fault kind at every stage, sampled as often as the demo is scraped.
+    #[test]
+    fn counters_stay_monotonic_across_the_end_of_every_fault() {
+        for kind in ALL_KINDS {
+            for stage in stage_names() {
+                let f = fault(kind, stage).map(|f| f.lasting(10 * 60_000));
+                let mut prev = render(T0 - 10_000, f);
+                for k in 0..400 {
+                    // 5 s steps through the start, the whole fault and past its end.
+                    let cur = render(T0 - 5_000 + k * 5_000, f);
+                    for ((a, va), (b, vb)) in cumulative_lines(&prev)
+                        .into_iter()
+                        .zip(cumulative_lines(&cur))
+                    {
+                        assert_eq!(a, b);
+                        assert!(vb >= va, "{kind:?} at {stage}, step {k}: {a} {va} -> {vb}");
+                    }
+                    prev = cur;
+                }
+            }
+        }
+    }
+
+    /// After the end the stage runs at its normal rate again, from where the fault left its
+    /// counters: what the stall lost stays lost (no jump back to the undisturbed value).
+    #[test]
+    fn after_a_stall_ends_the_stage_resumes_at_its_normal_rate_without_catching_up() {
+        let f = fault(FaultKind::Stall, "transform").map(|f| f.lasting(HOUR));
+        let rows = "demo_stage_rows_processed_total{stage=\"transform\"}";
+        let at = |t, f| value(&render(t, f), rows);
+        // During the stall: flat.
+        assert_eq!(at(T0 + HOUR - 1_000, f), at(T0, f));
+        // After it: the normal rate again...
+        let after = at(T0 + 3 * HOUR, f) - at(T0 + 2 * HOUR, f);
+        let normal = at(T0 + 3 * HOUR, None) - at(T0 + 2 * HOUR, None);
+        assert!((after - normal).abs() <= 1.0, "{after} vs {normal}");
+        // ...an hour's worth of rows behind the undisturbed counter.
+        let lost = at(T0 + 2 * HOUR, None) - at(T0 + 2 * HOUR, f);
+        let hour_of_rows = at(T0 + HOUR, None) - at(T0, None);
+        assert!(
+            (lost - hour_of_rows).abs() <= 1.0,
+            "{lost} vs {hour_of_rows}"
+        );
+        // Gauges recover: the dataset is loaded again and the queue is worked off.
+        let fresh = value(
+            &render(T0 + HOUR + 30_000, f),
+            "demo_dataset_freshness_seconds{dataset=\"clean_orders\"}",
+        );
+        assert!(
+            fresh < 60.0,
+            "clean_orders age right after the stall: {fresh}"
+        );
+        let depth = |t| value(&render(t, f), "demo_stage_queue_depth{stage=\"transform\"}");
+        assert!(depth(T0 + HOUR) > 1_000_000.0);
+        assert!(depth(T0 + HOUR + 2 * 60_000) < 1_000.0);
+        // The rows of the datasets it writes never go backwards either.
+        let ds = "demo_dataset_rows{dataset=\"clean_orders\"}";
+        let mut prev = value(&render(T0 - 600_000, f), ds);
+        for k in 0..200 {
+            let cur = value(&render(T0 - 600_000 + k * 30_000, f), ds);
+            assert!(cur >= prev, "step {k}: {prev} -> {cur}");
+            prev = cur;
+        }
+    }
+
+    #[test]
+    fn gauge_faults_end_with_the_fault() {
+        let f = fault(FaultKind::DqFailure, "transform").map(|f| f.lasting(HOUR));
+        let nulls = "demo_dataset_null_ratio{dataset=\"clean_orders\",column=\"customer_id\"}";
+        assert!(value(&render(T0 + HOUR - 1, f), nulls) > 0.09);
+        assert!(value(&render(T0 + HOUR, f), nulls) < 0.002);
+        let f = fault(FaultKind::SchemaChange, "transform").map(|f| f.lasting(HOUR));
+        let cols = "demo_dataset_columns{dataset=\"clean_orders\"}";
+        assert_eq!(
+            value(&render(T0 + HOUR - 1, f), cols),
+            value(&render(T0 + HOUR, f), cols) + 1.0
+        );
     }
 
     fn rate_over_hour(f: Option<Fault>, series: &str) -> f64 {

@@ -109,7 +109,7 @@ fn dataset(name: &str) -> Value {
 /// The START and final event of `job`'s run number `run`, if that run has ended by `t_ms`.
 fn run_events(job: &Job, run: i64, t_ms: i64, fault: Option<Fault>) -> Option<[Value; 2]> {
     let start = run * RUN_EVERY_MS + job.offset_ms;
-    let active = fault.filter(|f| start >= f.start_ms);
+    let active = fault.filter(|f| f.in_effect(start));
     let hits = |kind| active.is_some_and(|f: Fault| f.kind == kind && f.stage == job.stage);
     let upstream = |kind| active.is_some_and(|f: Fault| f.kind == kind && f.stage <= job.stage);
     let duration =

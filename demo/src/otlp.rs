@@ -93,11 +93,9 @@ fn scope() -> InstrumentationScope {
     }
 }
 
-/// The fault once it has started, with its start in demo seconds.
-fn active(t_ms: i64, fault: Option<Fault>) -> Option<(f64, Fault)> {
-    fault
-        .filter(|f| t_ms >= f.start_ms)
-        .map(|f| (since_epoch(f.start_ms), f))
+/// The fault once it has started (its effect on counters outlasts its end).
+fn active(t_ms: i64, fault: Option<Fault>) -> Option<Fault> {
+    fault.filter(|f| t_ms >= f.start_ms)
 }
 
 /// Cumulative (ok, error) request counts at `t_ms`.
@@ -105,14 +103,12 @@ fn request_counts(t_ms: i64, fault: Option<Fault>) -> (f64, f64) {
     let stage = &STAGES[MODEL_SERVING];
     let since = since_epoch(t_ms);
     let active = active(t_ms, fault);
-    let throttle = active.and_then(|(start, f)| Some((start, f.throttles(MODEL_SERVING)?)));
-    let burst = active
-        .filter(|(_, f)| f.hits(FaultKind::ErrorBurst, MODEL_SERVING))
-        .map(|(start, _)| start);
+    let throttle = active.and_then(|f| Some(f.change(f.throttles(MODEL_SERVING)?)));
+    let burst = active.filter(|f| f.hits(FaultKind::ErrorBurst, MODEL_SERVING));
     let err = stage.error_ratio;
     // A burst moves requests from ok to error; the total rate stays the same.
-    let ok_change = throttle.or(burst.map(|start| (start, (1.0 - BURST * err) / (1.0 - err))));
-    let err_change = throttle.or(burst.map(|start| (start, BURST)));
+    let ok_change = throttle.or(burst.map(|f| f.change((1.0 - BURST * err) / (1.0 - err))));
+    let err_change = throttle.or(burst.map(|f| f.change(BURST)));
     (
         counted_with(stage.rate * (1.0 - err), since, ok_change).floor(),
         counted_with(stage.rate * err, since, err_change).floor(),
@@ -121,25 +117,25 @@ fn request_counts(t_ms: i64, fault: Option<Fault>) -> (f64, f64) {
 
 /// Median inference latency in ms at `t_ms` (6x under a latency fault at model_serving).
 fn median_latency_ms(t_ms: i64, fault: Option<Fault>) -> f64 {
-    let slow = active(t_ms, fault).is_some_and(|(_, f)| f.hits(FaultKind::Latency, MODEL_SERVING));
+    let slow =
+        fault.is_some_and(|f| f.in_effect(t_ms) && f.hits(FaultKind::Latency, MODEL_SERVING));
     STAGES[MODEL_SERVING].median_latency * 1000.0 * if slow { SLOW } else { 1.0 }
 }
 
-/// The cumulative latency histogram: requests before the fault keep the normal shape and
-/// later ones the slow one, so every bucket count stays monotonic.
+/// The cumulative latency histogram: requests during the fault have the slow shape and all
+/// others the normal one, so every bucket count stays monotonic.
 fn latency_point(t_ms: i64, fault: Option<Fault>) -> HistogramDataPoint {
-    let (ok, errors) = request_counts(t_ms, fault);
-    let total = ok + errors;
+    let requests = |at_ms: i64| {
+        let (ok, errors) = request_counts(at_ms, fault);
+        ok + errors
+    };
+    let total = requests(t_ms);
     let normal = STAGES[MODEL_SERVING].median_latency * 1000.0;
-    let before =
-        match active(t_ms, fault).filter(|(_, f)| f.hits(FaultKind::Latency, MODEL_SERVING)) {
-            Some((_, f)) => {
-                let (o, e) = request_counts(f.start_ms, fault);
-                o + e
-            }
-            None => total,
-        };
-    let shapes = [(before, normal), (total - before, normal * SLOW)];
+    let slow = match active(t_ms, fault).filter(|f| f.hits(FaultKind::Latency, MODEL_SERVING)) {
+        Some(f) => requests(f.end_ms.map_or(t_ms, |end| end.min(t_ms))) - requests(f.start_ms),
+        None => 0.0,
+    };
+    let shapes = [(total - slow, normal), (slow, normal * SLOW)];
     let cumulative: Vec<u64> = LATENCY_BOUNDS_MS
         .iter()
         .map(|le| {
@@ -173,8 +169,10 @@ fn latency_point(t_ms: i64, fault: Option<Fault>) -> HistogramDataPoint {
 /// Null ratio of the served features: ~0.1 %, ~12 % under a data-quality failure at
 /// `feature_store` or `model_serving`.
 fn null_ratio(t_ms: i64, fault: Option<Fault>) -> f64 {
-    let bad = active(t_ms, fault).is_some_and(|(_, f)| {
-        f.kind == FaultKind::DqFailure && (f.stage == FEATURE_STORE || f.stage == MODEL_SERVING)
+    let bad = fault.is_some_and(|f| {
+        f.in_effect(t_ms)
+            && f.kind == FaultKind::DqFailure
+            && (f.stage == FEATURE_STORE || f.stage == MODEL_SERVING)
     });
     let base = if bad { 0.12 } else { 0.001 };
     base * (1.0 + 0.2 * noise(300, t_ms / 15_000))
@@ -275,7 +273,7 @@ fn lognormal(median: f64, h1: u64, h2: u64) -> f64 {
 /// otherwise the stage's usual ratio.
 fn fails(t_ms: i64, k: usize, fault: Option<Fault>) -> bool {
     let burst =
-        active(t_ms, fault).is_some_and(|(_, f)| f.hits(FaultKind::ErrorBurst, MODEL_SERVING));
+        fault.is_some_and(|f| f.in_effect(t_ms) && f.hits(FaultKind::ErrorBurst, MODEL_SERVING));
     if burst {
         k == 0 || unit(mix(t_ms, k, 9)) < 0.3
     } else {

@@ -21,6 +21,7 @@
 pub mod grouping;
 pub mod matcher;
 pub mod notice;
+pub mod oncall;
 
 use crate::config::{AlertingConfig, Route, RuleSource};
 use crate::ingest::IngestQueue;
@@ -325,6 +326,7 @@ impl Engine {
             }
             working.insert(inst.fingerprint.clone(), inst);
         }
+        self.resolve_by_hand(&mut tx, &mut working, now_ms).await?;
         self.flush(&mut tx, &mut working, &mut noted, now_ms)
             .await?;
         if !statuses.is_empty() {
@@ -337,6 +339,55 @@ impl Engine {
         noted.retain(|(fp, ep)| working.get(fp).is_some_and(|a| a.episode == *ep));
         st.instances = working;
         st.silence_noted = noted;
+        Ok(())
+    }
+
+    /// Carries out the manual resolves users asked for (`POST .../resolve`), in the round's
+    /// transaction, so the transition, its event (by the user) and the resolve notice it owes
+    /// commit together like every other transition. A rule whose condition still holds opens
+    /// a new episode at its next evaluation; an Alertmanager alert stays resolved until its
+    /// client reports it starting again ([`Engine::sync_alertmanager`]).
+    async fn resolve_by_hand(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        working: &mut HashMap<String, AlertInstance>,
+        now_ms: i64,
+    ) -> Result<()> {
+        for req in db::resolve_requests(tx).await? {
+            let live = working
+                .values_mut()
+                .find(|a| a.id == req.alert_id && a.state.is_active());
+            let resolved = match live {
+                Some(inst) => {
+                    let detail = match req.comment.trim() {
+                        "" => "resolved by hand".to_string(),
+                        c => format!("resolved by hand: {c}"),
+                    };
+                    let from = inst.state;
+                    *inst = ended(inst, now_ms, &detail).instance;
+                    let to = inst.state;
+                    (inst.id, inst.episode) = db::save_instance(tx, inst).await?;
+                    db::add_event(
+                        tx,
+                        inst.id,
+                        &db::NewEvent {
+                            kind: EventKind::Transition,
+                            from: Some(from),
+                            to: Some(to),
+                            by: &req.by,
+                            detail: &detail,
+                            at_ms: now_ms,
+                        },
+                    )
+                    .await?;
+                    info!(alert = %inst.rule, by = %req.by, "alert resolved by hand");
+                    true
+                }
+                // It ended on its own meanwhile.
+                None => false,
+            };
+            db::finish_resolve_request(tx, req.alert_id, resolved, now_ms).await?;
+        }
         Ok(())
     }
 
@@ -541,19 +592,9 @@ impl Engine {
                 && matches!(old.state, LifecycleState::Pending | LifecycleState::Firing)
                 && !seen.contains(&old.fingerprint)
             {
-                let mut inst = old.clone();
-                let to = if old.state == LifecycleState::Firing {
-                    inst.resolved_at_ms = Some(now_ms);
-                    LifecycleState::Resolved
-                } else {
-                    LifecycleState::Inactive
-                };
-                inst.state = to;
-                inst.last_eval_at_ms = Some(now_ms);
-                changes.push(Change {
-                    instance: inst,
-                    event: Some((old.state, to, "the condition no longer holds".into())),
-                });
+                let mut c = ended(old, now_ms, "the condition no longer holds");
+                c.instance.last_eval_at_ms = Some(now_ms);
+                changes.push(c);
             }
         }
         (changes, statuses)
@@ -661,18 +702,7 @@ impl Engine {
                 && matches!(o.state, LifecycleState::Pending | LifecycleState::Firing)
                 && !seen.contains(&o.fingerprint)
             {
-                let mut inst = o.clone();
-                let to = if o.state == LifecycleState::Firing {
-                    inst.resolved_at_ms = Some(now_ms);
-                    LifecycleState::Resolved
-                } else {
-                    LifecycleState::Inactive
-                };
-                inst.state = to;
-                changes.push(Change {
-                    instance: inst,
-                    event: Some((o.state, to, "the anomaly closed".into())),
-                });
+                changes.push(ended(o, now_ms, "the anomaly closed"));
             }
         }
         changes
@@ -856,10 +886,31 @@ impl Engine {
         let received = self.store.alerts(now_ms, false).await?;
         let mut changes = Vec::new();
         let mut seen = HashSet::new();
+        // Read only when a received alert is not firing here (rare: a new one, or one
+        // resolved by hand).
+        let mut by_hand: Option<HashMap<String, i64>> = None;
         for a in received {
             let fp = fingerprint(&["alertmanager", &a.fingerprint]);
             seen.insert(fp.clone());
             let old = instances.get(&fp);
+            if !old.is_some_and(|o| o.state == LifecycleState::Firing) {
+                if by_hand.is_none() {
+                    by_hand = Some(
+                        self.store
+                            .manually_resolved(AlertSource::Alertmanager)
+                            .await?,
+                    );
+                }
+                // Resolved by hand after this occurrence started: it stays resolved until the
+                // client reports a new occurrence (a later startsAt).
+                if by_hand
+                    .as_ref()
+                    .and_then(|m| m.get(&fp))
+                    .is_some_and(|t| *t >= a.starts_at_ms)
+                {
+                    continue;
+                }
+            }
             match old {
                 Some(o) if o.state == LifecycleState::Firing => {
                     if o.annotations != a.annotations {
@@ -969,6 +1020,8 @@ impl Engine {
                 m.ok().map(|m| (s.id, m))
             })
             .collect();
+        // Snoozed alerts send no repeat notices (changes still go out).
+        let snoozed = db::snoozed_alerts(tx, now_ms).await?;
         let silenced_by = |a: &AlertInstance| -> Option<String> {
             silences
                 .iter()
@@ -1058,6 +1111,11 @@ impl Engine {
                         firing.iter().filter_map(|x| working.get(x)).collect();
                     let r: Vec<&AlertInstance> =
                         resolved.iter().filter_map(|x| working.get(x)).collect();
+                    let repeat = r.is_empty() && f.iter().all(|a| a.notified == Notified::Firing);
+                    if repeat && !f.is_empty() && f.iter().all(|a| snoozed.contains(&a.id)) {
+                        debug!(group = %key, "repeat notice held back: every firing alert is snoozed");
+                        continue;
+                    }
                     let (kind, notice) = notice::compose(&f, &r);
                     let mut g = row.cloned().unwrap_or_else(|| NotificationGroup {
                         group_key: key.clone(),
@@ -1124,6 +1182,23 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// The change ending an active instance: a firing (or nodata / error) one resolves, a pending
+/// one goes back to inactive, with `why` on the timeline.
+fn ended(old: &AlertInstance, now_ms: i64, why: &str) -> Change {
+    let mut inst = old.clone();
+    let to = if old.state == LifecycleState::Pending {
+        LifecycleState::Inactive
+    } else {
+        inst.resolved_at_ms = Some(now_ms);
+        LifecycleState::Resolved
+    };
+    inst.state = to;
+    Change {
+        instance: inst,
+        event: Some((old.state, to, why.to_string())),
     }
 }
 

@@ -343,6 +343,93 @@ impl app::Backend for AppState {
             })
             .collect())
     }
+
+    async fn lifecycle_alerts(
+        &self,
+        filter: app::alerts::AlertListFilter,
+    ) -> Result<Vec<app::alerts::AlertRow>, String> {
+        crate::lifecycle::oncall::alert_rows(&self.store, filter).await
+    }
+
+    async fn lifecycle_alert(&self, id: i64) -> Result<Option<app::alerts::AlertDetail>, String> {
+        crate::lifecycle::oncall::alert_detail(&self.store, id).await
+    }
+
+    async fn alert_action(
+        &self,
+        actor: &str,
+        id: i64,
+        action: app::alerts::AlertAction,
+        comment: &str,
+    ) -> Result<(), String> {
+        use crate::lifecycle::oncall::{perform, snooze_for, OnCallRequest};
+        use app::alerts::AlertAction;
+        let request = match action {
+            AlertAction::Note => {
+                if comment.is_empty() {
+                    return Err("the note is empty; write what you found or did".into());
+                }
+                let added = self
+                    .store
+                    .add_alert_event(
+                        id,
+                        &store::lifecycle::NewEvent {
+                            kind: store::lifecycle::EventKind::Note,
+                            from: None,
+                            to: None,
+                            by: actor,
+                            detail: comment,
+                            at_ms: model::clock::now_ms(),
+                        },
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return if added {
+                    Ok(())
+                } else {
+                    Err(format!("there is no alert {id}"))
+                };
+            }
+            AlertAction::Acknowledge => OnCallRequest::Acknowledge,
+            AlertAction::Unacknowledge => OnCallRequest::Unacknowledge,
+            AlertAction::Assign(to) => OnCallRequest::Assign(to),
+            AlertAction::Snooze(d) => {
+                OnCallRequest::Snooze(snooze_for(&d, model::clock::now_ms())?)
+            }
+            AlertAction::Resolve => OnCallRequest::Resolve,
+        };
+        perform(&self.store, id, request, actor, comment)
+            .await
+            .map_err(|e| e.text())
+    }
+
+    async fn silences(&self) -> Result<Vec<app::silences::SilenceRow>, String> {
+        crate::lifecycle::oncall::silence_rows(&self.store).await
+    }
+
+    async fn silence_matches(&self, matchers: &str) -> Result<usize, String> {
+        crate::lifecycle::oncall::silence_matches(&self.store, matchers).await
+    }
+
+    async fn create_silence(
+        &self,
+        actor: &str,
+        matchers: &str,
+        duration: &str,
+        comment: &str,
+    ) -> Result<String, String> {
+        crate::lifecycle::oncall::create_silence(&self.store, actor, matchers, duration, comment)
+            .await
+    }
+
+    async fn expire_silence(&self, actor: &str, id: &str) -> Result<(), String> {
+        let _ = actor;
+        crate::lifecycle::oncall::expire_silence(&self.store, id).await
+    }
+
+    async fn rule_groups(&self) -> Result<Vec<app::rules::RuleGroupView>, String> {
+        crate::lifecycle::oncall::rule_groups(&self.store).await
+    }
 }
 
 impl AppState {

@@ -1,5 +1,6 @@
-//! The alert lifecycle's tables (`migrations/0060_alerting.sql`): alert instances and their
-//! state, the event timeline, notification groups and silences.
+//! The alert lifecycle's tables (`migrations/0060_alerting.sql`, `0061_oncall.sql`): alert
+//! instances and their state, the event timeline, notification groups, silences, and the
+//! on-call state people give alerts (acknowledged, assigned, snoozed, resolve asked for).
 //!
 //! The engine (`server::lifecycle`) writes instances, events, groups and outbox rows through
 //! the `&mut PgConnection` functions here, inside one transaction per round, so a transition
@@ -149,11 +150,22 @@ pub enum EventKind {
     Unsilenced,
     Acknowledged,
     Note,
+    /// The acknowledgement was taken back.
+    Unacknowledged,
+    /// `detail` names the assignee (empty: nobody any more).
+    Assigned,
+    /// `detail` says until when.
+    Snoozed,
+    /// A user asked to resolve the alert by hand; the engine's transition follows.
+    #[serde(rename = "resolve_requested")]
+    ResolveRequested,
 }
 
 text_enum!(EventKind, "alert_events.kind", {
     Transition => "transition", Notified => "notified", Silenced => "silenced",
     Unsilenced => "unsilenced", Acknowledged => "acknowledged", Note => "note",
+    Unacknowledged => "unacknowledged", Assigned => "assigned", Snoozed => "snoozed",
+    ResolveRequested => "resolve_requested",
 });
 
 /// One entry of an alert's timeline.
@@ -808,6 +820,375 @@ impl Store {
         .await
         .context("expiring a silence")?;
         Ok(Some(true))
+    }
+}
+
+/// What people did to an alert (`alert_oncall`). Times are Unix milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OnCall {
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at_ms: Option<i64>,
+    /// The episode the acknowledgement was given in; it does not hold for later ones.
+    pub acknowledged_episode: Option<i32>,
+    pub assignee: Option<String>,
+    pub assigned_at_ms: Option<i64>,
+    pub snoozed_until_ms: Option<i64>,
+    pub snoozed_by: Option<String>,
+    pub resolve_requested_by: Option<String>,
+    pub resolve_requested_at_ms: Option<i64>,
+    pub resolved_manually_at_ms: Option<i64>,
+}
+
+impl OnCall {
+    /// Who acknowledged `episode`, if anyone.
+    pub fn acknowledged_in(&self, episode: i32) -> Option<&str> {
+        self.acknowledged_by
+            .as_deref()
+            .filter(|_| self.acknowledged_episode == Some(episode))
+    }
+
+    /// Whether the alert is snoozed at `now_ms`.
+    pub fn snoozed_at(&self, now_ms: i64) -> bool {
+        self.snoozed_until_ms.is_some_and(|u| u > now_ms)
+    }
+}
+
+/// An on-call action by a user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OnCallAction {
+    Acknowledge,
+    Unacknowledge,
+    /// To this user; `None` takes the assignment away.
+    Assign(Option<String>),
+    /// No repeat notices until then (Unix ms).
+    Snooze {
+        until_ms: i64,
+    },
+    /// Ask the engine to resolve the alert by hand.
+    Resolve,
+}
+
+/// What came of an [`OnCallAction`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionOutcome {
+    Done,
+    /// No alert with that id.
+    NotFound,
+    /// The action does not fit the alert as it is now: why, for the user.
+    Conflict(String),
+    /// The action names something that does not exist (an unknown assignee): why.
+    Invalid(String),
+}
+
+const ONCALL_COLUMNS: &str = "o.acknowledged_by, \
+     (extract(epoch from o.acknowledged_at) * 1000)::bigint AS ack_ms, o.acknowledged_episode, \
+     o.assignee, (extract(epoch from o.assigned_at) * 1000)::bigint AS assigned_ms, \
+     (extract(epoch from o.snoozed_until) * 1000)::bigint AS snoozed_ms, o.snoozed_by, \
+     o.resolve_requested_by, \
+     (extract(epoch from o.resolve_requested_at) * 1000)::bigint AS resolve_ms, \
+     (extract(epoch from o.resolved_manually_at) * 1000)::bigint AS manual_ms";
+
+fn oncall_of(r: &PgRow) -> OnCall {
+    OnCall {
+        acknowledged_by: r.get("acknowledged_by"),
+        acknowledged_at_ms: r.get("ack_ms"),
+        acknowledged_episode: r.get("acknowledged_episode"),
+        assignee: r.get("assignee"),
+        assigned_at_ms: r.get("assigned_ms"),
+        snoozed_until_ms: r.get("snoozed_ms"),
+        snoozed_by: r.get("snoozed_by"),
+        resolve_requested_by: r.get("resolve_requested_by"),
+        resolve_requested_at_ms: r.get("resolve_ms"),
+        resolved_manually_at_ms: r.get("manual_ms"),
+    }
+}
+
+/// A manual resolve asked for and not yet carried out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolveRequest {
+    pub alert_id: i64,
+    pub by: String,
+    pub comment: String,
+}
+
+/// The manual resolves waiting for the engine, each row locked for this transaction.
+pub async fn resolve_requests(conn: &mut PgConnection) -> Result<Vec<ResolveRequest>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT alert_id, resolve_requested_by, resolve_comment FROM alert_oncall
+         WHERE resolve_requested_at IS NOT NULL ORDER BY resolve_requested_at FOR UPDATE",
+    )
+    .fetch_all(conn)
+    .await
+    .context("reading manual resolve requests")?;
+    Ok(rows
+        .iter()
+        .map(|r| ResolveRequest {
+            alert_id: r.get("alert_id"),
+            by: r
+                .get::<Option<String>, _>("resolve_requested_by")
+                .unwrap_or_default(),
+            comment: r.get("resolve_comment"),
+        })
+        .collect())
+}
+
+/// Marks the resolve request of `alert_id` done; `resolved` says whether the engine resolved
+/// the alert (it may have resolved on its own meanwhile).
+pub async fn finish_resolve_request(
+    conn: &mut PgConnection,
+    alert_id: i64,
+    resolved: bool,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "UPDATE alert_oncall SET resolve_requested_by = NULL, resolve_requested_at = NULL,
+             resolve_comment = '',
+             resolved_manually_at = CASE WHEN $2 THEN {} ELSE resolved_manually_at END
+         WHERE alert_id = $1",
+        sql_ts(3)
+    ))
+    .bind(alert_id)
+    .bind(resolved)
+    .bind(now_ms)
+    .execute(conn)
+    .await
+    .context("finishing a manual resolve request")?;
+    Ok(())
+}
+
+/// Ids of the alerts snoozed at `now_ms`.
+pub async fn snoozed_alerts(
+    conn: &mut PgConnection,
+    now_ms: i64,
+) -> Result<std::collections::HashSet<i64>, StoreError> {
+    let ids: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT alert_id FROM alert_oncall WHERE snoozed_until > {}",
+        sql_ts(1)
+    ))
+    .bind(now_ms)
+    .fetch_all(conn)
+    .await
+    .context("reading snoozed alerts")?;
+    Ok(ids.into_iter().collect())
+}
+
+impl Store {
+    /// The on-call state of the alerts `ids` (alerts nobody acted on are left out).
+    pub async fn oncall_states(
+        &self,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, OnCall>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT o.alert_id, {ONCALL_COLUMNS} FROM alert_oncall o WHERE o.alert_id = ANY($1)"
+        ))
+        .bind(ids)
+        .fetch_all(self.read_pool())
+        .await
+        .context("reading on-call states")?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<i64, _>("alert_id"), oncall_of(r)))
+            .collect())
+    }
+
+    /// When each Alertmanager-sourced alert was last resolved by hand, by fingerprint.
+    pub async fn manually_resolved(
+        &self,
+        source: AlertSource,
+    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.fingerprint, (extract(epoch from o.resolved_manually_at) * 1000)::bigint AS t
+             FROM alert_oncall o JOIN alert_instances i ON i.id = o.alert_id
+             WHERE i.source = $1 AND o.resolved_manually_at IS NOT NULL",
+        )
+        .bind(source.as_str())
+        .fetch_all(self.pool())
+        .await
+        .context("reading manually resolved alerts")?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("fingerprint"), r.get("t")))
+            .collect())
+    }
+
+    /// Does `action` to alert `id` as user `by`, with `comment` on the timeline, in one
+    /// transaction: the on-call state and the event commit together.
+    pub async fn oncall_action(
+        &self,
+        id: i64,
+        action: &OnCallAction,
+        by: &str,
+        comment: &str,
+        now_ms: i64,
+    ) -> Result<ActionOutcome, StoreError> {
+        let mut tx = self.pool().begin().await.context("starting an action")?;
+        // The instance row is only read: the engine alone writes it.
+        let Some(row) = sqlx::query("SELECT state, episode FROM alert_instances WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("reading the alert acted on")?
+        else {
+            return Ok(ActionOutcome::NotFound);
+        };
+        let state: LifecycleState = row.get::<String, _>("state").parse()?;
+        let episode: i32 = row.get("episode");
+        sqlx::query("INSERT INTO alert_oncall (alert_id) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context("creating the on-call state")?;
+        let current = sqlx::query(&format!(
+            "SELECT {ONCALL_COLUMNS} FROM alert_oncall o WHERE o.alert_id = $1 FOR UPDATE"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .context("reading the on-call state")?;
+        let current = oncall_of(&current);
+        let conflict = |m: String| Ok(ActionOutcome::Conflict(m));
+        // An assignment's event names the assignee; the other events carry the comment (a
+        // snooze's says until when: the caller writes it).
+        let detail = match (action, comment.trim()) {
+            (OnCallAction::Assign(to), c) => {
+                let to = to.as_deref().unwrap_or("nobody");
+                if c.is_empty() {
+                    to.to_string()
+                } else {
+                    format!("{to}: {c}")
+                }
+            }
+            (_, c) => c.to_string(),
+        };
+        // Each action: its check, then its update.
+        let kind = match action {
+            OnCallAction::Acknowledge => {
+                if let Some(who) = current.acknowledged_in(episode) {
+                    return conflict(format!(
+                        "alert {id} is already acknowledged by {who}; un-acknowledge it first to take it over"
+                    ));
+                }
+                sqlx::query(&format!(
+                    "UPDATE alert_oncall SET acknowledged_by = $2, acknowledged_at = {},
+                         acknowledged_episode = $4 WHERE alert_id = $1",
+                    sql_ts(3)
+                ))
+                .bind(id)
+                .bind(by)
+                .bind(now_ms)
+                .bind(episode)
+                .execute(&mut *tx)
+                .await
+                .context("acknowledging an alert")?;
+                EventKind::Acknowledged
+            }
+            OnCallAction::Unacknowledge => {
+                if current.acknowledged_in(episode).is_none() {
+                    return conflict(format!(
+                        "alert {id} is not acknowledged in its current episode; nothing to take back"
+                    ));
+                }
+                sqlx::query(
+                    "UPDATE alert_oncall SET acknowledged_by = NULL, acknowledged_at = NULL,
+                         acknowledged_episode = NULL WHERE alert_id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .context("taking an acknowledgement back")?;
+                EventKind::Unacknowledged
+            }
+            OnCallAction::Assign(to) => {
+                if let Some(user) = to {
+                    let known: bool = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM users WHERE name = $1 AND NOT disabled)",
+                    )
+                    .bind(user)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context("checking the assignee")?;
+                    if !known {
+                        return Ok(ActionOutcome::Invalid(format!(
+                            "there is no enabled user {user:?} to assign alert {id} to; pick one of the users on the Users page"
+                        )));
+                    }
+                }
+                sqlx::query(&format!(
+                    "UPDATE alert_oncall SET assignee = $2, assigned_at = {} WHERE alert_id = $1",
+                    sql_ts(3)
+                ))
+                .bind(id)
+                .bind(to)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .context("assigning an alert")?;
+                EventKind::Assigned
+            }
+            OnCallAction::Snooze { until_ms } => {
+                if !state.is_active() {
+                    return conflict(format!(
+                        "alert {id} is {state}; only an active alert has repeat notices to snooze"
+                    ));
+                }
+                if *until_ms <= now_ms {
+                    return Ok(ActionOutcome::Invalid(
+                        "the snooze would end in the past; snooze until a later time".into(),
+                    ));
+                }
+                sqlx::query(&format!(
+                    "UPDATE alert_oncall SET snoozed_until = {}, snoozed_by = $3
+                     WHERE alert_id = $1",
+                    sql_ts(2)
+                ))
+                .bind(id)
+                .bind(until_ms)
+                .bind(by)
+                .execute(&mut *tx)
+                .await
+                .context("snoozing an alert")?;
+                EventKind::Snoozed
+            }
+            OnCallAction::Resolve => {
+                if !state.is_active() {
+                    return conflict(format!("alert {id} is already {state}; nothing to resolve"));
+                }
+                if let Some(who) = &current.resolve_requested_by {
+                    return conflict(format!(
+                        "{who} already asked to resolve alert {id}; the engine does so within a second"
+                    ));
+                }
+                sqlx::query(&format!(
+                    "UPDATE alert_oncall SET resolve_requested_by = $2,
+                         resolve_requested_at = {}, resolve_comment = $4
+                     WHERE alert_id = $1",
+                    sql_ts(3)
+                ))
+                .bind(id)
+                .bind(by)
+                .bind(now_ms)
+                .bind(comment)
+                .execute(&mut *tx)
+                .await
+                .context("asking for a manual resolve")?;
+                EventKind::ResolveRequested
+            }
+        };
+        add_event(
+            &mut tx,
+            id,
+            &NewEvent {
+                kind,
+                from: None,
+                to: None,
+                by,
+                detail: &detail,
+                at_ms: now_ms,
+            },
+        )
+        .await?;
+        tx.commit().await.context("committing an on-call action")?;
+        Ok(ActionOutcome::Done)
     }
 }
 

@@ -906,3 +906,446 @@ async fn the_demo_fires_stage_stalled_when_a_stall_is_injected_at_transform() {
     assert!(!stages.contains(&"stream_ingest"), "{stages:?}");
     assert_eq!(firing[0]["labels"]["severity"], "page");
 }
+
+/// POSTs `body` as JSON and returns the status and the answer's text.
+async fn post_json(url: &str, body: Value) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The timeline of alert `id` as (kind, by, detail), oldest first.
+async fn timeline(base: &str, id: &Value) -> Vec<(String, String, String)> {
+    let one = get_json(&format!("{base}/api/v1/lifecycle/alerts/{id}")).await;
+    one["data"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let kind = match e["kind"].as_str().unwrap() {
+                "transition" => format!(
+                    "{}->{}",
+                    e["from"].as_str().unwrap(),
+                    e["to"].as_str().unwrap()
+                ),
+                k => k.to_string(),
+            };
+            (
+                kind,
+                e["by"].as_str().unwrap().to_string(),
+                e["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_call_actions_acknowledge_assign_snooze_and_resolve_by_hand_each_on_the_timeline() {
+    let (hook, url) = Hook::start().await;
+    let (server, base, _dir, db) = start_server(
+        "oncall",
+        LAG_RULE,
+        &format!(
+            "[notifications.channels.hook]\ntype = \"webhook\"\nurl = \"{url}\"\n\
+             [alerting]\nevaluation_interval = \"1s\"\ngroup_wait = \"0s\"\ngroup_interval = \"1s\"\n\
+             repeat_interval = \"2s\"\ngroup_by = [\"alertname\", \"job\"]\nchannels = [\"hook\"]\n"
+        ),
+    )
+    .await;
+    let st = store::Store::connect(&db, store::StoreConfig::default())
+        .await
+        .unwrap();
+    st.create_user(
+        "responder",
+        "a long enough password",
+        model::auth::Role::Editor,
+    )
+    .await
+    .unwrap();
+    write(&base, "pw_lag_seconds", &[("orders", 50.0)]).await;
+    wait_until!(
+        "the alert to fire",
+        Duration::from_secs(20),
+        alerts(&base, &format!("{ORDERS}&state=firing")).await.len() == 1
+    );
+    let a = alerts(&base, ORDERS).await[0].clone();
+    let id = a["id"].clone();
+    let action = |what: &str| format!("{base}/api/v1/lifecycle/alerts/{id}/{what}");
+
+    // Unsnoozed, the firing notice repeats every repeat_interval (2 s).
+    wait_until!(
+        "a repeated firing notice",
+        Duration::from_secs(20),
+        hook.bodies().len() >= 2
+    );
+
+    // Acknowledge: once per episode; taken back; unknown alerts are 404.
+    let ack = json!({"by": "oncall-primary", "comment": "on it"});
+    assert_eq!(post_json(&action("acknowledge"), ack.clone()).await.0, 200);
+    let (status, text) = post_json(&action("acknowledge"), ack.clone()).await;
+    assert_eq!(status, 409, "{text}");
+    assert!(
+        text.contains("already acknowledged by oncall-primary"),
+        "{text}"
+    );
+    let one = alerts(&base, ORDERS).await[0].clone();
+    assert_eq!(one["oncall"]["acknowledgedBy"], "oncall-primary");
+    assert_eq!(
+        post_json(&action("unacknowledge"), json!({"by": "oncall-primary"}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post_json(&action("unacknowledge"), json!({"by": "oncall-primary"}))
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        alerts(&base, ORDERS).await[0]["oncall"]["acknowledgedBy"],
+        Value::Null
+    );
+    assert_eq!(post_json(&action("acknowledge"), ack.clone()).await.0, 200);
+    let (status, _) = post_json(
+        &format!("{base}/api/v1/lifecycle/alerts/999999/acknowledge"),
+        ack.clone(),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Assign: to a user that exists; an unknown one is refused naming it.
+    let (status, text) = post_json(
+        &action("assign"),
+        json!({"by": "oncall-primary", "assignee": "ghost"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("\\\"ghost\\\"") || text.contains("ghost"),
+        "{text}"
+    );
+    assert_eq!(
+        post_json(&action("assign"), json!({"by": "oncall-primary", "assignee": "responder", "comment": "knows the orders job"})).await.0,
+        200
+    );
+    assert_eq!(
+        alerts(&base, ORDERS).await[0]["oncall"]["assignee"],
+        "responder"
+    );
+
+    // Snooze: bad durations are refused; while snoozed, no repeat notices.
+    let (status, text) = post_json(
+        &action("snooze"),
+        json!({"by": "oncall-primary", "duration": "soon"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(text.contains("not a duration"), "{text}");
+    let (status, text) = post_json(
+        &action("snooze"),
+        json!({"by": "oncall-primary", "duration": "30d"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(text.contains("create a silence"), "{text}");
+    assert_eq!(
+        post_json(
+            &action("snooze"),
+            json!({"by": "oncall-primary", "duration": "1h"})
+        )
+        .await
+        .0,
+        200
+    );
+    // A repeat already decided may still be on its way; after that, nothing for 5 s.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = hook.bodies().len();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        hook.bodies().len(),
+        before,
+        "a snoozed alert repeated its notice"
+    );
+    assert!(alerts(&base, ORDERS).await[0]["oncall"]["snoozedUntil"].is_string());
+
+    // Resolve by hand: the engine resolves it, with the user on the transition, and as the
+    // rule still fires it opens a new episode at its next evaluation.
+    assert_eq!(
+        post_json(
+            &action("resolve"),
+            json!({"by": "oncall-primary", "comment": "restarted the consumer"})
+        )
+        .await
+        .0,
+        200
+    );
+    wait_until!(
+        "the manual resolve and the new episode",
+        Duration::from_secs(20),
+        {
+            let a = alerts(&base, ORDERS).await;
+            a[0]["episode"] == 2 && a[0]["state"] == "firing"
+        }
+    );
+    let again = alerts(&base, ORDERS).await[0].clone();
+    assert_eq!(
+        again["oncall"]["acknowledgedBy"],
+        Value::Null,
+        "an acknowledgement holds for its episode only"
+    );
+    assert_eq!(again["oncall"]["assignee"], "responder");
+    let steps = timeline(&base, &id).await;
+    let people: Vec<(String, String, String)> = steps
+        .iter()
+        .filter(|(_, by, _)| by != "system")
+        .cloned()
+        .collect();
+    assert_eq!(
+        people,
+        [
+            (
+                "acknowledged".into(),
+                "oncall-primary".into(),
+                "on it".into()
+            ),
+            ("unacknowledged".into(), "oncall-primary".into(), "".into()),
+            (
+                "acknowledged".into(),
+                "oncall-primary".into(),
+                "on it".into()
+            ),
+            (
+                "assigned".into(),
+                "oncall-primary".into(),
+                "responder: knows the orders job".into()
+            ),
+            (
+                "snoozed".into(),
+                "oncall-primary".into(),
+                people[4].2.clone(),
+            ),
+            (
+                "resolve_requested".into(),
+                "oncall-primary".into(),
+                "restarted the consumer".into()
+            ),
+            (
+                "firing->resolved".into(),
+                "oncall-primary".into(),
+                "resolved by hand: restarted the consumer".into()
+            ),
+        ]
+    );
+    assert!(people[4].2.starts_with("until 20"), "{people:?}");
+    let resolved_at = steps
+        .iter()
+        .position(|s| s.0 == "firing->resolved")
+        .unwrap();
+    assert!(
+        steps[resolved_at..]
+            .iter()
+            .any(|s| s.0.ends_with("->firing")),
+        "the rule re-opened the alert: {steps:?}"
+    );
+    // Nothing to resolve on an alert that is not active.
+    write(&base, "pw_lag_seconds", &[("orders", 1.0)]).await;
+    wait_until!(
+        "the alert to resolve",
+        Duration::from_secs(20),
+        alerts(&base, ORDERS).await[0]["state"] == "resolved"
+    );
+    let (status, text) = post_json(&action("resolve"), json!({"by": "oncall-primary"})).await;
+    assert_eq!(status, 409, "{text}");
+    assert!(text.contains("already resolved"), "{text}");
+
+    // An Alertmanager alert resolved by hand stays resolved while its client repeats the
+    // same occurrence, and fires again when the client reports a new one.
+    let starts = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let am_until = |starts: chrono::DateTime<chrono::Utc>, ends: chrono::DateTime<chrono::Utc>| {
+        json!([{
+            "labels": {"alertname": "DiskFull", "instance": "db-1"},
+            "annotations": {"summary": "disk 97% full"},
+            "startsAt": starts.to_rfc3339(),
+            "endsAt": ends.to_rfc3339(),
+        }])
+    };
+    let am = |starts| am_until(starts, chrono::Utc::now() + chrono::Duration::minutes(10));
+    assert_eq!(
+        post_json(&format!("{base}/api/v2/alerts"), am(starts))
+            .await
+            .0,
+        200
+    );
+    wait_until!(
+        "the Alertmanager alert to fire",
+        Duration::from_secs(20),
+        alerts(&base, "source=alertmanager&state=firing")
+            .await
+            .len()
+            == 1
+    );
+    let disk = alerts(&base, "source=alertmanager").await[0]["id"].clone();
+    let (status, _) = post_json(
+        &format!("{base}/api/v1/lifecycle/alerts/{disk}/resolve"),
+        json!({"by": "oncall-primary", "comment": "freed space"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    wait_until!(
+        "the manual resolve",
+        Duration::from_secs(20),
+        alerts(&base, "source=alertmanager").await[0]["state"] == "resolved"
+    );
+    assert_eq!(
+        post_json(&format!("{base}/api/v2/alerts"), am(starts))
+            .await
+            .0,
+        200
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        alerts(&base, "source=alertmanager").await[0]["state"],
+        "resolved"
+    );
+    // The client resolves the occurrence, and later reports a new one.
+    let ended = chrono::Utc::now() - chrono::Duration::seconds(1);
+    assert_eq!(
+        post_json(&format!("{base}/api/v2/alerts"), am_until(starts, ended))
+            .await
+            .0,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        alerts(&base, "source=alertmanager").await[0]["state"],
+        "resolved"
+    );
+    let later = chrono::Utc::now();
+    assert_eq!(
+        post_json(&format!("{base}/api/v2/alerts"), am(later))
+            .await
+            .0,
+        200
+    );
+    wait_until!(
+        "the new occurrence to fire",
+        Duration::from_secs(20),
+        alerts(&base, "source=alertmanager").await[0]["state"] == "firing"
+    );
+    server.stop().await.unwrap();
+}
+
+/// The outbox through a one-minute SMTP outage (issue 13's acceptance): the real aiosmtpd is
+/// down from before the first alert fires until a full minute later, while alerts fire,
+/// resolve and fire again; once it is up every notice arrives exactly once per dedup key, in
+/// order per alert, each resolve after its firing notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_one_minute_smtp_outage_every_notice_arrives_once_in_order_per_alert() {
+    const OUTAGE: Duration = Duration::from_secs(60);
+    let port = free_port();
+    let (server, base, dir, db) = start_server(
+        "outage",
+        LAG_RULE,
+        &format!(
+            // Goes on in start_server's [notifications] table.
+            "retry_base = \"500ms\"\nretry_cap = \"4s\"\n\
+             [notifications.channels.mail]\ntype = \"email\"\nsmtp_host = \"127.0.0.1\"\n\
+             smtp_port = {port}\ntls = \"none\"\nfrom = \"pipewatch@example.com\"\n\
+             to = [\"oncall@example.com\"]\n\
+             [alerting]\nevaluation_interval = \"1s\"\ngroup_wait = \"0s\"\ngroup_interval = \"1s\"\n\
+             group_by = [\"alertname\", \"job\"]\nchannels = [\"mail\"]\n"
+        ),
+    )
+    .await;
+    // Nothing listens on `port` yet: the SMTP server is down.
+    let outage_started = Instant::now();
+    let jobs = ["a1", "a2", "a3", "a4"];
+    write(&base, "pw_lag_seconds", &jobs.map(|j| (j, 50.0))).await;
+    let firing = |n: usize| {
+        let base = base.clone();
+        async move { alerts(&base, "rule=HighLag&state=firing").await.len() == n }
+    };
+    wait_until!(
+        "four alerts to fire",
+        Duration::from_secs(20),
+        firing(4).await
+    );
+    // a1 and a3 resolve during the outage; a1 fires again (a second episode) before it ends.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    write(&base, "pw_lag_seconds", &[("a1", 1.0), ("a3", 1.0)]).await;
+    wait_until!(
+        "a1 and a3 to resolve",
+        Duration::from_secs(20),
+        firing(2).await
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    write(&base, "pw_lag_seconds", &[("a1", 70.0)]).await;
+    wait_until!("a1 to fire again", Duration::from_secs(20), firing(3).await);
+
+    let st = store::Store::connect(&db, store::StoreConfig::default())
+        .await
+        .unwrap();
+    let outage_left = OUTAGE.saturating_sub(outage_started.elapsed());
+    assert!(
+        outage_left > Duration::from_secs(5),
+        "the alerts took too long; the outage must outlast them"
+    );
+    tokio::time::sleep(outage_left).await;
+    // A minute down: every notice so far failed (several times) and none was delivered.
+    let rows = st.notification_statuses().await.unwrap();
+    assert!(rows.iter().all(|r| !r.delivered), "{rows:#?}");
+    assert!(
+        rows.iter()
+            .any(|r| r.attempts >= 3 && r.last_error.as_deref().is_some_and(|e| !e.is_empty())),
+        "the sender did not keep retrying: {rows:#?}"
+    );
+    let sink = SmtpSink::start(port, &dir.join("mail"));
+    let outage = outage_started.elapsed();
+    assert!(outage >= OUTAGE, "{outage:?}");
+    // Back up: the rest resolve.
+    write(
+        &base,
+        "pw_lag_seconds",
+        &[("a1", 1.0), ("a2", 1.0), ("a4", 1.0)],
+    )
+    .await;
+    // a1: firing, resolved, firing, resolved; the others firing, resolved.
+    wait_until!(
+        "ten notices",
+        Duration::from_secs(60),
+        sink.subjects().len() >= 10
+    );
+    // Let any duplicate that would come arrive (retries are at most 4 s apart).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let subjects = sink.subjects();
+    assert_eq!(subjects.len(), 10, "{subjects:#?}");
+    for job in jobs {
+        let firing = format!("[FIRING] HighLag (job={job}, severity=page)");
+        let resolved = format!("[RESOLVED] HighLag (job={job}, severity=page)");
+        let mine: Vec<&str> = subjects
+            .iter()
+            .filter(|s| **s == firing || **s == resolved)
+            .map(|s| if *s == firing { "firing" } else { "resolved" })
+            .collect();
+        let want: &[&str] = if job == "a1" {
+            &["firing", "resolved", "firing", "resolved"]
+        } else {
+            &["firing", "resolved"]
+        };
+        assert_eq!(mine, want, "{job}: {subjects:#?}");
+    }
+    // Exactly once per dedup key: every outbox row delivered, one message each.
+    let rows = st.notification_statuses().await.unwrap();
+    assert_eq!(rows.len(), 10, "{rows:#?}");
+    assert!(rows.iter().all(|r| r.delivered), "{rows:#?}");
+    let mut keys: Vec<&str> = rows.iter().map(|r| r.dedup_key.as_str()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 10, "{rows:#?}");
+    server.stop().await.unwrap();
+}

@@ -6,8 +6,13 @@
 //!   `matcher` (repeatable) takes Alertmanager matchers (`job=~"etl.*"`). Each item says
 //!   which silence holds it back (`silenced_by`), if any.
 //! - `GET /api/v1/lifecycle/alerts/{id}`: one instance with its event timeline.
-//! - `POST /api/v1/lifecycle/alerts/{id}/acknowledge` and `/notes` (`{"by", "comment"}` /
-//!   `{"by", "text"}`): an entry on the timeline by a user.
+//! - `POST /api/v1/lifecycle/alerts/{id}/acknowledge`, `/unacknowledge`, `/notes`,
+//!   `/assign` (`{"assignee": "alice"}`, empty to unassign), `/snooze` (`{"duration": "30m"}`
+//!   or `{"until": "<RFC 3339>"}`: no repeat notices until then) and `/resolve` (resolved by
+//!   hand; the engine carries it out within a tick, and a rule that still fires opens a new
+//!   episode): on-call actions, each an entry on the timeline with who did it (`by` when the
+//!   caller is anonymous) and an optional `comment`. 404 for an unknown alert, 409 when the
+//!   action does not fit the alert's state (already acknowledged, already resolved).
 //! - `GET /api/v2/silences`, `POST /api/v2/silences`, `GET|DELETE /api/v2/silence/{id}`: as
 //!   Alertmanager v2 (bare JSON, errors as a JSON string), so `amtool` and Grafana's
 //!   Alertmanager data source can manage them. DELETE expires the silence; it stays listed.
@@ -17,6 +22,7 @@
 
 use super::{ApiError, ListPage, LIST_BYTE_BUDGET};
 use crate::lifecycle::matcher::Matcher;
+use crate::lifecycle::oncall::{ActionError, OnCallRequest};
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -30,7 +36,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use store::lifecycle::{
     AlertFilter, AlertInstance, AlertSource, EventKind, LifecycleState, NewEvent, NewSilence,
-    Silence, SilenceMatcher,
+    OnCall, Silence, SilenceMatcher,
 };
 
 const DEFAULT_LIMIT: usize = 500;
@@ -40,11 +46,27 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/lifecycle/alerts", get(list))
         .route("/api/v1/lifecycle/alerts/{id}", get(one))
+        .route("/api/v1/lifecycle/alerts/{id}/notes", post(note))
         .route(
             "/api/v1/lifecycle/alerts/{id}/acknowledge",
-            post(acknowledge),
+            action_post(ActionKind::Acknowledge),
         )
-        .route("/api/v1/lifecycle/alerts/{id}/notes", post(note))
+        .route(
+            "/api/v1/lifecycle/alerts/{id}/unacknowledge",
+            action_post(ActionKind::Unacknowledge),
+        )
+        .route(
+            "/api/v1/lifecycle/alerts/{id}/assign",
+            action_post(ActionKind::Assign),
+        )
+        .route(
+            "/api/v1/lifecycle/alerts/{id}/snooze",
+            action_post(ActionKind::Snooze),
+        )
+        .route(
+            "/api/v1/lifecycle/alerts/{id}/resolve",
+            action_post(ActionKind::Resolve),
+        )
         .route("/api/v2/silences", get(silences).post(post_silence))
         .route("/api/v2/silence/{id}", get(silence).delete(expire))
         .route("/api/v1/rules", get(rules))
@@ -69,9 +91,27 @@ fn opt_time(ms: Option<i64>) -> Value {
     ms.map_or(Value::Null, |m| Value::String(rfc3339(m)))
 }
 
-/// An instance as the API shows it.
-fn alert_json(a: &AlertInstance, silenced_by: Option<&str>) -> Value {
+/// What people did to an alert, as the API shows it (the acknowledgement only when it is
+/// for the current episode).
+fn oncall_json(a: &AlertInstance, o: Option<&OnCall>, now: i64) -> Value {
+    let Some(o) = o else {
+        return json!({"acknowledgedBy": null, "acknowledgedAt": null, "assignee": null,
+                      "snoozedUntil": null, "resolveRequestedBy": null});
+    };
+    let acked = o.acknowledged_in(a.episode);
     json!({
+        "acknowledgedBy": acked,
+        "acknowledgedAt": opt_time(o.acknowledged_at_ms.filter(|_| acked.is_some())),
+        "assignee": o.assignee,
+        "snoozedUntil": opt_time(o.snoozed_until_ms.filter(|_| o.snoozed_at(now))),
+        "resolveRequestedBy": o.resolve_requested_by,
+    })
+}
+
+/// An instance as the API shows it.
+fn alert_json(a: &AlertInstance, silenced_by: Option<&str>, oncall: Value) -> Value {
+    json!({
+        "oncall": oncall,
         "id": a.id,
         "fingerprint": a.fingerprint,
         "source": a.source,
@@ -96,18 +136,9 @@ fn alert_json(a: &AlertInstance, silenced_by: Option<&str>) -> Value {
 
 /// Silences active now, compiled.
 async fn active_silences(st: &AppState, now: i64) -> Result<Vec<(String, Vec<Matcher>)>, ApiError> {
-    Ok(st
-        .store
-        .silences()
-        .await?
-        .into_iter()
-        .filter(|s| s.status(now) == "active")
-        .filter_map(|s| {
-            let m: Result<Vec<Matcher>, String> =
-                s.matchers.iter().map(Matcher::from_silence).collect();
-            m.ok().map(|m| (s.id, m))
-        })
-        .collect())
+    crate::lifecycle::oncall::active_silences(&st.store, now)
+        .await
+        .map_err(ApiError::from)
 }
 
 fn silenced_by<'a>(silences: &'a [(String, Vec<Matcher>)], a: &AlertInstance) -> Option<&'a str> {
@@ -189,12 +220,17 @@ async fn list(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Respo
         .filter(|a| crate::lifecycle::matcher::all_match(&matchers, &a.labels))
         .collect();
     let total = alerts.len();
+    let shown: Vec<&AlertInstance> = alerts.iter().skip(offset).take(limit).collect();
+    let ids: Vec<i64> = shown.iter().map(|a| a.id).collect();
+    let oncall = st.store.oncall_states(&ids).await?;
     let page = ListPage::within(
-        alerts
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(|a| alert_json(a, silenced_by(&silences, a))),
+        shown.into_iter().map(|a| {
+            alert_json(
+                a,
+                silenced_by(&silences, a),
+                oncall_json(a, oncall.get(&a.id), now),
+            )
+        }),
         LIST_BYTE_BUDGET,
     );
     let end = offset.saturating_add(page.items.len());
@@ -214,7 +250,9 @@ async fn one(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<
             "there is no alert {id}; list them at /api/v1/lifecycle/alerts"
         )));
     };
-    let silences = active_silences(&st, model::clock::now_ms()).await?;
+    let now = model::clock::now_ms();
+    let silences = active_silences(&st, now).await?;
+    let oncall = st.store.oncall_states(&[id]).await?;
     let events: Vec<Value> = st
         .store
         .alert_events(id)
@@ -231,7 +269,11 @@ async fn one(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<
             })
         })
         .collect();
-    let mut body = alert_json(&a, silenced_by(&silences, &a));
+    let mut body = alert_json(
+        &a,
+        silenced_by(&silences, &a),
+        oncall_json(&a, oncall.get(&id), now),
+    );
     body["timeline"] = Value::Array(events);
     Ok(Json(json!({"status": "success", "data": body})))
 }
@@ -244,6 +286,25 @@ struct ActionBody {
     by: String,
     #[serde(default, alias = "text")]
     comment: String,
+    /// `assign`: the user; empty or missing takes the assignment away.
+    #[serde(default)]
+    assignee: Option<String>,
+    /// `snooze`: for how long (`30m`, `2h`) ...
+    #[serde(default)]
+    duration: Option<String>,
+    /// ... or until when (RFC 3339).
+    #[serde(default)]
+    until: Option<String>,
+}
+
+/// The on-call actions besides notes (which need no state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ActionKind {
+    Acknowledge,
+    Unacknowledge,
+    Assign,
+    Snooze,
+    Resolve,
 }
 
 /// Who an action or silence is recorded as: the logged-in user or API token when there is
@@ -255,27 +316,124 @@ fn actor(who: Option<&Principal>, claimed: &str) -> String {
     }
 }
 
-async fn action(
-    st: &AppState,
-    who: Option<&Principal>,
-    id: &str,
+fn parse_body(
     body: Result<Json<ActionBody>, axum::extract::rejection::JsonRejection>,
-    kind: EventKind,
-) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(id)?;
-    let Json(b) = body.map_err(|e| {
+) -> Result<ActionBody, ApiError> {
+    body.map(|Json(b)| b).map_err(|e| {
         ApiError::bad_data(format!(
             "the body must be JSON like {{\"by\": \"alice\", \"comment\": \"looking\"}}: {}",
             e.body_text()
         ))
-    })?;
+    })
+}
+
+fn who_acts(who: Option<&Principal>, b: &ActionBody) -> Result<String, ApiError> {
     let by = actor(who, &b.by);
     if by.is_empty() {
         return Err(ApiError::bad_data(
             "`by` is empty; say who acts (or log in / send an API token)",
         ));
     }
-    if kind == EventKind::Note && b.comment.trim().is_empty() {
+    Ok(by)
+}
+
+/// Until when a snooze holds, from `duration` or `until`.
+fn snooze_until(b: &ActionBody, now: i64) -> Result<i64, ApiError> {
+    use crate::lifecycle::oncall::{check_snooze, snooze_for};
+    let until = match (b.duration.as_deref(), b.until.as_deref()) {
+        (Some(d), None) => snooze_for(d, now).map_err(ApiError::bad_data)?,
+        (None, Some(u)) => chrono::DateTime::parse_from_rfc3339(u.trim())
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| {
+                ApiError::bad_data(format!(
+                    "until {u:?} is not an RFC 3339 time like \"2026-12-07T10:00:00Z\": {e}"
+                ))
+            })?,
+        _ => {
+            return Err(ApiError::bad_data(
+                "send either `duration` (like \"30m\") or `until` (an RFC 3339 time), not both",
+            ))
+        }
+    };
+    check_snooze(until, now).map_err(ApiError::bad_data)?;
+    Ok(until)
+}
+
+/// Carries out an on-call action: the store's outcome as an error with the status that fits.
+async fn oncall_action(
+    store: &store::Store,
+    id: i64,
+    request: OnCallRequest,
+    by: &str,
+    comment: &str,
+) -> Result<(), ApiError> {
+    crate::lifecycle::oncall::perform(store, id, request, by, comment)
+        .await
+        .map_err(|e| match e {
+            ActionError::NotFound(m) => not_found(m),
+            ActionError::Conflict(m) => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "conflict",
+                message: m,
+            },
+            ActionError::Invalid(m) => ApiError::bad_data(m),
+            ActionError::Store(e) => e.into(),
+        })
+}
+
+async fn action(
+    st: &AppState,
+    who: Option<&Principal>,
+    id: &str,
+    body: Result<Json<ActionBody>, axum::extract::rejection::JsonRejection>,
+    kind: ActionKind,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(id)?;
+    let b = parse_body(body)?;
+    let by = who_acts(who, &b)?;
+    let public = match kind {
+        ActionKind::Acknowledge => OnCallRequest::Acknowledge,
+        ActionKind::Unacknowledge => OnCallRequest::Unacknowledge,
+        ActionKind::Resolve => OnCallRequest::Resolve,
+        ActionKind::Assign => OnCallRequest::Assign(b.assignee.clone().unwrap_or_default()),
+        ActionKind::Snooze => OnCallRequest::Snooze(snooze_until(&b, model::clock::now_ms())?),
+    };
+    oncall_action(&st.store, id, public, &by, &b.comment).await?;
+    let name = match kind {
+        ActionKind::Acknowledge => "acknowledged",
+        ActionKind::Unacknowledge => "unacknowledged",
+        ActionKind::Assign => "assigned",
+        ActionKind::Snooze => "snoozed",
+        ActionKind::Resolve => "resolve_requested",
+    };
+    Ok(Json(
+        json!({"status": "success", "data": {"id": id, "kind": name}}),
+    ))
+}
+
+/// `POST .../{id}/<action>`: one handler per on-call action (its name holds `post(` so the
+/// route scan of tests/tests/authz.rs sees the method).
+fn action_post(kind: ActionKind) -> axum::routing::MethodRouter<AppState> {
+    post(
+        move |State(st): State<AppState>,
+              who: Option<Extension<Principal>>,
+              Path(id): Path<String>,
+              body: Result<Json<ActionBody>, axum::extract::rejection::JsonRejection>| async move {
+            action(&st, who.as_ref().map(|w| &w.0), &id, body, kind).await
+        },
+    )
+}
+
+async fn note(
+    State(st): State<AppState>,
+    who: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    body: Result<Json<ActionBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let b = parse_body(body)?;
+    let by = who_acts(who.as_ref().map(|w| &w.0), &b)?;
+    if b.comment.trim().is_empty() {
         return Err(ApiError::bad_data("`text` is empty; write the note"));
     }
     let added = st
@@ -283,7 +441,7 @@ async fn action(
         .add_alert_event(
             id,
             &NewEvent {
-                kind,
+                kind: EventKind::Note,
                 from: None,
                 to: None,
                 by: &by,
@@ -296,33 +454,8 @@ async fn action(
         return Err(not_found(format!("there is no alert {id}")));
     }
     Ok(Json(
-        json!({"status": "success", "data": {"id": id, "kind": kind}}),
+        json!({"status": "success", "data": {"id": id, "kind": EventKind::Note}}),
     ))
-}
-
-async fn acknowledge(
-    State(st): State<AppState>,
-    who: Option<Extension<Principal>>,
-    Path(id): Path<String>,
-    body: Result<Json<ActionBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    action(
-        &st,
-        who.as_ref().map(|w| &w.0),
-        &id,
-        body,
-        EventKind::Acknowledged,
-    )
-    .await
-}
-
-async fn note(
-    State(st): State<AppState>,
-    who: Option<Extension<Principal>>,
-    Path(id): Path<String>,
-    body: Result<Json<ActionBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    action(&st, who.as_ref().map(|w| &w.0), &id, body, EventKind::Note).await
 }
 
 /// An Alertmanager v2 error: the status and the message as a JSON string.
