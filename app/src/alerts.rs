@@ -208,10 +208,7 @@ impl ListParams {
 }
 
 #[cfg(feature = "ssr")]
-fn backend() -> Result<std::sync::Arc<dyn crate::Backend>, ServerFnError> {
-    use_context::<std::sync::Arc<dyn crate::Backend>>()
-        .ok_or_else(|| ServerFnError::new("the server did not provide a data backend"))
-}
+use crate::api::backend;
 
 #[server(prefix = "/app-fn", endpoint = "alerts_view")]
 pub async fn list_alerts(params: ListParams) -> Result<AlertsView, ServerFnError> {

@@ -131,10 +131,7 @@ pub struct AnomalyDetail {
 }
 
 #[cfg(feature = "ssr")]
-fn backend() -> Result<std::sync::Arc<dyn crate::Backend>, ServerFnError> {
-    use_context::<std::sync::Arc<dyn crate::Backend>>()
-        .ok_or_else(|| ServerFnError::new("the server did not provide a data backend"))
-}
+use crate::api::backend;
 
 #[server(prefix = "/app-fn", endpoint = "anomalies_view")]
 pub async fn list_anomalies(params: ListParams) -> Result<AnomaliesView, ServerFnError> {

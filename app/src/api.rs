@@ -42,8 +42,9 @@ pub struct StatusView {
     pub info: StatusInfo,
 }
 
+/// The data backend every server function reads through (the pages' modules use this one).
 #[cfg(feature = "ssr")]
-fn backend() -> Result<std::sync::Arc<dyn crate::Backend>, ServerFnError> {
+pub(crate) fn backend() -> Result<std::sync::Arc<dyn crate::Backend>, ServerFnError> {
     use_context::<std::sync::Arc<dyn crate::Backend>>().ok_or_else(|| {
         ServerFnError::new(
             "the server did not provide a data backend to the web app (router set-up bug)",

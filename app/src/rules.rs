@@ -48,10 +48,7 @@ pub struct RulesView {
 }
 
 #[cfg(feature = "ssr")]
-fn backend() -> Result<std::sync::Arc<dyn crate::Backend>, ServerFnError> {
-    use_context::<std::sync::Arc<dyn crate::Backend>>()
-        .ok_or_else(|| ServerFnError::new("the server did not provide a data backend"))
-}
+use crate::api::backend;
 
 #[server(prefix = "/app-fn", endpoint = "rules_view")]
 pub async fn list_rules() -> Result<RulesView, ServerFnError> {

@@ -38,10 +38,7 @@ pub struct SilencesView {
 }
 
 #[cfg(feature = "ssr")]
-fn backend() -> Result<std::sync::Arc<dyn crate::Backend>, ServerFnError> {
-    use_context::<std::sync::Arc<dyn crate::Backend>>()
-        .ok_or_else(|| ServerFnError::new("the server did not provide a data backend"))
-}
+use crate::api::backend;
 
 #[server(prefix = "/app-fn", endpoint = "silences_view")]
 pub async fn list_silences() -> Result<SilencesView, ServerFnError> {

@@ -88,10 +88,7 @@ pub async fn revoke_token(csrf_token: Option<String>, id: i64) -> Result<(), Ser
 }
 
 #[cfg(feature = "ssr")]
-fn backend() -> Result<std::sync::Arc<dyn crate::Backend>, ServerFnError> {
-    use_context::<std::sync::Arc<dyn crate::Backend>>()
-        .ok_or_else(|| ServerFnError::new("the server did not provide a data backend"))
-}
+use crate::api::backend;
 
 fn outcome<T>(r: Option<Result<T, ServerFnError>>) -> Option<AnyView> {
     match r {
