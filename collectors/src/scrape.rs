@@ -160,17 +160,28 @@ impl Scraper {
         now_ms: TimestampMs,
     ) -> Result<Batch, String> {
         let url = &t.url;
-        let resp = self
-            .client
-            .get(url)
-            .header(ACCEPT, ACCEPT_HEADER)
-            .header(
-                "X-Prometheus-Scrape-Timeout-Seconds",
-                t.timeout.as_secs_f64().to_string(),
-            )
-            .send()
-            .await
-            .map_err(|e| describe_request_error(url, &e))?;
+        let send = || {
+            self.client
+                .get(url)
+                .header(ACCEPT, ACCEPT_HEADER)
+                .header(
+                    "X-Prometheus-Scrape-Timeout-Seconds",
+                    t.timeout.as_secs_f64().to_string(),
+                )
+                .send()
+        };
+        let resp = match send().await {
+            Ok(resp) => resp,
+            // The target closed the kept-alive connection as this request went out on it: a
+            // server whose idle timeout equals the scrape interval (pipewatch's own
+            // `server.header_read_timeout` is 10 s) races every scrape. Go's HTTP client, and
+            // so Prometheus, resends an idempotent GET once on a new connection; so do we.
+            // Not after a refused connection or a timeout: those say the target is down.
+            Err(e) if e.is_request() && !e.is_connect() && !e.is_timeout() => {
+                send().await.map_err(|e| describe_request_error(url, &e))?
+            }
+            Err(e) => return Err(describe_request_error(url, &e)),
+        };
         let status = resp.status();
         if !status.is_success() {
             return Err(format!("GET {url} returned {status}"));

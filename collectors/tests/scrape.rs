@@ -424,3 +424,44 @@ async fn closed_port_is_a_connection_error() {
     );
     assert_down_with_only_synthetic_series(&o);
 }
+
+/// A target that answers one request per connection with keep-alive, then closes the
+/// connection when the next request arrives on it, without answering: what a server whose idle
+/// timeout ends just as the scraper reuses the connection looks like.
+#[tokio::test]
+async fn a_kept_alive_connection_closed_by_the_target_is_retried_once_on_a_new_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let body = "# TYPE x gauge\nx 1\n";
+                let mut buf = vec![0u8; 4096];
+                // The first request on this connection is answered and kept alive...
+                if sock.read(&mut buf).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                sock.write_all(resp.as_bytes()).await.unwrap();
+                // ...the next one is read and the connection closed with no answer.
+                let _ = sock.read(&mut buf).await;
+            });
+        }
+    });
+    let scraper = Scraper::new();
+    let t = target(format!("http://{addr}/metrics"), Duration::from_secs(5));
+    for i in 0..3 {
+        let o = scraper.scrape(&t, NOW).await;
+        assert!(o.up, "scrape {i}: {:?}", o.error);
+    }
+    // Scrapes 2 and 3 each found the kept-alive connection closed and used a new one.
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
