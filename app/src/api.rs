@@ -83,7 +83,9 @@ pub async fn explore_options(q: String) -> Result<ExploreChoices, ServerFnError>
             .await
             .map_err(ServerFnError::new)?
         {
-            if name == "__name__" {
+            // A bucket bound is not a choice: the picker draws a histogram's quantiles over
+            // all of them.
+            if name == "__name__" || (name == "le" && metric.ends_with("_bucket")) {
                 continue;
             }
             let mut values = backend
