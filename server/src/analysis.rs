@@ -29,7 +29,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::anomalies::{AnomalyObservation, Observed};
@@ -250,6 +250,10 @@ impl AnalysisJobs {
             .map(|a| (a.signal.clone(), a))
             .collect();
         let empty = Feedback::default();
+        // Signals with data in this round's last step, and families whose query failed: an
+        // open anomaly in neither has lost its signal (see `close_absent`).
+        let mut current: HashSet<String> = HashSet::new();
+        let mut failed: Vec<&signals::SignalFamily> = Vec::new();
         for fam in &families {
             let earliest = first_seen
                 .get(fam.base_metric())
@@ -271,6 +275,7 @@ impl AnalysisJobs {
                 Ok(r) => r,
                 Err(e) => {
                     report.failed_queries += 1;
+                    failed.push(fam);
                     tracing::warn!(query = %fam.query(""), error = %e, "analysis: a signal query failed; its signals are skipped this round");
                     continue;
                 }
@@ -304,6 +309,12 @@ impl AnalysisJobs {
                     .last()
                     .filter(|p| p.t >= current_from)
                     .map_or(f64::NAN, |p| p.v);
+                if latest.is_nan() {
+                    // No data in the last step: not a recovery, an absence (closed below once
+                    // it has lasted `ABSENT_INTERVALS`).
+                    continue;
+                }
+                current.insert(signal.clone());
                 let outcome = match (found, open.get(&signal)) {
                     (Some(v), _) => {
                         let v = evaluate::non_negative_band(v, fam.kind);
@@ -338,6 +349,9 @@ impl AnalysisJobs {
                 }
             }
         }
+        report.closed += self
+            .close_absent(open.values(), &current, &failed, now_ms)
+            .await?;
         let d = drift::DriftJob { jobs: self, now_ms };
         let drift = d.run(&pairs).await?;
         report.drift_checks = drift.checks;
@@ -347,6 +361,45 @@ impl AnalysisJobs {
         report.open_after = self.store.open_anomalies().await?.len();
         report.elapsed = started.elapsed();
         Ok(report)
+    }
+
+    /// Closes the open anomalies whose signal has had no data for [`ABSENT_INTERVALS`] rounds
+    /// (the series stopped being reported: a target removed, a job renamed, an exporter gone),
+    /// saying so in the explanation; otherwise they would stay open forever, since nothing
+    /// can show them back inside their band. Drift anomalies are the drift job's; signals of
+    /// a family whose query failed this round are not judged. Returns how many it closed.
+    async fn close_absent(
+        &self,
+        open: impl Iterator<Item = &Anomaly>,
+        current: &HashSet<String>,
+        failed: &[&signals::SignalFamily],
+        now_ms: i64,
+    ) -> Result<usize, store::StoreError> {
+        let interval = self.cfg.interval.as_millis().max(1) as i64;
+        let mut closed = 0;
+        for a in open {
+            if a.kind == "drift" || current.contains(&a.signal) {
+                continue;
+            }
+            let unjudged = failed.iter().any(|f| {
+                f.kind_name() == a.kind && f.query(&signals::matchers(&a.labels)) == a.signal
+            });
+            let absent_ms = now_ms - a.last_seen_ms;
+            if unjudged || absent_ms < ABSENT_INTERVALS * interval {
+                continue;
+            }
+            let reason = absent_reason(absent_ms, interval, a.last_seen_ms);
+            if self
+                .store
+                .close_absent_anomaly(&a.signal, &reason)
+                .await?
+                .is_some()
+            {
+                closed += 1;
+                tracing::info!(id = a.id, signal = %a.signal, %reason, "anomaly closed: its signal is absent");
+            }
+        }
+        Ok(closed)
     }
 
     /// Feedback per signal: windows of past anomalies left out of training, then what people
@@ -382,6 +435,22 @@ impl AnalysisJobs {
         }
         Ok(out)
     }
+}
+
+/// Rounds without data after which an open anomaly's signal counts as gone: more than one, so
+/// a scrape that failed once or a slow write does not close (and then reopen) an anomaly.
+pub const ABSENT_INTERVALS: i64 = 3;
+
+/// "signal absent for 3 intervals (3 min), last seen 14:07 UTC".
+pub fn absent_reason(absent_ms: i64, interval_ms: i64, last_seen_ms: i64) -> String {
+    let n = absent_ms / interval_ms.max(1);
+    let last = chrono::DateTime::from_timestamp_millis(last_seen_ms)
+        .map(|t| t.format("%H:%M UTC").to_string())
+        .unwrap_or_default();
+    format!(
+        "signal absent for {n} intervals ({}), last seen {last}",
+        humantime::format_duration(Duration::from_secs((absent_ms / 1000).max(0) as u64))
+    )
 }
 
 fn observation(

@@ -488,3 +488,104 @@ async fn the_clean_demo_raises_no_warning_over_a_simulated_day() {
         "false alarms at warning or above on the clean demo"
     );
 }
+
+/// Six hours of a queue-depth gauge at one sample a minute (around 50 items, wandering 10 %),
+/// the last three at 5,000: what a stalled consumer's queue looks like.
+fn queue_history(end_ms: i64) -> Vec<model::Batch> {
+    let key = model::SeriesKey::new(
+        "orders_queue_depth",
+        model::Labels::from_pairs([("stage", "loader"), ("job", "orders")]),
+    );
+    let n = 6 * 60;
+    (0..n)
+        .map(|i| {
+            let ts = end_ms - (n - 1 - i) * 60_000;
+            let value = if i >= n - 3 {
+                5_000.0
+            } else {
+                50.0 * (1.0 + 0.1 * ((i * 7919) % 11 - 5) as f64 / 5.0)
+            };
+            model::Batch {
+                series: vec![model::TimeSeries {
+                    key: key.clone(),
+                    metric_type: model::MetricType::Gauge,
+                    samples: vec![model::Sample { ts, value }],
+                }],
+                metadata: vec![],
+            }
+        })
+        .collect()
+}
+
+/// A queue that grows opens a backlog anomaly at once (a gauge needs no rate window); when the
+/// series then stops being reported, the anomaly is not left open forever, nor closed as if the
+/// queue had drained: once the signal has been absent for `ABSENT_INTERVALS` rounds it closes,
+/// ending when it was last seen, and its explanation says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_growing_queue_opens_a_backlog_anomaly_that_closes_when_the_signal_vanishes() {
+    let url = store::testing::fresh_database_url().await;
+    let st = store::Store::connect(&url, store::StoreConfig::default())
+        .await
+        .unwrap();
+    let now = pipewatch_tests::now_ms();
+    let end = now - now.rem_euclid(60_000);
+    st.write(&queue_history(end)).await.unwrap();
+    let cfg = server::config::AnalysisConfig::default();
+    let interval = cfg.interval.as_millis() as i64;
+    let jobs = server::analysis::AnalysisJobs::new(
+        st.clone(),
+        server::promql::QueryLimits::default(),
+        cfg,
+    );
+    let r = jobs.round(end).await.unwrap();
+    assert_eq!(r.opened, 1, "{r:?}");
+    let open = st.open_anomalies().await.unwrap();
+    assert_eq!(open.len(), 1, "{open:#?}");
+    let a = &open[0];
+    assert_eq!(
+        (a.kind.as_str(), a.node.as_deref()),
+        ("backlog", Some("loader"))
+    );
+    assert!(
+        a.explanation.starts_with("backlog 5k waiting, expected "),
+        "{}",
+        a.explanation
+    );
+    assert!(a.observed > a.expected_high, "{a:?}");
+
+    // No more samples. The engine's five-minute lookback still shows the last value for five
+    // minutes (the anomaly is extended), then the signal is gone: the anomaly stays open for
+    // ABSENT_INTERVALS - 1 rounds (a missed scrape is not a disappearance), then closes.
+    let absent = server::analysis::ABSENT_INTERVALS;
+    let mut t = end;
+    let mut last_seen = end;
+    let closed_at = loop {
+        t += interval;
+        let r = jobs.round(t).await.unwrap();
+        let still = st.open_anomalies().await.unwrap();
+        if still.is_empty() {
+            assert_eq!(r.closed, 1, "{r:?}");
+            break t;
+        }
+        assert!(t - end <= 5 * 60_000 + absent * interval, "never closed");
+        last_seen = still[0].last_seen_ms;
+    };
+    // (Whether the lookback's edge is open or closed decides between the 4th and 5th minute.)
+    assert!(
+        last_seen >= end + 4 * 60_000,
+        "extended while the lookback showed it: {last_seen}"
+    );
+    assert_eq!(closed_at, last_seen + absent * interval);
+    let a = st.anomaly(a.id).await.unwrap().unwrap();
+    assert_eq!(a.ended_at_ms, Some(last_seen));
+    let reason = server::analysis::absent_reason(absent * interval, interval, last_seen);
+    assert!(
+        a.explanation.ends_with(&format!("; closed: {reason}")),
+        "{}",
+        a.explanation
+    );
+    assert!(
+        reason.starts_with("signal absent for 3 intervals (3m), last seen "),
+        "{reason}"
+    );
+}

@@ -12,7 +12,11 @@
 //! * gauges named `*freshness*`, `*_age_seconds` -> freshness as is; `*_timestamp*` and
 //!   `*last_success*` gauges -> freshness as `time() - m`;
 //! * data-quality observed values (`dq_check_observed_value`, `dq_dataset_pass_ratio`) and
-//!   dataset gauges ending in `_ratio` -> `dq_value`.
+//!   dataset gauges ending in `_ratio` -> `dq_value`;
+//! * gauges of items waiting (`*queue_depth*`, `*queue_size*`, `*queue_length*`, `*backlog*`,
+//!   `*_lag`, `*lag_messages*`, `*lag_records*`, `*pending*`) -> backlog, as is: the signal a
+//!   stall moves first (a queue grows from the first second, while the rate of the stage's
+//!   counter only reaches zero once its window has passed).
 //!
 //! pipewatch's own `pipewatch_*` metrics and series matching `[analysis] exclude` are skipped.
 
@@ -56,6 +60,7 @@ impl SignalFamily {
             SignalKind::Freshness => "freshness".into(),
             SignalKind::RunDuration => "run_duration".into(),
             SignalKind::DqValue => "dq_value".into(),
+            SignalKind::Backlog => "backlog".into(),
         }
     }
 
@@ -120,6 +125,24 @@ pub fn node_of(labels: &BTreeMap<String, String>) -> Option<String> {
 
 fn is_error_like(name: &str) -> bool {
     name.contains("error") || name.contains("fail")
+}
+
+/// Gauges that count items waiting: queue depths and consumer lag (in messages or records,
+/// not a lag in seconds, which is freshness's `_age_seconds` / `freshness` naming).
+fn is_backlog(name: &str) -> bool {
+    ([
+        "queue_depth",
+        "queue_size",
+        "queue_length",
+        "backlog",
+        "pending",
+    ]
+    .iter()
+    .any(|w| name.contains(w))
+        || name.ends_with("_lag")
+        || name.contains("lag_messages")
+        || name.contains("lag_records"))
+        && !name.contains("seconds")
 }
 
 fn is_duration(name: &str) -> bool {
@@ -212,6 +235,11 @@ pub fn choose(series: &[(SeriesKey, MetricType)], exclude: &[Selector]) -> Vec<S
             out.push(SignalFamily {
                 kind: SignalKind::Freshness,
                 template: Template::Age { metric },
+            });
+        } else if is_backlog(name) {
+            out.push(SignalFamily {
+                kind: SignalKind::Backlog,
+                template: Template::Gauge { metric },
             });
         } else if *name == "dq_check_observed_value"
             || *name == "dq_dataset_pass_ratio"
@@ -327,6 +355,7 @@ mod tests {
                     "latency_p99",
                     "histogram_quantile(0.99, rate(demo_stage_latency_seconds_bucket[2m]))"
                 ),
+                q("backlog", "demo_stage_queue_depth"),
             ]
         );
         assert_eq!(
