@@ -16,6 +16,7 @@
 
 pub mod drift;
 pub mod evaluate;
+pub mod gaps;
 pub mod signals;
 
 use crate::config::AnalysisConfig;
@@ -99,6 +100,7 @@ impl AnalysisMetrics {
             open = r.open_after,
             drift_checks = r.drift_checks,
             failed_queries = r.failed_queries,
+            gaps = r.gaps,
             elapsed_ms = r.elapsed.as_millis() as u64,
             "analysis round done"
         );
@@ -116,6 +118,9 @@ pub struct RoundReport {
     pub open_after: usize,
     pub drift_checks: usize,
     pub failed_queries: usize,
+    /// Throughput signals not judged because one of their last rate windows had too little
+    /// data (see [`gaps`]).
+    pub gaps: usize,
     pub elapsed: Duration,
 }
 
@@ -254,6 +259,7 @@ impl AnalysisJobs {
         // open anomaly in neither has lost its signal (see `close_absent`).
         let mut current: HashSet<String> = HashSet::new();
         let mut failed: Vec<&signals::SignalFamily> = Vec::new();
+        let mut sample_times: HashMap<String, gaps::SampleTimes> = HashMap::new();
         for fam in &families {
             let earliest = first_seen
                 .get(fam.base_metric())
@@ -280,6 +286,22 @@ impl AnalysisJobs {
                     continue;
                 }
             };
+            // Sample times of the last steps' rate windows, to judge throughput on the part of
+            // the window the samples cover (`gaps`).
+            let times = if matches!(fam.template, signals::Template::Rate { .. }) {
+                let metric = fam.base_metric().to_string();
+                if !sample_times.contains_key(&metric) {
+                    let from = now_ms - step - 2 * signals::RATE_WINDOW_MS;
+                    let raw = self
+                        .store
+                        .raw_samples(&gaps::metric_selector(&metric), from, now_ms, usize::MAX)
+                        .await?;
+                    sample_times.insert(metric.clone(), gaps::SampleTimes::from_raw(&raw));
+                }
+                sample_times.get(&metric)
+            } else {
+                None
+            };
             for s in result {
                 let labels: BTreeMap<String, String> = s
                     .labels
@@ -295,14 +317,41 @@ impl AnalysisJobs {
                     continue;
                 }
                 let signal = fam.query(&signals::matchers(&labels));
-                let points: Vec<Point> = s
+                let mut points: Vec<Point> = s
                     .points
                     .iter()
                     .map(|&(t, v)| Point { t: t / 1000, v })
                     .collect();
+                let mut dropped = false;
+                if let Some(times) = times {
+                    // The last two steps (what a finding must cover) as if their windows had
+                    // no holes; a step with too little data is left out.
+                    let n = points.len();
+                    for (p, &(t_ms, _)) in
+                        points.iter_mut().zip(&s.points).skip(n.saturating_sub(2))
+                    {
+                        if t_ms < now_ms - step {
+                            continue;
+                        }
+                        match times.corrected_rate(&labels, signals::RATE_WINDOW_MS, t_ms, p.v) {
+                            Some(v) => p.v = v,
+                            None => {
+                                p.v = f64::NAN;
+                                dropped = true;
+                            }
+                        }
+                    }
+                }
                 report.signals += 1;
                 let fb = feedback.get(&signal).unwrap_or(&empty);
                 let current_from = (now_ms - step) / 1000;
+                if dropped {
+                    // A last step with too little data to judge (and a finding must cover
+                    // both): neither a finding, nor a recovery, nor an absence this round.
+                    current.insert(signal.clone());
+                    report.gaps += 1;
+                    continue;
+                }
                 let found = evaluate::evaluate(&points, fam.kind, fb, current_from)
                     .filter(|v| v.severity >= self.min_severity);
                 let latest = points

@@ -29,6 +29,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// 30 s scrape, and lets a stall show within a minute or two.
 pub const RATE_WINDOW: &str = "2m";
 
+/// [`RATE_WINDOW`] in milliseconds.
+pub const RATE_WINDOW_MS: i64 = 120_000;
+
 /// Latency quantiles watched for every duration histogram.
 pub const QUANTILES: [(u8, &str); 3] = [(50, "0.5"), (95, "0.95"), (99, "0.99")];
 
@@ -361,6 +364,14 @@ mod tests {
         assert_eq!(
             drift_histograms(&demo_like(), &exclude),
             vec!["demo_feature_value_bucket".to_string()]
+        );
+    }
+
+    #[test]
+    fn the_rate_window_in_ms_is_the_rate_window() {
+        assert_eq!(
+            humantime::parse_duration(RATE_WINDOW).unwrap().as_millis() as i64,
+            RATE_WINDOW_MS
         );
     }
 
