@@ -589,3 +589,114 @@ async fn a_growing_queue_opens_a_backlog_anomaly_that_closes_when_the_signal_van
         "{reason}"
     );
 }
+
+/// What the OpenLineage receiver writes for a job that runs every five minutes for twelve
+/// hours: per run, `openlineage_dataset_output_rows` (its `outputStatistics.rowCount`) and
+/// `openlineage_run_duration_seconds` (START to COMPLETE), at the run's end. The last run
+/// writes `last_rows` rows and takes `last_secs`.
+fn lineage_runs(end_ms: i64, last_rows: f64, last_secs: f64) -> Vec<model::Batch> {
+    let rows_key = model::SeriesKey::new(
+        "openlineage_dataset_output_rows",
+        model::Labels::from_pairs([
+            ("namespace", "demo"),
+            ("dataset", "clean_orders"),
+            ("job", "transform"),
+        ]),
+    );
+    let secs_key = model::SeriesKey::new(
+        "openlineage_run_duration_seconds",
+        model::Labels::from_pairs([
+            ("namespace", "demo"),
+            ("job", "transform"),
+            ("state", "COMPLETE"),
+        ]),
+    );
+    let n = 12 * 12;
+    (0..n)
+        .map(|i| {
+            let ts = end_ms - (n - 1 - i) * 300_000;
+            let wobble = 1.0 + 0.02 * ((i * 7919) % 11 - 5) as f64 / 5.0;
+            let (rows, secs) = if i == n - 1 {
+                (last_rows, last_secs)
+            } else {
+                (345_000.0 * wobble, 60.0 * wobble)
+            };
+            let gauge = |key: &model::SeriesKey, value: f64| model::TimeSeries {
+                key: key.clone(),
+                metric_type: model::MetricType::Gauge,
+                samples: vec![model::Sample { ts, value }],
+            };
+            model::Batch {
+                series: vec![gauge(&rows_key, rows), gauge(&secs_key, secs)],
+                metadata: vec![],
+            }
+        })
+        .collect()
+}
+
+/// One round a minute after the last run, over twelve hours of runs; the open anomalies.
+async fn lineage_round(last_rows: f64, last_secs: f64) -> Vec<model::anomaly::Anomaly> {
+    let url = store::testing::fresh_database_url().await;
+    let st = store::Store::connect(&url, store::StoreConfig::default())
+        .await
+        .unwrap();
+    let now = pipewatch_tests::now_ms();
+    let end = now - now.rem_euclid(60_000) - 60_000;
+    st.write(&lineage_runs(end, last_rows, last_secs))
+        .await
+        .unwrap();
+    let jobs = server::analysis::AnalysisJobs::new(
+        st.clone(),
+        server::promql::QueryLimits::default(),
+        server::config::AnalysisConfig::default(),
+    );
+    let r = jobs.round(end + 60_000).await.unwrap();
+    assert_eq!(r.failed_queries, 0, "{r:?}");
+    assert!(r.signals >= 2, "{r:?}");
+    st.open_anomalies().await.unwrap()
+}
+
+/// Volume from OpenLineage output statistics: a run that writes a fraction of the usual rows
+/// opens a volume anomaly at the dataset it wrote; a usual run opens nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_writing_few_rows_opens_a_volume_anomaly_at_its_dataset() {
+    let open = lineage_round(1_200.0, 61.0).await;
+    assert_eq!(open.len(), 1, "{open:#?}");
+    let a = &open[0];
+    assert_eq!(
+        (a.kind.as_str(), a.node.as_deref()),
+        ("volume", Some("clean_orders"))
+    );
+    assert!(
+        a.explanation.starts_with("volume 1.2k rows, expected "),
+        "{}",
+        a.explanation
+    );
+    assert!(a.observed < a.expected_low, "{a:?}");
+    assert!(
+        a.signal
+            .starts_with("last_over_time(openlineage_dataset_output_rows{"),
+        "{}",
+        a.signal
+    );
+    assert!(lineage_round(344_000.0, 60.0).await.is_empty());
+}
+
+/// Run duration from OpenLineage START -> COMPLETE: a run ten times longer than usual opens a
+/// run-duration anomaly at its job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_run_opens_a_run_duration_anomaly_at_its_job() {
+    let open = lineage_round(345_000.0, 600.0).await;
+    assert_eq!(open.len(), 1, "{open:#?}");
+    let a = &open[0];
+    assert_eq!(
+        (a.kind.as_str(), a.node.as_deref()),
+        ("run_duration", Some("transform"))
+    );
+    assert!(
+        a.explanation.starts_with("run duration 10 min, expected "),
+        "{}",
+        a.explanation
+    );
+    assert!(a.observed > a.expected_high, "{a:?}");
+}
