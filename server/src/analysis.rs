@@ -399,7 +399,7 @@ impl AnalysisJobs {
             }
         }
         report.closed += self
-            .close_absent(open.values(), &current, &failed, now_ms)
+            .close_absent(open.values(), &families, &current, &failed, now_ms)
             .await?;
         let d = drift::DriftJob { jobs: self, now_ms };
         let drift = d.run(&pairs).await?;
@@ -415,11 +415,15 @@ impl AnalysisJobs {
     /// Closes the open anomalies whose signal has had no data for [`ABSENT_INTERVALS`] rounds
     /// (the series stopped being reported: a target removed, a job renamed, an exporter gone),
     /// saying so in the explanation; otherwise they would stay open forever, since nothing
-    /// can show them back inside their band. Drift anomalies are the drift job's; signals of
-    /// a family whose query failed this round are not judged. Returns how many it closed.
+    /// can show them back inside their band. Only anomalies of a signal this job names (one
+    /// of this round's families, with the anomaly's labels) are judged: drift anomalies are the
+    /// drift job's, and a row written by other means (a test's seed, an older naming) is not
+    /// this job's to close. Signals of a family whose query failed this round are not judged
+    /// either. Returns how many it closed.
     async fn close_absent(
         &self,
         open: impl Iterator<Item = &Anomaly>,
+        families: &[signals::SignalFamily],
         current: &HashSet<String>,
         failed: &[&signals::SignalFamily],
         now_ms: i64,
@@ -427,12 +431,13 @@ impl AnalysisJobs {
         let interval = self.cfg.interval.as_millis().max(1) as i64;
         let mut closed = 0;
         for a in open {
-            if a.kind == "drift" || current.contains(&a.signal) {
+            let names = |f: &signals::SignalFamily| {
+                f.kind_name() == a.kind && f.query(&signals::matchers(&a.labels)) == a.signal
+            };
+            if current.contains(&a.signal) || !families.iter().any(names) {
                 continue;
             }
-            let unjudged = failed.iter().any(|f| {
-                f.kind_name() == a.kind && f.query(&signals::matchers(&a.labels)) == a.signal
-            });
+            let unjudged = failed.iter().any(|f| names(f));
             let absent_ms = now_ms - a.last_seen_ms;
             if unjudged || absent_ms < ABSENT_INTERVALS * interval {
                 continue;

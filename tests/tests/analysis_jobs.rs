@@ -537,9 +537,35 @@ async fn a_growing_queue_opens_a_backlog_anomaly_that_closes_when_the_signal_van
         server::promql::QueryLimits::default(),
         cfg,
     );
+    // A row this job did not write (the browser tests seed such rows): never closed by it.
+    let foreign = st
+        .observe_anomaly(&store::anomalies::AnomalyObservation {
+            signal: "orders_queue_depth{stage=\"loader\",seeded!=\"1\"}".into(),
+            kind: "backlog".into(),
+            labels: [("stage".to_string(), "loader".to_string())].into(),
+            node: Some("loader".into()),
+            detector: "spike".into(),
+            severity: "critical".into(),
+            score: 0.97,
+            started_at_ms: end - 600_000,
+            seen_at_ms: end - 600_000,
+            observed: 5_000.0,
+            expected_low: 0.0,
+            expected_high: 80.0,
+            explanation: "seeded".into(),
+        })
+        .await
+        .unwrap()
+        .id();
     let r = jobs.round(end).await.unwrap();
     assert_eq!(r.opened, 1, "{r:?}");
-    let open = st.open_anomalies().await.unwrap();
+    let open: Vec<_> = st
+        .open_anomalies()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.id != foreign)
+        .collect();
     assert_eq!(open.len(), 1, "{open:#?}");
     let a = &open[0];
     assert_eq!(
@@ -562,7 +588,13 @@ async fn a_growing_queue_opens_a_backlog_anomaly_that_closes_when_the_signal_van
     let closed_at = loop {
         t += interval;
         let r = jobs.round(t).await.unwrap();
-        let still = st.open_anomalies().await.unwrap();
+        let still: Vec<_> = st
+            .open_anomalies()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.id != foreign)
+            .collect();
         if still.is_empty() {
             assert_eq!(r.closed, 1, "{r:?}");
             break t;
@@ -588,6 +620,8 @@ async fn a_growing_queue_opens_a_backlog_anomaly_that_closes_when_the_signal_van
         reason.starts_with("signal absent for 3 intervals (3m), last seen "),
         "{reason}"
     );
+    let foreign = st.anomaly(foreign).await.unwrap().unwrap();
+    assert_eq!(foreign.ended_at_ms, None, "{foreign:?}");
 }
 
 /// What the OpenLineage receiver writes for a job that runs every five minutes for twelve
