@@ -22,6 +22,9 @@ pub enum SignalKind {
     RunDuration,
     /// A data-quality check's observed value (unitless).
     DqValue,
+    /// Items waiting to be processed: a queue's depth, a consumer's lag. The first thing a
+    /// stalled stage moves (its throughput only falls once the rate window has passed).
+    Backlog,
 }
 
 impl SignalKind {
@@ -35,6 +38,7 @@ impl SignalKind {
             SignalKind::Freshness => "time since last update".into(),
             SignalKind::RunDuration => "run duration".into(),
             SignalKind::DqValue => "observed value".into(),
+            SignalKind::Backlog => "backlog".into(),
         }
     }
 
@@ -48,6 +52,7 @@ impl SignalKind {
             SignalKind::Throughput => format!("{}/s", compact(v)),
             SignalKind::Volume => format!("{} rows", compact(v)),
             SignalKind::DqValue => compact(v),
+            SignalKind::Backlog => format!("{} waiting", compact(v)),
         }
     }
 
@@ -275,6 +280,8 @@ mod tests {
         assert_eq!(SignalKind::RunDuration.format_value(0.25), "250 ms");
         assert_eq!(SignalKind::DqValue.format_value(0.5), "0.5");
         assert_eq!(SignalKind::Volume.format_band(1000.0, 2000.0), "1k–2k rows");
+        assert_eq!(SignalKind::Backlog.format_value(17_260.0), "17.3k waiting");
+        assert_eq!(SignalKind::Backlog.format_band(29.0, 64.0), "29–64 waiting");
     }
 
     #[test]

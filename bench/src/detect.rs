@@ -106,7 +106,14 @@ pub async fn run(base_url: &str, b: &DetectBench, cfg: &server::config::Config) 
     );
     let rss_start = peak_rss_kib();
     let url = super::database_url(base_url, "pipewatch_bench_detect", true).await?;
-    let store = store::Store::connect(&url, store::StoreConfig::default()).await?;
+    // The round's family query reads every sample of 10,000 series at once: measure it, do not
+    // cut it at the read pool's interactive statement timeout (30 s; a loaded 2-core machine
+    // crosses it).
+    let store_cfg = store::StoreConfig {
+        read_statement_timeout: std::time::Duration::ZERO,
+        ..store::StoreConfig::default()
+    };
+    let store = store::Store::connect(&url, store_cfg).await?;
     let now = model::clock::now_ms();
     let end = now - now.rem_euclid(STEP_MS);
     let steps = (b.hours * 3_600_000 / STEP_MS) as usize;

@@ -16,6 +16,7 @@
 
 pub mod drift;
 pub mod evaluate;
+pub mod gaps;
 pub mod signals;
 
 use crate::config::AnalysisConfig;
@@ -29,7 +30,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::anomalies::{AnomalyObservation, Observed};
@@ -99,6 +100,7 @@ impl AnalysisMetrics {
             open = r.open_after,
             drift_checks = r.drift_checks,
             failed_queries = r.failed_queries,
+            gaps = r.gaps,
             elapsed_ms = r.elapsed.as_millis() as u64,
             "analysis round done"
         );
@@ -116,6 +118,9 @@ pub struct RoundReport {
     pub open_after: usize,
     pub drift_checks: usize,
     pub failed_queries: usize,
+    /// Throughput signals not judged because one of their last rate windows had too little
+    /// data (see [`gaps`]).
+    pub gaps: usize,
     pub elapsed: Duration,
 }
 
@@ -250,6 +255,11 @@ impl AnalysisJobs {
             .map(|a| (a.signal.clone(), a))
             .collect();
         let empty = Feedback::default();
+        // Signals with data in this round's last step, and families whose query failed: an
+        // open anomaly in neither has lost its signal (see `close_absent`).
+        let mut current: HashSet<String> = HashSet::new();
+        let mut failed: Vec<&signals::SignalFamily> = Vec::new();
+        let mut sample_times: HashMap<String, gaps::SampleTimes> = HashMap::new();
         for fam in &families {
             let earliest = first_seen
                 .get(fam.base_metric())
@@ -271,9 +281,26 @@ impl AnalysisJobs {
                 Ok(r) => r,
                 Err(e) => {
                     report.failed_queries += 1;
+                    failed.push(fam);
                     tracing::warn!(query = %fam.query(""), error = %e, "analysis: a signal query failed; its signals are skipped this round");
                     continue;
                 }
+            };
+            // Sample times of the last steps' rate windows, to judge throughput on the part of
+            // the window the samples cover (`gaps`).
+            let times = if matches!(fam.template, signals::Template::Rate { .. }) {
+                let metric = fam.base_metric().to_string();
+                if !sample_times.contains_key(&metric) {
+                    let from = now_ms - step - 2 * signals::RATE_WINDOW_MS;
+                    let raw = self
+                        .store
+                        .raw_samples(&gaps::metric_selector(&metric), from, now_ms, usize::MAX)
+                        .await?;
+                    sample_times.insert(metric.clone(), gaps::SampleTimes::from_raw(&raw));
+                }
+                sample_times.get(&metric)
+            } else {
+                None
             };
             for s in result {
                 let labels: BTreeMap<String, String> = s
@@ -290,20 +317,53 @@ impl AnalysisJobs {
                     continue;
                 }
                 let signal = fam.query(&signals::matchers(&labels));
-                let points: Vec<Point> = s
+                let mut points: Vec<Point> = s
                     .points
                     .iter()
                     .map(|&(t, v)| Point { t: t / 1000, v })
                     .collect();
+                let mut dropped = false;
+                if let Some(times) = times {
+                    // The last two steps (what a finding must cover) as if their windows had
+                    // no holes; a step with too little data is left out.
+                    let n = points.len();
+                    for (p, &(t_ms, _)) in
+                        points.iter_mut().zip(&s.points).skip(n.saturating_sub(2))
+                    {
+                        if t_ms < now_ms - step {
+                            continue;
+                        }
+                        match times.corrected_rate(&labels, signals::RATE_WINDOW_MS, t_ms, p.v) {
+                            Some(v) => p.v = v,
+                            None => {
+                                p.v = f64::NAN;
+                                dropped = true;
+                            }
+                        }
+                    }
+                }
                 report.signals += 1;
                 let fb = feedback.get(&signal).unwrap_or(&empty);
                 let current_from = (now_ms - step) / 1000;
+                if dropped {
+                    // A last step with too little data to judge (and a finding must cover
+                    // both): neither a finding, nor a recovery, nor an absence this round.
+                    current.insert(signal.clone());
+                    report.gaps += 1;
+                    continue;
+                }
                 let found = evaluate::evaluate(&points, fam.kind, fb, current_from)
                     .filter(|v| v.severity >= self.min_severity);
                 let latest = points
                     .last()
                     .filter(|p| p.t >= current_from)
                     .map_or(f64::NAN, |p| p.v);
+                if latest.is_nan() {
+                    // No data in the last step: not a recovery, an absence (closed below once
+                    // it has lasted `ABSENT_INTERVALS`).
+                    continue;
+                }
+                current.insert(signal.clone());
                 let outcome = match (found, open.get(&signal)) {
                     (Some(v), _) => {
                         let v = evaluate::non_negative_band(v, fam.kind);
@@ -338,6 +398,9 @@ impl AnalysisJobs {
                 }
             }
         }
+        report.closed += self
+            .close_absent(open.values(), &families, &current, &failed, now_ms)
+            .await?;
         let d = drift::DriftJob { jobs: self, now_ms };
         let drift = d.run(&pairs).await?;
         report.drift_checks = drift.checks;
@@ -347,6 +410,50 @@ impl AnalysisJobs {
         report.open_after = self.store.open_anomalies().await?.len();
         report.elapsed = started.elapsed();
         Ok(report)
+    }
+
+    /// Closes the open anomalies whose signal has had no data for [`ABSENT_INTERVALS`] rounds
+    /// (the series stopped being reported: a target removed, a job renamed, an exporter gone),
+    /// saying so in the explanation; otherwise they would stay open forever, since nothing
+    /// can show them back inside their band. Only anomalies of a signal this job names (one
+    /// of this round's families, with the anomaly's labels) are judged: drift anomalies are the
+    /// drift job's, and a row written by other means (a test's seed, an older naming) is not
+    /// this job's to close. Signals of a family whose query failed this round are not judged
+    /// either. Returns how many it closed.
+    async fn close_absent(
+        &self,
+        open: impl Iterator<Item = &Anomaly>,
+        families: &[signals::SignalFamily],
+        current: &HashSet<String>,
+        failed: &[&signals::SignalFamily],
+        now_ms: i64,
+    ) -> Result<usize, store::StoreError> {
+        let interval = self.cfg.interval.as_millis().max(1) as i64;
+        let mut closed = 0;
+        for a in open {
+            let names = |f: &signals::SignalFamily| {
+                f.kind_name() == a.kind && f.query(&signals::matchers(&a.labels)) == a.signal
+            };
+            if current.contains(&a.signal) || !families.iter().any(names) {
+                continue;
+            }
+            let unjudged = failed.iter().any(|f| names(f));
+            let absent_ms = now_ms - a.last_seen_ms;
+            if unjudged || absent_ms < ABSENT_INTERVALS * interval {
+                continue;
+            }
+            let reason = absent_reason(absent_ms, interval, a.last_seen_ms);
+            if self
+                .store
+                .close_absent_anomaly(&a.signal, &reason)
+                .await?
+                .is_some()
+            {
+                closed += 1;
+                tracing::info!(id = a.id, signal = %a.signal, %reason, "anomaly closed: its signal is absent");
+            }
+        }
+        Ok(closed)
     }
 
     /// Feedback per signal: windows of past anomalies left out of training, then what people
@@ -382,6 +489,22 @@ impl AnalysisJobs {
         }
         Ok(out)
     }
+}
+
+/// Rounds without data after which an open anomaly's signal counts as gone: more than one, so
+/// a scrape that failed once or a slow write does not close (and then reopen) an anomaly.
+pub const ABSENT_INTERVALS: i64 = 3;
+
+/// "signal absent for 3 intervals (3 min), last seen 14:07 UTC".
+pub fn absent_reason(absent_ms: i64, interval_ms: i64, last_seen_ms: i64) -> String {
+    let n = absent_ms / interval_ms.max(1);
+    let last = chrono::DateTime::from_timestamp_millis(last_seen_ms)
+        .map(|t| t.format("%H:%M UTC").to_string())
+        .unwrap_or_default();
+    format!(
+        "signal absent for {n} intervals ({}), last seen {last}",
+        humantime::format_duration(Duration::from_secs((absent_ms / 1000).max(0) as u64))
+    )
 }
 
 fn observation(

@@ -206,6 +206,27 @@ impl Store {
         .context("closing an anomaly")
     }
 
+    /// Closes the open anomaly of `signal` because its signal stopped being reported: it ends
+    /// when it was last seen (not now: nothing was observed since), and `reason` is appended
+    /// to its explanation so the list and detail say why it closed. Its id, or None when none
+    /// was open.
+    pub async fn close_absent_anomaly(
+        &self,
+        signal: &str,
+        reason: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(
+            "UPDATE anomalies SET state = 'closed', ended_at = last_seen_at, \
+               explanation = explanation || '; closed: ' || $2 \
+             WHERE signal = $1 AND state = 'open' RETURNING id",
+        )
+        .bind(signal)
+        .bind(reason)
+        .fetch_optional(self.pool())
+        .await
+        .context("closing an anomaly whose signal is absent")
+    }
+
     /// Every open anomaly (what the job compares its new findings with).
     pub async fn open_anomalies(&self) -> Result<Vec<Anomaly>, StoreError> {
         let rows = sqlx::query(&format!(
@@ -604,6 +625,36 @@ mod tests {
         assert_eq!(
             windows,
             vec![("sig".to_string(), 1_800_000_000_000, t + 180_000)]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_absent_signal_closes_at_its_last_sighting_with_the_reason() {
+        let s = store().await;
+        let t = 1_800_000_060_000;
+        let id = s
+            .observe_anomaly(&obs("sig", 0.8, "warning", t))
+            .await
+            .unwrap()
+            .id();
+        s.observe_anomaly(&obs("sig", 0.8, "warning", t + 60_000))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.close_absent_anomaly("sig", "signal absent for 3 intervals")
+                .await
+                .unwrap(),
+            Some(id)
+        );
+        assert_eq!(s.close_absent_anomaly("sig", "again").await.unwrap(), None);
+        let a = s.anomaly(id).await.unwrap().unwrap();
+        assert_eq!(
+            (a.state, a.ended_at_ms, a.explanation.as_str()),
+            (
+                AnomalyState::Closed,
+                Some(t + 60_000),
+                "seen at 1800000120000; closed: signal absent for 3 intervals"
+            )
         );
     }
 

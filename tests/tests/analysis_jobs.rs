@@ -488,3 +488,249 @@ async fn the_clean_demo_raises_no_warning_over_a_simulated_day() {
         "false alarms at warning or above on the clean demo"
     );
 }
+
+/// Six hours of a queue-depth gauge at one sample a minute (around 50 items, wandering 10 %),
+/// the last three at 5,000: what a stalled consumer's queue looks like.
+fn queue_history(end_ms: i64) -> Vec<model::Batch> {
+    let key = model::SeriesKey::new(
+        "orders_queue_depth",
+        model::Labels::from_pairs([("stage", "loader"), ("job", "orders")]),
+    );
+    let n = 6 * 60;
+    (0..n)
+        .map(|i| {
+            let ts = end_ms - (n - 1 - i) * 60_000;
+            let value = if i >= n - 3 {
+                5_000.0
+            } else {
+                50.0 * (1.0 + 0.1 * ((i * 7919) % 11 - 5) as f64 / 5.0)
+            };
+            model::Batch {
+                series: vec![model::TimeSeries {
+                    key: key.clone(),
+                    metric_type: model::MetricType::Gauge,
+                    samples: vec![model::Sample { ts, value }],
+                }],
+                metadata: vec![],
+            }
+        })
+        .collect()
+}
+
+/// A queue that grows opens a backlog anomaly at once (a gauge needs no rate window); when the
+/// series then stops being reported, the anomaly is not left open forever, nor closed as if the
+/// queue had drained: once the signal has been absent for `ABSENT_INTERVALS` rounds it closes,
+/// ending when it was last seen, and its explanation says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_growing_queue_opens_a_backlog_anomaly_that_closes_when_the_signal_vanishes() {
+    let url = store::testing::fresh_database_url().await;
+    let st = store::Store::connect(&url, store::StoreConfig::default())
+        .await
+        .unwrap();
+    let now = pipewatch_tests::now_ms();
+    let end = now - now.rem_euclid(60_000);
+    st.write(&queue_history(end)).await.unwrap();
+    let cfg = server::config::AnalysisConfig::default();
+    let interval = cfg.interval.as_millis() as i64;
+    let jobs = server::analysis::AnalysisJobs::new(
+        st.clone(),
+        server::promql::QueryLimits::default(),
+        cfg,
+    );
+    // A row this job did not write (the browser tests seed such rows): never closed by it.
+    let foreign = st
+        .observe_anomaly(&store::anomalies::AnomalyObservation {
+            signal: "orders_queue_depth{stage=\"loader\",seeded!=\"1\"}".into(),
+            kind: "backlog".into(),
+            labels: [("stage".to_string(), "loader".to_string())].into(),
+            node: Some("loader".into()),
+            detector: "spike".into(),
+            severity: "critical".into(),
+            score: 0.97,
+            started_at_ms: end - 600_000,
+            seen_at_ms: end - 600_000,
+            observed: 5_000.0,
+            expected_low: 0.0,
+            expected_high: 80.0,
+            explanation: "seeded".into(),
+        })
+        .await
+        .unwrap()
+        .id();
+    let r = jobs.round(end).await.unwrap();
+    assert_eq!(r.opened, 1, "{r:?}");
+    let open: Vec<_> = st
+        .open_anomalies()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.id != foreign)
+        .collect();
+    assert_eq!(open.len(), 1, "{open:#?}");
+    let a = &open[0];
+    assert_eq!(
+        (a.kind.as_str(), a.node.as_deref()),
+        ("backlog", Some("loader"))
+    );
+    assert!(
+        a.explanation.starts_with("backlog 5k waiting, expected "),
+        "{}",
+        a.explanation
+    );
+    assert!(a.observed > a.expected_high, "{a:?}");
+
+    // No more samples. The engine's five-minute lookback still shows the last value for five
+    // minutes (the anomaly is extended), then the signal is gone: the anomaly stays open for
+    // ABSENT_INTERVALS - 1 rounds (a missed scrape is not a disappearance), then closes.
+    let absent = server::analysis::ABSENT_INTERVALS;
+    let mut t = end;
+    let mut last_seen = end;
+    let closed_at = loop {
+        t += interval;
+        let r = jobs.round(t).await.unwrap();
+        let still: Vec<_> = st
+            .open_anomalies()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.id != foreign)
+            .collect();
+        if still.is_empty() {
+            assert_eq!(r.closed, 1, "{r:?}");
+            break t;
+        }
+        assert!(t - end <= 5 * 60_000 + absent * interval, "never closed");
+        last_seen = still[0].last_seen_ms;
+    };
+    // (Whether the lookback's edge is open or closed decides between the 4th and 5th minute.)
+    assert!(
+        last_seen >= end + 4 * 60_000,
+        "extended while the lookback showed it: {last_seen}"
+    );
+    assert_eq!(closed_at, last_seen + absent * interval);
+    let a = st.anomaly(a.id).await.unwrap().unwrap();
+    assert_eq!(a.ended_at_ms, Some(last_seen));
+    let reason = server::analysis::absent_reason(absent * interval, interval, last_seen);
+    assert!(
+        a.explanation.ends_with(&format!("; closed: {reason}")),
+        "{}",
+        a.explanation
+    );
+    assert!(
+        reason.starts_with("signal absent for 3 intervals (3m), last seen "),
+        "{reason}"
+    );
+    let foreign = st.anomaly(foreign).await.unwrap().unwrap();
+    assert_eq!(foreign.ended_at_ms, None, "{foreign:?}");
+}
+
+/// What the OpenLineage receiver writes for a job that runs every five minutes for twelve
+/// hours: per run, `openlineage_dataset_output_rows` (its `outputStatistics.rowCount`) and
+/// `openlineage_run_duration_seconds` (START to COMPLETE), at the run's end. The last run
+/// writes `last_rows` rows and takes `last_secs`.
+fn lineage_runs(end_ms: i64, last_rows: f64, last_secs: f64) -> Vec<model::Batch> {
+    let rows_key = model::SeriesKey::new(
+        "openlineage_dataset_output_rows",
+        model::Labels::from_pairs([
+            ("namespace", "demo"),
+            ("dataset", "clean_orders"),
+            ("job", "transform"),
+        ]),
+    );
+    let secs_key = model::SeriesKey::new(
+        "openlineage_run_duration_seconds",
+        model::Labels::from_pairs([
+            ("namespace", "demo"),
+            ("job", "transform"),
+            ("state", "COMPLETE"),
+        ]),
+    );
+    let n = 12 * 12;
+    (0..n)
+        .map(|i| {
+            let ts = end_ms - (n - 1 - i) * 300_000;
+            let wobble = 1.0 + 0.02 * ((i * 7919) % 11 - 5) as f64 / 5.0;
+            let (rows, secs) = if i == n - 1 {
+                (last_rows, last_secs)
+            } else {
+                (345_000.0 * wobble, 60.0 * wobble)
+            };
+            let gauge = |key: &model::SeriesKey, value: f64| model::TimeSeries {
+                key: key.clone(),
+                metric_type: model::MetricType::Gauge,
+                samples: vec![model::Sample { ts, value }],
+            };
+            model::Batch {
+                series: vec![gauge(&rows_key, rows), gauge(&secs_key, secs)],
+                metadata: vec![],
+            }
+        })
+        .collect()
+}
+
+/// One round a minute after the last run, over twelve hours of runs; the open anomalies.
+async fn lineage_round(last_rows: f64, last_secs: f64) -> Vec<model::anomaly::Anomaly> {
+    let url = store::testing::fresh_database_url().await;
+    let st = store::Store::connect(&url, store::StoreConfig::default())
+        .await
+        .unwrap();
+    let now = pipewatch_tests::now_ms();
+    let end = now - now.rem_euclid(60_000) - 60_000;
+    st.write(&lineage_runs(end, last_rows, last_secs))
+        .await
+        .unwrap();
+    let jobs = server::analysis::AnalysisJobs::new(
+        st.clone(),
+        server::promql::QueryLimits::default(),
+        server::config::AnalysisConfig::default(),
+    );
+    let r = jobs.round(end + 60_000).await.unwrap();
+    assert_eq!(r.failed_queries, 0, "{r:?}");
+    assert!(r.signals >= 2, "{r:?}");
+    st.open_anomalies().await.unwrap()
+}
+
+/// Volume from OpenLineage output statistics: a run that writes a fraction of the usual rows
+/// opens a volume anomaly at the dataset it wrote; a usual run opens nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_writing_few_rows_opens_a_volume_anomaly_at_its_dataset() {
+    let open = lineage_round(1_200.0, 61.0).await;
+    assert_eq!(open.len(), 1, "{open:#?}");
+    let a = &open[0];
+    assert_eq!(
+        (a.kind.as_str(), a.node.as_deref()),
+        ("volume", Some("clean_orders"))
+    );
+    assert!(
+        a.explanation.starts_with("volume 1.2k rows, expected "),
+        "{}",
+        a.explanation
+    );
+    assert!(a.observed < a.expected_low, "{a:?}");
+    assert!(
+        a.signal
+            .starts_with("last_over_time(openlineage_dataset_output_rows{"),
+        "{}",
+        a.signal
+    );
+    assert!(lineage_round(344_000.0, 60.0).await.is_empty());
+}
+
+/// Run duration from OpenLineage START -> COMPLETE: a run ten times longer than usual opens a
+/// run-duration anomaly at its job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_run_opens_a_run_duration_anomaly_at_its_job() {
+    let open = lineage_round(345_000.0, 600.0).await;
+    assert_eq!(open.len(), 1, "{open:#?}");
+    let a = &open[0];
+    assert_eq!(
+        (a.kind.as_str(), a.node.as_deref()),
+        ("run_duration", Some("transform"))
+    );
+    assert!(
+        a.explanation.starts_with("run duration 10 min, expected "),
+        "{}",
+        a.explanation
+    );
+    assert!(a.observed > a.expected_high, "{a:?}");
+}

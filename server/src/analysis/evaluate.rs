@@ -39,6 +39,9 @@ pub fn min_abs_change(kind: SignalKind, typical: f64) -> f64 {
         SignalKind::ErrorRatio => t.max(0.005),
         SignalKind::Freshness => t.max(60.0),
         SignalKind::DqValue => (0.25 * t).max(1e-9),
+        // A queue that doubles (and by at least a few items): the demo's queues wander 15 %
+        // around a seasonal level; a stalled consumer's queue grows by its whole input rate.
+        SignalKind::Backlog => t.max(5.0),
     }
 }
 
@@ -50,6 +53,7 @@ pub fn up_only(kind: SignalKind) -> bool {
             | SignalKind::ErrorRatio
             | SignalKind::Freshness
             | SignalKind::RunDuration
+            | SignalKind::Backlog
     )
 }
 

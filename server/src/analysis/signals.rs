@@ -12,7 +12,18 @@
 //! * gauges named `*freshness*`, `*_age_seconds` -> freshness as is; `*_timestamp*` and
 //!   `*last_success*` gauges -> freshness as `time() - m`;
 //! * data-quality observed values (`dq_check_observed_value`, `dq_dataset_pass_ratio`) and
-//!   dataset gauges ending in `_ratio` -> `dq_value`.
+//!   dataset gauges ending in `_ratio` -> `dq_value`;
+//! * gauges of items waiting (`*queue_depth*`, `*queue_size*`, `*queue_length*`, `*backlog*`,
+//!   `*_lag`, `*lag_messages*`, `*lag_records*`, `*pending*`) -> backlog, as is: the signal a
+//!   stall moves first (a queue grows from the first second, while the rate of the stage's
+//!   counter only reaches zero once its window has passed).
+//!
+//! * per-run gauges from OpenLineage (the receiver writes one sample per run):
+//!   `openlineage_dataset_output_rows` (a run's `outputStatistics.rowCount`) -> volume, and
+//!   `openlineage_run_duration_seconds` (START to COMPLETE/FAIL) -> run duration, both as
+//!   `last_over_time(m[1d])`: the last run's value, held until the next run, so a job that
+//!   runs hourly or daily still has a value at every step (a bare gauge vanishes five minutes
+//!   after its sample).
 //!
 //! pipewatch's own `pipewatch_*` metrics and series matching `[analysis] exclude` are skipped.
 
@@ -25,18 +36,46 @@ use std::collections::{BTreeMap, BTreeSet};
 /// 30 s scrape, and lets a stall show within a minute or two.
 pub const RATE_WINDOW: &str = "2m";
 
+/// [`RATE_WINDOW`] in milliseconds.
+pub const RATE_WINDOW_MS: i64 = 120_000;
+
 /// Latency quantiles watched for every duration histogram.
 pub const QUANTILES: [(u8, &str); 3] = [(50, "0.5"), (95, "0.95"), (99, "0.99")];
 
 /// How a family's PromQL is built.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Template {
-    Rate { metric: String },
-    Quantile { q: &'static str, bucket: String },
-    Ratio { errors: String, total: String },
-    Gauge { metric: String },
-    Age { metric: String },
+    Rate {
+        metric: String,
+    },
+    Quantile {
+        q: &'static str,
+        bucket: String,
+    },
+    Ratio {
+        errors: String,
+        total: String,
+    },
+    Gauge {
+        metric: String,
+    },
+    Age {
+        metric: String,
+    },
+    /// A per-run gauge: the last run's value ([`PER_RUN_HOLD`]).
+    LastRun {
+        metric: String,
+    },
 }
+
+/// How long a per-run value is held: a daily job's runs still join up.
+pub const PER_RUN_HOLD: &str = "1d";
+
+/// Per-run gauges the OpenLineage receiver writes, and the kind of signal each is.
+pub const PER_RUN_GAUGES: [(&str, SignalKind); 2] = [
+    ("openlineage_dataset_output_rows", SignalKind::Volume),
+    ("openlineage_run_duration_seconds", SignalKind::RunDuration),
+];
 
 /// One metric's (or metric pair's) signals of one kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +95,7 @@ impl SignalFamily {
             SignalKind::Freshness => "freshness".into(),
             SignalKind::RunDuration => "run_duration".into(),
             SignalKind::DqValue => "dq_value".into(),
+            SignalKind::Backlog => "backlog".into(),
         }
     }
 
@@ -63,9 +103,10 @@ impl SignalFamily {
     /// against).
     pub fn base_metric(&self) -> &str {
         match &self.template {
-            Template::Rate { metric } | Template::Gauge { metric } | Template::Age { metric } => {
-                metric
-            }
+            Template::Rate { metric }
+            | Template::Gauge { metric }
+            | Template::Age { metric }
+            | Template::LastRun { metric } => metric,
             Template::Quantile { bucket, .. } => bucket,
             Template::Ratio { errors, .. } => errors,
         }
@@ -85,6 +126,9 @@ impl SignalFamily {
             }
             Template::Gauge { metric } => format!("{metric}{matchers}"),
             Template::Age { metric } => format!("time() - {metric}{matchers}"),
+            Template::LastRun { metric } => {
+                format!("last_over_time({metric}{matchers}[{PER_RUN_HOLD}])")
+            }
         }
     }
 }
@@ -120,6 +164,24 @@ pub fn node_of(labels: &BTreeMap<String, String>) -> Option<String> {
 
 fn is_error_like(name: &str) -> bool {
     name.contains("error") || name.contains("fail")
+}
+
+/// Gauges that count items waiting: queue depths and consumer lag (in messages or records,
+/// not a lag in seconds, which is freshness's `_age_seconds` / `freshness` naming).
+fn is_backlog(name: &str) -> bool {
+    ([
+        "queue_depth",
+        "queue_size",
+        "queue_length",
+        "backlog",
+        "pending",
+    ]
+    .iter()
+    .any(|w| name.contains(w))
+        || name.ends_with("_lag")
+        || name.contains("lag_messages")
+        || name.contains("lag_records"))
+        && !name.contains("seconds")
 }
 
 fn is_duration(name: &str) -> bool {
@@ -203,7 +265,12 @@ pub fn choose(series: &[(SeriesKey, MetricType)], exclude: &[Selector]) -> Vec<S
             continue;
         }
         let metric = name.to_string();
-        if name.contains("freshness") || name.ends_with("_age_seconds") {
+        if let Some((_, kind)) = PER_RUN_GAUGES.iter().find(|(m, _)| m == name) {
+            out.push(SignalFamily {
+                kind: *kind,
+                template: Template::LastRun { metric },
+            });
+        } else if name.contains("freshness") || name.ends_with("_age_seconds") {
             out.push(SignalFamily {
                 kind: SignalKind::Freshness,
                 template: Template::Gauge { metric },
@@ -212,6 +279,11 @@ pub fn choose(series: &[(SeriesKey, MetricType)], exclude: &[Selector]) -> Vec<S
             out.push(SignalFamily {
                 kind: SignalKind::Freshness,
                 template: Template::Age { metric },
+            });
+        } else if is_backlog(name) {
+            out.push(SignalFamily {
+                kind: SignalKind::Backlog,
+                template: Template::Gauge { metric },
             });
         } else if *name == "dq_check_observed_value"
             || *name == "dq_dataset_pass_ratio"
@@ -289,6 +361,24 @@ mod tests {
             ),
             s("demo_stage_queue_depth", &[("stage", "transform")], Gauge),
             s("demo_export_last_success_timestamp_seconds", &[], Gauge),
+            s(
+                "openlineage_dataset_output_rows",
+                &[
+                    ("namespace", "demo"),
+                    ("dataset", "clean_orders"),
+                    ("job", "transform"),
+                ],
+                Gauge,
+            ),
+            s(
+                "openlineage_run_duration_seconds",
+                &[
+                    ("namespace", "demo"),
+                    ("job", "transform"),
+                    ("state", "COMPLETE"),
+                ],
+                Gauge,
+            ),
             s("pipewatch_ingest_samples_written_total", &[], Counter),
             s("batch_rows_total", &[("job", "batch")], Counter),
         ]
@@ -327,11 +417,28 @@ mod tests {
                     "latency_p99",
                     "histogram_quantile(0.99, rate(demo_stage_latency_seconds_bucket[2m]))"
                 ),
+                q("backlog", "demo_stage_queue_depth"),
+                q(
+                    "volume",
+                    "last_over_time(openlineage_dataset_output_rows[1d])"
+                ),
+                q(
+                    "run_duration",
+                    "last_over_time(openlineage_run_duration_seconds[1d])"
+                ),
             ]
         );
         assert_eq!(
             drift_histograms(&demo_like(), &exclude),
             vec!["demo_feature_value_bucket".to_string()]
+        );
+    }
+
+    #[test]
+    fn the_rate_window_in_ms_is_the_rate_window() {
+        assert_eq!(
+            humantime::parse_duration(RATE_WINDOW).unwrap().as_millis() as i64,
+            RATE_WINDOW_MS
         );
     }
 
