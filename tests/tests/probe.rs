@@ -664,6 +664,7 @@ async fn expensive_reads(p: &Probe) -> CaseResult {
         let (status, body) = answer?;
         let took = started.elapsed();
         ready.map_err(|e| format!("during {path}: {e}"))?;
+        println!("  9: {path} answered {status} in {took:?}");
         ensure!(
             status == 422
                 && body.contains(r#""errorType":"execution""#)
@@ -676,7 +677,6 @@ async fn expensive_reads(p: &Probe) -> CaseResult {
             took < EXPENSIVE_READ_BOUND,
             "{path} took {took:?} to be refused (bound {EXPENSIVE_READ_BOUND:?})"
         );
-        println!("  9: {path} refused in {took:?}");
     }
 
     // Repeated and overlapping selectors under the limit: each series once.
@@ -1053,4 +1053,62 @@ async fn read_statement_timeout_cancels_a_slow_read() {
         .execute(store.pool())
         .await
         .expect("the write pool has no statement_timeout");
+}
+
+/// Finding 9's `statement_timeout` from the query timeout: a PromQL query whose budget (here a
+/// request's `timeout` of 300 ms) runs out while its read waits in PostgreSQL is answered
+/// `timeout`, and PostgreSQL stops that read itself, instead of the backend waiting on until
+/// the read pool's own 30 s while the client is long gone.
+#[tokio::test]
+async fn a_query_past_its_timeout_stops_its_database_read() {
+    let url = store::testing::fresh_database_url().await;
+    let store = store::Store::connect(&url, store::StoreConfig::default())
+        .await
+        .unwrap();
+    // A write holding the series table makes every series lookup wait.
+    let mut lock = store.pool().begin().await.unwrap();
+    sqlx::query("LOCK TABLE series IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let limits = server::promql::QueryLimits {
+        timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let err = server::promql::instant(&store, &limits, "up", model::clock::now_ms())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.error_type(),
+        "timeout",
+        "{err:?} after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The read's backend no longer waits for the lock (PostgreSQL cancelled it at the
+    // query's deadline), well before the read pool's 30 s statement_timeout.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+        .fetch_one(&mut *lock)
+        .await
+        .unwrap();
+        if waiting == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{waiting} backend(s) still wait for the lock {:?} after the query was answered",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    lock.rollback().await.unwrap();
 }
