@@ -27,10 +27,10 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{
     span, status, ResourceSpans, ScopeSpans, Span, Status,
 };
-use pipewatch_tests::pipewatch_bin;
+use pipewatch_tests::Pipewatch;
 use prost::Message;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// What the server may hold resident at any point of the probe (debug build, the workload of
@@ -869,15 +869,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_issue_9_finding_holds_against_the_real_binary() {
     let suite = Instant::now();
@@ -889,48 +880,28 @@ async fn every_issue_9_finding_holds_against_the_real_binary() {
     url.query_pairs_mut().append_pair("password", &password);
     let dir = std::env::temp_dir().join(format!("pipewatch-probe-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("pipewatch.toml");
     let grpc_port = free_port();
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
-             [database]\nurl = \"{url}\"\n\
-             [ingest]\nflush_interval = \"100ms\"\n\
-             [receivers]\notlp_grpc_listen = \"127.0.0.1:{grpc_port}\"\n\
-             [limits]\nmax_new_series_per_metric_per_minute = 100\nmax_new_series_per_minute = 450\n\
-             [auth]\nanonymous_role = \"admin\"\n\
-             [[auth.tokens]]\nname = \"probe\"\ntoken = \"{TOKEN}\"\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
+         [database]\nurl = \"{url}\"\n\
+         [ingest]\nflush_interval = \"100ms\"\n\
+         [receivers]\notlp_grpc_listen = \"127.0.0.1:{grpc_port}\"\n\
+         [limits]\nmax_new_series_per_metric_per_minute = 100\nmax_new_series_per_minute = 450\n\
+         [auth]\nanonymous_role = \"admin\"\n\
+         [[auth.tokens]]\nname = \"probe\"\ntoken = \"{TOKEN}\"\n",
+        dir.display()
+    );
     let log_path = dir.join("stderr.log");
-    let child = Command::new(pipewatch_bin())
-        .args(["--config", cfg.to_str().unwrap(), "serve"])
-        .env_remove("DATABASE_URL")
-        .env("PIPEWATCH_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .expect("start pipewatch");
-    let mut server = Server(child);
-    let mut out = BufReader::new(server.0.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(line.contains("pipewatch is up"), "{line}");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let server = Pipewatch::start(
+        &dir,
+        &config,
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
+    )
+    .await;
     let mut p = Probe {
-        base: format!("http://{addr}"),
+        base: server.base(),
         grpc: format!("http://127.0.0.1:{grpc_port}"),
-        pid: server.0.id(),
+        pid: server.pid(),
         http: reqwest::Client::new(),
         password: password.clone(),
         db: db.clone(),
