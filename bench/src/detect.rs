@@ -139,6 +139,7 @@ pub async fn run(base_url: &str, b: &DetectBench, cfg: &server::config::Config) 
 
     let mut limits: server::promql::QueryLimits = (&cfg.query).into();
     limits.max_series_per_selector = limits.max_series_per_selector.max(b.series);
+    limits.max_series = limits.max_series.max(b.series);
     // One query reads every series of the family: measure it, do not cut it at the interactive
     // query timeout.
     limits.timeout = std::time::Duration::from_secs(1800);

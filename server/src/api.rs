@@ -139,6 +139,16 @@ impl ApiError {
         }
     }
 
+    /// A valid request that asks for more than a limit allows: 422 with Prometheus'
+    /// `execution` errorType (as a query over `query.max_samples` gets).
+    pub fn execution(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "execution",
+            message: message.into(),
+        }
+    }
+
     /// A read the database cancelled at `database.read_statement_timeout`: 503 with
     /// Prometheus' `timeout` errorType and what to narrow.
     pub fn read_timeout() -> Self {

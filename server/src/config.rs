@@ -412,6 +412,7 @@ mod tests {
                 "[query]\nmax_series_per_selector = 0\n",
                 "query.max_series_per_selector",
             ),
+            ("[query]\nmax_series = 0\n", "query.max_series"),
             ("[query]\nlookback_delta = \"0s\"\n", "query.lookback_delta"),
             ("[query]\nmax_points = 0\n", "query.max_points"),
             ("[query]\nlookback_delta = 300\n", "query.lookback_delta"),
@@ -612,6 +613,9 @@ mod tests {
         }),
         ("PIPEWATCH_QUERY__MAX_SERIES_PER_SELECTOR", "500", |c| {
             c.query.max_series_per_selector == 500
+        }),
+        ("PIPEWATCH_QUERY__MAX_SERIES", "700", |c| {
+            c.query.max_series == 700
         }),
         ("PIPEWATCH_QUERY__LOOKBACK_DELTA", "1m", |c| {
             c.query.lookback_delta == Duration::from_secs(60)
@@ -866,6 +870,111 @@ mod tests {
                 assert!(
                     row.contains(&shown),
                     "README row for `{section}.{key}` does not show the default {shown}: {row}"
+                );
+            }
+        }
+    }
+
+    /// A value of the README's "Default limits and why" table as the config writes it:
+    /// `32 MiB` and `16 KiB` in bytes, `10 s` / `1 min` as durations, `2,000,000` as a number.
+    fn documented_limit(shown: &str) -> Option<toml::Value> {
+        let shown = shown.trim().trim_end_matches(" bytes");
+        let (number, unit) = shown.split_once(' ').unwrap_or((shown, ""));
+        let n: i64 = number.replace(',', "").parse().ok()?;
+        Some(match unit {
+            "" => toml::Value::Integer(n),
+            "KiB" => toml::Value::Integer(n << 10),
+            "MiB" => toml::Value::Integer(n << 20),
+            "s" => toml::Value::String(format!("{n}s")),
+            "min" => toml::Value::String(format!("{n}m")),
+            _ => return None,
+        })
+    }
+
+    fn same_default(written: &toml::Value, default: &toml::Value) -> bool {
+        match (written, default) {
+            (toml::Value::String(w), toml::Value::String(d)) => {
+                humantime::parse_duration(w).ok() == humantime::parse_duration(d).ok()
+            }
+            (w, d) => w == d,
+        }
+    }
+
+    /// The README's "Default limits and why": every limit of `[limits]` and `[query]`, and the
+    /// `max_*` and `*_timeout` keys of `[receivers]`, `[server]` and `[database]`, has a row
+    /// giving the default the code has and a reason.
+    #[test]
+    fn the_readme_explains_every_default_limit_with_the_value_the_code_has() {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("### Default limits and why")
+            .nth(1)
+            .expect("README has a \"Default limits and why\" section");
+        let defaults = to_table(&Config::default());
+        let mut documented = std::collections::BTreeSet::new();
+        for row in table.lines().skip_while(|l| !l.starts_with('|')) {
+            if !row.starts_with('|') {
+                break;
+            }
+            let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+            // Header, separator, and limits that are not config keys (written in words).
+            if cells.len() < 3 || !cells[0].starts_with('`') {
+                continue;
+            }
+            let keys: Vec<&str> = cells[0].split(" / ").map(|k| k.trim_matches('`')).collect();
+            let section = keys[0]
+                .split_once('.')
+                .expect("first key has its section")
+                .0;
+            let values: Vec<&str> = cells[1].split(" / ").collect();
+            assert!(
+                values.len() == keys.len() || values.len() == 1,
+                "README limits row {:?}: {} keys but {} values",
+                cells[0],
+                keys.len(),
+                values.len()
+            );
+            assert!(
+                cells[2].len() > 40,
+                "README limits row {:?} gives no reason",
+                cells[0]
+            );
+            for (i, key) in keys.iter().enumerate() {
+                let key = key.split_once('.').map_or(*key, |(_, k)| k);
+                let shown = values[if values.len() == 1 { 0 } else { i }];
+                let default = defaults
+                    .get(section)
+                    .and_then(|t| t.get(key))
+                    .unwrap_or_else(|| {
+                        panic!("README limits row names `{section}.{key}`, which is not a key")
+                    });
+                let written = documented_limit(shown).unwrap_or_else(|| {
+                    panic!(
+                        "README limits row for `{section}.{key}`: cannot read the value {shown:?}"
+                    )
+                });
+                assert!(
+                    same_default(&written, default),
+                    "README says `{section}.{key}` defaults to {shown}, the code to {default}"
+                );
+                documented.insert(format!("{section}.{key}"));
+            }
+        }
+        for (section, keys) in &defaults {
+            let Some(keys) = keys.as_table() else {
+                continue;
+            };
+            for key in keys.keys() {
+                let limit = match section.as_str() {
+                    "limits" | "query" => true,
+                    "receivers" | "server" | "database" => {
+                        key.starts_with("max_") || key.ends_with("_timeout")
+                    }
+                    _ => false,
+                };
+                assert!(
+                    !limit || documented.contains(&format!("{section}.{key}")),
+                    "README's \"Default limits and why\" has no row for `{section}.{key}`"
                 );
             }
         }

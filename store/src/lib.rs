@@ -45,7 +45,7 @@ pub use catalog::FamilyMetadata;
 pub use embedded::{EmbeddedError, EmbeddedPostgres};
 pub use error::StoreError;
 pub use maintenance::MaintenanceReport;
-pub use read::{SeriesInfo, LIVE_IN_RANGE, MAX_POINTS_PER_SERIES};
+pub use read::{SeriesInfo, SeriesSelection, LIVE_IN_RANGE, MAX_POINTS_PER_SERIES};
 pub use registry::{Fingerprints, SeriesCache};
 pub use writer::WriteStats;
 

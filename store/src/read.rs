@@ -3,11 +3,14 @@
 
 use crate::error::{DbContext, StoreError};
 use crate::partitions::{HOUR_MS, MINUTE_MS};
+use crate::pgcopy::{END_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 use crate::{sql_ms, sql_ts, StorageMode, Store};
+use futures::TryStreamExt;
 use model::{
     Aggregation, Labels, MetricType, RangeQuery, RangeSeries, Selector, SeriesKey, TimestampMs,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 /// A registered series.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +61,16 @@ pub(crate) fn clamp_range(
             Some(e.clamp(YEAR_1, YEAR_10000 - 1)),
         ),
     }
+}
+
+/// What [`Store::select_series`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeriesSelection {
+    /// Every selected series, each once, sorted by metric and labels.
+    Series(Vec<SeriesInfo>),
+    /// More series than the limit matched; reading stopped at the first one past it, so a
+    /// refused request costs no more than the limit.
+    OverLimit,
 }
 
 /// Prometheus' limit, for the same reason: a range/step pair asking for more points than a
@@ -127,12 +140,6 @@ impl Store {
         sel: &Selector,
         range: Option<(TimestampMs, TimestampMs)>,
     ) -> Result<Vec<SeriesInfo>, StoreError> {
-        let must_contain: serde_json::Map<String, serde_json::Value> = sel
-            .matchers
-            .iter()
-            .filter(|m| m.op == model::MatchOp::Eq && m.name != "__name__" && !m.value.is_empty())
-            .map(|m| (m.name.clone(), serde_json::Value::String(m.value.clone())))
-            .collect();
         let (start, end) = clamp_range(range);
         let rows: Vec<(i64, String, String, String, i64, i64)> = sqlx::query_as(&format!(
             "SELECT id, metric, labels::text, metric_type, {}, {} FROM series \
@@ -143,7 +150,7 @@ impl Store {
             live_in_range_sql("series", 3, 4),
         ))
         .bind(sel.metric.as_deref())
-        .bind(serde_json::Value::Object(must_contain).to_string())
+        .bind(must_contain(sel))
         .bind(start)
         .bind(end)
         .fetch_all(self.read_pool())
@@ -168,6 +175,158 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Series matching any of `sels`, each once however many selectors match it (repeated
+    /// and overlapping selectors read the series table once), live in `range` by
+    /// [`LIVE_IN_RANGE`]'s rule when one is given, sorted by metric and labels. Answers
+    /// [`SeriesSelection::OverLimit`] as soon as more than `max_series` match, without reading
+    /// the rest. `statement_timeout` shortens the read pool's own (a query's remaining budget).
+    pub async fn select_series(
+        &self,
+        sels: &[Selector],
+        range: Option<(TimestampMs, TimestampMs)>,
+        max_series: usize,
+        statement_timeout: Option<Duration>,
+    ) -> Result<SeriesSelection, StoreError> {
+        // The SQL part of each selector: its metric and the labels it requires equal. Several
+        // selectors often share it (`up` and `up{job=~"a.*"}`); each is asked once.
+        let mut candidates: Vec<(Option<&str>, String)> = Vec::new();
+        for sel in sels {
+            let c = (sel.metric.as_deref(), must_contain(sel));
+            if !candidates.contains(&c) {
+                candidates.push(c);
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(SeriesSelection::Series(Vec::new()));
+        }
+        let mut distinct: Vec<&Selector> = Vec::new();
+        for sel in sels {
+            if !distinct.contains(&sel) {
+                distinct.push(sel);
+            }
+        }
+        let any_candidate = (0..candidates.len())
+            .map(|i| {
+                let (m, l) = (3 + 2 * i, 4 + 2 * i);
+                format!("((${m}::text IS NULL OR metric = ${m}) AND labels @> ${l}::jsonb)")
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        // No ORDER BY: rows stream as PostgreSQL finds them, so a refusal stops early.
+        let sql = format!(
+            "SELECT id, metric, labels::text, metric_type, {}, {} FROM series \
+             WHERE ({any_candidate}) AND ($1::bigint IS NULL OR {})",
+            sql_ms("first_seen"),
+            sql_ms("last_seen"),
+            live_in_range_sql("series", 1, 2),
+        );
+        let (start, end) = clamp_range(range);
+        let mut q = sqlx::query_as::<_, (i64, String, String, String, i64, i64)>(&sql)
+            .bind(start)
+            .bind(end);
+        for (metric, labels) in &candidates {
+            q = q.bind(*metric).bind(labels.as_str());
+        }
+        let mut tx = self.read_transaction(statement_timeout).await?;
+        let mut rows = q.fetch(&mut *tx);
+        let mut out = Vec::new();
+        while let Some((id, metric, labels, metric_type, first_seen, last_seen)) =
+            rows.try_next().await.context("looking up series")?
+        {
+            let labels = parse_labels(id, &labels)?;
+            let key = SeriesKey::new(metric, labels);
+            if !distinct.iter().any(|s| s.matches(&key)) {
+                continue;
+            }
+            if out.len() == max_series {
+                return Ok(SeriesSelection::OverLimit);
+            }
+            let metric_type = metric_type
+                .parse()
+                .map_err(|e: String| StoreError::Corrupt(format!("series {id}: {e}")))?;
+            out.push(SeriesInfo {
+                id,
+                key,
+                metric_type,
+                first_seen,
+                last_seen,
+            });
+        }
+        drop(rows);
+        tx.commit().await.context("ending a read")?;
+        out.sort_by(|a, b| (&a.key.metric, &a.key.labels).cmp(&(&b.key.metric, &b.key.labels)));
+        Ok(SeriesSelection::Series(out))
+    }
+
+    /// Samples of the series `ids` with `mint <= t <= maxt`, at most one per timestamp (a
+    /// re-sent sample is read once), in time order, by series id; series without samples in
+    /// the range are absent. `statement_timeout` as in [`Store::select_series`].
+    pub async fn raw_points(
+        &self,
+        ids: &[i64],
+        mint: TimestampMs,
+        maxt: TimestampMs,
+        statement_timeout: Option<Duration>,
+    ) -> Result<HashMap<i64, Vec<(TimestampMs, f64)>>, StoreError> {
+        // Bound the range to what PostgreSQL can represent, so absurd query times are an
+        // empty answer rather than a database error.
+        let mint = mint.clamp(MIN_TIMESTAMP_MS, END_TIMESTAMP_MS - 1);
+        let maxt = maxt.clamp(MIN_TIMESTAMP_MS, END_TIMESTAMP_MS - 1);
+        let mut points: HashMap<i64, Vec<(TimestampMs, f64)>> = HashMap::new();
+        let unique: HashSet<i64> = ids.iter().copied().collect();
+        if unique.is_empty() || maxt < mint {
+            return Ok(points);
+        }
+        let ids: Vec<i64> = unique.into_iter().collect();
+        let sql = format!(
+            "SELECT DISTINCT ON (series_id, ts) series_id, {} AS t, value FROM samples \
+             WHERE series_id = ANY($1) AND ts >= {} AND ts <= {} ORDER BY series_id, ts",
+            sql_ms("ts"),
+            sql_ts(2),
+            sql_ts(3),
+        );
+        let mut tx = self.read_transaction(statement_timeout).await?;
+        let rows: Vec<(i64, i64, f64)> = sqlx::query_as(&sql)
+            .bind(&ids)
+            .bind(mint)
+            .bind(maxt)
+            .fetch_all(&mut *tx)
+            .await
+            .context("reading raw samples")?;
+        tx.commit().await.context("ending a read")?;
+        for (id, t, v) in rows {
+            points.entry(id).or_default().push((t, v));
+        }
+        Ok(points)
+    }
+
+    /// A transaction on the read pool whose statements stop at `statement_timeout` when that
+    /// is shorter than the pool's own ([`crate::StoreConfig::read_statement_timeout`]):
+    /// PostgreSQL cancels them itself, so a query past its deadline stops using a backend
+    /// instead of running on after the client was answered.
+    async fn read_transaction(
+        &self,
+        statement_timeout: Option<Duration>,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        let mut tx = self.read_pool().begin().await.context("starting a read")?;
+        let pool_limit = Some(self.config().read_statement_timeout).filter(|t| !t.is_zero());
+        let limit = match (statement_timeout, pool_limit) {
+            (Some(t), Some(p)) if t < p => Some(t),
+            (Some(t), None) => Some(t),
+            _ => None,
+        };
+        if let Some(t) = limit {
+            // 0 would mean "no limit" to PostgreSQL: an exhausted budget is 1 ms.
+            let ms = t.as_millis().max(1);
+            sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+                .bind(format!("{ms}ms"))
+                .execute(&mut *tx)
+                .await
+                .context("setting the read's statement_timeout")?;
+        }
+        Ok(tx)
     }
 
     /// Points of every selected series: one per `step_ms` bucket (aligned to the Unix epoch)
@@ -350,6 +509,17 @@ fn rollup_aggregate(a: Aggregation) -> &'static str {
         Aggregation::Count => "sum(count)::float8",
         Aggregation::Last => "(array_agg(last ORDER BY last_ts DESC, last DESC))[1]",
     }
+}
+
+/// The labels `sel` requires equal to a non-empty value, as a JSON object for `labels @>`.
+fn must_contain(sel: &Selector) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = sel
+        .matchers
+        .iter()
+        .filter(|m| m.op == model::MatchOp::Eq && m.name != "__name__" && !m.value.is_empty())
+        .map(|m| (m.name.clone(), serde_json::Value::String(m.value.clone())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
 }
 
 pub(crate) fn parse_labels(id: i64, json: &str) -> Result<Labels, StoreError> {

@@ -254,3 +254,116 @@ impl Drop for Prometheus {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A `pipewatch serve` process a test started from a config file, up and ready; killed when
+/// dropped (tests that stop it on purpose call [`Pipewatch::terminate`]).
+pub struct Pipewatch {
+    child: Option<std::process::Child>,
+    /// `127.0.0.1:<port>`: where it listens (the config asks for port 0).
+    pub addr: String,
+    /// Its standard output after the "pipewatch is up" line.
+    stdout: Option<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Pipewatch {
+    /// Writes `config` to `dir/pipewatch.toml`, runs `pipewatch --config <it> serve` (without
+    /// `DATABASE_URL` from the environment, `PIPEWATCH_LOG=info`, standard error to `stderr`),
+    /// reads the address from its "pipewatch is up" line and waits until `/readyz` answers 200.
+    /// Panics with what it saw when that takes over 60 s.
+    pub async fn start(
+        dir: &std::path::Path,
+        config: &str,
+        stderr: std::process::Stdio,
+    ) -> Pipewatch {
+        use std::io::BufRead;
+        let cfg = dir.join("pipewatch.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let mut child = std::process::Command::new(pipewatch_bin())
+            .args(["--config", cfg.to_str().unwrap(), "serve"])
+            .env_remove("DATABASE_URL")
+            .env("PIPEWATCH_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start pipewatch");
+        // The first line is read on a thread so a server that never prints it fails the
+        // test after a deadline instead of hanging it.
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = out.read_line(&mut line);
+            let _ = tx.send((line, out));
+        });
+        let mut server = Pipewatch {
+            child: Some(child),
+            addr: String::new(),
+            stdout: None,
+        };
+        let (line, out) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("pipewatch printed no line within 60 s");
+        server.stdout = Some(out);
+        assert!(line.contains("pipewatch is up"), "{line}");
+        server.addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        let ready = format!("{}/readyz", server.base());
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = reqwest::Client::new()
+                .get(&ready)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            match answer {
+                Ok(r) if r.status() == StatusCode::OK => break,
+                other => assert!(
+                    std::time::Instant::now() < deadline,
+                    "{ready} not ready within 60 s: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The process id (for `/proc/<pid>/status` or signals).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGTERM, waits for the exit, and returns its status and the rest of standard
+    /// output (the shutdown report).
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let exit = child.wait().expect("wait for pipewatch");
+        let mut rest = String::new();
+        if let Some(mut out) = self.stdout.take() {
+            std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        }
+        (exit, rest)
+    }
+}
+
+impl Drop for Pipewatch {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -4,8 +4,7 @@
 //! counted independently of the server's own counters: the test's target counts the scrapes it
 //! served, and the database must hold exactly that many complete scrapes.
 
-use pipewatch_tests::{get_text, pipewatch_bin, serve};
-use std::io::{BufRead, BufReader};
+use pipewatch_tests::{get_text, pipewatch_bin, serve, Pipewatch};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,10 +51,9 @@ async fn sigterm_during_load_drains_every_queued_sample() {
     let url = store::testing::fresh_database_url().await;
     let dir = std::env::temp_dir().join(format!("pipewatch-shutdown-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("pipewatch.toml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let server = Pipewatch::start(
+        &dir,
+        &format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[database]\nurl = \"{url}\"\n\
              [auth]\nanonymous_role = \"admin\"\n\
              [ingest]\nflush_interval = \"3s\"\nbatch_max_samples = 1000000\nqueue_capacity_samples = 2000000\n\
@@ -63,28 +61,10 @@ async fn sigterm_during_load_drains_every_queued_sample() {
              static_configs = [{{ targets = [\"{target}\"] }}]\n",
             dir.display()
         ),
+        Stdio::null(),
     )
-    .unwrap();
-    let mut child = Command::new(pipewatch_bin())
-        .args(["--config", cfg.to_str().unwrap(), "serve"])
-        .env_remove("DATABASE_URL")
-        .env("PIPEWATCH_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start pipewatch");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(line.contains("pipewatch is up"), "{line}");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    .await;
+    let addr = server.addr.clone();
 
     // Let several scrapes queue up, but signal before the 3 s flush: data is only in the queue.
     let started = Instant::now();
@@ -118,15 +98,8 @@ async fn sigterm_during_load_drains_every_queued_sample() {
         "the target was not scraped again"
     );
     let scrapes_served = served.load(Ordering::SeqCst) as i64;
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
+    let (exit, rest) = server.terminate();
     assert!(exit.success(), "pipewatch exited with {exit}");
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     let report_line = rest
         .lines()
         .find_map(|l| l.strip_prefix("pipewatch stopped: "))

@@ -18,7 +18,7 @@ use model::Selector;
 use promql_parser::parser::Expr;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Most `match[]` parameters one request may carry: each is a lookup in the series table.
 pub const MAX_MATCH_PARAMS: usize = 100;
@@ -102,7 +102,15 @@ impl Params {
                 raw.len()
             )));
         }
-        raw.into_iter()
+        // A repeated `match[]` is parsed (and its regexes compiled) once.
+        let mut distinct: Vec<&str> = Vec::with_capacity(raw.len());
+        for s in raw {
+            if !distinct.contains(&s) {
+                distinct.push(s);
+            }
+        }
+        distinct
+            .into_iter()
             .map(|s| {
                 parse_series_selector(s)
                     .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))
@@ -171,23 +179,20 @@ pub fn parse_series_selector(s: &str) -> Result<Selector, String> {
     crate::promql::to_selector(&query::plan::matchers_of(&vs)).map_err(|e| e.to_string())
 }
 
-/// Series matching any of `sels`, live in `range`, each once, sorted by metric and labels.
+/// Series matching any of `sels`, live in `range`, each once, sorted by metric and labels;
+/// refused with 422 `execution` when they are more than `query.max_series` together.
 async fn union(
     st: &AppState,
     sels: &[Selector],
     range: Option<(i64, i64)>,
 ) -> Result<Vec<store::SeriesInfo>, ApiError> {
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for sel in sels {
-        for s in st.store.find_series_in(sel, range).await? {
-            if seen.insert(s.id) {
-                out.push(s);
-            }
-        }
+    let max = st.query_limits.max_series;
+    match st.store.select_series(sels, range, max, None).await? {
+        store::SeriesSelection::Series(s) => Ok(s),
+        store::SeriesSelection::OverLimit => Err(ApiError::execution(format!(
+            "the match[] selectors select more than {max} series, the most one request may read (`query.max_series`); narrow them with more label matchers, or give a start/end range"
+        ))),
     }
-    out.sort_by(|a, b| (&a.key.metric, &a.key.labels).cmp(&(&b.key.metric, &b.key.labels)));
-    Ok(out)
 }
 
 fn labels_json(s: &store::SeriesInfo) -> Value {

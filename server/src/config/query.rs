@@ -18,6 +18,10 @@ pub struct QueryConfig {
     /// Series one selector may match before the query is refused (pipewatch's own: each is
     /// read from PostgreSQL).
     pub max_series_per_selector: usize,
+    /// Distinct series one query may select over all its selectors, and one catalogue request
+    /// (`/api/v1/series`, labels, label values) over all its `match[]`s (pipewatch's own:
+    /// Prometheus has no such limit; the README's limits table says why this value).
+    pub max_series: usize,
     /// How far back an instant selector looks for a sample (`--query.lookback-delta`).
     #[serde(with = "duration")]
     pub lookback_delta: Duration,
@@ -31,6 +35,7 @@ impl Default for QueryConfig {
             timeout: Duration::from_secs(30),
             max_samples: 50_000_000,
             max_series_per_selector: 50_000,
+            max_series: 10_000,
             lookback_delta: Duration::from_secs(300),
             max_points: 11_000,
         }
@@ -59,6 +64,9 @@ impl QueryConfig {
         }
         if self.max_series_per_selector == 0 {
             bail!("key `query.max_series_per_selector` must be at least 1, like 50000");
+        }
+        if self.max_series == 0 {
+            bail!("key `query.max_series` must be at least 1, like 10000");
         }
         if self.lookback_delta < Duration::from_secs(1) {
             bail!(
