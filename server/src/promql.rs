@@ -3,6 +3,7 @@
 //! pure engine in the `query` crate never does I/O and a slow query never holds an async
 //! worker.
 
+use model::Selector;
 use promql_parser::label::Matcher;
 use query::{EngineOptions, Expr, QueryError, Series, Value};
 use std::collections::{BTreeMap, HashMap};
