@@ -75,25 +75,11 @@ impl MemoryStorage {
 
 impl Storage for MemoryStorage {
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Arc<Series>>> {
-        let mut out = Vec::new();
-        for s in &self.series {
-            if !matchers.iter().all(|m| matches(m, &s.labels)) {
-                continue;
-            }
-            let lo = s.points.partition_point(|p| p.0 < mint);
-            let hi = s.points.partition_point(|p| p.0 <= maxt);
-            if lo >= hi {
-                continue;
-            }
-            if lo == 0 && hi == s.points.len() {
-                out.push(s.clone());
-            } else {
-                out.push(Arc::new(Series {
-                    labels: s.labels.clone(),
-                    points: s.points[lo..hi].to_vec(),
-                }));
-            }
-        }
-        Ok(out)
+        Ok(self
+            .series
+            .iter()
+            .filter(|s| matchers.iter().all(|m| matches(m, &s.labels)))
+            .filter_map(|s| s.clipped(mint, maxt))
+            .collect())
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use std::fmt;
+use std::sync::Arc;
 
 /// The label that holds the metric name.
 pub const METRIC_NAME: &str = "__name__";
@@ -179,6 +180,24 @@ impl Series {
             .iter()
             .copied()
             .filter(|p| !is_stale_nan(p.1))
+    }
+
+    /// This series cut to `mint <= t <= maxt` (staleness markers kept), what a storage hands
+    /// the engine for one selector's range: shared as is when nothing is cut, None when no
+    /// point is in the range.
+    pub fn clipped(self: &Arc<Self>, mint: i64, maxt: i64) -> Option<Arc<Series>> {
+        let lo = self.points.partition_point(|p| p.0 < mint);
+        let hi = self.points.partition_point(|p| p.0 <= maxt);
+        if lo >= hi {
+            None
+        } else if lo == 0 && hi == self.points.len() {
+            Some(self.clone())
+        } else {
+            Some(Arc::new(Series {
+                labels: self.labels.clone(),
+                points: self.points[lo..hi].to_vec(),
+            }))
+        }
     }
 
     /// The value an instant selector sees at `t`: the newest sample at or before `t` and no

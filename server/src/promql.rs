@@ -158,23 +158,10 @@ impl query::Storage for Prefetched {
         };
         // A series shared with another selector may hold more than this one's range: hand
         // over only the range, as the engine counts (and reads) what it gets.
-        let mut out = Vec::with_capacity(series.len());
-        for s in series {
-            let lo = s.points.partition_point(|p| p.0 < mint);
-            let hi = s.points.partition_point(|p| p.0 <= maxt);
-            if lo >= hi {
-                continue;
-            }
-            if lo == 0 && hi == s.points.len() {
-                out.push(s.clone());
-            } else {
-                out.push(Arc::new(Series {
-                    labels: s.labels.clone(),
-                    points: s.points[lo..hi].to_vec(),
-                }));
-            }
-        }
-        Ok(out)
+        Ok(series
+            .iter()
+            .filter_map(|s| s.clipped(mint, maxt))
+            .collect())
     }
 }
 
