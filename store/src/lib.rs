@@ -19,7 +19,10 @@ mod anchor;
 pub mod anomalies;
 pub mod anomaly_read;
 pub mod auth;
+pub mod bucket;
 mod catalog;
+pub mod chunk;
+pub mod compaction;
 pub mod dq;
 pub mod embedded;
 pub mod error;
@@ -95,6 +98,11 @@ pub struct StoreConfig {
     /// runs longer is cancelled by the server and answered as
     /// [`StoreError::is_read_timeout`]. Zero = no limit. Default 30 s.
     pub read_statement_timeout: Duration,
+    /// Maintenance compacts an hour of fresh samples into chunks once the hour ended at least
+    /// this long ago (and its minutes are rolled up), so a sample arriving a little late still
+    /// lands before its hour is compacted; later ones are merged in by the next compaction.
+    /// Default 10 minutes.
+    pub compact_after: Duration,
 }
 
 impl Default for StoreConfig {
@@ -104,6 +112,7 @@ impl Default for StoreConfig {
             rollup_lag: Duration::from_secs(120),
             series_cache_capacity: registry::DEFAULT_SERIES_CACHE_CAPACITY,
             read_statement_timeout: Duration::from_secs(30),
+            compact_after: Duration::from_secs(600),
         }
     }
 }

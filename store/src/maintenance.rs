@@ -2,6 +2,8 @@
 //! rollups of complete buckets (re-rolling buckets that late samples landed in), and retention
 //! of samples, rollups and of series rows nobody wrote to within retention.
 
+use crate::bucket;
+use crate::compaction::{hours_with_samples, merged_samples};
 use crate::error::{DbContext, StoreError};
 use crate::partitions::{self, day_of, DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::writer::ROLLUP_LOCK_KEY;
@@ -33,6 +35,8 @@ pub struct MaintenanceReport {
     /// yet, or TimescaleDB mode, where continuous aggregates do this).
     pub watermark_1m: Option<TimestampMs>,
     pub watermark_1h: Option<TimestampMs>,
+    /// What compaction of fresh samples into chunks did (plain PostgreSQL mode).
+    pub compaction: crate::compaction::CompactionReport,
     pub elapsed: Duration,
 }
 
@@ -84,12 +88,12 @@ impl Store {
                 .expect("partition cache poisoned");
             known.retain(|&d| d >= first_kept_day);
         }
-        for table in ["samples_default", "samples_1m", "samples_1h"] {
-            let column = if table == "samples_default" {
-                "ts"
-            } else {
-                "bucket"
-            };
+        for (table, column) in [
+            ("samples_default", "ts"),
+            ("sample_chunks", "start_ts"),
+            ("samples_1m", "bucket"),
+            ("samples_1h", "bucket"),
+        ] {
             let deleted = sqlx::query(&format!(
                 "DELETE FROM {table} WHERE {column} < {}",
                 sql_ts(1)
@@ -104,6 +108,14 @@ impl Store {
 
         let lag_ms = i64::try_from(self.inner.cfg.rollup_lag.as_millis()).unwrap_or(i64::MAX);
         self.roll_up(now_ms.saturating_sub(lag_ms), &mut report)
+            .await?;
+        report.compaction = self
+            .compact(
+                now_ms,
+                self.inner.cfg.compact_after,
+                report.watermark_1m,
+                cutoff,
+            )
             .await?;
 
         report.elapsed = started.elapsed();
@@ -145,51 +157,107 @@ impl Store {
         Ok(ids.len() as u64)
     }
 
-    /// Rolls up to `until` (rounded down to whole minutes / hours) in one transaction that
-    /// holds the rollup lock exclusively, so writers' late-sample marks cannot interleave.
+    /// Rolls up to `until` (rounded down to whole minutes / hours). Minute buckets are
+    /// computed in Rust from de-duplicated samples (compacted chunks and fresh rows, see
+    /// [`crate::chunk`]) in steps of at most an hour of data, each in its own short
+    /// transaction that holds the rollup lock exclusively, so writers' late-sample marks cannot
+    /// interleave with a step and a large backfill is never one long transaction. The minute
+    /// watermark advances with each step; the dirty range is cleared only when no writer
+    /// widened it while the steps ran (else the next round does those minutes again).
     async fn roll_up(
         &self,
         until: TimestampMs,
         report: &mut MaintenanceReport,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await.context("starting the rollup")?;
+        // Claim the work under the lock: move the watermark to the target at once and mark
+        // everything still to do as dirty, so queries read raw samples there until the steps
+        // are done and a writer writing below the new watermark meanwhile marks its samples
+        // (bumping `updated_at`, which tells the last step not to clear the dirty range).
+        let (ranges_1m, planned_watermark, claimed_at) = {
+            let mut tx = self.pool().begin().await.context("starting the rollup")?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(ROLLUP_LOCK_KEY)
+                .execute(&mut *tx)
+                .await
+                .context("waiting for the rollup lock")?;
+            let state = read_state(&mut tx, "1m").await?;
+            let target = until.div_euclid(MINUTE_MS) * MINUTE_MS;
+            let first_raw = if state.watermark.is_none() {
+                let fresh = sqlx::query_scalar::<_, Option<i64>>(&format!(
+                    "SELECT {} FROM samples",
+                    sql_ms("min(ts)")
+                ))
+                .fetch_one(&mut *tx)
+                .await
+                .context("finding the earliest sample")?;
+                let compacted = sqlx::query_scalar::<_, Option<i64>>(&format!(
+                    "SELECT {} FROM sample_chunks",
+                    sql_ms("min(first_ts)")
+                ))
+                .fetch_one(&mut *tx)
+                .await
+                .context("finding the earliest compacted sample")?;
+                fresh.into_iter().chain(compacted).min()
+            } else {
+                None
+            };
+            let (ranges, watermark) = plan(&state, target, first_raw, MINUTE_MS);
+            let dirty = ranges
+                .iter()
+                .map(|r| (r.start, r.end - 1))
+                .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+            let claimed_at: String = sqlx::query_scalar(&format!(
+                "UPDATE rollup_state SET watermark = {}, dirty_from = {}, dirty_to = {}, \
+                   updated_at = clock_timestamp() WHERE name = '1m' RETURNING updated_at::text",
+                sql_ts(1),
+                sql_ts(2),
+                sql_ts(3)
+            ))
+            .bind(watermark)
+            .bind(dirty.map(|d| d.0))
+            .bind(dirty.map(|d| d.1))
+            .fetch_one(&mut *tx)
+            .await
+            .context("claiming the rollup")?;
+            tx.commit().await.context("committing the rollup claim")?;
+            (ranges, watermark, claimed_at)
+        };
+
+        for r in &ranges_1m {
+            // Only the hours holding samples need work (an empty bucket has no rollup row);
+            // one step per such hour.
+            let hours = {
+                let mut conn = self.pool().acquire().await.context("planning the rollup")?;
+                hours_with_samples(&mut conn, r.clone()).await?
+            };
+            for hour in hours {
+                let start = hour.max(r.start);
+                let end = (hour + HOUR_MS).min(r.end);
+                if start >= end {
+                    continue;
+                }
+                let mut tx = self
+                    .pool()
+                    .begin()
+                    .await
+                    .context("starting a rollup step")?;
+                report.rollup_1m_rows += reroll_minutes(&mut tx, start..end).await?;
+                tx.commit().await.context("committing a rollup step")?;
+            }
+        }
+        let watermark_1m = planned_watermark;
+
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .context("starting the hour rollup")?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(ROLLUP_LOCK_KEY)
             .execute(&mut *tx)
             .await
             .context("waiting for the rollup lock")?;
-
-        // Minute rollup from raw samples.
-        let state = read_state(&mut tx, "1m").await?;
-        let target = until.div_euclid(MINUTE_MS) * MINUTE_MS;
-        let first_raw = if state.watermark.is_none() {
-            sqlx::query_scalar::<_, Option<i64>>(&format!(
-                "SELECT {} FROM samples",
-                sql_ms("min(ts)")
-            ))
-            .fetch_one(&mut *tx)
-            .await
-            .context("finding the earliest sample")?
-        } else {
-            None
-        };
-        let (ranges_1m, watermark_1m) = plan(&state, target, first_raw, MINUTE_MS);
-        for r in &ranges_1m {
-            report.rollup_1m_rows += reroll(
-                &mut tx,
-                "samples_1m",
-                &format!(
-                    "SELECT series_id, date_bin(interval '1 minute', ts, timestamptz 'epoch'), count(*), \
-                       sum(value), min(value), max(value), (array_agg(value ORDER BY ts DESC, value DESC))[1], max(ts) \
-                     FROM samples WHERE ts >= {} AND ts < {} GROUP BY 1, 2",
-                    sql_ts(1),
-                    sql_ts(2)
-                ),
-                r,
-            )
-            .await?;
-        }
-        write_state(&mut tx, "1m", watermark_1m).await?;
+        clear_dirty_if_unchanged(&mut tx, "1m", &claimed_at).await?;
 
         // Hour rollup from minute rollups: only hours whose minutes are all rolled up.
         let state = read_state(&mut tx, "1h").await?;
@@ -244,6 +312,88 @@ impl Store {
         report.watermark_1h = watermark_1h;
         Ok(())
     }
+}
+
+/// Replaces the minute rollups of `range` with ones computed from the de-duplicated samples
+/// in it; returns the rows written.
+async fn reroll_minutes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    range: Range<TimestampMs>,
+) -> Result<u64, StoreError> {
+    let samples = merged_samples(&mut **tx, None, range.start, range.end - 1).await?;
+    sqlx::query(&format!(
+        "DELETE FROM samples_1m WHERE bucket >= {} AND bucket < {}",
+        sql_ts(1),
+        sql_ts(2)
+    ))
+    .bind(range.start)
+    .bind(range.end)
+    .execute(&mut **tx)
+    .await
+    .context("clearing rollup buckets")?;
+    let mut cols: (
+        Vec<i64>,
+        Vec<i64>,
+        Vec<i64>,
+        Vec<f64>,
+        Vec<f64>,
+        Vec<f64>,
+        Vec<f64>,
+        Vec<i64>,
+    ) = Default::default();
+    for (id, s) in &samples {
+        for r in bucket::rollups(s, MINUTE_MS) {
+            cols.0.push(*id);
+            cols.1.push(r.bucket);
+            cols.2.push(r.count);
+            cols.3.push(r.sum);
+            cols.4.push(r.min);
+            cols.5.push(r.max);
+            cols.6.push(r.last);
+            cols.7.push(r.last_ts);
+        }
+    }
+    if cols.0.is_empty() {
+        return Ok(0);
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO samples_1m (series_id, bucket, count, sum, min, max, last, last_ts) \
+         SELECT id, to_timestamp(b::float8 / 1000), c, s, mi, ma, l, to_timestamp(lt::float8 / 1000) \
+         FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], $5::float8[], \
+           $6::float8[], $7::float8[], $8::bigint[]) AS t(id, b, c, s, mi, ma, l, lt)",
+    )
+    .bind(&cols.0)
+    .bind(&cols.1)
+    .bind(&cols.2)
+    .bind(&cols.3)
+    .bind(&cols.4)
+    .bind(&cols.5)
+    .bind(&cols.6)
+    .bind(&cols.7)
+    .execute(&mut **tx)
+    .await
+    .context("writing minute rollups")?
+    .rows_affected();
+    Ok(inserted)
+}
+
+/// Clears the dirty range of `name` unless a writer marked late samples since the claim
+/// (`updated_at` as the claim returned it).
+pub(crate) async fn clear_dirty_if_unchanged(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    name: &str,
+    claimed_at: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE rollup_state SET dirty_from = NULL, dirty_to = NULL \
+         WHERE name = $1 AND updated_at::text = $2",
+    )
+    .bind(name)
+    .bind(claimed_at)
+    .execute(&mut **tx)
+    .await
+    .context("clearing the dirty range")?;
+    Ok(())
 }
 
 /// Which bucket ranges to (re)compute and the new watermark. `first` is the earliest source

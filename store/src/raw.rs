@@ -2,11 +2,11 @@
 //! one per timestamp, in time order. PromQL needs the samples themselves (lookback, rate
 //! extrapolation, staleness), not the bucketed points of [`Store::query_range`].
 
+use crate::compaction::merged_samples;
 use crate::error::{DbContext, StoreError};
 use crate::pgcopy::{END_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
-use crate::{sql_ms, sql_ts, Store};
+use crate::Store;
 use model::{Selector, SeriesKey, TimestampMs};
-use std::collections::HashMap;
 
 /// One series and its samples.
 pub type RawSeries = (SeriesKey, Vec<(TimestampMs, f64)>);
@@ -38,24 +38,12 @@ impl Store {
             return Ok(Vec::new());
         }
         let ids: Vec<i64> = series.iter().map(|s| s.id).collect();
-        let sql = format!(
-            "SELECT DISTINCT ON (series_id, ts) series_id, {} AS t, value FROM samples \
-             WHERE series_id = ANY($1) AND ts >= {} AND ts <= {} ORDER BY series_id, ts",
-            sql_ms("ts"),
-            sql_ts(2),
-            sql_ts(3),
-        );
-        let rows: Vec<(i64, i64, f64)> = sqlx::query_as(&sql)
-            .bind(&ids)
-            .bind(mint)
-            .bind(maxt)
-            .fetch_all(self.read_pool())
+        let mut conn = self
+            .read_pool()
+            .acquire()
             .await
-            .context("reading raw samples")?;
-        let mut points: HashMap<i64, Vec<(TimestampMs, f64)>> = HashMap::new();
-        for (id, t, v) in rows {
-            points.entry(id).or_default().push((t, v));
-        }
+            .context("starting a read")?;
+        let mut points = merged_samples(&mut conn, Some(&ids), mint, maxt).await?;
         let mut out: Vec<RawSeries> = series
             .into_iter()
             .filter_map(|s| points.remove(&s.id).map(|p| (s.key, p)))

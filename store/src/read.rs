@@ -1,6 +1,8 @@
 //! Reading: metric and label names, series lookup by selector, and range queries that
 //! combine rollups (below the rollup watermark) with raw samples (above it).
 
+use crate::bucket;
+use crate::compaction::merged_samples;
 use crate::error::{DbContext, StoreError};
 use crate::partitions::{HOUR_MS, MINUTE_MS};
 use crate::pgcopy::{END_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
@@ -39,8 +41,11 @@ pub const LIVE_IN_RANGE: &str = "span overlaps the range, or a sample in the ran
 pub(crate) fn live_in_range_sql(alias: &str, start: usize, end: usize) -> String {
     format!(
         "(({alias}.first_seen <= {end_ts} AND {alias}.last_seen >= {start_ts}) \
-         OR EXISTS (SELECT 1 FROM samples x WHERE x.series_id = {alias}.id \
-         AND x.ts >= {start_ts} AND x.ts <= {end_ts}))",
+         OR EXISTS (SELECT 1 FROM sample_chunks c WHERE c.series_id = {alias}.id \
+         AND c.start_ts >= {start_ts} - interval '1 hour' AND c.start_ts <= {end_ts} \
+         AND c.last_ts >= {start_ts} AND c.first_ts <= {end_ts}) \
+         OR {alias}.id IN (SELECT x.series_id FROM samples x \
+         WHERE x.ts >= {start_ts} AND x.ts <= {end_ts}))",
         start_ts = sql_ts(start),
         end_ts = sql_ts(end),
     )
@@ -280,25 +285,9 @@ impl Store {
             return Ok(points);
         }
         let ids: Vec<i64> = unique.into_iter().collect();
-        let sql = format!(
-            "SELECT DISTINCT ON (series_id, ts) series_id, {} AS t, value FROM samples \
-             WHERE series_id = ANY($1) AND ts >= {} AND ts <= {} ORDER BY series_id, ts",
-            sql_ms("ts"),
-            sql_ts(2),
-            sql_ts(3),
-        );
         let mut tx = self.read_transaction(statement_timeout).await?;
-        let rows: Vec<(i64, i64, f64)> = sqlx::query_as(&sql)
-            .bind(&ids)
-            .bind(mint)
-            .bind(maxt)
-            .fetch_all(&mut *tx)
-            .await
-            .context("reading raw samples")?;
+        points = merged_samples(&mut tx, Some(&ids), mint, maxt).await?;
         tx.commit().await.context("ending a read")?;
-        for (id, t, v) in rows {
-            points.entry(id).or_default().push((t, v));
-        }
         Ok(points)
     }
 
@@ -418,18 +407,18 @@ impl Store {
             .await?;
         }
         if to > split {
-            let agg = raw_aggregate(q.aggregation);
-            self.fetch_buckets(
-                &mut points,
-                "samples",
-                "ts",
-                agg,
-                &ids,
-                q.step_ms,
-                split,
-                to,
-            )
-            .await?;
+            // Raw buckets come from de-duplicated samples (fresh rows and, for late samples
+            // below the watermark, compacted chunks), aggregated here.
+            let mut conn = self
+                .read_pool()
+                .acquire()
+                .await
+                .context("starting a read")?;
+            let raw = merged_samples(&mut conn, Some(&ids), split, to - 1).await?;
+            for (id, samples) in raw {
+                let pts = bucket::points(&samples, q.step_ms, q.aggregation);
+                points.entry(id).or_default().extend(pts);
+            }
         }
 
         let mut out: Vec<RangeSeries> = series
@@ -483,19 +472,6 @@ impl Store {
             points.entry(id).or_default().push((b, v));
         }
         Ok(())
-    }
-}
-
-/// Aggregates over raw samples. `last` breaks timestamp ties by the larger value, the same
-/// rule the rollups use, so both sources agree.
-fn raw_aggregate(a: Aggregation) -> &'static str {
-    match a {
-        Aggregation::Avg => "avg(value)",
-        Aggregation::Min => "min(value)",
-        Aggregation::Max => "max(value)",
-        Aggregation::Sum => "sum(value)",
-        Aggregation::Count => "count(*)::float8",
-        Aggregation::Last => "(array_agg(value ORDER BY ts DESC, value DESC))[1]",
     }
 }
 

@@ -328,8 +328,8 @@ impl Store {
     }
 }
 
-/// Records that samples landed below the rollup watermark, so the next maintenance re-rolls
-/// their buckets. The shared advisory lock orders this against a running rollup (which
+/// Records that samples landed below the rollup watermark or the compaction watermark, so
+/// the next maintenance re-rolls their buckets and merges them into their hours' chunks. The shared advisory lock orders this against a running rollup (which
 /// holds it exclusively): either the rollup started after our rows are committed and sees
 /// them, or we see the watermark it moved and mark our rows as late.
 async fn mark_late_samples(
@@ -344,8 +344,8 @@ async fn mark_late_samples(
         .context("waiting for a running rollup")?;
     sqlx::query(&format!(
         "UPDATE rollup_state SET dirty_from = least(dirty_from, {min}), \
-           dirty_to = greatest(dirty_to, least({max}, watermark)), updated_at = now() \
-         WHERE name = '1m' AND watermark > {min}",
+           dirty_to = greatest(dirty_to, least({max}, watermark)), updated_at = clock_timestamp() \
+         WHERE name IN ('1m', 'compact') AND watermark > {min}",
         min = sql_ts(1),
         max = sql_ts(2)
     ))

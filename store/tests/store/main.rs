@@ -4,6 +4,7 @@
 
 mod alerts;
 mod auth;
+mod compaction;
 mod dq;
 mod embedded;
 mod evidence;
@@ -63,12 +64,13 @@ pub fn batch(series: Vec<TimeSeries>) -> Batch {
 }
 
 /// (ts ms, value) of every stored raw sample of a series, ordered by time.
+/// Every stored sample of a series, compacted or fresh, through the store's read API (one per
+/// timestamp).
 pub async fn raw_samples(store: &Store, id: i64) -> Vec<(i64, f64)> {
-    sqlx::query_as(
-        "SELECT (extract(epoch from ts) * 1000)::bigint, value FROM samples WHERE series_id = $1 ORDER BY ts",
-    )
-    .bind(id)
-    .fetch_all(store.pool())
-    .await
-    .unwrap()
+    store
+        .raw_points(&[id], i64::MIN, i64::MAX, None)
+        .await
+        .unwrap()
+        .remove(&id)
+        .unwrap_or_default()
 }

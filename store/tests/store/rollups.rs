@@ -189,10 +189,12 @@ async fn range_queries_match_an_independent_computation_across_rollups_and_raw()
     // Prove the rollups are what is read below the watermark: without raw samples, the
     // rolled-up buckets still answer, and only those.
     let watermark_1m = again.watermark_1m.unwrap();
-    sqlx::query("DELETE FROM samples")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    for table in ["samples", "sample_chunks"] {
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
     let rolled: Generated = data
         .iter()
         .copied()
