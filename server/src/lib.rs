@@ -11,6 +11,7 @@ pub mod guard;
 pub mod import;
 pub mod ingest;
 pub mod lifecycle;
+pub mod maintenance_metrics;
 pub mod notify;
 pub mod promql;
 pub mod receivers;

@@ -566,11 +566,12 @@ async fn maintenance_loop(
 ) {
     // The ingest-rate sampler shares this loop's lifetime.
     let rate_stop = stop.clone();
+    let rate_metrics = metrics.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
-                _ = tick.tick() => metrics.record_rate_point(),
+                _ = tick.tick() => rate_metrics.record_rate_point(),
                 _ = rate_stop.cancelled() => return,
             }
         }
@@ -583,8 +584,14 @@ async fn maintenance_loop(
             _ = stop.cancelled() => return,
         }
         match store.maintain(now_ms()).await {
-            Ok(report) => tracing::debug!(?report, "maintenance done"),
-            Err(e) => tracing::warn!(error = %e, "maintenance failed; will retry"),
+            Ok(report) => {
+                metrics.maintenance.finished(&report);
+                tracing::debug!(?report, "maintenance done");
+            }
+            Err(e) => {
+                metrics.maintenance.failures.inc();
+                tracing::warn!(error = %e, "maintenance failed; will retry");
+            }
         }
     }
 }

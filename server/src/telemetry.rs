@@ -61,6 +61,8 @@ pub struct SelfMetrics {
     pub receiver_series_refused: Family<GuardLabels, Counter>,
     /// The analysis jobs' `pipewatch_analysis_*` metrics.
     pub analysis: crate::analysis::AnalysisMetrics,
+    /// The store's maintenance: `pipewatch_storage_*` metrics.
+    pub maintenance: crate::maintenance_metrics::MaintenanceMetrics,
 }
 
 impl SelfMetrics {
@@ -164,6 +166,8 @@ impl SelfMetrics {
         );
         let analysis = crate::analysis::AnalysisMetrics::new();
         analysis.register(&mut registry);
+        let maintenance = crate::maintenance_metrics::MaintenanceMetrics::default();
+        maintenance.register(&mut registry);
         Self {
             registry,
             samples_enqueued,
@@ -185,6 +189,7 @@ impl SelfMetrics {
             receiver_auth_failures,
             receiver_series_refused,
             analysis,
+            maintenance,
         }
     }
 

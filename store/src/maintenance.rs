@@ -320,7 +320,7 @@ async fn reroll_minutes(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     range: Range<TimestampMs>,
 ) -> Result<u64, StoreError> {
-    let samples = merged_samples(&mut **tx, None, range.start, range.end - 1).await?;
+    let samples = merged_samples(tx, None, range.start, range.end - 1).await?;
     sqlx::query(&format!(
         "DELETE FROM samples_1m WHERE bucket >= {} AND bucket < {}",
         sql_ts(1),
@@ -331,45 +331,28 @@ async fn reroll_minutes(
     .execute(&mut **tx)
     .await
     .context("clearing rollup buckets")?;
-    let mut cols: (
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<f64>,
-        Vec<f64>,
-        Vec<f64>,
-        Vec<f64>,
-        Vec<i64>,
-    ) = Default::default();
-    for (id, s) in &samples {
-        for r in bucket::rollups(s, MINUTE_MS) {
-            cols.0.push(*id);
-            cols.1.push(r.bucket);
-            cols.2.push(r.count);
-            cols.3.push(r.sum);
-            cols.4.push(r.min);
-            cols.5.push(r.max);
-            cols.6.push(r.last);
-            cols.7.push(r.last_ts);
-        }
-    }
-    if cols.0.is_empty() {
+    let rows: Vec<(i64, bucket::Rollup)> = samples
+        .iter()
+        .flat_map(|(id, s)| bucket::rollups(s, MINUTE_MS).into_iter().map(|r| (*id, r)))
+        .collect();
+    if rows.is_empty() {
         return Ok(0);
     }
+    let col = |f: fn(&bucket::Rollup) -> f64| rows.iter().map(|(_, r)| f(r)).collect::<Vec<f64>>();
     let inserted = sqlx::query(
         "INSERT INTO samples_1m (series_id, bucket, count, sum, min, max, last, last_ts) \
          SELECT id, to_timestamp(b::float8 / 1000), c, s, mi, ma, l, to_timestamp(lt::float8 / 1000) \
          FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], $5::float8[], \
            $6::float8[], $7::float8[], $8::bigint[]) AS t(id, b, c, s, mi, ma, l, lt)",
     )
-    .bind(&cols.0)
-    .bind(&cols.1)
-    .bind(&cols.2)
-    .bind(&cols.3)
-    .bind(&cols.4)
-    .bind(&cols.5)
-    .bind(&cols.6)
-    .bind(&cols.7)
+    .bind(rows.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
+    .bind(rows.iter().map(|(_, r)| r.bucket).collect::<Vec<i64>>())
+    .bind(rows.iter().map(|(_, r)| r.count).collect::<Vec<i64>>())
+    .bind(col(|r| r.sum))
+    .bind(col(|r| r.min))
+    .bind(col(|r| r.max))
+    .bind(col(|r| r.last))
+    .bind(rows.iter().map(|(_, r)| r.last_ts).collect::<Vec<i64>>())
     .execute(&mut **tx)
     .await
     .context("writing minute rollups")?

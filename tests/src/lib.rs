@@ -367,3 +367,39 @@ impl Drop for Pipewatch {
         }
     }
 }
+
+/// One stored sample row, fresh or decoded from a compacted chunk: (metric, labels as JSON
+/// text, timestamp ms, value). A re-sent sample not yet compacted is one row per copy, so
+/// tests can count duplicates the way the database holds them.
+pub type StoredRow = (String, String, i64, f64);
+
+/// Every sample row in the database at `url`: the fresh `samples` table plus every
+/// `sample_chunks` row decoded (see `store::chunk`), ordered by metric, labels and time.
+/// Tests use this instead of `SELECT .. FROM samples`, which misses what maintenance compacted.
+pub async fn stored_rows(url: &str) -> Vec<StoredRow> {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let mut rows: Vec<StoredRow> = sqlx::query_as(
+        "SELECT s.metric, s.labels::text, (extract(epoch FROM x.ts) * 1000)::bigint, x.value \
+         FROM samples x JOIN series s ON s.id = x.series_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    // metric, labels, count, timestamps, values
+    type ChunkRow = (String, String, i32, Vec<u8>, Vec<u8>);
+    let chunks: Vec<ChunkRow> = sqlx::query_as(
+        "SELECT s.metric, s.labels::text, c.n, c.ts_data, c.val_data \
+         FROM sample_chunks c JOIN series s ON s.id = c.series_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    for (metric, labels, n, ts, vals) in chunks {
+        for (t, v) in store::chunk::decode(n, &ts, &vals).unwrap() {
+            rows.push((metric.clone(), labels.clone(), t, v));
+        }
+    }
+    rows.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
+    rows
+}

@@ -168,16 +168,16 @@ async fn acknowledged_samples_survive_a_30s_database_outage_exactly_once() {
     );
     assert_eq!(report.samples_lost, 0, "{report:?}");
 
-    let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT s.labels->>'series', (extract(epoch FROM x.ts) * 1000)::bigint, count(*) \
-         FROM samples x JOIN series s ON s.id = x.series_id \
-         WHERE s.metric = 'durability_probe' GROUP BY 1, 2",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
+    // Per (series, timestamp): how many rows hold it, fresh or compacted.
+    let mut copies: std::collections::BTreeMap<(String, i64), i64> = Default::default();
+    for (metric, labels, ts, _) in pipewatch_tests::stored_rows(&db_url).await {
+        if metric == "durability_probe" {
+            let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+            let series = labels["series"].as_str().unwrap().to_string();
+            *copies.entry((series, ts)).or_default() += 1;
+        }
+    }
+    let rows: Vec<(String, i64, i64)> = copies.into_iter().map(|((s, t), n)| (s, t, n)).collect();
     let twice: Vec<_> = rows.iter().filter(|r| r.2 > 1).take(5).collect();
     assert!(twice.is_empty(), "samples stored more than once: {twice:?}");
     let mut stored: Vec<(usize, i64)> = rows

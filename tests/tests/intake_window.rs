@@ -72,16 +72,11 @@ async fn remote_write(app: &Router, series: Vec<TimeSeries>) -> (StatusCode, Str
 }
 
 async fn stored(url: &str) -> Vec<(String, i64)> {
-    let pool = sqlx::PgPool::connect(url).await.unwrap();
-    let rows = sqlx::query_as(
-        "SELECT s.metric, (extract(epoch from x.ts) * 1000)::bigint FROM samples x \
-         JOIN series s ON s.id = x.series_id ORDER BY 1, 2",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
-    rows
+    pipewatch_tests::stored_rows(url)
+        .await
+        .into_iter()
+        .map(|(metric, _, ts, _)| (metric, ts))
+        .collect()
 }
 
 async fn wait_until_drained(st: &server::AppState) {
