@@ -555,12 +555,16 @@ pub async fn query(
     let mut store = store::Store::connect(&url, store::StoreConfig::default()).await?;
     // Data is reused between runs when it is still complete, recent enough to be in range and
     // of the same number of series (the group queries expect exactly `series / 10` each).
+    // Stored samples are fresh rows plus compacted ones; the anchor table must be complete too.
     let marker: Option<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM samples)::bigint, coalesce((SELECT extract(epoch FROM max(ts))*1000 FROM samples), 0)::bigint, \
+        "SELECT least((SELECT count(*) FROM samples) + (SELECT coalesce(sum(n), 0) FROM sample_chunks), \
+           coalesce((SELECT count(*) FROM bench_anchor_samples), 0))::bigint, \
+         coalesce((SELECT extract(epoch FROM greatest(max(ts), (SELECT max(last_ts) FROM sample_chunks)))*1000 FROM samples), 0)::bigint, \
          (SELECT count(*) FROM series WHERE metric = 'bench_metric')::bigint",
     )
     .fetch_optional(store.pool())
-    .await?;
+    .await
+    .unwrap_or(None);
     let now = model::clock::now_ms();
     let end_ms = match marker {
         Some((n, max_ts, stored_series))
@@ -590,6 +594,14 @@ pub async fn query(
                     interval_ms,
                     done as u64,
                 );
+                // The same rows into the anchor: a row-per-sample table with the
+                // (series_id, ts) btree, what the raw indexed SELECT reads.
+                let rows = anchor_rows(&batches);
+                if done == 0 {
+                    store.drop_anchor().await?;
+                }
+                store.prepare_anchor(&rows).await?;
+                store.copy_anchor(&rows).await?;
                 run_real_path(&store, batches, cfg).await?;
                 done += n;
                 if done % (chunk * 24) == 0 {
@@ -607,10 +619,24 @@ pub async fn query(
         }
     };
     let t = Instant::now();
-    store.maintain(now).await?;
+    let m = store.maintain(now).await?;
     println!(
-        "  maintenance (partitions, rollups) {:.1}s",
-        t.elapsed().as_secs_f64()
+        "  maintenance (partitions, rollups, compaction) {:.1}s: {} rollup rows, {} samples compacted into {} chunks in {} steps",
+        t.elapsed().as_secs_f64(),
+        m.rollup_1m_rows + m.rollup_1h_rows,
+        m.compaction.rows,
+        m.compaction.chunks,
+        m.compaction.steps
+    );
+    let (chunk_samples, chunk_bytes, fresh): (i64, i64, i64) = sqlx::query_as(
+        "SELECT coalesce(sum(n), 0)::bigint, coalesce(sum(octet_length(ts_data) + octet_length(val_data)), 0)::bigint, \
+           (SELECT count(*) FROM samples) FROM sample_chunks",
+    )
+    .fetch_one(store.pool())
+    .await?;
+    println!(
+        "  stored: {chunk_samples} samples compacted ({:.2} bytes/sample of chunk data), {fresh} fresh rows",
+        chunk_bytes as f64 / chunk_samples.max(1) as f64
     );
     sqlx::query("ANALYZE").execute(store.pool()).await?;
 
@@ -644,6 +670,27 @@ pub async fn query(
         anchor.push(raw_select_ms(&store, &[key.stable_id()], &q).await?);
     }
     report("1 series x 1 day @ 1m step", &mut ours, &mut anchor);
+
+    // 1b) the same windows as raw samples (what PromQL reads): decoded from compacted chunks.
+    let mut ours = Vec::new();
+    let mut anchor = Vec::new();
+    for _ in 0..iterations {
+        let id = bench_key(rng.gen_range(0..series), 10).stable_id();
+        let from = end_ms - rng.gen_range(86_400_000..=span.max(86_400_001));
+        let q = RangeQuery {
+            start: from,
+            end: from + 86_400_000,
+            step_ms: 60_000,
+            aggregation: Aggregation::Avg,
+        };
+        let t = Instant::now();
+        let res = store.raw_points(&[id], q.start, q.end, None).await?;
+        ours.push(t.elapsed().as_secs_f64() * 1000.0);
+        let n = res.get(&id).map_or(0, Vec::len);
+        anyhow::ensure!(n >= 1439, "one-series raw read returned {n} samples");
+        anchor.push(raw_select_ms(&store, &[id], &q).await?);
+    }
+    report("1 series x 1 day, raw samples", &mut ours, &mut anchor);
 
     // 2) 100 series (one group), one hour, at 15 s and 1 min steps
     for step in [15_000i64, 60_000] {
@@ -690,7 +737,7 @@ pub async fn query(
 async fn raw_select_ms(store: &store::Store, ids: &[i64], q: &RangeQuery) -> Result<f64> {
     let t = Instant::now();
     let rows: Vec<(f64,)> = sqlx::query_as(
-        "SELECT value FROM samples WHERE series_id = ANY($1) AND ts >= to_timestamp($2::float8/1000) AND ts <= to_timestamp($3::float8/1000)",
+        "SELECT value FROM bench_anchor_samples WHERE series_id = ANY($1) AND ts >= to_timestamp($2::float8/1000) AND ts <= to_timestamp($3::float8/1000)",
     )
     .bind(ids)
     .bind(q.start as f64)
