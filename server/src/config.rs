@@ -381,6 +381,10 @@ mod tests {
                 "[database]\nretention_days = 0\n",
                 "database.retention_days",
             ),
+            (
+                "[database]\ncompact_after = \"30d\"\n",
+                "database.compact_after",
+            ),
             ("[ingest]\nwriters = 0\n", "ingest.writers"),
             (
                 "[ingest]\nbatch_max_samples = 10\nqueue_capacity_samples = 5\n",
@@ -477,6 +481,9 @@ mod tests {
         }),
         ("PIPEWATCH_DATABASE__RETENTION_DAYS", "7", |c| {
             c.database.retention_days == 7
+        }),
+        ("PIPEWATCH_DATABASE__COMPACT_AFTER", "1h", |c| {
+            c.database.compact_after == Duration::from_secs(3600)
         }),
         ("PIPEWATCH_DATABASE__MAINTENANCE_INTERVAL", "1m", |c| {
             c.database.maintenance_interval == Duration::from_secs(60)

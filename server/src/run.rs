@@ -118,6 +118,7 @@ async fn serve_with_db(
         store::StoreConfig {
             retention_days: cfg.database.retention_days,
             read_statement_timeout: cfg.database.read_statement_timeout,
+            compact_after: cfg.database.compact_after,
             ..Default::default()
         },
     )

@@ -63,6 +63,43 @@ pub(crate) async fn merged_samples(
         Some(_) => format!("series_id = ANY(${param}) AND "),
         None => String::new(),
     };
+    // Order matters, because a compaction step may commit between these statements: the
+    // compaction state first (below its watermark, fresh rows exist only in the dirty range,
+    // which a claim widens before its steps run), then the fresh rows, then the chunks. A step
+    // committing in between moves rows from fresh to chunks, so they are read twice (and
+    // de-duplicated) rather than not at all.
+    let (watermark, dirty_from, dirty_to): (Option<i64>, Option<i64>, Option<i64>) =
+        sqlx::query_as(&format!(
+            "SELECT {}, {}, {} FROM rollup_state WHERE name = 'compact'",
+            sql_ms("watermark"),
+            sql_ms("dirty_from"),
+            sql_ms("dirty_to")
+        ))
+        .fetch_one(&mut *conn)
+        .await
+        .context("reading the compaction state")?;
+    let dirty = dirty_from.map(|f| (f, dirty_to.unwrap_or(f)));
+    let sql = format!(
+        "SELECT series_id, {} AS t, value FROM samples WHERE {}ts >= {} AND ts <= {}",
+        sql_ms("ts"),
+        filter(3),
+        sql_ts(1),
+        sql_ts(2)
+    );
+    for (from, to) in fresh_ranges(mint, maxt, watermark, dirty) {
+        let query = sqlx::query_as(&sql).bind(from).bind(to);
+        let query = match ids {
+            Some(ids) => query.bind(ids),
+            None => query,
+        };
+        let fresh: Vec<(i64, i64, f64)> = query
+            .fetch_all(&mut *conn)
+            .await
+            .context("reading fresh samples")?;
+        for (id, t, v) in fresh {
+            out.entry(id).or_default().push((t, v));
+        }
+    }
     let sql = format!(
         "SELECT series_id, n, ts_data, val_data FROM sample_chunks \
          WHERE {}start_ts >= {} AND start_ts <= {} AND last_ts >= {} AND first_ts <= {}",
@@ -93,29 +130,40 @@ pub(crate) async fn merged_samples(
                 .filter(|(t, _)| (mint..=maxt).contains(t)),
         );
     }
-    let sql = format!(
-        "SELECT series_id, {} AS t, value FROM samples WHERE {}ts >= {} AND ts <= {}",
-        sql_ms("ts"),
-        filter(3),
-        sql_ts(1),
-        sql_ts(2)
-    );
-    let query = sqlx::query_as(&sql).bind(mint).bind(maxt);
-    let query = match ids {
-        Some(ids) => query.bind(ids),
-        None => query,
-    };
-    let fresh: Vec<(i64, i64, f64)> = query
-        .fetch_all(&mut *conn)
-        .await
-        .context("reading fresh samples")?;
-    for (id, t, v) in fresh {
-        out.entry(id).or_default().push((t, v));
-    }
     for samples in out.values_mut() {
         chunk::dedup(samples);
     }
     Ok(out)
+}
+
+/// The parts of `[mint, maxt]` (inclusive) where fresh rows can be: at or after the compaction
+/// watermark, and inside the dirty range below it (every hour before the watermark outside
+/// the dirty range has been compacted, so its fresh rows are gone). Skipping the rest keeps a
+/// read of compacted hours from scanning the pages their deleted rows left behind.
+fn fresh_ranges(
+    mint: TimestampMs,
+    maxt: TimestampMs,
+    watermark: Option<TimestampMs>,
+    dirty: Option<(TimestampMs, TimestampMs)>,
+) -> Vec<(TimestampMs, TimestampMs)> {
+    let Some(w) = watermark else {
+        return vec![(mint, maxt)];
+    };
+    let mut out: Vec<(TimestampMs, TimestampMs)> = Vec::new();
+    if let Some((df, dt)) = dirty {
+        let (a, b) = (mint.max(df), maxt.min(dt).min(w - 1));
+        if a <= b {
+            out.push((a, b));
+        }
+    }
+    let a = mint.max(w);
+    if a <= maxt {
+        match out.last_mut() {
+            Some(last) if last.1 + 1 >= a => last.1 = maxt,
+            _ => out.push((a, maxt)),
+        }
+    }
+    out
 }
 
 /// The hours in `range` holding fresh rows, with their row counts, ascending (one scan of
@@ -228,12 +276,22 @@ impl Store {
                 }
             }
             let new_watermark = watermark.map_or(target, |w| w.max(target));
+            // What is claimed becomes dirty until the steps are done, so readers keep reading
+            // its fresh rows (see `fresh_ranges`).
+            let claimed = ranges
+                .iter()
+                .map(|r| (r.start, r.end - 1))
+                .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
             let claimed_at: String = sqlx::query_scalar(&format!(
-                "UPDATE rollup_state SET watermark = {}, updated_at = clock_timestamp() \
-                 WHERE name = 'compact' RETURNING updated_at::text",
-                sql_ts(1)
+                "UPDATE rollup_state SET watermark = {}, dirty_from = {}, dirty_to = {}, \
+                   updated_at = clock_timestamp() WHERE name = 'compact' RETURNING updated_at::text",
+                sql_ts(1),
+                sql_ts(2),
+                sql_ts(3)
             ))
             .bind(new_watermark)
+            .bind(claimed.map(|c| c.0))
+            .bind(claimed.map(|c| c.1))
             .fetch_one(&mut *tx)
             .await
             .context("saving the compaction watermark")?;
@@ -455,6 +513,25 @@ fn id_slices(n: i64) -> Vec<(i64, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fresh_rows_are_read_above_the_watermark_and_in_the_dirty_range_only() {
+        // Before the first compaction: everything.
+        assert_eq!(fresh_ranges(0, 100, None, None), vec![(0, 100)]);
+        // Compacted below 50, nothing dirty.
+        assert_eq!(fresh_ranges(0, 100, Some(50), None), vec![(50, 100)]);
+        assert!(fresh_ranges(0, 40, Some(50), None).is_empty());
+        // A dirty range below the watermark, apart from it and touching it.
+        assert_eq!(
+            fresh_ranges(0, 100, Some(50), Some((10, 20))),
+            vec![(10, 20), (50, 100)]
+        );
+        assert_eq!(fresh_ranges(0, 100, Some(50), Some((10, 49))), vec![(10, 100)]);
+        // The query range cuts both.
+        assert_eq!(fresh_ranges(15, 45, Some(50), Some((10, 20))), vec![(15, 20)]);
+        // A dirty range reaching past the watermark adds nothing above it twice.
+        assert_eq!(fresh_ranges(0, 100, Some(50), Some((40, 70))), vec![(40, 100)]);
+    }
 
     #[test]
     fn slices_cover_every_id_once() {

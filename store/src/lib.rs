@@ -154,6 +154,10 @@ const POOL_SIZE: u32 = 8;
 /// Read connections; reads queue for one rather than open more backends.
 const READ_POOL_SIZE: u32 = 4;
 
+/// How long a read waits for a connection of the read pool before it fails (database down,
+/// or every read connection busy).
+const READ_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn pool_for(
     url: &str,
     max_connections: u32,
@@ -177,9 +181,16 @@ async fn pool_for(
             .map_err(connect_err)?;
         conn.close().await.ok();
     }
+    // Reads answer a person or an API client: when the database is gone they should hear so
+    // in seconds, not after 30 (the write pool's writers retry with back-off either way).
+    let acquire_timeout = if statement_timeout.is_some() {
+        READ_ACQUIRE_TIMEOUT
+    } else {
+        Duration::from_secs(30)
+    };
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(acquire_timeout)
         .connect_with(options)
         .await
         .map_err(connect_err)

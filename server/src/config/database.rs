@@ -19,6 +19,11 @@ pub struct DatabaseConfig {
     /// PromQL, evidence and lists); "0s" = none.
     #[serde(with = "duration")]
     pub read_statement_timeout: Duration,
+    /// An hour of fresh samples is compacted into per-series chunks once it ended this long
+    /// ago (see docs/ARCHITECTURE.md, Storage); samples arriving later are merged in by the
+    /// next compaction.
+    #[serde(with = "duration")]
+    pub compact_after: Duration,
 }
 
 impl Default for DatabaseConfig {
@@ -28,6 +33,7 @@ impl Default for DatabaseConfig {
             retention_days: 30,
             maintenance_interval: Duration::from_secs(30),
             read_statement_timeout: Duration::from_secs(30),
+            compact_after: Duration::from_secs(600),
         }
     }
 }
@@ -43,6 +49,10 @@ impl DatabaseConfig {
         }
         if self.retention_days == 0 {
             bail!("key `database.retention_days` must be at least 1");
+        }
+        if self.compact_after > Duration::from_secs(7 * 86_400) {
+            // Fresh rows have no per-series index: a week of them makes every read slow.
+            bail!("key `database.compact_after` must be at most 7d, like \"10m\" (fresh samples are not indexed by series; reads slow down the longer they stay fresh)");
         }
         if self.maintenance_interval.is_zero() {
             bail!("key `database.maintenance_interval` must be greater than 0, like \"30s\"");
