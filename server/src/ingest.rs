@@ -2,11 +2,23 @@
 //!
 //! Receivers and scrapers hand `model::Batch`es to the [`IngestQueue`]; receivers first pass
 //! them through [`window`] (which timestamps are taken at all) and the limiter, whose series
-//! fingerprints travel with the batch so the writer does not hash the label sets again. The queue is bounded in
-//! *samples* (a semaphore of sample permits): when it is full, `try_push` fails at once so HTTP
-//! receivers can answer 429/503 with Retry-After, and `push` waits so scrapers slow down.
-//! [`BatchWriters`] take batches off the queue, merge them until `batch_max_samples` or
-//! `flush_interval`, write them with one COPY transaction, and only then release the permits.
+//! fingerprints travel with the batch so the writer does not hash the label sets again.
+//!
+//! The queue is bounded twice: in *samples* (`ingest.queue_capacity_samples`) and in *bytes*
+//! (`ingest.queue_max_bytes`, the estimated heap an item holds, see [`footprint`]), each a
+//! semaphore of permits. When either is full, `try_push` fails at once so HTTP receivers can
+//! answer 429/503 with Retry-After (counted as `queue_full` or `queue_full_bytes` in
+//! `pipewatch_ingest_samples_rejected_total`), and `push` waits so scrapers slow down.
+//!
+//! Items are held compactly: at push time, the series whose ids the store's series cache
+//! already holds are converted to series id + timestamp + value ([`store::ResolvedSamples`],
+//! 24 bytes a sample instead of a label set each, about 1 KB); only series not registered yet
+//! stay as full `TimeSeries`. `store/src/writer_resolved.rs` says why such an id stays valid
+//! while it waits.
+//!
+//! [`BatchWriters`] take items off the queue, merge them until `batch_max_samples` or
+//! `flush_interval`, write them (full series with one COPY transaction that registers what is
+//! new, series held by id with another), and only then release the permits.
 //! A write the database could not take (connection lost, restart) is retried with back-off;
 //! such data is never dropped while the process runs. Rows the database refuses as data (a
 //! NUL byte, SQLSTATE class 22/23/54) are isolated by halving the batch: the rest is stored,
@@ -14,6 +26,7 @@
 //! shutdown the queue is closed to new data and drained; only if the database stays unreachable
 //! past `shutdown_timeout` are samples given up, and that is logged as an error with the count.
 
+pub mod footprint;
 pub mod window;
 
 use crate::telemetry::SelfMetrics;
@@ -25,11 +38,16 @@ use tokio::sync::{mpsc, Mutex, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// `ingest.queue_max_bytes` when nothing else is said (see README's limits table).
+pub const DEFAULT_QUEUE_MAX_BYTES: usize = 128 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {
-    #[error("ingest queue is full ({capacity} samples); retry after {retry_after:?}")]
+    #[error("ingest queue is full ({capacity} {bound}); retry after {retry_after:?}")]
     Full {
         capacity: usize,
+        /// Which bound: "samples", or "bytes of queued data (ingest.queue_max_bytes)".
+        bound: &'static str,
         retry_after: Duration,
     },
     #[error(
@@ -38,22 +56,46 @@ pub enum PushError {
     Closed,
 }
 
+const SAMPLES_BOUND: &str = "samples";
+const BYTES_BOUND: &str = "bytes of queued data (ingest.queue_max_bytes)";
+
 struct Item {
+    /// Series not held by id (not registered yet, or not settled; see `writer_resolved`), and
+    /// all metadata.
     batch: Batch,
     /// The series cache's fingerprints of `batch.series`, when a receiver's limiter computed
     /// them; the writer reuses them instead of hashing every label set again.
     fingerprints: Option<store::Fingerprints>,
+    /// Samples of known series, by id.
+    resolved: store::ResolvedSamples,
+    samples: u64,
+    /// Sample permits taken (the sample count, clamped to the capacity).
     permits: u32,
+    /// Byte permits taken (the estimate, clamped to the bound).
+    bytes: u32,
+}
+
+/// The two bounds of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBounds {
+    /// `ingest.queue_capacity_samples`.
+    pub samples: usize,
+    /// `ingest.queue_max_bytes`.
+    pub bytes: usize,
 }
 
 /// Handle for producers; cheap to clone.
 #[derive(Clone)]
 pub struct IngestQueue {
     tx: mpsc::UnboundedSender<Item>,
+    sink: Arc<dyn BatchSink>,
     permits: Arc<Semaphore>,
+    byte_permits: Arc<Semaphore>,
     capacity: usize,
+    max_bytes: usize,
     closed: Arc<AtomicBool>,
     depth: Arc<AtomicU64>,
+    depth_bytes: Arc<AtomicU64>,
     metrics: Arc<SelfMetrics>,
 }
 
@@ -74,19 +116,38 @@ impl IngestQueue {
             return Err(PushError::Closed);
         }
         match self.permits.clone().try_acquire_many_owned(n) {
-            Ok(p) => {
-                p.forget();
-                self.send(batch, fingerprints, n)
-            }
-            Err(tokio::sync::TryAcquireError::Closed) => Err(PushError::Closed),
+            Ok(p) => p.forget(),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(PushError::Closed),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
                 self.metrics
                     .rejected("queue_full", batch.sample_count() as u64);
-                Err(PushError::Full {
-                    capacity: self.capacity,
-                    retry_after: Duration::from_secs(1),
-                })
+                return Err(self.full(self.capacity, SAMPLES_BOUND));
             }
+        }
+        let item = self.compact(batch, fingerprints, n);
+        match self.byte_permits.clone().try_acquire_many_owned(item.bytes) {
+            Ok(p) => {
+                p.forget();
+                self.send(item)
+            }
+            Err(e) => {
+                self.permits.add_permits(n as usize);
+                match e {
+                    tokio::sync::TryAcquireError::Closed => Err(PushError::Closed),
+                    tokio::sync::TryAcquireError::NoPermits => {
+                        self.metrics.rejected("queue_full_bytes", item.samples);
+                        Err(self.full(self.max_bytes, BYTES_BOUND))
+                    }
+                }
+            }
+        }
+    }
+
+    fn full(&self, capacity: usize, bound: &'static str) -> PushError {
+        PushError::Full {
+            capacity,
+            bound,
+            retry_after: Duration::from_secs(1),
         }
     }
 
@@ -103,7 +164,17 @@ impl IngestQueue {
             .await
             .map_err(|_| PushError::Closed)?;
         p.forget();
-        self.send(batch, None, n)
+        let item = self.compact(batch, None, n);
+        // Waiting here holds the sample permits: the writers free bytes and samples together,
+        // so this cannot wait for something only it could release.
+        match self.byte_permits.clone().acquire_many_owned(item.bytes).await {
+            Ok(p) => p.forget(),
+            Err(_) => {
+                self.permits.add_permits(n as usize);
+                return Err(PushError::Closed);
+            }
+        }
+        self.send(item)
     }
 
     /// A batch larger than the whole queue takes all permits rather than waiting forever.
@@ -111,26 +182,49 @@ impl IngestQueue {
         batch.sample_count().clamp(1, self.capacity) as u32
     }
 
-    fn send(
+    /// Holds the series the store already knows by id and estimates what the item holds.
+    fn compact(
         &self,
         batch: Batch,
         fingerprints: Option<store::Fingerprints>,
         permits: u32,
-    ) -> Result<(), PushError> {
+    ) -> Item {
         let samples = batch.sample_count() as u64;
-        match self.tx.send(Item {
+        let store::Resolution {
             batch,
             fingerprints,
+            resolved,
+        } = self.sink.resolve_known(batch, fingerprints);
+        let bytes = std::mem::size_of::<Item>()
+            + footprint::batch_bytes(&batch)
+            + footprint::fingerprints_bytes(fingerprints.as_ref())
+            + footprint::resolved_bytes(&resolved);
+        // Like samples: an item larger than the whole bound takes all of it.
+        let bytes = bytes.clamp(1, self.max_bytes.min(u32::MAX as usize)) as u32;
+        Item {
+            batch,
+            fingerprints,
+            resolved,
+            samples,
             permits,
-        }) {
+            bytes,
+        }
+    }
+
+    fn send(&self, item: Item) -> Result<(), PushError> {
+        let (samples, permits, bytes) = (item.samples, item.permits, item.bytes);
+        match self.tx.send(item) {
             Ok(()) => {
                 self.metrics.samples_enqueued.inc_by(samples);
                 let d = self.depth.fetch_add(samples, Ordering::AcqRel) + samples;
                 self.metrics.queue_depth.set(d as i64);
+                let b = self.depth_bytes.fetch_add(bytes as u64, Ordering::AcqRel) + bytes as u64;
+                self.metrics.queue_depth_bytes.set(b as i64);
                 Ok(())
             }
             Err(_) => {
                 self.permits.add_permits(permits as usize);
+                self.byte_permits.add_permits(bytes as usize);
                 Err(PushError::Closed)
             }
         }
@@ -143,6 +237,16 @@ impl IngestQueue {
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Estimated heap bytes of what is in the queue or being written (see [`footprint`]).
+    pub fn depth_bytes(&self) -> usize {
+        self.depth_bytes.load(Ordering::Acquire) as usize
+    }
+
+    /// `ingest.queue_max_bytes`.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
     }
 }
 
@@ -182,6 +286,36 @@ pub trait BatchSink: Send + Sync + 'static {
         let _ = fingerprints;
         self.write_batches(batches).await
     }
+
+    /// Splits off the series this sink can write by id ([`Self::write_resolved`]) when they
+    /// are queued. Sinks without a series cache keep everything as it is.
+    fn resolve_known(
+        &self,
+        batch: Batch,
+        fingerprints: Option<store::Fingerprints>,
+    ) -> store::Resolution {
+        store::Resolution {
+            batch,
+            fingerprints,
+            resolved: store::ResolvedSamples::default(),
+        }
+    }
+
+    /// Commits samples that [`Self::resolve_known`] resolved (all or nothing); returns rows.
+    async fn write_resolved(&self, parts: &[&store::ResolvedSamples]) -> Result<u64, SinkError> {
+        let _ = parts;
+        Err(SinkError::Refused(
+            "this sink resolves no series, so it has no samples by id to write".into(),
+        ))
+    }
+}
+
+fn sink_error(e: store::StoreError) -> SinkError {
+    if e.is_refused_data() {
+        SinkError::Refused(e.to_string())
+    } else {
+        SinkError::Unavailable(e.to_string())
+    }
 }
 
 #[async_trait::async_trait]
@@ -198,13 +332,22 @@ impl BatchSink for store::Store {
         store::Store::write_fingerprinted(self, batches, fingerprints)
             .await
             .map(|s| (s.rows, s.new_series))
-            .map_err(|e| {
-                if e.is_refused_data() {
-                    SinkError::Refused(e.to_string())
-                } else {
-                    SinkError::Unavailable(e.to_string())
-                }
-            })
+            .map_err(sink_error)
+    }
+
+    fn resolve_known(
+        &self,
+        batch: Batch,
+        fingerprints: Option<store::Fingerprints>,
+    ) -> store::Resolution {
+        store::Store::resolve_known(self, batch, fingerprints)
+    }
+
+    async fn write_resolved(&self, parts: &[&store::ResolvedSamples]) -> Result<u64, SinkError> {
+        store::Store::write_resolved(self, parts)
+            .await
+            .map(|s| s.rows)
+            .map_err(sink_error)
     }
 }
 
@@ -219,30 +362,59 @@ pub struct WriterConfig {
 pub struct BatchWriters {
     closed: Arc<AtomicBool>,
     permits: Arc<Semaphore>,
+    byte_permits: Arc<Semaphore>,
     tasks: JoinSet<()>,
     closing: CancellationToken,
     abandon: CancellationToken,
     lost: Arc<AtomicU64>,
 }
 
-/// Creates the queue and starts `cfg.writers` writer tasks.
+/// Creates a queue of `capacity` samples and [`DEFAULT_QUEUE_MAX_BYTES`], and starts
+/// `cfg.writers` writer tasks.
 pub fn start(
     sink: Arc<dyn BatchSink>,
     capacity: usize,
     cfg: WriterConfig,
     metrics: Arc<SelfMetrics>,
 ) -> (IngestQueue, BatchWriters) {
+    start_bounded(
+        sink,
+        QueueBounds {
+            samples: capacity,
+            bytes: DEFAULT_QUEUE_MAX_BYTES,
+        },
+        cfg,
+        metrics,
+    )
+}
+
+/// Creates the queue with both bounds and starts `cfg.writers` writer tasks.
+pub fn start_bounded(
+    sink: Arc<dyn BatchSink>,
+    bounds: QueueBounds,
+    cfg: WriterConfig,
+    metrics: Arc<SelfMetrics>,
+) -> (IngestQueue, BatchWriters) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let capacity = bounds.samples.max(1);
+    let max_bytes = bounds.bytes.max(1);
     let permits = Arc::new(Semaphore::new(capacity));
+    let byte_permits = Arc::new(Semaphore::new(max_bytes));
     let closed = Arc::new(AtomicBool::new(false));
     let depth = Arc::new(AtomicU64::new(0));
+    let depth_bytes = Arc::new(AtomicU64::new(0));
     metrics.queue_capacity.set(capacity as i64);
+    metrics.queue_capacity_bytes.set(max_bytes as i64);
     let queue = IngestQueue {
         tx,
+        sink: sink.clone(),
         permits: permits.clone(),
+        byte_permits: byte_permits.clone(),
         capacity,
+        max_bytes,
         closed: closed.clone(),
         depth: depth.clone(),
+        depth_bytes: depth_bytes.clone(),
         metrics: metrics.clone(),
     };
     let rx = Arc::new(Mutex::new(rx));
@@ -258,7 +430,9 @@ pub fn start(
             sink: sink.clone(),
             cfg: cfg.clone(),
             permits: permits.clone(),
+            byte_permits: byte_permits.clone(),
             depth: depth.clone(),
+            depth_bytes: depth_bytes.clone(),
             metrics: metrics.clone(),
             closing: closing.clone(),
             abandon: abandon.clone(),
@@ -272,6 +446,7 @@ pub fn start(
         BatchWriters {
             closed,
             permits,
+            byte_permits,
             tasks,
             closing,
             abandon,
@@ -286,6 +461,7 @@ impl BatchWriters {
     pub async fn shutdown(mut self, timeout: Duration) -> u64 {
         self.closed.store(true, Ordering::Release);
         self.permits.close();
+        self.byte_permits.close();
         // The writer holding the receiver closes it (it may be waiting in recv with the lock).
         self.closing.cancel();
         let drained = tokio::time::timeout(timeout, async {
@@ -310,7 +486,9 @@ struct Writer {
     sink: Arc<dyn BatchSink>,
     cfg: WriterConfig,
     permits: Arc<Semaphore>,
+    byte_permits: Arc<Semaphore>,
     depth: Arc<AtomicU64>,
+    depth_bytes: Arc<AtomicU64>,
     metrics: Arc<SelfMetrics>,
     closing: CancellationToken,
     abandon: CancellationToken,
@@ -318,16 +496,53 @@ struct Writer {
     refusal_log: Arc<RefusalLog>,
 }
 
+/// What one writer took off the queue for one flush.
+#[derive(Default)]
+struct Collected {
+    /// Items' full parts, without the empty ones.
+    batches: Vec<Batch>,
+    fingerprints: Vec<Option<store::Fingerprints>>,
+    /// Items' samples held by id, without the empty ones.
+    resolved: Vec<store::ResolvedSamples>,
+    permits: u64,
+    bytes: u64,
+    samples: u64,
+}
+
+impl Collected {
+    fn add(&mut self, item: Item) {
+        self.permits += item.permits as u64;
+        self.bytes += item.bytes as u64;
+        self.samples += item.samples;
+        if !item.batch.is_empty() {
+            self.batches.push(item.batch);
+            self.fingerprints.push(item.fingerprints);
+        }
+        if !item.resolved.is_empty() {
+            self.resolved.push(item.resolved);
+        }
+    }
+}
+
 impl Writer {
     async fn run(self) {
         loop {
-            let (batches, fingerprints, permits, samples, done) = self.collect().await;
-            if !batches.is_empty() {
-                self.write(&batches, &fingerprints, samples).await;
-                // Permits go back only after commit, so the queue bound covers in-flight data.
-                self.permits.add_permits(permits as usize);
-                let d = self.depth.fetch_sub(samples, Ordering::AcqRel) - samples;
+            let (c, done) = self.collect().await;
+            if c.permits > 0 {
+                if !c.batches.is_empty() {
+                    let n = c.batches.iter().map(|b| b.sample_count() as u64).sum();
+                    self.write(&c.batches, &c.fingerprints, n).await;
+                }
+                if !c.resolved.is_empty() {
+                    self.write_resolved(&c.resolved).await;
+                }
+                // Permits go back only after commit, so the queue bounds cover in-flight data.
+                self.permits.add_permits(c.permits as usize);
+                self.byte_permits.add_permits(c.bytes as usize);
+                let d = self.depth.fetch_sub(c.samples, Ordering::AcqRel) - c.samples;
                 self.metrics.queue_depth.set(d as i64);
+                let b = self.depth_bytes.fetch_sub(c.bytes, Ordering::AcqRel) - c.bytes;
+                self.metrics.queue_depth_bytes.set(b as i64);
             }
             if done {
                 tracing::debug!(writer = self.id, "writer drained and stopped");
@@ -336,12 +551,9 @@ impl Writer {
         }
     }
 
-    /// Gathers batches until the size limit, the age limit, or the closed-and-empty queue.
-    async fn collect(&self) -> (Vec<Batch>, Vec<Option<store::Fingerprints>>, u64, u64, bool) {
-        let mut batches = Vec::new();
-        let mut fingerprints = Vec::new();
-        let mut permits = 0u64;
-        let mut samples = 0u64;
+    /// Gathers items until the size limit, the age limit, or the closed-and-empty queue.
+    async fn collect(&self) -> (Collected, bool) {
+        let mut c = Collected::default();
         // Holding the receiver lock while gathering gives each writer whole, large batches;
         // other writers meanwhile are busy writing theirs.
         let mut rx = self.rx.lock().await;
@@ -357,26 +569,19 @@ impl Writer {
             }
         };
         let Some(first) = first else {
-            return (batches, fingerprints, 0, 0, true);
+            return (c, true);
         };
         let deadline = Instant::now() + self.cfg.flush_interval;
-        let mut add =
-            |item: Item, batches: &mut Vec<Batch>, permits: &mut u64, samples: &mut u64| {
-                *permits += item.permits as u64;
-                *samples += item.batch.sample_count() as u64;
-                batches.push(item.batch);
-                fingerprints.push(item.fingerprints);
-            };
-        add(first, &mut batches, &mut permits, &mut samples);
-        while (samples as usize) < self.cfg.batch_max_samples {
+        c.add(first);
+        while (c.samples as usize) < self.cfg.batch_max_samples {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
             tokio::select! {
                 r = tokio::time::timeout(deadline - now, rx.recv()) => match r {
-                    Ok(Some(item)) => add(item, &mut batches, &mut permits, &mut samples),
-                    Ok(None) => return (batches, fingerprints, permits, samples, true),
+                    Ok(Some(item)) => c.add(item),
+                    Ok(None) => return (c, true),
                     Err(_) => break,
                 },
                 _ = self.closing.cancelled(), if !closed => {
@@ -385,7 +590,36 @@ impl Writer {
                 }
             }
         }
-        (batches, fingerprints, permits, samples, false)
+        (c, false)
+    }
+
+    /// Writes samples held by id. They were validated when they were resolved, so a refusal
+    /// is unexpected; if it happens, each item's part is tried alone and the refused parts
+    /// are counted and logged like refused series, never retried.
+    async fn write_resolved(&self, parts: &[store::ResolvedSamples]) {
+        let all: Vec<&store::ResolvedSamples> = parts.iter().collect();
+        let samples = all.iter().map(|p| p.len() as u64).sum();
+        let error = match self.write_retrying(Payload::Resolved(&all), samples).await {
+            Outcome::Written | Outcome::Abandoned => return,
+            Outcome::Refused(e) => e,
+        };
+        tracing::debug!(%error, "samples held by series id were refused; writing them item by item");
+        for (i, part) in all.iter().enumerate() {
+            let n = part.len() as u64;
+            match self.write_retrying(Payload::Resolved(&[*part]), n).await {
+                Outcome::Written => {}
+                Outcome::Refused(e) => {
+                    self.metrics.rejected("refused_by_database", n);
+                    self.refusal_log
+                        .warn("samples of known series (held by id)", n, &e);
+                }
+                Outcome::Abandoned => {
+                    let rest: u64 = all[i + 1..].iter().map(|p| p.len() as u64).sum();
+                    self.lost.fetch_add(rest, Ordering::AcqRel);
+                    return;
+                }
+            }
+        }
     }
 
     /// Writes the merged batches. When the database refuses the data itself, the batch is
@@ -399,7 +633,10 @@ impl Writer {
         fingerprints: &[Option<store::Fingerprints>],
         samples: u64,
     ) {
-        let first_error = match self.write_retrying(batches, fingerprints, samples).await {
+        let first_error = match self
+            .write_retrying(Payload::Full(batches, fingerprints), samples)
+            .await
+        {
             Outcome::Written | Outcome::Abandoned => return,
             Outcome::Refused(e) => e,
         };
@@ -428,7 +665,7 @@ impl Writer {
                 let n = half.sample_count() as u64;
                 // Halves are rare (refused data): their writes fingerprint the series again.
                 match self
-                    .write_retrying(std::slice::from_ref(&half), &[], n)
+                    .write_retrying(Payload::Full(std::slice::from_ref(&half), &[]), n)
                     .await
                 {
                     Outcome::Written => {}
@@ -450,16 +687,17 @@ impl Writer {
     }
 
     /// One write, retried with back-off while the database is unavailable.
-    async fn write_retrying(
-        &self,
-        batches: &[Batch],
-        fingerprints: &[Option<store::Fingerprints>],
-        samples: u64,
-    ) -> Outcome {
+    async fn write_retrying(&self, payload: Payload<'_>, samples: u64) -> Outcome {
         let mut attempt = 0u32;
         loop {
             let started = Instant::now();
-            match self.sink.write_fingerprinted(batches, fingerprints).await {
+            let result = match payload {
+                Payload::Full(batches, fingerprints) => {
+                    self.sink.write_fingerprinted(batches, fingerprints).await
+                }
+                Payload::Resolved(parts) => self.sink.write_resolved(parts).await.map(|n| (n, 0)),
+            };
+            match result {
                 Ok((rows, new_series)) => {
                     self.metrics
                         .batch_written(rows, new_series, started.elapsed());
@@ -494,6 +732,15 @@ impl Writer {
         };
         self.refusal_log.warn(&what, samples, error);
     }
+}
+
+/// What one write commits.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    /// Series with their label sets (registered if new), and metadata.
+    Full(&'a [Batch], &'a [Option<store::Fingerprints>]),
+    /// Samples of known series, by id.
+    Resolved(&'a [&'a store::ResolvedSamples]),
 }
 
 enum Outcome {
