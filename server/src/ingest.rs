@@ -892,6 +892,75 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn try_push_reports_full_when_the_byte_bound_is_taken_and_counts_it_apart() {
+        let sink = Arc::new(RecordingSink::default());
+        sink.gated.store(true, Ordering::Release);
+        let metrics = Arc::new(SelfMetrics::new());
+        let one = std::mem::size_of::<Item>() + footprint::batch_bytes(&batch(10));
+        let (q, w) = start_bounded(
+            sink.clone(),
+            QueueBounds {
+                samples: 1_000,
+                bytes: one * 2 + one / 2,
+            },
+            cfg(),
+            metrics.clone(),
+        );
+        q.try_push(batch(10)).unwrap();
+        q.try_push(batch(10)).unwrap();
+        assert_eq!(q.depth_bytes(), 2 * one);
+        let err = q.try_push(batch(10)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("bytes of queued data (ingest.queue_max_bytes)"),
+            "{err}"
+        );
+        assert_eq!(metrics.rejected_total("queue_full_bytes"), 10);
+        assert_eq!(metrics.rejected_total("queue_full"), 0);
+        assert_eq!(q.depth(), 20, "the refused batch's sample permits went back");
+        let text = metrics.encode();
+        assert!(
+            text.contains(&format!("pipewatch_ingest_queue_depth_bytes {}", 2 * one)),
+            "{text}"
+        );
+        sink.gated.store(false, Ordering::Release);
+        sink.gate.notify_waiters();
+        sink.gate.notify_one();
+        assert_eq!(w.shutdown(Duration::from_secs(5)).await, 0);
+        assert_eq!(sink.written.lock().unwrap().iter().sum::<usize>(), 20);
+        assert_eq!(q.depth_bytes(), 0, "every byte permit is given back");
+    }
+
+    /// Scrapers' `push` waits for byte permits as it waits for sample permits.
+    #[tokio::test]
+    async fn push_waits_for_room_in_the_byte_bound() {
+        let sink = Arc::new(RecordingSink::default());
+        sink.gated.store(true, Ordering::Release);
+        let one = std::mem::size_of::<Item>() + footprint::batch_bytes(&batch(10));
+        let (q, w) = start_bounded(
+            sink.clone(),
+            QueueBounds {
+                samples: 1_000,
+                bytes: one + one / 2,
+            },
+            cfg(),
+            Arc::new(SelfMetrics::new()),
+        );
+        q.push(batch(10)).await.unwrap();
+        let waiting = tokio::time::timeout(Duration::from_millis(300), q.push(batch(10))).await;
+        assert!(waiting.is_err(), "the second push must wait for bytes");
+        sink.gated.store(false, Ordering::Release);
+        sink.gate.notify_waiters();
+        sink.gate.notify_one();
+        tokio::time::timeout(Duration::from_secs(5), q.push(batch(10)))
+            .await
+            .expect("room once the first batch is written")
+            .unwrap();
+        assert_eq!(w.shutdown(Duration::from_secs(5)).await, 0);
+        assert_eq!(sink.written.lock().unwrap().iter().sum::<usize>(), 20);
+    }
+
+    #[tokio::test]
     async fn shutdown_drains_everything_queued_and_then_refuses() {
         let sink = Arc::new(RecordingSink::default());
         let (q, w) = start(sink.clone(), 10_000, cfg(), Arc::new(SelfMetrics::new()));
@@ -952,6 +1021,93 @@ mod tests {
             },
         ));
         assert_eq!((x.series.len(), y.series.len()), (1, 1));
+    }
+
+    /// Against real PostgreSQL: series the store registered are queued by id (24 bytes a
+    /// sample instead of their label sets), new ones in full, and both are stored exactly
+    /// once under the right series.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn known_series_are_queued_by_id_and_stored_once() {
+        let url = store::testing::fresh_database_url().await;
+        let db = store::Store::connect(&url, Default::default())
+            .await
+            .unwrap();
+        let metrics = Arc::new(SelfMetrics::new());
+        let (q, w) = start(
+            Arc::new(db.clone()),
+            100_000,
+            WriterConfig {
+                batch_max_samples: 100_000,
+                flush_interval: Duration::from_millis(300),
+                writers: 1,
+            },
+            metrics.clone(),
+        );
+        let now = model::clock::now_ms() - 60_000;
+        let labels = |i: usize| {
+            Labels::from_pairs([
+                ("i", i.to_string()),
+                ("job", "a-rather-long-job-name".into()),
+                ("instance", "host-0123.example:9100".into()),
+                ("pod", "pipeline-worker-7f9c6d5b8-x2x4q".into()),
+            ])
+        };
+        let request = |round: i64, series: std::ops::Range<usize>| Batch {
+            series: series
+                .map(|i| TimeSeries {
+                    key: SeriesKey::new("queued_by_id", labels(i)),
+                    metric_type: MetricType::Gauge,
+                    samples: vec![Sample {
+                        ts: now + round,
+                        value: i as f64 + round as f64 / 10.0,
+                    }],
+                })
+                .collect(),
+            metadata: vec![],
+        };
+        let full = std::mem::size_of::<Item>() + footprint::batch_bytes(&request(0, 0..100));
+        q.try_push(request(0, 0..100)).unwrap();
+        assert_eq!(q.depth_bytes(), full, "new series are queued in full");
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM samples")
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while (count().await < 100 || q.depth() > 0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Registered now: the next rounds are held by id, except the 20 new series.
+        for round in 1..=3 {
+            q.try_push(request(round, 0..100)).unwrap();
+        }
+        q.try_push(request(4, 0..120)).unwrap();
+        let by_id = std::mem::size_of::<Item>() + 100 * 24 + footprint::ALLOCATION_OVERHEAD;
+        // try_push computes no fingerprints: the 20 new series are queued without them.
+        let expected = 4 * by_id + footprint::batch_bytes(&request(4, 100..120));
+        let depth = q.depth_bytes();
+        assert!(
+            depth == expected && depth < full,
+            "{depth} bytes queued, expected {expected} (one full request is {full})"
+        );
+        assert_eq!(w.shutdown(Duration::from_secs(10)).await, 0);
+        let rows: Vec<(String, i64, f64, i64)> = sqlx::query_as(
+            "SELECT s.labels->>'i', (extract(epoch FROM x.ts) * 1000)::bigint - $1, x.value, count(*) OVER (PARTITION BY x.series_id, x.ts) \
+             FROM samples x JOIN series s ON s.id = x.series_id ORDER BY 1, 2",
+        )
+        .bind(now)
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 4 * 100 + 120);
+        for (i, round, value, copies) in &rows {
+            let i: usize = i.parse().unwrap();
+            assert_eq!(*copies, 1, "series {i} round {round} stored once");
+            assert_eq!(*value, i as f64 + *round as f64 / 10.0, "series {i} round {round}");
+        }
+        assert_eq!(db.series_count().await.unwrap(), 120);
+        assert_eq!(metrics.samples_written.get(), 520);
     }
 
     /// The writer against real PostgreSQL: a series with a NUL byte in a label value (which

@@ -105,6 +105,7 @@ impl Store {
         // First decide per series, so the rows are allocated once at their exact size.
         let mut ids: Vec<Option<i64>> = Vec::with_capacity(batch.series.len());
         let mut resolved_rows = 0usize;
+        let mut resolved_series = 0usize;
         for (i, ts) in batch.series.iter().enumerate() {
             let valid = !ts.samples.is_empty()
                 && !ts.key.metric.is_empty()
@@ -121,6 +122,7 @@ impl Store {
             };
             if id.is_some() {
                 resolved_rows += ts.samples.len();
+                resolved_series += 1;
             }
             ids.push(id);
         }
@@ -132,9 +134,11 @@ impl Store {
             };
         }
 
+        // Exact sizes: what the queue holds is what it counts.
+        let kept_series = batch.series.len() - resolved_series;
         let mut rows = Vec::with_capacity(resolved_rows);
-        let mut kept = Vec::new();
-        let mut kept_fps = given.map(|_| Vec::new());
+        let mut kept = Vec::with_capacity(kept_series);
+        let mut kept_fps = given.map(|_| Vec::with_capacity(kept_series));
         for (i, (ts, id)) in std::mem::take(&mut batch.series)
             .into_iter()
             .zip(&ids)
