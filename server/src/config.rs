@@ -386,7 +386,10 @@ mod tests {
                 "[ingest]\nbatch_max_samples = 10\nqueue_capacity_samples = 5\n",
                 "ingest.queue_capacity_samples",
             ),
-            ("[ingest]\nqueue_max_bytes = 1000\n", "ingest.queue_max_bytes"),
+            (
+                "[ingest]\nqueue_max_bytes = 1000\n",
+                "ingest.queue_max_bytes",
+            ),
             ("[ingest]\nqueue_max_bytes = -1\n", "ingest.queue_max_bytes"),
             (
                 "[receivers]\nmax_body_bytes = 10\n",

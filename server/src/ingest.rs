@@ -167,7 +167,12 @@ impl IngestQueue {
         let item = self.compact(batch, None, n);
         // Waiting here holds the sample permits: the writers free bytes and samples together,
         // so this cannot wait for something only it could release.
-        match self.byte_permits.clone().acquire_many_owned(item.bytes).await {
+        match self
+            .byte_permits
+            .clone()
+            .acquire_many_owned(item.bytes)
+            .await
+        {
             Ok(p) => p.forget(),
             Err(_) => {
                 self.permits.add_permits(n as usize);
@@ -917,7 +922,11 @@ mod tests {
         );
         assert_eq!(metrics.rejected_total("queue_full_bytes"), 10);
         assert_eq!(metrics.rejected_total("queue_full"), 0);
-        assert_eq!(q.depth(), 20, "the refused batch's sample permits went back");
+        assert_eq!(
+            q.depth(),
+            20,
+            "the refused batch's sample permits went back"
+        );
         let text = metrics.encode();
         assert!(
             text.contains(&format!("pipewatch_ingest_queue_depth_bytes {}", 2 * one)),
@@ -1104,7 +1113,11 @@ mod tests {
         for (i, round, value, copies) in &rows {
             let i: usize = i.parse().unwrap();
             assert_eq!(*copies, 1, "series {i} round {round} stored once");
-            assert_eq!(*value, i as f64 + *round as f64 / 10.0, "series {i} round {round}");
+            assert_eq!(
+                *value,
+                i as f64 + *round as f64 / 10.0,
+                "series {i} round {round}"
+            );
         }
         assert_eq!(db.series_count().await.unwrap(), 120);
         assert_eq!(metrics.samples_written.get(), 520);

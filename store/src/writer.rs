@@ -40,7 +40,8 @@ pub(crate) const COPY_CHUNK_BYTES: usize = 1 << 20;
 /// the DEFAULT partition rather than creating partitions for clock-skewed garbage.
 const FUTURE_PARTITION_DAYS: i64 = 7;
 /// The COPY of sample rows, shared with `writer_resolved` so the target is named once.
-pub(crate) const COPY_SAMPLES: &str = "COPY samples (series_id, ts, value) FROM STDIN (FORMAT binary)";
+pub(crate) const COPY_SAMPLES: &str =
+    "COPY samples (series_id, ts, value) FROM STDIN (FORMAT binary)";
 /// Shared with maintenance, which takes it exclusively while it rolls up.
 pub(crate) const ROLLUP_LOCK_KEY: i64 = 0x7077_726f_6c6c; // "pwroll"
 

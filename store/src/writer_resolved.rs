@@ -96,7 +96,11 @@ impl Store {
     /// `fingerprints` are reused when this cache computed them for exactly these series.
     /// Series the writer would refuse (empty metric name, timestamps PostgreSQL cannot store)
     /// stay in the batch, so the full path refuses them as before.
-    pub fn resolve_known(&self, mut batch: Batch, fingerprints: Option<Fingerprints>) -> Resolution {
+    pub fn resolve_known(
+        &self,
+        mut batch: Batch,
+        fingerprints: Option<Fingerprints>,
+    ) -> Resolution {
         let cache = &self.inner.series;
         let given = cache.own(fingerprints.as_ref(), batch.series.len());
         let cutoff = now_ms() - i64::from(self.inner.cfg.retention_days) * DAY_MS;
@@ -145,13 +149,17 @@ impl Store {
             .enumerate()
         {
             match id {
-                Some(id) => rows.extend(ts.samples.iter().map(|&Sample { ts, value }| {
-                    ResolvedSample {
-                        series_id: *id,
-                        ts,
-                        value,
-                    }
-                })),
+                Some(id) => {
+                    rows.extend(
+                        ts.samples
+                            .iter()
+                            .map(|&Sample { ts, value }| ResolvedSample {
+                                series_id: *id,
+                                ts,
+                                value,
+                            }),
+                    )
+                }
                 None => {
                     if let (Some(fps), Some(values)) = (kept_fps.as_mut(), given) {
                         fps.push(values[i]);
@@ -301,12 +309,21 @@ mod tests {
             ],
             metadata: vec![meta.clone()],
         };
-        let fps = db
-            .series_cache()
-            .tag(batch.series.iter().map(|s| db.series_cache().fingerprint(&s.key)).collect());
+        let fps = db.series_cache().tag(
+            batch
+                .series
+                .iter()
+                .map(|s| db.series_cache().fingerprint(&s.key))
+                .collect(),
+        );
         let r = db.resolve_known(batch, Some(fps));
         assert_eq!(r.resolved.len(), 3, "series 0 (two samples) and 2");
-        let kept: Vec<_> = r.batch.series.iter().map(|s| s.key.metric.clone()).collect();
+        let kept: Vec<_> = r
+            .batch
+            .series
+            .iter()
+            .map(|s| s.key.metric.clone())
+            .collect();
         assert_eq!(kept, vec!["resolved_test".to_string(), String::new()]);
         assert_eq!(r.batch.metadata, vec![meta]);
         assert_eq!(

@@ -29,7 +29,10 @@ fn labels(i: usize) -> Labels {
     let target = i / 48;
     Labels::from_pairs([
         ("job", format!("pipeline-{}", target % 7)),
-        ("instance", format!("ip-10-0-{}-{}:9102", target / 256, target % 256)),
+        (
+            "instance",
+            format!("ip-10-0-{}-{}:9102", target / 256, target % 256),
+        ),
         ("cluster", format!("eu-west-{}", target % 3)),
         ("namespace", "data-platform".to_string()),
         ("team", format!("team-{}", target % 5)),
@@ -103,8 +106,7 @@ async fn drained(base: &str, within: Duration) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_queue_during_a_database_outage_stays_under_its_memory_bound_and_loses_nothing()
-{
+async fn a_full_queue_during_a_database_outage_stays_under_its_memory_bound_and_loses_nothing() {
     let dir = std::env::temp_dir().join(format!("pipewatch-queue-memory-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -158,10 +160,7 @@ async fn a_full_queue_during_a_database_outage_stays_under_its_memory_bound_and_
             }
         }
         round += 1;
-        assert!(
-            round < 1_000,
-            "the queue never filled: {statuses:?}"
-        );
+        assert!(round < 1_000, "the queue never filled: {statuses:?}");
     }
     let depth = metric(&base, "pipewatch_ingest_queue_depth_samples ").await;
     let depth_bytes = metric(&base, "pipewatch_ingest_queue_depth_bytes ").await;
@@ -220,7 +219,10 @@ async fn a_full_queue_during_a_database_outage_stays_under_its_memory_bound_and_
         expected.len(),
         "every acknowledged sample is stored, and nothing else"
     );
-    assert!(stored == expected, "stored samples differ from the acknowledged ones");
+    assert!(
+        stored == expected,
+        "stored samples differ from the acknowledged ones"
+    );
     pg.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

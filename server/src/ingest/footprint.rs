@@ -72,7 +72,9 @@ mod tests {
         TimeSeries {
             key: SeriesKey::new(
                 "http_requests_total",
-                Labels::from_pairs((0..labels).map(|i| (format!("label{i}"), format!("value-{i}")))),
+                Labels::from_pairs(
+                    (0..labels).map(|i| (format!("label{i}"), format!("value-{i}"))),
+                ),
             ),
             metric_type: MetricType::Counter,
             samples: (0..samples)
