@@ -124,6 +124,8 @@ impl IngestQueue {
                 return Err(self.full(self.capacity, SAMPLES_BOUND));
             }
         }
+        // Resolving raises the known series' pending last_seen before the byte bound is
+        // asked; if it then refuses, the sender retries these samples, so the raise stands.
         let item = self.compact(batch, fingerprints, n);
         match self.byte_permits.clone().try_acquire_many_owned(item.bytes) {
             Ok(p) => {

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 /// Below this the byte bound would refuse ordinary requests outright.
 const MIN_QUEUE_MAX_BYTES: usize = 1 << 20;
+/// Far above any machine's memory, and below what a semaphore of byte permits can count.
+const MAX_QUEUE_MAX_BYTES: usize = 1 << 40;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -53,6 +55,12 @@ impl IngestConfig {
                 "key `ingest.queue_capacity_samples` ({}) must be at least `ingest.batch_max_samples` ({})",
                 self.queue_capacity_samples,
                 self.batch_max_samples
+            );
+        }
+        if self.queue_max_bytes > MAX_QUEUE_MAX_BYTES {
+            bail!(
+                "key `ingest.queue_max_bytes` ({}) must be at most {MAX_QUEUE_MAX_BYTES} (1 TiB); it bounds memory, so give the bytes the queue may really use",
+                self.queue_max_bytes
             );
         }
         if self.queue_max_bytes < MIN_QUEUE_MAX_BYTES {
