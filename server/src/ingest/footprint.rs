@@ -4,10 +4,13 @@
 //! The estimate counts every allocation an item owns: the series vector, each metric name,
 //! label vector and label string, each sample vector, metadata strings, the fingerprints and
 //! the samples held by series id, plus [`ALLOCATION_OVERHEAD`] per allocation for the
-//! allocator's header and rounding (glibc: 8 bytes of header, sizes rounded up to 16, at
-//! least 32). Label strings are counted by length (decoders allocate them to size); vectors
-//! by capacity. It walks the item's series once, like counting its samples does, so it costs
-//! no more than the queue's sample count already did.
+//! allocator's rounding (the binary runs on jemalloc, which keeps no header but rounds small
+//! sizes up to its classes 8, 16, 32, 48, 64, 80, ...). Label strings are counted by length
+//! (decoders allocate them to size); vectors by capacity. It walks the item's series once,
+//! like counting its samples does, so it costs no more than the queue's sample count already
+//! did. Measured against the resident set (tests/tests/queue_memory.rs with resolution turned
+//! off): 894 bytes estimated and 720 bytes resident per queued sample of a 7-label series, so
+//! the bound errs on the safe side.
 
 use model::{Batch, MetricMetadata, Sample, TimeSeries};
 use std::mem::size_of;
