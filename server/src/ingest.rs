@@ -255,6 +255,14 @@ impl IngestQueue {
     pub fn max_bytes(&self) -> usize {
         self.max_bytes
     }
+
+    /// Whether `samples` more samples holding about `bytes` (see [`footprint`]) fit under both
+    /// bounds now: for receivers that must refuse before they record anything, since a retry
+    /// after a later queue refusal would be a duplicate (`ReceiverState::reserve` checks only
+    /// samples so far).
+    pub fn has_room(&self, samples: usize, bytes: usize) -> bool {
+        self.depth() + samples <= self.capacity && self.depth_bytes() + bytes <= self.max_bytes
+    }
 }
 
 /// Why a sink did not commit a write.
@@ -916,6 +924,7 @@ mod tests {
         q.try_push(batch(10)).unwrap();
         q.try_push(batch(10)).unwrap();
         assert_eq!(q.depth_bytes(), 2 * one);
+        assert!(q.has_room(10, one / 2) && !q.has_room(10, one) && !q.has_room(981, 1));
         let err = q.try_push(batch(10)).unwrap_err();
         assert!(
             err.to_string()
