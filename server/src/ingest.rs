@@ -980,6 +980,91 @@ mod tests {
         assert_eq!(sink.written.lock().unwrap().iter().sum::<usize>(), 20);
     }
 
+    /// A sink that holds every series by a made-up id and refuses any write holding id 13, as
+    /// a database would refuse rows it cannot take.
+    #[derive(Default)]
+    struct ResolvingSink {
+        written: StdMutex<Vec<i64>>,
+        attempts: AtomicU64,
+    }
+
+    #[async_trait::async_trait]
+    impl BatchSink for ResolvingSink {
+        async fn write_batches(&self, _: &[Batch]) -> Result<(u64, u64), SinkError> {
+            panic!("every series is resolved");
+        }
+
+        fn resolve_known(&self, batch: Batch, _: Option<store::Fingerprints>) -> store::Resolution {
+            let rows = batch
+                .series
+                .iter()
+                .flat_map(|s| {
+                    let id: i64 = s.key.labels.get("id").unwrap().parse().unwrap();
+                    s.samples.iter().map(move |x| store::ResolvedSample {
+                        series_id: id,
+                        ts: x.ts,
+                        value: x.value,
+                    })
+                })
+                .collect();
+            store::Resolution {
+                batch: Batch::default(),
+                fingerprints: None,
+                resolved: store::ResolvedSamples::from_rows(rows),
+            }
+        }
+
+        async fn write_resolved(
+            &self,
+            parts: &[&store::ResolvedSamples],
+        ) -> Result<u64, SinkError> {
+            self.attempts.fetch_add(1, Ordering::AcqRel);
+            let ids: Vec<i64> = parts
+                .iter()
+                .flat_map(|p| p.rows().iter().map(|r| r.series_id))
+                .collect();
+            if ids.contains(&13) {
+                return Err(SinkError::Refused("value out of range".into()));
+            }
+            self.written.lock().unwrap().extend(&ids);
+            Ok(ids.len() as u64)
+        }
+    }
+
+    /// Samples held by id that the database refuses are isolated item by item: the other items
+    /// of the same flush are stored, the refused samples counted, nothing retried.
+    #[tokio::test]
+    async fn a_refused_item_held_by_id_is_dropped_and_the_others_are_stored() {
+        let sink = Arc::new(ResolvingSink::default());
+        let metrics = Arc::new(SelfMetrics::new());
+        let (q, w) = start(sink.clone(), 1_000, cfg(), metrics.clone());
+        let item = |ids: &[i64]| Batch {
+            series: ids
+                .iter()
+                .map(|id| TimeSeries {
+                    key: SeriesKey::new("m", Labels::from_pairs([("id", id.to_string())])),
+                    metric_type: MetricType::Gauge,
+                    samples: vec![Sample { ts: 1, value: 1.0 }; 2],
+                })
+                .collect(),
+            metadata: vec![],
+        };
+        q.try_push(item(&[1, 2])).unwrap();
+        q.try_push(item(&[12, 13])).unwrap();
+        q.try_push(item(&[3])).unwrap();
+        assert_eq!(w.shutdown(Duration::from_secs(5)).await, 0);
+        let mut written = sink.written.lock().unwrap().clone();
+        written.sort();
+        assert_eq!(written, vec![1, 1, 2, 2, 3, 3]);
+        assert_eq!(metrics.rejected_total("refused_by_database"), 4);
+        assert_eq!(metrics.write_errors.get(), 0);
+        assert_eq!(
+            sink.attempts.load(Ordering::Acquire),
+            4,
+            "one merged write, then one per item"
+        );
+    }
+
     #[tokio::test]
     async fn shutdown_drains_everything_queued_and_then_refuses() {
         let sink = Arc::new(RecordingSink::default());
