@@ -321,7 +321,7 @@ async fn new_series_during_an_outage_stop_at_the_byte_bound() {
         "the byte bound, not the sample bound, stopped the queue: {depth} samples"
     );
     // Twice the bound: what the items hold, plus request decoding and allocator slack.
-    let allowed_mib = 2 * MAX_BYTES as u64 >> 20;
+    let allowed_mib = (2 * MAX_BYTES as u64) >> 20;
     assert!(
         growth_mib <= allowed_mib,
         "the resident set grew by {growth_mib} MiB at a 16 MiB byte bound (allowed {allowed_mib} MiB)"
