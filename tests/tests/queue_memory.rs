@@ -154,6 +154,7 @@ async fn a_full_queue_during_a_database_outage_stays_under_its_memory_bound_and_
         &format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nshutdown_timeout = \"60s\"\n\
              [database]\nurl = \"{db_url}\"\n[auth]\nanonymous_role = \"admin\"\n\
+             [receivers]\notlp_grpc_listen = \"\"\n\
              [ingest]\nqueue_capacity_samples = {QUEUE_SAMPLES}\nbatch_max_samples = 10000\n\
              flush_interval = \"200ms\"\n",
             dir.join("data").display()
@@ -257,6 +258,7 @@ async fn new_series_during_an_outage_stop_at_the_byte_bound() {
         &format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nshutdown_timeout = \"60s\"\n\
              [database]\nurl = \"{db_url}\"\n[auth]\nanonymous_role = \"admin\"\n\
+             [receivers]\notlp_grpc_listen = \"\"\n\
              [limits]\nmax_new_series_per_metric_per_minute = 0\nmax_new_series_per_minute = 0\n\
              [ingest]\nqueue_capacity_samples = {QUEUE_SAMPLES}\nqueue_max_bytes = {MAX_BYTES}\n\
              batch_max_samples = 10000\nflush_interval = \"200ms\"\n",
