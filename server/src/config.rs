@@ -391,6 +391,11 @@ mod tests {
                 "ingest.queue_capacity_samples",
             ),
             (
+                "[ingest]\nqueue_max_bytes = 1000\n",
+                "ingest.queue_max_bytes",
+            ),
+            ("[ingest]\nqueue_max_bytes = -1\n", "ingest.queue_max_bytes"),
+            (
                 "[receivers]\nmax_body_bytes = 10\n",
                 "receivers.max_body_bytes",
             ),
@@ -490,6 +495,9 @@ mod tests {
         }),
         ("PIPEWATCH_INGEST__QUEUE_CAPACITY_SAMPLES", "100000", |c| {
             c.ingest.queue_capacity_samples == 100_000
+        }),
+        ("PIPEWATCH_INGEST__QUEUE_MAX_BYTES", "33554432", |c| {
+            c.ingest.queue_max_bytes == 32 << 20
         }),
         ("PIPEWATCH_INGEST__BATCH_MAX_SAMPLES", "1000", |c| {
             c.ingest.batch_max_samples == 1000

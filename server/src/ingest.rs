@@ -2,11 +2,23 @@
 //!
 //! Receivers and scrapers hand `model::Batch`es to the [`IngestQueue`]; receivers first pass
 //! them through [`window`] (which timestamps are taken at all) and the limiter, whose series
-//! fingerprints travel with the batch so the writer does not hash the label sets again. The queue is bounded in
-//! *samples* (a semaphore of sample permits): when it is full, `try_push` fails at once so HTTP
-//! receivers can answer 429/503 with Retry-After, and `push` waits so scrapers slow down.
-//! [`BatchWriters`] take batches off the queue, merge them until `batch_max_samples` or
-//! `flush_interval`, write them with one COPY transaction, and only then release the permits.
+//! fingerprints travel with the batch so the writer does not hash the label sets again.
+//!
+//! The queue is bounded twice: in *samples* (`ingest.queue_capacity_samples`) and in *bytes*
+//! (`ingest.queue_max_bytes`, the estimated heap an item holds, see [`footprint`]), each a
+//! semaphore of permits. When either is full, `try_push` fails at once so HTTP receivers can
+//! answer 429/503 with Retry-After (counted as `queue_full` or `queue_full_bytes` in
+//! `pipewatch_ingest_samples_rejected_total`), and `push` waits so scrapers slow down.
+//!
+//! Items are held compactly: at push time, the series whose ids the store's series cache
+//! already holds are converted to series id + timestamp + value ([`store::ResolvedSamples`],
+//! 24 bytes a sample instead of a label set each, about 1 KB); only series not registered yet
+//! stay as full `TimeSeries`. `store/src/writer_resolved.rs` says why such an id stays valid
+//! while it waits.
+//!
+//! [`BatchWriters`] take items off the queue, merge them until `batch_max_samples` or
+//! `flush_interval`, write them (full series with one COPY transaction that registers what is
+//! new, series held by id with another), and only then release the permits.
 //! A write the database could not take (connection lost, restart) is retried with back-off;
 //! such data is never dropped while the process runs. Rows the database refuses as data (a
 //! NUL byte, SQLSTATE class 22/23/54) are isolated by halving the batch: the rest is stored,
@@ -14,6 +26,7 @@
 //! shutdown the queue is closed to new data and drained; only if the database stays unreachable
 //! past `shutdown_timeout` are samples given up, and that is logged as an error with the count.
 
+pub mod footprint;
 pub mod window;
 
 use crate::telemetry::SelfMetrics;
@@ -25,11 +38,16 @@ use tokio::sync::{mpsc, Mutex, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// `ingest.queue_max_bytes` when nothing else is said (see README's limits table).
+pub const DEFAULT_QUEUE_MAX_BYTES: usize = 128 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {
-    #[error("ingest queue is full ({capacity} samples); retry after {retry_after:?}")]
+    #[error("ingest queue is full ({capacity} {bound}); retry after {retry_after:?}")]
     Full {
         capacity: usize,
+        /// Which bound: "samples", or "bytes of queued data (ingest.queue_max_bytes)".
+        bound: &'static str,
         retry_after: Duration,
     },
     #[error(
@@ -38,22 +56,46 @@ pub enum PushError {
     Closed,
 }
 
+const SAMPLES_BOUND: &str = "samples";
+const BYTES_BOUND: &str = "bytes of queued data (ingest.queue_max_bytes)";
+
 struct Item {
+    /// Series not held by id (not registered yet, or not settled; see `writer_resolved`), and
+    /// all metadata.
     batch: Batch,
     /// The series cache's fingerprints of `batch.series`, when a receiver's limiter computed
     /// them; the writer reuses them instead of hashing every label set again.
     fingerprints: Option<store::Fingerprints>,
+    /// Samples of known series, by id.
+    resolved: store::ResolvedSamples,
+    samples: u64,
+    /// Sample permits taken (the sample count, clamped to the capacity).
     permits: u32,
+    /// Byte permits taken (the estimate, clamped to the bound).
+    bytes: u32,
+}
+
+/// The two bounds of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBounds {
+    /// `ingest.queue_capacity_samples`.
+    pub samples: usize,
+    /// `ingest.queue_max_bytes`.
+    pub bytes: usize,
 }
 
 /// Handle for producers; cheap to clone.
 #[derive(Clone)]
 pub struct IngestQueue {
     tx: mpsc::UnboundedSender<Item>,
+    sink: Arc<dyn BatchSink>,
     permits: Arc<Semaphore>,
+    byte_permits: Arc<Semaphore>,
     capacity: usize,
+    max_bytes: usize,
     closed: Arc<AtomicBool>,
     depth: Arc<AtomicU64>,
+    depth_bytes: Arc<AtomicU64>,
     metrics: Arc<SelfMetrics>,
 }
 
@@ -74,19 +116,40 @@ impl IngestQueue {
             return Err(PushError::Closed);
         }
         match self.permits.clone().try_acquire_many_owned(n) {
-            Ok(p) => {
-                p.forget();
-                self.send(batch, fingerprints, n)
-            }
-            Err(tokio::sync::TryAcquireError::Closed) => Err(PushError::Closed),
+            Ok(p) => p.forget(),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(PushError::Closed),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
                 self.metrics
                     .rejected("queue_full", batch.sample_count() as u64);
-                Err(PushError::Full {
-                    capacity: self.capacity,
-                    retry_after: Duration::from_secs(1),
-                })
+                return Err(self.full(self.capacity, SAMPLES_BOUND));
             }
+        }
+        // Resolving raises the known series' pending last_seen before the byte bound is
+        // asked; if it then refuses, the sender retries these samples, so the raise stands.
+        let item = self.compact(batch, fingerprints, n);
+        match self.byte_permits.clone().try_acquire_many_owned(item.bytes) {
+            Ok(p) => {
+                p.forget();
+                self.send(item)
+            }
+            Err(e) => {
+                self.permits.add_permits(n as usize);
+                match e {
+                    tokio::sync::TryAcquireError::Closed => Err(PushError::Closed),
+                    tokio::sync::TryAcquireError::NoPermits => {
+                        self.metrics.rejected("queue_full_bytes", item.samples);
+                        Err(self.full(self.max_bytes, BYTES_BOUND))
+                    }
+                }
+            }
+        }
+    }
+
+    fn full(&self, capacity: usize, bound: &'static str) -> PushError {
+        PushError::Full {
+            capacity,
+            bound,
+            retry_after: Duration::from_secs(1),
         }
     }
 
@@ -103,7 +166,22 @@ impl IngestQueue {
             .await
             .map_err(|_| PushError::Closed)?;
         p.forget();
-        self.send(batch, None, n)
+        let item = self.compact(batch, None, n);
+        // Waiting here holds the sample permits: the writers free bytes and samples together,
+        // so this cannot wait for something only it could release.
+        match self
+            .byte_permits
+            .clone()
+            .acquire_many_owned(item.bytes)
+            .await
+        {
+            Ok(p) => p.forget(),
+            Err(_) => {
+                self.permits.add_permits(n as usize);
+                return Err(PushError::Closed);
+            }
+        }
+        self.send(item)
     }
 
     /// A batch larger than the whole queue takes all permits rather than waiting forever.
@@ -111,26 +189,49 @@ impl IngestQueue {
         batch.sample_count().clamp(1, self.capacity) as u32
     }
 
-    fn send(
+    /// Holds the series the store already knows by id and estimates what the item holds.
+    fn compact(
         &self,
         batch: Batch,
         fingerprints: Option<store::Fingerprints>,
         permits: u32,
-    ) -> Result<(), PushError> {
+    ) -> Item {
         let samples = batch.sample_count() as u64;
-        match self.tx.send(Item {
+        let store::Resolution {
             batch,
             fingerprints,
+            resolved,
+        } = self.sink.resolve_known(batch, fingerprints);
+        let bytes = std::mem::size_of::<Item>()
+            + footprint::batch_bytes(&batch)
+            + footprint::fingerprints_bytes(fingerprints.as_ref())
+            + footprint::resolved_bytes(&resolved);
+        // Like samples: an item larger than the whole bound takes all of it.
+        let bytes = bytes.clamp(1, self.max_bytes.min(u32::MAX as usize)) as u32;
+        Item {
+            batch,
+            fingerprints,
+            resolved,
+            samples,
             permits,
-        }) {
+            bytes,
+        }
+    }
+
+    fn send(&self, item: Item) -> Result<(), PushError> {
+        let (samples, permits, bytes) = (item.samples, item.permits, item.bytes);
+        match self.tx.send(item) {
             Ok(()) => {
                 self.metrics.samples_enqueued.inc_by(samples);
                 let d = self.depth.fetch_add(samples, Ordering::AcqRel) + samples;
                 self.metrics.queue_depth.set(d as i64);
+                let b = self.depth_bytes.fetch_add(bytes as u64, Ordering::AcqRel) + bytes as u64;
+                self.metrics.queue_depth_bytes.set(b as i64);
                 Ok(())
             }
             Err(_) => {
                 self.permits.add_permits(permits as usize);
+                self.byte_permits.add_permits(bytes as usize);
                 Err(PushError::Closed)
             }
         }
@@ -143,6 +244,24 @@ impl IngestQueue {
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Estimated heap bytes of what is in the queue or being written (see [`footprint`]).
+    pub fn depth_bytes(&self) -> usize {
+        self.depth_bytes.load(Ordering::Acquire) as usize
+    }
+
+    /// `ingest.queue_max_bytes`.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// Whether `samples` more samples holding about `bytes` (see [`footprint`]) fit under both
+    /// bounds now: for receivers that must refuse before they record anything, since a retry
+    /// after a later queue refusal would be a duplicate (`ReceiverState::reserve` checks only
+    /// samples so far).
+    pub fn has_room(&self, samples: usize, bytes: usize) -> bool {
+        self.depth() + samples <= self.capacity && self.depth_bytes() + bytes <= self.max_bytes
     }
 }
 
@@ -182,6 +301,36 @@ pub trait BatchSink: Send + Sync + 'static {
         let _ = fingerprints;
         self.write_batches(batches).await
     }
+
+    /// Splits off the series this sink can write by id ([`Self::write_resolved`]) when they
+    /// are queued. Sinks without a series cache keep everything as it is.
+    fn resolve_known(
+        &self,
+        batch: Batch,
+        fingerprints: Option<store::Fingerprints>,
+    ) -> store::Resolution {
+        store::Resolution {
+            batch,
+            fingerprints,
+            resolved: store::ResolvedSamples::default(),
+        }
+    }
+
+    /// Commits samples that [`Self::resolve_known`] resolved (all or nothing); returns rows.
+    async fn write_resolved(&self, parts: &[&store::ResolvedSamples]) -> Result<u64, SinkError> {
+        let _ = parts;
+        Err(SinkError::Refused(
+            "this sink resolves no series, so it has no samples by id to write".into(),
+        ))
+    }
+}
+
+fn sink_error(e: store::StoreError) -> SinkError {
+    if e.is_refused_data() {
+        SinkError::Refused(e.to_string())
+    } else {
+        SinkError::Unavailable(e.to_string())
+    }
 }
 
 #[async_trait::async_trait]
@@ -198,13 +347,22 @@ impl BatchSink for store::Store {
         store::Store::write_fingerprinted(self, batches, fingerprints)
             .await
             .map(|s| (s.rows, s.new_series))
-            .map_err(|e| {
-                if e.is_refused_data() {
-                    SinkError::Refused(e.to_string())
-                } else {
-                    SinkError::Unavailable(e.to_string())
-                }
-            })
+            .map_err(sink_error)
+    }
+
+    fn resolve_known(
+        &self,
+        batch: Batch,
+        fingerprints: Option<store::Fingerprints>,
+    ) -> store::Resolution {
+        store::Store::resolve_known(self, batch, fingerprints)
+    }
+
+    async fn write_resolved(&self, parts: &[&store::ResolvedSamples]) -> Result<u64, SinkError> {
+        store::Store::write_resolved(self, parts)
+            .await
+            .map(|s| s.rows)
+            .map_err(sink_error)
     }
 }
 
@@ -219,30 +377,59 @@ pub struct WriterConfig {
 pub struct BatchWriters {
     closed: Arc<AtomicBool>,
     permits: Arc<Semaphore>,
+    byte_permits: Arc<Semaphore>,
     tasks: JoinSet<()>,
     closing: CancellationToken,
     abandon: CancellationToken,
     lost: Arc<AtomicU64>,
 }
 
-/// Creates the queue and starts `cfg.writers` writer tasks.
+/// Creates a queue of `capacity` samples and [`DEFAULT_QUEUE_MAX_BYTES`], and starts
+/// `cfg.writers` writer tasks.
 pub fn start(
     sink: Arc<dyn BatchSink>,
     capacity: usize,
     cfg: WriterConfig,
     metrics: Arc<SelfMetrics>,
 ) -> (IngestQueue, BatchWriters) {
+    start_bounded(
+        sink,
+        QueueBounds {
+            samples: capacity,
+            bytes: DEFAULT_QUEUE_MAX_BYTES,
+        },
+        cfg,
+        metrics,
+    )
+}
+
+/// Creates the queue with both bounds and starts `cfg.writers` writer tasks.
+pub fn start_bounded(
+    sink: Arc<dyn BatchSink>,
+    bounds: QueueBounds,
+    cfg: WriterConfig,
+    metrics: Arc<SelfMetrics>,
+) -> (IngestQueue, BatchWriters) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let capacity = bounds.samples.max(1);
+    let max_bytes = bounds.bytes.max(1);
     let permits = Arc::new(Semaphore::new(capacity));
+    let byte_permits = Arc::new(Semaphore::new(max_bytes));
     let closed = Arc::new(AtomicBool::new(false));
     let depth = Arc::new(AtomicU64::new(0));
+    let depth_bytes = Arc::new(AtomicU64::new(0));
     metrics.queue_capacity.set(capacity as i64);
+    metrics.queue_capacity_bytes.set(max_bytes as i64);
     let queue = IngestQueue {
         tx,
+        sink: sink.clone(),
         permits: permits.clone(),
+        byte_permits: byte_permits.clone(),
         capacity,
+        max_bytes,
         closed: closed.clone(),
         depth: depth.clone(),
+        depth_bytes: depth_bytes.clone(),
         metrics: metrics.clone(),
     };
     let rx = Arc::new(Mutex::new(rx));
@@ -258,7 +445,9 @@ pub fn start(
             sink: sink.clone(),
             cfg: cfg.clone(),
             permits: permits.clone(),
+            byte_permits: byte_permits.clone(),
             depth: depth.clone(),
+            depth_bytes: depth_bytes.clone(),
             metrics: metrics.clone(),
             closing: closing.clone(),
             abandon: abandon.clone(),
@@ -272,6 +461,7 @@ pub fn start(
         BatchWriters {
             closed,
             permits,
+            byte_permits,
             tasks,
             closing,
             abandon,
@@ -286,6 +476,7 @@ impl BatchWriters {
     pub async fn shutdown(mut self, timeout: Duration) -> u64 {
         self.closed.store(true, Ordering::Release);
         self.permits.close();
+        self.byte_permits.close();
         // The writer holding the receiver closes it (it may be waiting in recv with the lock).
         self.closing.cancel();
         let drained = tokio::time::timeout(timeout, async {
@@ -310,7 +501,9 @@ struct Writer {
     sink: Arc<dyn BatchSink>,
     cfg: WriterConfig,
     permits: Arc<Semaphore>,
+    byte_permits: Arc<Semaphore>,
     depth: Arc<AtomicU64>,
+    depth_bytes: Arc<AtomicU64>,
     metrics: Arc<SelfMetrics>,
     closing: CancellationToken,
     abandon: CancellationToken,
@@ -318,16 +511,53 @@ struct Writer {
     refusal_log: Arc<RefusalLog>,
 }
 
+/// What one writer took off the queue for one flush.
+#[derive(Default)]
+struct Collected {
+    /// Items' full parts, without the empty ones.
+    batches: Vec<Batch>,
+    fingerprints: Vec<Option<store::Fingerprints>>,
+    /// Items' samples held by id, without the empty ones.
+    resolved: Vec<store::ResolvedSamples>,
+    permits: u64,
+    bytes: u64,
+    samples: u64,
+}
+
+impl Collected {
+    fn add(&mut self, item: Item) {
+        self.permits += item.permits as u64;
+        self.bytes += item.bytes as u64;
+        self.samples += item.samples;
+        if !item.batch.is_empty() {
+            self.batches.push(item.batch);
+            self.fingerprints.push(item.fingerprints);
+        }
+        if !item.resolved.is_empty() {
+            self.resolved.push(item.resolved);
+        }
+    }
+}
+
 impl Writer {
     async fn run(self) {
         loop {
-            let (batches, fingerprints, permits, samples, done) = self.collect().await;
-            if !batches.is_empty() {
-                self.write(&batches, &fingerprints, samples).await;
-                // Permits go back only after commit, so the queue bound covers in-flight data.
-                self.permits.add_permits(permits as usize);
-                let d = self.depth.fetch_sub(samples, Ordering::AcqRel) - samples;
+            let (c, done) = self.collect().await;
+            if c.permits > 0 {
+                if !c.batches.is_empty() {
+                    let n = c.batches.iter().map(|b| b.sample_count() as u64).sum();
+                    self.write(&c.batches, &c.fingerprints, n).await;
+                }
+                if !c.resolved.is_empty() {
+                    self.write_resolved(&c.resolved).await;
+                }
+                // Permits go back only after commit, so the queue bounds cover in-flight data.
+                self.permits.add_permits(c.permits as usize);
+                self.byte_permits.add_permits(c.bytes as usize);
+                let d = self.depth.fetch_sub(c.samples, Ordering::AcqRel) - c.samples;
                 self.metrics.queue_depth.set(d as i64);
+                let b = self.depth_bytes.fetch_sub(c.bytes, Ordering::AcqRel) - c.bytes;
+                self.metrics.queue_depth_bytes.set(b as i64);
             }
             if done {
                 tracing::debug!(writer = self.id, "writer drained and stopped");
@@ -336,12 +566,9 @@ impl Writer {
         }
     }
 
-    /// Gathers batches until the size limit, the age limit, or the closed-and-empty queue.
-    async fn collect(&self) -> (Vec<Batch>, Vec<Option<store::Fingerprints>>, u64, u64, bool) {
-        let mut batches = Vec::new();
-        let mut fingerprints = Vec::new();
-        let mut permits = 0u64;
-        let mut samples = 0u64;
+    /// Gathers items until the size limit, the age limit, or the closed-and-empty queue.
+    async fn collect(&self) -> (Collected, bool) {
+        let mut c = Collected::default();
         // Holding the receiver lock while gathering gives each writer whole, large batches;
         // other writers meanwhile are busy writing theirs.
         let mut rx = self.rx.lock().await;
@@ -357,26 +584,19 @@ impl Writer {
             }
         };
         let Some(first) = first else {
-            return (batches, fingerprints, 0, 0, true);
+            return (c, true);
         };
         let deadline = Instant::now() + self.cfg.flush_interval;
-        let mut add =
-            |item: Item, batches: &mut Vec<Batch>, permits: &mut u64, samples: &mut u64| {
-                *permits += item.permits as u64;
-                *samples += item.batch.sample_count() as u64;
-                batches.push(item.batch);
-                fingerprints.push(item.fingerprints);
-            };
-        add(first, &mut batches, &mut permits, &mut samples);
-        while (samples as usize) < self.cfg.batch_max_samples {
+        c.add(first);
+        while (c.samples as usize) < self.cfg.batch_max_samples {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
             tokio::select! {
                 r = tokio::time::timeout(deadline - now, rx.recv()) => match r {
-                    Ok(Some(item)) => add(item, &mut batches, &mut permits, &mut samples),
-                    Ok(None) => return (batches, fingerprints, permits, samples, true),
+                    Ok(Some(item)) => c.add(item),
+                    Ok(None) => return (c, true),
                     Err(_) => break,
                 },
                 _ = self.closing.cancelled(), if !closed => {
@@ -385,7 +605,36 @@ impl Writer {
                 }
             }
         }
-        (batches, fingerprints, permits, samples, false)
+        (c, false)
+    }
+
+    /// Writes samples held by id. They were validated when they were resolved, so a refusal
+    /// is unexpected; if it happens, each item's part is tried alone and the refused parts
+    /// are counted and logged like refused series, never retried.
+    async fn write_resolved(&self, parts: &[store::ResolvedSamples]) {
+        let all: Vec<&store::ResolvedSamples> = parts.iter().collect();
+        let samples = all.iter().map(|p| p.len() as u64).sum();
+        let error = match self.write_retrying(Payload::Resolved(&all), samples).await {
+            Outcome::Written | Outcome::Abandoned => return,
+            Outcome::Refused(e) => e,
+        };
+        tracing::debug!(%error, "samples held by series id were refused; writing them item by item");
+        for (i, part) in all.iter().enumerate() {
+            let n = part.len() as u64;
+            match self.write_retrying(Payload::Resolved(&[*part]), n).await {
+                Outcome::Written => {}
+                Outcome::Refused(e) => {
+                    self.metrics.rejected("refused_by_database", n);
+                    self.refusal_log
+                        .warn("samples of known series (held by id)", n, &e);
+                }
+                Outcome::Abandoned => {
+                    let rest: u64 = all[i + 1..].iter().map(|p| p.len() as u64).sum();
+                    self.lost.fetch_add(rest, Ordering::AcqRel);
+                    return;
+                }
+            }
+        }
     }
 
     /// Writes the merged batches. When the database refuses the data itself, the batch is
@@ -399,7 +648,10 @@ impl Writer {
         fingerprints: &[Option<store::Fingerprints>],
         samples: u64,
     ) {
-        let first_error = match self.write_retrying(batches, fingerprints, samples).await {
+        let first_error = match self
+            .write_retrying(Payload::Full(batches, fingerprints), samples)
+            .await
+        {
             Outcome::Written | Outcome::Abandoned => return,
             Outcome::Refused(e) => e,
         };
@@ -428,7 +680,7 @@ impl Writer {
                 let n = half.sample_count() as u64;
                 // Halves are rare (refused data): their writes fingerprint the series again.
                 match self
-                    .write_retrying(std::slice::from_ref(&half), &[], n)
+                    .write_retrying(Payload::Full(std::slice::from_ref(&half), &[]), n)
                     .await
                 {
                     Outcome::Written => {}
@@ -450,16 +702,17 @@ impl Writer {
     }
 
     /// One write, retried with back-off while the database is unavailable.
-    async fn write_retrying(
-        &self,
-        batches: &[Batch],
-        fingerprints: &[Option<store::Fingerprints>],
-        samples: u64,
-    ) -> Outcome {
+    async fn write_retrying(&self, payload: Payload<'_>, samples: u64) -> Outcome {
         let mut attempt = 0u32;
         loop {
             let started = Instant::now();
-            match self.sink.write_fingerprinted(batches, fingerprints).await {
+            let result = match payload {
+                Payload::Full(batches, fingerprints) => {
+                    self.sink.write_fingerprinted(batches, fingerprints).await
+                }
+                Payload::Resolved(parts) => self.sink.write_resolved(parts).await.map(|n| (n, 0)),
+            };
+            match result {
                 Ok((rows, new_series)) => {
                     self.metrics
                         .batch_written(rows, new_series, started.elapsed());
@@ -494,6 +747,15 @@ impl Writer {
         };
         self.refusal_log.warn(&what, samples, error);
     }
+}
+
+/// What one write commits.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    /// Series with their label sets (registered if new), and metadata.
+    Full(&'a [Batch], &'a [Option<store::Fingerprints>]),
+    /// Samples of known series, by id.
+    Resolved(&'a [&'a store::ResolvedSamples]),
 }
 
 enum Outcome {
@@ -645,6 +907,165 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn try_push_reports_full_when_the_byte_bound_is_taken_and_counts_it_apart() {
+        let sink = Arc::new(RecordingSink::default());
+        sink.gated.store(true, Ordering::Release);
+        let metrics = Arc::new(SelfMetrics::new());
+        let one = std::mem::size_of::<Item>() + footprint::batch_bytes(&batch(10));
+        let (q, w) = start_bounded(
+            sink.clone(),
+            QueueBounds {
+                samples: 1_000,
+                bytes: one * 2 + one / 2,
+            },
+            cfg(),
+            metrics.clone(),
+        );
+        q.try_push(batch(10)).unwrap();
+        q.try_push(batch(10)).unwrap();
+        assert_eq!(q.depth_bytes(), 2 * one);
+        assert!(q.has_room(10, one / 2) && !q.has_room(10, one) && !q.has_room(981, 1));
+        let err = q.try_push(batch(10)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("bytes of queued data (ingest.queue_max_bytes)"),
+            "{err}"
+        );
+        assert_eq!(metrics.rejected_total("queue_full_bytes"), 10);
+        assert_eq!(metrics.rejected_total("queue_full"), 0);
+        assert_eq!(
+            q.depth(),
+            20,
+            "the refused batch's sample permits went back"
+        );
+        let text = metrics.encode();
+        assert!(
+            text.contains(&format!("pipewatch_ingest_queue_depth_bytes {}", 2 * one)),
+            "{text}"
+        );
+        sink.gated.store(false, Ordering::Release);
+        sink.gate.notify_waiters();
+        sink.gate.notify_one();
+        assert_eq!(w.shutdown(Duration::from_secs(5)).await, 0);
+        assert_eq!(sink.written.lock().unwrap().iter().sum::<usize>(), 20);
+        assert_eq!(q.depth_bytes(), 0, "every byte permit is given back");
+    }
+
+    /// Scrapers' `push` waits for byte permits as it waits for sample permits.
+    #[tokio::test]
+    async fn push_waits_for_room_in_the_byte_bound() {
+        let sink = Arc::new(RecordingSink::default());
+        sink.gated.store(true, Ordering::Release);
+        let one = std::mem::size_of::<Item>() + footprint::batch_bytes(&batch(10));
+        let (q, w) = start_bounded(
+            sink.clone(),
+            QueueBounds {
+                samples: 1_000,
+                bytes: one + one / 2,
+            },
+            cfg(),
+            Arc::new(SelfMetrics::new()),
+        );
+        q.push(batch(10)).await.unwrap();
+        let waiting = tokio::time::timeout(Duration::from_millis(300), q.push(batch(10))).await;
+        assert!(waiting.is_err(), "the second push must wait for bytes");
+        sink.gated.store(false, Ordering::Release);
+        sink.gate.notify_waiters();
+        sink.gate.notify_one();
+        tokio::time::timeout(Duration::from_secs(5), q.push(batch(10)))
+            .await
+            .expect("room once the first batch is written")
+            .unwrap();
+        assert_eq!(w.shutdown(Duration::from_secs(5)).await, 0);
+        assert_eq!(sink.written.lock().unwrap().iter().sum::<usize>(), 20);
+    }
+
+    /// A sink that holds every series by a made-up id and refuses any write holding id 13, as
+    /// a database would refuse rows it cannot take.
+    #[derive(Default)]
+    struct ResolvingSink {
+        written: StdMutex<Vec<i64>>,
+        attempts: AtomicU64,
+    }
+
+    #[async_trait::async_trait]
+    impl BatchSink for ResolvingSink {
+        async fn write_batches(&self, _: &[Batch]) -> Result<(u64, u64), SinkError> {
+            panic!("every series is resolved");
+        }
+
+        fn resolve_known(&self, batch: Batch, _: Option<store::Fingerprints>) -> store::Resolution {
+            let rows = batch
+                .series
+                .iter()
+                .flat_map(|s| {
+                    let id: i64 = s.key.labels.get("id").unwrap().parse().unwrap();
+                    s.samples.iter().map(move |x| store::ResolvedSample {
+                        series_id: id,
+                        ts: x.ts,
+                        value: x.value,
+                    })
+                })
+                .collect();
+            store::Resolution {
+                batch: Batch::default(),
+                fingerprints: None,
+                resolved: store::ResolvedSamples::from_rows(rows),
+            }
+        }
+
+        async fn write_resolved(
+            &self,
+            parts: &[&store::ResolvedSamples],
+        ) -> Result<u64, SinkError> {
+            self.attempts.fetch_add(1, Ordering::AcqRel);
+            let ids: Vec<i64> = parts
+                .iter()
+                .flat_map(|p| p.rows().iter().map(|r| r.series_id))
+                .collect();
+            if ids.contains(&13) {
+                return Err(SinkError::Refused("value out of range".into()));
+            }
+            self.written.lock().unwrap().extend(&ids);
+            Ok(ids.len() as u64)
+        }
+    }
+
+    /// Samples held by id that the database refuses are isolated item by item: the other items
+    /// of the same flush are stored, the refused samples counted, nothing retried.
+    #[tokio::test]
+    async fn a_refused_item_held_by_id_is_dropped_and_the_others_are_stored() {
+        let sink = Arc::new(ResolvingSink::default());
+        let metrics = Arc::new(SelfMetrics::new());
+        let (q, w) = start(sink.clone(), 1_000, cfg(), metrics.clone());
+        let item = |ids: &[i64]| Batch {
+            series: ids
+                .iter()
+                .map(|id| TimeSeries {
+                    key: SeriesKey::new("m", Labels::from_pairs([("id", id.to_string())])),
+                    metric_type: MetricType::Gauge,
+                    samples: vec![Sample { ts: 1, value: 1.0 }; 2],
+                })
+                .collect(),
+            metadata: vec![],
+        };
+        q.try_push(item(&[1, 2])).unwrap();
+        q.try_push(item(&[12, 13])).unwrap();
+        q.try_push(item(&[3])).unwrap();
+        assert_eq!(w.shutdown(Duration::from_secs(5)).await, 0);
+        let mut written = sink.written.lock().unwrap().clone();
+        written.sort();
+        assert_eq!(written, vec![1, 1, 2, 2, 3, 3]);
+        assert_eq!(metrics.rejected_total("refused_by_database"), 4);
+        assert_eq!(metrics.write_errors.get(), 0);
+        assert_eq!(
+            sink.attempts.load(Ordering::Acquire),
+            4,
+            "one merged write, then one per item"
+        );
+    }
+
+    #[tokio::test]
     async fn shutdown_drains_everything_queued_and_then_refuses() {
         let sink = Arc::new(RecordingSink::default());
         let (q, w) = start(sink.clone(), 10_000, cfg(), Arc::new(SelfMetrics::new()));
@@ -705,6 +1126,97 @@ mod tests {
             },
         ));
         assert_eq!((x.series.len(), y.series.len()), (1, 1));
+    }
+
+    /// Against real PostgreSQL: series the store registered are queued by id (24 bytes a
+    /// sample instead of their label sets), new ones in full, and both are stored exactly
+    /// once under the right series.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn known_series_are_queued_by_id_and_stored_once() {
+        let url = store::testing::fresh_database_url().await;
+        let db = store::Store::connect(&url, Default::default())
+            .await
+            .unwrap();
+        let metrics = Arc::new(SelfMetrics::new());
+        let (q, w) = start(
+            Arc::new(db.clone()),
+            100_000,
+            WriterConfig {
+                batch_max_samples: 100_000,
+                flush_interval: Duration::from_millis(300),
+                writers: 1,
+            },
+            metrics.clone(),
+        );
+        let now = model::clock::now_ms() - 60_000;
+        let labels = |i: usize| {
+            Labels::from_pairs([
+                ("i", i.to_string()),
+                ("job", "a-rather-long-job-name".into()),
+                ("instance", "host-0123.example:9100".into()),
+                ("pod", "pipeline-worker-7f9c6d5b8-x2x4q".into()),
+            ])
+        };
+        let request = |round: i64, series: std::ops::Range<usize>| Batch {
+            series: series
+                .map(|i| TimeSeries {
+                    key: SeriesKey::new("queued_by_id", labels(i)),
+                    metric_type: MetricType::Gauge,
+                    samples: vec![Sample {
+                        ts: now + round,
+                        value: i as f64 + round as f64 / 10.0,
+                    }],
+                })
+                .collect(),
+            metadata: vec![],
+        };
+        let full = std::mem::size_of::<Item>() + footprint::batch_bytes(&request(0, 0..100));
+        q.try_push(request(0, 0..100)).unwrap();
+        assert_eq!(q.depth_bytes(), full, "new series are queued in full");
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM samples")
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while (count().await < 100 || q.depth() > 0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Registered now: the next rounds are held by id, except the 20 new series.
+        for round in 1..=3 {
+            q.try_push(request(round, 0..100)).unwrap();
+        }
+        q.try_push(request(4, 0..120)).unwrap();
+        let by_id = std::mem::size_of::<Item>() + 100 * 24 + footprint::ALLOCATION_OVERHEAD;
+        // try_push computes no fingerprints: the 20 new series are queued without them.
+        let expected = 4 * by_id + footprint::batch_bytes(&request(4, 100..120));
+        let depth = q.depth_bytes();
+        assert!(
+            depth == expected && depth < full,
+            "{depth} bytes queued, expected {expected} (one full request is {full})"
+        );
+        assert_eq!(w.shutdown(Duration::from_secs(10)).await, 0);
+        let rows: Vec<(String, i64, f64, i64)> = sqlx::query_as(
+            "SELECT s.labels->>'i', (extract(epoch FROM x.ts) * 1000)::bigint - $1, x.value, count(*) OVER (PARTITION BY x.series_id, x.ts) \
+             FROM samples x JOIN series s ON s.id = x.series_id ORDER BY 1, 2",
+        )
+        .bind(now)
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 4 * 100 + 120);
+        for (i, round, value, copies) in &rows {
+            let i: usize = i.parse().unwrap();
+            assert_eq!(*copies, 1, "series {i} round {round} stored once");
+            assert_eq!(
+                *value,
+                i as f64 + *round as f64 / 10.0,
+                "series {i} round {round}"
+            );
+        }
+        assert_eq!(db.series_count().await.unwrap(), 120);
+        assert_eq!(metrics.samples_written.get(), 520);
     }
 
     /// The writer against real PostgreSQL: a series with a NUL byte in a label value (which

@@ -127,9 +127,12 @@ async fn serve_with_db(
     tracing::info!(mode = %store.mode(), "storage ready");
 
     let metrics = Arc::new(SelfMetrics::new());
-    let (queue, writers) = ingest::start(
+    let (queue, writers) = ingest::start_bounded(
         Arc::new(store.clone()),
-        cfg.ingest.queue_capacity_samples,
+        ingest::QueueBounds {
+            samples: cfg.ingest.queue_capacity_samples,
+            bytes: cfg.ingest.queue_max_bytes,
+        },
         WriterConfig {
             batch_max_samples: cfg.ingest.batch_max_samples,
             flush_interval: cfg.ingest.flush_interval,

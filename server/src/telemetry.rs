@@ -49,6 +49,8 @@ pub struct SelfMetrics {
     pub series_created: Counter,
     pub queue_depth: Gauge,
     pub queue_capacity: Gauge,
+    pub queue_depth_bytes: Gauge,
+    pub queue_capacity_bytes: Gauge,
     pub write_duration: Histogram,
     pub scrapes: Family<TargetLabels, Counter>,
     pub scrape_failures: Family<TargetLabels, Counter>,
@@ -76,6 +78,8 @@ impl SelfMetrics {
         let series_created = Counter::default();
         let queue_depth = Gauge::default();
         let queue_capacity = Gauge::default();
+        let queue_depth_bytes = Gauge::default();
+        let queue_capacity_bytes = Gauge::default();
         let write_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let scrapes = Family::<TargetLabels, Counter>::default();
         let scrape_failures = Family::<TargetLabels, Counter>::default();
@@ -121,6 +125,16 @@ impl SelfMetrics {
             "ingest_queue_capacity_samples",
             "Capacity of the ingest queue",
             queue_capacity.clone(),
+        );
+        registry.register(
+            "ingest_queue_depth_bytes",
+            "Estimated heap bytes of what waits in the ingest queue (see ingest.queue_max_bytes)",
+            queue_depth_bytes.clone(),
+        );
+        registry.register(
+            "ingest_queue_capacity_bytes",
+            "Bound on the ingest queue's estimated heap bytes (ingest.queue_max_bytes)",
+            queue_capacity_bytes.clone(),
         );
         registry.register_with_unit(
             "ingest_write_duration",
@@ -178,6 +192,8 @@ impl SelfMetrics {
             series_created,
             queue_depth,
             queue_capacity,
+            queue_depth_bytes,
+            queue_capacity_bytes,
             write_duration,
             scrapes,
             scrape_failures,

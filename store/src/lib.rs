@@ -43,6 +43,7 @@ pub mod registry;
 pub mod testing;
 mod timescale;
 mod writer;
+mod writer_resolved;
 
 pub use catalog::FamilyMetadata;
 pub use embedded::{EmbeddedError, EmbeddedPostgres};
@@ -51,6 +52,7 @@ pub use maintenance::MaintenanceReport;
 pub use read::{SeriesInfo, SeriesSelection, LIVE_IN_RANGE, MAX_POINTS_PER_SERIES};
 pub use registry::{Fingerprints, SeriesCache};
 pub use writer::WriteStats;
+pub use writer_resolved::{Resolution, ResolvedSample, ResolvedSamples, SETTLED_MARGIN_MS};
 
 use error::DbContext;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -251,6 +251,21 @@ impl SeriesCache {
         Some(id)
     }
 
+    /// [`Self::hit`] only for a series whose row is known to hold a `last_seen` of at least
+    /// `settled_since`: such a row cannot be expired by retention soon (see `writer_resolved`).
+    pub(crate) fn hit_settled(
+        &self,
+        fp: u128,
+        last: TimestampMs,
+        settled_since: TimestampMs,
+    ) -> Option<i64> {
+        let mut map = lock(self.shard(fp));
+        let e = map.get_mut(&fp)?;
+        let id = e.id.filter(|_| e.seen.flushed >= settled_since)?;
+        e.seen.pending = e.seen.pending.max(last);
+        Some(id)
+    }
+
     /// Records a series the writer registered or found (`flushed`: what its row holds,
     /// i64::MIN when unknown).
     pub(crate) fn insert(&self, fp: u128, id: i64, flushed: TimestampMs, pending: TimestampMs) {

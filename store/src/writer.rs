@@ -35,10 +35,13 @@ pub(crate) struct LastSeen {
     pub pending: TimestampMs,
 }
 /// Bytes of COPY data encoded before they are sent, bounding the writer's memory.
-const COPY_CHUNK_BYTES: usize = 1 << 20;
+pub(crate) const COPY_CHUNK_BYTES: usize = 1 << 20;
 /// Days ahead of now for which the writer creates partitions on demand; later samples go to
 /// the DEFAULT partition rather than creating partitions for clock-skewed garbage.
 const FUTURE_PARTITION_DAYS: i64 = 7;
+/// The COPY of sample rows, shared with `writer_resolved` so the target is named once.
+pub(crate) const COPY_SAMPLES: &str =
+    "COPY samples (series_id, ts, value) FROM STDIN (FORMAT binary)";
 /// Shared with maintenance, which takes it exclusively while it rolls up.
 pub(crate) const ROLLUP_LOCK_KEY: i64 = 0x7077_726f_6c6c; // "pwroll"
 
@@ -204,7 +207,7 @@ impl Store {
         }
         if rows > 0 {
             let mut copy = tx
-                .copy_in_raw("COPY samples (series_id, ts, value) FROM STDIN (FORMAT binary)")
+                .copy_in_raw(COPY_SAMPLES)
                 .await
                 .context("starting COPY of samples")?;
             let mut enc = SampleCopyEncoder::new();
@@ -290,7 +293,7 @@ impl Store {
 
     /// Creates missing partitions for the days a batch touches, within retention and up to
     /// a week ahead; other days land in the DEFAULT partition.
-    async fn ensure_partitions_for(&self, mut days: Vec<i64>) -> Result<(), StoreError> {
+    pub(crate) async fn ensure_partitions_for(&self, mut days: Vec<i64>) -> Result<(), StoreError> {
         let today = day_of(now_ms());
         let oldest = day_of(now_ms() - i64::from(self.inner.cfg.retention_days) * DAY_MS);
         days.sort_unstable();
@@ -332,7 +335,7 @@ impl Store {
 /// the next maintenance re-rolls their buckets and merges them into their hours' chunks. The shared advisory lock orders this against a running rollup (which
 /// holds it exclusively): either the rollup started after our rows are committed and sees
 /// them, or we see the watermark it moved and mark our rows as late.
-async fn mark_late_samples(
+pub(crate) async fn mark_late_samples(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     min_ts: TimestampMs,
     max_ts: TimestampMs,

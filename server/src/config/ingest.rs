@@ -5,11 +5,19 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// Below this the byte bound would refuse ordinary requests outright.
+const MIN_QUEUE_MAX_BYTES: usize = 1 << 20;
+/// Far above any machine's memory, and below what a semaphore of byte permits can count.
+const MAX_QUEUE_MAX_BYTES: usize = 1 << 40;
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// Samples the queue holds before receivers get 429/503 and scrapes wait.
     pub queue_capacity_samples: usize,
+    /// Estimated heap bytes the queue holds before receivers get 429/503 and scrapes wait
+    /// (what each queued item holds, see `server::ingest::footprint`).
+    pub queue_max_bytes: usize,
     /// A writer flushes when it holds this many samples...
     pub batch_max_samples: usize,
     /// ...or when its oldest sample has waited this long.
@@ -23,6 +31,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             queue_capacity_samples: 2_000_000,
+            queue_max_bytes: crate::ingest::DEFAULT_QUEUE_MAX_BYTES,
             batch_max_samples: 50_000,
             flush_interval: Duration::from_secs(1),
             writers: 2,
@@ -46,6 +55,19 @@ impl IngestConfig {
                 "key `ingest.queue_capacity_samples` ({}) must be at least `ingest.batch_max_samples` ({})",
                 self.queue_capacity_samples,
                 self.batch_max_samples
+            );
+        }
+        if self.queue_max_bytes > MAX_QUEUE_MAX_BYTES {
+            bail!(
+                "key `ingest.queue_max_bytes` ({}) must be at most {MAX_QUEUE_MAX_BYTES} (1 TiB); it bounds memory, so give the bytes the queue may really use",
+                self.queue_max_bytes
+            );
+        }
+        if self.queue_max_bytes < MIN_QUEUE_MAX_BYTES {
+            bail!(
+                "key `ingest.queue_max_bytes` ({}) must be at least {MIN_QUEUE_MAX_BYTES} (1 MiB): the queue must hold at least a few requests; the default is {}",
+                self.queue_max_bytes,
+                crate::ingest::DEFAULT_QUEUE_MAX_BYTES
             );
         }
         if self.flush_interval.is_zero() {
