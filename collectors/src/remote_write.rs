@@ -309,7 +309,8 @@ fn series_key(index: usize, labels: Vec<proto::Label>) -> Result<SeriesKey, Remo
         }
     }
     match metric {
-        Some(m) if !m.is_empty() => Ok(SeriesKey::new(m, Labels::from_pairs(rest))),
+        // Senders send labels sorted: then `rest` is too and is taken as it is.
+        Some(m) if !m.is_empty() => Ok(SeriesKey::new(m, Labels::from_sorted(rest))),
         _ => Err(RemoteWriteError::MissingMetricName { index }),
     }
 }
