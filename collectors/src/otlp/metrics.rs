@@ -158,16 +158,38 @@ struct SeriesIndex {
 
 impl SeriesIndex {
     fn hash(key: &SeriesKey) -> u64 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        h.update(key.metric.as_bytes());
-        h.update(&[0xff]);
+        // One-shot xxh3 over the encoding in one buffer (on the stack for the usual key): the
+        // streaming hasher's state and per-part updates cost more than the hashing itself for
+        // keys this short.
+        let len = key.metric.len()
+            + 1
+            + key
+                .labels
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>();
+        let mut stack = [0u8; 512];
+        let mut heap = Vec::new();
+        let buf: &mut [u8] = if len <= stack.len() {
+            &mut stack[..len]
+        } else {
+            heap.resize(len, 0);
+            &mut heap
+        };
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(key.metric.as_bytes());
+        put(&[0xff]);
         for (k, v) in key.labels.iter() {
-            h.update(k.as_bytes());
-            h.update(&[0xff]);
-            h.update(v.as_bytes());
-            h.update(&[0xff]);
+            put(k.as_bytes());
+            put(&[0xff]);
+            put(v.as_bytes());
+            put(&[0xff]);
         }
-        h.digest()
+        xxhash_rust::xxh3::xxh3_64(buf)
     }
 
     /// The entry of `series` with `key`, or `None` after recording that `key` will be the
@@ -189,6 +211,21 @@ impl SeriesIndex {
 
 impl Mapper<'_> {
     fn run(mut self, req: &ExportMetricsServiceRequest) -> MappedMetrics {
+        // Room for one series per data point, the usual case (a histogram point makes more):
+        // growing the vector from empty copied every series several times over.
+        let points: usize = req
+            .resource_metrics
+            .iter()
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| &sm.metrics)
+            .map(|m| match &m.data {
+                Some(Data::Gauge(g)) => g.data_points.len(),
+                Some(Data::Sum(s)) => s.data_points.len(),
+                _ => 0,
+            })
+            .sum();
+        self.out.batch.series.reserve(points);
+        self.series.next.reserve(points);
         for rm in &req.resource_metrics {
             let resource_attrs: &[KeyValue] = rm
                 .resource
