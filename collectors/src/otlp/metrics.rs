@@ -868,8 +868,10 @@ mod tests {
         assert_eq!(found, vec![key("1"), key("2"), key("3")]);
         // Keys whose hashes collide are still told apart by comparing the keys: force every
         // key into one chain.
-        let mut index = SeriesIndex::default();
-        index.next = vec![Some(1), None];
+        let mut index = SeriesIndex {
+            next: vec![Some(1), None],
+            ..SeriesIndex::default()
+        };
         index.first.insert(SeriesIndex::hash(&key("2")), 0);
         assert_eq!(index.find_or_note(&series[..2], &key("2")), Some(1));
         assert_eq!(index.find_or_note(&series[..2], &key("1")), None);
