@@ -712,14 +712,27 @@ pub(super) fn point_labels(
         })
         .collect();
     pairs.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-    // What wins over the attributes, sorted by name (the names are distinct).
-    let mut over: Vec<(&str, &str)> = Vec::with_capacity(scope.len() + 2);
-    over.extend(scope.iter());
-    over.push(("job", job));
-    over.push(("instance", instance));
+    // What wins over the attributes, sorted by name (the names are distinct); on the stack for
+    // the usual scope of name and version, as this runs once per data point.
+    let mut on_stack = [("", ""); 4];
+    let mut on_heap = Vec::new();
+    let over: &mut [(&str, &str)] = if scope.len() <= 2 {
+        let n = scope.len() + 2;
+        for (slot, pair) in on_stack.iter_mut().zip(scope.iter()) {
+            *slot = pair;
+        }
+        on_stack[n - 2] = ("job", job);
+        on_stack[n - 1] = ("instance", instance);
+        &mut on_stack[..n]
+    } else {
+        on_heap.extend(scope.iter());
+        on_heap.push(("job", job));
+        on_heap.push(("instance", instance));
+        &mut on_heap
+    };
     over.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut out: Vec<(String, String)> = Vec::with_capacity(pairs.len() + over.len());
-    let mut over = over.into_iter().peekable();
+    let mut over = over.iter().copied().peekable();
     let keep = |out: &mut Vec<(String, String)>, name: &str, value: &str| {
         if !value.is_empty() {
             out.push((name.to_string(), value.to_string()));
@@ -838,6 +851,10 @@ mod tests {
             }
             if next(2) == 0 {
                 scope.insert("otel_scope_version", "1.2");
+            }
+            if next(4) == 0 {
+                // More than the two scope labels the mapper sets, over an attribute's name.
+                scope.insert("a_b", "s");
             }
             let job = ["svc", "ns/svc"][next(2)];
             let instance = ["", "i-1"][next(2)];
