@@ -53,6 +53,31 @@ impl Labels {
         Self(out)
     }
 
+    /// Builds a label set from pairs a decoder has already put in order, without the copy and
+    /// sort of [`Self::from_pairs`] (receivers build one label set per sample, and senders
+    /// send them sorted). Pairs that are not strictly ascending by name, or that hold an
+    /// empty value, go through [`Self::from_pairs`], so the result is the same either way.
+    ///
+    /// ```
+    /// use model::Labels;
+    ///
+    /// let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+    ///     p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    /// };
+    /// let sorted = pairs(&[("az", "b"), ("job", "etl")]);
+    /// assert_eq!(Labels::from_sorted(sorted.clone()), Labels::from_pairs(sorted));
+    /// let unsorted = pairs(&[("job", "etl"), ("env", ""), ("az", "b"), ("job", "dbt")]);
+    /// assert_eq!(Labels::from_sorted(unsorted.clone()), Labels::from_pairs(unsorted));
+    /// ```
+    pub fn from_sorted(pairs: Vec<(String, String)>) -> Self {
+        let ordered = pairs.windows(2).all(|w| w[0].0 < w[1].0);
+        if ordered && pairs.iter().all(|(_, v)| !v.is_empty()) {
+            Self(pairs)
+        } else {
+            Self::from_pairs(pairs)
+        }
+    }
+
     /// Sets `name` to `value`; an empty value removes the label.
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
         let name = name.into();

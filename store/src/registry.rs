@@ -163,15 +163,39 @@ impl SeriesCache {
     /// The cache key of a series: keyed SipHash-1-3 over the same unambiguous encoding as
     /// `stable_id` (each part terminated by 0xff, which UTF-8 never contains).
     pub fn fingerprint(&self, key: &SeriesKey) -> u128 {
-        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
-        h.write(key.metric.as_bytes());
-        h.write_u8(0xff);
+        // One `write` of the whole encoding instead of one per part: SipHash over the
+        // concatenation is the same value, and the per-call buffering of 2 + 4 per label small
+        // writes was most of the hashing time in a profile of the receivers.
+        let len = key.metric.len()
+            + 1
+            + key
+                .labels
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>();
+        let mut stack = [0u8; 512];
+        let mut heap = Vec::new();
+        let buf: &mut [u8] = if len <= stack.len() {
+            &mut stack[..len]
+        } else {
+            heap.resize(len, 0);
+            &mut heap
+        };
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(key.metric.as_bytes());
+        put(&[0xff]);
         for (k, v) in key.labels.iter() {
-            h.write(k.as_bytes());
-            h.write_u8(0xff);
-            h.write(v.as_bytes());
-            h.write_u8(0xff);
+            put(k.as_bytes());
+            put(&[0xff]);
+            put(v.as_bytes());
+            put(&[0xff]);
         }
+        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
+        h.write(buf);
         use siphasher::sip128::Hasher128;
         h.finish128().as_u128()
     }
@@ -207,14 +231,33 @@ impl SeriesCache {
     /// per series (a request of 500 series took 500 locks; the limiter runs on every request).
     pub fn known_among(&self, fps: &[u128]) -> Vec<bool> {
         let n = self.shards.len();
-        let shard_of: Vec<usize> = fps.iter().map(|&fp| ((fp >> 64) as usize) % n).collect();
+        // The batch's positions grouped by shard (a counting sort), so each shard's lock is
+        // taken once and only its own fingerprints are visited: scanning the whole batch once
+        // per shard was 16 passes over every request.
+        let shard_of = |fp: u128| ((fp >> 64) as usize) % n;
+        let mut start = vec![0usize; n + 1];
+        for &fp in fps {
+            start[shard_of(fp) + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut order = vec![0usize; fps.len()];
+        for (j, &fp) in fps.iter().enumerate() {
+            let s = shard_of(fp);
+            order[fill[s]] = j;
+            fill[s] += 1;
+        }
         let mut known = vec![false; fps.len()];
         for (i, shard) in self.shards.iter().enumerate() {
-            let mut map = None;
-            for (j, &fp) in fps.iter().enumerate() {
-                if shard_of[j] == i {
-                    known[j] = map.get_or_insert_with(|| lock(shard)).contains(&fp);
-                }
+            let group = &order[start[i]..start[i + 1]];
+            if group.is_empty() {
+                continue;
+            }
+            let map = lock(shard);
+            for &j in group {
+                known[j] = map.contains(&fps[j]);
             }
         }
         known
@@ -604,6 +647,30 @@ mod tests {
         let b = SeriesKey::new("m", Labels::from_pairs([("ab", "c")]));
         assert_ne!(c.fingerprint(&a), c.fingerprint(&b));
         assert_ne!(c.fingerprint(&a), SeriesCache::new(1).fingerprint(&a));
+    }
+
+    #[test]
+    fn fingerprints_hash_the_parts_as_one_stream_at_any_key_size() {
+        // The one-buffer hash must equal SipHash fed part by part, on the stack buffer and
+        // past it (a key longer than 512 bytes).
+        let c = SeriesCache::new(1);
+        for value_len in [0, 1, 100, 480, 600, 5000] {
+            let k = SeriesKey::new(
+                "metric_name",
+                Labels::from_pairs([("job", "etl"), ("v", &"x".repeat(value_len))]),
+            );
+            let mut h = siphasher::sip128::SipHasher13::new_with_keys(c.keys.0, c.keys.1);
+            h.write(k.metric.as_bytes());
+            h.write_u8(0xff);
+            for (n, v) in k.labels.iter() {
+                h.write(n.as_bytes());
+                h.write_u8(0xff);
+                h.write(v.as_bytes());
+                h.write_u8(0xff);
+            }
+            use siphasher::sip128::Hasher128;
+            assert_eq!(c.fingerprint(&k), h.finish128().as_u128(), "{value_len}");
+        }
     }
 
     #[test]

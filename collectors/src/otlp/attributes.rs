@@ -68,6 +68,14 @@ impl ResourceIdentity {
 /// every other character of a Rust string is valid UTF-8 PostgreSQL accepts), as a message
 /// naming it, or `None` when all can be stored.
 pub fn unstorable_label(labels: &Labels) -> Option<String> {
+    // Byte search first (every label of every OTLP point passes here): `str::contains` with a
+    // char pattern set up a searcher per call and was 2.4 % of OTLP's CPU in a profile.
+    if !labels
+        .iter()
+        .any(|(k, v)| k.as_bytes().contains(&0) || v.as_bytes().contains(&0))
+    {
+        return None;
+    }
     labels.iter().find_map(|(k, v)| {
         if k.contains('\0') {
             Some(format!("label name {:?} holds a NUL byte (0x00)", k))
