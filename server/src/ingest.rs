@@ -59,6 +59,11 @@ pub enum PushError {
 const SAMPLES_BOUND: &str = "samples";
 const BYTES_BOUND: &str = "bytes of queued data (ingest.queue_max_bytes)";
 
+/// A writer flushes what it gathered once no new item arrived for this long, so the last
+/// samples of a burst are committed within milliseconds rather than after `flush_interval`
+/// (which was most of the time between a sender's last answer and its data being durable).
+pub const FLUSH_WHEN_IDLE_FOR: Duration = Duration::from_millis(25);
+
 struct Item {
     /// Series not held by id (not registered yet, or not settled; see `writer_resolved`), and
     /// all metadata.
@@ -143,6 +148,20 @@ impl IngestQueue {
                 }
             }
         }
+    }
+
+    /// Waits up to `wait` until `samples` samples of `bytes` estimated bytes would fit (both
+    /// clamped to the bounds, as a push clamps them), without taking the room: permits are
+    /// acquired and given back at once. Returns whether there was room in time.
+    pub async fn wait_for_room(&self, samples: usize, bytes: usize, wait: Duration) -> bool {
+        let n = samples.clamp(1, self.capacity) as u32;
+        let b = bytes.clamp(1, self.max_bytes.min(u32::MAX as usize)) as u32;
+        let both = async {
+            let s = self.permits.acquire_many(n).await;
+            let b = self.byte_permits.acquire_many(b).await;
+            s.is_ok() && b.is_ok()
+        };
+        tokio::time::timeout(wait, both).await.unwrap_or(false)
     }
 
     fn full(&self, capacity: usize, bound: &'static str) -> PushError {
@@ -566,7 +585,8 @@ impl Writer {
         }
     }
 
-    /// Gathers items until the size limit, the age limit, or the closed-and-empty queue.
+    /// Gathers items until the size limit, the age limit, a pause of [`FLUSH_WHEN_IDLE_FOR`]
+    /// without new items, or the closed-and-empty queue.
     async fn collect(&self) -> (Collected, bool) {
         let mut c = Collected::default();
         // Holding the receiver lock while gathering gives each writer whole, large batches;
@@ -593,8 +613,11 @@ impl Writer {
             if now >= deadline {
                 break;
             }
+            // A quiet queue is flushed at once instead of holding the last samples for the
+            // rest of `flush_interval`: under load items keep coming and batches still fill.
+            let wait = (deadline - now).min(FLUSH_WHEN_IDLE_FOR);
             tokio::select! {
-                r = tokio::time::timeout(deadline - now, rx.recv()) => match r {
+                r = tokio::time::timeout(wait, rx.recv()) => match r {
                     Ok(Some(item)) => c.add(item),
                     Ok(None) => return (c, true),
                     Err(_) => break,

@@ -58,6 +58,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{post, MethodRouter};
 use axum::Router;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What every receiver handler gets: the server state, the receiver limits, and the state of
 /// the protocols that keep some between requests.
@@ -152,15 +153,33 @@ impl ReceiverState {
         Ok(refused)
     }
 
+    /// Waits up to [`RECEIVER_QUEUE_WAIT`] until the queue has room for `samples` samples of
+    /// about `bytes` bytes, so a queue full for a moment (a burst of series the store has not
+    /// registered yet is held with its label sets until the first write registers them) costs
+    /// the sender milliseconds instead of a 503 and a whole `Retry-After` second. It only
+    /// waits: the push after it still refuses if the room is gone, and a queue that stays full
+    /// (database down) is refused after the wait.
+    pub async fn wait_for_room(&self, samples: usize, bytes: usize) {
+        self.app
+            .queue
+            .wait_for_room(samples, bytes, RECEIVER_QUEUE_WAIT)
+            .await;
+    }
+
     /// Refuses before anything is recorded when the queue cannot take `needed` more samples:
     /// for receivers that record rows in the request, a retry after a later queue refusal
     /// would be a duplicate and not bring its series again.
+    /// The byte bound is checked with [`RESERVE_BYTES_PER_SAMPLE`] per sample, since the
+    /// series are built only after the rows are recorded.
     pub fn reserve(&self, needed: usize) -> Result<(), ReceiverError> {
-        let (depth, capacity) = (self.app.queue.depth(), self.app.queue.capacity());
-        if depth + needed > capacity {
+        let q = &self.app.queue;
+        if !q.has_room(needed, needed.saturating_mul(RESERVE_BYTES_PER_SAMPLE)) {
+            let (depth, capacity) = (q.depth(), q.capacity());
             return Err(ReceiverError::QueueFull {
                 message: format!(
-                    "ingest queue is full ({depth} of {capacity} samples); retry after the Retry-After delay"
+                    "ingest queue is full ({depth} of {capacity} samples, {} of {} bytes); retry after the Retry-After delay",
+                    q.depth_bytes(),
+                    q.max_bytes()
                 ),
                 status: axum::http::StatusCode::from_u16(self.config.queue_full_status)
                     .unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE),
@@ -170,6 +189,15 @@ impl ReceiverState {
         Ok(())
     }
 }
+
+/// How long a push receiver waits for room in a full ingest queue before it answers
+/// 429/503 with `Retry-After` (see [`crate::ingest::IngestQueue::push_within`]).
+pub const RECEIVER_QUEUE_WAIT: Duration = Duration::from_millis(250);
+
+/// A generous estimate of one queued sample's memory for [`ReceiverState::reserve`]: the
+/// data-quality and lineage receivers' series carry a handful of short labels, held with
+/// their label set (~0.9 KB for 7 labels, see `ingest::footprint`).
+pub const RESERVE_BYTES_PER_SAMPLE: usize = 2048;
 
 /// Series a `[limits]` limit refused from one push, while the rest was queued.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -526,11 +526,20 @@ mod tests {
             fresh_ranges(0, 100, Some(50), Some((10, 20))),
             vec![(10, 20), (50, 100)]
         );
-        assert_eq!(fresh_ranges(0, 100, Some(50), Some((10, 49))), vec![(10, 100)]);
+        assert_eq!(
+            fresh_ranges(0, 100, Some(50), Some((10, 49))),
+            vec![(10, 100)]
+        );
         // The query range cuts both.
-        assert_eq!(fresh_ranges(15, 45, Some(50), Some((10, 20))), vec![(15, 20)]);
+        assert_eq!(
+            fresh_ranges(15, 45, Some(50), Some((10, 20))),
+            vec![(15, 20)]
+        );
         // A dirty range reaching past the watermark adds nothing above it twice.
-        assert_eq!(fresh_ranges(0, 100, Some(50), Some((40, 70))), vec![(40, 100)]);
+        assert_eq!(
+            fresh_ranges(0, 100, Some(50), Some((40, 70))),
+            vec![(40, 100)]
+        );
     }
 
     #[test]

@@ -281,6 +281,12 @@ impl Ingest for ExportMetricsServiceRequest {
     type Response = ExportMetricsServiceResponse;
 
     async fn ingest(st: &ReceiverState, req: Self) -> Result<PartialSuccess, ReceiverError> {
+        // Mapping runs under the delta accumulator's lock, which cannot be held across a wait:
+        // wait for room first, estimated from the encoded size (an uncompressed OTLP point is
+        // 100+ bytes on the wire, and held with its labels it takes up to ~1 KB).
+        let wire = prost::Message::encoded_len(&req);
+        st.wait_for_room(wire / 64 + 1, wire.saturating_mul(8))
+            .await;
         ingest_metrics(st, req)
     }
 

@@ -87,6 +87,8 @@ pub async fn write(
             bytes = stats.compressed_bytes,
             "remote_write request accepted"
         );
+        st.wait_for_room(stats.samples, crate::ingest::footprint::batch_bytes(&batch))
+            .await;
         st.push(Receiver::RemoteWrite, batch)?;
     }
     // An empty request, or exemplars only: nothing to store, and nothing to retry.
