@@ -157,6 +157,7 @@ async fn run_real_path(
         WriterConfig {
             batch_max_samples: cfg.batch_max_samples,
             flush_interval: cfg.flush_interval,
+            flush_idle: cfg.flush_idle,
             writers: cfg.writers,
         },
         metrics.clone(),

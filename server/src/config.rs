@@ -505,6 +505,9 @@ mod tests {
         ("PIPEWATCH_INGEST__FLUSH_INTERVAL", "250ms", |c| {
             c.ingest.flush_interval == Duration::from_millis(250)
         }),
+        ("PIPEWATCH_INGEST__FLUSH_IDLE", "10ms", |c| {
+            c.ingest.flush_idle == Duration::from_millis(10)
+        }),
         ("PIPEWATCH_INGEST__WRITERS", "4", |c| c.ingest.writers == 4),
         ("PIPEWATCH_RECEIVERS__MAX_BODY_BYTES", "1048576", |c| {
             c.receivers.max_body_bytes == 1 << 20

@@ -59,9 +59,10 @@ pub enum PushError {
 const SAMPLES_BOUND: &str = "samples";
 const BYTES_BOUND: &str = "bytes of queued data (ingest.queue_max_bytes)";
 
-/// A writer flushes what it gathered once no new item arrived for this long, so the last
-/// samples of a burst are committed within milliseconds rather than after `flush_interval`
-/// (which was most of the time between a sender's last answer and its data being durable).
+/// Default of `ingest.flush_idle`: a writer flushes what it gathered once no new item arrived
+/// for this long, so the last samples of a burst are committed within milliseconds rather
+/// than after `flush_interval` (which was most of the time between a sender's last answer
+/// and its data being durable).
 pub const FLUSH_WHEN_IDLE_FOR: Duration = Duration::from_millis(25);
 
 struct Item {
@@ -389,6 +390,8 @@ impl BatchSink for store::Store {
 pub struct WriterConfig {
     pub batch_max_samples: usize,
     pub flush_interval: Duration,
+    /// Flush once no new item arrived for this long (`ingest.flush_idle`).
+    pub flush_idle: Duration,
     pub writers: usize,
 }
 
@@ -585,7 +588,7 @@ impl Writer {
         }
     }
 
-    /// Gathers items until the size limit, the age limit, a pause of [`FLUSH_WHEN_IDLE_FOR`]
+    /// Gathers items until the size limit, the age limit, a pause of `flush_idle`
     /// without new items, or the closed-and-empty queue.
     async fn collect(&self) -> (Collected, bool) {
         let mut c = Collected::default();
@@ -615,7 +618,7 @@ impl Writer {
             }
             // A quiet queue is flushed at once instead of holding the last samples for the
             // rest of `flush_interval`: under load items keep coming and batches still fill.
-            let wait = (deadline - now).min(FLUSH_WHEN_IDLE_FOR);
+            let wait = (deadline - now).min(self.cfg.flush_idle);
             tokio::select! {
                 r = tokio::time::timeout(wait, rx.recv()) => match r {
                     Ok(Some(item)) => c.add(item),
@@ -907,6 +910,7 @@ mod tests {
         WriterConfig {
             batch_max_samples: 100,
             flush_interval: Duration::from_millis(20),
+            flush_idle: crate::ingest::FLUSH_WHEN_IDLE_FOR,
             writers: 1,
         }
     }
@@ -1167,6 +1171,7 @@ mod tests {
             WriterConfig {
                 batch_max_samples: 100_000,
                 flush_interval: Duration::from_millis(300),
+                flush_idle: crate::ingest::FLUSH_WHEN_IDLE_FOR,
                 writers: 1,
             },
             metrics.clone(),
@@ -1259,6 +1264,7 @@ mod tests {
             WriterConfig {
                 batch_max_samples: 10_000,
                 flush_interval: Duration::from_millis(50),
+                flush_idle: crate::ingest::FLUSH_WHEN_IDLE_FOR,
                 writers: 2,
             },
             metrics.clone(),

@@ -136,6 +136,7 @@ async fn serve_with_db(
         WriterConfig {
             batch_max_samples: cfg.ingest.batch_max_samples,
             flush_interval: cfg.ingest.flush_interval,
+            flush_idle: cfg.ingest.flush_idle,
             writers: cfg.ingest.writers,
         },
         metrics.clone(),

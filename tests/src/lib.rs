@@ -126,6 +126,7 @@ pub async fn state(capacity: usize) -> (server::AppState, server::ingest::BatchW
         server::ingest::WriterConfig {
             batch_max_samples: 10_000,
             flush_interval: Duration::from_millis(50),
+            flush_idle: server::ingest::FLUSH_WHEN_IDLE_FOR,
             writers: 1,
         },
         metrics.clone(),

@@ -65,6 +65,7 @@ async fn state() -> AppState {
         WriterConfig {
             batch_max_samples: 100,
             flush_interval: Duration::from_millis(50),
+            flush_idle: server::ingest::FLUSH_WHEN_IDLE_FOR,
             writers: 1,
         },
         metrics.clone(),

@@ -56,7 +56,7 @@ async fn sigterm_during_load_drains_every_queued_sample() {
         &format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[database]\nurl = \"{url}\"\n\
              [auth]\nanonymous_role = \"admin\"\n\
-             [ingest]\nflush_interval = \"3s\"\nbatch_max_samples = 1000000\nqueue_capacity_samples = 2000000\n\
+             [ingest]\nflush_interval = \"3s\"\nflush_idle = \"3s\"\nbatch_max_samples = 1000000\nqueue_capacity_samples = 2000000\n\
              [[scrape_configs]]\njob_name = \"load\"\nscrape_interval = \"200ms\"\nscrape_timeout = \"200ms\"\n\
              static_configs = [{{ targets = [\"{target}\"] }}]\n",
             dir.display()

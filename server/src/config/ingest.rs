@@ -23,6 +23,10 @@ pub struct IngestConfig {
     /// ...or when its oldest sample has waited this long.
     #[serde(with = "duration")]
     pub flush_interval: Duration,
+    /// ...or when no new batch arrived for this long (so a burst's last samples are not held
+    /// for the whole `flush_interval`).
+    #[serde(with = "duration")]
+    pub flush_idle: Duration,
     /// Parallel COPY writers.
     pub writers: usize,
 }
@@ -34,6 +38,7 @@ impl Default for IngestConfig {
             queue_max_bytes: crate::ingest::DEFAULT_QUEUE_MAX_BYTES,
             batch_max_samples: 50_000,
             flush_interval: Duration::from_secs(1),
+            flush_idle: crate::ingest::FLUSH_WHEN_IDLE_FOR,
             writers: 2,
         }
     }
@@ -69,6 +74,9 @@ impl IngestConfig {
                 self.queue_max_bytes,
                 crate::ingest::DEFAULT_QUEUE_MAX_BYTES
             );
+        }
+        if self.flush_idle.is_zero() || self.flush_idle > self.flush_interval {
+            bail!("key `ingest.flush_idle` must be greater than 0 and at most `ingest.flush_interval`, like \"25ms\"");
         }
         if self.flush_interval.is_zero() {
             bail!("key `ingest.flush_interval` must be greater than 0, like \"1s\"");
