@@ -180,16 +180,45 @@ impl SeriesKey {
     /// assert_eq!(c.stable_id(), d.stable_id());
     /// ```
     pub fn stable_id(&self) -> i64 {
-        let mut buf = Vec::with_capacity(64);
-        buf.extend_from_slice(self.metric.as_bytes());
-        buf.push(0xff);
+        self.with_encoding(|buf| (xxhash_rust::xxh3::xxh3_64(buf) & (i64::MAX as u64)) as i64)
+    }
+
+    /// Calls `f` with the key's canonical bytes: the metric name, then each label name and
+    /// value in order, every part followed by `0xff` (a byte UTF-8 never contains, so
+    /// different keys never encode alike). Built on the stack for keys up to 512 bytes: the
+    /// hashes of a key (its stable id, the series cache's fingerprint, the OTLP mapper's
+    /// index) hash this in one call, which profiles showed much cheaper than streaming the
+    /// parts into a hasher.
+    pub fn with_encoding<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let len = self.metric.len()
+            + 1
+            + self
+                .labels
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>();
+        let mut stack = [0u8; 512];
+        let mut heap = Vec::new();
+        let buf: &mut [u8] = if len <= stack.len() {
+            &mut stack[..len]
+        } else {
+            heap.resize(len, 0);
+            &mut heap
+        };
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(self.metric.as_bytes());
+        put(&[0xff]);
         for (k, v) in self.labels.iter() {
-            buf.extend_from_slice(k.as_bytes());
-            buf.push(0xff);
-            buf.extend_from_slice(v.as_bytes());
-            buf.push(0xff);
+            put(k.as_bytes());
+            put(&[0xff]);
+            put(v.as_bytes());
+            put(&[0xff]);
         }
-        (xxhash_rust::xxh3::xxh3_64(&buf) & (i64::MAX as u64)) as i64
+        f(buf)
     }
 }
 

@@ -15,6 +15,7 @@
 
 use crate::chunk::{self, CHUNK_MS};
 use crate::error::{DbContext, StoreError};
+use crate::maintenance::{read_state, RollupState};
 use crate::writer::ROLLUP_LOCK_KEY;
 use crate::{sql_ms, sql_ts, Store};
 use model::TimestampMs;
@@ -68,17 +69,7 @@ pub(crate) async fn merged_samples(
     // which a claim widens before its steps run), then the fresh rows, then the chunks. A step
     // committing in between moves rows from fresh to chunks, so they are read twice (and
     // de-duplicated) rather than not at all.
-    let (watermark, dirty_from, dirty_to): (Option<i64>, Option<i64>, Option<i64>) =
-        sqlx::query_as(&format!(
-            "SELECT {}, {}, {} FROM rollup_state WHERE name = 'compact'",
-            sql_ms("watermark"),
-            sql_ms("dirty_from"),
-            sql_ms("dirty_to")
-        ))
-        .fetch_one(&mut *conn)
-        .await
-        .context("reading the compaction state")?;
-    let dirty = dirty_from.map(|f| (f, dirty_to.unwrap_or(f)));
+    let RollupState { watermark, dirty } = read_state(&mut *conn, "compact").await?;
     let sql = format!(
         "SELECT series_id, {} AS t, value FROM samples WHERE {}ts >= {} AND ts <= {}",
         sql_ms("ts"),
@@ -241,16 +232,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .context("waiting for the rollup lock")?;
-            let (watermark, dirty_from, dirty_to): (Option<i64>, Option<i64>, Option<i64>) =
-                sqlx::query_as(&format!(
-                    "SELECT {}, {}, {} FROM rollup_state WHERE name = 'compact'",
-                    sql_ms("watermark"),
-                    sql_ms("dirty_from"),
-                    sql_ms("dirty_to")
-                ))
-                .fetch_one(&mut *tx)
-                .await
-                .context("reading the compaction state")?;
+            let RollupState { watermark, dirty } = read_state(&mut tx, "compact").await?;
             let first = match watermark {
                 None => sqlx::query_scalar::<_, Option<i64>>(&format!(
                     "SELECT {} FROM samples",
@@ -268,8 +250,7 @@ impl Store {
                     ranges.push(from..target);
                 }
             }
-            if let (Some(df), Some(w)) = (dirty_from, watermark) {
-                let dt = dirty_to.unwrap_or(df);
+            if let (Some((df, dt)), Some(w)) = (dirty, watermark) {
                 let end = (chunk::chunk_start(dt) + CHUNK_MS).min(w.max(target));
                 if chunk::chunk_start(df) < end {
                     ranges.push(chunk::chunk_start(df)..end);

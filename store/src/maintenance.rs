@@ -40,9 +40,11 @@ pub struct MaintenanceReport {
     pub elapsed: Duration,
 }
 
-struct RollupState {
-    watermark: Option<TimestampMs>,
-    dirty: Option<(TimestampMs, TimestampMs)>,
+/// A `rollup_state` row: the minute or hour rollup's, or compaction's (`compact`).
+pub(crate) struct RollupState {
+    pub watermark: Option<TimestampMs>,
+    /// Inclusive range that writers marked below the watermark.
+    pub dirty: Option<(TimestampMs, TimestampMs)>,
 }
 
 impl Store {
@@ -426,8 +428,8 @@ fn merge(mut ranges: Vec<Range<TimestampMs>>) -> Vec<Range<TimestampMs>> {
     out
 }
 
-async fn read_state(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+pub(crate) async fn read_state(
+    conn: &mut sqlx::PgConnection,
     name: &str,
 ) -> Result<RollupState, StoreError> {
     let (watermark, dirty_from, dirty_to): (Option<i64>, Option<i64>, Option<i64>) =
@@ -438,7 +440,7 @@ async fn read_state(
             sql_ms("dirty_to")
         ))
         .bind(name)
-        .fetch_one(&mut **tx)
+        .fetch_one(conn)
         .await
         .context("reading rollup state")?;
     Ok(RollupState {

@@ -163,41 +163,15 @@ impl SeriesCache {
     /// The cache key of a series: keyed SipHash-1-3 over the same unambiguous encoding as
     /// `stable_id` (each part terminated by 0xff, which UTF-8 never contains).
     pub fn fingerprint(&self, key: &SeriesKey) -> u128 {
-        // One `write` of the whole encoding instead of one per part: SipHash over the
+        // One `write` of the key's whole encoding instead of one per part: SipHash over the
         // concatenation is the same value, and the per-call buffering of 2 + 4 per label small
         // writes was most of the hashing time in a profile of the receivers.
-        let len = key.metric.len()
-            + 1
-            + key
-                .labels
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 2)
-                .sum::<usize>();
-        let mut stack = [0u8; 512];
-        let mut heap = Vec::new();
-        let buf: &mut [u8] = if len <= stack.len() {
-            &mut stack[..len]
-        } else {
-            heap.resize(len, 0);
-            &mut heap
-        };
-        let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            buf[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
-        put(key.metric.as_bytes());
-        put(&[0xff]);
-        for (k, v) in key.labels.iter() {
-            put(k.as_bytes());
-            put(&[0xff]);
-            put(v.as_bytes());
-            put(&[0xff]);
-        }
-        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
-        h.write(buf);
-        use siphasher::sip128::Hasher128;
-        h.finish128().as_u128()
+        key.with_encoding(|buf| {
+            let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
+            h.write(buf);
+            use siphasher::sip128::Hasher128;
+            h.finish128().as_u128()
+        })
     }
 
     /// Wraps fingerprints this cache computed (in the order of a batch's series) for the

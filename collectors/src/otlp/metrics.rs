@@ -158,38 +158,9 @@ struct SeriesIndex {
 
 impl SeriesIndex {
     fn hash(key: &SeriesKey) -> u64 {
-        // One-shot xxh3 over the encoding in one buffer (on the stack for the usual key): the
-        // streaming hasher's state and per-part updates cost more than the hashing itself for
-        // keys this short.
-        let len = key.metric.len()
-            + 1
-            + key
-                .labels
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 2)
-                .sum::<usize>();
-        let mut stack = [0u8; 512];
-        let mut heap = Vec::new();
-        let buf: &mut [u8] = if len <= stack.len() {
-            &mut stack[..len]
-        } else {
-            heap.resize(len, 0);
-            &mut heap
-        };
-        let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            buf[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
-        put(key.metric.as_bytes());
-        put(&[0xff]);
-        for (k, v) in key.labels.iter() {
-            put(k.as_bytes());
-            put(&[0xff]);
-            put(v.as_bytes());
-            put(&[0xff]);
-        }
-        xxhash_rust::xxh3::xxh3_64(buf)
+        // One-shot xxh3 over the key's encoding: a streaming hasher's state and per-part
+        // updates cost more than the hashing itself for keys this short.
+        key.with_encoding(xxhash_rust::xxh3::xxh3_64)
     }
 
     /// The entry of `series` with `key`, or `None` after recording that `key` will be the
