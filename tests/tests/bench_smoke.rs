@@ -37,7 +37,7 @@ async fn bench_query_prints_a_ratio_per_query_shape_and_exits_0() {
     let ratios = ratios(&stdout, "RESULT query ", "p95 ratio ");
     assert_eq!(
         ratios.len(),
-        3,
+        4,
         "one RESULT line per query shape:\n{stdout}"
     );
     assert!(
@@ -45,6 +45,9 @@ async fn bench_query_prints_a_ratio_per_query_shape_and_exits_0() {
         "{ratios:?}\n{stdout}"
     );
     assert!(stdout.contains("2 series x 1 hour"), "{stdout}");
+    // Raw samples read back from compacted chunks: maintenance compacted the loaded day.
+    assert!(stdout.contains("1 series x 1 day, raw samples"), "{stdout}");
+    assert!(stdout.contains("samples compacted"), "{stdout}");
 }
 
 /// `pipewatch bench promql` as a user runs it, at a tiny size: it starts Debian's Prometheus,
