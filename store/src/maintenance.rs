@@ -323,16 +323,7 @@ async fn reroll_minutes(
     range: Range<TimestampMs>,
 ) -> Result<u64, StoreError> {
     let samples = merged_samples(tx, None, range.start, range.end - 1).await?;
-    sqlx::query(&format!(
-        "DELETE FROM samples_1m WHERE bucket >= {} AND bucket < {}",
-        sql_ts(1),
-        sql_ts(2)
-    ))
-    .bind(range.start)
-    .bind(range.end)
-    .execute(&mut **tx)
-    .await
-    .context("clearing rollup buckets")?;
+    clear_buckets(tx, "samples_1m", &range).await?;
     let rows: Vec<(i64, bucket::Rollup)> = samples
         .iter()
         .flat_map(|(id, s)| bucket::rollups(s, MINUTE_MS).into_iter().map(|r| (*id, r)))
@@ -467,13 +458,12 @@ async fn write_state(
     Ok(())
 }
 
-/// Replaces the rollup rows of `range` with `select` (which takes the range as $1, $2).
-async fn reroll(
+/// Deletes the rollup rows of `table` in `range`, before they are computed again.
+async fn clear_buckets(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     table: &str,
-    select: &str,
     range: &Range<TimestampMs>,
-) -> Result<u64, StoreError> {
+) -> Result<(), StoreError> {
     sqlx::query(&format!(
         "DELETE FROM {table} WHERE bucket >= {} AND bucket < {}",
         sql_ts(1),
@@ -484,6 +474,17 @@ async fn reroll(
     .execute(&mut **tx)
     .await
     .context("clearing rollup buckets")?;
+    Ok(())
+}
+
+/// Replaces the rollup rows of `range` with `select` (which takes the range as $1, $2).
+async fn reroll(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    table: &str,
+    select: &str,
+    range: &Range<TimestampMs>,
+) -> Result<u64, StoreError> {
+    clear_buckets(tx, table, range).await?;
     let inserted = sqlx::query(&format!(
         "INSERT INTO {table} (series_id, bucket, count, sum, min, max, last, last_ts) {select}"
     ))
