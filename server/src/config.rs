@@ -26,7 +26,7 @@ mod server;
 pub use self::alerting::{
     check_rules as check_rule_file, AlertingConfig, Route, RouteConfig, RuleSource,
 };
-pub use self::analysis::AnalysisConfig;
+pub use self::analysis::{AnalysisConfig, DriftReference, ReferenceWindow};
 pub use self::auth::{AuthConfig, ResolvedToken, TokenConfig, RECEIVER_NAMES};
 pub use self::database::DatabaseConfig;
 pub use self::ingest::IngestConfig;
@@ -447,6 +447,22 @@ mod tests {
                 "[analysis]\nexclude = [\"{job=\\\"\\\"}\"]\n",
                 "analysis.exclude[0]",
             ),
+            (
+                "[[analysis.drift_references]]\ndataset = \"d\"\n",
+                "analysis.drift_references[0]",
+            ),
+            (
+                "[[analysis.drift_references]]\nfrom = \"2026-11-08T00:00:00Z\"\nto = \"2026-11-01T00:00:00Z\"\n",
+                "analysis.drift_references[0]",
+            ),
+            (
+                "[[analysis.drift_references]]\nfrom = \"last week\"\nto = \"2026-11-01T00:00:00Z\"\n",
+                "analysis.drift_references[0].from",
+            ),
+            (
+                "[[analysis.drift_references]]\ntrailing = \"10s\"\n",
+                "analysis.drift_references[0].trailing",
+            ),
         ] {
             let e = err(toml);
             assert!(e.contains(&format!("`{key}`")), "{toml:?}: {e}");
@@ -691,6 +707,14 @@ mod tests {
             "PIPEWATCH_ANALYSIS__EXCLUDE",
             r#"["{job=\"batch\"}"]"#,
             |c| c.analysis.exclude == ["{job=\"batch\"}"],
+        ),
+        (
+            "PIPEWATCH_ANALYSIS__DRIFT_REFERENCES",
+            r#"[{ dataset = "orders", trailing = "7d" }]"#,
+            |c| {
+                c.analysis.reference_for("orders", "amount")
+                    == super::ReferenceWindow::Trailing(Duration::from_secs(7 * 86_400))
+            },
         ),
         (
             "PIPEWATCH_ALERTING__RULE_FILES",

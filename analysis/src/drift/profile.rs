@@ -77,6 +77,23 @@ impl ColumnProfile {
         }
     }
 
+    /// Adds another window's profile of the same column; a profile of the other kind is
+    /// refused (a column that changed from numbers to labels cannot be merged into one
+    /// summary) and leaves `self` unchanged.
+    pub fn merge(&mut self, other: &ColumnProfile) -> Result<(), super::DriftError> {
+        match (self, other) {
+            (ColumnProfile::Numeric(a), ColumnProfile::Numeric(b)) => a.merge(b),
+            (ColumnProfile::Categorical(a), ColumnProfile::Categorical(b)) => a.merge(b),
+            (a, b) => {
+                return Err(super::DriftError::KindMismatch {
+                    reference: a.kind(),
+                    current: b.kind(),
+                })
+            }
+        }
+        Ok(())
+    }
+
     /// A numeric profile of `values` with default options.
     pub fn numeric(values: &[f64]) -> ColumnProfile {
         ColumnProfile::Numeric(NumericProfile::from_values(
@@ -439,6 +456,23 @@ mod tests {
         (0..n)
             .map(|i| ((i * 7919) % n) as f64 * 0.001 + offset)
             .collect()
+    }
+
+    #[test]
+    fn column_profiles_merge_by_kind_and_refuse_the_other_kind() {
+        let mut cats = ColumnProfile::categorical(["a", "b", "a"]);
+        cats.merge(&ColumnProfile::categorical(["b", "c"])).unwrap();
+        let ColumnProfile::Categorical(c) = &cats else {
+            panic!("kind changed")
+        };
+        let counts: Vec<(&str, u64)> = c.counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(counts, [("a", 2), ("b", 2), ("c", 1)]);
+        let mut nums = ColumnProfile::numeric(&[1.0, 2.0]);
+        nums.merge(&ColumnProfile::numeric(&[3.0])).unwrap();
+        assert_eq!(nums.count(), 3);
+        let e = nums.merge(&cats).unwrap_err();
+        assert!(e.to_string().contains("numeric"), "{e}");
+        assert_eq!(nums.count(), 3);
     }
 
     #[test]
