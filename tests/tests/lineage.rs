@@ -260,6 +260,18 @@ async fn a_resent_event_is_a_duplicate_and_counts_once() {
     let d = samples(&url, "openlineage_run_duration_seconds").await;
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].2, 42.5);
+    // The COMPLETE event's time, once: the job's freshness reads its age.
+    let done: Value = serde_json::from_slice(&fixture("03-ingest_orders-complete.json")).unwrap();
+    let done_ms = chrono::DateTime::parse_from_rfc3339(done["eventTime"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    let last = samples(&url, "openlineage_job_last_success_timestamp_seconds").await;
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert_eq!(
+        (last[0].0["job"].as_str(), last[0].1),
+        (Some("ingest_orders"), done_ms)
+    );
+    assert_eq!(last[0].2, done_ms as f64 / 1000.0);
 }
 
 #[tokio::test]

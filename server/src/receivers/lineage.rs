@@ -60,7 +60,8 @@ async fn record_events(
     // Refuse before recording anything when the queue cannot take the series: once an event
     // is recorded, its retry is a duplicate and would not bring its series again.
     let facet: Vec<Vec<TimeSeries>> = events.iter().map(decoder::facet_series).collect();
-    st.reserve(facet.iter().flatten().count() + 3 * events.len())?;
+    // Up to four run series per event (`decoder::run_series`) and a schema change.
+    st.reserve(facet.iter().flatten().count() + 4 * events.len())?;
     let mut batch = Batch::default();
     let (mut accepted, mut duplicates) = (0, 0);
     for (e, series) in events.iter().zip(facet) {
