@@ -190,6 +190,19 @@ async fn openlineage_python_client_builds_the_graph_runs_series_and_schema_chang
         .map(|x| x.2)
         .collect();
     assert_eq!(completes, vec![1.0, 2.0]);
+    // Column statistics with quantiles became a drift profile of the column (a handful of
+    // quantiles stand for at most 100 values); a column without quantiles did not.
+    let profiles = store::Store::connect(&url, store::StoreConfig::default())
+        .await
+        .unwrap()
+        .profiled_columns(0)
+        .await
+        .unwrap();
+    let columns: Vec<(&str, &str)> = profiles
+        .iter()
+        .map(|p| (p.dataset.as_str(), p.column.as_str()))
+        .collect();
+    assert_eq!(columns, [("warehouse.orders", "amount")], "{profiles:?}");
     let dq = &sent["dq"];
     let nulls = samples(&url, "openlineage_dataset_column_nulls").await;
     for (col, m) in dq["columns"].as_object().unwrap() {
