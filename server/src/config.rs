@@ -32,7 +32,7 @@ pub use self::database::DatabaseConfig;
 pub use self::ingest::IngestConfig;
 pub use self::limits::LimitsConfig;
 pub use self::notifications::{
-    ChannelConfig, EmailConfig, NotificationsConfig, SmtpTls, WebhookConfig,
+    ChannelConfig, EmailConfig, NotificationsConfig, SlackConfig, SmtpTls, WebhookConfig,
 };
 pub use self::otlp::{OtlpConfig, SignalConfig};
 pub use self::query::QueryConfig;

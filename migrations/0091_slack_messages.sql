@@ -1,0 +1,24 @@
+-- Slack bot-token mode (issue 13, item 5): the one Slack message each notification group gets
+-- per channel, so later notices of the group edit it in place (`chat.update`) and reply in
+-- its thread instead of posting anew.
+--
+-- `group_ref` is the group's key with its birth time (`<group key>@<created ms>`): a group that
+-- ended and later starts again gets a new message. The row is written *before* the first
+-- `chat.postMessage` with `ts` NULL (an intent), so a retry that finds it knows an earlier
+-- attempt may have posted and looks for that message before posting again.
+CREATE TABLE slack_messages (
+    -- The pipewatch channel (`[notifications.channels.<name>]`).
+    channel_name  text        NOT NULL,
+    -- The Slack channel as configured (`#oncall` or an ID).
+    target        text        NOT NULL,
+    group_ref     text        NOT NULL,
+    -- The channel ID and message timestamp Slack answered `chat.postMessage` with.
+    slack_channel text,
+    ts            text,
+    -- What the message shows: {"<fingerprint>#<episode>": {"state", "title"}}, so the next
+    -- notice can say in the thread what changed.
+    alerts        jsonb       NOT NULL DEFAULT '{}',
+    posting_since timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (channel_name, target, group_ref)
+);
