@@ -22,3 +22,15 @@ CREATE TABLE slack_messages (
     updated_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (channel_name, target, group_ref)
 );
+
+-- Inhibition (issue 13, item 3; kept in this migration with the other item of the same
+-- change): which alert inhibits which right now, by which `[[alerting.inhibit_rules]]` rule.
+-- Written by the lifecycle engine in its round's transaction whenever the set changes, read
+-- by the API (`inhibitedBy`). An inhibited alert sends no firing notices; a resolve owed for
+-- a firing notice already sent still goes out.
+CREATE TABLE alert_inhibitions (
+    alert_id     bigint      PRIMARY KEY REFERENCES alert_instances (id) ON DELETE CASCADE,
+    inhibited_by bigint      NOT NULL REFERENCES alert_instances (id) ON DELETE CASCADE,
+    rule         text        NOT NULL,
+    since        timestamptz NOT NULL DEFAULT now()
+);

@@ -19,6 +19,7 @@
 //! `error_channels`, which are empty by default: they show in the API and do not page.
 
 pub mod grouping;
+pub mod inhibit;
 pub mod matcher;
 pub mod notice;
 pub mod oncall;
@@ -71,6 +72,8 @@ struct Leading {
     instances: HashMap<String, AlertInstance>,
     /// Episodes whose hold-back by a silence is already on their timeline.
     silence_noted: HashSet<(String, i32)>,
+    /// What `alert_inhibitions` holds (target id -> (source id, rule)).
+    inhibitions: inhibit::Recorded,
 }
 
 /// A change to one instance, with the event it goes on the timeline with.
@@ -92,7 +95,15 @@ pub struct Engine {
     state: Option<Leading>,
     /// When a follower last tried to take the leadership.
     last_try_ms: i64,
+    /// `[[alerting.inhibit_rules]]`, and the lineage graph for those with `lineage = true`
+    /// (read again every [`LINEAGE_REFRESH_MS`]).
+    inhibit_rules: Vec<inhibit::InhibitRule>,
+    lineage: std::sync::Mutex<Option<(i64, Option<std::sync::Arc<inhibit::Lineage>>)>>,
 }
+
+/// How long the lineage graph read for inhibition is used before it is read again (it changes
+/// as OpenLineage events arrive; reading it every tick would cost a query per 250 ms).
+pub const LINEAGE_REFRESH_MS: i64 = 30_000;
 
 /// How often an instance that does not lead tries to take over (each try opens a database
 /// session).
@@ -139,6 +150,8 @@ impl Engine {
             },
             state: None,
             last_try_ms: i64::MIN,
+            inhibit_rules: a.inhibit_rules(),
+            lineage: std::sync::Mutex::new(None),
         })
     }
 
@@ -279,6 +292,7 @@ impl Engine {
                 .map(|a| (a.fingerprint.clone(), a))
                 .collect(),
             silence_noted: HashSet::new(),
+            inhibitions: inhibit::load(&mut conn).await?,
         })
     }
 
@@ -327,8 +341,17 @@ impl Engine {
             working.insert(inst.fingerprint.clone(), inst);
         }
         self.resolve_by_hand(&mut tx, &mut working, now_ms).await?;
-        self.flush(&mut tx, &mut working, &mut noted, now_ms)
+        let (inhibited, inhibitions) = self.inhibitions(&working, now_ms).await;
+        self.flush(&mut tx, &mut working, &mut noted, &inhibited, now_ms)
             .await?;
+        inhibit::record(
+            &mut tx,
+            &st.inhibitions,
+            &inhibitions,
+            |id| describe_alert(&working, id),
+            now_ms,
+        )
+        .await?;
         if !statuses.is_empty() {
             db::save_rule_status(&mut tx, &statuses).await?;
         }
@@ -339,7 +362,57 @@ impl Engine {
         noted.retain(|(fp, ep)| working.get(fp).is_some_and(|a| a.episode == *ep));
         st.instances = working;
         st.silence_noted = noted;
+        st.inhibitions = inhibitions;
         Ok(())
+    }
+
+    /// Which live alerts are inhibited now ([`inhibit::inhibited`]), by fingerprint, and the
+    /// same by alert id for `alert_inhibitions`.
+    async fn inhibitions(
+        &self,
+        working: &HashMap<String, AlertInstance>,
+        now_ms: i64,
+    ) -> (BTreeMap<String, inhibit::Inhibition>, inhibit::Recorded) {
+        if self.inhibit_rules.is_empty() {
+            return Default::default();
+        }
+        let graph = self.lineage_graph(now_ms).await;
+        let mut alerts: Vec<&AlertInstance> = working.values().collect();
+        // Stable order: the first source found is the one named.
+        alerts.sort_by_key(|a| a.id);
+        let by_fp = inhibit::inhibited(&alerts, &self.inhibit_rules, graph.as_deref());
+        let by_id = by_fp
+            .iter()
+            .filter_map(|(fp, inh)| {
+                let t = working.get(fp)?;
+                let s = working.get(&inh.by)?;
+                (t.id > 0 && s.id > 0).then(|| (t.id, (s.id, inh.rule.clone())))
+            })
+            .collect();
+        (by_fp, by_id)
+    }
+
+    /// The lineage graph for lineage inhibit rules, read at most every [`LINEAGE_REFRESH_MS`];
+    /// `None` when no rule needs it or it cannot be read (then lineage rules inhibit nothing:
+    /// better a page too many than a missed one).
+    async fn lineage_graph(&self, now_ms: i64) -> Option<std::sync::Arc<inhibit::Lineage>> {
+        if !self.inhibit_rules.iter().any(|r| r.lineage) {
+            return None;
+        }
+        if let Some((at, g)) = self.lineage.lock().expect("not poisoned").as_ref() {
+            if now_ms - at < LINEAGE_REFRESH_MS {
+                return g.clone();
+            }
+        }
+        let g = match self.store.lineage_graph().await {
+            Ok(g) => Some(std::sync::Arc::new(inhibit::Lineage::from_graph(&g))),
+            Err(e) => {
+                warn!(error = %e, "cannot read the lineage graph; lineage inhibit rules inhibit nothing until it can be read");
+                None
+            }
+        };
+        *self.lineage.lock().expect("not poisoned") = Some((now_ms, g.clone()));
+        g
     }
 
     /// Carries out the manual resolves users asked for (`POST .../resolve`), in the round's
@@ -1003,6 +1076,7 @@ impl Engine {
         tx: &mut sqlx::PgConnection,
         working: &mut HashMap<String, AlertInstance>,
         noted: &mut HashSet<(String, i32)>,
+        inhibited: &BTreeMap<String, inhibit::Inhibition>,
         now_ms: i64,
     ) -> Result<()> {
         let rows: HashMap<String, NotificationGroup> = db::lock_groups(tx)
@@ -1065,7 +1139,12 @@ impl Engine {
                 &route,
                 row,
                 &list,
-                |a| fires(a.state) && silenced_by(a).is_some(),
+                // Inhibited alerts are held back like silenced ones (their owed resolves
+                // still go out).
+                |a| {
+                    fires(a.state)
+                        && (silenced_by(a).is_some() || inhibited.contains_key(&a.fingerprint))
+                },
                 now_ms,
             );
             for (id, fp, episode, silence) in silenced_now {
@@ -1183,6 +1262,23 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// An alert in a few words for a timeline entry: its rule and labels.
+fn describe_alert(working: &HashMap<String, AlertInstance>, id: i64) -> String {
+    working
+        .values()
+        .find(|a| a.id == id)
+        .map(|a| {
+            let own: BTreeMap<String, String> = a
+                .labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "alertname")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            format!("{}{}", a.rule, grouping::format_labels(&own))
+        })
+        .unwrap_or_else(|| "no longer live".into())
 }
 
 /// The change ending an active instance: a firing (or nodata / error) one resolves, a pending
