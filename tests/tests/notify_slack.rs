@@ -499,3 +499,122 @@ async fn teams_gets_an_adaptive_card() {
     assert_eq!(card["actions"][0]["type"], "Action.OpenUrl");
     assert_eq!(card["actions"][0]["url"], "https://pw.example.com/alerts");
 }
+
+/// `pw_lag_seconds{job=...}` samples by remote_write.
+async fn write_lag(base: &str, jobs: &[(&str, f64)]) {
+    let t = model::clock::now_ms();
+    let batch = model::Batch {
+        series: jobs
+            .iter()
+            .map(|(job, v)| model::TimeSeries {
+                key: model::SeriesKey::new(
+                    "pw_lag_seconds",
+                    model::Labels::from_pairs([("job", *job)]),
+                ),
+                metric_type: model::MetricType::Gauge,
+                samples: vec![model::Sample { ts: t, value: *v }],
+            })
+            .collect(),
+        metadata: Vec::new(),
+    };
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/v1/write"))
+        .header("content-encoding", "snappy")
+        .header("content-type", "application/x-protobuf")
+        .header("x-prometheus-remote-write-version", "0.1.0")
+        .body(collectors::remote_write::encode(&batch))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+}
+
+async fn wait_for(what: &str, timeout: Duration, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The whole path: a rule fires for one job, a second job joins the group, both resolve; the
+/// engine groups and enqueues, the sender edits one Slack message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_keeps_one_slack_message_per_group_from_first_firing_to_resolve() {
+    let url = store::testing::fresh_database_url().await;
+    let (slack, api) = FakeSlack::start().await;
+    std::env::set_var(TOKEN_ENV, TOKEN);
+    let dir = std::env::temp_dir().join(format!("pw-notify-slack-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("rules.yml"),
+        "groups:\n- name: etl\n  rules:\n  - alert: HighLag\n    expr: pw_lag_seconds > 10\n    \
+         annotations:\n      summary: '{{ $labels.job }} lags'\n",
+    )
+    .unwrap();
+    let mut cfg = server::config::Config::from_toml_str(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\n[database]\nurl = \"{url}\"\n\
+         [auth]\nanonymous_role = \"admin\"\n[ingest]\nflush_interval = \"50ms\"\n\
+         [notifications]\npoll_interval = \"100ms\"\n\
+         [notifications.channels.bot]\ntype = \"slack\"\ntoken_env = \"{TOKEN_ENV}\"\n\
+         channel = \"#oncall\"\napi_url = \"{api}\"\n\
+         [alerting]\nevaluation_interval = \"1s\"\ngroup_wait = \"1s\"\ngroup_interval = \"2s\"\n\
+         channels = [\"bot\"]\n",
+        d = dir.display()
+    ))
+    .unwrap();
+    cfg.alerting.rule_files = vec![dir.join("rules.yml").display().to_string()];
+    let server = server::run::RunningServer::start(cfg, Default::default())
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr);
+
+    write_lag(&base, &[("orders", 50.0)]).await;
+    wait_for("the parent message", Duration::from_secs(30), || {
+        !slack.parents().is_empty()
+    })
+    .await;
+    write_lag(&base, &[("orders", 50.0), ("billing", 60.0)]).await;
+    wait_for("the update for billing", Duration::from_secs(30), || {
+        slack.calls().iter().any(|c| c.method == "chat.update")
+    })
+    .await;
+    write_lag(&base, &[("orders", 1.0), ("billing", 1.0)]).await;
+    wait_for("the resolve", Duration::from_secs(30), || {
+        slack.calls().iter().any(|c| {
+            c.method == "chat.update" && c.body.to_string().contains("[RESOLVED]")
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let calls = slack.calls();
+    let parents = slack.parents();
+    assert_eq!(parents.len(), 1, "{calls:#?}");
+    let ts = "1765000000.000001";
+    let later: Vec<&Call> = calls.iter().skip(1).collect();
+    assert!(!later.is_empty());
+    for c in &later {
+        match c.method.as_str() {
+            "chat.update" => assert_eq!(c.body["ts"], ts),
+            "chat.postMessage" => assert_eq!(c.body["thread_ts"], ts),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let replies: Vec<String> = later
+        .iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .map(|c| c.body["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        replies.iter().any(|r| r.contains("Fired: {job=\"billing\"} billing lags")),
+        "{replies:#?}"
+    );
+    assert!(
+        replies.last().unwrap().ends_with("All 2 alerts of the group resolved."),
+        "{replies:#?}"
+    );
+    server.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
