@@ -211,9 +211,10 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(store: Store, cfg: &NotificationsConfig) -> Result<Sender> {
+        let channels = build_channels(cfg, &store)?;
         Ok(Sender {
             store,
-            channels: build_channels(cfg, &store)?,
+            channels,
             cfg: cfg.clone(),
         })
     }

@@ -319,7 +319,7 @@ mod tests {
     #[test]
     fn channels_of_every_type_parse() {
         let c = Config::from_toml_str(
-            r#"
+            r##"
             [notifications.channels.mail]
             type = "email"
             smtp_host = "smtp.example.com"
@@ -339,7 +339,7 @@ mod tests {
             [notifications.channels.teams]
             type = "teams"
             url_env = "TEAMS_URL"
-            "#,
+            "##,
         )
         .unwrap();
         let chans = &c.notifications.channels;
