@@ -34,3 +34,16 @@ CREATE TABLE alert_inhibitions (
     rule         text        NOT NULL,
     since        timestamptz NOT NULL DEFAULT now()
 );
+
+-- Route `continue` (issue 13, item 3): an alert taken by several routes is in one group per
+-- route. Its first route's group keeps its notice state on `alert_instances` (group_key,
+-- notified); each further group's is here, so a resolve is owed and sent per group.
+CREATE TABLE alert_route_notices (
+    alert_id   bigint      NOT NULL REFERENCES alert_instances (id) ON DELETE CASCADE,
+    group_key  text        NOT NULL,
+    episode    integer     NOT NULL,
+    notified   text        NOT NULL CHECK (notified IN ('none', 'firing', 'resolved')),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (alert_id, group_key)
+);
+CREATE INDEX alert_route_notices_owed ON alert_route_notices (alert_id) WHERE notified = 'firing';

@@ -18,6 +18,7 @@
 //! of the rule itself (labels: `alertname` only), routed to `alerting.nodata_channels` /
 //! `error_channels`, which are empty by default: they show in the API and do not page.
 
+pub mod fanout;
 pub mod grouping;
 pub mod inhibit;
 pub mod matcher;
@@ -223,7 +224,15 @@ impl Engine {
     /// Reads the live instances back and restores each group's alert state from them.
     async fn take_over(&self, lead: Leadership) -> Result<Leading> {
         let mut conn = self.store.pool().acquire().await?;
-        let live = db::live_instances(&mut conn).await?;
+        let mut live = db::live_instances(&mut conn).await?;
+        // Alerts whose first route is done but that owe a resolve in a `continue` route's group.
+        for id in fanout::owing(&mut conn).await? {
+            if !live.iter().any(|a| a.id == id) {
+                if let Some(a) = self.store.lifecycle_alert(id).await? {
+                    live.push(a);
+                }
+            }
+        }
         let mut runs: Vec<GroupRun> = self
             .groups
             .iter()
@@ -342,7 +351,8 @@ impl Engine {
         }
         self.resolve_by_hand(&mut tx, &mut working, now_ms).await?;
         let (inhibited, inhibitions) = self.inhibitions(&working, now_ms).await;
-        self.flush(&mut tx, &mut working, &mut noted, &inhibited, now_ms)
+        let owed_elsewhere = self
+            .flush(&mut tx, &mut working, &mut noted, &inhibited, now_ms)
             .await?;
         inhibit::record(
             &mut tx,
@@ -358,7 +368,9 @@ impl Engine {
         tx.commit()
             .await
             .context("committing an alert lifecycle round")?;
-        working.retain(|_, a| a.state.is_active() || a.notified == Notified::Firing);
+        working.retain(|fp, a| {
+            a.state.is_active() || a.notified == Notified::Firing || owed_elsewhere.contains(fp)
+        });
         noted.retain(|(fp, ep)| working.get(fp).is_some_and(|a| a.episode == *ep));
         st.instances = working;
         st.silence_noted = noted;
@@ -1078,7 +1090,7 @@ impl Engine {
         noted: &mut HashSet<(String, i32)>,
         inhibited: &BTreeMap<String, inhibit::Inhibition>,
         now_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<HashSet<String>> {
         let rows: HashMap<String, NotificationGroup> = db::lock_groups(tx)
             .await?
             .into_iter()
@@ -1111,6 +1123,13 @@ impl Engine {
                     .push(a.fingerprint.clone());
             }
         }
+        // Groups of further routes (`continue`), each member a copy with that group's state.
+        let ids: Vec<i64> = working.values().map(|a| a.id).collect();
+        let told_extra = fanout::load(tx, &ids).await?;
+        let mut extra = fanout::memberships(&self.routes, working.values(), &told_extra);
+        for (key, fp) in extra.keys() {
+            members.entry(key.clone()).or_default().push(fp.clone());
+        }
         for key in rows.keys() {
             members.entry(key.clone()).or_default();
         }
@@ -1123,7 +1142,11 @@ impl Engine {
                 }
                 continue;
             }
-            let list: Vec<&AlertInstance> = fps.iter().filter_map(|f| working.get(f)).collect();
+            let list: Vec<&AlertInstance> = fps
+                .iter()
+                .filter_map(|f| extra.get(&(key.clone(), f.clone())).or_else(|| working.get(f)))
+                .filter(|a| a.group_key == key)
+                .collect();
             // Note on the timeline, once per episode, that a silence held a firing notice back.
             let mut silenced_now = Vec::new();
             for a in &list {
@@ -1186,10 +1209,9 @@ impl Engine {
                 }
                 Decision::Remove => db::delete_group(tx, &key).await?,
                 Decision::Notify { firing, resolved } => {
-                    let f: Vec<&AlertInstance> =
-                        firing.iter().filter_map(|x| working.get(x)).collect();
-                    let r: Vec<&AlertInstance> =
-                        resolved.iter().filter_map(|x| working.get(x)).collect();
+                    let member = |x: &String| list.iter().find(|a| &a.fingerprint == x).copied();
+                    let f: Vec<&AlertInstance> = firing.iter().filter_map(member).collect();
+                    let r: Vec<&AlertInstance> = resolved.iter().filter_map(member).collect();
                     let repeat = r.is_empty() && f.iter().all(|a| a.notified == Notified::Firing);
                     if repeat && !f.is_empty() && f.iter().all(|a| snoozed.contains(&a.id)) {
                         debug!(group = %key, "repeat notice held back: every firing alert is snoozed");
@@ -1233,6 +1255,25 @@ impl Engine {
                         [(&firing, Notified::Firing), (&resolved, Notified::Resolved)]
                     {
                         for fp in fps {
+                            if let Some(copy) = extra.get_mut(&(key.clone(), fp.clone())) {
+                                // An extra group's notice: its state is kept apart.
+                                copy.notified = state;
+                                fanout::save(tx, copy, &key, state).await?;
+                                db::add_event(
+                                    tx,
+                                    copy.id,
+                                    &db::NewEvent {
+                                        kind: EventKind::Notified,
+                                        from: None,
+                                        to: None,
+                                        by: "system",
+                                        detail: &told,
+                                        at_ms: now_ms,
+                                    },
+                                )
+                                .await?;
+                                continue;
+                            }
                             let Some(a) = working.get_mut(fp) else {
                                 continue;
                             };
@@ -1260,7 +1301,7 @@ impl Engine {
                 }
             }
         }
-        Ok(())
+        Ok(fanout::owed(&extra))
     }
 }
 

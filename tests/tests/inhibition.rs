@@ -1,8 +1,9 @@
-//! Inhibition by the lineage graph, end to end on real parts: a real PostgreSQL holding an
-//! OpenLineage graph (recorded through the store as the OpenLineage receiver does), samples
-//! sent with real remote_write requests, the engine evaluating a rule file, and notifications
-//! delivered to a real local HTTP receiver (the JSON webhook channel). Assertions are on what
-//! the receiver got and on the API's view of the alerts.
+//! Routing beyond the first match, end to end on real parts: inhibition by the lineage graph
+//! (a real PostgreSQL holding an OpenLineage graph, recorded through the store as the
+//! OpenLineage receiver does) and route `continue`. Samples are sent with real remote_write
+//! requests, the engine evaluates a rule file, and notifications are delivered to a real local
+//! HTTP receiver (the JSON webhook channel). Assertions are on what the receiver got and on
+//! the API's view of the alerts.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -236,6 +237,127 @@ async fn an_upstream_alert_inhibits_the_alerts_downstream_of_it_in_the_lineage_g
         n.iter().filter(|(s, g)| s == "firing" && g == "transform").count(),
         1,
         "{n:?}"
+    );
+    server.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bodies received per channel (`/hook/{name}`), with when they came.
+#[derive(Clone, Default)]
+struct Hooks {
+    got: Arc<Mutex<Vec<(String, Instant, Value)>>>,
+}
+
+async fn receive_named(
+    State(h): State<Hooks>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    Json(body): Json<Value>,
+) -> StatusCode {
+    h.got.lock().unwrap().push((name, Instant::now(), body));
+    StatusCode::OK
+}
+
+impl Hooks {
+    /// `(channel, status)` in arrival order.
+    fn seen(&self) -> Vec<(String, String)> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(n, _, b)| (n.clone(), b["status"].as_str().unwrap_or("").to_string()))
+            .collect()
+    }
+
+    fn first(&self, channel: &str, status: &str) -> Option<Instant> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(n, _, b)| n == channel && b["status"] == status)
+            .map(|(_, t, _)| *t)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_routes_an_alert_to_every_matching_route_each_with_its_own_timers() {
+    let url = store::testing::fresh_database_url().await;
+    let hooks = Hooks::default();
+    let addr = serve(
+        Router::new()
+            .route("/hook/{name}", post(receive_named))
+            .with_state(hooks.clone()),
+    )
+    .await;
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("pw-continue-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("rules.yml"), RULES).unwrap();
+    let channels: String = ["pages", "audit", "fallback"]
+        .iter()
+        .map(|n| {
+            format!(
+                "[notifications.channels.{n}]\ntype = \"webhook\"\nurl = \"http://{addr}/hook/{n}\"\n"
+            )
+        })
+        .collect();
+    let mut cfg = server::config::Config::from_toml_str(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\n[database]\nurl = \"{url}\"\n\
+         [auth]\nanonymous_role = \"admin\"\n[ingest]\nflush_interval = \"50ms\"\n\
+         [notifications]\npoll_interval = \"100ms\"\n{channels}\
+         [alerting]\nevaluation_interval = \"1s\"\ngroup_wait = \"1s\"\ngroup_interval = \"1s\"\n\
+         channels = [\"fallback\"]\n\
+         [[alerting.routes]]\nname = \"pages\"\nmatchers = ['severity=\"page\"']\n\
+         channels = [\"pages\"]\ncontinue = true\n\
+         [[alerting.routes]]\nname = \"other\"\nmatchers = ['team=\"ml\"']\nchannels = [\"fallback\"]\n\
+         [[alerting.routes]]\nname = \"audit\"\nmatchers = ['alertname=\"Stalled\"']\n\
+         channels = [\"audit\"]\ngroup_wait = \"4s\"\n",
+        d = dir.display()
+    ))
+    .unwrap();
+    cfg.alerting.rule_files = vec![dir.join("rules.yml").display().to_string()];
+    let server = server::run::RunningServer::start(cfg, Default::default())
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr);
+
+    write(&base, &[("ingest", 1.0)]).await;
+    wait_until!(
+        "the firing notice on both routes",
+        Duration::from_secs(30),
+        hooks.first("audit", "firing").is_some()
+    );
+    let (pages, audit) = (
+        hooks.first("pages", "firing").expect("pages told first"),
+        hooks.first("audit", "firing").unwrap(),
+    );
+    // Each route's own group_wait: 1 s on pages, 4 s on audit.
+    assert!(
+        audit.duration_since(pages) >= Duration::from_millis(2500),
+        "{:?}",
+        audit.duration_since(pages)
+    );
+    let group = alert(&base, "ingest").await["notificationGroup"].clone();
+    assert_eq!(group, "pages/{alertname=\"Stalled\"}");
+
+    // The resolve is owed, and sent, on both routes; the default route took nothing.
+    write(&base, &[("ingest", 0.0)]).await;
+    wait_until!(
+        "the resolves",
+        Duration::from_secs(30),
+        hooks.first("pages", "resolved").is_some() && hooks.first("audit", "resolved").is_some()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut seen = hooks.seen();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("audit".to_string(), "firing".to_string()),
+            ("audit".to_string(), "resolved".to_string()),
+            ("pages".to_string(), "firing".to_string()),
+            ("pages".to_string(), "resolved".to_string()),
+        ]
     );
     server.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,7 +1,9 @@
 //! `[alerting]`: the rule files the leader evaluates, how often, and where their alerts go —
 //! a routing tree like Alertmanager's, flattened: a default route (`group_by`, `group_wait`,
 //! `group_interval`, `repeat_interval`, `channels`) and optional `[[alerting.routes]]` tried
-//! in order, the first whose matchers all hold taking the alert.
+//! in order, the first whose matchers all hold taking the alert — and, when that route sets
+//! `continue = true` (Alertmanager's `continue`), matching goes on to the routes after it, so
+//! one alert can be notified through several routes, each with its own groups and timers.
 //!
 //! ```toml
 //! [alerting]
@@ -145,6 +147,10 @@ pub struct RouteConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub repeat_interval: Option<Duration>,
+    /// Alertmanager's `continue`: after this route takes an alert, go on trying the routes
+    /// after it (the default route takes the alert too when no later route matches).
+    #[serde(default, rename = "continue")]
+    pub continue_matching: bool,
 }
 
 mod opt_duration {
@@ -174,6 +180,8 @@ pub struct Route {
     pub group_wait: Duration,
     pub group_interval: Duration,
     pub repeat_interval: Duration,
+    /// Matching goes on after this route (`continue = true`).
+    pub continue_matching: bool,
 }
 
 /// A rule file read at start: its path and text.
@@ -318,6 +326,7 @@ impl AlertingConfig {
                 group_wait: r.group_wait.unwrap_or(self.group_wait),
                 group_interval: r.group_interval.unwrap_or(self.group_interval),
                 repeat_interval: r.repeat_interval.unwrap_or(self.repeat_interval),
+                continue_matching: r.continue_matching,
             })
             .collect();
         out.push(self.default_route("default", self.channels.clone()));
@@ -334,6 +343,7 @@ impl AlertingConfig {
             group_wait: self.group_wait,
             group_interval: self.group_interval,
             repeat_interval: self.repeat_interval,
+            continue_matching: false,
         }
     }
 
