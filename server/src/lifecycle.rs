@@ -1144,7 +1144,11 @@ impl Engine {
             }
             let list: Vec<&AlertInstance> = fps
                 .iter()
-                .filter_map(|f| extra.get(&(key.clone(), f.clone())).or_else(|| working.get(f)))
+                .filter_map(|f| {
+                    extra
+                        .get(&(key.clone(), f.clone()))
+                        .or_else(|| working.get(f))
+                })
                 .filter(|a| a.group_key == key)
                 .collect();
             // Note on the timeline, once per episode, that a silence held a firing notice back.

@@ -145,8 +145,7 @@ async fn an_upstream_alert_inhibits_the_alerts_downstream_of_it_in_the_lineage_g
             .with_state(hook.clone()),
     )
     .await;
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("pw-inhibition-{}", std::process::id()));
+    let dir: PathBuf = std::env::temp_dir().join(format!("pw-inhibition-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("rules.yml"), RULES).unwrap();
@@ -230,11 +229,14 @@ async fn an_upstream_alert_inhibits_the_alerts_downstream_of_it_in_the_lineage_g
     wait_until!(
         "transform's resolve",
         Duration::from_secs(30),
-        hook.notices().contains(&("resolved".into(), "transform".into()))
+        hook.notices()
+            .contains(&("resolved".into(), "transform".into()))
     );
     let n = hook.notices();
     assert_eq!(
-        n.iter().filter(|(s, g)| s == "firing" && g == "transform").count(),
+        n.iter()
+            .filter(|(s, g)| s == "firing" && g == "transform")
+            .count(),
         1,
         "{n:?}"
     );
@@ -288,8 +290,7 @@ async fn continue_routes_an_alert_to_every_matching_route_each_with_its_own_time
             .with_state(hooks.clone()),
     )
     .await;
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("pw-continue-{}", std::process::id()));
+    let dir: PathBuf = std::env::temp_dir().join(format!("pw-continue-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("rules.yml"), RULES).unwrap();

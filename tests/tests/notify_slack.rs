@@ -141,8 +141,7 @@ async fn slack_api(
         }))
         .into_response(),
         "conversations.history" => {
-            Json(json!({"ok": true, "messages": f.history.lock().unwrap().clone()}))
-                .into_response()
+            Json(json!({"ok": true, "messages": f.history.lock().unwrap().clone()})).into_response()
         }
         _ => Json(json!({"ok": false, "error": "unknown_method"})).into_response(),
     }
@@ -233,10 +232,7 @@ async fn drain(s: &Store, sender: &Sender, timeout: Duration) {
         if rows.iter().all(|r| r.delivered) {
             return;
         }
-        assert!(
-            start.elapsed() < timeout,
-            "outbox not drained: {rows:#?}"
-        );
+        assert!(start.elapsed() < timeout, "outbox not drained: {rows:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -257,8 +253,11 @@ async fn one_message_per_group_is_edited_in_place_with_the_changes_in_its_thread
     use NotificationKind::{Firing, Resolved};
     let s = store().await;
     let (slack, api) = FakeSlack::start().await;
-    let sender = Sender::new(s.clone(), &config(vec![("bot", slack_channel(&api, "#oncall"))]))
-        .unwrap();
+    let sender = Sender::new(
+        s.clone(),
+        &config(vec![("bot", slack_channel(&api, "#oncall"))]),
+    )
+    .unwrap();
 
     enqueue(&s, 1, &[("etl", Firing)]).await;
     drain(&s, &sender, Duration::from_secs(5)).await;
@@ -269,7 +268,10 @@ async fn one_message_per_group_is_edited_in_place_with_the_changes_in_its_thread
     assert_eq!(first.auth, format!("Bearer {TOKEN}"));
     assert_eq!(first.body["channel"], "#oncall");
     assert!(first.body.get("thread_ts").is_none());
-    assert_eq!(first.body["metadata"]["event_type"], "pipewatch_alert_group");
+    assert_eq!(
+        first.body["metadata"]["event_type"],
+        "pipewatch_alert_group"
+    );
     assert_eq!(attachment(&first.body)["color"], "#E01E5A");
     assert!(header(&first.body).starts_with(":red_circle: [FIRING] Lag"));
     let text = first.body.to_string();
@@ -310,11 +312,20 @@ async fn one_message_per_group_is_edited_in_place_with_the_changes_in_its_thread
     assert!(calls[3].body.to_string().contains("0 firing · 2 resolved"));
     assert_eq!(calls[4].body["thread_ts"], ts);
     let reply = calls[4].body["text"].as_str().unwrap();
-    assert!(reply.contains(":white_check_mark: Resolved: {job=\"etl\"} etl lags"), "{reply}");
-    assert!(reply.ends_with("All 2 alerts of the group resolved."), "{reply}");
+    assert!(
+        reply.contains(":white_check_mark: Resolved: {job=\"etl\"} etl lags"),
+        "{reply}"
+    );
+    assert!(
+        reply.ends_with("All 2 alerts of the group resolved."),
+        "{reply}"
+    );
 
     assert_eq!(slack.parents().len(), 1, "one parent message for the group");
-    assert!(slack.calls().iter().all(|c| c.auth == format!("Bearer {TOKEN}")));
+    assert!(slack
+        .calls()
+        .iter()
+        .all(|c| c.auth == format!("Bearer {TOKEN}")));
 }
 
 #[tokio::test]
@@ -322,8 +333,11 @@ async fn ok_false_is_a_failed_attempt_retried_with_back_off_and_recorded() {
     use NotificationKind::Firing;
     let s = store().await;
     let (slack, api) = FakeSlack::start().await;
-    let sender = Sender::new(s.clone(), &config(vec![("bot", slack_channel(&api, "#oncall"))]))
-        .unwrap();
+    let sender = Sender::new(
+        s.clone(),
+        &config(vec![("bot", slack_channel(&api, "#oncall"))]),
+    )
+    .unwrap();
     slack.fail_next("chat.postMessage", Answer::OkFalse("internal_error"));
     slack.fail_next("chat.postMessage", Answer::OkFalse("fatal_error"));
     enqueue(&s, 1, &[("etl", Firing)]).await;
@@ -374,23 +388,37 @@ async fn http_429_waits_the_retry_after_slack_asks_for() {
     use NotificationKind::Firing;
     let s = store().await;
     let (slack, api) = FakeSlack::start().await;
-    let sender = Sender::new(s.clone(), &config(vec![("bot", slack_channel(&api, "#oncall"))]))
-        .unwrap();
+    let sender = Sender::new(
+        s.clone(),
+        &config(vec![("bot", slack_channel(&api, "#oncall"))]),
+    )
+    .unwrap();
     slack.fail_next("chat.postMessage", Answer::RateLimited(2));
     enqueue(&s, 1, &[("etl", Firing)]).await;
     let start = Instant::now();
     assert_eq!(sender.round().await.unwrap(), 1);
     let row = s.notification_statuses().await.unwrap()[0].clone();
     assert!(
-        row.last_error.as_deref().unwrap().contains("ratelimited (HTTP 429, Retry-After 2s)"),
+        row.last_error
+            .as_deref()
+            .unwrap()
+            .contains("ratelimited (HTTP 429, Retry-After 2s)"),
         "{row:?}"
     );
     // The back-off alone would retry after 200 ms; Slack asked for 2 s.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(sender.round().await.unwrap(), 0, "retried before Retry-After");
+    assert_eq!(
+        sender.round().await.unwrap(),
+        0,
+        "retried before Retry-After"
+    );
     drain(&s, &sender, Duration::from_secs(5)).await;
     assert!(start.elapsed() >= Duration::from_secs(2));
-    assert_eq!(slack.parents().len(), 2, "the refused post and the one that went through");
+    assert_eq!(
+        slack.parents().len(),
+        2,
+        "the refused post and the one that went through"
+    );
 }
 
 #[tokio::test]
@@ -399,8 +427,11 @@ async fn a_retry_after_an_unrecorded_post_adopts_that_message_instead_of_posting
     let s = store().await;
     let (slack, api) = FakeSlack::start().await;
     // Given by ID, so the history can be read.
-    let sender = Sender::new(s.clone(), &config(vec![("bot", slack_channel(&api, CHANNEL_ID))]))
-        .unwrap();
+    let sender = Sender::new(
+        s.clone(),
+        &config(vec![("bot", slack_channel(&api, CHANNEL_ID))]),
+    )
+    .unwrap();
     let group_ref = format!("{GROUP}@1765000000000");
     // An earlier attempt (another instance, which then died) wrote its intent and posted, but
     // never recorded the answer.
@@ -582,9 +613,10 @@ async fn the_engine_keeps_one_slack_message_per_group_from_first_firing_to_resol
     .await;
     write_lag(&base, &[("orders", 1.0), ("billing", 1.0)]).await;
     wait_for("the resolve", Duration::from_secs(30), || {
-        slack.calls().iter().any(|c| {
-            c.method == "chat.update" && c.body.to_string().contains("[RESOLVED]")
-        })
+        slack
+            .calls()
+            .iter()
+            .any(|c| c.method == "chat.update" && c.body.to_string().contains("[RESOLVED]"))
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -608,11 +640,16 @@ async fn the_engine_keeps_one_slack_message_per_group_from_first_firing_to_resol
         .map(|c| c.body["text"].as_str().unwrap().to_string())
         .collect();
     assert!(
-        replies.iter().any(|r| r.contains("Fired: {job=\"billing\"} billing lags")),
+        replies
+            .iter()
+            .any(|r| r.contains("Fired: {job=\"billing\"} billing lags")),
         "{replies:#?}"
     );
     assert!(
-        replies.last().unwrap().ends_with("All 2 alerts of the group resolved."),
+        replies
+            .last()
+            .unwrap()
+            .ends_with("All 2 alerts of the group resolved."),
         "{replies:#?}"
     );
     server.stop().await.unwrap();

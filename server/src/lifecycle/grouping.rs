@@ -342,7 +342,10 @@ mod tests {
             ("team".to_string(), "data".to_string()),
         ]);
         let names = |routes: &[Route]| -> Vec<String> {
-            routes_for(routes, &l).iter().map(|r| r.name.clone()).collect()
+            routes_for(routes, &l)
+                .iter()
+                .map(|r| r.name.clone())
+                .collect()
         };
         // Without continue: the first match only.
         let routes = vec![

@@ -91,10 +91,7 @@ impl Lineage {
                 .nodes
                 .iter()
                 .map(|n| (n.id.as_str(), n.kind, n.name.as_str())),
-            graph
-                .edges
-                .iter()
-                .map(|e| (e.from.as_str(), e.to.as_str())),
+            graph.edges.iter().map(|e| (e.from.as_str(), e.to.as_str())),
         )
     }
 
@@ -153,8 +150,16 @@ impl Reach<'_> {
             return false;
         }
         let g = self.g;
-        let ab = self.memo.entry(a).or_insert_with(|| g.reachable(a)).contains(&b);
-        ab && !self.memo.entry(b).or_insert_with(|| g.reachable(b)).contains(&a)
+        let ab = self
+            .memo
+            .entry(a)
+            .or_insert_with(|| g.reachable(a))
+            .contains(&b);
+        ab && !self
+            .memo
+            .entry(b)
+            .or_insert_with(|| g.reachable(b))
+            .contains(&a)
     }
 }
 
@@ -211,7 +216,10 @@ pub fn inhibited(
                     continue;
                 }
                 if r.lineage {
-                    let (sn, tn) = (&nodes[s.fingerprint.as_str()], &nodes[t.fingerprint.as_str()]);
+                    let (sn, tn) = (
+                        &nodes[s.fingerprint.as_str()],
+                        &nodes[t.fingerprint.as_str()],
+                    );
                     let below = sn
                         .iter()
                         .any(|&a| tn.iter().any(|&b| reach.downstream(a, b)));
@@ -397,8 +405,17 @@ mod tests {
 
     #[test]
     fn alertmanager_rules_need_a_firing_source_matching_labels_and_equal_values() {
-        let r = [rule(&["severity=critical"], &["severity=warning"], &["cluster"], false)];
-        let crit = alert("crit", &[("severity", "critical"), ("cluster", "a")], Firing);
+        let r = [rule(
+            &["severity=critical"],
+            &["severity=warning"],
+            &["cluster"],
+            false,
+        )];
+        let crit = alert(
+            "crit",
+            &[("severity", "critical"), ("cluster", "a")],
+            Firing,
+        );
         let warn_a = alert("wa", &[("severity", "warning"), ("cluster", "a")], Firing);
         let warn_b = alert("wb", &[("severity", "warning"), ("cluster", "b")], Firing);
         let got = inhibited(&[&crit, &warn_a, &warn_b], &r, None);
@@ -442,7 +459,11 @@ mod tests {
         );
         let features = alert("features", &[("node", "job:demo/feature_store")], Pending);
         let unrelated = alert("other", &[("stage", "billing")], Firing);
-        let got = inhibited(&[&ingest, &transform, &stale, &features, &unrelated], &r, Some(&g));
+        let got = inhibited(
+            &[&ingest, &transform, &stale, &features, &unrelated],
+            &r,
+            Some(&g),
+        );
         let by: BTreeMap<&str, &str> = got
             .iter()
             .map(|(k, v)| (k.as_str(), v.by.as_str()))
@@ -475,10 +496,22 @@ mod tests {
         let g = demo_graph();
         // Only pages inhibit, only warnings are inhibited.
         let r = [rule(&["severity=page"], &["severity=warning"], &[], true)];
-        let up = alert("up", &[("stage", "stream_ingest"), ("severity", "warning")], Firing);
-        let down = alert("down", &[("stage", "transform"), ("severity", "warning")], Firing);
+        let up = alert(
+            "up",
+            &[("stage", "stream_ingest"), ("severity", "warning")],
+            Firing,
+        );
+        let down = alert(
+            "down",
+            &[("stage", "transform"), ("severity", "warning")],
+            Firing,
+        );
         assert!(inhibited(&[&up, &down], &r, Some(&g)).is_empty());
-        let up = alert("up", &[("stage", "stream_ingest"), ("severity", "page")], Firing);
+        let up = alert(
+            "up",
+            &[("stage", "stream_ingest"), ("severity", "page")],
+            Firing,
+        );
         assert_eq!(inhibited(&[&up, &down], &r, Some(&g))["down"].by, "up");
 
         let cyc = Lineage::new(

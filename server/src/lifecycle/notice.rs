@@ -88,9 +88,7 @@ pub fn compose(
         (NotificationKind::Resolved, resolved),
     ]
     .into_iter()
-    .flat_map(|(status, list)| {
-        list.iter().map(move |a| (status, a))
-    })
+    .flat_map(|(status, list)| list.iter().map(move |a| (status, a)))
     .map(|(status, a)| {
         let own: BTreeMap<String, String> = a
             .labels
@@ -219,9 +217,21 @@ mod tests {
                 .map(|x| (x.id.as_str(), x.status, x.title.as_str()))
                 .collect::<Vec<_>>(),
             [
-                ("etl#1", NotificationKind::Firing, "{job=\"etl\"} etl lags; value 42"),
-                ("dbt#1", NotificationKind::Firing, "{job=\"dbt\"} dbt lags; value 42"),
-                ("spark#1", NotificationKind::Resolved, "{job=\"spark\"} spark lags; value 42"),
+                (
+                    "etl#1",
+                    NotificationKind::Firing,
+                    "{job=\"etl\"} etl lags; value 42"
+                ),
+                (
+                    "dbt#1",
+                    NotificationKind::Firing,
+                    "{job=\"dbt\"} dbt lags; value 42"
+                ),
+                (
+                    "spark#1",
+                    NotificationKind::Resolved,
+                    "{job=\"spark\"} spark lags; value 42"
+                ),
             ]
         );
 

@@ -288,13 +288,21 @@ impl Channel for SlackChannel {
             .map(|s| s.alerts.clone())
             .unwrap_or_default();
         let after = merge(&before, &d.notice.alerts);
-        let remembered = self.posted.lock().expect("not poisoned").get(&group).cloned();
+        let remembered = self
+            .posted
+            .lock()
+            .expect("not poisoned")
+            .get(&group)
+            .cloned();
         let existing = match (&stored, remembered) {
-            (Some(Stored {
-                slack_channel: Some(c),
-                ts: Some(ts),
-                ..
-            }), _) => Some((c.clone(), ts.clone())),
+            (
+                Some(Stored {
+                    slack_channel: Some(c),
+                    ts: Some(ts),
+                    ..
+                }),
+                _,
+            ) => Some((c.clone(), ts.clone())),
             (_, Some(posted)) => Some(posted),
             (Some(s), None) => self.find_posted(&group, s.posting_since_s).await,
             (None, None) => None,
@@ -420,7 +428,8 @@ pub fn message(d: &Delivery, alerts: &BTreeMap<String, Shown>) -> Value {
             text.push_str(&l);
             text.push('\n');
         }
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text.trim_end()}}));
+        blocks
+            .push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text.trim_end()}}));
     }
     let fields: Vec<Value> = n
         .labels
