@@ -731,6 +731,11 @@ mod tests {
             |c| c.alerting.routes.len() == 1,
         ),
         (
+            "PIPEWATCH_ALERTING__INHIBIT_RULES",
+            "[{ lineage = true }]",
+            |c| c.alerting.inhibit_rules.len() == 1,
+        ),
+        (
             "PIPEWATCH_SCRAPE_CONFIGS",
             r#"[{ job_name = "node", static_configs = [{ targets = ["127.0.0.1:9100"] }] }]"#,
             |c| {
