@@ -452,15 +452,78 @@ async fn a_retry_after_an_unrecorded_post_adopts_that_message_instead_of_posting
     drain(&s, &sender, Duration::from_secs(5)).await;
     let calls = slack.calls();
     let methods: Vec<&str> = calls.iter().map(|c| c.method.as_str()).collect();
-    assert_eq!(
-        methods,
-        ["conversations.history", "chat.update", "chat.postMessage"]
-    );
+    // Adopted: brought up to date, and no thread reply (the message is this notice).
+    assert_eq!(methods, ["conversations.history", "chat.update"]);
     assert_eq!(calls[0].query["channel"], CHANNEL_ID);
     assert_eq!(calls[0].query["include_all_metadata"], "true");
     assert_eq!(calls[1].body["ts"], "1765000000.000400");
-    assert_eq!(calls[2].body["thread_ts"], "1765000000.000400");
+    let ts: Option<String> = sqlx::query_scalar("SELECT ts FROM slack_messages")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(ts.as_deref(), Some("1765000000.000400"));
+    // The group's next notice edits the adopted message and replies in its thread.
+    enqueue(&s, 2, &[("etl", Firing), ("dbt", Firing)]).await;
+    drain(&s, &sender, Duration::from_secs(5)).await;
+    let calls = slack.calls();
+    assert_eq!(calls.len(), 4, "{calls:#?}");
+    assert_eq!(calls[2].method, "chat.update");
+    assert_eq!(calls[2].body["ts"], "1765000000.000400");
+    assert_eq!(calls[3].body["thread_ts"], "1765000000.000400");
     assert!(slack.parents().is_empty(), "no second parent message");
+}
+
+#[tokio::test]
+async fn a_post_whose_recording_failed_is_reused_by_the_retry_not_posted_twice() {
+    use NotificationKind::Firing;
+    let s = store().await;
+    let (slack, api) = FakeSlack::start().await;
+    let sender = Sender::new(
+        s.clone(),
+        &config(vec![("bot", slack_channel(&api, "#oncall"))]),
+    )
+    .unwrap();
+    // The database refuses to record the message's ts (as if it went away right after the
+    // post succeeded).
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_ts() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.ts IS NOT NULL THEN RAISE EXCEPTION 'injected failure'; END IF;
+         RETURN NEW; END $$;
+         CREATE TRIGGER refuse_ts BEFORE INSERT OR UPDATE ON slack_messages
+         FOR EACH ROW EXECUTE FUNCTION refuse_ts();",
+    )
+    .execute(s.pool())
+    .await
+    .unwrap();
+    enqueue(&s, 1, &[("etl", Firing)]).await;
+    assert_eq!(sender.round().await.unwrap(), 1);
+    let row = s.notification_statuses().await.unwrap()[0].clone();
+    assert!(!row.delivered);
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap()
+            .contains("recording the group's Slack message"),
+        "{row:?}"
+    );
+    assert_eq!(slack.parents().len(), 1);
+    sqlx::raw_sql("DROP TRIGGER refuse_ts ON slack_messages")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    drain(&s, &sender, Duration::from_secs(5)).await;
+    let methods: Vec<String> = slack.calls().iter().map(|c| c.method.clone()).collect();
+    assert_eq!(methods, ["chat.postMessage", "chat.update"]);
+    assert_eq!(
+        slack.parents().len(),
+        1,
+        "the retry reused the posted message"
+    );
+    let ts: Option<String> = sqlx::query_scalar("SELECT ts FROM slack_messages")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(ts.as_deref(), Some("1765000000.000001"));
 }
 
 /// A local HTTP receiver for the Teams webhook.

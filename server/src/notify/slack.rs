@@ -25,6 +25,10 @@
 //! `#name` and its ID was never learnt, or the token lacks the history scope) does it post
 //! again, and a second parent message is possible; that is logged.
 //!
+//! Notices of one group go out one at a time and in order whatever the number of senders
+//! (`Store::claim_notifications` holds back a group's later rows until the earlier one is
+//! delivered), so two senders never race to post one group's first message.
+//!
 //! Thread replies are at-least-once like every other notice: a reply that went out before its
 //! snapshot was recorded is sent again on retry.
 
@@ -294,6 +298,10 @@ impl Channel for SlackChannel {
             .expect("not poisoned")
             .get(&group)
             .cloned();
+        // Only the group's first notice can find a message not yet recorded (notices of one
+        // group are delivered one at a time, in order): adopting it finishes that notice, so
+        // the message is brought up to date and no thread reply is due.
+        let recorded = stored.as_ref().is_some_and(|s| s.ts.is_some());
         let existing = match (&stored, remembered) {
             (
                 Some(Stored {
@@ -323,12 +331,14 @@ impl Channel for SlackChannel {
         body["channel"] = json!(channel);
         body["ts"] = json!(ts);
         self.call("chat.update", &body).await?;
-        let reply = thread_reply(&before, &d.notice.alerts, &after, d.kind);
-        self.call(
-            "chat.postMessage",
-            &json!({"channel": channel, "thread_ts": ts, "text": reply}),
-        )
-        .await?;
+        if recorded {
+            let reply = thread_reply(&before, &d.notice.alerts, &after, d.kind);
+            self.call(
+                "chat.postMessage",
+                &json!({"channel": channel, "thread_ts": ts, "text": reply}),
+            )
+            .await?;
+        }
         self.save(&group, &channel, &ts, &after).await?;
         self.posted.lock().expect("not poisoned").remove(&group);
         Ok(())
