@@ -203,6 +203,22 @@ async fn an_upstream_alert_inhibits_the_alerts_downstream_of_it_in_the_lineage_g
         timeline.contains("inhibited by alert") && timeline.contains("Stalled{severity"),
         "{timeline}"
     );
+    // The alert's page says so too.
+    let page = reqwest::get(format!("{base}/alerts/{}", transform["id"]))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let said = format!(
+        "inhibited by alert {} (inhibit rule upstream)",
+        ingest["id"]
+    );
+    assert!(page.contains(&said), "{said:?} not on the page");
+    assert!(
+        page.contains("mark-inhibited"),
+        "no inhibited mark on the page"
+    );
 
     // The upstream stage recovers: its resolve goes out, and the downstream alert, no longer
     // explained by it, pages.
