@@ -526,6 +526,31 @@ async fn a_post_whose_recording_failed_is_reused_by_the_retry_not_posted_twice()
     assert_eq!(ts.as_deref(), Some("1765000000.000001"));
 }
 
+#[tokio::test]
+async fn a_deleted_group_message_is_replaced_by_a_new_one() {
+    use NotificationKind::Firing;
+    let s = store().await;
+    let (slack, api) = FakeSlack::start().await;
+    let sender = Sender::new(
+        s.clone(),
+        &config(vec![("bot", slack_channel(&api, "#oncall"))]),
+    )
+    .unwrap();
+    enqueue(&s, 1, &[("etl", Firing)]).await;
+    drain(&s, &sender, Duration::from_secs(5)).await;
+    slack.fail_next("chat.update", Answer::OkFalse("message_not_found"));
+    enqueue(&s, 2, &[("etl", Firing), ("dbt", Firing)]).await;
+    drain(&s, &sender, Duration::from_secs(5)).await;
+    let parents = slack.parents();
+    assert_eq!(parents.len(), 2, "{:#?}", slack.calls());
+    assert!(parents[1].body.to_string().contains("2 firing"));
+    let ts: Option<String> = sqlx::query_scalar("SELECT ts FROM slack_messages")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(ts.as_deref(), Some("1765000000.000002"));
+}
+
 /// A local HTTP receiver for the Teams webhook.
 #[derive(Clone, Default)]
 struct Teams {

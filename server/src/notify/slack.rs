@@ -330,7 +330,18 @@ impl Channel for SlackChannel {
         let mut body = message(d, &after);
         body["channel"] = json!(channel);
         body["ts"] = json!(ts);
-        self.call("chat.update", &body).await?;
+        match self.call("chat.update", &body).await {
+            Ok(_) => {}
+            // Someone deleted the message: start a new one rather than fail the group's
+            // notices for good.
+            Err(f) if f.message.ends_with("error message_not_found") => {
+                warn!(channel = %self.name, group = %group, "the group's Slack message is gone; posting a new one");
+                let (channel, ts) = self.post_parent(d, &group, &after).await?;
+                self.save(&group, &channel, &ts, &after).await?;
+                return Ok(());
+            }
+            Err(f) => return Err(f),
+        }
         if recorded {
             let reply = thread_reply(&before, &d.notice.alerts, &after, d.kind);
             self.call(
