@@ -32,7 +32,7 @@ pub use self::database::DatabaseConfig;
 pub use self::ingest::IngestConfig;
 pub use self::limits::LimitsConfig;
 pub use self::notifications::{
-    ChannelConfig, EmailConfig, NotificationsConfig, SmtpTls, WebhookConfig,
+    ChannelConfig, EmailConfig, NotificationsConfig, SlackConfig, SmtpTls, WebhookConfig,
 };
 pub use self::otlp::{OtlpConfig, SignalConfig};
 pub use self::query::QueryConfig;
@@ -753,6 +753,11 @@ mod tests {
             "PIPEWATCH_ALERTING__ROUTES",
             r#"[{ matchers = ['severity="page"'], channels = ["hook"] }]"#,
             |c| c.alerting.routes.len() == 1,
+        ),
+        (
+            "PIPEWATCH_ALERTING__INHIBIT_RULES",
+            "[{ lineage = true }]",
+            |c| c.alerting.inhibit_rules.len() == 1,
         ),
         (
             "PIPEWATCH_SCRAPE_CONFIGS",
