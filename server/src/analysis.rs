@@ -304,12 +304,7 @@ impl AnalysisJobs {
                 None
             };
             for s in result {
-                let labels: BTreeMap<String, String> = s
-                    .labels
-                    .iter()
-                    .filter(|(k, _)| *k != query::value::METRIC_NAME)
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
+                let labels = signals::signal_labels(&s.labels);
                 let key = SeriesKey::new(
                     fam.base_metric(),
                     model::Labels::from_pairs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))),

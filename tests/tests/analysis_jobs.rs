@@ -670,24 +670,32 @@ fn lineage_runs(end_ms: i64, last_rows: f64, last_secs: f64) -> Vec<model::Batch
 
 /// One round a minute after the last run, over twelve hours of runs; the open anomalies.
 async fn lineage_round(last_rows: f64, last_secs: f64) -> Vec<model::anomaly::Anomaly> {
+    let now = pipewatch_tests::now_ms();
+    let end = now - now.rem_euclid(60_000) - 60_000;
+    let (st, r) = one_round(&lineage_runs(end, last_rows, last_secs), end + 60_000).await;
+    assert!(r.signals >= 2, "{r:?}");
+    st.open_anomalies().await.unwrap()
+}
+
+/// `batches` written to a fresh database, then one round of the job with default settings at
+/// `at` (which must not fail a query).
+async fn one_round(
+    batches: &[model::Batch],
+    at: i64,
+) -> (store::Store, server::analysis::RoundReport) {
     let url = store::testing::fresh_database_url().await;
     let st = store::Store::connect(&url, store::StoreConfig::default())
         .await
         .unwrap();
-    let now = pipewatch_tests::now_ms();
-    let end = now - now.rem_euclid(60_000) - 60_000;
-    st.write(&lineage_runs(end, last_rows, last_secs))
-        .await
-        .unwrap();
+    st.write(batches).await.unwrap();
     let jobs = server::analysis::AnalysisJobs::new(
         st.clone(),
         server::promql::QueryLimits::default(),
         server::config::AnalysisConfig::default(),
     );
-    let r = jobs.round(end + 60_000).await.unwrap();
+    let r = jobs.round(at).await.unwrap();
     assert_eq!(r.failed_queries, 0, "{r:?}");
-    assert!(r.signals >= 2, "{r:?}");
-    st.open_anomalies().await.unwrap()
+    (st, r)
 }
 
 /// Volume from OpenLineage output statistics: a run that writes a fraction of the usual rows
@@ -769,20 +777,9 @@ fn successes(end_ms: i64, silent_min: i64) -> Vec<model::Batch> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_misses_its_runs_opens_a_freshness_anomaly_against_its_cadence() {
     for (silent_min, overdue) in [(50, true), (10, false)] {
-        let url = store::testing::fresh_database_url().await;
-        let st = store::Store::connect(&url, store::StoreConfig::default())
-            .await
-            .unwrap();
         let now = pipewatch_tests::now_ms();
         let end = now - now.rem_euclid(60_000);
-        st.write(&successes(end, silent_min)).await.unwrap();
-        let jobs = server::analysis::AnalysisJobs::new(
-            st.clone(),
-            server::promql::QueryLimits::default(),
-            server::config::AnalysisConfig::default(),
-        );
-        let r = jobs.round(end).await.unwrap();
-        assert_eq!(r.failed_queries, 0, "{r:?}");
+        let (st, _) = one_round(&successes(end, silent_min), end).await;
         let open = st.open_anomalies().await.unwrap();
         if !overdue {
             assert!(open.is_empty(), "silent {silent_min} min: {open:#?}");

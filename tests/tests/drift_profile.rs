@@ -257,47 +257,16 @@ async fn a_pinned_reference_is_used_for_the_features_it_names() {
         .unwrap();
     let addr = server.addr;
     // The pinned window saw the values the current hour has; the trailing day did not.
-    post_values(
-        addr,
-        "orders",
-        "amount",
-        now - 28 * HOUR,
-        json!(uniform(300, 40.0)),
-    )
-    .await;
-    post_values(
-        addr,
-        "orders",
-        "amount",
-        now - 5 * HOUR,
-        json!(uniform(300, 0.0)),
-    )
-    .await;
-    post_values(
-        addr,
-        "orders",
-        "amount",
-        now - 5 * 60_000,
-        json!(uniform(300, 40.0)),
-    )
-    .await;
     // Another column of the dataset keeps the trailing reference.
-    post_values(
-        addr,
-        "orders",
-        "discount",
-        now - 5 * HOUR,
-        json!(uniform(300, 0.0)),
-    )
-    .await;
-    post_values(
-        addr,
-        "orders",
-        "discount",
-        now - 5 * 60_000,
-        json!(uniform(300, 40.0)),
-    )
-    .await;
+    for (column, at, lo) in [
+        ("amount", now - 28 * HOUR, 40.0),
+        ("amount", now - 5 * HOUR, 0.0),
+        ("amount", now - 5 * 60_000, 40.0),
+        ("discount", now - 5 * HOUR, 0.0),
+        ("discount", now - 5 * 60_000, 40.0),
+    ] {
+        post_values(addr, "orders", column, at, json!(uniform(300, lo))).await;
+    }
     let st = round(&url, &cfg, now).await;
     let results = st
         .list_drift_results(Some("orders"), None, None, 100)

@@ -18,7 +18,6 @@ use super::{step_for, AnalysisJobs};
 use analysis::detect::{Feedback, Point, Window};
 use analysis::{Severity, SignalKind};
 use model::{MetricType, Selector, SeriesKey};
-use std::collections::BTreeMap;
 
 /// One stretch of time a signal would have had an open anomaly.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,12 +156,7 @@ impl AnalysisJobs {
             .await
             .map_err(|e| store::StoreError::InvalidQuery(format!("{}: {e}", fam.query(""))))?;
             for s in result {
-                let labels: BTreeMap<String, String> = s
-                    .labels
-                    .iter()
-                    .filter(|(k, _)| *k != query::value::METRIC_NAME)
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
+                let labels = signals::signal_labels(&s.labels);
                 let selected = chosen.iter().any(|k| {
                     k.labels
                         .iter()

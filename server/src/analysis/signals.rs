@@ -151,6 +151,15 @@ impl SignalFamily {
     }
 }
 
+/// A result series' labels without `__name__`: the labels of the signal.
+pub fn signal_labels(labels: &query::Labels) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .filter(|(k, _)| *k != query::value::METRIC_NAME)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// `{a="x",b="y"}` for a label set (empty labels give `{}`), values escaped as PromQL strings.
 pub fn matchers(labels: &BTreeMap<String, String>) -> String {
     let inner: Vec<String> = labels
