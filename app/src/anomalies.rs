@@ -227,6 +227,9 @@ pub async fn load_anomaly(id: i64) -> Result<AnomalyDetail, ServerFnError> {
                         from: anomaly.started_at_ms,
                         to: anomaly.ended_at_ms,
                     }),
+                    // The band and the red span already show this anomaly.
+                    anomalies: Vec::new(),
+                    last_sample: None,
                 }),
                 None,
             )

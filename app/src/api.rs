@@ -136,6 +136,15 @@ pub async fn query_chart(state: ExploreState) -> Result<ChartData, ServerFnError
         })
         .await
         .unwrap_or_default();
+    let selector = query::plan::first_selector(state.q.trim());
+    let anomalies = match &selector {
+        Some(sel) => anomaly_marks(sel, start, end).await,
+        None => Vec::new(),
+    };
+    let last_sample = match (&selector, series.is_empty()) {
+        (Some(sel), true) => backend()?.last_sample(sel).await.unwrap_or_default(),
+        _ => None,
+    };
     Ok(ChartData {
         selector: state.q.trim().to_string(),
         start,
@@ -145,6 +154,66 @@ pub async fn query_chart(state: ExploreState) -> Result<ChartData, ServerFnError
         omitted_series,
         events,
         band: None,
+        anomalies,
+        last_sample,
+    })
+}
+
+/// Anomalies overlapping `[start, end]` whose signal reads the selector's metric with labels
+/// that agree with its matchers: the ones a chart of that selector should mark. Markers
+/// are context: a failure to read them leaves the chart without them.
+#[cfg(feature = "ssr")]
+async fn anomaly_marks(
+    sel: &model::Selector,
+    start: TimestampMs,
+    end: TimestampMs,
+) -> Vec<crate::chart::AnomalyMark> {
+    let Some(metric) = sel.metric.as_deref() else {
+        return Vec::new();
+    };
+    let Ok(b) = backend() else {
+        return Vec::new();
+    };
+    let found = b
+        .anomalies(crate::anomalies::AnomalyFilter {
+            overlapping: Some((start, end)),
+            limit: 200,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_default();
+    found
+        .into_iter()
+        .filter(|a| signal_reads(&a.signal, metric))
+        // A label the anomaly does not carry (`le`, an aggregated-away label) does not rule it
+        // out; one it carries must match.
+        .filter(|a| {
+            sel.matchers.iter().all(|m| {
+                a.labels
+                    .get(&m.name)
+                    .is_none_or(|v| m.matches(Some(v.as_str())))
+            })
+        })
+        .take(crate::chart::MAX_EVENT_MARKERS as usize)
+        .map(|a| crate::chart::AnomalyMark {
+            id: a.id,
+            from: a.started_at_ms,
+            to: a.ended_at_ms,
+            severity: a.severity.clone(),
+            explanation: a.explanation.clone(),
+        })
+        .collect()
+}
+
+/// Whether a signal's PromQL names `metric` as a whole word (`rate(x_total{...}[2m])` reads
+/// `x_total`, not `x`).
+#[cfg(feature = "ssr")]
+fn signal_reads(signal: &str, metric: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    signal.match_indices(metric).any(|(i, _)| {
+        let before = signal[..i].chars().next_back();
+        let after = signal[i + metric.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word)
     })
 }
 

@@ -152,6 +152,16 @@ pub trait Backend: Send + Sync + 'static {
         Err("this backend does not evaluate PromQL".into())
     }
 
+    /// When a series matching `selector` last had a sample (Unix ms), at any time; `None` when
+    /// no series matches. For an empty chart's "last data at ...".
+    async fn last_sample(
+        &self,
+        selector: &model::Selector,
+    ) -> Result<Option<model::TimestampMs>, String> {
+        let _ = selector;
+        Ok(None)
+    }
+
     // The alert lifecycle (app/src/alerts.rs, silences.rs, rules.rs). `actor` is the user
     // acting. The defaults keep no alerts.
 

@@ -52,6 +52,24 @@ pub struct ChartData {
     /// An expected band to shade behind the lines (an anomaly's detail chart).
     #[serde(default)]
     pub band: Option<ExpectedBand>,
+    /// Anomalies of the charted signals inside `start..=end`, marked along the time axis.
+    #[serde(default)]
+    pub anomalies: Vec<AnomalyMark>,
+    /// When the query's series last had a sample, if the range holds none (an empty chart
+    /// says so and offers that time).
+    #[serde(default)]
+    pub last_sample: Option<TimestampMs>,
+}
+
+/// An anomaly drawn on a chart: a red bar along the time axis over its span.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyMark {
+    pub id: i64,
+    pub from: TimestampMs,
+    /// `None` while it is open.
+    pub to: Option<TimestampMs>,
+    pub severity: String,
+    pub explanation: String,
 }
 
 /// What a detector expected: values between `low` and `high`, shaded across the whole chart,
@@ -325,6 +343,22 @@ pub fn render_svg(data: &ChartData, hidden: &[bool]) -> Result<(String, PlotFram
                     .map_err(err)?;
             }
         }
+        // Anomalies: a faint span across the plot and a solid bar along the time axis.
+        let (sr, sg, sb) = SPAN_COLOR;
+        for a in &data.anomalies {
+            let from = a.from.clamp(start, end);
+            let to = a.to.unwrap_or(end).clamp(start, end).max(from + span / 400);
+            let bar = y_lo + (y_hi - y_lo) * 0.035;
+            chart
+                .draw_series([
+                    Rectangle::new(
+                        [(from, y_lo), (to, y_hi)],
+                        RGBColor(sr, sg, sb).mix(0.06).filled(),
+                    ),
+                    Rectangle::new([(from, y_lo), (to, bar)], RGBColor(sr, sg, sb).filled()),
+                ])
+                .map_err(err)?;
+        }
         for (i, s) in &visible {
             let (r, g, b) = series_color(*i);
             let color = RGBColor(r, g, b);
@@ -418,6 +452,8 @@ mod tests {
             omitted_series: 0,
             events: Vec::new(),
             band: None,
+            anomalies: Vec::new(),
+            last_sample: None,
         }
     }
 

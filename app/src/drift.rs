@@ -190,6 +190,8 @@ pub fn history_chart(history: &[DriftResult]) -> Option<ChartData> {
         omitted_series: 0,
         events: Vec::new(),
         band: None,
+        anomalies: Vec::new(),
+        last_sample: None,
     })
 }
 

@@ -326,10 +326,25 @@ fn ChartView(
     drag: RwSignal<Option<(f64, f64)>>,
 ) -> impl IntoView {
     if data.series.is_empty() {
+        // Where the data is, when it is elsewhere: the hour around its last sample.
+        let elsewhere = data.last_sample.map(|t| {
+            let around = state.with_range(TimeRange::Absolute {
+                from: t - 3_600_000,
+                to: t + 600_000,
+            });
+            view! {
+                " Its last sample was at " <strong class="last-sample">{format_utc(t)}</strong> ": "
+                <a href=around.href() class="last-data-link">"show the hour before it"</a> "."
+            }
+        });
+        let hint = data.last_sample.is_none().then(|| {
+            view! { " No series matches it at any time. Is the target up? See " <a href="/targets">"Targets"</a> "." }
+        });
         return view! {
             <div class="empty" role="status">
-                "No samples for " <code>{data.selector.clone()}</code> " in " {state.range.describe()}
-                ". Is the target up? See " <a href="/targets">"Targets"</a> "."
+                "No samples for " <code>{data.selector.clone()}</code> " in " {state.range.describe()} "."
+                {elsewhere}
+                {hint}
             </div>
         }
         .into_any();
@@ -435,6 +450,29 @@ fn ChartView(
             )
         }
     };
+    let anomalies = data.with_value(|d| d.anomalies.clone());
+    let anomaly_list = (!anomalies.is_empty()).then(|| {
+        view! {
+            <h2 class="small">"Anomalies in this range"</h2>
+            <ul class="chart-anomalies">
+                {anomalies
+                    .into_iter()
+                    .map(|a| {
+                        let until = a.to.map_or("open".to_string(), format_utc);
+                        view! {
+                            <li class="chart-anomaly" data-from=a.from.to_string()>
+                                <span class=format!("sev-badge sev-{}", a.severity)>{a.severity.clone()}</span>
+                                " "
+                                <span class="muted">{format_utc(a.from)} " – " {until}</span>
+                                " "
+                                <a href=format!("/anomalies/{}", a.id)>{a.explanation.clone()}</a>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+        }
+    });
     let event_list = (!events.is_empty()).then(|| {
         view! {
             <h2 class="small">"Changes in this range"</h2>
@@ -594,6 +632,7 @@ fn ChartView(
         </div>
         <p class="chart-help muted small">"Hover to read values; drag across the chart to zoom in; click a legend entry to hide or show it."</p>
         <ul class="legend">{legend}</ul>
+        {anomaly_list}
         {event_list}
     }
     .into_any()

@@ -312,6 +312,18 @@ impl app::Backend for AppState {
             .map_err(|e| e.to_string())
     }
 
+    async fn last_sample(
+        &self,
+        selector: &model::Selector,
+    ) -> Result<Option<model::TimestampMs>, String> {
+        let series = self
+            .store
+            .find_series_in(selector, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(series.iter().map(|s| s.last_seen).max())
+    }
+
     async fn signal_range(&self, expr: &str, q: RangeQuery) -> Result<Vec<RangeSeries>, String> {
         if q.step_ms <= 0 || (q.end - q.start) / q.step_ms > MAX_POINTS_PER_SERIES {
             return Err(format!(
