@@ -18,6 +18,7 @@
 //! of the rule itself (labels: `alertname` only), routed to `alerting.nodata_channels` /
 //! `error_channels`, which are empty by default: they show in the API and do not page.
 
+pub mod escalation;
 pub mod grouping;
 pub mod matcher;
 pub mod notice;
@@ -53,6 +54,8 @@ pub struct EngineSettings {
     pub limits: QueryLimits,
     /// `$externalURL` in templates (`notifications.public_url`).
     pub external_url: String,
+    /// Escalation of unacknowledged groups; `None` when no policy is defined.
+    pub escalator: Option<escalation::Escalator>,
 }
 
 /// One rule group and when it is next evaluated.
@@ -90,6 +93,7 @@ pub struct Engine {
     default_interval_ms: i64,
     eval_opts: EvalOptions,
     state: Option<Leading>,
+    escalator: Option<escalation::Escalator>,
     /// When a follower last tried to take the leadership.
     last_try_ms: i64,
 }
@@ -138,6 +142,7 @@ impl Engine {
                 engine,
             },
             state: None,
+            escalator: settings.escalator,
             last_try_ms: i64::MIN,
         })
     }
@@ -329,6 +334,10 @@ impl Engine {
         self.resolve_by_hand(&mut tx, &mut working, now_ms).await?;
         self.flush(&mut tx, &mut working, &mut noted, now_ms)
             .await?;
+        if let Some(esc) = &self.escalator {
+            esc.round(&mut tx, &working, |r| self.route_named(r).clone(), now_ms)
+                .await?;
+        }
         if !statuses.is_empty() {
             db::save_rule_status(&mut tx, &statuses).await?;
         }

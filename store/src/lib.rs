@@ -32,6 +32,7 @@ pub mod leader;
 pub use leader::{LeaderRole, Leadership};
 pub mod lifecycle;
 pub mod lineage;
+pub mod oncall;
 mod maintenance;
 pub mod outbox;
 mod partitions;

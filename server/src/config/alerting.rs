@@ -53,6 +53,10 @@ pub struct AlertingConfig {
     pub error_channels: Vec<String>,
     /// Routes tried in order before the default route.
     pub routes: Vec<RouteConfig>,
+    /// The escalation policy (from `[oncall] files`) of the default route's alert groups;
+    /// none by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<String>,
 }
 
 impl Default for AlertingConfig {
@@ -68,6 +72,7 @@ impl Default for AlertingConfig {
             nodata_channels: Vec::new(),
             error_channels: Vec::new(),
             routes: Vec::new(),
+            escalation: None,
         }
     }
 }
@@ -104,6 +109,9 @@ pub struct RouteConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub repeat_interval: Option<Duration>,
+    /// The escalation policy (from `[oncall] files`) of this route's alert groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<String>,
 }
 
 mod opt_duration {
@@ -133,6 +141,8 @@ pub struct Route {
     pub group_wait: Duration,
     pub group_interval: Duration,
     pub repeat_interval: Duration,
+    /// The escalation policy of the route's groups, if any.
+    pub escalation: Option<String>,
 }
 
 /// A rule file read at start: its path and text.
@@ -227,9 +237,12 @@ impl AlertingConfig {
                 group_wait: r.group_wait.unwrap_or(self.group_wait),
                 group_interval: r.group_interval.unwrap_or(self.group_interval),
                 repeat_interval: r.repeat_interval.unwrap_or(self.repeat_interval),
+                escalation: r.escalation.clone(),
             })
             .collect();
-        out.push(self.default_route("default", self.channels.clone()));
+        let mut default = self.default_route("default", self.channels.clone());
+        default.escalation = self.escalation.clone();
+        out.push(default);
         out
     }
 
@@ -243,6 +256,7 @@ impl AlertingConfig {
             group_wait: self.group_wait,
             group_interval: self.group_interval,
             repeat_interval: self.repeat_interval,
+            escalation: None,
         }
     }
 

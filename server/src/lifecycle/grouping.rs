@@ -158,6 +158,7 @@ mod tests {
             group_wait: Duration::from_secs(30),
             group_interval: Duration::from_secs(300),
             repeat_interval: Duration::from_secs(3600),
+            escalation: None,
         }
     }
 

@@ -1,0 +1,225 @@
+//! On-call schedules and escalation policies as the server holds them: the files of
+//! `[oncall] files` read at start ([`OncallSet`]), who is on call now (file overrides plus
+//! those added at run time, `store::oncall`), and the person-addressed mail channel that
+//! delivers escalations to a user's own address.
+//!
+//! Escalations are written to the outbox like every other notice. A notice for a person goes
+//! to the channel `mailto:<address>`; the sender hands such rows to [`PersonMail`], which
+//! sends with the SMTP settings of `[oncall] mail_channel` to that one address. The address is
+//! fixed when the notice is enqueued, so a retried or replayed row goes where the first
+//! attempt went.
+
+use crate::config::EmailConfig;
+use crate::notify::{email::EmailChannel, Channel, Delivery};
+use alerting::oncall::schedule::{Override, Schedule};
+use alerting::oncall::{OncallFile, Policy, RefKind};
+use alerting::yaml::Pos;
+use anyhow::{bail, Result};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::oncall::StoredOverride;
+
+/// The outbox channel prefix of person-addressed mail.
+pub const MAILTO: &str = "mailto:";
+
+/// A place in an on-call file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePos {
+    pub path: String,
+    pub pos: Pos,
+}
+
+/// Every schedule and policy of the on-call files, by name.
+#[derive(Debug, Clone, Default)]
+pub struct OncallSet {
+    pub schedules: BTreeMap<String, Schedule>,
+    pub policies: BTreeMap<String, Policy>,
+    /// Where each schedule and policy was defined (for "defined twice" errors).
+    defined: HashMap<String, String>,
+    refs: Vec<(SourcePos, RefKind, String)>,
+}
+
+impl OncallSet {
+    /// Adds one parsed file; a schedule or policy another file defined already is an error.
+    pub fn add(&mut self, path: &str, file: OncallFile) -> Result<()> {
+        for s in file.schedules {
+            if let Some(first) = self
+                .defined
+                .insert(format!("schedule {}", s.name), path.to_string())
+            {
+                bail!(
+                    "{}: schedule {:?} is defined twice: in {first} and in {path}",
+                    locate(path, &s.name),
+                    s.name
+                );
+            }
+            self.schedules.insert(s.name.clone(), s);
+        }
+        for p in file.policies {
+            if let Some(first) = self
+                .defined
+                .insert(format!("policy {}", p.name), path.to_string())
+            {
+                bail!(
+                    "{}: escalation policy {:?} is defined twice: in {first} and in {path}",
+                    locate(path, &p.name),
+                    p.name
+                );
+            }
+            self.policies.insert(p.name.clone(), p);
+        }
+        for r in file.references {
+            self.refs.push((
+                SourcePos {
+                    path: path.to_string(),
+                    pos: r.pos,
+                },
+                r.kind,
+                r.name,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every name the files use, with where.
+    pub fn references(&self) -> &[(SourcePos, RefKind, String)] {
+        &self.refs
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.schedules.is_empty() && self.policies.is_empty()
+    }
+
+    /// Refuses the start when a file names a user that does not exist.
+    pub fn check_users(&self, users: &[String]) -> Result<()> {
+        for (pos, kind, name) in &self.refs {
+            if *kind == RefKind::User && !users.contains(name) {
+                bail!(
+                    "{pos}: user {name:?} does not exist; add them with `pipewatch user add \
+                     {name} --email <address>` (or on the Users page), or fix the name"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Who `schedule` has on call at `at_ms`, with `stored` the overrides added at run time.
+    pub fn on_call(&self, schedule: &str, stored: &[StoredOverride], at_ms: i64) -> Option<String> {
+        let s = self.schedules.get(schedule)?;
+        let extra = overrides_for(schedule, stored);
+        s.who_is_on_call(&extra, at_ms).map(str::to_string)
+    }
+}
+
+/// The run-time overrides of `schedule` in the schedule model's shape, oldest first.
+pub fn overrides_for(schedule: &str, stored: &[StoredOverride]) -> Vec<Override> {
+    stored
+        .iter()
+        .filter(|o| o.schedule == schedule)
+        .map(|o| Override {
+            user: o.user.clone(),
+            from_ms: o.from_ms,
+            to_ms: o.to_ms,
+        })
+        .collect()
+}
+
+/// The first line of `path` where `name:` gives `name`, for errors about a whole schedule or
+/// policy (the parser keeps positions of references only).
+fn locate(path: &str, name: &str) -> String {
+    let line = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| {
+            t.lines().position(|l| {
+                let l = l.trim_start_matches([' ', '-']);
+                l.strip_prefix("name:")
+                    .is_some_and(|v| v.trim().trim_matches(['"', '\'']) == name)
+            })
+        })
+        .map(|i| i + 1)
+        .unwrap_or(1);
+    format!("{path}:{line}:1")
+}
+
+/// The person-addressed mail channel of `cfg` (`[oncall] mail_channel`), if one is set.
+pub fn person_mail(cfg: &crate::config::Config) -> Result<Option<Arc<dyn Channel>>> {
+    let name = &cfg.oncall.mail_channel;
+    if name.is_empty() {
+        return Ok(None);
+    }
+    match cfg.notifications.channels.get(name) {
+        Some(crate::config::ChannelConfig::Email(e)) => Ok(Some(Arc::new(PersonMail::new(
+            e,
+            cfg.notifications.send_timeout,
+            &format!("notifications.channels.{name}"),
+        )?))),
+        _ => bail!("key `oncall.mail_channel`: {name:?} is not an e-mail channel"),
+    }
+}
+
+/// Delivers `mailto:<address>` outbox rows: the SMTP settings of `[oncall] mail_channel`,
+/// addressed to the one person. One SMTP transport per address, built on first use.
+pub struct PersonMail {
+    settings: EmailConfig,
+    timeout: Duration,
+    key: String,
+    by_address: Mutex<HashMap<String, Arc<EmailChannel>>>,
+}
+
+impl PersonMail {
+    /// `key` is the mail channel's config key, for errors. Building one transport now makes a
+    /// bad setting (a missing password variable) stop the start.
+    pub fn new(settings: &EmailConfig, timeout: Duration, key: &str) -> Result<PersonMail> {
+        EmailChannel::new(settings, timeout, key)?;
+        Ok(PersonMail {
+            settings: settings.clone(),
+            timeout,
+            key: key.to_string(),
+            by_address: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn channel_for(&self, address: &str) -> Result<Arc<EmailChannel>, String> {
+        let mut map = self.by_address.lock().expect("not poisoned");
+        if let Some(c) = map.get(address) {
+            return Ok(c.clone());
+        }
+        let mut cfg = self.settings.clone();
+        cfg.to = vec![address.to_string()];
+        let c = Arc::new(
+            EmailChannel::new(&cfg, self.timeout, &self.key)
+                .map_err(|e| format!("mailing {address}: {e:#}"))?,
+        );
+        map.insert(address.to_string(), c.clone());
+        Ok(c)
+    }
+}
+
+#[async_trait::async_trait]
+impl Channel for PersonMail {
+    async fn send(&self, d: &Delivery) -> Result<(), String> {
+        let Some(address) = d.channel.strip_prefix(MAILTO) else {
+            return Err(format!(
+                "{:?} is not a person-addressed channel (mailto:<address>)",
+                d.channel
+            ));
+        };
+        let channel = self.channel_for(address)?;
+        channel.send(d).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_finds_the_line_of_a_name() {
+        let p = std::env::temp_dir().join(format!("pw-oncall-locate-{}.yml", std::process::id()));
+        std::fs::write(&p, "schedules:\n  - name: a\n  - name: \"b\"\n").unwrap();
+        let path = p.display().to_string();
+        assert_eq!(locate(&path, "b"), format!("{path}:3:1"));
+        let _ = std::fs::remove_file(&p);
+    }
+}
