@@ -38,6 +38,8 @@ pub struct OncallSet {
     /// Where each schedule and policy was defined (for "defined twice" errors).
     defined: HashMap<String, String>,
     refs: Vec<(SourcePos, RefKind, String)>,
+    /// The routes using each policy (filled in by the config check).
+    pub used_by: BTreeMap<String, Vec<String>>,
 }
 
 impl OncallSet {
@@ -110,6 +112,149 @@ impl OncallSet {
         let extra = overrides_for(schedule, stored);
         s.who_is_on_call(&extra, at_ms).map(str::to_string)
     }
+}
+
+/// How far ahead the On-call page lists hand-offs, and how many.
+const HANDOFF_HORIZON_MS: i64 = 14 * 86_400_000;
+const HANDOFFS_SHOWN: usize = 8;
+/// Longest override the page adds (longer cover belongs in the schedule file).
+const MAX_OVERRIDE_MS: i64 = 90 * 86_400_000;
+
+/// What the On-call page shows at `now_ms`.
+pub async fn view(
+    set: &OncallSet,
+    store: &store::Store,
+    now_ms: i64,
+) -> Result<app::oncall::OncallView, String> {
+    use app::oncall::{LayerView, OverrideView, PolicyView, ScheduleView};
+    let stored = store
+        .schedule_overrides(now_ms)
+        .await
+        .map_err(|e| e.to_string())?;
+    let schedules = set
+        .schedules
+        .values()
+        .map(|s| {
+            let extra = overrides_for(&s.name, &stored);
+            let mut overrides: Vec<OverrideView> = s
+                .overrides
+                .iter()
+                .filter(|o| o.to_ms > now_ms)
+                .map(|o| OverrideView {
+                    id: None,
+                    user: o.user.clone(),
+                    from: o.from_ms,
+                    to: o.to_ms,
+                    by: "file".into(),
+                })
+                .collect();
+            overrides.extend(stored.iter().filter(|o| o.schedule == s.name).map(|o| {
+                OverrideView {
+                    id: Some(o.id),
+                    user: o.user.clone(),
+                    from: o.from_ms,
+                    to: o.to_ms,
+                    by: o.created_by.clone(),
+                }
+            }));
+            ScheduleView {
+                name: s.name.clone(),
+                on_call: s.who_is_on_call(&extra, now_ms).map(str::to_string),
+                handoffs: s
+                    .handoffs(&extra, now_ms, now_ms + HANDOFF_HORIZON_MS, HANDOFFS_SHOWN)
+                    .into_iter()
+                    .map(|h| (h.at_ms, h.user))
+                    .collect(),
+                layers: s
+                    .layers
+                    .iter()
+                    .map(|l| LayerView {
+                        name: l.name.clone(),
+                        users: l.users.clone(),
+                        shift: alerting::duration::format(l.shift_ms),
+                        start: l.start_ms,
+                        end: l.end_ms,
+                        restrict: l.restrict.map(restriction_text).unwrap_or_default(),
+                    })
+                    .collect(),
+                overrides,
+            }
+        })
+        .collect();
+    let policies = set
+        .policies
+        .values()
+        .map(|p| PolicyView {
+            name: p.name.clone(),
+            levels: p
+                .levels
+                .iter()
+                .map(|l| {
+                    let t: Vec<String> = l.targets.iter().map(ToString::to_string).collect();
+                    format!(
+                        "after {}: {}",
+                        alerting::duration::format(l.after_ms),
+                        t.join(", ")
+                    )
+                })
+                .collect(),
+            routes: set.used_by.get(&p.name).cloned().unwrap_or_default(),
+        })
+        .collect();
+    Ok(app::oncall::OncallView {
+        now: now_ms,
+        schedules,
+        policies,
+    })
+}
+
+/// `mon,tue,fri 09:00-17:00` (days left out when every day).
+fn restriction_text(r: alerting::oncall::schedule::Restriction) -> String {
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let hm = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
+    let hours = format!("{}-{}", hm(r.from_minute), hm(r.to_minute));
+    if r.days.iter().all(|d| *d) {
+        hours
+    } else {
+        let days: Vec<&str> = DAYS
+            .iter()
+            .zip(r.days)
+            .filter(|(_, on)| *on)
+            .map(|(d, _)| *d)
+            .collect();
+        format!("{} {hours}", days.join(","))
+    }
+}
+
+/// Adds an override from the page; the answer to a bad request says what to change.
+pub async fn add_override(
+    set: &OncallSet,
+    store: &store::Store,
+    actor: &str,
+    schedule: &str,
+    user: &str,
+    from_ms: i64,
+    duration: &str,
+) -> Result<i64, String> {
+    if !set.schedules.contains_key(schedule) {
+        return Err(format!(
+            "there is no schedule {schedule:?}; schedules are defined in the [oncall] files"
+        ));
+    }
+    if user.is_empty() {
+        return Err("name the user who is on call during the override".into());
+    }
+    let ms = alerting::duration::parse(duration)
+        .map_err(|e| format!("duration: {e}; choose one like 4h or 1d"))?;
+    if ms <= 0 || ms > MAX_OVERRIDE_MS {
+        return Err(format!(
+            "duration {duration:?}: an override lasts more than 0s and at most 90d; put longer              cover into the schedule file"
+        ));
+    }
+    store
+        .add_schedule_override(schedule, user, from_ms, from_ms + ms, actor)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The run-time overrides of `schedule` in the schedule model's shape, oldest first.

@@ -258,6 +258,7 @@ async fn serve_with_db(
         guard,
         query_limits: (&cfg.query).into(),
         auth: Arc::new(crate::auth::AuthSettings::from_config(&cfg.auth)),
+        oncall: oncall.clone(),
     };
     if let Some((name, password)) = first_admin {
         if store.user_count().await? == 0 {

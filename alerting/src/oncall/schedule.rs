@@ -267,7 +267,8 @@ mod tests {
             (MON + 2 * DAY, Some("cy")),
             (MON + 3 * DAY, Some("ann")),
             (MON + 3 * DAY + 12 * HOUR, Some("ann")),
-            (MON + 301 * DAY, Some("cy")),
+            (MON + 301 * DAY, Some("ben")),
+            (MON + 302 * DAY, Some("cy")),
         ];
         for (at, want) in golden {
             assert_eq!(s.who_is_on_call(&[], at), want, "at {at}");

@@ -74,6 +74,22 @@ impl OncallConfig {
             }
         }
         self.check(&set, alerting, notifications)?;
+        for (i, r) in alerting.routes.iter().enumerate() {
+            if let Some(p) = &r.escalation {
+                let name = if r.name.is_empty() {
+                    format!("routes[{i}]")
+                } else {
+                    r.name.clone()
+                };
+                set.used_by.entry(p.clone()).or_default().push(name);
+            }
+        }
+        if let Some(p) = &alerting.escalation {
+            set.used_by
+                .entry(p.clone())
+                .or_default()
+                .push("default".into());
+        }
         Ok(set)
     }
 
