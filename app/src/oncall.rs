@@ -70,7 +70,7 @@ pub struct PolicyView {
 use crate::api::backend;
 
 #[server(prefix = "/app-fn", endpoint = "oncall_view")]
-pub async fn oncall_view() -> Result<OncallView, ServerFnError> {
+pub async fn get_oncall() -> Result<OncallView, ServerFnError> {
     backend()?.oncall_view().await.map_err(ServerFnError::new)
 }
 
@@ -128,7 +128,7 @@ pub fn OncallPage() -> impl IntoView {
     let remove = ServerAction::<DeleteOverride>::new();
     let data = Resource::new(
         move || (add.version().get(), remove.version().get()),
-        |_| oncall_view(),
+        |_| get_oncall(),
     );
     let principal = move || me.get().and_then(Result::ok);
     let token = move || principal().and_then(|p| p.csrf_token).unwrap_or_default();
