@@ -733,6 +733,13 @@ mod tests {
             r#"[{ matchers = ['severity="page"'], channels = ["hook"] }]"#,
             |c| c.alerting.routes.len() == 1,
         ),
+        ("PIPEWATCH_ONCALL__FILES", r#"["oncall/*.yml"]"#, |c| {
+            c.oncall.files == ["oncall/*.yml"]
+        }),
+        // Checked against [notifications.channels] when the files are loaded at start.
+        ("PIPEWATCH_ONCALL__MAIL_CHANNEL", "mail", |c| {
+            c.oncall.mail_channel == "mail"
+        }),
         (
             "PIPEWATCH_SCRAPE_CONFIGS",
             r#"[{ job_name = "node", static_configs = [{ targets = ["127.0.0.1:9100"] }] }]"#,
