@@ -265,6 +265,12 @@ async fn start(name: &str, smtp_port: u16) -> (server::run::RunningServer, Strin
         oncall_file(model::clock::now_ms()),
     )
     .unwrap();
+    let (s, base) = start_on(&dir, &url, smtp_port).await;
+    (s, base, url)
+}
+
+/// A server on the database `url` with the files in `dir` (a second start after a restart).
+async fn start_on(dir: &Path, url: &str, smtp_port: u16) -> (server::run::RunningServer, String) {
     let cfg = server::config::Config::from_toml_str(&format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\n[database]\nurl = \"{url}\"\n\
          [auth]\nanonymous_role = \"admin\"\n\
@@ -284,7 +290,7 @@ async fn start(name: &str, smtp_port: u16) -> (server::run::RunningServer, Strin
         .await
         .unwrap();
     let base = format!("http://{}", s.addr);
-    (s, base, url)
+    (s, base)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,4 +450,127 @@ async fn an_unknown_user_in_an_oncall_file_stops_the_start_naming_the_line() {
         e.contains("oncall.yml:6:") && e.contains("\"nobody-here\" does not exist"),
         "{e}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_goes_on_with_the_next_level_and_repeats_none() {
+    let port = free_port();
+    let mut inbox = Inbox {
+        sink: SmtpSink::start(port, &temp_dir("smtp-restart").join("mail")),
+        seen: Vec::new(),
+    };
+    let (server, base, db) = start("restart", port).await;
+    let dir = temp_dir("restart-files");
+    std::fs::write(dir.join("rules.yml"), RULES).unwrap();
+    std::fs::write(dir.join("oncall.yml"), oncall_file(model::clock::now_ms())).unwrap();
+    write_lag(&base, 50.0).await;
+    wait_until!(
+        "level 1",
+        Duration::from_secs(20),
+        !inbox.to("ann@example.com").is_empty()
+    );
+    // Stopped between level 1 and level 2 (due 5 s after the first firing notice).
+    server.stop().await.unwrap();
+    let (server, base) = start_on(&dir, &db, port).await;
+    wait_until!(
+        "level 2 from the restarted server",
+        Duration::from_secs(20),
+        !inbox.to("cy@example.com").is_empty()
+    );
+    wait_until!(
+        "level 3 (nobody acknowledges here)",
+        Duration::from_secs(25),
+        !inbox.to("ben@example.com").is_empty()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for who in [
+        "team@example.com",
+        "ann@example.com",
+        "cy@example.com",
+        "ben@example.com",
+    ] {
+        assert_eq!(inbox.to(who).len(), 1, "mail to {who}: {:?}", inbox.to(who));
+    }
+    let id = orders(&base, "firing").await[0]["id"].clone();
+    let levels: Vec<String> = timeline(&base, &id)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k == "escalated")
+        .map(|(_, d)| d[..8].to_string())
+        .collect();
+    assert_eq!(levels, ["level 1 ", "level 2 ", "level 3 "]);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oncall_page_shows_who_is_on_call_and_an_override_added_there_wins_and_is_audited() {
+    let (server, base, db) = start("page", free_port()).await;
+    let page = reqwest::get(format!("{base}/oncall"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // ann by the file's override over ben's rotation; cy on the secondary; the policy's levels.
+    assert!(page.contains("<strong>ann</strong>"), "{page}");
+    assert!(page.contains("<strong>cy</strong>"), "{page}");
+    assert!(page.contains("after 5s: schedule secondary, user lead"), "{page}");
+    assert!(page.contains("Used by the routes: default"), "{page}");
+
+    let http = reqwest::Client::new();
+    let add = |user: &str, duration: &str| {
+        http.post(format!("{base}/app-fn/add_override"))
+            .form(&[
+                ("schedule", "primary"),
+                ("user", user),
+                ("from", ""),
+                ("duration", duration),
+            ])
+            .send()
+    };
+    let r = add("ben", "2h").await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    // Bad requests say what is wrong.
+    let r = add("nobody-here", "2h").await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains("no user named \"nobody-here\""), "{text}");
+    let r = add("ben", "1y").await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains("at most 90d"), "{text}");
+
+    let page = reqwest::get(format!("{base}/oncall"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<strong>ben</strong>"), "the page's override wins: {page}");
+    let st = store::Store::connect(&db, store::StoreConfig::default())
+        .await
+        .unwrap();
+    let audit = st.audit_log(10, None).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "oncall.override.add" && a.target == "primary"),
+        "{audit:?}"
+    );
+    let stored = st.schedule_overrides(model::clock::now_ms()).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    let r = http
+        .post(format!("{base}/app-fn/delete_override"))
+        .form(&[("id", stored[0].id.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert!(st.schedule_overrides(model::clock::now_ms()).await.unwrap().is_empty());
+    let page = reqwest::get(format!("{base}/oncall"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<strong>ann</strong>"), "{page}");
+    server.stop().await.unwrap();
 }
