@@ -30,6 +30,12 @@ pub struct SourcePos {
     pub pos: Pos,
 }
 
+impl std::fmt::Display for SourcePos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.path, self.pos)
+    }
+}
+
 /// Every schedule and policy of the on-call files, by name.
 #[derive(Debug, Clone, Default)]
 pub struct OncallSet {

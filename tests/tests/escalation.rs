@@ -364,6 +364,19 @@ async fn an_unacknowledged_alert_escalates_level_by_level_until_acknowledged_and
         ]
     );
 
+    // The alert's page shows the steps on its timeline.
+    let page = reqwest::get(format!("{base}/alerts/{id}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("event-escalated"), "{page}");
+    assert!(
+        page.contains("not delivered: lead has no e-mail address (user lead)"),
+        "{page}"
+    );
+
     // ann acknowledges before level 3 (after 14s) is due: ben is never paged.
     let ack = reqwest::Client::new()
         .post(format!("{base}/api/v1/lifecycle/alerts/{id}/acknowledge"))

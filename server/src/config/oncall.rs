@@ -19,7 +19,7 @@
 //! ([`crate::oncall::OncallSet::check_users`]).
 
 use super::{AlertingConfig, ChannelConfig, NotificationsConfig};
-use crate::oncall::{OncallSet, SourcePos};
+use crate::oncall::OncallSet;
 use alerting::oncall::{RefKind, Target};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -188,12 +188,6 @@ fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
         "none".into()
     } else {
         v.join(", ")
-    }
-}
-
-impl std::fmt::Display for SourcePos {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.path, self.pos)
     }
 }
 
