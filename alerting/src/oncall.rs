@@ -127,7 +127,11 @@ pub fn parse(text: &str) -> Result<OncallFile, Vec<YamlError>> {
     let root = yaml::parse(text).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let mut out = OncallFile::default();
-    let top = match Fields::new(&root, "an on-call file", &["schedules", "escalation_policies"]) {
+    let top = match Fields::new(
+        &root,
+        "an on-call file",
+        &["schedules", "escalation_policies"],
+    ) {
         Ok(f) => f,
         Err(e) => return Err(vec![e]),
     };
@@ -249,7 +253,9 @@ fn schedule_of(node: &Node, refs: &mut Vec<Reference>) -> Result<Schedule, YamlE
     if layers.is_empty() && overrides.is_empty() {
         return Err(err(
             node.pos,
-            format!("schedule {name:?} has no layers and no overrides; nobody would ever be on call"),
+            format!(
+                "schedule {name:?} has no layers and no overrides; nobody would ever be on call"
+            ),
         ));
     }
     Ok(Schedule {
@@ -259,12 +265,7 @@ fn schedule_of(node: &Node, refs: &mut Vec<Reference>) -> Result<Schedule, YamlE
     })
 }
 
-fn required<'a>(
-    f: &Fields<'a>,
-    node: &Node,
-    key: &str,
-    what: &str,
-) -> Result<&'a Node, YamlError> {
+fn required<'a>(f: &Fields<'a>, node: &Node, key: &str, what: &str) -> Result<&'a Node, YamlError> {
     match f.value(key) {
         Some(v) if !v.is_null() => Ok(v),
         _ => Err(err(node.pos, format!("{what} needs `{key}`"))),
@@ -356,7 +357,9 @@ fn restriction_of(node: &Node) -> Result<Restriction, YamlError> {
         let bad = || {
             err(
                 h.pos,
-                format!("hours {text:?}: write a UTC window like \"09:00-17:00\" or \"22:00-06:00\""),
+                format!(
+                    "hours {text:?}: write a UTC window like \"09:00-17:00\" or \"22:00-06:00\""
+                ),
             )
         };
         let (a, b) = text.split_once('-').ok_or_else(bad)?;
@@ -368,7 +371,10 @@ fn restriction_of(node: &Node) -> Result<Restriction, YamlError> {
         r.from_minute = minute(a).ok_or_else(bad)?;
         r.to_minute = minute(b).ok_or_else(bad)?;
         if r.from_minute == r.to_minute {
-            return Err(err(h.pos, "hours: the window is empty (it starts where it ends)"));
+            return Err(err(
+                h.pos,
+                "hours: the window is empty (it starts where it ends)",
+            ));
         }
     }
     Ok(r)
@@ -397,7 +403,10 @@ fn policy_of(node: &Node, refs: &mut Vec<Reference>) -> Result<Policy, YamlError
         let after_ms = match l.value("after") {
             Some(a) if !a.is_null() => {
                 let ms = duration::parse(&a.as_str("after")?).map_err(|e| {
-                    err(a.pos, format!("after: {e}; write a duration like 0s, 10m or 1h"))
+                    err(
+                        a.pos,
+                        format!("after: {e}; write a duration like 0s, 10m or 1h"),
+                    )
                 })?;
                 if let Some(prev) = levels.last() {
                     if ms < prev.after_ms {
@@ -449,7 +458,10 @@ fn policy_of(node: &Node, refs: &mut Vec<Reference>) -> Result<Policy, YamlError
         levels.push(Level { after_ms, targets });
     }
     if levels.is_empty() {
-        return Err(err(levels_node.pos, "an escalation policy needs at least one level"));
+        return Err(err(
+            levels_node.pos,
+            "an escalation policy needs at least one level",
+        ));
     }
     Ok(Policy { name, levels })
 }
@@ -505,8 +517,14 @@ escalation_policies:
             .map(|r| (r.kind, r.name.as_str(), r.pos.line))
             .collect();
         assert!(names.contains(&(RefKind::User, "ann", 8)), "{names:?}");
-        assert!(names.contains(&(RefKind::Schedule, "primary", 18)), "{names:?}");
-        assert!(names.contains(&(RefKind::Channel, "slack", 20)), "{names:?}");
+        assert!(
+            names.contains(&(RefKind::Schedule, "primary", 18)),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&(RefKind::Channel, "slack", 20)),
+            "{names:?}"
+        );
     }
 
     #[test]

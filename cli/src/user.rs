@@ -28,7 +28,10 @@ pub enum UserCommand {
         email: Option<String>,
     },
     /// Set a user's e-mail address for escalations; without an address, remove it.
-    Email { name: String, address: Option<String> },
+    Email {
+        name: String,
+        address: Option<String>,
+    },
     /// List the users.
     List,
     /// Set a user's password (ends the user's sessions).

@@ -445,9 +445,16 @@ impl app::Backend for AppState {
         from_ms: i64,
         duration: &str,
     ) -> Result<(), String> {
-        let id =
-            crate::oncall::add_override(&self.oncall, &self.store, actor, schedule, user, from_ms, duration)
-                .await?;
+        let id = crate::oncall::add_override(
+            &self.oncall,
+            &self.store,
+            actor,
+            schedule,
+            user,
+            from_ms,
+            duration,
+        )
+        .await?;
         self.audit(
             actor,
             "oncall.override.add",
@@ -464,7 +471,9 @@ impl app::Backend for AppState {
             .await
             .map_err(|e| e.to_string())?
         else {
-            return Err(format!("there is no override {id}; it may have been removed already"));
+            return Err(format!(
+                "there is no override {id}; it may have been removed already"
+            ));
         };
         self.audit(
             actor,
@@ -481,8 +490,13 @@ impl app::Backend for AppState {
             .set_email(name, email)
             .await
             .map_err(|e| e.to_string())?;
-        self.audit(actor, "user.email", name, serde_json::json!({"email": email}))
-            .await
+        self.audit(
+            actor,
+            "user.email",
+            name,
+            serde_json::json!({"email": email}),
+        )
+        .await
     }
 }
 

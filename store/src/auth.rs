@@ -180,10 +180,12 @@ fn check_name(what: &str, name: &str) -> Result<(), StoreError> {
 /// display names, spaces and half-written addresses out of the table.
 pub fn check_email(e: &str) -> Result<(), StoreError> {
     let ok = e.len() <= 254
-        && !e.chars().any(|c| c.is_whitespace() || matches!(c, '<' | '>' | ',' | '"'))
-        && e
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+        && !e
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '<' | '>' | ',' | '"'))
+        && e.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
     if ok {
         Ok(())
     } else {

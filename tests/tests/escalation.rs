@@ -170,7 +170,11 @@ async fn write_lag(base: &str, v: f64) {
         .send()
         .await
         .unwrap();
-    assert!(resp.status().is_success(), "remote_write: {}", resp.status());
+    assert!(
+        resp.status().is_success(),
+        "remote_write: {}",
+        resp.status()
+    );
 }
 
 async fn get_json(url: &str) -> Value {
@@ -260,11 +264,7 @@ async fn start(name: &str, smtp_port: u16) -> (server::run::RunningServer, Strin
     }
     let dir = temp_dir(name);
     std::fs::write(dir.join("rules.yml"), RULES).unwrap();
-    std::fs::write(
-        dir.join("oncall.yml"),
-        oncall_file(model::clock::now_ms()),
-    )
-    .unwrap();
+    std::fs::write(dir.join("oncall.yml"), oncall_file(model::clock::now_ms())).unwrap();
     let (s, base) = start_on(&dir, &url, smtp_port).await;
     (s, base, url)
 }
@@ -322,7 +322,11 @@ async fn an_unacknowledged_alert_escalates_level_by_level_until_acknowledged_and
     let level1 = inbox.to("ann@example.com")[0].clone();
     assert_eq!(team.subject, "[FIRING] HighLag (job=orders, severity=page)");
     assert_eq!(level1.subject, team.subject);
-    assert_eq!(level1.to, ["ann@example.com"], "a person's mail goes to them alone");
+    assert_eq!(
+        level1.to,
+        ["ann@example.com"],
+        "a person's mail goes to them alone"
+    );
     assert!(
         level1.text.contains("Escalated: level 1 of policy pages"),
         "{}",
@@ -333,7 +337,10 @@ async fn an_unacknowledged_alert_escalates_level_by_level_until_acknowledged_and
         "level 1 came {:?} after the firing notice",
         level1.seen.duration_since(team.seen)
     );
-    assert!(inbox.to("ben@example.com").is_empty(), "the override wins over ben's rotation");
+    assert!(
+        inbox.to("ben@example.com").is_empty(),
+        "the override wins over ben's rotation"
+    );
 
     // Level 2 (after 5s): the secondary's cy is mailed; lead has no address, which the
     // timeline says instead of dropping it.
@@ -348,7 +355,11 @@ async fn an_unacknowledged_alert_escalates_level_by_level_until_acknowledged_and
         gap >= Duration::from_secs(3),
         "level 2 came only {gap:?} after level 1 (after: 5s)"
     );
-    assert!(level2.text.contains("Escalated: level 2 of policy pages"), "{}", level2.text);
+    assert!(
+        level2.text.contains("Escalated: level 2 of policy pages"),
+        "{}",
+        level2.text
+    );
     let escalated: Vec<String> = timeline(&base, &id)
         .await
         .into_iter()
@@ -527,7 +538,10 @@ async fn the_oncall_page_shows_who_is_on_call_and_an_override_added_there_wins_a
     // ann by the file's override over ben's rotation; cy on the secondary; the policy's levels.
     assert!(page.contains("<strong>ann</strong>"), "{page}");
     assert!(page.contains("<strong>cy</strong>"), "{page}");
-    assert!(page.contains("after 5s: schedule secondary, user lead"), "{page}");
+    assert!(
+        page.contains("after 5s: schedule secondary, user lead"),
+        "{page}"
+    );
     assert!(page.contains("Used by the routes: default"), "{page}");
 
     let http = reqwest::Client::new();
@@ -557,7 +571,10 @@ async fn the_oncall_page_shows_who_is_on_call_and_an_override_added_there_wins_a
         .text()
         .await
         .unwrap();
-    assert!(page.contains("<strong>ben</strong>"), "the page's override wins: {page}");
+    assert!(
+        page.contains("<strong>ben</strong>"),
+        "the page's override wins: {page}"
+    );
     let st = store::Store::connect(&db, store::StoreConfig::default())
         .await
         .unwrap();
@@ -577,7 +594,11 @@ async fn the_oncall_page_shows_who_is_on_call_and_an_override_added_there_wins_a
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    assert!(st.schedule_overrides(model::clock::now_ms()).await.unwrap().is_empty());
+    assert!(st
+        .schedule_overrides(model::clock::now_ms())
+        .await
+        .unwrap()
+        .is_empty());
     let page = reqwest::get(format!("{base}/oncall"))
         .await
         .unwrap()

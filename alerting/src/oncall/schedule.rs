@@ -258,7 +258,10 @@ mod tests {
 
     #[test]
     fn a_rotation_hands_off_exactly_at_shift_boundaries_and_wraps_around() {
-        let s = sched(vec![layer("daily", &["ann", "ben", "cy"], MON, DAY)], vec![]);
+        let s = sched(
+            vec![layer("daily", &["ann", "ben", "cy"], MON, DAY)],
+            vec![],
+        );
         let golden = [
             (MON - 1, None),
             (MON, Some("ann")),
@@ -351,7 +354,10 @@ mod tests {
             from_minute: 0,
             to_minute: 8 * 60,
         });
-        let s = sched(vec![nights], vec![ov("cy", MON + DAY + HOUR, MON + DAY + 2 * HOUR)]);
+        let s = sched(
+            vec![nights],
+            vec![ov("cy", MON + DAY + HOUR, MON + DAY + 2 * HOUR)],
+        );
         let got = s.handoffs(&[], MON - HOUR, MON + 2 * DAY, 10);
         let h = |at_ms: i64, u: Option<&str>| Handoff {
             at_ms,

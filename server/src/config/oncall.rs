@@ -63,14 +63,14 @@ impl OncallConfig {
                 let text = std::fs::read_to_string(&p)
                     .with_context(|| format!("key `{key}`: cannot read the on-call file {path}"))?;
                 let file = alerting::oncall::parse(&text).map_err(|errors| {
-                    let lines: Vec<String> =
-                        errors.iter().map(|e| format!("{path}:{e}")).collect();
+                    let lines: Vec<String> = errors.iter().map(|e| format!("{path}:{e}")).collect();
                     anyhow!(
                         "key `{key}`: the on-call file {path} is invalid:\n{}",
                         lines.join("\n")
                     )
                 })?;
-                set.add(&path, file).with_context(|| format!("key `{key}`"))?;
+                set.add(&path, file)
+                    .with_context(|| format!("key `{key}`"))?;
             }
         }
         self.check(&set, alerting, notifications)?;
@@ -207,7 +207,11 @@ mod tests {
 
     const FILE: &str = "schedules:\n  - name: primary\n    layers:\n      - start: 2026-01-05T00:00:00Z\n        shift: 1d\n        users: [ann, ben]\nescalation_policies:\n  - name: pages\n    levels:\n      - targets: [{schedule: primary}]\n      - after: 10m\n        targets: [{user: lead}, {channel: mail}]\n";
 
-    fn load(d: &std::path::Path, file: &str, extra: &str) -> anyhow::Result<crate::oncall::OncallSet> {
+    fn load(
+        d: &std::path::Path,
+        file: &str,
+        extra: &str,
+    ) -> anyhow::Result<crate::oncall::OncallSet> {
         std::fs::write(d.join("oncall.yml"), file).unwrap();
         let c = Config::from_toml_str(&format!(
             "{MAIL}[oncall]\nfiles = [\"{}/*.yml\"]\n{extra}",
@@ -219,7 +223,12 @@ mod tests {
     #[test]
     fn a_good_file_loads_and_bad_references_stop_the_start_naming_the_line() {
         let d = dir("refs");
-        let set = load(&d, FILE, "mail_channel = \"mail\"\n[alerting]\nchannels = [\"mail\"]\nescalation = \"pages\"\n").unwrap();
+        let set = load(
+            &d,
+            FILE,
+            "mail_channel = \"mail\"\n[alerting]\nchannels = [\"mail\"]\nescalation = \"pages\"\n",
+        )
+        .unwrap();
         assert_eq!(set.policies["pages"].levels.len(), 2);
         let e = set
             .check_users(&["ann".into(), "lead".into()])
@@ -230,10 +239,19 @@ mod tests {
             .unwrap();
 
         let bad_schedule = FILE.replace("{schedule: primary}", "{schedule: secondary}");
-        let e = format!("{:#}", load(&d, &bad_schedule, "mail_channel = \"mail\"\n").unwrap_err());
-        assert!(e.contains("oncall.yml:10:") && e.contains("secondary"), "{e}");
+        let e = format!(
+            "{:#}",
+            load(&d, &bad_schedule, "mail_channel = \"mail\"\n").unwrap_err()
+        );
+        assert!(
+            e.contains("oncall.yml:10:") && e.contains("secondary"),
+            "{e}"
+        );
         let bad_channel = FILE.replace("{channel: mail}", "{channel: pager}");
-        let e = format!("{:#}", load(&d, &bad_channel, "mail_channel = \"mail\"\n").unwrap_err());
+        let e = format!(
+            "{:#}",
+            load(&d, &bad_channel, "mail_channel = \"mail\"\n").unwrap_err()
+        );
         assert!(e.contains("oncall.yml:12:") && e.contains("pager"), "{e}");
         let e = format!("{:#}", load(&d, FILE, "").unwrap_err());
         assert!(e.contains("oncall.mail_channel"), "{e}");
@@ -241,14 +259,31 @@ mod tests {
             "{:#}",
             load(&d, FILE, "mail_channel = \"mail\"\n[alerting]\nchannels = [\"mail\"]\nescalation = \"nope\"\n").unwrap_err()
         );
-        assert!(e.contains("`alerting.escalation`") && e.contains("nope"), "{e}");
+        assert!(
+            e.contains("`alerting.escalation`") && e.contains("nope"),
+            "{e}"
+        );
         let e = format!(
             "{:#}",
             load(&d, FILE, "mail_channel = \"mail\"\n[[alerting.routes]]\nchannels = []\nescalation = \"pages\"\n").unwrap_err()
         );
-        assert!(e.contains("`alerting.routes[0].escalation`") && e.contains("no channels"), "{e}");
-        let e = format!("{:#}", load(&d, "schedules:\n  - name: x\n    layers:\n      - start: soon\n", "").unwrap_err());
-        assert!(e.contains("oncall.files[0]") && e.contains("oncall.yml:4:"), "{e}");
+        assert!(
+            e.contains("`alerting.routes[0].escalation`") && e.contains("no channels"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            load(
+                &d,
+                "schedules:\n  - name: x\n    layers:\n      - start: soon\n",
+                ""
+            )
+            .unwrap_err()
+        );
+        assert!(
+            e.contains("oncall.files[0]") && e.contains("oncall.yml:4:"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -257,8 +292,12 @@ mod tests {
         let d = dir("twice");
         std::fs::write(d.join("a.yml"), "schedules:\n  - name: s\n    overrides: [{user: a, from: 2026-01-05T00:00:00Z, to: 2026-01-06T00:00:00Z}]\n").unwrap();
         std::fs::write(d.join("b.yml"), "schedules:\n  - name: s\n    overrides: [{user: a, from: 2026-01-05T00:00:00Z, to: 2026-01-06T00:00:00Z}]\n").unwrap();
-        let c = Config::from_toml_str(&format!("[oncall]\nfiles = [\"{}/*.yml\"]\n", d.display())).unwrap();
-        let e = format!("{:#}", c.oncall.load(&c.alerting, &c.notifications).unwrap_err());
+        let c = Config::from_toml_str(&format!("[oncall]\nfiles = [\"{}/*.yml\"]\n", d.display()))
+            .unwrap();
+        let e = format!(
+            "{:#}",
+            c.oncall.load(&c.alerting, &c.notifications).unwrap_err()
+        );
         assert!(e.contains("b.yml:2:") && e.contains("a.yml"), "{e}");
         let _ = std::fs::remove_dir_all(&d);
     }

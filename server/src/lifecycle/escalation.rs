@@ -80,7 +80,10 @@ impl Escalator {
         let mut due: Vec<(String, i64, Policy, Vec<&AlertInstance>)> = Vec::new();
         for (key, born) in &groups {
             let route = route_named(grouping::route_of_key(key));
-            let Some(policy) = route.escalation.as_ref().and_then(|p| self.set.policies.get(p))
+            let Some(policy) = route
+                .escalation
+                .as_ref()
+                .and_then(|p| self.set.policies.get(p))
             else {
                 continue;
             };
@@ -259,7 +262,10 @@ impl Escalator {
                 notice::compose(&[], &resolved).1
             };
             let list: Vec<&str> = channels.iter().copied().collect();
-            let dedup = format!("escalation/{}@{}#resolved", esc.group_key, esc.group_born_ms);
+            let dedup = format!(
+                "escalation/{}@{}#resolved",
+                esc.group_key, esc.group_born_ms
+            );
             crate::notify::enqueue(
                 tx,
                 &list,
@@ -342,9 +348,7 @@ impl Escalator {
         match contacts.get(user) {
             None => r.note = format!("{user} is not a user"),
             Some(c) if c.disabled => r.note = format!("{user} is disabled"),
-            Some(Contact { email: None, .. }) => {
-                r.note = format!("{user} has no e-mail address")
-            }
+            Some(Contact { email: None, .. }) => r.note = format!("{user} has no e-mail address"),
             Some(_) if !self.can_mail_people => {
                 r.note = "[oncall] mail_channel is not set".to_string()
             }
@@ -394,7 +398,12 @@ mod tests {
             "pages",
             900_000,
             &[
-                r("schedule primary", Some("ann"), Some("mailto:ann@example.com"), ""),
+                r(
+                    "schedule primary",
+                    Some("ann"),
+                    Some("mailto:ann@example.com"),
+                    "",
+                ),
                 r("user ben", Some("ben"), None, "ben has no e-mail address"),
                 r("channel slack", None, Some("slack"), ""),
             ],
@@ -413,9 +422,27 @@ mod tests {
             can_mail_people: true,
         };
         let contacts: HashMap<String, Contact> = [
-            ("ann".to_string(), Contact { email: Some("ann@example.com".into()), disabled: false }),
-            ("ben".to_string(), Contact { email: None, disabled: false }),
-            ("cy".to_string(), Contact { email: Some("cy@example.com".into()), disabled: true }),
+            (
+                "ann".to_string(),
+                Contact {
+                    email: Some("ann@example.com".into()),
+                    disabled: false,
+                },
+            ),
+            (
+                "ben".to_string(),
+                Contact {
+                    email: None,
+                    disabled: false,
+                },
+            ),
+            (
+                "cy".to_string(),
+                Contact {
+                    email: Some("cy@example.com".into()),
+                    disabled: true,
+                },
+            ),
         ]
         .into();
         let got: Vec<(Option<String>, String)> = ["ann", "ben", "cy", "dee"]
