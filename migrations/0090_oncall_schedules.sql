@@ -27,18 +27,20 @@ CREATE TABLE oncall_overrides (
 );
 CREATE INDEX oncall_overrides_schedule ON oncall_overrides (schedule, ends_at);
 
--- One escalation per life of a notification group (`group_key` and the group row's
--- `created_at`, as in the group's notification dedup keys): when its first firing notice
--- went out (levels count from there), and whether the resolve owed to everyone it notified
--- was sent.
+-- An alert group's escalation: from the group's first firing notice (levels count from
+-- there) until no alert of the group fires any more and the resolve owed to everyone it
+-- notified was sent. A group is known by `group_key` and its row's `created_at` (as in the
+-- group's notification dedup keys); `seq` numbers the escalations within one life of the
+-- group row (it fired, stopped, and fired again before the row was removed).
 CREATE TABLE escalations (
     id            bigserial   PRIMARY KEY,
     group_key     text        NOT NULL,
     group_born_at timestamptz NOT NULL,
+    seq           integer     NOT NULL,
     policy        text        NOT NULL,
     started_at    timestamptz NOT NULL,
     resolved_at   timestamptz,
-    UNIQUE (group_key, group_born_at)
+    UNIQUE (group_key, group_born_at, seq)
 );
 CREATE INDEX escalations_open ON escalations (group_key) WHERE resolved_at IS NULL;
 

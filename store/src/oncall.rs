@@ -57,6 +57,8 @@ pub struct Escalation {
     pub id: i64,
     pub group_key: String,
     pub group_born_ms: i64,
+    /// 1 for the first escalation of the group row's life, then 2, ...
+    pub seq: i32,
     pub policy: String,
     /// The group's first firing notice: levels count from here.
     pub started_ms: i64,
@@ -70,7 +72,7 @@ impl Escalation {
     }
 }
 
-const ESCALATION_COLUMNS: &str = "id, group_key, policy, \
+const ESCALATION_COLUMNS: &str = "id, group_key, seq, policy, \
      (extract(epoch from group_born_at) * 1000)::bigint AS born_ms, \
      (extract(epoch from started_at) * 1000)::bigint AS started_ms, \
      (extract(epoch from resolved_at) * 1000)::bigint AS resolved_ms";
@@ -85,6 +87,7 @@ async fn with_steps(
             id: r.get("id"),
             group_key: r.get("group_key"),
             group_born_ms: r.get("born_ms"),
+            seq: r.get("seq"),
             policy: r.get("policy"),
             started_ms: r.get("started_ms"),
             resolved_ms: r.get("resolved_ms"),
@@ -136,7 +139,9 @@ pub async fn open_escalations(conn: &mut PgConnection) -> Result<Vec<Escalation>
     with_steps(conn, rows).await
 }
 
-/// Starts the escalation of a group's life (once: a second call returns the first's row).
+/// Starts a new escalation of a group (the caller found none open for it): the next `seq`
+/// of the group row's life. Two leaders racing (they cannot, by the leadership lock) would
+/// collide on the unique key and one round would fail and be retried.
 pub async fn start_escalation(
     conn: &mut PgConnection,
     group_key: &str,
@@ -144,33 +149,25 @@ pub async fn start_escalation(
     policy: &str,
     started_ms: i64,
 ) -> Result<Escalation, StoreError> {
-    sqlx::query(&format!(
-        "INSERT INTO escalations (group_key, group_born_at, policy, started_at)
-         VALUES ($1, {}, $3, {}) ON CONFLICT (group_key, group_born_at) DO NOTHING",
-        sql_ts(2),
+    let born = sql_ts(2);
+    let rows = sqlx::query(&format!(
+        "INSERT INTO escalations (group_key, group_born_at, seq, policy, started_at)
+         SELECT $1, {born}, coalesce(max(seq), 0) + 1, $3, {}
+         FROM escalations WHERE group_key = $1 AND group_born_at = {born}
+         RETURNING {ESCALATION_COLUMNS}",
         sql_ts(4)
     ))
     .bind(group_key)
     .bind(group_born_ms)
     .bind(policy)
     .bind(started_ms)
-    .execute(&mut *conn)
-    .await
-    .context("starting an escalation")?;
-    let rows = sqlx::query(&format!(
-        "SELECT {ESCALATION_COLUMNS} FROM escalations
-         WHERE group_key = $1 AND group_born_at = {} FOR UPDATE",
-        sql_ts(2)
-    ))
-    .bind(group_key)
-    .bind(group_born_ms)
     .fetch_all(&mut *conn)
     .await
-    .context("reading an escalation")?;
+    .context("starting an escalation")?;
     with_steps(conn, rows)
         .await?
         .pop()
-        .ok_or_else(|| StoreError::Corrupt("an escalation row vanished after its insert".into()))
+        .ok_or_else(|| StoreError::Corrupt("starting an escalation inserted no row".into()))
 }
 
 /// Records that `level` went out to `recipients`.

@@ -147,12 +147,14 @@ macro_rules! wait_until {
 
 /// Sends one sample of `pw_lag_seconds{job="orders"}` by remote_write.
 async fn write_lag(base: &str, v: f64) {
+    write_job_lag(base, "orders", v).await
+}
+
+/// Sends one sample of `pw_lag_seconds{job=<job>}` by remote_write.
+async fn write_job_lag(base: &str, job: &str, v: f64) {
     let batch = model::Batch {
         series: vec![model::TimeSeries {
-            key: model::SeriesKey::new(
-                "pw_lag_seconds",
-                model::Labels::from_pairs([("job", "orders")]),
-            ),
+            key: model::SeriesKey::new("pw_lag_seconds", model::Labels::from_pairs([("job", job)])),
             metric_type: model::MetricType::Gauge,
             samples: vec![model::Sample {
                 ts: model::clock::now_ms(),
@@ -247,6 +249,18 @@ fn oncall_file(now_ms: i64) -> String {
 
 /// A server over a fresh database holding the users the on-call file names.
 async fn start(name: &str, smtp_port: u16) -> (server::run::RunningServer, String, String) {
+    start_grouped(name, smtp_port, GROUP_PER_JOB).await
+}
+
+/// One group per job, told about changes within a second.
+const GROUP_PER_JOB: &str = "group_by = [\"alertname\", \"job\"]\ngroup_interval = \"1s\"\n";
+
+/// [`start`] with `grouping` (the `[alerting]` lines `group_by` and `group_interval`).
+async fn start_grouped(
+    name: &str,
+    smtp_port: u16,
+    grouping: &str,
+) -> (server::run::RunningServer, String, String) {
     let url = store::testing::fresh_database_url().await;
     let st = store::Store::connect(&url, store::StoreConfig::default())
         .await
@@ -265,12 +279,17 @@ async fn start(name: &str, smtp_port: u16) -> (server::run::RunningServer, Strin
     let dir = temp_dir(name);
     std::fs::write(dir.join("rules.yml"), RULES).unwrap();
     std::fs::write(dir.join("oncall.yml"), oncall_file(model::clock::now_ms())).unwrap();
-    let (s, base) = start_on(&dir, &url, smtp_port).await;
+    let (s, base) = start_on(&dir, &url, smtp_port, grouping).await;
     (s, base, url)
 }
 
 /// A server on the database `url` with the files in `dir` (a second start after a restart).
-async fn start_on(dir: &Path, url: &str, smtp_port: u16) -> (server::run::RunningServer, String) {
+async fn start_on(
+    dir: &Path,
+    url: &str,
+    smtp_port: u16,
+    grouping: &str,
+) -> (server::run::RunningServer, String) {
     let cfg = server::config::Config::from_toml_str(&format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\n[database]\nurl = \"{url}\"\n\
          [auth]\nanonymous_role = \"admin\"\n\
@@ -281,8 +300,8 @@ async fn start_on(dir: &Path, url: &str, smtp_port: u16) -> (server::run::Runnin
          to = [\"team@example.com\"]\n\
          [oncall]\nfiles = [\"{d}/oncall.yml\"]\nmail_channel = \"mail\"\n\
          [alerting]\nrule_files = [\"{d}/rules.yml\"]\nevaluation_interval = \"1s\"\n\
-         group_wait = \"0s\"\ngroup_interval = \"1s\"\nrepeat_interval = \"1h\"\n\
-         group_by = [\"alertname\", \"job\"]\nchannels = [\"mail\"]\nescalation = \"pages\"\n",
+         group_wait = \"0s\"\nrepeat_interval = \"1h\"\n{grouping}\
+         channels = [\"mail\"]\nescalation = \"pages\"\n",
         d = dir.display()
     ))
     .unwrap();
@@ -495,7 +514,7 @@ async fn a_restarted_server_goes_on_with_the_next_level_and_repeats_none() {
     );
     // Stopped between level 1 and level 2 (due 5 s after the first firing notice).
     server.stop().await.unwrap();
-    let (server, base) = start_on(&dir, &db, port).await;
+    let (server, base) = start_on(&dir, &db, port, GROUP_PER_JOB).await;
     wait_until!(
         "level 2 from the restarted server",
         Duration::from_secs(20),
@@ -606,5 +625,65 @@ async fn the_oncall_page_shows_who_is_on_call_and_an_override_added_there_wins_a
         .await
         .unwrap();
     assert!(page.contains("<strong>ann</strong>"), "{page}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_stops_firing_closes_its_escalation_and_firing_again_starts_a_new_one() {
+    let port = free_port();
+    let mut inbox = Inbox {
+        sink: SmtpSink::start(port, &temp_dir("smtp-again").join("mail")),
+        seen: Vec::new(),
+    };
+    // One group for every job, told about changes at most every 8 s: the group's row (and
+    // so its life) outlasts the first alert's resolve and sees the second alert fire.
+    let (server, base, _db) = start_grouped(
+        "again",
+        port,
+        "group_by = [\"alertname\"]\ngroup_interval = \"8s\"\n",
+    )
+    .await;
+    write_lag(&base, 50.0).await;
+    wait_until!(
+        "level 1 for orders",
+        Duration::from_secs(20),
+        !inbox.to("ann@example.com").is_empty()
+    );
+    // orders recovers (the escalation closes: ann is told) and billing starts lagging.
+    write_lag(&base, 1.0).await;
+    write_job_lag(&base, "billing", 50.0).await;
+    wait_until!(
+        "level 1 again, for billing",
+        Duration::from_secs(30),
+        inbox.to("ann@example.com").len() >= 3
+    );
+    let subjects: Vec<String> = inbox
+        .to("ann@example.com")
+        .into_iter()
+        .map(|m| m.subject)
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "[FIRING] HighLag (job=orders, severity=page)",
+            "[RESOLVED] HighLag (job=orders, severity=page)",
+            "[FIRING] HighLag (job=billing, severity=page)",
+        ]
+    );
+    let billing = get_json(&format!(
+        "{base}/api/v1/lifecycle/alerts?rule=HighLag&matcher=job%3D%22billing%22&state=firing"
+    ))
+    .await;
+    let id = billing["data"][0]["id"].clone();
+    let escalated: Vec<String> = timeline(&base, &id)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k == "escalated")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(
+        escalated,
+        ["level 1 of policy pages (after 0s): mailed ann at ann@example.com (schedule primary)"]
+    );
     server.stop().await.unwrap();
 }

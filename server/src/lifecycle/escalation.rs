@@ -10,8 +10,9 @@
 //! the resolve owed.
 //!
 //! The rules:
-//! - A group's escalation lives as long as its notification group row (the same life the
-//!   group's dedup keys carry); it starts with the group's first firing notice.
+//! - A group's escalation starts with its first firing notice and ends when no alert of the
+//!   group fires any more; if the group fires again later (with a new firing notice), a new
+//!   escalation starts from level 1.
 //! - A group is held while every one of its firing alerts is acknowledged in its current
 //!   episode, or silenced, or snoozed: no level goes out. Taking an acknowledgement back lets
 //!   the levels whose time has come go out at once.
@@ -31,7 +32,7 @@ use alerting::oncall::{Policy, Target};
 use anyhow::Result;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use store::lifecycle::{self as db, AlertInstance, EventKind, Notified};
+use store::lifecycle::{self as db, AlertInstance, EventKind, LifecycleState, Notified};
 use store::oncall::{self as oc, Contact, Escalation, EscalationStep, Recipient, StoredOverride};
 use store::outbox::NotificationKind;
 use tracing::info;
@@ -66,6 +67,8 @@ impl Escalator {
             .into_iter()
             .map(|g| (g.group_key, g.created_at_ms))
             .collect();
+        // At most one open escalation per group life: a new one starts only after the last
+        // closed (the group stopped firing) and a new firing notice went out.
         let mut open: HashMap<(String, i64), Escalation> = oc::open_escalations(tx)
             .await?
             .into_iter()
@@ -135,9 +138,7 @@ impl Escalator {
                         oc::start_escalation(tx, &key, born, &policy.name, started).await?
                     }
                 };
-                // A group that fires again within the life of its row (before its row is
-                // removed) is not escalated a second time.
-                if held || esc.resolved_ms.is_some() {
+                if held {
                     continue;
                 }
                 for (i, level) in policy.levels.iter().enumerate() {
@@ -163,7 +164,7 @@ impl Escalator {
                         alerting::duration::format((now_ms - esc.started_ms).max(0) / 1000 * 1000),
                         n.explanation
                     );
-                    let dedup = format!("escalation/{key}@{born}#{}", i + 1);
+                    let dedup = format!("escalation/{key}@{born}.{}#{}", esc.seq, i + 1);
                     let channels: BTreeSet<&str> = recipients
                         .iter()
                         .filter_map(|r| r.channel.as_deref())
@@ -243,7 +244,7 @@ impl Escalator {
         if !channels.is_empty() {
             let resolved: Vec<&AlertInstance> = working
                 .values()
-                .filter(|a| a.group_key == esc.group_key && !fires(a.state))
+                .filter(|a| a.group_key == esc.group_key && a.state == LifecycleState::Resolved)
                 .collect();
             let n = if resolved.is_empty() {
                 // The alerts left the engine's working set already (a leader took over after
@@ -263,8 +264,8 @@ impl Escalator {
             };
             let list: Vec<&str> = channels.iter().copied().collect();
             let dedup = format!(
-                "escalation/{}@{}#resolved",
-                esc.group_key, esc.group_born_ms
+                "escalation/{}@{}.{}#resolved",
+                esc.group_key, esc.group_born_ms, esc.seq
             );
             crate::notify::enqueue(
                 tx,
