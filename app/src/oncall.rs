@@ -164,7 +164,7 @@ pub fn OncallPage() -> impl IntoView {
                                             <td><a href=format!("#schedule-{}", s.name)>{s.name.clone()}</a></td>
                                             <td class="oncall-user"><strong>{who(&s.on_call)}</strong></td>
                                             <td>{s.handoffs.iter().take(3).map(|(t, u)| view! {
-                                                <span class="handoff" title=format_utc(*t)>{format!("{} {}", who(u), format_ago(now, *t))}</span>" "
+                                                <span class="handoff" title=format_utc(*t)>{format!("{} {} ", who(u), format_ago(now, *t))}</span>
                                             }).collect_view()}</td>
                                         </tr>
                                     }).collect_view()}
