@@ -9,6 +9,7 @@
 //! Scores are tail probabilities mapped to [0, 1] by [`score_from_z`], so one threshold and the
 //! severity cut-offs mean the same for every detector and every series.
 
+pub mod cadence;
 pub mod level_shift;
 pub mod seasonal;
 pub mod spike;
@@ -18,6 +19,7 @@ pub mod trend;
 use crate::verdict::{SignalKind, Verdict};
 use statrs::distribution::{ContinuousCDF, Normal};
 
+pub use cadence::Cadence;
 pub use level_shift::LevelShift;
 pub use seasonal::SeasonalBaseline;
 pub use spike::SpikeDip;

@@ -68,6 +68,9 @@ pub struct AlertRow {
     pub group_labels: Vec<(String, String)>,
     /// The silence holding its notices back now, if any.
     pub silenced_by: Option<String>,
+    /// The alert (id) inhibiting it now and the inhibit rule's name, if any.
+    #[serde(default)]
+    pub inhibited_by: Option<(i64, String)>,
     /// Who acknowledged the current episode.
     pub acknowledged_by: Option<String>,
     pub acknowledged_at_ms: Option<TimestampMs>,
@@ -331,6 +334,10 @@ fn marks(a: &AlertRow, now: TimestampMs) -> AnyView {
     view! {
         {a.silenced_by.clone().map(|id| view! {
             <a class="mark mark-silenced" href="/silences" title=format!("Held back by silence {id}")>"silenced"</a> " "
+        })}
+        {a.inhibited_by.clone().map(|(id, rule)| view! {
+            <a class="mark mark-inhibited" href=format!("/alerts/{id}")
+               title=format!("Held back while alert {id} fires (inhibit rule {rule})")>"inhibited"</a> " "
         })}
         {a.snoozed_until_ms.filter(|u| *u > now).map(|u| view! {
             <span class="mark mark-snoozed" title=format!("No repeat notices until {}", format_utc(u))>"snoozed"</span>
@@ -746,6 +753,10 @@ fn alert_detail_view(
                     <dt>"Assigned to"</dt><dd class="fact-assignee">{a.assignee.clone().unwrap_or_else(|| "nobody".into())}</dd>
                     <dt>"Notices"</dt><dd>{match (&a.silenced_by, a.snoozed_until_ms.filter(|u| *u > now)) {
                         (Some(id), _) => format!("held back by silence {id}"),
+                        (None, _) if a.inhibited_by.is_some() => {
+                            let (id, rule) = a.inhibited_by.clone().unwrap_or_default();
+                            format!("inhibited by alert {id} (inhibit rule {rule})")
+                        }
                         (None, Some(u)) => format!("snoozed: no repeat notices until {}", format_utc(u)),
                         _ => "not held back".into(),
                     }}</dd>

@@ -1,5 +1,6 @@
 //! The `pipewatch` command line.
 
+mod backtest;
 mod nab;
 mod rules;
 mod user;
@@ -81,6 +82,21 @@ enum Command {
         /// Results folder to write, one `timestamp,anomaly_score` CSV per data file.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Replay the anomaly detectors over stored history and print what they would have flagged.
+    Backtest {
+        /// Series whose signals are replayed, e.g. '{job="demo_pipeline"}'.
+        #[arg(long)]
+        selector: String,
+        /// Start: RFC 3339, Unix seconds, or a duration back from now ("24h").
+        #[arg(long, value_parser = backtest::parse_time)]
+        from: i64,
+        /// End (default now).
+        #[arg(long, value_parser = backtest::parse_time, default_value = "0s")]
+        to: i64,
+        /// Time between two replayed evaluations (the job evaluates every `analysis.interval`).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+        every: Duration,
     },
     /// Alerting and recording rules: lint rule files, run rule unit tests (promtool format).
     Rules {
@@ -331,6 +347,12 @@ async fn run() -> Result<()> {
         }
         // Sent to a running server before any config is loaded (above).
         Command::Import { .. } | Command::Nab { .. } | Command::Rules { .. } => {}
+        Command::Backtest {
+            selector,
+            from,
+            to,
+            every,
+        } => backtest::run(&cfg, &selector, from, to, every).await?,
         Command::User { which } => user::user(&cfg, which).await?,
         Command::Token { which } => user::token(&cfg, which).await?,
         Command::Migrate => {

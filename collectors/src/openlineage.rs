@@ -670,7 +670,10 @@ pub struct RunOutcome {
 /// The series of a run event that need the run's history:
 /// `openlineage_runs_total{namespace,job,state}` (a counter: runs that reached START,
 /// COMPLETE, FAIL or ABORT) and `openlineage_run_duration_seconds{namespace,job,state}` at the
-/// run's end (state is how it ended).
+/// run's end (state is how it ended). A COMPLETE event also gives
+/// `openlineage_job_last_success_timestamp_seconds{namespace,job}` (the event's time, in
+/// seconds, Prometheus' convention for "when did this last succeed"): the detection job reads
+/// the job's freshness from it against its learned cadence.
 pub fn run_series(e: &LineageEvent, outcome: &RunOutcome) -> Vec<TimeSeries> {
     let (Some(job), Some(t)) = (&e.job, e.event_type) else {
         return Vec::new();
@@ -689,6 +692,14 @@ pub fn run_series(e: &LineageEvent, outcome: &RunOutcome) -> Vec<TimeSeries> {
         );
         s.metric_type = MetricType::Counter;
         out.push(s);
+    }
+    if t == RunEventType::Complete {
+        out.push(gauge(
+            "openlineage_job_last_success_timestamp_seconds",
+            &[("namespace", &job.namespace), ("job", &job.name)],
+            e.time_ms,
+            e.time_ms as f64 / 1000.0,
+        ));
     }
     if let Some((state, secs)) = outcome.ended {
         out.push(gauge(

@@ -14,6 +14,7 @@
 //! evaluated and how long it took, and counts itself in `pipewatch_analysis_*`. A restart (or
 //! a new leader) resumes from the table: open anomalies are extended, not reported again.
 
+pub mod backtest;
 pub mod drift;
 pub mod evaluate;
 pub mod gaps;

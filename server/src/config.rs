@@ -27,13 +27,13 @@ mod server;
 pub use self::alerting::{
     check_rules as check_rule_file, AlertingConfig, Route, RouteConfig, RuleSource,
 };
-pub use self::analysis::AnalysisConfig;
+pub use self::analysis::{AnalysisConfig, DriftReference, ReferenceWindow};
 pub use self::auth::{AuthConfig, ResolvedToken, TokenConfig, RECEIVER_NAMES};
 pub use self::database::DatabaseConfig;
 pub use self::ingest::IngestConfig;
 pub use self::limits::LimitsConfig;
 pub use self::notifications::{
-    ChannelConfig, EmailConfig, NotificationsConfig, SmtpTls, WebhookConfig,
+    ChannelConfig, EmailConfig, NotificationsConfig, SlackConfig, SmtpTls, WebhookConfig,
 };
 pub use self::oncall::OncallConfig;
 pub use self::otlp::{OtlpConfig, SignalConfig};
@@ -450,6 +450,22 @@ mod tests {
                 "[analysis]\nexclude = [\"{job=\\\"\\\"}\"]\n",
                 "analysis.exclude[0]",
             ),
+            (
+                "[[analysis.drift_references]]\ndataset = \"d\"\n",
+                "analysis.drift_references[0]",
+            ),
+            (
+                "[[analysis.drift_references]]\nfrom = \"2026-11-08T00:00:00Z\"\nto = \"2026-11-01T00:00:00Z\"\n",
+                "analysis.drift_references[0]",
+            ),
+            (
+                "[[analysis.drift_references]]\nfrom = \"last week\"\nto = \"2026-11-01T00:00:00Z\"\n",
+                "analysis.drift_references[0].from",
+            ),
+            (
+                "[[analysis.drift_references]]\ntrailing = \"10s\"\n",
+                "analysis.drift_references[0].trailing",
+            ),
         ] {
             let e = err(toml);
             assert!(e.contains(&format!("`{key}`")), "{toml:?}: {e}");
@@ -696,6 +712,14 @@ mod tests {
             |c| c.analysis.exclude == ["{job=\"batch\"}"],
         ),
         (
+            "PIPEWATCH_ANALYSIS__DRIFT_REFERENCES",
+            r#"[{ dataset = "orders", trailing = "7d" }]"#,
+            |c| {
+                c.analysis.reference_for("orders", "amount")
+                    == super::ReferenceWindow::Trailing(Duration::from_secs(7 * 86_400))
+            },
+        ),
+        (
             "PIPEWATCH_ALERTING__RULE_FILES",
             r#"["rules/*.yml"]"#,
             |c| c.alerting.rule_files == ["rules/*.yml"],
@@ -740,6 +764,11 @@ mod tests {
         ("PIPEWATCH_ONCALL__MAIL_CHANNEL", "mail", |c| {
             c.oncall.mail_channel == "mail"
         }),
+        (
+            "PIPEWATCH_ALERTING__INHIBIT_RULES",
+            "[{ lineage = true }]",
+            |c| c.alerting.inhibit_rules.len() == 1,
+        ),
         (
             "PIPEWATCH_SCRAPE_CONFIGS",
             r#"[{ job_name = "node", static_configs = [{ targets = ["127.0.0.1:9100"] }] }]"#,

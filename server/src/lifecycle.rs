@@ -19,7 +19,9 @@
 //! `error_channels`, which are empty by default: they show in the API and do not page.
 
 pub mod escalation;
+pub mod fanout;
 pub mod grouping;
+pub mod inhibit;
 pub mod matcher;
 pub mod notice;
 pub mod oncall;
@@ -74,6 +76,8 @@ struct Leading {
     instances: HashMap<String, AlertInstance>,
     /// Episodes whose hold-back by a silence is already on their timeline.
     silence_noted: HashSet<(String, i32)>,
+    /// What `alert_inhibitions` holds (target id -> (source id, rule)).
+    inhibitions: inhibit::Recorded,
 }
 
 /// A change to one instance, with the event it goes on the timeline with.
@@ -96,7 +100,15 @@ pub struct Engine {
     escalator: Option<escalation::Escalator>,
     /// When a follower last tried to take the leadership.
     last_try_ms: i64,
+    /// `[[alerting.inhibit_rules]]`, and the lineage graph for those with `lineage = true`
+    /// (read again every [`LINEAGE_REFRESH_MS`]).
+    inhibit_rules: Vec<inhibit::InhibitRule>,
+    lineage: std::sync::Mutex<Option<(i64, Option<std::sync::Arc<inhibit::Lineage>>)>>,
 }
+
+/// How long the lineage graph read for inhibition is used before it is read again (it changes
+/// as OpenLineage events arrive; reading it every tick would cost a query per 250 ms).
+pub const LINEAGE_REFRESH_MS: i64 = 30_000;
 
 /// How often an instance that does not lead tries to take over (each try opens a database
 /// session).
@@ -144,6 +156,8 @@ impl Engine {
             state: None,
             escalator: settings.escalator,
             last_try_ms: i64::MIN,
+            inhibit_rules: a.inhibit_rules(),
+            lineage: std::sync::Mutex::new(None),
         })
     }
 
@@ -215,7 +229,15 @@ impl Engine {
     /// Reads the live instances back and restores each group's alert state from them.
     async fn take_over(&self, lead: Leadership) -> Result<Leading> {
         let mut conn = self.store.pool().acquire().await?;
-        let live = db::live_instances(&mut conn).await?;
+        let mut live = db::live_instances(&mut conn).await?;
+        // Alerts whose first route is done but that owe a resolve in a `continue` route's group.
+        for id in fanout::owing(&mut conn).await? {
+            if !live.iter().any(|a| a.id == id) {
+                if let Some(a) = self.store.lifecycle_alert(id).await? {
+                    live.push(a);
+                }
+            }
+        }
         let mut runs: Vec<GroupRun> = self
             .groups
             .iter()
@@ -284,6 +306,7 @@ impl Engine {
                 .map(|a| (a.fingerprint.clone(), a))
                 .collect(),
             silence_noted: HashSet::new(),
+            inhibitions: inhibit::load(&mut conn).await?,
         })
     }
 
@@ -332,10 +355,22 @@ impl Engine {
             working.insert(inst.fingerprint.clone(), inst);
         }
         self.resolve_by_hand(&mut tx, &mut working, now_ms).await?;
-        self.flush(&mut tx, &mut working, &mut noted, now_ms)
+        let (inhibited, inhibitions) = self.inhibitions(&working, now_ms).await;
+        let owed_elsewhere = self
+            .flush(&mut tx, &mut working, &mut noted, &inhibited, now_ms)
             .await?;
+        inhibit::record(
+            &mut tx,
+            &st.inhibitions,
+            &inhibitions,
+            |id| describe_alert(&working, id),
+            now_ms,
+        )
+        .await?;
         if let Some(esc) = &self.escalator {
-            esc.round(&mut tx, &working, |r| self.route_named(r).clone(), now_ms)
+            let routes = |r: &str| self.route_named(r).clone();
+            let inhibited = |a: &AlertInstance| inhibited.contains_key(&a.fingerprint);
+            esc.round(&mut tx, &working, routes, inhibited, now_ms)
                 .await?;
         }
         if !statuses.is_empty() {
@@ -344,11 +379,63 @@ impl Engine {
         tx.commit()
             .await
             .context("committing an alert lifecycle round")?;
-        working.retain(|_, a| a.state.is_active() || a.notified == Notified::Firing);
+        working.retain(|fp, a| {
+            a.state.is_active() || a.notified == Notified::Firing || owed_elsewhere.contains(fp)
+        });
         noted.retain(|(fp, ep)| working.get(fp).is_some_and(|a| a.episode == *ep));
         st.instances = working;
         st.silence_noted = noted;
+        st.inhibitions = inhibitions;
         Ok(())
+    }
+
+    /// Which live alerts are inhibited now ([`inhibit::inhibited`]), by fingerprint, and the
+    /// same by alert id for `alert_inhibitions`.
+    async fn inhibitions(
+        &self,
+        working: &HashMap<String, AlertInstance>,
+        now_ms: i64,
+    ) -> (BTreeMap<String, inhibit::Inhibition>, inhibit::Recorded) {
+        if self.inhibit_rules.is_empty() {
+            return Default::default();
+        }
+        let graph = self.lineage_graph(now_ms).await;
+        let mut alerts: Vec<&AlertInstance> = working.values().collect();
+        // Stable order: the first source found is the one named.
+        alerts.sort_by_key(|a| a.id);
+        let by_fp = inhibit::inhibited(&alerts, &self.inhibit_rules, graph.as_deref());
+        let by_id = by_fp
+            .iter()
+            .filter_map(|(fp, inh)| {
+                let t = working.get(fp)?;
+                let s = working.get(&inh.by)?;
+                (t.id > 0 && s.id > 0).then(|| (t.id, (s.id, inh.rule.clone())))
+            })
+            .collect();
+        (by_fp, by_id)
+    }
+
+    /// The lineage graph for lineage inhibit rules, read at most every [`LINEAGE_REFRESH_MS`];
+    /// `None` when no rule needs it or it cannot be read (then lineage rules inhibit nothing:
+    /// better a page too many than a missed one).
+    async fn lineage_graph(&self, now_ms: i64) -> Option<std::sync::Arc<inhibit::Lineage>> {
+        if !self.inhibit_rules.iter().any(|r| r.lineage) {
+            return None;
+        }
+        if let Some((at, g)) = self.lineage.lock().expect("not poisoned").as_ref() {
+            if now_ms - at < LINEAGE_REFRESH_MS {
+                return g.clone();
+            }
+        }
+        let g = match self.store.lineage_graph().await {
+            Ok(g) => Some(std::sync::Arc::new(inhibit::Lineage::from_graph(&g))),
+            Err(e) => {
+                warn!(error = %e, "cannot read the lineage graph; lineage inhibit rules inhibit nothing until it can be read");
+                None
+            }
+        };
+        *self.lineage.lock().expect("not poisoned") = Some((now_ms, g.clone()));
+        g
     }
 
     /// Carries out the manual resolves users asked for (`POST .../resolve`), in the round's
@@ -1012,8 +1099,9 @@ impl Engine {
         tx: &mut sqlx::PgConnection,
         working: &mut HashMap<String, AlertInstance>,
         noted: &mut HashSet<(String, i32)>,
+        inhibited: &BTreeMap<String, inhibit::Inhibition>,
         now_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<HashSet<String>> {
         let rows: HashMap<String, NotificationGroup> = db::lock_groups(tx)
             .await?
             .into_iter()
@@ -1046,6 +1134,13 @@ impl Engine {
                     .push(a.fingerprint.clone());
             }
         }
+        // Groups of further routes (`continue`), each member a copy with that group's state.
+        let ids: Vec<i64> = working.values().map(|a| a.id).collect();
+        let told_extra = fanout::load(tx, &ids).await?;
+        let mut extra = fanout::memberships(&self.routes, working.values(), &told_extra);
+        for (key, fp) in extra.keys() {
+            members.entry(key.clone()).or_default().push(fp.clone());
+        }
         for key in rows.keys() {
             members.entry(key.clone()).or_default();
         }
@@ -1058,7 +1153,15 @@ impl Engine {
                 }
                 continue;
             }
-            let list: Vec<&AlertInstance> = fps.iter().filter_map(|f| working.get(f)).collect();
+            let list: Vec<&AlertInstance> = fps
+                .iter()
+                .filter_map(|f| {
+                    extra
+                        .get(&(key.clone(), f.clone()))
+                        .or_else(|| working.get(f))
+                })
+                .filter(|a| a.group_key == key)
+                .collect();
             // Note on the timeline, once per episode, that a silence held a firing notice back.
             let mut silenced_now = Vec::new();
             for a in &list {
@@ -1074,7 +1177,12 @@ impl Engine {
                 &route,
                 row,
                 &list,
-                |a| fires(a.state) && silenced_by(a).is_some(),
+                // Inhibited alerts are held back like silenced ones (their owed resolves
+                // still go out).
+                |a| {
+                    fires(a.state)
+                        && (silenced_by(a).is_some() || inhibited.contains_key(&a.fingerprint))
+                },
                 now_ms,
             );
             for (id, fp, episode, silence) in silenced_now {
@@ -1116,10 +1224,9 @@ impl Engine {
                 }
                 Decision::Remove => db::delete_group(tx, &key).await?,
                 Decision::Notify { firing, resolved } => {
-                    let f: Vec<&AlertInstance> =
-                        firing.iter().filter_map(|x| working.get(x)).collect();
-                    let r: Vec<&AlertInstance> =
-                        resolved.iter().filter_map(|x| working.get(x)).collect();
+                    let member = |x: &String| list.iter().find(|a| &a.fingerprint == x).copied();
+                    let f: Vec<&AlertInstance> = firing.iter().filter_map(member).collect();
+                    let r: Vec<&AlertInstance> = resolved.iter().filter_map(member).collect();
                     let repeat = r.is_empty() && f.iter().all(|a| a.notified == Notified::Firing);
                     if repeat && !f.is_empty() && f.iter().all(|a| snoozed.contains(&a.id)) {
                         debug!(group = %key, "repeat notice held back: every firing alert is snoozed");
@@ -1163,6 +1270,25 @@ impl Engine {
                         [(&firing, Notified::Firing), (&resolved, Notified::Resolved)]
                     {
                         for fp in fps {
+                            if let Some(copy) = extra.get_mut(&(key.clone(), fp.clone())) {
+                                // An extra group's notice: its state is kept apart.
+                                copy.notified = state;
+                                fanout::save(tx, copy, &key, state).await?;
+                                db::add_event(
+                                    tx,
+                                    copy.id,
+                                    &db::NewEvent {
+                                        kind: EventKind::Notified,
+                                        from: None,
+                                        to: None,
+                                        by: "system",
+                                        detail: &told,
+                                        at_ms: now_ms,
+                                    },
+                                )
+                                .await?;
+                                continue;
+                            }
                             let Some(a) = working.get_mut(fp) else {
                                 continue;
                             };
@@ -1190,8 +1316,25 @@ impl Engine {
                 }
             }
         }
-        Ok(())
+        Ok(fanout::owed(&extra))
     }
+}
+
+/// An alert in a few words for a timeline entry: its rule and labels.
+fn describe_alert(working: &HashMap<String, AlertInstance>, id: i64) -> String {
+    working
+        .values()
+        .find(|a| a.id == id)
+        .map(|a| {
+            let own: BTreeMap<String, String> = a
+                .labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "alertname")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            format!("{}{}", a.rule, grouping::format_labels(&own))
+        })
+        .unwrap_or_else(|| "no longer live".into())
 }
 
 /// The change ending an active instance: a firing (or nodata / error) one resolves, a pending

@@ -1,6 +1,8 @@
 //! The notification sender: claims due rows of the outbox (`store::outbox`) and delivers each
-//! to its channel (email over SMTP, a generic JSON webhook, a Slack incoming webhook), recording
-//! every attempt and backing off exponentially after failures.
+//! to its channel (email over SMTP, a generic JSON webhook, a Slack incoming webhook, a Slack
+//! bot that edits one message per alert group, a Microsoft Teams incoming webhook), recording
+//! every attempt and backing off exponentially after failures (or as long as the receiver's
+//! `Retry-After` asks, when that is longer).
 //!
 //! The alerting engine writes an [`AlertNotice`] per channel into the outbox in the same
 //! transaction as the alert transition ([`enqueue`]); this module never decides *whether* to
@@ -9,6 +11,8 @@
 //! claim expires after `notifications.claim_lease`, so a dead sender's rows go to another.
 
 pub mod email;
+pub mod slack;
+pub mod teams;
 pub mod webhook;
 
 use crate::config::{ChannelConfig, NotificationsConfig};
@@ -16,6 +20,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 use store::outbox::{Backoff, ClaimedNotification, NewNotification, NotificationKind};
 use store::Store;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +49,22 @@ pub struct AlertNotice {
     /// Recent values of the alerting expression, `(ms, value)`, shown as a small table.
     #[serde(default)]
     pub values: Vec<(i64, f64)>,
+    /// Each alert the notice is about, so a channel that keeps one message per group (Slack
+    /// bot mode) can tell what changed since its last notice. Empty in payloads stored before
+    /// this field existed.
+    #[serde(default)]
+    pub alerts: Vec<NoticeAlert>,
+}
+
+/// One alert of a notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeAlert {
+    /// `<fingerprint>#<episode>`: stable for one firing episode of one alert.
+    pub id: String,
+    /// `firing` or `resolved`.
+    pub status: NotificationKind,
+    /// The alert in a line: the labels it does not share with the group, and its summary.
+    pub title: String,
 }
 
 /// A notification being delivered: the outbox row with its payload read back.
@@ -86,16 +107,62 @@ pub async fn enqueue(
     Ok(added)
 }
 
+/// A failed delivery: what went wrong (for `last_error`) and, when the receiver said so (HTTP
+/// 429 or Slack's `ratelimited` with `Retry-After`), how long to wait at least before the next
+/// attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            message,
+            retry_after: None,
+        }
+    }
+}
+
 /// A way of delivering notifications.
 #[async_trait::async_trait]
 pub trait Channel: Send + Sync {
     /// Delivers one notification; the error says what went wrong, for `last_error`.
     async fn send(&self, d: &Delivery) -> Result<(), String>;
+
+    /// [`Channel::send`] with a wait the receiver asked for; channels that can be told to slow
+    /// down (Slack) override this one.
+    async fn deliver(&self, d: &Delivery) -> Result<(), Failure> {
+        self.send(d).await.map_err(Failure::from)
+    }
+}
+
+/// The group a notice belongs to, for channels that keep one message per group: the
+/// engine's dedup keys are `<group key>@<group created ms>#<seq>`, and every notice of one
+/// group's life shares what is before `#`. A notice enqueued any other way (a test message)
+/// is a group of its own.
+pub fn group_ref(d: &Delivery) -> String {
+    match d.dedup_key.rsplit_once('#') {
+        Some((head, seq))
+            if head.starts_with(&d.group_key)
+                && head[d.group_key.len()..].starts_with('@')
+                && !seq.is_empty()
+                && seq.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            head.to_string()
+        }
+        _ => d.dedup_key.clone(),
+    }
 }
 
 /// The configured channels, built once at start (secrets read from the environment then, so a
-/// missing one stops the start instead of failing every delivery).
-pub fn build_channels(cfg: &NotificationsConfig) -> Result<BTreeMap<String, Arc<dyn Channel>>> {
+/// missing one stops the start instead of failing every delivery). `store` keeps what a
+/// channel remembers between notices (the Slack message of each group).
+pub fn build_channels(
+    cfg: &NotificationsConfig,
+    store: &Store,
+) -> Result<BTreeMap<String, Arc<dyn Channel>>> {
     let http = reqwest::Client::builder()
         .timeout(cfg.send_timeout)
         .build()
@@ -117,6 +184,18 @@ pub fn build_channels(cfg: &NotificationsConfig) -> Result<BTreeMap<String, Arc<
                 w.resolve_url(&key)?,
                 webhook::Format::Slack,
             )),
+            ChannelConfig::Slack(s) => Arc::new(slack::SlackChannel::new(
+                http.clone(),
+                store.clone(),
+                name,
+                s,
+                &key,
+            )?),
+            ChannelConfig::Teams(w) => Arc::new(webhook::WebhookChannel::new(
+                http.clone(),
+                w.resolve_url(&key)?,
+                webhook::Format::Teams,
+            )),
         };
         out.insert(name.clone(), built);
     }
@@ -132,9 +211,10 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(store: Store, cfg: &NotificationsConfig) -> Result<Sender> {
+        let channels = build_channels(cfg, &store)?;
         Ok(Sender {
             store,
-            channels: build_channels(cfg)?,
+            channels,
             cfg: cfg.clone(),
         })
     }
@@ -191,7 +271,11 @@ impl Sender {
                     debug!(id = row.id, channel = %row.channel, "notification delivered");
                     self.store.mark_notification_delivered(row.id).await?;
                 }
-                Err(e) => {
+                Err(Failure {
+                    message: e,
+                    retry_after,
+                }) => {
+                    let backoff = honour_retry_after(backoff, row.attempts, retry_after);
                     let delay = self
                         .store
                         .mark_notification_failed(row.id, &e, backoff)
@@ -204,21 +288,24 @@ impl Sender {
         Ok(claimed.len())
     }
 
-    async fn deliver(&self, row: &ClaimedNotification) -> Result<(), String> {
+    async fn deliver(&self, row: &ClaimedNotification) -> Result<(), Failure> {
         let person = row.channel.starts_with(crate::oncall::MAILTO);
         let Some(channel) = self.channels.get(&row.channel).or_else(|| {
             person
                 .then(|| self.channels.get(crate::oncall::MAILTO))
                 .flatten()
         }) else {
-            return Err(format!(
+            return Err(Failure::from(format!(
                 "channel {:?} is not configured; add [notifications.channels.{}] or remove the \
                  rules that send to it",
                 row.channel, row.channel
-            ));
+            )));
         };
-        let notice: AlertNotice = serde_json::from_value(row.payload.clone())
-            .map_err(|e| format!("the stored notification payload is not an alert notice: {e}"))?;
+        let notice: AlertNotice = serde_json::from_value(row.payload.clone()).map_err(|e| {
+            Failure::from(format!(
+                "the stored notification payload is not an alert notice: {e}"
+            ))
+        })?;
         let link = notice
             .link
             .as_deref()
@@ -232,13 +319,27 @@ impl Sender {
             notice,
             link,
         };
-        match tokio::time::timeout(self.cfg.send_timeout, channel.send(&d)).await {
+        match tokio::time::timeout(self.cfg.send_timeout, channel.deliver(&d)).await {
             Ok(r) => r,
-            Err(_) => Err(format!(
+            Err(_) => Err(Failure::from(format!(
                 "delivery took longer than notifications.send_timeout ({:?})",
                 self.cfg.send_timeout
-            )),
+            ))),
         }
+    }
+}
+
+/// The back-off for a row that failed its `attempts + 1`-th attempt: the usual one, or a flat
+/// `retry_after` when the receiver asked for a longer wait (the store applies
+/// `Backoff::delay`, which a base equal to its cap makes constant).
+fn honour_retry_after(backoff: Backoff, attempts: i32, retry_after: Option<Duration>) -> Backoff {
+    let usual = backoff.delay(attempts.saturating_add(1));
+    match retry_after {
+        Some(wait) if wait > usual => Backoff {
+            base: wait,
+            cap: wait,
+        },
+        _ => backoff,
     }
 }
 
@@ -284,7 +385,57 @@ pub fn rfc3339(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    #[test]
+    fn a_longer_retry_after_replaces_the_back_off_for_one_attempt() {
+        let b = Backoff {
+            base: Duration::from_secs(5),
+            cap: Duration::from_secs(60),
+        };
+        // Third attempt failed: the usual wait is 20 s.
+        let slower = honour_retry_after(b, 2, Some(Duration::from_secs(30)));
+        assert_eq!(slower.delay(3), Duration::from_secs(30));
+        assert_eq!(honour_retry_after(b, 2, Some(Duration::from_secs(3))), b);
+        assert_eq!(honour_retry_after(b, 2, None), b);
+    }
+
+    fn delivery(dedup_key: &str, group_key: &str) -> Delivery {
+        Delivery {
+            id: 1,
+            channel: "slack".into(),
+            dedup_key: dedup_key.into(),
+            group_key: group_key.into(),
+            kind: NotificationKind::Firing,
+            notice: AlertNotice {
+                alert: "Lag".into(),
+                labels: BTreeMap::new(),
+                severity: String::new(),
+                explanation: String::new(),
+                link: None,
+                starts_at_ms: 0,
+                ends_at_ms: None,
+                values: Vec::new(),
+                alerts: Vec::new(),
+            },
+            link: None,
+        }
+    }
+
+    #[test]
+    fn notices_of_one_group_life_share_a_group_ref() {
+        let key = "default/{alertname=\"a#1@b\"}";
+        let r = |seq: &str| group_ref(&delivery(&format!("{key}@1700#{seq}"), key));
+        assert_eq!(r("1"), format!("{key}@1700"));
+        assert_eq!(r("1"), r("12"));
+        assert_ne!(
+            group_ref(&delivery(&format!("{key}@1800#1"), key)),
+            r("1"),
+            "a group that starts again is a new message"
+        );
+        // Not the engine's shape: a group of its own.
+        assert_eq!(group_ref(&delivery("test:1", "x")), "test:1");
+        assert_eq!(group_ref(&delivery("x@1#a", "x")), "x@1#a");
+    }
 
     #[test]
     fn links_are_made_absolute_against_the_public_url() {

@@ -36,6 +36,8 @@
 pub mod alertmanager;
 pub mod body;
 pub mod dq;
+pub mod drift_profile;
+pub mod drift_profile_body;
 pub mod error;
 pub mod events;
 pub mod grpc_budget;
@@ -249,6 +251,10 @@ pub fn router_with_state(st: ReceiverState) -> Router {
             route(&st, OpenLineage, post(lineage::post)),
         )
         .route("/api/v1/events", route(&st, Events, post(events::post)))
+        .route(
+            "/api/v1/drift/profile",
+            route(&st, DriftProfile, post(drift_profile::post)),
+        )
         .route(
             "/api/v2/alerts",
             route(&st, Alertmanager, post(alertmanager::post)),

@@ -8,10 +8,10 @@
 //! because TimescaleDB is not installable on the development machines): a compressed
 //! hypertable with continuous aggregates and TimescaleDB's own retention policy.
 //!
-//! The plain layout is a row per sample with a btree on (series_id, ts) in every daily
-//! partition. DESIGN.md's write-optimised layout (BRIN on time plus per-series compaction,
-//! to catch VictoriaMetrics) is not built yet; `copy_anchor` (feature `bench`) measures against
-//! this layout.
+//! The plain layout appends fresh samples to daily partitions indexed only by a BRIN on time;
+//! maintenance compacts each closed hour into per-series pco-compressed chunks
+//! ([`compaction`], [`chunk`]) and reads merge both (docs/ARCHITECTURE.md, "Storage").
+//! `copy_anchor` (feature `bench`) measures ingest against a raw COPY into the old btree layout.
 
 pub mod alerts;
 #[cfg(feature = "bench")]
@@ -37,6 +37,7 @@ pub mod oncall;
 pub mod outbox;
 mod partitions;
 pub mod pgcopy;
+pub mod profiles;
 mod raw;
 mod read;
 pub mod registry;

@@ -95,6 +95,7 @@ impl Store {
             ("sample_chunks", "start_ts"),
             ("samples_1m", "bucket"),
             ("samples_1h", "bucket"),
+            ("column_profiles", "at"),
         ] {
             let deleted = sqlx::query(&format!(
                 "DELETE FROM {table} WHERE {column} < {}",

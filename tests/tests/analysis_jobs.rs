@@ -734,3 +734,81 @@ async fn a_slow_run_opens_a_run_duration_anomaly_at_its_job() {
     );
     assert!(a.observed > a.expected_high, "{a:?}");
 }
+
+/// What the OpenLineage receiver writes for a job that completes every 15 minutes for a day
+/// (`openlineage_job_last_success_timestamp_seconds`, one sample per COMPLETE), the last run
+/// `silent_min` minutes before `end`.
+fn successes(end_ms: i64, silent_min: i64) -> Vec<model::Batch> {
+    let key = model::SeriesKey::new(
+        "openlineage_job_last_success_timestamp_seconds",
+        model::Labels::from_pairs([("namespace", "demo"), ("job", "load_orders")]),
+    );
+    let last = end_ms - silent_min * 60_000;
+    (0..96)
+        .map(|i| {
+            // A scheduler's jitter: up to 40 s late.
+            let ts = last - (95 - i) * 900_000 + (i * 7919 % 5) * 10_000;
+            model::Batch {
+                series: vec![model::TimeSeries {
+                    key: key.clone(),
+                    metric_type: model::MetricType::Gauge,
+                    samples: vec![model::Sample {
+                        ts,
+                        value: ts as f64 / 1000.0,
+                    }],
+                }],
+                metadata: vec![],
+            }
+        })
+        .collect()
+}
+
+/// Freshness from OpenLineage runs against the job's learned cadence: a job that usually
+/// completes every 15 minutes and has been silent for 50 opens a freshness anomaly at the job
+/// saying so; one whose last run was 10 minutes ago opens nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_misses_its_runs_opens_a_freshness_anomaly_against_its_cadence() {
+    for (silent_min, overdue) in [(50, true), (10, false)] {
+        let url = store::testing::fresh_database_url().await;
+        let st = store::Store::connect(&url, store::StoreConfig::default())
+            .await
+            .unwrap();
+        let now = pipewatch_tests::now_ms();
+        let end = now - now.rem_euclid(60_000);
+        st.write(&successes(end, silent_min)).await.unwrap();
+        let jobs = server::analysis::AnalysisJobs::new(
+            st.clone(),
+            server::promql::QueryLimits::default(),
+            server::config::AnalysisConfig::default(),
+        );
+        let r = jobs.round(end).await.unwrap();
+        assert_eq!(r.failed_queries, 0, "{r:?}");
+        let open = st.open_anomalies().await.unwrap();
+        if !overdue {
+            assert!(open.is_empty(), "silent {silent_min} min: {open:#?}");
+            continue;
+        }
+        assert_eq!(open.len(), 1, "{open:#?}");
+        let a = &open[0];
+        assert_eq!(
+            (a.kind.as_str(), a.node.as_deref(), a.detector.as_str()),
+            ("freshness", Some("load_orders"), "cadence")
+        );
+        assert!(
+            a.explanation
+                .starts_with("time since last update 50 min, expected 0–")
+                && (a.explanation.contains("(usually every 14.")
+                    || a.explanation.contains("(usually every 15"))
+                && a.explanation.ends_with(" min; last success 50 min ago)"),
+            "{}",
+            a.explanation
+        );
+        assert!(
+            a.signal.starts_with(
+                "time() - last_over_time(openlineage_job_last_success_timestamp_seconds{"
+            ),
+            "{}",
+            a.signal
+        );
+    }
+}

@@ -190,6 +190,19 @@ async fn openlineage_python_client_builds_the_graph_runs_series_and_schema_chang
         .map(|x| x.2)
         .collect();
     assert_eq!(completes, vec![1.0, 2.0]);
+    // Column statistics with quantiles became a drift profile of the column (a handful of
+    // quantiles stand for at most 100 values); a column without quantiles did not.
+    let profiles = store::Store::connect(&url, store::StoreConfig::default())
+        .await
+        .unwrap()
+        .profiled_columns(0)
+        .await
+        .unwrap();
+    let columns: Vec<(&str, &str)> = profiles
+        .iter()
+        .map(|p| (p.dataset.as_str(), p.column.as_str()))
+        .collect();
+    assert_eq!(columns, [("warehouse.orders", "amount")], "{profiles:?}");
     let dq = &sent["dq"];
     let nulls = samples(&url, "openlineage_dataset_column_nulls").await;
     for (col, m) in dq["columns"].as_object().unwrap() {
@@ -260,6 +273,18 @@ async fn a_resent_event_is_a_duplicate_and_counts_once() {
     let d = samples(&url, "openlineage_run_duration_seconds").await;
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].2, 42.5);
+    // The COMPLETE event's time, once: the job's freshness reads its age.
+    let done: Value = serde_json::from_slice(&fixture("03-ingest_orders-complete.json")).unwrap();
+    let done_ms = chrono::DateTime::parse_from_rfc3339(done["eventTime"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    let last = samples(&url, "openlineage_job_last_success_timestamp_seconds").await;
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert_eq!(
+        (last[0].0["job"].as_str(), last[0].1),
+        (Some("ingest_orders"), done_ms)
+    );
+    assert_eq!(last[0].2, done_ms as f64 / 1000.0);
 }
 
 #[tokio::test]

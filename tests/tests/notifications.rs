@@ -132,6 +132,7 @@ fn notice(alert: &str, kind: NotificationKind) -> AlertNotice {
         starts_at_ms: 1_765_000_000_000,
         ends_at_ms: (kind == NotificationKind::Resolved).then_some(1_765_000_600_000),
         values: vec![(1_765_000_000_000, 0.0), (1_765_000_060_000, 0.0)],
+        alerts: Vec::new(),
     }
 }
 

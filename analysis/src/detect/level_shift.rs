@@ -68,6 +68,16 @@ impl Detector for LevelShift {
                 i = best + w;
                 continue;
             }
+            // A level measured mostly inside an excluded window (an anomaly already found, an
+            // incident) is no baseline: the step back from it is a recovery, not a shift.
+            let trained = series[best - w..best]
+                .iter()
+                .filter(|p| ctx.feedback.trains(p.t))
+                .count();
+            if 2 * trained < w {
+                i = best + w;
+                continue;
+            }
             if ctx.evaluate_from.is_none_or(|from| series[end].t >= from) {
                 let before = median(&r[best - w..best]);
                 let after = median(&r[best..best + w]);
@@ -99,5 +109,57 @@ impl Detector for LevelShift {
             i = best + w;
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{DetectConfig, Feedback, Window};
+    use crate::verdict::SignalKind;
+
+    /// ~100 with a little noise, 0 for points 300..360, then ~100 again up to 420.
+    fn stall_and_recovery() -> Vec<Point> {
+        (0..420)
+            .map(|i| Point {
+                t: 1_800_000_000 + i * 60,
+                v: if (300..360).contains(&i) {
+                    0.0
+                } else {
+                    100.0 + ((i * 7919) % 11) as f64 * 0.3
+                },
+            })
+            .collect()
+    }
+
+    fn ups(series: &[Point], feedback: &Feedback) -> usize {
+        let config = DetectConfig {
+            min_abs_change: 25.0,
+            ..DetectConfig::default()
+        };
+        let ctx = Context {
+            kind: SignalKind::Throughput,
+            feedback,
+            config: &config,
+            evaluate_from: Some(series[355].t),
+        };
+        LevelShift::default()
+            .detect(series, &ctx)
+            .iter()
+            .filter(|v| v.observed > v.expected_high)
+            .count()
+    }
+
+    #[test]
+    fn the_recovery_from_an_excluded_anomaly_is_not_a_shift_up() {
+        let s = stall_and_recovery();
+        // Without knowing about the stall, its end looks like a shift up.
+        assert_eq!(ups(&s, &Feedback::default()), 1);
+        let mut fb = Feedback::default();
+        fb.exclude(Window {
+            start: s[300].t,
+            end: s[359].t,
+        });
+        assert_eq!(ups(&s, &fb), 0);
     }
 }

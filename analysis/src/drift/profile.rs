@@ -77,6 +77,23 @@ impl ColumnProfile {
         }
     }
 
+    /// Adds another window's profile of the same column; a profile of the other kind is
+    /// refused (a column that changed from numbers to labels cannot be merged into one
+    /// summary) and leaves `self` unchanged.
+    pub fn merge(&mut self, other: &ColumnProfile) -> Result<(), super::DriftError> {
+        match (self, other) {
+            (ColumnProfile::Numeric(a), ColumnProfile::Numeric(b)) => a.merge(b),
+            (ColumnProfile::Categorical(a), ColumnProfile::Categorical(b)) => a.merge(b),
+            (a, b) => {
+                return Err(super::DriftError::KindMismatch {
+                    reference: a.kind(),
+                    current: b.kind(),
+                })
+            }
+        }
+        Ok(())
+    }
+
     /// A numeric profile of `values` with default options.
     pub fn numeric(values: &[f64]) -> ColumnProfile {
         ColumnProfile::Numeric(NumericProfile::from_values(
@@ -168,6 +185,54 @@ impl NumericProfile {
             p.push(v);
         }
         p
+    }
+
+    /// A column known only by a few published quantiles (OpenLineage's `columnMetrics`
+    /// facet: `{"0.25": 3.1, "0.5": 4.0, ...}` with `min`, `max` and `count`): `k` values at
+    /// evenly spaced probabilities, interpolated linearly between the given points (min and
+    /// max at 0 and 1 when given), with `k` = the column's count but at most 100. Capping `k`
+    /// keeps the tests honest about how little a handful of quantiles says: a profile with the
+    /// full count would make a p-value as confident as ten million real values. `None` with
+    /// fewer than two usable points.
+    pub fn from_quantiles(
+        quantiles: &[(f64, f64)],
+        min: Option<f64>,
+        max: Option<f64>,
+        count: Option<f64>,
+    ) -> Option<NumericProfile> {
+        let mut pts: Vec<(f64, f64)> = quantiles
+            .iter()
+            .copied()
+            .filter(|(p, v)| (0.0..=1.0).contains(p) && v.is_finite())
+            .collect();
+        if let Some(m) = min.filter(|m| m.is_finite()) {
+            pts.push((0.0, m));
+        }
+        if let Some(m) = max.filter(|m| m.is_finite()) {
+            pts.push((1.0, m));
+        }
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        pts.dedup_by(|a, b| a.0 == b.0);
+        if pts.len() < 2 || pts.windows(2).any(|w| w[1].1 < w[0].1) {
+            return None;
+        }
+        let k = count
+            .filter(|c| c.is_finite() && *c >= 1.0)
+            .map_or(100, |c| (c as usize).min(100));
+        let (lo, hi) = (pts[0].0, pts[pts.len() - 1].0);
+        let mut profile = NumericProfile::new(ProfileOptions::default());
+        for j in 0..k {
+            let p = lo + (hi - lo) * (j as f64 + 0.5) / k as f64;
+            let i = pts.partition_point(|x| x.0 <= p).clamp(1, pts.len() - 1);
+            let ((p0, v0), (p1, v1)) = (pts[i - 1], pts[i]);
+            let v = if p1 > p0 {
+                v0 + (v1 - v0) * (p - p0) / (p1 - p0)
+            } else {
+                v0
+            };
+            profile.push(v);
+        }
+        Some(profile)
     }
 
     /// Adds one value; NaN and ±infinity are counted as dropped, as Evidently drops them.
@@ -439,6 +504,41 @@ mod tests {
         (0..n)
             .map(|i| ((i * 7919) % n) as f64 * 0.001 + offset)
             .collect()
+    }
+
+    #[test]
+    fn column_profiles_merge_by_kind_and_refuse_the_other_kind() {
+        let mut cats = ColumnProfile::categorical(["a", "b", "a"]);
+        cats.merge(&ColumnProfile::categorical(["b", "c"])).unwrap();
+        let ColumnProfile::Categorical(c) = &cats else {
+            panic!("kind changed")
+        };
+        let counts: Vec<(&str, u64)> = c.counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(counts, [("a", 2), ("b", 2), ("c", 1)]);
+        let mut nums = ColumnProfile::numeric(&[1.0, 2.0]);
+        nums.merge(&ColumnProfile::numeric(&[3.0])).unwrap();
+        assert_eq!(nums.count(), 3);
+        let e = nums.merge(&cats).unwrap_err();
+        assert!(e.to_string().contains("numeric"), "{e}");
+        assert_eq!(nums.count(), 3);
+    }
+
+    #[test]
+    fn a_column_from_its_quantiles_follows_them_and_refuses_nonsense() {
+        let q = [(0.25, 10.0), (0.5, 20.0), (0.75, 30.0)];
+        let p = NumericProfile::from_quantiles(&q, Some(0.0), Some(40.0), Some(5_000.0)).unwrap();
+        assert_eq!(p.count(), 100);
+        assert_eq!((p.min(), p.max()), (Some(0.2), Some(39.8)));
+        assert!((p.mean() - 20.0).abs() < 1e-9, "{}", p.mean());
+        // Few rows: one value per row.
+        let small = NumericProfile::from_quantiles(&q, None, None, Some(7.0)).unwrap();
+        assert_eq!(small.count(), 7);
+        assert!(small.min().unwrap() >= 10.0 && small.max().unwrap() <= 30.0);
+        // Quantiles that fall as p rises, or a single point, are not a distribution.
+        assert!(
+            NumericProfile::from_quantiles(&[(0.25, 5.0), (0.5, 1.0)], None, None, None).is_none()
+        );
+        assert!(NumericProfile::from_quantiles(&[(0.5, 1.0)], None, None, None).is_none());
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //!   (and many real) series are so smooth that a 1 % wobble is many robust sigmas, yet nobody
 //!   wants a page for it; a stall, a fivefold drop, 6x latency or 40x errors clear it easily;
 //! * a **direction** per kind: latency, error ratio and freshness only matter going up;
+//! * **freshness against its cadence**: a freshness signal whose runs can be read back from it
+//!   (a sawtooth) is judged by the cadence detector alone (overdue past the usual interval
+//!   plus a tolerance), the others otherwise;
 //! * only verdicts that reach the **last steps** of the history count: older ones were current
 //!   at earlier evaluations (and recorded then);
 //! * **persistence** for rate-derived signals: two steps, not one (see [`evaluate`]);
@@ -18,8 +21,8 @@
 //! keep one anomaly open for as long as the trend lasts; it is for backtests.
 
 use analysis::detect::{
-    median, Context, DetectConfig, Detector, Feedback, LevelShift, Point, SeasonalBaseline,
-    SpikeDip,
+    median, Cadence, Context, DetectConfig, Detector, Feedback, LevelShift, Point,
+    SeasonalBaseline, SpikeDip,
 };
 use analysis::{SignalKind, Verdict};
 
@@ -85,11 +88,17 @@ pub fn evaluate(
         config: &config,
         evaluate_from: Some(current_from),
     };
-    let detectors: [&dyn Detector; 3] = [
+    // A freshness signal with a learned cadence (a sawtooth of runs) is judged on that
+    // cadence alone: its every tooth would look like a level shift to the others.
+    let cadence = Cadence::default();
+    let learned = kind == SignalKind::Freshness
+        && analysis::detect::cadence::runs(&series).len() > cadence.min_intervals;
+    let general: [&dyn Detector; 3] = [
         &SeasonalBaseline,
         &LevelShift::default(),
         &SpikeDip::default(),
     ];
+    let detectors: &[&dyn Detector] = if learned { &[&cadence] } else { &general };
     // A finding on a rate-derived signal must also cover the point before the last (as a
     // Prometheus alert's `for: 2m` would): `rate` over a window that reaches back into a gap in
     // the data (a restart, a scrape outage, the seam of the demo's backfill) reads low for one

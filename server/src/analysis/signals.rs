@@ -18,6 +18,8 @@
 //!   stall moves first (a queue grows from the first second, while the rate of the stage's
 //!   counter only reaches zero once its window has passed).
 //!
+//! * `openlineage_job_last_success_timestamp_seconds` (one sample per successful run) ->
+//!   freshness as `time() - last_over_time(m[8d])`, judged against the job's learned cadence;
 //! * per-run gauges from OpenLineage (the receiver writes one sample per run):
 //!   `openlineage_dataset_output_rows` (a run's `outputStatistics.rowCount`) -> volume, and
 //!   `openlineage_run_duration_seconds` (START to COMPLETE/FAIL) -> run duration, both as
@@ -66,10 +68,22 @@ pub enum Template {
     LastRun {
         metric: String,
     },
+    /// A per-run timestamp: the age of the last one ([`RUN_AGE_HOLD`]).
+    RunAge {
+        metric: String,
+    },
 }
 
 /// How long a per-run value is held: a daily job's runs still join up.
 pub const PER_RUN_HOLD: &str = "1d";
+
+/// How far back the age of a per-run timestamp looks: a weekly job is still judged, and a job
+/// silent for longer has lost its cadence (its signal vanishes and its anomaly closes).
+pub const RUN_AGE_HOLD: &str = "8d";
+
+/// Per-run timestamps the OpenLineage receiver writes (one sample per successful run): their
+/// age is freshness, judged against the job's learned cadence.
+pub const PER_RUN_TIMESTAMPS: [&str; 1] = ["openlineage_job_last_success_timestamp_seconds"];
 
 /// Per-run gauges the OpenLineage receiver writes, and the kind of signal each is.
 pub const PER_RUN_GAUGES: [(&str, SignalKind); 2] = [
@@ -106,7 +120,8 @@ impl SignalFamily {
             Template::Rate { metric }
             | Template::Gauge { metric }
             | Template::Age { metric }
-            | Template::LastRun { metric } => metric,
+            | Template::LastRun { metric }
+            | Template::RunAge { metric } => metric,
             Template::Quantile { bucket, .. } => bucket,
             Template::Ratio { errors, .. } => errors,
         }
@@ -128,6 +143,9 @@ impl SignalFamily {
             Template::Age { metric } => format!("time() - {metric}{matchers}"),
             Template::LastRun { metric } => {
                 format!("last_over_time({metric}{matchers}[{PER_RUN_HOLD}])")
+            }
+            Template::RunAge { metric } => {
+                format!("time() - last_over_time({metric}{matchers}[{RUN_AGE_HOLD}])")
             }
         }
     }
@@ -265,7 +283,12 @@ pub fn choose(series: &[(SeriesKey, MetricType)], exclude: &[Selector]) -> Vec<S
             continue;
         }
         let metric = name.to_string();
-        if let Some((_, kind)) = PER_RUN_GAUGES.iter().find(|(m, _)| m == name) {
+        if PER_RUN_TIMESTAMPS.contains(name) {
+            out.push(SignalFamily {
+                kind: SignalKind::Freshness,
+                template: Template::RunAge { metric },
+            });
+        } else if let Some((_, kind)) = PER_RUN_GAUGES.iter().find(|(m, _)| m == name) {
             out.push(SignalFamily {
                 kind: *kind,
                 template: Template::LastRun { metric },

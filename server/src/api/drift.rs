@@ -6,15 +6,13 @@
 //! evaluated (Unix ms), and a sentence. `limit` 1 to 1000 (default [`DEFAULT_LIMIT`]); a full
 //! or cut page carries `"next": {"before": <id>}`.
 //!
-//! `POST /api/v1/drift/profile` (a column's values or summary sent for comparison) is not
-//! built yet: it answers 501 saying so.
+//! Profiles are sent to `POST /api/v1/drift/profile`, a push receiver
+//! (`server::receivers::drift_profile`).
 
 use crate::api::{ApiError, ListPage, LIST_BYTE_BUDGET};
 use crate::state::AppState;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -26,7 +24,6 @@ pub const DEFAULT_LIMIT: u32 = 100;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/drift", get(list))
-        .route("/api/v1/drift/profile", post(profile))
         .with_state(state)
 }
 
@@ -90,17 +87,6 @@ async fn list(
         .flatten()
         .map(|last| json!({ "before": last.id }));
     Ok(page.answer(next))
-}
-
-async fn profile() -> impl IntoResponse {
-    (
-        StatusCode::NOT_IMPLEMENTED,
-        Json(json!({
-            "status": "error",
-            "errorType": "not_implemented",
-            "error": "POST /api/v1/drift/profile is not built yet; drift is computed from histogram series with a `feature` label (see GET /api/v1/drift)",
-        })),
-    )
 }
 
 #[cfg(test)]

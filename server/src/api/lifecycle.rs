@@ -4,7 +4,8 @@
 //! - `GET /api/v1/lifecycle/alerts[?state=firing,pending][&rule=][&source=][&matcher=...]
 //!   [&limit=][&offset=]`: instances, most recently changed first, in the Prometheus envelope;
 //!   `matcher` (repeatable) takes Alertmanager matchers (`job=~"etl.*"`). Each item says
-//!   which silence holds it back (`silenced_by`), if any.
+//!   which silence holds it back (`silenced_by`), if any, and which alert inhibits it
+//!   (`inhibitedBy`: `{"alert": id, "rule": name}`, see `crate::lifecycle::inhibit`).
 //! - `GET /api/v1/lifecycle/alerts/{id}`: one instance with its event timeline.
 //! - `POST /api/v1/lifecycle/alerts/{id}/acknowledge`, `/unacknowledge`, `/notes`,
 //!   `/assign` (`{"assignee": "alice"}`, empty to unassign), `/snooze` (`{"duration": "30m"}`
@@ -223,13 +224,16 @@ async fn list(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Respo
     let shown: Vec<&AlertInstance> = alerts.iter().skip(offset).take(limit).collect();
     let ids: Vec<i64> = shown.iter().map(|a| a.id).collect();
     let oncall = st.store.oncall_states(&ids).await?;
+    let inhibited = crate::lifecycle::inhibit::inhibited_by(st.store.pool(), &ids).await?;
     let page = ListPage::within(
         shown.into_iter().map(|a| {
-            alert_json(
+            let mut v = alert_json(
                 a,
                 silenced_by(&silences, a),
                 oncall_json(a, oncall.get(&a.id), now),
-            )
+            );
+            v["inhibitedBy"] = inhibited.get(&a.id).cloned().unwrap_or(Value::Null);
+            v
         }),
         LIST_BYTE_BUDGET,
     );
@@ -274,6 +278,10 @@ async fn one(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<
         silenced_by(&silences, &a),
         oncall_json(&a, oncall.get(&id), now),
     );
+    body["inhibitedBy"] = crate::lifecycle::inhibit::inhibited_by(st.store.pool(), &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or(Value::Null);
     body["timeline"] = Value::Array(events);
     Ok(Json(json!({"status": "success", "data": body})))
 }

@@ -145,7 +145,6 @@ pub const POLICY: &[Rule] = &[
     write("POST", "/api/v1/anomalies/{id}/feedback", Editor),
     read("GET", "/api/v1/pipeline/health"),
     read("GET", "/api/v1/drift"),
-    write("POST", "/api/v1/drift/profile", Editor),
     // The alert lifecycle (server/src/api/lifecycle.rs).
     read("GET", "/api/v1/lifecycle/alerts"),
     read("GET", "/api/v1/lifecycle/alerts/{id}"),
@@ -168,6 +167,7 @@ pub const POLICY: &[Rule] = &[
     read("GET", "/api/v1/evidence/logs"),
     // Push receivers (server/src/receivers.rs).
     receiver("POST", "/api/v1/write"),
+    receiver("POST", "/api/v1/drift/profile"),
     receiver("POST", "/api/v1/dq/{tool}"),
     receiver("POST", "/api/v1/lineage"),
     receiver("POST", "/api/v1/events"),

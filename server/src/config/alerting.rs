@@ -1,7 +1,9 @@
 //! `[alerting]`: the rule files the leader evaluates, how often, and where their alerts go —
 //! a routing tree like Alertmanager's, flattened: a default route (`group_by`, `group_wait`,
 //! `group_interval`, `repeat_interval`, `channels`) and optional `[[alerting.routes]]` tried
-//! in order, the first whose matchers all hold taking the alert.
+//! in order, the first whose matchers all hold taking the alert — and, when that route sets
+//! `continue = true` (Alertmanager's `continue`), matching goes on to the routes after it, so
+//! one alert can be notified through several routes, each with its own groups and timers.
 //!
 //! ```toml
 //! [alerting]
@@ -16,6 +18,22 @@
 //!
 //! Rules whose evaluation fails (`error`) or whose series vanished (`nodata`) do not page:
 //! they go to `error_channels` / `nodata_channels`, empty by default.
+//!
+//! Inhibit rules (`crate::lifecycle::inhibit`) keep alerts explained by another firing alert
+//! from paging: Alertmanager's `source_matchers` / `target_matchers` / `equal`, or by the
+//! pipeline's lineage graph (an alert on a node inhibits the alerts on nodes downstream):
+//!
+//! ```toml
+//! [[alerting.inhibit_rules]]
+//! name = "upstream-explains-downstream"
+//! lineage = true                      # nodes from the labels node, stage, dataset, job
+//! source_matchers = ['severity="page"']
+//!
+//! [[alerting.inhibit_rules]]
+//! source_matchers = ['severity="critical"']
+//! target_matchers = ['severity="warning"']
+//! equal = ["cluster"]
+//! ```
 
 use super::duration;
 use crate::lifecycle::matcher::Matcher;
@@ -53,6 +71,8 @@ pub struct AlertingConfig {
     pub error_channels: Vec<String>,
     /// Routes tried in order before the default route.
     pub routes: Vec<RouteConfig>,
+    /// Firing alerts that keep other alerts from notifying.
+    pub inhibit_rules: Vec<InhibitRuleConfig>,
     /// The escalation policy (from `[oncall] files`) of the default route's alert groups;
     /// none by default.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,9 +92,32 @@ impl Default for AlertingConfig {
             nodata_channels: Vec::new(),
             error_channels: Vec::new(),
             routes: Vec::new(),
+            inhibit_rules: Vec::new(),
             escalation: None,
         }
     }
+}
+
+/// One `[[alerting.inhibit_rules]]`, as Alertmanager's plus `lineage`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitRuleConfig {
+    /// Shown on the inhibited alert's timeline; `inhibit_rules[<index>]` when empty.
+    #[serde(default)]
+    pub name: String,
+    /// What a firing alert must match to inhibit (every firing alert when empty).
+    #[serde(default)]
+    pub source_matchers: Vec<String>,
+    /// What an alert must match to be inhibited (every alert when empty).
+    #[serde(default)]
+    pub target_matchers: Vec<String>,
+    /// Labels that must have the same value on both alerts.
+    #[serde(default)]
+    pub equal: Vec<String>,
+    /// Inhibit only alerts on pipeline nodes downstream of the source alert's node in the
+    /// OpenLineage graph.
+    #[serde(default)]
+    pub lineage: bool,
 }
 
 /// One `[[alerting.routes]]`: alerts whose labels match every matcher go to its channels;
@@ -109,6 +152,10 @@ pub struct RouteConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub repeat_interval: Option<Duration>,
+    /// Alertmanager's `continue`: after this route takes an alert, go on trying the routes
+    /// after it (the default route takes the alert too when no later route matches).
+    #[serde(default, rename = "continue")]
+    pub continue_matching: bool,
     /// The escalation policy (from `[oncall] files`) of this route's alert groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<String>,
@@ -141,6 +188,8 @@ pub struct Route {
     pub group_wait: Duration,
     pub group_interval: Duration,
     pub repeat_interval: Duration,
+    /// Matching goes on after this route (`continue = true`).
+    pub continue_matching: bool,
     /// The escalation policy of the route's groups, if any.
     pub escalation: Option<String>,
 }
@@ -185,7 +234,57 @@ impl AlertingConfig {
                 r.repeat_interval.unwrap_or(self.repeat_interval),
             )?;
         }
+        self.validate_inhibit_rules()?;
         Ok(())
+    }
+
+    fn validate_inhibit_rules(&self) -> Result<()> {
+        for (i, r) in self.inhibit_rules.iter().enumerate() {
+            let key = format!("alerting.inhibit_rules[{i}]");
+            for (side, list) in [
+                ("source_matchers", &r.source_matchers),
+                ("target_matchers", &r.target_matchers),
+            ] {
+                for (j, m) in list.iter().enumerate() {
+                    Matcher::parse(m).map_err(|e| anyhow!("key `{key}.{side}[{j}]`: {e}"))?;
+                }
+            }
+            for l in &r.equal {
+                if !query::value::is_label_name(l) {
+                    bail!("key `{key}.equal`: {l:?} is not a label name; list label names like [\"cluster\"]");
+                }
+            }
+            if !r.lineage && r.source_matchers.is_empty() && r.target_matchers.is_empty() {
+                bail!(
+                    "key `{key}` has neither `source_matchers` nor `target_matchers`; say which \
+                     alerts inhibit which, or set `lineage = true` to inhibit alerts downstream \
+                     of a firing one in the lineage graph"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The inhibit rules, compiled (validated at start).
+    pub fn inhibit_rules(&self) -> Vec<crate::lifecycle::inhibit::InhibitRule> {
+        let compile = |list: &[String]| -> Vec<Matcher> {
+            list.iter().filter_map(|m| Matcher::parse(m).ok()).collect()
+        };
+        self.inhibit_rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| crate::lifecycle::inhibit::InhibitRule {
+                name: if r.name.is_empty() {
+                    format!("inhibit_rules[{i}]")
+                } else {
+                    r.name.clone()
+                },
+                source: compile(&r.source_matchers),
+                target: compile(&r.target_matchers),
+                equal: r.equal.clone(),
+                lineage: r.lineage,
+            })
+            .collect()
     }
 
     /// Every channel named here must be one of `channels` (`[notifications.channels]`).
@@ -237,6 +336,7 @@ impl AlertingConfig {
                 group_wait: r.group_wait.unwrap_or(self.group_wait),
                 group_interval: r.group_interval.unwrap_or(self.group_interval),
                 repeat_interval: r.repeat_interval.unwrap_or(self.repeat_interval),
+                continue_matching: r.continue_matching,
                 escalation: r.escalation.clone(),
             })
             .collect();
@@ -256,6 +356,7 @@ impl AlertingConfig {
             group_wait: self.group_wait,
             group_interval: self.group_interval,
             repeat_interval: self.repeat_interval,
+            continue_matching: false,
             escalation: None,
         }
     }
@@ -390,10 +491,44 @@ mod tests {
                 "[alerting]\ngroup_wait = \"soon\"\n".to_string(),
                 "alerting.group_wait",
             ),
+            (
+                "[[alerting.inhibit_rules]]\nsource_matchers = [\"severity\"]\n".to_string(),
+                "alerting.inhibit_rules[0].source_matchers[0]",
+            ),
+            (
+                "[[alerting.inhibit_rules]]\ntarget_matchers = ['a=\"b\"']\nequal = [\"1x\"]\n"
+                    .to_string(),
+                "alerting.inhibit_rules[0].equal",
+            ),
+            (
+                "[[alerting.inhibit_rules]]\nequal = [\"cluster\"]\n".to_string(),
+                "alerting.inhibit_rules[0]",
+            ),
+            (
+                "[[alerting.inhibit_rules]]\nlineage = \"yes\"\n".to_string(),
+                "alerting.inhibit_rules",
+            ),
         ] {
             let e = err(&toml);
             assert!(e.contains(&format!("`{key}")), "{toml:?}: {e}");
         }
+    }
+
+    #[test]
+    fn inhibit_rules_compile_with_their_names() {
+        let c = Config::from_toml_str(
+            "[[alerting.inhibit_rules]]\nlineage = true\n\
+             [[alerting.inhibit_rules]]\nname = \"crit\"\nsource_matchers = ['severity=\"critical\"']\n\
+             equal = [\"cluster\"]\n",
+        )
+        .unwrap();
+        let r = c.alerting.inhibit_rules();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].name, "inhibit_rules[0]");
+        assert!(r[0].lineage && r[0].source.is_empty());
+        assert_eq!(r[1].name, "crit");
+        assert_eq!(r[1].source.len(), 1);
+        assert_eq!(r[1].equal, ["cluster"]);
     }
 
     #[test]

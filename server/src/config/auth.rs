@@ -92,6 +92,7 @@ pub const RECEIVER_NAMES: &[&str] = &[
     "openlineage",
     "alertmanager",
     "events",
+    "drift_profile",
 ];
 
 impl AuthConfig {

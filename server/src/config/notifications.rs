@@ -13,8 +13,17 @@
 //! to = ["oncall@example.com"]
 //!
 //! [notifications.channels.oncall-slack]
-//! type = "slack_webhook"
+//! type = "slack_webhook"              # the simple mode: a new message per notice
 //! url_env = "SLACK_WEBHOOK_URL"
+//!
+//! [notifications.channels.oncall-slack-bot]
+//! type = "slack"                      # bot mode: one message per alert group, edited in place
+//! token_env = "SLACK_BOT_TOKEN"       # a bot token (xoxb-...) with the chat:write scope
+//! channel = "#oncall"                 # a channel name or ID the bot is a member of
+//!
+//! [notifications.channels.oncall-teams]
+//! type = "teams"                      # Microsoft Teams incoming webhook (Adaptive Card)
+//! url_env = "TEAMS_WEBHOOK_URL"
 //!
 //! [notifications.channels.ticketing]
 //! type = "webhook"
@@ -82,6 +91,43 @@ pub enum ChannelConfig {
     Webhook(WebhookConfig),
     /// A Slack incoming webhook (Block Kit message).
     SlackWebhook(WebhookConfig),
+    /// A Slack app's bot: one message per alert group, edited as the group changes, with the
+    /// changes as replies in its thread.
+    Slack(SlackConfig),
+    /// A Microsoft Teams incoming webhook (Adaptive Card).
+    Teams(WebhookConfig),
+}
+
+/// Slack bot-token mode.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The environment variable holding the bot token (`xoxb-...`, scope `chat:write`; add
+    /// `channels:history` so a retried first message can find the one already posted).
+    pub token_env: String,
+    /// The channel to post in: `#name` or a channel ID (`C0123ABCD`).
+    pub channel: String,
+    /// Slack's Web API base URL; only tests and proxies change it.
+    #[serde(default = "default_slack_api_url")]
+    pub api_url: String,
+}
+
+pub fn default_slack_api_url() -> String {
+    "https://slack.com/api/".into()
+}
+
+impl SlackConfig {
+    /// The bot token, from the environment.
+    pub fn resolve_token(&self, key: &str) -> Result<String> {
+        match std::env::var(&self.token_env) {
+            Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+            _ => bail!(
+                "key `{key}.token_env` names the environment variable {}, which is not set; set \
+                 it to the Slack bot token (xoxb-...)",
+                self.token_env
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -219,7 +265,32 @@ impl NotificationsConfig {
                         );
                     }
                 }
-                ChannelConfig::Webhook(w) | ChannelConfig::SlackWebhook(w) => {
+                ChannelConfig::Slack(sl) => {
+                    if sl.token_env.trim().is_empty() {
+                        bail!(
+                            "key `{key}.token_env` is empty; name the environment variable \
+                             holding the bot token, like \"SLACK_BOT_TOKEN\""
+                        );
+                    }
+                    if sl.channel.trim().is_empty() {
+                        bail!(
+                            "key `{key}.channel` is empty; write the channel to post in, like \
+                             \"#oncall\" or its ID"
+                        );
+                    }
+                    let ok = url::Url::parse(&sl.api_url)
+                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+                    if !ok || !sl.api_url.ends_with('/') {
+                        bail!(
+                            "key `{key}.api_url` is {:?}; write an http(s) URL ending in `/`, \
+                             like \"https://slack.com/api/\" (the default)",
+                            sl.api_url
+                        );
+                    }
+                }
+                ChannelConfig::Webhook(w)
+                | ChannelConfig::SlackWebhook(w)
+                | ChannelConfig::Teams(w) => {
                     if w.url.is_some() == w.url_env.is_some() {
                         bail!("channel `{key}` needs exactly one of `url` and `url_env`");
                     }
@@ -248,7 +319,7 @@ mod tests {
     #[test]
     fn channels_of_every_type_parse() {
         let c = Config::from_toml_str(
-            r#"
+            r##"
             [notifications.channels.mail]
             type = "email"
             smtp_host = "smtp.example.com"
@@ -261,11 +332,22 @@ mod tests {
             [notifications.channels.slack]
             type = "slack_webhook"
             url_env = "SLACK_URL"
-            "#,
+            [notifications.channels.bot]
+            type = "slack"
+            token_env = "SLACK_BOT_TOKEN"
+            channel = "#oncall"
+            [notifications.channels.teams]
+            type = "teams"
+            url_env = "TEAMS_URL"
+            "##,
         )
         .unwrap();
         let chans = &c.notifications.channels;
-        assert_eq!(chans.len(), 3);
+        assert_eq!(chans.len(), 5);
+        match &chans["bot"] {
+            super::ChannelConfig::Slack(s) => assert_eq!(s.api_url, "https://slack.com/api/"),
+            other => panic!("{other:?}"),
+        }
         match &chans["mail"] {
             super::ChannelConfig::Email(e) => assert_eq!(e.port(), 465),
             other => panic!("{other:?}"),
@@ -304,6 +386,19 @@ mod tests {
         );
         let e = err("[notifications.channels.x]\ntype = \"webhook\"\nurl = \"ftp://h/x\"\n");
         assert!(e.contains("notifications.channels.x.url"), "{e}");
+        let e = err("[notifications.channels.x]\ntype = \"slack\"\ntoken_env = \"T\"\n");
+        assert!(e.contains("channel"), "{e}");
+        let e = err(
+            "[notifications.channels.x]\ntype = \"slack\"\ntoken_env = \"T\"\nchannel = \"\"\n",
+        );
+        assert!(e.contains("notifications.channels.x.channel"), "{e}");
+        let e = err(
+            "[notifications.channels.x]\ntype = \"slack\"\ntoken_env = \"T\"\n\
+             channel = \"#c\"\napi_url = \"http://127.0.0.1:9/api\"\n",
+        );
+        assert!(e.contains("notifications.channels.x.api_url"), "{e}");
+        let e = err("[notifications.channels.x]\ntype = \"teams\"\n");
+        assert!(e.contains("exactly one of `url` and `url_env`"), "{e}");
     }
 
     #[test]

@@ -214,7 +214,8 @@ impl IntakeWindow {
     }
 }
 
-fn rfc3339(ts: TimestampMs) -> String {
+/// Unix milliseconds as RFC 3339 UTC with milliseconds, for refusal messages.
+pub(crate) fn rfc3339(ts: TimestampMs) -> String {
     chrono::DateTime::from_timestamp_millis(ts)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_else(|| format!("{ts} ms"))

@@ -14,12 +14,15 @@
 //!   group fires any more; if the group fires again later (with a new firing notice), a new
 //!   escalation starts from level 1.
 //! - A group is held while every one of its firing alerts is acknowledged in its current
-//!   episode, or silenced, or snoozed: no level goes out. Taking an acknowledgement back lets
+//!   episode, or silenced, or snoozed, or inhibited: no level goes out. Taking an acknowledgement back lets
 //!   the levels whose time has come go out at once.
 //! - A level's targets: a schedule (whoever is on call then), a user (mailed at their address
 //!   through `[oncall] mail_channel`), or a channel. A target that cannot be reached (nobody
 //!   on call, no such user, a disabled user, no address) is on the timeline as "not
 //!   delivered: ..." — the next level still goes out at its time.
+//! - Escalation follows an alert's first route (the group its `group_key` names); the groups
+//!   of further routes it reaches through `continue` notify their channels but do not
+//!   escalate.
 //! - When no alert of the group fires any more (or the group's row is gone), a resolve notice
 //!   goes to every channel and person any level reached, once each.
 
@@ -60,6 +63,7 @@ impl Escalator {
         tx: &mut sqlx::PgConnection,
         working: &HashMap<String, AlertInstance>,
         route_named: impl Fn(&str) -> Route,
+        inhibited: impl Fn(&AlertInstance) -> bool,
         now_ms: i64,
     ) -> Result<()> {
         let groups: HashMap<String, i64> = db::lock_groups(tx)
@@ -125,6 +129,7 @@ impl Escalator {
                 let held = firing.iter().all(|a| {
                     acked.get(&a.id) == Some(&a.episode)
                         || snoozed.contains(&a.id)
+                        || inhibited(a)
                         || silences.iter().any(|m| matcher::all_match(m, &a.labels))
                 });
                 let esc = match open.remove(&(key.clone(), born)) {
@@ -258,6 +263,7 @@ impl Escalator {
                     starts_at_ms: esc.started_ms,
                     ends_at_ms: Some(now_ms),
                     values: Vec::new(),
+                    alerts: Vec::new(),
                 }
             } else {
                 notice::compose(&[], &resolved).1

@@ -27,6 +27,26 @@ pub fn route_for<'a>(routes: &'a [Route], labels: &BTreeMap<String, String>) -> 
         .unwrap_or_else(|| routes.last().expect("the default route is always there"))
 }
 
+/// Every route that takes alerts with `labels`, in order: the first match, then, while the
+/// matched route has `continue = true`, the next matching ones. As in Alertmanager, the
+/// default route (the last, the routing tree's root) takes only alerts no other route took.
+/// The first is [`route_for`]'s.
+pub fn routes_for<'a>(routes: &'a [Route], labels: &BTreeMap<String, String>) -> Vec<&'a Route> {
+    let mut out = Vec::new();
+    for r in &routes[..routes.len().saturating_sub(1)] {
+        if all_match(&r.matchers, labels) {
+            out.push(r);
+            if !r.continue_matching {
+                break;
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(routes.last().expect("the default route is always there"));
+    }
+    out
+}
+
 /// The group key of alerts with `labels` on `route`: the route's name and the values of its
 /// `group_by` labels (`{alertname="Lag",job="etl"}`); `...` groups by every label.
 pub fn group_key(route: &Route, labels: &BTreeMap<String, String>) -> String {
@@ -158,6 +178,7 @@ mod tests {
             group_wait: Duration::from_secs(30),
             group_interval: Duration::from_secs(300),
             repeat_interval: Duration::from_secs(3600),
+            continue_matching: false,
             escalation: None,
         }
     }
@@ -304,5 +325,51 @@ mod tests {
             "default/{alertname=\"Lag\"}"
         );
         assert_eq!(route_of_key("pages/{alertname=\"a/b\"}"), "pages");
+    }
+
+    #[test]
+    fn continue_goes_on_to_the_next_matching_routes() {
+        let named = |name: &str, m: &str, cont: bool| {
+            let mut r = route();
+            r.name = name.into();
+            r.matchers = vec![super::super::matcher::Matcher::parse(m).unwrap()];
+            r.continue_matching = cont;
+            r
+        };
+        let mut default = route();
+        default.name = "default".into();
+        let l = BTreeMap::from([
+            ("severity".to_string(), "page".to_string()),
+            ("team".to_string(), "data".to_string()),
+        ]);
+        let names = |routes: &[Route]| -> Vec<String> {
+            routes_for(routes, &l)
+                .iter()
+                .map(|r| r.name.clone())
+                .collect()
+        };
+        // Without continue: the first match only.
+        let routes = vec![
+            named("pages", "severity=page", false),
+            named("data", "team=data", false),
+            default.clone(),
+        ];
+        assert_eq!(names(&routes), ["pages"]);
+        // continue on the first: the next match too, and matching stops there.
+        let routes = vec![
+            named("pages", "severity=page", true),
+            named("other", "team=ml", false),
+            named("data", "team=data", false),
+            default.clone(),
+        ];
+        assert_eq!(names(&routes), ["pages", "data"]);
+        // continue on the last matching route: the default route does not take it (it takes
+        // what no route took).
+        let routes = vec![named("pages", "severity=page", true), default.clone()];
+        assert_eq!(names(&routes), ["pages"]);
+        assert_eq!(route_for(&routes, &l).name, "pages");
+        // Nothing matches but the default.
+        let routes = vec![named("ml", "team=ml", true), default];
+        assert_eq!(names(&routes), ["default"]);
     }
 }

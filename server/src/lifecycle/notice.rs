@@ -3,7 +3,7 @@
 //! (its labels, summary, value, a link to it); a larger group is named by what its alerts
 //! share and lists each of them in the explanation.
 
-use crate::notify::AlertNotice;
+use crate::notify::{AlertNotice, NoticeAlert};
 use std::collections::BTreeMap;
 use store::lifecycle::{AlertInstance, LifecycleState};
 use store::outbox::NotificationKind;
@@ -83,6 +83,31 @@ pub fn compose(
     } else {
         (None, Vec::new())
     };
+    let alerts = [
+        (NotificationKind::Firing, firing),
+        (NotificationKind::Resolved, resolved),
+    ]
+    .into_iter()
+    .flat_map(|(status, list)| list.iter().map(move |a| (status, a)))
+    .map(|(status, a)| {
+        let own: BTreeMap<String, String> = a
+            .labels
+            .iter()
+            .filter(|(k, _)| !common.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let title = if own.is_empty() {
+            describe(a)
+        } else {
+            format!("{} {}", super::grouping::format_labels(&own), describe(a))
+        };
+        NoticeAlert {
+            id: format!("{}#{}", a.fingerprint, a.episode),
+            status,
+            title,
+        }
+    })
+    .collect();
     (
         kind,
         AlertNotice {
@@ -94,6 +119,7 @@ pub fn compose(
             starts_at_ms,
             ends_at_ms,
             values,
+            alerts,
         },
     )
 }
@@ -183,6 +209,30 @@ mod tests {
             "2 firing, 1 resolved:\n- [FIRING] {job=\"etl\"} etl lags; value 42\n\
              - [FIRING] {job=\"dbt\"} dbt lags; value 42\n\
              - [RESOLVED] {job=\"spark\"} spark lags; value 42"
+        );
+
+        assert_eq!(
+            n.alerts
+                .iter()
+                .map(|x| (x.id.as_str(), x.status, x.title.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                (
+                    "etl#1",
+                    NotificationKind::Firing,
+                    "{job=\"etl\"} etl lags; value 42"
+                ),
+                (
+                    "dbt#1",
+                    NotificationKind::Firing,
+                    "{job=\"dbt\"} dbt lags; value 42"
+                ),
+                (
+                    "spark#1",
+                    NotificationKind::Resolved,
+                    "{job=\"spark\"} spark lags; value 42"
+                ),
+            ]
         );
 
         let (kind, n) = compose(&[], &[&c]);

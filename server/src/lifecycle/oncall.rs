@@ -216,6 +216,8 @@ fn row(
         episode: a.episode,
         group_key: a.group_key.clone(),
         group_labels: group_labels_of_key(&a.group_key),
+        // Filled in by the callers, from `alert_inhibitions`.
+        inhibited_by: None,
         silenced_by: silences
             .iter()
             .find(|(_, m)| a.state.is_active() && all_match(m, &a.labels))
@@ -231,6 +233,20 @@ fn row(
         resolve_requested_by: o.and_then(|o| o.resolve_requested_by.clone()),
         detail: a.detail.clone(),
     }
+}
+
+/// Sets `inhibited_by` on `rows` from `alert_inhibitions`.
+async fn mark_inhibited(store: &Store, rows: &mut [app::alerts::AlertRow]) -> Result<(), String> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let by = super::inhibit::inhibited_by(store.pool(), &ids)
+        .await
+        .map_err(|e| e.to_string())?;
+    for r in rows {
+        r.inhibited_by = by
+            .get(&r.id)
+            .and_then(|v| Some((v["alert"].as_i64()?, v["rule"].as_str()?.to_string())));
+    }
+    Ok(())
 }
 
 /// The Alerts page's list.
@@ -272,10 +288,12 @@ pub async fn alert_rows(
         .map_err(|e| e.to_string())?;
     let ids: Vec<i64> = alerts.iter().map(|a| a.id).collect();
     let oncall = store.oncall_states(&ids).await.map_err(|e| e.to_string())?;
-    Ok(alerts
+    let mut rows: Vec<app::alerts::AlertRow> = alerts
         .iter()
         .map(|a| row(a, &silences, oncall.get(&a.id), now))
-        .collect())
+        .collect();
+    mark_inhibited(store, &mut rows).await?;
+    Ok(rows)
 }
 
 /// Explore over the first series `expr` reads, around `[from, to]`.
@@ -374,8 +392,10 @@ pub async fn alert_detail(
         .then(|| a.detail.strip_prefix("anomaly ")?.parse::<i64>().ok())
         .flatten()
         .map(|n| format!("/anomalies/{n}"));
+    let mut alert = row(&a, &silences, oncall.get(&id), now);
+    mark_inhibited(store, std::slice::from_mut(&mut alert)).await?;
     Ok(Some(app::alerts::AlertDetail {
-        alert: row(&a, &silences, oncall.get(&id), now),
+        alert,
         timeline,
         users,
         rule_query,

@@ -1,5 +1,6 @@
 //! Webhook notifications over HTTP POST: a generic JSON document (pipewatch's own, versioned
-//! form) or a Slack incoming-webhook message in Block Kit. A non-2xx answer is a failure, with
+//! form), a Slack incoming-webhook message in Block Kit, or a Microsoft Teams Adaptive Card
+//! ([`super::teams`]). A non-2xx answer is a failure, with
 //! the status and the start of the body in `last_error`.
 
 use super::{rfc3339, title, Channel, Delivery};
@@ -10,6 +11,7 @@ use store::outbox::NotificationKind;
 pub enum Format {
     Json,
     Slack,
+    Teams,
 }
 
 pub struct WebhookChannel {
@@ -30,6 +32,7 @@ impl Channel for WebhookChannel {
         let body = match self.format {
             Format::Json => json_body(d),
             Format::Slack => slack_body(d),
+            Format::Teams => super::teams::teams_body(d),
         };
         let resp = self
             .http
@@ -138,7 +141,7 @@ pub fn slack_body(d: &Delivery) -> Value {
 }
 
 /// Slack's mrkdwn needs `&`, `<` and `>` escaped; everything else is literal.
-fn slack_escape(t: &str) -> String {
+pub(crate) fn slack_escape(t: &str) -> String {
     t.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -168,9 +168,11 @@ fn encoding_hint(receiver: Receiver) -> &'static str {
             "remote_write bodies are snappy block-compressed: send Content-Encoding: snappy"
         }
         Receiver::Otlp => "send gzip, deflate (zlib) or an uncompressed body",
-        Receiver::Dq | Receiver::OpenLineage | Receiver::Alertmanager | Receiver::Events => {
-            "send the JSON plain or with Content-Encoding: gzip"
-        }
+        Receiver::Dq
+        | Receiver::OpenLineage
+        | Receiver::Alertmanager
+        | Receiver::Events
+        | Receiver::DriftProfile => "send the JSON plain or with Content-Encoding: gzip",
     }
 }
 

@@ -20,6 +20,8 @@ pub enum Receiver {
     Alertmanager,
     /// Change events (deploys, config and schema changes), `POST /api/v1/events`.
     Events,
+    /// Column profiles for drift checks, `POST /api/v1/drift/profile`.
+    DriftProfile,
 }
 
 /// How the body of a request is encoded, from its `Content-Type`.
@@ -37,13 +39,14 @@ pub enum MediaType {
 impl Receiver {
     /// Every receiver; `config::RECEIVER_NAMES` (the names `[[auth.tokens]]` accepts) must list
     /// exactly these names (a test checks it).
-    pub const ALL: [Receiver; 6] = [
+    pub const ALL: [Receiver; 7] = [
         Receiver::RemoteWrite,
         Receiver::Otlp,
         Receiver::Dq,
         Receiver::OpenLineage,
         Receiver::Alertmanager,
         Receiver::Events,
+        Receiver::DriftProfile,
     ];
 
     /// The name in self-metrics, messages and `[[auth.tokens]] receivers`.
@@ -55,6 +58,7 @@ impl Receiver {
             Receiver::OpenLineage => "openlineage",
             Receiver::Alertmanager => "alertmanager",
             Receiver::Events => "events",
+            Receiver::DriftProfile => "drift_profile",
         }
     }
 
@@ -67,7 +71,9 @@ impl Receiver {
             Receiver::Otlp => &[MediaType::Protobuf, MediaType::Json],
             // The generic DQ intake and change events take NDJSON as well.
             Receiver::Dq | Receiver::Events => &[MediaType::Json, MediaType::Ndjson],
-            Receiver::OpenLineage | Receiver::Alertmanager => &[MediaType::Json],
+            Receiver::OpenLineage | Receiver::Alertmanager | Receiver::DriftProfile => {
+                &[MediaType::Json]
+            }
         }
     }
 
@@ -81,9 +87,11 @@ impl Receiver {
                 Compression::Gzip,
                 Compression::Deflate,
             ],
-            Receiver::OpenLineage | Receiver::Dq | Receiver::Alertmanager | Receiver::Events => {
-                &[Compression::Identity, Compression::Gzip]
-            }
+            Receiver::OpenLineage
+            | Receiver::Dq
+            | Receiver::Alertmanager
+            | Receiver::Events
+            | Receiver::DriftProfile => &[Compression::Identity, Compression::Gzip],
         }
     }
 
@@ -98,6 +106,7 @@ impl Receiver {
             Receiver::OpenLineage => "send fewer events per request",
             Receiver::Alertmanager => "send fewer alerts per request",
             Receiver::Events => "send fewer events per request",
+            Receiver::DriftProfile => "send a `profile` summary instead of the raw values, or split the column into several profiles (a window's profiles are merged)",
         }
     }
 
@@ -110,6 +119,7 @@ impl Receiver {
             Receiver::OpenLineage => "send OpenLineage events as Content-Type: application/json",
             Receiver::Alertmanager => "send alerts as Content-Type: application/json",
             Receiver::Events => "send Content-Type: application/json (one object or an array) or application/x-ndjson (one object per line)",
+            Receiver::DriftProfile => "send the profile as Content-Type: application/json",
         }
     }
 }

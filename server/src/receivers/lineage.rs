@@ -60,7 +60,8 @@ async fn record_events(
     // Refuse before recording anything when the queue cannot take the series: once an event
     // is recorded, its retry is a duplicate and would not bring its series again.
     let facet: Vec<Vec<TimeSeries>> = events.iter().map(decoder::facet_series).collect();
-    st.reserve(facet.iter().flatten().count() + 3 * events.len())?;
+    // Up to four run series per event (`decoder::run_series`) and a schema change.
+    st.reserve(facet.iter().flatten().count() + 4 * events.len())?;
     let mut batch = Batch::default();
     let (mut accepted, mut duplicates) = (0, 0);
     for (e, series) in events.iter().zip(facet) {
@@ -76,6 +77,7 @@ async fn record_events(
         }
         accepted += 1;
         batch.series.extend(series);
+        record_column_profiles(&st.app.store, e).await;
         let run = RunOutcome {
             ended: outcome.ended.as_ref().and_then(|(state, secs)| {
                 decoder::RunEventType::from_name(state).map(|s| (s, *secs))
@@ -113,6 +115,47 @@ async fn record_events(
         accepted,
         duplicates,
     })
+}
+
+/// Column statistics (`dataQualityMetrics.columnMetrics` with `quantiles`) become column
+/// profiles for the drift job, at the event's time, approximated from the quantiles
+/// ([`analysis::drift::NumericProfile::from_quantiles`]). The event is already recorded when
+/// this runs and a retry would be a duplicate, so a failure is logged, not answered.
+async fn record_column_profiles(store: &store::Store, e: &LineageEvent) {
+    let all = e.inputs.iter().chain(&e.outputs).chain(e.dataset.as_ref());
+    for d in all {
+        let Some(q) = &d.quality else { continue };
+        for (column, m) in &q.column_metrics {
+            let quantiles: Vec<(f64, f64)> = m
+                .quantiles
+                .iter()
+                .filter_map(|(p, v)| p.parse::<f64>().ok().map(|p| (p, *v)))
+                .collect();
+            if quantiles.is_empty() {
+                continue;
+            }
+            let Some(p) = analysis::drift::NumericProfile::from_quantiles(
+                &quantiles,
+                m.min,
+                m.max,
+                m.count.or(q.row_count),
+            ) else {
+                continue;
+            };
+            let profile = analysis::drift::ColumnProfile::Numeric(p);
+            let row = store::profiles::NewColumnProfile {
+                dataset: d.id.name.clone(),
+                column: column.clone(),
+                at_ms: e.time_ms,
+                kind: "numeric",
+                value_count: profile.count(),
+                profile: serde_json::to_value(&profile).unwrap_or_default(),
+            };
+            if let Err(err) = store.insert_column_profile(&row).await {
+                tracing::warn!(dataset = %d.id.name, %column, error = %err, "openlineage: a column profile from columnMetrics was not stored");
+            }
+        }
+    }
 }
 
 /// The store's view of a decoded event.
