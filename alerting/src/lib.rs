@@ -7,6 +7,8 @@
 //! - [`eval`]: a group evaluated at an instant over a [`query::Storage`], with Prometheus'
 //!   alert states (pending, firing, `keep_firing_for`, resolved) and `ALERTS` /
 //!   `ALERTS_FOR_STATE` series ([`GroupEvaluator`]).
+//! - [`oncall`]: on-call schedules (who is on call when) and escalation policies, from YAML
+//!   files.
 //! - [`template`]: the Go-template subset alert labels and annotations use.
 //! - [`unittest`]: Prometheus' rule unit-test files (`promtool test rules`), run with the same
 //!   verdicts ([`unittest::run`]).
@@ -14,6 +16,7 @@
 pub mod duration;
 pub mod eval;
 mod gofmt;
+pub mod oncall;
 pub mod rulefile;
 pub mod template;
 pub mod unittest;

@@ -1,5 +1,5 @@
 //! The pipewatch web app: the page shell, the layout with its navigation, and the routes of
-//! the Pipelines (the landing page), Anomalies, Alerts, Silences, Rules, Drift, Explore, Data
+//! the Pipelines (the landing page), Anomalies, Alerts, Silences, On call, Rules, Drift, Explore, Data
 //! quality, Targets, Status, Login, Users and tokens, and Audit log pages. Built twice: with `ssr` into the server (pages
 //! render completely there, state lives in the URL) and with `hydrate` into the browser
 //! bundle that makes hover, zoom, legend toggles and auto-refresh work.
@@ -14,6 +14,7 @@ pub mod chart;
 pub mod drift;
 pub mod explore;
 pub mod login;
+pub mod oncall;
 pub mod pipelines;
 pub mod quality;
 pub mod range;
@@ -66,6 +67,7 @@ pub fn App() -> impl IntoView {
                     <A href="/anomalies">"Anomalies"</A>
                     <A href="/alerts">"Alerts"</A>
                     <A href="/silences">"Silences"</A>
+                    <A href="/oncall">"On call"</A>
                     <A href="/rules">"Rules"</A>
                     <A href="/drift">"Drift"</A>
                     <A href="/explore">"Explore"</A>
@@ -85,6 +87,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/alerts") view=alerts::AlertsPage ssr=SsrMode::Async/>
                     <Route path=path!("/alerts/:id") view=alerts::AlertPage ssr=SsrMode::Async/>
                     <Route path=path!("/silences") view=silences::SilencesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/oncall") view=oncall::OncallPage ssr=SsrMode::Async/>
                     <Route path=path!("/rules") view=rules::RulesPage ssr=SsrMode::Async/>
                     <Route path=path!("/drift") view=drift::DriftPage ssr=SsrMode::Async/>
                     <Route path=path!("/explore") view=explore::ExplorePage ssr=SsrMode::Async/>

@@ -1,4 +1,5 @@
-//! The Users and tokens page (admin): add a user, change a role, disable or enable; create an
+//! The Users and tokens page (admin): add a user, change a role, disable or enable, set the
+//! e-mail address escalations mail them at; create an
 //! API token (its secret is shown once, right after), revoke one.
 //!
 //! Every change is a server function taking the session's CSRF token as its `csrf_token`
@@ -58,6 +59,24 @@ pub async fn change_user(
     Ok(())
 }
 
+/// Sets the address escalations to `name` are mailed to (on-call schedules and policies);
+/// empty removes it.
+#[server(prefix = "/app-fn", endpoint = "set_user_email")]
+pub async fn set_user_email(
+    csrf_token: Option<String>,
+    name: String,
+    email: String,
+) -> Result<(), ServerFnError> {
+    let _ = csrf_token;
+    let who = crate::login::authorize("set_user_email")?;
+    backend()?
+        .set_user_email(&who.name, &name, email.trim())
+        .await
+        .map_err(ServerFnError::new)?;
+    crate::login::mark_audited();
+    Ok(())
+}
+
 /// Returns the new token's secret: shown once, stored only as a hash.
 #[server(prefix = "/app-fn", endpoint = "create_token")]
 pub async fn create_token(
@@ -103,11 +122,18 @@ fn outcome<T>(r: Option<Result<T, ServerFnError>>) -> Option<AnyView> {
 pub fn UsersPage() -> impl IntoView {
     let add = ServerAction::<AddUser>::new();
     let change = ServerAction::<ChangeUser>::new();
+    let email = ServerAction::<SetUserEmail>::new();
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
     let me = Resource::new(|| (), |_| current_user());
     let users = Resource::new(
-        move || (add.version().get(), change.version().get()),
+        move || {
+            (
+                add.version().get(),
+                change.version().get(),
+                email.version().get(),
+            )
+        },
         |_| list_users(),
     );
     let tokens = Resource::new(
@@ -126,6 +152,7 @@ pub fn UsersPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading">"Loading users…"</p> }>
             <h2>"Users"</h2>
             {move || outcome(change.value().get())}
+            {move || outcome(email.value().get())}
             {move || {
                 users
                     .get()
@@ -133,14 +160,19 @@ pub fn UsersPage() -> impl IntoView {
                         Err(e) => view! { <div class="error-box" role="alert">{crate::error_text(&e)}</div> }.into_any(),
                         Ok(list) => view! {
                             <table class="users">
-                                <thead><tr><th>"Name"</th><th>"Role"</th><th>"State"</th><th>"Since"</th><th>"Change"</th></tr></thead>
+                                <thead><tr><th>"Name"</th><th>"Role"</th><th>"State"</th><th>"Since"</th><th>"E-mail (escalations)"</th><th>"Change"</th></tr></thead>
                                 <tbody>
                                     {list
                                         .into_iter()
                                         .map(|u| {
                                             // One copy per form: each form's children own theirs.
-                                            let (name, name_role, name_state) =
-                                                (u.name.clone(), u.name.clone(), u.name.clone());
+                                            let (name, name_role, name_state, name_email) = (
+                                                u.name.clone(),
+                                                u.name.clone(),
+                                                u.name.clone(),
+                                                u.name.clone(),
+                                            );
+                                            let address = u.email.clone().unwrap_or_default();
                                             let toggle = (!u.disabled).to_string();
                                             let current = u.role;
                                             view! {
@@ -149,6 +181,14 @@ pub fn UsersPage() -> impl IntoView {
                                                     <td>{u.role.as_str()}</td>
                                                     <td>{if u.disabled { "disabled" } else { "active" }}</td>
                                                     <td>{format_utc(u.created_at)}</td>
+                                                    <td>
+                                                        <ActionForm action=email attr:class="inline-form">
+                                                            <input type="hidden" name="csrf_token" value=csrf/>
+                                                            <input type="hidden" name="name" value=name_email/>
+                                                            <input type="email" name="email" value=address size="22" placeholder="none"/>
+                                                            <button type="submit">"Set"</button>
+                                                        </ActionForm>
+                                                    </td>
                                                     <td>
                                                         <ActionForm action=change attr:class="inline-form">
                                                             <input type="hidden" name="csrf_token" value=csrf/>

@@ -23,6 +23,14 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input instead of prompting.
         #[arg(long)]
         password_stdin: bool,
+        /// Where escalations (on-call schedules and policies) mail this user.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Set a user's e-mail address for escalations; without an address, remove it.
+    Email {
+        name: String,
+        address: Option<String>,
     },
     /// List the users.
     List,
@@ -100,31 +108,66 @@ pub async fn user(cfg: &Config, cmd: UserCommand) -> Result<()> {
         UserCommand::Add { password_stdin, .. } | UserCommand::Passwd { password_stdin, .. } => {
             Some(read_password(*password_stdin, true)?)
         }
-        UserCommand::List => None,
+        UserCommand::List | UserCommand::Email { .. } => None,
     };
     let (store, db) = open(cfg).await?;
     let result = async {
         match cmd {
             UserCommand::Add {
-                name, role, admin, ..
+                name,
+                role,
+                admin,
+                email,
+                ..
             } => {
                 let role = if admin { Role::Admin } else { role };
                 let password = password.unwrap_or_default();
+                // A bad address is refused before the user exists.
+                if let Some(e) = &email {
+                    store::auth::check_email(e)?;
+                }
                 store.create_user(&name, &password, role).await?;
+                if let Some(e) = &email {
+                    store.set_email(&name, Some(e)).await?;
+                }
                 store
-                    .audit("cli", "user.add", &name, serde_json::json!({"role": role}))
+                    .audit(
+                        "cli",
+                        "user.add",
+                        &name,
+                        serde_json::json!({"role": role, "email": email}),
+                    )
                     .await?;
                 println!("added user {name} ({role})");
             }
+            UserCommand::Email { name, address } => {
+                store.set_email(&name, address.as_deref()).await?;
+                store
+                    .audit(
+                        "cli",
+                        "user.email",
+                        &name,
+                        serde_json::json!({"email": address}),
+                    )
+                    .await?;
+                match address {
+                    Some(a) => println!("escalations to {name} are mailed to {a}"),
+                    None => println!("{name} has no e-mail address now"),
+                }
+            }
             UserCommand::List => {
-                println!("{:<24} {:<8} {:<9} CREATED", "NAME", "ROLE", "STATE");
+                println!(
+                    "{:<24} {:<8} {:<9} {:<20} EMAIL",
+                    "NAME", "ROLE", "STATE", "CREATED"
+                );
                 for u in store.list_users().await? {
                     println!(
-                        "{:<24} {:<8} {:<9} {}",
+                        "{:<24} {:<8} {:<9} {:<20} {}",
                         u.name,
                         u.role.as_str(),
                         if u.disabled { "disabled" } else { "active" },
-                        fmt_time(u.created_at)
+                        fmt_time(u.created_at),
+                        u.email.as_deref().unwrap_or("-")
                     );
                 }
             }

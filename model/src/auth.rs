@@ -154,6 +154,10 @@ pub struct UserInfo {
     pub role: Role,
     pub disabled: bool,
     pub created_at: i64,
+    /// Where escalations to this user are mailed; `None`: nowhere (escalation steps to the
+    /// user are recorded as not delivered).
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// An API token as listed (never the secret or its hash).

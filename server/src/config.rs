@@ -17,6 +17,7 @@ mod duration;
 mod ingest;
 mod limits;
 mod notifications;
+mod oncall;
 mod otlp;
 mod query;
 mod receivers;
@@ -34,6 +35,7 @@ pub use self::limits::LimitsConfig;
 pub use self::notifications::{
     ChannelConfig, EmailConfig, NotificationsConfig, SlackConfig, SmtpTls, WebhookConfig,
 };
+pub use self::oncall::OncallConfig;
 pub use self::otlp::{OtlpConfig, SignalConfig};
 pub use self::query::QueryConfig;
 pub use self::receivers::{ReceiversConfig, DEFAULT_MAX_DECOMPRESSED_BYTES};
@@ -58,6 +60,7 @@ pub struct Config {
     pub query: QueryConfig,
     pub notifications: NotificationsConfig,
     pub alerting: AlertingConfig,
+    pub oncall: OncallConfig,
     pub analysis: AnalysisConfig,
     pub scrape_configs: Vec<ScrapeConfig>,
 }
@@ -754,6 +757,13 @@ mod tests {
             r#"[{ matchers = ['severity="page"'], channels = ["hook"] }]"#,
             |c| c.alerting.routes.len() == 1,
         ),
+        ("PIPEWATCH_ONCALL__FILES", r#"["oncall/*.yml"]"#, |c| {
+            c.oncall.files == ["oncall/*.yml"]
+        }),
+        // Checked against [notifications.channels] when the files are loaded at start.
+        ("PIPEWATCH_ONCALL__MAIL_CHANNEL", "mail", |c| {
+            c.oncall.mail_channel == "mail"
+        }),
         (
             "PIPEWATCH_ALERTING__INHIBIT_RULES",
             "[{ lineage = true }]",

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod lifecycle;
 pub mod maintenance_metrics;
 pub mod notify;
+pub mod oncall;
 pub mod promql;
 pub mod receivers;
 pub mod run;

@@ -18,6 +18,7 @@
 //! of the rule itself (labels: `alertname` only), routed to `alerting.nodata_channels` /
 //! `error_channels`, which are empty by default: they show in the API and do not page.
 
+pub mod escalation;
 pub mod fanout;
 pub mod grouping;
 pub mod inhibit;
@@ -55,6 +56,8 @@ pub struct EngineSettings {
     pub limits: QueryLimits,
     /// `$externalURL` in templates (`notifications.public_url`).
     pub external_url: String,
+    /// Escalation of unacknowledged groups; `None` when no policy is defined.
+    pub escalator: Option<escalation::Escalator>,
 }
 
 /// One rule group and when it is next evaluated.
@@ -94,6 +97,7 @@ pub struct Engine {
     default_interval_ms: i64,
     eval_opts: EvalOptions,
     state: Option<Leading>,
+    escalator: Option<escalation::Escalator>,
     /// When a follower last tried to take the leadership.
     last_try_ms: i64,
     /// `[[alerting.inhibit_rules]]`, and the lineage graph for those with `lineage = true`
@@ -150,6 +154,7 @@ impl Engine {
                 engine,
             },
             state: None,
+            escalator: settings.escalator,
             last_try_ms: i64::MIN,
             inhibit_rules: a.inhibit_rules(),
             lineage: std::sync::Mutex::new(None),
@@ -362,6 +367,12 @@ impl Engine {
             now_ms,
         )
         .await?;
+        if let Some(esc) = &self.escalator {
+            let routes = |r: &str| self.route_named(r).clone();
+            let inhibited = |a: &AlertInstance| inhibited.contains_key(&a.fingerprint);
+            esc.round(&mut tx, &working, routes, inhibited, now_ms)
+                .await?;
+        }
         if !statuses.is_empty() {
             db::save_rule_status(&mut tx, &statuses).await?;
         }

@@ -219,6 +219,13 @@ impl Sender {
         })
     }
 
+    /// Adds a channel built outside `[notifications.channels]`: person-addressed mail
+    /// (`crate::oncall::PersonMail`) takes every row whose channel starts with `mailto:`.
+    pub fn with_channel(mut self, name: &str, channel: Arc<dyn Channel>) -> Sender {
+        self.channels.insert(name.to_string(), channel);
+        self
+    }
+
     /// Runs the sender in a task of its own.
     pub fn spawn(self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(self.run(stop))
@@ -282,7 +289,12 @@ impl Sender {
     }
 
     async fn deliver(&self, row: &ClaimedNotification) -> Result<(), Failure> {
-        let Some(channel) = self.channels.get(&row.channel) else {
+        let person = row.channel.starts_with(crate::oncall::MAILTO);
+        let Some(channel) = self.channels.get(&row.channel).or_else(|| {
+            person
+                .then(|| self.channels.get(crate::oncall::MAILTO))
+                .flatten()
+        }) else {
             return Err(Failure::from(format!(
                 "channel {:?} is not configured; add [notifications.channels.{}] or remove the \
                  rules that send to it",

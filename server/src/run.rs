@@ -113,6 +113,8 @@ async fn serve_with_db(
         first_admin,
         rules,
     } = extras;
+    // Bad on-call files stop the start before the database is touched.
+    let oncall = Arc::new(cfg.oncall.load(&cfg.alerting, &cfg.notifications)?);
     let store = store::Store::connect(
         url,
         store::StoreConfig {
@@ -125,6 +127,9 @@ async fn serve_with_db(
     .await
     .with_context(|| format!("connecting to the database {}", redact_url(url)))?;
     tracing::info!(mode = %store.mode(), "storage ready");
+    if !oncall.is_empty() {
+        oncall.check_users(&store.user_names().await?)?;
+    }
 
     let metrics = Arc::new(SelfMetrics::new());
     let (queue, writers) = ingest::start_bounded(
@@ -161,8 +166,11 @@ async fn serve_with_db(
     ));
     // The notification sender; every instance runs one (claims keep them from double-sending).
     if !cfg.notifications.channels.is_empty() {
-        crate::notify::Sender::new(store.clone(), &cfg.notifications)?
-            .spawn(stop_background.clone());
+        let mut sender = crate::notify::Sender::new(store.clone(), &cfg.notifications)?;
+        if let Some(person) = crate::oncall::person_mail(cfg)? {
+            sender = sender.with_channel(crate::oncall::MAILTO, person);
+        }
+        sender.spawn(stop_background.clone());
     }
 
     // Detection and drift jobs; only the instance holding the analysis leadership runs rounds.
@@ -230,6 +238,10 @@ async fn serve_with_db(
             rules,
             limits: (&cfg.query).into(),
             external_url: cfg.notifications.public_url.clone(),
+            escalator: crate::lifecycle::escalation::Escalator::new(
+                oncall.clone(),
+                !cfg.oncall.mail_channel.is_empty(),
+            ),
         },
     )?
     .spawn(stop_background.clone());
@@ -246,6 +258,7 @@ async fn serve_with_db(
         guard,
         query_limits: (&cfg.query).into(),
         auth: Arc::new(crate::auth::AuthSettings::from_config(&cfg.auth)),
+        oncall: oncall.clone(),
     };
     if let Some((name, password)) = first_admin {
         if store.user_count().await? == 0 {

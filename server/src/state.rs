@@ -31,6 +31,8 @@ pub struct AppState {
     pub query_limits: crate::promql::QueryLimits,
     /// `[auth]`: anonymous role, session lifetime, login throttling.
     pub auth: Arc<crate::auth::AuthSettings>,
+    /// Schedules and escalation policies of `[oncall] files`.
+    pub oncall: Arc<crate::oncall::OncallSet>,
 }
 
 impl AppState {
@@ -441,6 +443,72 @@ impl app::Backend for AppState {
 
     async fn rule_groups(&self) -> Result<Vec<app::rules::RuleGroupView>, String> {
         crate::lifecycle::oncall::rule_groups(&self.store).await
+    }
+
+    async fn oncall_view(&self) -> Result<app::oncall::OncallView, String> {
+        crate::oncall::view(&self.oncall, &self.store, model::clock::now_ms()).await
+    }
+
+    async fn add_override(
+        &self,
+        actor: &str,
+        schedule: &str,
+        user: &str,
+        from_ms: i64,
+        duration: &str,
+    ) -> Result<(), String> {
+        let id = crate::oncall::add_override(
+            &self.oncall,
+            &self.store,
+            actor,
+            schedule,
+            user,
+            from_ms,
+            duration,
+        )
+        .await?;
+        self.audit(
+            actor,
+            "oncall.override.add",
+            schedule,
+            serde_json::json!({"id": id, "user": user, "from_ms": from_ms, "duration": duration}),
+        )
+        .await
+    }
+
+    async fn delete_override(&self, actor: &str, id: i64) -> Result<(), String> {
+        let Some(o) = self
+            .store
+            .delete_schedule_override(id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Err(format!(
+                "there is no override {id}; it may have been removed already"
+            ));
+        };
+        self.audit(
+            actor,
+            "oncall.override.remove",
+            &o.schedule,
+            serde_json::json!({"id": id, "user": o.user, "from_ms": o.from_ms, "to_ms": o.to_ms}),
+        )
+        .await
+    }
+
+    async fn set_user_email(&self, actor: &str, name: &str, email: &str) -> Result<(), String> {
+        let email = Some(email.trim()).filter(|e| !e.is_empty());
+        self.store
+            .set_email(name, email)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.audit(
+            actor,
+            "user.email",
+            name,
+            serde_json::json!({"email": email}),
+        )
+        .await
     }
 }
 

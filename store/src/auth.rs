@@ -176,6 +176,25 @@ fn check_name(what: &str, name: &str) -> Result<(), StoreError> {
     }
 }
 
+/// A plain address (`ann@example.com`): the sender checks it fully when it mails; this keeps
+/// display names, spaces and half-written addresses out of the table.
+pub fn check_email(e: &str) -> Result<(), StoreError> {
+    let ok = e.len() <= 254
+        && !e
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '<' | '>' | ',' | '"'))
+        && e.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidQuery(format!(
+            "{e:?} is not an e-mail address; write one like ann@example.com"
+        )))
+    }
+}
+
 fn parse_role(s: &str) -> Result<Role, StoreError> {
     s.parse()
         .map_err(|e: String| StoreError::Corrupt(format!("users.role: {e}")))
@@ -231,6 +250,7 @@ impl Store {
             role,
             disabled: false,
             created_at: row.get("created_ms"),
+            email: None,
         })
     }
 
@@ -245,7 +265,7 @@ impl Store {
     /// Every user, by name.
     pub async fn list_users(&self) -> Result<Vec<UserInfo>, StoreError> {
         let sql = format!(
-            "SELECT name, role, disabled, {} AS created_ms FROM users ORDER BY name",
+            "SELECT name, role, disabled, email, {} AS created_ms FROM users ORDER BY name",
             sql_ms("created_at")
         );
         let rows = sqlx::query(&sql)
@@ -259,9 +279,28 @@ impl Store {
                     role: parse_role(r.get("role"))?,
                     disabled: r.get("disabled"),
                     created_at: r.get("created_ms"),
+                    email: r.get("email"),
                 })
             })
             .collect()
+    }
+
+    /// Sets (or with `None` removes) the address escalations to `name` are mailed to.
+    pub async fn set_email(&self, name: &str, email: Option<&str>) -> Result<(), StoreError> {
+        let email = email.map(str::trim).filter(|e| !e.is_empty());
+        if let Some(e) = email {
+            check_email(e)?;
+        }
+        let done = sqlx::query("UPDATE users SET email = $2 WHERE name = $1")
+            .bind(name)
+            .bind(email)
+            .execute(self.pool())
+            .await
+            .context("setting a user's e-mail address")?;
+        if done.rows_affected() == 0 {
+            return Err(Self::no_such_user(name));
+        }
+        Ok(())
     }
 
     fn no_such_user(name: &str) -> StoreError {

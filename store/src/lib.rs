@@ -33,6 +33,7 @@ pub use leader::{LeaderRole, Leadership};
 pub mod lifecycle;
 pub mod lineage;
 mod maintenance;
+pub mod oncall;
 pub mod outbox;
 mod partitions;
 pub mod pgcopy;

@@ -159,13 +159,16 @@ pub enum EventKind {
     /// A user asked to resolve the alert by hand; the engine's transition follows.
     #[serde(rename = "resolve_requested")]
     ResolveRequested,
+    /// An escalation level went out (`detail`: the level, whom it reached, what was not
+    /// delivered and why).
+    Escalated,
 }
 
 text_enum!(EventKind, "alert_events.kind", {
     Transition => "transition", Notified => "notified", Silenced => "silenced",
     Unsilenced => "unsilenced", Acknowledged => "acknowledged", Note => "note",
     Unacknowledged => "unacknowledged", Assigned => "assigned", Snoozed => "snoozed",
-    ResolveRequested => "resolve_requested",
+    ResolveRequested => "resolve_requested", Escalated => "escalated",
 });
 
 /// One entry of an alert's timeline.

@@ -150,6 +150,7 @@ pub async fn state(capacity: usize) -> (server::AppState, server::ingest::BatchW
         auth: Arc::new(server::auth::AuthSettings::anonymous(Some(
             model::auth::Role::Admin,
         ))),
+        oncall: Default::default(),
     };
     (st, writers, url)
 }

@@ -85,6 +85,7 @@ async fn state() -> AppState {
         auth: Arc::new(server::auth::AuthSettings::anonymous(Some(
             model::auth::Role::Admin,
         ))),
+        oncall: Default::default(),
     }
 }
 

@@ -73,6 +73,10 @@ pub struct AlertingConfig {
     pub routes: Vec<RouteConfig>,
     /// Firing alerts that keep other alerts from notifying.
     pub inhibit_rules: Vec<InhibitRuleConfig>,
+    /// The escalation policy (from `[oncall] files`) of the default route's alert groups;
+    /// none by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<String>,
 }
 
 impl Default for AlertingConfig {
@@ -89,6 +93,7 @@ impl Default for AlertingConfig {
             error_channels: Vec::new(),
             routes: Vec::new(),
             inhibit_rules: Vec::new(),
+            escalation: None,
         }
     }
 }
@@ -151,6 +156,9 @@ pub struct RouteConfig {
     /// after it (the default route takes the alert too when no later route matches).
     #[serde(default, rename = "continue")]
     pub continue_matching: bool,
+    /// The escalation policy (from `[oncall] files`) of this route's alert groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<String>,
 }
 
 mod opt_duration {
@@ -182,6 +190,8 @@ pub struct Route {
     pub repeat_interval: Duration,
     /// Matching goes on after this route (`continue = true`).
     pub continue_matching: bool,
+    /// The escalation policy of the route's groups, if any.
+    pub escalation: Option<String>,
 }
 
 /// A rule file read at start: its path and text.
@@ -327,9 +337,12 @@ impl AlertingConfig {
                 group_interval: r.group_interval.unwrap_or(self.group_interval),
                 repeat_interval: r.repeat_interval.unwrap_or(self.repeat_interval),
                 continue_matching: r.continue_matching,
+                escalation: r.escalation.clone(),
             })
             .collect();
-        out.push(self.default_route("default", self.channels.clone()));
+        let mut default = self.default_route("default", self.channels.clone());
+        default.escalation = self.escalation.clone();
+        out.push(default);
         out
     }
 
@@ -344,6 +357,7 @@ impl AlertingConfig {
             group_interval: self.group_interval,
             repeat_interval: self.repeat_interval,
             continue_matching: false,
+            escalation: None,
         }
     }
 

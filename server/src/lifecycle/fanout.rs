@@ -133,6 +133,7 @@ mod tests {
             group_interval: Duration::from_secs(60),
             repeat_interval: Duration::from_secs(3600),
             continue_matching: cont,
+            escalation: None,
         }
     }
 

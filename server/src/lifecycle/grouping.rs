@@ -179,6 +179,7 @@ mod tests {
             group_interval: Duration::from_secs(300),
             repeat_interval: Duration::from_secs(3600),
             continue_matching: false,
+            escalation: None,
         }
     }
 
