@@ -7,13 +7,18 @@
 //! - [`eval`]: a group evaluated at an instant over a [`query::Storage`], with Prometheus'
 //!   alert states (pending, firing, `keep_firing_for`, resolved) and `ALERTS` /
 //!   `ALERTS_FOR_STATE` series ([`GroupEvaluator`]).
+//! - [`kinds`]: the `dq_check` and `drift` kinds decided from the latest stored results.
+//! - [`backtest`]: a group replayed over stored history, step by step, as the engine would
+//!   have evaluated it.
 //! - [`template`]: the Go-template subset alert labels and annotations use.
 //! - [`unittest`]: Prometheus' rule unit-test files (`promtool test rules`), run with the same
 //!   verdicts ([`unittest::run`]).
 
+pub mod backtest;
 pub mod duration;
 pub mod eval;
 mod gofmt;
+pub mod kinds;
 pub mod rulefile;
 pub mod template;
 pub mod unittest;

@@ -39,9 +39,11 @@ pub mod pgcopy;
 mod raw;
 mod read;
 pub mod registry;
+pub mod rule_inputs;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timescale;
+pub mod ui_rules;
 mod writer;
 mod writer_resolved;
 
