@@ -90,9 +90,16 @@ fn drift(dataset: &str, method: &str, value: f64, at_ms: i64) -> store::anomalie
     }
 }
 
-const KIND_RULES: &str = "groups:\n- name: quality\n  rules:\n\
-  - alert: OrdersChecksFailing\n    pipewatch: {kind: dq_check, dataset: orders}\n    labels: {team: data}\n    annotations: {summary: '{{ $labels.check }} fails on {{ $labels.dataset }}'}\n\
-  - alert: AmountDrift\n    pipewatch: {kind: drift, feature: amount, statistic: psi, threshold: 0.2}\n";
+const KIND_RULES: &str = r#"groups:
+- name: quality
+  rules:
+  - alert: OrdersChecksFailing
+    pipewatch: {kind: dq_check, dataset: orders}
+    labels: {team: data}
+    annotations: {summary: '{{ $labels.check }} fails on {{ $labels.dataset }}'}
+  - alert: AmountDrift
+    pipewatch: {kind: drift, feature: amount, statistic: psi, threshold: 0.2}
+"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dq_check_and_drift_rules_fire_on_the_latest_results_and_resolve_on_a_later_good_one() {
