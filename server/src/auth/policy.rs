@@ -211,6 +211,7 @@ pub const POLICY: &[Rule] = &[
     write("POST", "/app-fn/save_rule_group", Editor),
     write("POST", "/app-fn/delete_rule_group", Editor),
     write("POST", "/app-fn/alert_action", Editor),
+    write("POST", "/app-fn/bulk_alert_action", Editor),
     write("POST", "/app-fn/create_silence", Editor),
     write("POST", "/app-fn/expire_silence", Editor),
     admin_read("POST", "/app-fn/list_users"),
