@@ -181,9 +181,7 @@ pub fn chart_window(a: &AlertRow, now: TimestampMs) -> (TimestampMs, TimestampMs
     let end = if a.is_active() {
         now
     } else {
-        a.resolved_at_ms
-            .map_or(now, |r| r + 15 * 60_000)
-            .min(now)
+        a.resolved_at_ms.map_or(now, |r| r + 15 * 60_000).min(now)
     };
     (start, end.max(start + 60_000))
 }
@@ -220,7 +218,10 @@ async fn alert_chart(
     detail: &AlertDetail,
     now: TimestampMs,
 ) -> Option<AlertChart> {
-    let expr = detail.rule_query.as_deref().filter(|q| !q.trim().is_empty())?;
+    let expr = detail
+        .rule_query
+        .as_deref()
+        .filter(|q| !q.trim().is_empty())?;
     let (q, threshold) = chart_query(expr);
     let (start, end) = chart_window(&detail.alert, now);
     let step_ms = crate::range::auto_step(end - start);
@@ -259,7 +260,11 @@ async fn alert_chart(
                         low: f64::NAN,
                         high: f64::NAN,
                         from: a.fired_at_ms.or(a.active_at_ms).unwrap_or(now),
-                        to: if a.is_active() { None } else { a.resolved_at_ms },
+                        to: if a.is_active() {
+                            None
+                        } else {
+                            a.resolved_at_ms
+                        },
                     }),
                 }),
                 None,
@@ -498,7 +503,7 @@ pub async fn bulk_alert_action(
         if ids.len() == 1 { "" } else { "s" }
     );
     for f in failed {
-        out.push_str("\n");
+        out.push('\n');
         out.push_str(&f);
     }
     Ok(out)
@@ -1289,7 +1294,10 @@ mod tests {
             chart_query("(rate(x[5m]) <= 0.5)").1.as_deref(),
             Some("<= 0.5")
         );
-        assert_eq!(chart_query("up == bool 0"), ("up == bool 0".to_string(), None));
+        assert_eq!(
+            chart_query("up == bool 0"),
+            ("up == bool 0".to_string(), None)
+        );
         assert_eq!(chart_query("a > b"), ("a > b".to_string(), None));
     }
 

@@ -90,34 +90,6 @@ impl Session {
             .await
             .unwrap()
     }
-
-    /// The rule groups `/api/v1/rules` lists: (file, name).
-    async fn groups(&self) -> Vec<(String, String)> {
-        let v = self.get("/api/v1/rules").await;
-        v["data"]["groups"]
-            .as_array()
-            .unwrap_or(&Vec::new())
-            .iter()
-            .map(|g| {
-                (
-                    g["file"].as_str().unwrap_or_default().to_string(),
-                    g["name"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect()
-    }
-
-    async fn alert_states(&self, rule: &str) -> Vec<String> {
-        let v = self
-            .get(&format!("/api/v1/lifecycle/alerts?rule={rule}"))
-            .await;
-        v["data"]
-            .as_array()
-            .unwrap_or(&Vec::new())
-            .iter()
-            .map(|a| a["state"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
 }
 
 impl Session {
@@ -234,7 +206,10 @@ async fn editors_act_on_ticked_alerts_at_once_and_the_detail_page_charts_the_rul
     // Editors get checkboxes; viewers get none and are refused.
     let (code, html) = ed.page("/alerts").await;
     assert_eq!(code, 200);
-    assert!(html.contains("name=\"ids[]\""), "no checkboxes for an editor");
+    assert!(
+        html.contains("name=\"ids[]\""),
+        "no checkboxes for an editor"
+    );
     assert!(html.contains("Apply to ticked"));
     let (_, html) = vera.page("/alerts").await;
     assert!(!html.contains("name=\"ids[]\""), "checkboxes for a viewer");
@@ -249,13 +224,21 @@ async fn editors_act_on_ticked_alerts_at_once_and_the_detail_page_charts_the_rul
     let (code, body) = ed
         .call("bulk_alert_action", &[("action", "acknowledge")], true)
         .await;
-    assert!(code >= 400 && body.contains("no alert is selected"), "{code} {body}");
+    assert!(
+        code >= 400 && body.contains("no alert is selected"),
+        "{code} {body}"
+    );
 
     // Acknowledge both in one post: each timeline has its own acknowledgement by ed.
     let (code, body) = ed
         .call(
             "bulk_alert_action",
-            &[("ids[]", &a), ("ids[]", &b), ("action", "acknowledge"), ("comment", "on it")],
+            &[
+                ("ids[]", &a),
+                ("ids[]", &b),
+                ("action", "acknowledge"),
+                ("comment", "on it"),
+            ],
             true,
         )
         .await;
@@ -264,7 +247,8 @@ async fn editors_act_on_ticked_alerts_at_once_and_the_detail_page_charts_the_rul
     for id in &ids {
         let t = ed.timeline(*id).await;
         assert!(
-            t.iter().any(|(k, by, d)| k == "acknowledged" && by == "ed" && d == "on it"),
+            t.iter()
+                .any(|(k, by, d)| k == "acknowledged" && by == "ed" && d == "on it"),
             "{t:?}"
         );
     }
@@ -320,7 +304,12 @@ async fn editors_act_on_ticked_alerts_at_once_and_the_detail_page_charts_the_rul
     let (code, body) = ed
         .call(
             "bulk_alert_action",
-            &[("ids[]", &a), ("ids[]", &b), ("action", "resolve"), ("comment", "fixed")],
+            &[
+                ("ids[]", &a),
+                ("ids[]", &b),
+                ("action", "resolve"),
+                ("comment", "fixed"),
+            ],
             true,
         )
         .await;
@@ -332,7 +321,9 @@ async fn editors_act_on_ticked_alerts_at_once_and_the_detail_page_charts_the_rul
             ed.timeline(id)
                 .await
                 .iter()
-                .any(|(k, by, d)| k == "transition" && by == "ed" && d.contains("resolved by hand"))
+                .any(|(k, by, d)| k == "transition"
+                    && by == "ed"
+                    && d.contains("resolved by hand"))
         );
     }
     server.stop().await.unwrap();

@@ -198,9 +198,7 @@ async fn editors_save_preview_edit_and_delete_rule_groups_that_the_engine_evalua
 
     // Viewers may not save; editors need the CSRF token.
     let text = group("10");
-    let (code, body) = vera
-        .call("save_rule_group", &[("text", &text)], true)
-        .await;
+    let (code, body) = vera.call("save_rule_group", &[("text", &text)], true).await;
     assert_eq!(code, 403, "{body}");
     let (code, body) = ed.call("save_rule_group", &[("text", &text)], false).await;
     assert_eq!(code, 403, "{body}");
@@ -293,7 +291,10 @@ async fn editors_save_preview_edit_and_delete_rule_groups_that_the_engine_evalua
     let (code, body) = ed
         .call("delete_rule_group", &[("name", "mine")], true)
         .await;
-    assert!(code >= 400 && body.contains("there is no group"), "{code} {body}");
+    assert!(
+        code >= 400 && body.contains("there is no group"),
+        "{code} {body}"
+    );
 
     // A silence made and expired from the page: each with its own audit row.
     let (code, body) = ed
@@ -309,9 +310,7 @@ async fn editors_save_preview_edit_and_delete_rule_groups_that_the_engine_evalua
         .await;
     assert_eq!(code, 200, "{body}");
     let silence: String = serde_json::from_str(&body).unwrap();
-    let (code, body) = ed
-        .call("expire_silence", &[("id", &silence)], true)
-        .await;
+    let (code, body) = ed.call("expire_silence", &[("id", &silence)], true).await;
     assert_eq!(code, 200, "{body}");
 
     let audit = st.audit_log(100, None).await.unwrap();
