@@ -126,7 +126,9 @@ pub async fn backtest(cfg: &server::config::Config, cmd: &RulesCommand) -> anyho
         server::lifecycle::backtest::run_text(&store, &(&cfg.query).into(), &text, &b).await
     }
     .await;
-    db.close().await;
+    // Left running, as `pipewatch user` leaves it: a server may be using this embedded
+    // cluster right now, and stopping it would take the database from under it.
+    std::mem::forget(db);
     let replays = match result {
         Ok(r) => r,
         Err(e) => {
