@@ -305,3 +305,23 @@ fn test_file(f: &Path) -> Result<Vec<unittest::GroupOutcome>, String> {
     let sources = rule_sources(f, &parsed.rule_files)?;
     Ok(unittest::run(&parsed, &sources))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn backtest_times_are_rfc3339_unix_seconds_or_relative_to_now() {
+        let now = 1_796_644_800_000;
+        assert_eq!(parse_time("now", now), Ok(now));
+        assert_eq!(parse_time("now-2h", now), Ok(now - 7_200_000));
+        assert_eq!(parse_time("1796644800", now), Ok(1_796_644_800_000));
+        assert_eq!(
+            parse_time("2026-12-07T10:00:00Z", now),
+            Ok(1_796_637_600_000)
+        );
+        let e = parse_time("yesterday", now).unwrap_err();
+        assert!(e.contains("write RFC 3339"), "{e}");
+        assert!(parse_time("now-soon", now).unwrap_err().contains("now-24h"));
+    }
+}
