@@ -81,6 +81,17 @@ impl Session {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
+    async fn page(&self, path: &str) -> (u16, String) {
+        let r = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
     async fn get(&self, path: &str) -> Value {
         reqwest::Client::new()
             .get(format!("{}{path}", self.base))
@@ -248,6 +259,24 @@ async fn editors_save_preview_edit_and_delete_rule_groups_that_the_engine_evalua
         .groups()
         .await
         .contains(&("(made on the Rules page)".to_string(), "mine".to_string())));
+
+    // The page: editors get the editor and Edit/Delete on the page-made group; file groups
+    // say they are read-only; viewers get neither.
+    let (code, html) = ed.page("/rules").await;
+    assert_eq!(code, 200);
+    assert!(html.contains("rule-editor"), "no editor for an editor");
+    assert!(html.contains("edit-rule-group"), "no Edit button");
+    assert!(
+        html.contains("made on this page"),
+        "page-made group not marked"
+    );
+    assert!(
+        html.contains("read-only here: edit the file"),
+        "file group not marked"
+    );
+    let (_, html) = vera.page("/rules").await;
+    assert!(!html.contains("rule-editor") && !html.contains("edit-rule-group"));
+    assert!(html.contains("QueueDeep"));
 
     // An edit that no longer holds resolves it.
     let (code, body) = ed
