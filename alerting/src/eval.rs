@@ -75,7 +75,8 @@ pub struct Evaluation {
     /// `ALERTS_FOR_STATE`, and staleness markers for series no longer produced.
     pub samples: Vec<(Labels, f64)>,
     pub errors: Vec<RuleError>,
-    /// Rules whose pipewatch kind this crate does not evaluate yet, with why.
+    /// Rules whose pipewatch kind the caller evaluates from stored results (anomaly,
+    /// dq_check, drift: [`crate::kinds`]), with why.
     pub skipped: Vec<(String, String)>,
 }
 
@@ -210,7 +211,10 @@ impl GroupEvaluator {
                 if !kind.is_evaluated() {
                     out.skipped.push((
                         rule.name.clone(),
-                        format!("kind {}: not evaluated yet", kind.name()),
+                        format!(
+                            "kind {}: read from stored results by the caller, not by the group evaluator",
+                            kind.name()
+                        ),
                     ));
                     continue;
                 }
@@ -611,7 +615,8 @@ mod tests {
             out.skipped,
             [(
                 "Drifting".to_string(),
-                "kind drift: not evaluated yet".to_string()
+                "kind drift: read from stored results by the caller, not by the group evaluator"
+                    .to_string()
             )]
         );
         assert!(out.samples.is_empty() && out.errors.is_empty());

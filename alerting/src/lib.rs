@@ -9,13 +9,18 @@
 //!   `ALERTS_FOR_STATE` series ([`GroupEvaluator`]).
 //! - [`oncall`]: on-call schedules (who is on call when) and escalation policies, from YAML
 //!   files.
+//! - [`kinds`]: the `dq_check` and `drift` kinds decided from the latest stored results.
+//! - [`backtest`]: a group replayed over stored history, step by step, as the engine would
+//!   have evaluated it.
 //! - [`template`]: the Go-template subset alert labels and annotations use.
 //! - [`unittest`]: Prometheus' rule unit-test files (`promtool test rules`), run with the same
 //!   verdicts ([`unittest::run`]).
 
+pub mod backtest;
 pub mod duration;
 pub mod eval;
 mod gofmt;
+pub mod kinds;
 pub mod oncall;
 pub mod rulefile;
 pub mod template;

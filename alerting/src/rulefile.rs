@@ -95,20 +95,24 @@ pub enum PipewatchKind {
         below: bool,
     },
     /// Fires on anomalies found by the analysis jobs over series matching `selector` (all
-    /// when empty), at or above a severity or a score. Not evaluated yet.
+    /// when empty), at or above a severity or a score. Evaluated by the server from the
+    /// `anomalies` table.
     Anomaly {
         selector: String,
         min_severity: Option<String>,
         min_score: Option<f64>,
     },
-    /// Fires while a data-quality check of `dataset` (one `check`, or any) fails, or also
-    /// warns when `on` is `warn`. Not evaluated yet.
+    /// Fires while the latest run of a data-quality check of `dataset` (one `check`, by name
+    /// or id, or any) fails (or errors), or also warns when `on` is `warn`: one alert per
+    /// check ([`crate::kinds::dq_hits`]).
     DqCheck {
         dataset: String,
         check: Option<String>,
         on: DqStatus,
     },
-    /// Fires while the drift `statistic` of `feature` is above `threshold`. Not evaluated yet.
+    /// Fires while the latest drift result of `feature` (a column) for `statistic` (stored as
+    /// its Evidently name) is past `threshold`: above it for distances, below it for p-value
+    /// tests ([`crate::kinds::drift_hits`]).
     Drift {
         feature: String,
         statistic: String,
@@ -135,7 +139,9 @@ impl PipewatchKind {
         }
     }
 
-    /// True for the kinds this crate evaluates (their PromQL is generated).
+    /// True for the kinds a [`crate::GroupEvaluator`] evaluates (their PromQL is generated);
+    /// the others read tables the caller owns (anomalies, data-quality runs, drift results):
+    /// see [`crate::kinds`].
     pub fn is_evaluated(&self) -> bool {
         matches!(
             self,
@@ -146,7 +152,41 @@ impl PipewatchKind {
     }
 }
 
-const DRIFT_STATISTICS: [&str; 5] = ["psi", "ks", "wasserstein", "jensen_shannon", "chi_square"];
+/// The drift statistics a `drift` rule names: the names the analysis jobs store in
+/// `drift_results.method` (Evidently's registry names), plus the two spellings the README
+/// showed first, read as their Evidently names ([`drift_statistic`]).
+pub const DRIFT_STATISTICS: [&str; 12] = [
+    "psi",
+    "ks",
+    "wasserstein",
+    "jensenshannon",
+    "chisquare",
+    "z",
+    "kl_div",
+    "anderson",
+    "cramer_von_mises",
+    "mannw",
+    "jensen_shannon",
+    "chi_square",
+];
+
+/// The name stored in `drift_results.method` for a statistic a rule names.
+pub fn drift_statistic(name: &str) -> &str {
+    match name {
+        "jensen_shannon" => "jensenshannon",
+        "chi_square" => "chisquare",
+        other => other,
+    }
+}
+
+/// Whether a drift statistic is a p-value (drift when it is small) rather than a distance
+/// (drift when it is large), as the analysis crate's `StatTest::is_p_value`.
+pub fn drift_is_p_value(statistic: &str) -> bool {
+    !matches!(
+        drift_statistic(statistic),
+        "wasserstein" | "psi" | "jensenshannon" | "kl_div"
+    )
+}
 const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
 
 /// How bad a finding is: errors make the file invalid; warnings (duplicate rules, as promtool's
@@ -630,20 +670,20 @@ fn read_pipewatch(n: &Node) -> Result<PipewatchKind, YamlError> {
         }
         _ => {
             let (_, feature) = required("feature", "the feature or column that drifts")?;
-            let (pos, statistic) = required("statistic", &DRIFT_STATISTICS.join(", "))?;
+            let (pos, statistic) = required("statistic", &DRIFT_STATISTICS[..10].join(", "))?;
             if !DRIFT_STATISTICS.contains(&statistic.as_str()) {
                 return Err(err(
                     pos,
                     format!(
                         "pipewatch.statistic: {statistic:?} is not one of {}",
-                        DRIFT_STATISTICS.join(", ")
+                        DRIFT_STATISTICS[..10].join(", ")
                     ),
                 ));
             }
             let (pos, t) = required("threshold", "the statistic's value that fires, e.g. 0.2")?;
             PipewatchKind::Drift {
                 feature,
-                statistic,
+                statistic: drift_statistic(&statistic).to_string(),
                 threshold: float_of("threshold", pos, &t)?,
             }
         }

@@ -9,6 +9,9 @@
 //!
 //! Every action is a plain form posting to a server function with the session's CSRF token,
 //! so it works before (and without) the browser bundle; viewers see the same pages read-only.
+//! On the list, editors tick alerts and acknowledge, resolve or silence them (their groups) in
+//! one post; each alert's timeline gets its own event. The detail page charts the rule's
+//! expression from an hour before the alert became active, with the firing span in red.
 
 use crate::anomalies::select;
 use crate::timefmt::{format_ago, format_utc};
@@ -157,6 +160,129 @@ pub struct AlertsView {
 pub struct AlertPage {
     pub now: TimestampMs,
     pub detail: Option<AlertDetail>,
+    /// The rule's expression charted around the firing time (rule alerts with a query).
+    #[serde(default)]
+    pub chart: Option<AlertChart>,
+}
+
+/// An alert's chart: what is drawn, over which window, and the firing span marked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertChart {
+    /// The expression charted: the rule's, or the side of its comparison with a number
+    /// (`lag > 10` charts `lag`, so the line shows below the threshold too).
+    pub query: String,
+    /// The comparison left out, e.g. `> 10`.
+    pub threshold: Option<String>,
+    pub chart: Option<crate::chart::ChartData>,
+    pub error: Option<String>,
+}
+
+/// The window charted around an alert: from an hour before it became active to now while it
+/// is active, or to a quarter of an hour after it resolved (not past now).
+pub fn chart_window(a: &AlertRow, now: TimestampMs) -> (TimestampMs, TimestampMs) {
+    let start = a.active_at_ms.or(a.fired_at_ms).unwrap_or(now) - 3_600_000;
+    let end = if a.is_active() {
+        now
+    } else {
+        a.resolved_at_ms.map_or(now, |r| r + 15 * 60_000).min(now)
+    };
+    (start, end.max(start + 60_000))
+}
+
+/// What to chart for a rule's expression: a comparison with a number (`expr > 10`, not
+/// `bool`) charts its other side and names the comparison; anything else charts as it is.
+#[cfg(feature = "ssr")]
+pub fn chart_query(expr: &str) -> (String, Option<String>) {
+    let Ok(parsed) = query::parse(expr) else {
+        return (expr.to_string(), None);
+    };
+    let mut e = &parsed;
+    while let query::Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    if let query::Expr::Binary(b) = e {
+        if b.op.is_comparison_operator() && !b.return_bool() {
+            if let query::Expr::NumberLiteral(n) = b.rhs.as_ref() {
+                return (
+                    b.lhs.to_string(),
+                    Some(format!("{} {}", b.op, query::format_value(n.val))),
+                );
+            }
+        }
+    }
+    (expr.to_string(), None)
+}
+
+/// Charts `detail`'s rule expression; series whose labels all agree with the alert's are
+/// kept (the alert's own series), all of them when none does.
+#[cfg(feature = "ssr")]
+async fn alert_chart(
+    backend: &std::sync::Arc<dyn crate::Backend>,
+    detail: &AlertDetail,
+    now: TimestampMs,
+) -> Option<AlertChart> {
+    let expr = detail
+        .rule_query
+        .as_deref()
+        .filter(|q| !q.trim().is_empty())?;
+    let (q, threshold) = chart_query(expr);
+    let (start, end) = chart_window(&detail.alert, now);
+    let step_ms = crate::range::auto_step(end - start);
+    let range = model::RangeQuery {
+        start,
+        end,
+        step_ms,
+        aggregation: model::Aggregation::Avg,
+    };
+    let a = &detail.alert;
+    let (chart, error) = match backend.signal_range(&q, range).await {
+        Ok(series) => {
+            let own: Vec<model::RangeSeries> = series
+                .iter()
+                .filter(|s| {
+                    s.labels
+                        .iter()
+                        .all(|(k, v)| a.labels.get(k).is_some_and(|x| x == v))
+                })
+                .cloned()
+                .collect();
+            let mut series = if own.is_empty() { series } else { own };
+            let omitted_series = series.len().saturating_sub(crate::api::MAX_SERIES);
+            series.truncate(crate::api::MAX_SERIES);
+            (
+                Some(crate::chart::ChartData {
+                    selector: q.clone(),
+                    start,
+                    end,
+                    step_ms,
+                    series,
+                    omitted_series,
+                    events: Vec::new(),
+                    // No expected band (NaN), only the firing span in red.
+                    band: Some(crate::chart::ExpectedBand {
+                        low: f64::NAN,
+                        high: f64::NAN,
+                        from: a.fired_at_ms.or(a.active_at_ms).unwrap_or(now),
+                        to: if a.is_active() {
+                            None
+                        } else {
+                            a.resolved_at_ms
+                        },
+                    }),
+                    anomalies: Vec::new(),
+                    last_sample: None,
+                }),
+                None,
+            )
+        }
+        Err(e) => (None, Some(e)),
+    };
+    Some(AlertChart {
+        query: q,
+        threshold,
+        chart,
+        error,
+    })
 }
 
 /// An on-call action from a page.
@@ -231,14 +357,14 @@ pub async fn list_alerts(params: ListParams) -> Result<AlertsView, ServerFnError
 
 #[server(prefix = "/app-fn", endpoint = "alert_detail")]
 pub async fn load_alert(id: i64) -> Result<AlertPage, ServerFnError> {
-    let detail = backend()?
-        .lifecycle_alert(id)
-        .await
-        .map_err(ServerFnError::new)?;
-    Ok(AlertPage {
-        now: crate::api::now_ms(),
-        detail,
-    })
+    let b = backend()?;
+    let detail = b.lifecycle_alert(id).await.map_err(ServerFnError::new)?;
+    let now = crate::api::now_ms();
+    let chart = match &detail {
+        Some(d) => alert_chart(&b, d, now).await,
+        None => None,
+    };
+    Ok(AlertPage { now, detail, chart })
 }
 
 /// An on-call action as the signed-in user. `csrf_token` is checked by the server's auth layer
@@ -271,6 +397,121 @@ pub async fn act_on_alert(
         .alert_action(&who.name, id, action, comment.unwrap_or_default().trim())
         .await
         .map_err(ServerFnError::new)
+}
+
+/// The actions `/alerts` applies to several selected alerts at once.
+pub const BULK_ACTIONS: [(&str, &str); 3] = [
+    ("acknowledge", "Acknowledge"),
+    ("resolve", "Resolve by hand"),
+    ("silence", "Silence their groups"),
+];
+
+/// One action on every selected alert (`ids[]` from the list's checkboxes), each alert's
+/// timeline getting its own event: acknowledge and resolve as on the detail page; silence
+/// makes one silence per notification group among them (its group matchers, `duration`,
+/// `comment`) and notes it on each alert. Alerts it could not act on are named in the answer;
+/// it fails only when it acted on none. `csrf_token` is checked by the server's auth layer.
+#[server(prefix = "/app-fn", endpoint = "bulk_alert_action")]
+pub async fn bulk_alert_action(
+    csrf_token: Option<String>,
+    ids: Option<Vec<i64>>,
+    action: String,
+    duration: Option<String>,
+    comment: Option<String>,
+) -> Result<String, ServerFnError> {
+    let _ = csrf_token;
+    let who = crate::login::authorize("bulk_alert_action")?;
+    let ids = ids.unwrap_or_default();
+    if ids.is_empty() {
+        return Err(ServerFnError::new(
+            "no alert is selected: tick the alerts to act on first",
+        ));
+    }
+    let comment = comment.unwrap_or_default().trim().to_string();
+    let b = backend()?;
+    let mut done = 0;
+    let mut failed = Vec::new();
+    match action.as_str() {
+        "acknowledge" | "resolve" => {
+            let act = if action == "acknowledge" {
+                AlertAction::Acknowledge
+            } else {
+                AlertAction::Resolve
+            };
+            for id in &ids {
+                match b.alert_action(&who.name, *id, act.clone(), &comment).await {
+                    Ok(()) => done += 1,
+                    Err(e) => failed.push(format!("alert {id}: {e}")),
+                }
+            }
+        }
+        "silence" => {
+            let duration = duration.unwrap_or_default();
+            if comment.is_empty() {
+                return Err(ServerFnError::new(
+                    "say why in the comment: a silence needs a reason",
+                ));
+            }
+            // One silence per notification group, made once.
+            let mut made: BTreeMap<String, String> = BTreeMap::new();
+            for id in &ids {
+                let alert = match b.lifecycle_alert(*id).await {
+                    Ok(Some(d)) => d.alert,
+                    Ok(None) => {
+                        failed.push(format!("alert {id}: there is no such alert"));
+                        continue;
+                    }
+                    Err(e) => {
+                        failed.push(format!("alert {id}: {e}"));
+                        continue;
+                    }
+                };
+                let matchers = matcher_text(&alert.group_labels);
+                let silence = match made.get(&matchers) {
+                    Some(s) => s.clone(),
+                    None => match b
+                        .create_silence(&who.name, &matchers, &duration, &comment)
+                        .await
+                    {
+                        Ok(s) => {
+                            made.insert(matchers.clone(), s.clone());
+                            s
+                        }
+                        Err(e) => {
+                            failed.push(format!("alert {id}: {e}"));
+                            continue;
+                        }
+                    },
+                };
+                let note = format!("silenced with its group ({matchers}) by silence {silence} for {duration}: {comment}");
+                match b
+                    .alert_action(&who.name, *id, AlertAction::Note, &note)
+                    .await
+                {
+                    Ok(()) => done += 1,
+                    Err(e) => failed.push(format!("alert {id}: {e}")),
+                }
+            }
+        }
+        other => {
+            return Err(ServerFnError::new(format!(
+                "bulk action {other:?} is not known: use acknowledge, resolve or silence"
+            )))
+        }
+    }
+    if done == 0 {
+        return Err(ServerFnError::new(failed.join("\n")));
+    }
+    let mut out = format!(
+        "{action}: done for {done} of {} alert{}",
+        ids.len(),
+        if ids.len() == 1 { "" } else { "s" }
+    );
+    for f in failed {
+        out.push('\n');
+        out.push_str(&f);
+    }
+    Ok(out)
 }
 
 pub fn detail_href(id: i64) -> String {
@@ -364,15 +605,33 @@ pub fn AlertsPage() -> impl IntoView {
     let query = use_query_map();
     let params = Memo::new(move |_| query.with(ListParams::from_query));
     let tick = RwSignal::new(0u64);
-    let data = Resource::new(move || (params.get(), tick.get()), |(p, _)| list_alerts(p));
+    let viewer = Viewer(Resource::new(|| (), |_| crate::login::current_user()));
+    provide_context(viewer);
+    let bulk = ServerAction::<BulkAlertAction>::new();
+    let data = Resource::new(
+        move || (params.get(), tick.get(), bulk.version().get()),
+        |(p, _, _)| list_alerts(p),
+    );
     crate::every_seconds(15, move || tick.update(|t| *t += 1));
     view! {
         <Title text="Alerts · pipewatch"/>
         <h1>"Alerts"</h1>
         <p class="muted">"Firing, pending and recently resolved alerts, grouped as they are paged. See also "
             <a href="/silences">"Silences"</a> " and " <a href="/rules">"Rules"</a> "."</p>
+        {move || bulk.value().get().map(|r| match r {
+            Err(e) => view! {
+                <div class="error-box bulk-result" role="alert"><strong>"Not done: "</strong>
+                    <ul>{crate::error_text(&e).lines().map(|l| view! { <li>{l.to_string()}</li> }).collect_view()}</ul></div>
+            }.into_any(),
+            Ok(text) => view! {
+                <div class="ok-box bulk-result" role="status">
+                    <ul>{text.lines().map(|l| view! { <li>{l.to_string()}</li> }).collect_view()}</ul></div>
+            }.into_any(),
+        })}
         <Transition fallback=|| view! { <p class="loading">"Loading alerts…"</p> }>
             {move || {
+                let may_act = viewer.may_act();
+                let token = viewer.token();
                 data.get().map(|r| {
                     let p = params.get_untracked();
                     match r {
@@ -383,7 +642,7 @@ pub fn AlertsPage() -> impl IntoView {
                             </div>
                         }
                         .into_any(),
-                        Ok(v) => alert_list(v, &p).into_any(),
+                        Ok(v) => alert_list(v, &p, may_act.then_some((bulk, token.clone()))).into_any(),
                     }
                 })
             }}
@@ -391,7 +650,32 @@ pub fn AlertsPage() -> impl IntoView {
     }
 }
 
-fn alert_list(v: AlertsView, p: &ListParams) -> impl IntoView {
+/// The form acting on the ticked alerts (editors only).
+fn bulk_toolbar(token: String) -> impl IntoView {
+    view! {
+        <input type="hidden" name="csrf_token" value=token/>
+        <div class="form-row bulk-actions">
+            <label>"With the ticked alerts: "
+                <select name="action">
+                    {BULK_ACTIONS.iter().map(|(v, t)| view! { <option value=*v>{*t}</option> }).collect_view()}
+                </select>
+            </label>
+            <label>"Silence for "
+                <select name="duration">
+                    {SILENCE_DURATIONS.iter().map(|d| view! { <option value=*d>{*d}</option> }).collect_view()}
+                </select>
+            </label>
+            <input type="text" name="comment" size="30" placeholder="comment (needed to silence)"/>
+            <button type="submit" class="primary">"Apply to ticked"</button>
+        </div>
+    }
+}
+
+fn alert_list(
+    v: AlertsView,
+    p: &ListParams,
+    bulk: Option<(ServerAction<BulkAlertAction>, String)>,
+) -> impl IntoView {
     let mut severities: Vec<String> = v
         .alerts
         .iter()
@@ -460,23 +744,37 @@ fn alert_list(v: AlertsView, p: &ListParams) -> impl IntoView {
             .cmp(&state_rank(&b[0].state))
             .then(b[0].updated_at_ms.cmp(&a[0].updated_at_ms))
     });
+    let selectable = bulk.is_some();
     let groups_view = groups
         .into_iter()
-        .map(|g| alert_group(g, now))
+        .map(|g| alert_group(g, now, selectable))
         .collect_view();
     // One table, a body per group, so the columns line up across groups.
+    let table = view! {
+        <table class="alerts">
+            <thead><tr>{selectable.then(|| view! { <th class="select">"✓"</th> })}<th>"State"</th><th>"Alert"</th><th>"Value"</th><th>"Since"</th><th>"Acknowledged / assigned"</th></tr></thead>
+            {groups_view.into_any()}
+        </table>
+    };
+    let body = match bulk {
+        Some((action, token)) => view! {
+            <ActionForm action=action attr:class="bulk-alerts">
+                {bulk_toolbar(token)}
+                {table}
+            </ActionForm>
+        }
+        .into_any(),
+        None => table.into_any(),
+    };
     view! {
         {form.into_any()}
         <p class="muted alert-summary">{summary}</p>
-        <table class="alerts">
-            <thead><tr><th>"State"</th><th>"Alert"</th><th>"Value"</th><th>"Since"</th><th>"Acknowledged / assigned"</th></tr></thead>
-            {groups_view.into_any()}
-        </table>
+        {body}
     }
     .into_any()
 }
 
-fn alert_group(g: Vec<AlertRow>, now: TimestampMs) -> AnyView {
+fn alert_group(g: Vec<AlertRow>, now: TimestampMs, selectable: bool) -> AnyView {
     let labels = g[0].group_labels.clone();
     let title = if labels.is_empty() {
         "(one group for every alert)".to_string()
@@ -516,6 +814,10 @@ fn alert_group(g: Vec<AlertRow>, now: TimestampMs) -> AnyView {
             let since = a.since_ms();
             view! {
                 <tr class=format!("alert-row state-{}", a.state) data-id=a.id.to_string() data-rule=a.rule.clone()>
+                    {selectable.then(|| view! {
+                        <td class="select"><input type="checkbox" name="ids[]" value=a.id.to_string()
+                            aria-label=format!("select alert {} {}", a.id, a.rule)/></td>
+                    })}
                     <td>{state_badge(&a.state)} " " {marks(&a, now)}</td>
                     <td class="alert-what">
                         <a href=href class="alert-name">{a.rule.clone()}</a>
@@ -534,7 +836,7 @@ fn alert_group(g: Vec<AlertRow>, now: TimestampMs) -> AnyView {
     view! {
         <tbody class="alert-group">
             <tr class="alert-group-title">
-                <th colspan="5" style="text-align:left"><code>{title}</code> " " <span class="muted small">{format!("{route}{counts}")}</span></th>
+                <th colspan=if selectable { "6" } else { "5" } style="text-align:left"><code>{title}</code> " " <span class="muted small">{format!("{route}{counts}")}</span></th>
             </tr>
             {rows}
         </tbody>
@@ -627,7 +929,7 @@ pub fn AlertPage() -> impl IntoView {
                         }
                         .into_any()
                     }
-                    Ok(AlertPage { now, detail: Some(d) }) => alert_detail_view(d, now, act, silence).into_any(),
+                    Ok(AlertPage { now, detail: Some(d), chart }) => alert_detail_view(d, chart, now, act, silence).into_any(),
                 })
             }}
         </Transition>
@@ -656,6 +958,7 @@ fn event_text(e: &AlertEventRow) -> String {
 
 fn alert_detail_view(
     d: AlertDetail,
+    chart: Option<AlertChart>,
     now: TimestampMs,
     act: ServerAction<ActOnAlert>,
     silence: ServerAction<crate::silences::CreateSilence>,
@@ -775,10 +1078,12 @@ fn alert_detail_view(
                 </dl>
     }
     .into_any();
+    let chart = chart.map(|c| chart_view(c, &a));
     view! {
         {head}
         <div class="alert-layout">
             <div class="alert-main">
+                {chart}
                 {facts}
                 <h2>"Labels"</h2>
                 <ul class="label-list">{labels}</ul>
@@ -799,6 +1104,55 @@ fn alert_detail_view(
         </div>
     }
     .into_any()
+}
+
+fn chart_view(c: AlertChart, a: &AlertRow) -> AnyView {
+    let Some(data) = c.chart else {
+        return view! {
+            <div class="error-box" role="alert"><strong>"Could not chart the rule's expression: "</strong>
+                {c.error.unwrap_or_default()}</div>
+        }
+        .into_any();
+    };
+    let legend = data
+        .series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let label = Some(crate::chart::series_label(s))
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| data.selector.clone());
+            view! {
+                <li class="legend-static">
+                    <span class="swatch" style=format!("background:{}", crate::chart::series_css_color(i))></span>
+                    <code>{label}</code>
+                </li>
+            }
+        })
+        .collect_view();
+    let note = format!(
+        "{}{} · {} to {} · red: firing{}",
+        c.query,
+        c.threshold
+            .as_ref()
+            .map(|t| format!(" (the rule fires while it is {t})"))
+            .unwrap_or_default(),
+        format_utc(data.start),
+        format_utc(data.end),
+        if a.is_active() { " (still firing)" } else { "" }
+    );
+    let empty = data.series.is_empty();
+    match crate::chart::render_svg(&data, &[]) {
+        Err(e) => view! { <div class="error-box">{e}</div> }.into_any(),
+        Ok((svg, _)) => view! {
+            <p class="chart-summary alert-chart-note" data-start=data.start.to_string() data-end=data.end.to_string()>{note}</p>
+            {empty.then(|| view! { <p class="muted">"No data in this window."</p> })}
+            <div class="chart alert-chart"><div class="chart-svg" inner_html=svg></div></div>
+            {(data.omitted_series > 0).then(|| view! { <p class="warning">{format!("{} more series were left out.", data.omitted_series)}</p> })}
+            <ul class="legend">{legend}</ul>
+        }
+        .into_any(),
+    }
 }
 
 /// The fields every action form carries.
@@ -937,6 +1291,62 @@ mod tests {
             e.contains("firing, pending, nodata, error, resolved"),
             "{e}"
         );
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn a_comparison_with_a_number_charts_its_other_side() {
+        assert_eq!(
+            chart_query("pw_lag_seconds{job=\"etl\"} > 10"),
+            (
+                "pw_lag_seconds{job=\"etl\"}".to_string(),
+                Some("> 10".to_string())
+            )
+        );
+        assert_eq!(
+            chart_query("(rate(x[5m]) <= 0.5)").1.as_deref(),
+            Some("<= 0.5")
+        );
+        assert_eq!(
+            chart_query("up == bool 0"),
+            ("up == bool 0".to_string(), None)
+        );
+        assert_eq!(chart_query("a > b"), ("a > b".to_string(), None));
+    }
+
+    #[test]
+    fn the_chart_starts_an_hour_before_and_ends_now_or_after_the_resolve() {
+        let m = 60_000;
+        let mut a = AlertRow {
+            id: 1,
+            rule: "Lag".into(),
+            rule_group: "g".into(),
+            source: "rule".into(),
+            state: "firing".into(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            value: None,
+            active_at_ms: Some(100 * m),
+            fired_at_ms: Some(102 * m),
+            resolved_at_ms: None,
+            updated_at_ms: 102 * m,
+            episode: 1,
+            group_key: String::new(),
+            group_labels: Vec::new(),
+            silenced_by: None,
+            inhibited_by: None,
+            acknowledged_by: None,
+            acknowledged_at_ms: None,
+            assignee: None,
+            snoozed_until_ms: None,
+            resolve_requested_by: None,
+            detail: String::new(),
+        };
+        assert_eq!(chart_window(&a, 130 * m), (40 * m, 130 * m));
+        a.state = "resolved".into();
+        a.resolved_at_ms = Some(110 * m);
+        assert_eq!(chart_window(&a, 200 * m), (40 * m, 125 * m));
+        assert_eq!(chart_window(&a, 115 * m), (40 * m, 115 * m));
     }
 
     #[test]

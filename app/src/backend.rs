@@ -240,6 +240,30 @@ pub trait Backend: Send + Sync + 'static {
         let _ = (actor, name, email);
         Err(NO_USERS.into())
     }
+    /// The rule groups made on the Rules page.
+    async fn ui_rule_groups(&self) -> Result<Vec<crate::rules::UiRuleGroupRow>, String> {
+        Ok(Vec::new())
+    }
+    /// Lints and stores a page-made group (new when `original` is `None`); returns its name.
+    /// Lint errors come one per line, each with its line:column.
+    async fn save_rule_group(
+        &self,
+        actor: &str,
+        original: Option<&str>,
+        text: &str,
+    ) -> Result<String, String> {
+        let _ = (actor, original, text);
+        Err(NO_ALERTING.into())
+    }
+    async fn delete_rule_group(&self, actor: &str, name: &str) -> Result<(), String> {
+        let _ = (actor, name);
+        Err(NO_ALERTING.into())
+    }
+    /// What a group would have fired on over the last 24 hours.
+    async fn preview_rule_group(&self, text: &str) -> Result<crate::rules::RulePreview, String> {
+        let _ = text;
+        Err(NO_ALERTING.into())
+    }
 }
 
 const NO_USERS: &str = "this backend keeps no users";

@@ -68,10 +68,13 @@ pub async fn create_silence(
 ) -> Result<String, ServerFnError> {
     let _ = csrf_token;
     let who = crate::login::authorize("create_silence")?;
-    backend()?
+    let id = backend()?
         .create_silence(&who.name, &matchers, &duration, comment.trim())
         .await
-        .map_err(ServerFnError::new)
+        .map_err(ServerFnError::new)?;
+    // The backend wrote a `silence.create` audit row naming the silence.
+    crate::login::mark_audited();
+    Ok(id)
 }
 
 #[server(prefix = "/app-fn", endpoint = "expire_silence")]
@@ -81,7 +84,10 @@ pub async fn expire_silence(csrf_token: Option<String>, id: String) -> Result<()
     backend()?
         .expire_silence(&who.name, &id)
         .await
-        .map_err(ServerFnError::new)
+        .map_err(ServerFnError::new)?;
+    // The backend wrote a `silence.expire` audit row naming the silence.
+    crate::login::mark_audited();
+    Ok(())
 }
 
 fn may_act(p: &Option<Principal>) -> bool {

@@ -98,7 +98,8 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
         every: Duration,
     },
-    /// Alerting and recording rules: lint rule files, run rule unit tests (promtool format).
+    /// Alerting and recording rules: lint rule files, run rule unit tests (promtool format),
+    /// backtest rules over stored history.
     Rules {
         #[command(subcommand)]
         which: rules::RulesCommand,
@@ -235,7 +236,9 @@ async fn run() -> Result<()> {
     }
     // Rule files need no server configuration.
     if let Some(Command::Rules { which }) = &cli.command {
-        std::process::exit(rules::run(which));
+        if !which.needs_database() {
+            std::process::exit(rules::run(which));
+        }
     }
     let cfg = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
@@ -346,7 +349,8 @@ async fn run() -> Result<()> {
             );
         }
         // Sent to a running server before any config is loaded (above).
-        Command::Import { .. } | Command::Nab { .. } | Command::Rules { .. } => {}
+        Command::Import { .. } | Command::Nab { .. } => {}
+        Command::Rules { which } => std::process::exit(rules::backtest(&cfg, &which).await?),
         Command::Backtest {
             selector,
             from,

@@ -17,14 +17,20 @@
 //! missing data, are left out), and `error` when a rule's evaluation fails. Both are instances
 //! of the rule itself (labels: `alertname` only), routed to `alerting.nodata_channels` /
 //! `error_channels`, which are empty by default: they show in the API and do not page.
+//!
+//! Rules of the `anomaly`, `dq_check` and `drift` kinds read stored results instead of series
+//! (the anomalies table here; data-quality runs and drift results in [`kinds`]).
 
+pub mod backtest;
 pub mod escalation;
 pub mod fanout;
 pub mod grouping;
 pub mod inhibit;
+pub mod kinds;
 pub mod matcher;
 pub mod notice;
 pub mod oncall;
+pub mod ui_rules;
 
 use crate::config::{AlertingConfig, Route, RuleSource};
 use crate::ingest::IngestQueue;
@@ -78,6 +84,8 @@ struct Leading {
     silence_noted: HashSet<(String, i32)>,
     /// What `alert_inhibitions` holds (target id -> (source id, rule)).
     inhibitions: inhibit::Recorded,
+    /// Ends of active alerts whose rule is gone (found at take-over), for the next round.
+    orphans: Vec<Change>,
 }
 
 /// A change to one instance, with the event it goes on the timeline with.
@@ -93,7 +101,13 @@ pub struct Engine {
     nodata_route: Route,
     error_route: Route,
     limits: QueryLimits,
+    /// What is evaluated: the rule files' groups, then those made on the Rules page.
     groups: Vec<(String, RuleGroup)>,
+    file_groups: Vec<(String, RuleGroup)>,
+    /// The page-made groups as last read (name, text), when they were, and whether they were.
+    ui_texts: Vec<(String, String)>,
+    ui_checked_ms: i64,
+    ui_loaded: bool,
     default_interval_ms: i64,
     eval_opts: EvalOptions,
     state: Option<Leading>,
@@ -121,17 +135,7 @@ impl Engine {
         queue: Option<IngestQueue>,
         settings: EngineSettings,
     ) -> Result<Engine> {
-        let mut groups = Vec::new();
-        for src in &settings.rules {
-            crate::config::check_rule_file(&src.path, &src.text)?;
-            let parsed = alerting::parse(&src.text);
-            let file = parsed
-                .file
-                .with_context(|| format!("the rule file {} has no groups", src.path))?;
-            for g in file.groups {
-                groups.push((src.path.clone(), g));
-            }
-        }
+        let groups = ui_rules::file_groups(&settings)?;
         let a = &settings.alerting;
         let engine = query::EngineOptions {
             lookback_ms: settings.limits.lookback.as_millis() as i64,
@@ -146,7 +150,11 @@ impl Engine {
             nodata_route: a.default_route("nodata", a.nodata_channels.clone()),
             error_route: a.default_route("error", a.error_channels.clone()),
             limits: settings.limits,
+            file_groups: groups.clone(),
             groups,
+            ui_texts: Vec::new(),
+            ui_checked_ms: i64::MIN,
+            ui_loaded: false,
             default_interval_ms: a.evaluation_interval.as_millis() as i64,
             eval_opts: EvalOptions {
                 external_labels: BTreeMap::new(),
@@ -201,7 +209,16 @@ impl Engine {
                     warn!("lost the alerting leadership (database session ended)");
                     return Ok(());
                 }
-                st
+                if self.refresh_ui_rules(now_ms, false).await {
+                    // Rebuilt from the tables as a new leader would: unchanged rules carry
+                    // on, rules that are gone have their alerts resolved.
+                    let noted = st.silence_noted;
+                    let mut fresh = self.take_over(st.lead).await?;
+                    fresh.silence_noted = noted;
+                    fresh
+                } else {
+                    st
+                }
             }
             None if self.last_try_ms.saturating_add(FOLLOWER_RETRY_MS) > now_ms => return Ok(()),
             None => {
@@ -209,6 +226,7 @@ impl Engine {
                 let Some(lead) = self.store.try_lead(LeaderRole::Alerting).await? else {
                     return Ok(());
                 };
+                self.refresh_ui_rules(now_ms, true).await;
                 let st = self.take_over(lead).await?;
                 info!(
                     instances = st.instances.len(),
@@ -298,7 +316,26 @@ impl Engine {
             })
             .collect();
         db::reset_rule_status(&mut conn, &statuses).await?;
+        // Alerts of rules that no longer exist (a page-made group deleted or renamed, a rule
+        // file edited between runs) would otherwise stay firing forever. Only once the
+        // page-made groups were read: a failed read must not resolve their alerts.
+        let now_ms = model::clock::now_ms();
+        let orphans = if self.ui_loaded {
+            live.iter()
+                .filter(|a| {
+                    a.source == AlertSource::Rule
+                        && a.state.is_active()
+                        && !self.groups.iter().any(|(_, g)| {
+                            g.name == a.rule_group && g.rules.iter().any(|r| r.name == a.rule)
+                        })
+                })
+                .map(|a| ended(a, now_ms, "its rule no longer exists (deleted or renamed)"))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Leading {
+            orphans,
             lead,
             runs,
             instances: live
@@ -311,7 +348,7 @@ impl Engine {
     }
 
     async fn round_leading(&self, st: &mut Leading, now_ms: i64) -> Result<()> {
-        let mut changes = Vec::new();
+        let mut changes = std::mem::take(&mut st.orphans);
         let mut statuses = Vec::new();
         for run in st.runs.iter_mut() {
             if run.next_eval_ms > now_ms {
@@ -605,6 +642,36 @@ impl Engine {
                         statuses.push(status(i, "ok", "", secs));
                     }
                     Err(e) => statuses.push(status(i, "err", e, secs)),
+                }
+                continue;
+            }
+            if kinds::is_stored_result_kind(rule) {
+                let result = self.stored_result_hits(rule, now_ms).await;
+                changes.extend(
+                    self.rule_condition(
+                        instances,
+                        &group.name,
+                        &rule.name,
+                        LifecycleState::Error,
+                        result
+                            .as_ref()
+                            .err()
+                            .map(|e| format!("reading its results: {e}")),
+                        now_ms,
+                    ),
+                );
+                match result {
+                    Ok(hits) => {
+                        changes.extend(self.hit_changes(
+                            instances,
+                            &group.name,
+                            rule,
+                            &hits,
+                            now_ms,
+                        ));
+                        statuses.push(status(i, "ok", "", secs));
+                    }
+                    Err(e) => statuses.push(status(i, "err", &e, secs)),
                 }
                 continue;
             }

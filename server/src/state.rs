@@ -432,13 +432,28 @@ impl app::Backend for AppState {
         duration: &str,
         comment: &str,
     ) -> Result<String, String> {
-        crate::lifecycle::oncall::create_silence(&self.store, actor, matchers, duration, comment)
-            .await
+        let id = crate::lifecycle::oncall::create_silence(
+            &self.store,
+            actor,
+            matchers,
+            duration,
+            comment,
+        )
+        .await?;
+        self.audit(
+            actor,
+            "silence.create",
+            &id,
+            serde_json::json!({"matchers": matchers, "duration": duration, "comment": comment}),
+        )
+        .await?;
+        Ok(id)
     }
 
     async fn expire_silence(&self, actor: &str, id: &str) -> Result<(), String> {
-        let _ = actor;
-        crate::lifecycle::oncall::expire_silence(&self.store, id).await
+        crate::lifecycle::oncall::expire_silence(&self.store, id).await?;
+        self.audit(actor, "silence.expire", id, serde_json::json!({}))
+            .await
     }
 
     async fn rule_groups(&self) -> Result<Vec<app::rules::RuleGroupView>, String> {
@@ -509,6 +524,38 @@ impl app::Backend for AppState {
             serde_json::json!({"email": email}),
         )
         .await
+    }
+
+    async fn ui_rule_groups(&self) -> Result<Vec<app::rules::UiRuleGroupRow>, String> {
+        crate::lifecycle::ui_rules::rows(&self.store).await
+    }
+
+    async fn save_rule_group(
+        &self,
+        actor: &str,
+        original: Option<&str>,
+        text: &str,
+    ) -> Result<String, String> {
+        let (name, action) =
+            crate::lifecycle::ui_rules::save(&self.store, actor, original, text).await?;
+        self.audit(
+            actor,
+            action,
+            &name,
+            serde_json::json!({"original": original, "text": text}),
+        )
+        .await?;
+        Ok(name)
+    }
+
+    async fn delete_rule_group(&self, actor: &str, name: &str) -> Result<(), String> {
+        crate::lifecycle::ui_rules::delete(&self.store, name).await?;
+        self.audit(actor, "rules.delete", name, serde_json::json!({}))
+            .await
+    }
+
+    async fn preview_rule_group(&self, text: &str) -> Result<app::rules::RulePreview, String> {
+        crate::lifecycle::ui_rules::preview_view(&self.store, &self.query_limits, text).await
     }
 }
 

@@ -41,9 +41,11 @@ pub mod profiles;
 mod raw;
 mod read;
 pub mod registry;
+pub mod rule_inputs;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timescale;
+pub mod ui_rules;
 mod writer;
 mod writer_resolved;
 
