@@ -65,14 +65,39 @@ pub fn status(e: &ReceiverError) -> Status {
     }
 }
 
+/// A pipewatch API token (`pwt_...`) in the metadata: the interceptor cannot ask the database
+/// (it is synchronous), so the handler checks it before anything is stored.
+#[derive(Debug, Clone)]
+struct ApiTokenPresented {
+    /// The whole `authorization` value, for the `[[auth.tokens]]` check when it is not one.
+    header: String,
+    secret: String,
+}
+
 /// The interceptor: checks the bearer token in the request metadata (`authorization: Bearer
-/// <token>`, the HTTP receivers' `[[auth.tokens]]`) before tonic decodes the message.
-pub fn check_auth(st: &ReceiverState, req: Request<()>) -> Result<Request<()>, Status> {
+/// <token>`, the HTTP receivers' `[[auth.tokens]]`) before tonic decodes the message. A
+/// pipewatch API token is passed on to the handler, which accepts it with the ingest or admin
+/// scope, as the HTTP receivers do.
+pub fn check_auth(st: &ReceiverState, mut req: Request<()>) -> Result<Request<()>, Status> {
     let presented = req
         .metadata()
         .get("authorization")
-        .and_then(|v| v.to_str().ok());
-    match kernel::authorize(st, Receiver::Otlp, presented) {
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let api_token = presented.as_deref().and_then(|h| {
+        let (scheme, rest) = h.trim().split_once(' ')?;
+        let secret = rest.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && secret.starts_with(store::auth::TOKEN_PREFIX))
+            .then(|| secret.to_string())
+    });
+    if let (true, Some(secret), Some(header)) =
+        (st.app.guard.auth_required(), api_token, presented.clone())
+    {
+        req.extensions_mut()
+            .insert(ApiTokenPresented { header, secret });
+        return Ok(req);
+    }
+    match kernel::authorize(st, Receiver::Otlp, presented.as_deref()) {
         Ok(()) => Ok(req),
         Err(e) => {
             kernel::answered_grpc(st, Err(&e));
@@ -86,7 +111,34 @@ impl OtlpGrpc {
         Self { st }
     }
 
+    /// A pipewatch API token passed on by [`check_auth`]: accepted with the ingest or admin
+    /// scope; otherwise the `[[auth.tokens]]` check decides, as for any other token.
+    async fn check_api_token(&self, t: &ApiTokenPresented) -> Result<(), ReceiverError> {
+        match self.st.app.store.api_token(&t.secret).await {
+            Ok(Some(info))
+                if matches!(
+                    info.scope,
+                    model::auth::TokenScope::Ingest | model::auth::TokenScope::Admin
+                ) =>
+            {
+                Ok(())
+            }
+            Ok(Some(info)) => Err(ReceiverError::Forbidden(format!(
+                "otlp: API token {:?} has the {} scope; sending data needs an ingest (or admin) token: create one with `pipewatch token create <name> --scope ingest`",
+                info.name, info.scope
+            ))),
+            Ok(None) => kernel::authorize(&self.st, Receiver::Otlp, Some(&t.header)),
+            Err(e) => Err(ReceiverError::storage("token check", &e)),
+        }
+    }
+
     async fn run<T: Ingest>(&self, req: Request<T>) -> Result<T::Response, Status> {
+        if let Some(t) = req.extensions().get::<ApiTokenPresented>().cloned() {
+            if let Err(e) = self.check_api_token(&t).await {
+                kernel::answered_grpc(&self.st, Err(&e));
+                return Err(status(&e));
+            }
+        }
         match T::ingest(&self.st, req.into_inner()).await {
             Ok(p) => {
                 let PartialSuccess { rejected, message } = p;
