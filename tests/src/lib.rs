@@ -405,3 +405,102 @@ pub async fn stored_rows(url: &str) -> Vec<StoredRow> {
     rows.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
     rows
 }
+
+/// A fresh, empty directory under the system temp dir for one test (`<prefix>-<name>-<pid>`).
+pub fn temp_dir(prefix: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("{prefix}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Polls `$cond` every 200 ms until it holds, failing the test after `$timeout` naming `$what`.
+#[macro_export]
+macro_rules! wait_until {
+    ($what:expr, $timeout:expr, $cond:expr) => {{
+        let start = std::time::Instant::now();
+        loop {
+            if $cond {
+                break;
+            }
+            assert!(
+                start.elapsed() < $timeout,
+                "timed out after {:?} waiting for {}",
+                $timeout,
+                $what
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }};
+}
+
+/// A logged-in user of a running server: its session cookie and CSRF token.
+pub struct Session {
+    pub base: String,
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl Session {
+    /// Logs `user` in at `base` (`http://127.0.0.1:port`).
+    pub async fn login(base: &str, user: &str, password: &str) -> Session {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/login"))
+            .json(&serde_json::json!({"user": user, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "login of {user}");
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let v: serde_json::Value = r.json().await.unwrap();
+        Session {
+            base: base.to_string(),
+            cookie,
+            csrf: v["data"]["csrf_token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Calls a server function with form fields; `csrf: false` leaves the token out.
+    pub async fn call(&self, endpoint: &str, fields: &[(&str, &str)], csrf: bool) -> (u16, String) {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/app-fn/{endpoint}", self.base))
+            .header("cookie", &self.cookie)
+            .form(fields);
+        if csrf {
+            req = req.header("x-csrf-token", &self.csrf);
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// A JSON API answer.
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A page as HTML: status and body.
+    pub async fn page(&self, path: &str) -> (u16, String) {
+        let r = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}

@@ -5,121 +5,32 @@
 
 use serde_json::Value;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PASSWORD: &str = "correct-horse-battery";
 const M: i64 = 60_000;
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pw-alerts-page-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    pipewatch_tests::temp_dir("pw-alerts-page", name)
 }
 
-macro_rules! wait_until {
-    ($what:expr, $timeout:expr, $cond:expr) => {{
-        let start = Instant::now();
-        loop {
-            if $cond {
-                break;
-            }
-            assert!(
-                start.elapsed() < $timeout,
-                "timed out after {:?} waiting for {}",
-                $timeout,
-                $what
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }};
-}
+use pipewatch_tests::{wait_until, Session};
 
-/// A session: its cookie and CSRF token.
-struct Session {
-    base: String,
-    cookie: String,
-    csrf: String,
-}
-
-impl Session {
-    async fn login(base: &str, user: &str) -> Session {
-        let r = reqwest::Client::new()
-            .post(format!("{base}/login"))
-            .json(&serde_json::json!({"user": user, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "login of {user}");
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let v: Value = r.json().await.unwrap();
-        Session {
-            base: base.to_string(),
-            cookie,
-            csrf: v["data"]["csrf_token"].as_str().unwrap().to_string(),
-        }
-    }
-
-    /// Calls a server function with form fields; `csrf: false` leaves the token out.
-    async fn call(&self, endpoint: &str, fields: &[(&str, &str)], csrf: bool) -> (u16, String) {
-        let mut req = reqwest::Client::new()
-            .post(format!("{}/app-fn/{endpoint}", self.base))
-            .header("cookie", &self.cookie)
-            .form(fields);
-        if csrf {
-            req = req.header("x-csrf-token", &self.csrf);
-        }
-        let r = req.send().await.unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        reqwest::Client::new()
-            .get(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-}
-
-impl Session {
-    async fn page(&self, path: &str) -> (u16, String) {
-        let r = reqwest::Client::new()
-            .get(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    /// The timeline of alert `id` as (kind, by, detail), oldest first.
-    async fn timeline(&self, id: i64) -> Vec<(String, String, String)> {
-        let v = self.get(&format!("/api/v1/lifecycle/alerts/{id}")).await;
-        v["data"]["timeline"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["kind"].as_str().unwrap().to_string(),
-                    e["by"].as_str().unwrap().to_string(),
-                    e["detail"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    }
+/// The timeline of alert `id` as (kind, by, detail), oldest first.
+async fn timeline(s: &Session, id: i64) -> Vec<(String, String, String)> {
+    let v = s.get(&format!("/api/v1/lifecycle/alerts/{id}")).await;
+    v["data"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["by"].as_str().unwrap().to_string(),
+                e["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,8 +92,8 @@ async fn editors_act_on_ticked_alerts_at_once_and_the_detail_page_charts_the_rul
         .await
         .unwrap();
     let base = format!("http://{}", server.addr);
-    let ed = Session::login(&base, "ed").await;
-    let vera = Session::login(&base, "vera").await;
+    let ed = login(&base, "ed").await;
+    let vera = login(&base, "vera").await;
     let firing = || async {
         let v = ed
             .get("/api/v1/lifecycle/alerts?rule=HighLag&state=firing")
@@ -245,7 +156,7 @@ async fn editors_act_on_ticked_alerts_at_once_and_the_detail_page_charts_the_rul
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("done for 2 of 2"), "{body}");
     for id in &ids {
-        let t = ed.timeline(*id).await;
+        let t = timeline(&ed, *id).await;
         assert!(
             t.iter()
                 .any(|(k, by, d)| k == "acknowledged" && by == "ed" && d == "on it"),
@@ -278,7 +189,7 @@ async fn editors_act_on_ticked_alerts_at_once_and_the_detail_page_charts_the_rul
     assert_eq!(active.len(), 1, "{silences:#}");
     let sid = active[0]["id"].as_str().unwrap();
     for id in &ids {
-        let t = ed.timeline(*id).await;
+        let t = timeline(&ed, *id).await;
         assert!(
             t.iter().any(|(k, by, d)| k == "note"
                 && by == "ed"
@@ -318,7 +229,7 @@ async fn editors_act_on_ticked_alerts_at_once_and_the_detail_page_charts_the_rul
         wait_until!(
             "the resolve by hand on the timeline",
             Duration::from_secs(20),
-            ed.timeline(id)
+            timeline(&ed, id)
                 .await
                 .iter()
                 .any(|(k, by, d)| k == "transition"
@@ -327,4 +238,8 @@ async fn editors_act_on_ticked_alerts_at_once_and_the_detail_page_charts_the_rul
         );
     }
     server.stop().await.unwrap();
+}
+
+async fn login(base: &str, user: &str) -> Session {
+    Session::login(base, user, PASSWORD).await
 }

@@ -7,130 +7,44 @@
 
 use serde_json::Value;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PASSWORD: &str = "correct-horse-battery";
 const M: i64 = 60_000;
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pw-rules-page-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    pipewatch_tests::temp_dir("pw-rules-page", name)
 }
 
-macro_rules! wait_until {
-    ($what:expr, $timeout:expr, $cond:expr) => {{
-        let start = Instant::now();
-        loop {
-            if $cond {
-                break;
-            }
-            assert!(
-                start.elapsed() < $timeout,
-                "timed out after {:?} waiting for {}",
-                $timeout,
-                $what
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }};
+use pipewatch_tests::{wait_until, Session};
+
+/// The rule groups `/api/v1/rules` lists: (file, name).
+async fn groups(s: &Session) -> Vec<(String, String)> {
+    let v = s.get("/api/v1/rules").await;
+    v["data"]["groups"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|g| {
+            (
+                g["file"].as_str().unwrap_or_default().to_string(),
+                g["name"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
 }
 
-/// A session: its cookie and CSRF token.
-struct Session {
-    base: String,
-    cookie: String,
-    csrf: String,
-}
-
-impl Session {
-    async fn login(base: &str, user: &str) -> Session {
-        let r = reqwest::Client::new()
-            .post(format!("{base}/login"))
-            .json(&serde_json::json!({"user": user, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "login of {user}");
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let v: Value = r.json().await.unwrap();
-        Session {
-            base: base.to_string(),
-            cookie,
-            csrf: v["data"]["csrf_token"].as_str().unwrap().to_string(),
-        }
-    }
-
-    /// Calls a server function with form fields; `csrf: false` leaves the token out.
-    async fn call(&self, endpoint: &str, fields: &[(&str, &str)], csrf: bool) -> (u16, String) {
-        let mut req = reqwest::Client::new()
-            .post(format!("{}/app-fn/{endpoint}", self.base))
-            .header("cookie", &self.cookie)
-            .form(fields);
-        if csrf {
-            req = req.header("x-csrf-token", &self.csrf);
-        }
-        let r = req.send().await.unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    async fn page(&self, path: &str) -> (u16, String) {
-        let r = reqwest::Client::new()
-            .get(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        reqwest::Client::new()
-            .get(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    /// The rule groups `/api/v1/rules` lists: (file, name).
-    async fn groups(&self) -> Vec<(String, String)> {
-        let v = self.get("/api/v1/rules").await;
-        v["data"]["groups"]
-            .as_array()
-            .unwrap_or(&Vec::new())
-            .iter()
-            .map(|g| {
-                (
-                    g["file"].as_str().unwrap_or_default().to_string(),
-                    g["name"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect()
-    }
-
-    async fn alert_states(&self, rule: &str) -> Vec<String> {
-        let v = self
-            .get(&format!("/api/v1/lifecycle/alerts?rule={rule}"))
-            .await;
-        v["data"]
-            .as_array()
-            .unwrap_or(&Vec::new())
-            .iter()
-            .map(|a| a["state"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
+/// The states of rule `rule`'s alerts.
+async fn alert_states(s: &Session, rule: &str) -> Vec<String> {
+    let v = s
+        .get(&format!("/api/v1/lifecycle/alerts?rule={rule}"))
+        .await;
+    v["data"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|a| a["state"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 fn group(threshold: &str) -> String {
@@ -199,12 +113,12 @@ async fn editors_save_preview_edit_and_delete_rule_groups_that_the_engine_evalua
         .await
         .unwrap();
     let base = format!("http://{}", server.addr);
-    let ed = Session::login(&base, "ed").await;
-    let vera = Session::login(&base, "vera").await;
+    let ed = login(&base, "ed").await;
+    let vera = login(&base, "vera").await;
     wait_until!(
         "the file group in rule_status",
         Duration::from_secs(20),
-        ed.groups().await.iter().any(|(_, n)| n == "etl")
+        groups(&ed).await.iter().any(|(_, n)| n == "etl")
     );
 
     // Viewers may not save; editors need the CSRF token.
@@ -253,10 +167,9 @@ async fn editors_save_preview_edit_and_delete_rule_groups_that_the_engine_evalua
     wait_until!(
         "the page-made rule's alert firing",
         Duration::from_secs(20),
-        ed.alert_states("QueueDeep").await == ["firing"]
+        alert_states(&ed, "QueueDeep").await == ["firing"]
     );
-    assert!(ed
-        .groups()
+    assert!(groups(&ed)
         .await
         .contains(&("(made on the Rules page)".to_string(), "mine".to_string())));
 
@@ -290,7 +203,7 @@ async fn editors_save_preview_edit_and_delete_rule_groups_that_the_engine_evalua
     wait_until!(
         "the alert resolved after the edit",
         Duration::from_secs(20),
-        ed.alert_states("QueueDeep").await == ["resolved"]
+        alert_states(&ed, "QueueDeep").await == ["resolved"]
     );
 
     // Deleted, the group goes; a firing alert of a deleted group resolves too.
@@ -305,7 +218,7 @@ async fn editors_save_preview_edit_and_delete_rule_groups_that_the_engine_evalua
     wait_until!(
         "firing again",
         Duration::from_secs(20),
-        ed.alert_states("QueueDeep").await == ["firing"]
+        alert_states(&ed, "QueueDeep").await == ["firing"]
     );
     let (code, body) = ed
         .call("delete_rule_group", &[("name", "mine")], true)
@@ -314,8 +227,8 @@ async fn editors_save_preview_edit_and_delete_rule_groups_that_the_engine_evalua
     wait_until!(
         "the deleted group gone and its alert resolved",
         Duration::from_secs(20),
-        !ed.groups().await.iter().any(|(_, n)| n == "mine")
-            && ed.alert_states("QueueDeep").await == ["resolved"]
+        !groups(&ed).await.iter().any(|(_, n)| n == "mine")
+            && alert_states(&ed, "QueueDeep").await == ["resolved"]
     );
     let (code, body) = ed
         .call("delete_rule_group", &[("name", "mine")], true)
@@ -365,4 +278,8 @@ async fn editors_save_preview_edit_and_delete_rule_groups_that_the_engine_evalua
     let create = audit.iter().find(|a| a.action == "rules.create").unwrap();
     assert_eq!(create.detail["text"], text);
     server.stop().await.unwrap();
+}
+
+async fn login(base: &str, user: &str) -> Session {
+    Session::login(base, user, PASSWORD).await
 }
