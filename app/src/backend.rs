@@ -214,6 +214,17 @@ pub trait Backend: Send + Sync + 'static {
     async fn rule_groups(&self) -> Result<Vec<crate::rules::RuleGroupView>, String> {
         Err(NO_ALERTING.into())
     }
+    // Notification channels (app/src/channels.rs).
+    /// The configured channels with their delivery counts.
+    async fn channels(&self) -> Result<Vec<crate::channels::ChannelView>, String> {
+        Err(NO_ALERTING.into())
+    }
+    /// Queues a test notification to `channel` as `actor`; returns its outbox id.
+    async fn send_test_notification(&self, actor: &str, channel: &str) -> Result<i64, String> {
+        let _ = (actor, channel);
+        Err(NO_ALERTING.into())
+    }
+
     // On call (app/src/oncall.rs); `actor` is the user making the change, for the audit log.
     /// Schedules with who is on call now and next, and the escalation policies.
     async fn oncall_view(&self) -> Result<crate::oncall::OncallView, String> {

@@ -10,6 +10,7 @@ pub mod api;
 pub mod audit;
 #[cfg(feature = "ssr")]
 pub mod backend;
+pub mod channels;
 pub mod chart;
 pub mod drift;
 pub mod explore;
@@ -68,6 +69,7 @@ pub fn App() -> impl IntoView {
                     <A href="/alerts">"Alerts"</A>
                     <A href="/silences">"Silences"</A>
                     <A href="/oncall">"On call"</A>
+                    <A href="/channels">"Channels"</A>
                     <A href="/rules">"Rules"</A>
                     <A href="/drift">"Drift"</A>
                     <A href="/explore">"Explore"</A>
@@ -88,6 +90,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/alerts/:id") view=alerts::AlertPage ssr=SsrMode::Async/>
                     <Route path=path!("/silences") view=silences::SilencesPage ssr=SsrMode::Async/>
                     <Route path=path!("/oncall") view=oncall::OncallPage ssr=SsrMode::Async/>
+                    <Route path=path!("/channels") view=channels::ChannelsPage ssr=SsrMode::Async/>
                     <Route path=path!("/rules") view=rules::RulesPage ssr=SsrMode::Async/>
                     <Route path=path!("/drift") view=drift::DriftPage ssr=SsrMode::Async/>
                     <Route path=path!("/explore") view=explore::ExplorePage ssr=SsrMode::Async/>

@@ -259,6 +259,7 @@ async fn serve_with_db(
         query_limits: (&cfg.query).into(),
         auth: Arc::new(crate::auth::AuthSettings::from_config(&cfg.auth)),
         oncall: oncall.clone(),
+        channels: Arc::new(cfg.notifications.channels.clone()),
     };
     if let Some((name, password)) = first_admin {
         if store.user_count().await? == 0 {

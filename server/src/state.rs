@@ -33,6 +33,8 @@ pub struct AppState {
     pub auth: Arc<crate::auth::AuthSettings>,
     /// Schedules and escalation policies of `[oncall] files`.
     pub oncall: Arc<crate::oncall::OncallSet>,
+    /// `[notifications.channels]` by name, for the channels page and its test notices.
+    pub channels: Arc<std::collections::BTreeMap<String, crate::config::ChannelConfig>>,
 }
 
 impl AppState {
@@ -458,6 +460,72 @@ impl app::Backend for AppState {
 
     async fn rule_groups(&self) -> Result<Vec<app::rules::RuleGroupView>, String> {
         crate::lifecycle::oncall::rule_groups(&self.store).await
+    }
+
+    async fn channels(&self) -> Result<Vec<app::channels::ChannelView>, String> {
+        let sums = self
+            .store
+            .channel_summaries()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(self
+            .channels
+            .iter()
+            .map(|(name, c)| {
+                let s = sums.iter().find(|s| &s.channel == name);
+                app::channels::ChannelView {
+                    name: name.clone(),
+                    kind: c.kind().to_string(),
+                    destination: c.destination(),
+                    delivered: s.map_or(0, |s| s.delivered),
+                    waiting: s.map_or(0, |s| s.waiting),
+                    last_delivered: s.and_then(|s| s.last_delivered_ms),
+                    last_error: s.and_then(|s| s.last_error.clone()),
+                }
+            })
+            .collect())
+    }
+
+    async fn send_test_notification(&self, actor: &str, channel: &str) -> Result<i64, String> {
+        if !self.channels.contains_key(channel) {
+            return Err(format!(
+                "there is no channel {channel:?}; channels are the names under [notifications.channels] ({})",
+                self.channels.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let now = model::clock::now_ms();
+        let notice = crate::notify::AlertNotice {
+            alert: "PipewatchTestNotification".into(),
+            labels: [
+                ("alertname".to_string(), "PipewatchTestNotification".to_string()),
+                ("channel".to_string(), channel.to_string()),
+            ]
+            .into(),
+            severity: "info".into(),
+            explanation: format!(
+                "A test notification sent by {actor} from the Notification channels page: if you read this, channel {channel} works."
+            ),
+            link: Some("/channels".into()),
+            starts_at_ms: now,
+            ends_at_ms: None,
+            values: Vec::new(),
+            alerts: Vec::new(),
+        };
+        let key = format!("test:{channel}:{now}");
+        let n = store::outbox::NewNotification {
+            channel: channel.to_string(),
+            dedup_key: key.clone(),
+            group_key: key,
+            kind: store::outbox::NotificationKind::Firing,
+            payload: serde_json::to_value(&notice).map_err(|e| e.to_string())?,
+        };
+        self.store
+            .enqueue_notification(&n)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                "a test was sent to this channel this very millisecond; try again".into()
+            })
     }
 
     async fn oncall_view(&self) -> Result<app::oncall::OncallView, String> {

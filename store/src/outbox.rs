@@ -98,6 +98,16 @@ pub struct NotificationStatus {
     pub last_error: Option<String>,
 }
 
+/// One channel's notifications ([`Store::channel_summaries`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelSummary {
+    pub channel: String,
+    pub delivered: i64,
+    pub waiting: i64,
+    pub last_delivered_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
 /// How long a failed row waits: `base * 2^(attempts-1)`, at most `cap`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -134,6 +144,27 @@ pub async fn enqueue(conn: &mut PgConnection, n: &NewNotification) -> Result<boo
 }
 
 impl Store {
+    /// One notification on its own (a channel's test notice); returns its id, or `None` when
+    /// the same channel and dedup key is already queued.
+    pub async fn enqueue_notification(
+        &self,
+        n: &NewNotification,
+    ) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO notification_outbox (channel, dedup_key, group_key, kind, payload)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (channel, dedup_key) DO NOTHING RETURNING id",
+        )
+        .bind(&n.channel)
+        .bind(&n.dedup_key)
+        .bind(&n.group_key)
+        .bind(n.kind.as_str())
+        .bind(&n.payload)
+        .fetch_optional(self.pool())
+        .await
+        .context("enqueueing a notification")
+    }
+
     /// [`enqueue`] in a transaction of its own, for callers with no transition to commit with.
     pub async fn enqueue_notifications(&self, ns: &[NewNotification]) -> Result<usize, StoreError> {
         let mut tx = self
@@ -290,8 +321,37 @@ impl Store {
             .collect())
     }
 
-    /// Every outbox row, oldest first (for tests and a future channel page; unbounded, so
-    /// not for an API).
+    /// Per channel: notifications delivered, waiting (not delivered yet), when the last one
+    /// was delivered and the newest error of a row still waiting, for the channels page.
+    pub async fn channel_summaries(&self) -> Result<Vec<ChannelSummary>, StoreError> {
+        let sql = format!(
+            "SELECT channel,
+                    count(*) FILTER (WHERE delivered_at IS NOT NULL) AS delivered,
+                    count(*) FILTER (WHERE delivered_at IS NULL) AS waiting,
+                    {} AS last_delivered,
+                    (array_agg(last_error ORDER BY id DESC)
+                       FILTER (WHERE delivered_at IS NULL AND last_error IS NOT NULL))[1]
+                       AS last_error
+             FROM notification_outbox GROUP BY channel ORDER BY channel",
+            crate::sql_ms("max(delivered_at)")
+        );
+        let rows = sqlx::query(&sql)
+            .fetch_all(self.pool())
+            .await
+            .context("summarising the notification outbox")?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ChannelSummary {
+                channel: r.get("channel"),
+                delivered: r.get("delivered"),
+                waiting: r.get("waiting"),
+                last_delivered_ms: r.get("last_delivered"),
+                last_error: r.get("last_error"),
+            })
+            .collect())
+    }
+
+    /// Every outbox row, oldest first (for tests; unbounded, so not for an API).
     pub async fn notification_statuses(&self) -> Result<Vec<NotificationStatus>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, channel, dedup_key, kind, attempts, delivered_at IS NOT NULL AS delivered,

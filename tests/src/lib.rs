@@ -151,6 +151,7 @@ pub async fn state(capacity: usize) -> (server::AppState, server::ingest::BatchW
             model::auth::Role::Admin,
         ))),
         oncall: Default::default(),
+        channels: Default::default(),
     };
     (st, writers, url)
 }

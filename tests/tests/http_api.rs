@@ -86,6 +86,7 @@ async fn state() -> AppState {
             model::auth::Role::Admin,
         ))),
         oncall: Default::default(),
+        channels: Default::default(),
     }
 }
 

@@ -98,6 +98,49 @@ pub enum ChannelConfig {
     Teams(WebhookConfig),
 }
 
+impl ChannelConfig {
+    /// The channel's type as the config writes it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChannelConfig::Email(_) => "email",
+            ChannelConfig::Webhook(_) => "webhook",
+            ChannelConfig::SlackWebhook(_) => "slack_webhook",
+            ChannelConfig::Slack(_) => "slack",
+            ChannelConfig::Teams(_) => "teams",
+        }
+    }
+
+    /// Where it delivers, without secrets: the recipients and SMTP server, a webhook's host
+    /// (its path often holds a token), the Slack channel.
+    pub fn destination(&self) -> String {
+        let host = |w: &WebhookConfig| match (&w.url, &w.url_env) {
+            (Some(u), _) => url::Url::parse(u)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .map_or_else(|| "a URL".to_string(), |h| format!("https://{h}/…")),
+            (None, Some(var)) => format!("the URL in ${var}"),
+            (None, None) => "no URL".to_string(),
+        };
+        match self {
+            ChannelConfig::Email(e) => format!(
+                "{} via {}:{} ({})",
+                e.to.join(", "),
+                e.smtp_host,
+                e.port(),
+                match e.tls {
+                    SmtpTls::Starttls => "STARTTLS",
+                    SmtpTls::Tls => "TLS",
+                    SmtpTls::None => "no TLS",
+                }
+            ),
+            ChannelConfig::Webhook(w)
+            | ChannelConfig::SlackWebhook(w)
+            | ChannelConfig::Teams(w) => host(w),
+            ChannelConfig::Slack(s) => format!("Slack channel {}", s.channel),
+        }
+    }
+}
+
 /// Slack bot-token mode.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
