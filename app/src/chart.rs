@@ -77,10 +77,19 @@ pub struct AnomalyMark {
 /// axis, so the line is read against both at a glance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExpectedBand {
+    /// NaN (no band, only the span; JSON carries it as `null`) or the band's edges.
+    #[serde(deserialize_with = "nan_if_null")]
     pub low: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub high: f64,
     pub from: TimestampMs,
     pub to: Option<TimestampMs>,
+}
+
+/// JSON has no NaN: serde_json writes it as `null`, which must read back as NaN, or the page
+/// that drew a span without a band could not hydrate in the browser.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Fill of the expected band: a light green, read as "normal", under every series colour.
@@ -546,6 +555,22 @@ mod tests {
             frame.x_of(450_000)
         );
         assert_eq!(event_title(&d.events[0]), "deploy orders_etl 2.0.1: v2");
+    }
+
+    #[test]
+    fn a_span_without_a_band_survives_the_trip_to_the_browser() {
+        let b = ExpectedBand {
+            low: f64::NAN,
+            high: f64::NAN,
+            from: 1,
+            to: None,
+        };
+        let json = serde_json::to_string(&b).unwrap();
+        let back: ExpectedBand = serde_json::from_str(&json).unwrap();
+        assert!(
+            back.low.is_nan() && back.high.is_nan() && back.from == 1,
+            "{json}"
+        );
     }
 
     #[test]
