@@ -28,7 +28,9 @@
 //!   error naming the entry. Empty label values are dropped, as Prometheus treats them as
 //!   absent.
 
-use model::{Batch, Labels, MetricMetadata, MetricType, Sample, SeriesKey, TimeSeries};
+use model::{
+    Batch, Labels, MetricMetadata, MetricType, ResolvedSample, Sample, SeriesKey, TimeSeries,
+};
 use prost::Message;
 use thiserror::Error;
 
@@ -131,7 +133,22 @@ pub struct WriteStats {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DecodedWrite {
     pub batch: Batch,
+    /// Samples of series the caller's resolver recognised ([`decode_protobuf_resolving`]);
+    /// those series are not in `batch`. Counted in `stats` like the others.
+    pub resolved: Vec<ResolvedSample>,
     pub stats: WriteStats,
+}
+
+/// One series of a request as the fast path read it, before anything was copied: what a
+/// resolver needs to recognise a series it already holds by id.
+#[derive(Debug)]
+pub struct SeriesView<'a> {
+    /// The key's canonical encoding ([`model::labels::with_key_encoding`]).
+    pub encoding: &'a [u8],
+    pub metric: &'a str,
+    /// The labels without `__name__`, sorted by name, values not empty.
+    pub labels: &'a [(&'a str, &'a str)],
+    pub samples: &'a [Sample],
 }
 
 /// Decodes a request body as sent with `Content-Encoding: snappy`.
@@ -183,7 +200,20 @@ pub fn decompress(body: &[u8], max_decompressed_bytes: usize) -> Result<Vec<u8>,
 /// empty labels, unknown fields, malformed bytes, every error) is decoded again by the prost
 /// path, which defines the behaviour and the messages.
 pub fn decode_protobuf(bytes: &[u8]) -> Result<DecodedWrite, RemoteWriteError> {
-    match fast::decode(bytes) {
+    decode_protobuf_resolving(bytes, &mut |_| None)
+}
+
+/// [`decode_protobuf`] that asks `resolve` about every series the fast path reads: a series it
+/// answers with an id goes to [`DecodedWrite::resolved`] by that id and no label set is built
+/// for it (a steady sender's series are nearly all known, and building their keys only to
+/// look them up was most of the receiver's work). The prost path resolves nothing, so a
+/// request it decodes is the same as from [`decode_protobuf`]; `resolve` may then have been
+/// asked about series that are not in the answer.
+pub fn decode_protobuf_resolving(
+    bytes: &[u8],
+    resolve: &mut dyn FnMut(&SeriesView<'_>) -> Option<i64>,
+) -> Result<DecodedWrite, RemoteWriteError> {
+    match fast::decode(bytes, resolve) {
         Some(decoded) => Ok(decoded),
         None => decode_protobuf_prost(bytes),
     }
@@ -274,7 +304,11 @@ pub fn decode_protobuf_prost(bytes: &[u8]) -> Result<DecodedWrite, RemoteWriteEr
             help: m.help,
         });
     }
-    Ok(DecodedWrite { batch, stats })
+    Ok(DecodedWrite {
+        batch,
+        resolved: Vec::new(),
+        stats,
+    })
 }
 
 /// Builds the series key, checking the label rules named in the module docs.
@@ -441,8 +475,8 @@ pub fn encode(batch: &Batch) -> Vec<u8> {
 /// its final size. Anything outside the shape answers `None`, and the prost path decodes the
 /// request (so errors, messages and rare shapes behave exactly as before).
 mod fast {
-    use super::{is_stale_marker, DecodedWrite, WriteStats};
-    use model::{Batch, Labels, MetricType, Sample, SeriesKey, TimeSeries};
+    use super::{is_stale_marker, DecodedWrite, SeriesView, WriteStats};
+    use model::{Batch, Labels, MetricType, ResolvedSample, Sample, SeriesKey, TimeSeries};
 
     /// A cursor over protobuf wire bytes.
     struct Wire<'a> {
@@ -528,13 +562,17 @@ mod fast {
     }
 
     /// Decodes `bytes` when it has the common shape; `None` otherwise.
-    pub(super) fn decode(bytes: &[u8]) -> Option<DecodedWrite> {
+    pub(super) fn decode(
+        bytes: &[u8],
+        resolve: &mut dyn FnMut(&SeriesView<'_>) -> Option<i64>,
+    ) -> Option<DecodedWrite> {
         let mut stats = WriteStats {
             compressed_bytes: bytes.len(),
             decompressed_bytes: bytes.len(),
             ..WriteStats::default()
         };
         let mut series = Vec::new();
+        let mut resolved = Vec::new();
         // Reused for every series: the labels as borrowed slices, and the samples.
         let mut labels: Vec<(&str, &str)> = Vec::new();
         let mut samples: Vec<Sample> = Vec::new();
@@ -558,16 +596,32 @@ mod fast {
             if !labels.windows(2).all(|p| p[0].0 < p[1].0) {
                 return None;
             }
-            let metric = labels.iter().find(|(n, _)| *n == "__name__")?.1;
+            let at = labels.iter().position(|(n, _)| *n == "__name__")?;
+            let metric = labels.remove(at).1;
             if samples.is_empty() {
                 stats.series_without_samples += 1;
                 continue;
             }
             stats.samples += samples.len();
             stats.stale_markers += samples.iter().filter(|s| is_stale_marker(s.value)).count();
+            let id = model::labels::with_key_encoding(metric, labels.iter().copied(), |enc| {
+                resolve(&SeriesView {
+                    encoding: enc,
+                    metric,
+                    labels: &labels,
+                    samples: &samples,
+                })
+            });
+            if let Some(series_id) = id {
+                resolved.extend(samples.iter().map(|s| ResolvedSample {
+                    series_id,
+                    ts: s.ts,
+                    value: s.value,
+                }));
+                continue;
+            }
             let rest: Vec<(String, String)> = labels
                 .iter()
-                .filter(|(n, _)| *n != "__name__")
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect();
             series.push(TimeSeries {
@@ -576,7 +630,7 @@ mod fast {
                 samples: samples.clone(),
             });
         }
-        if series.is_empty() && stats.series_without_samples == 0 {
+        if series.is_empty() && resolved.is_empty() && stats.series_without_samples == 0 {
             return None;
         }
         Some(DecodedWrite {
@@ -584,6 +638,7 @@ mod fast {
                 series,
                 metadata: Vec::new(),
             },
+            resolved,
             stats,
         })
     }
@@ -943,7 +998,7 @@ mod tests {
         };
         let names = ["__name__", "a", "b", "job", "le", ""];
         let values = ["up", "x", "", "a\0b", "y"];
-        let (mut fast_taken, mut cases) = (0, 0);
+        let (mut fast_taken, mut cases, mut resolved_rows) = (0, 0, 0);
         for _ in 0..1500 {
             let mut req = proto::WriteRequest::default();
             for _ in 0..next(4) {
@@ -1007,19 +1062,74 @@ mod tests {
             }
             for b in bodies {
                 cases += 1;
-                fast_taken += usize::from(fast::decode(&b).is_some());
+                fast_taken += usize::from(fast::decode(&b, &mut |_| None).is_some());
                 assert_eq!(
                     comparable(decode_protobuf(&b)),
                     comparable(decode_protobuf_prost(&b)),
                     "{b:?}"
                 );
+                // Resolving every other series the fast path reads (by its key's stable id)
+                // hands over the same samples, with the same keys behind the ids.
+                let mut keys = std::collections::HashMap::new();
+                let resolving = decode_protobuf_resolving(&b, &mut |v| {
+                    let key = SeriesKey::new(
+                        v.metric,
+                        Labels::from_sorted(
+                            v.labels
+                                .iter()
+                                .map(|(k, v)| (k.to_string(), v.to_string()))
+                                .collect(),
+                        ),
+                    );
+                    assert!(key.with_encoding(|e| e == v.encoding), "{key}");
+                    let id = key.stable_id();
+                    (id % 2 == 0).then(|| {
+                        keys.insert(id, key.to_string());
+                        id
+                    })
+                });
+                resolved_rows += resolving.as_ref().map_or(0, |d| d.resolved.len());
+                assert_eq!(
+                    expanded(resolving, &keys),
+                    expanded(decode_protobuf_prost(&b), &keys),
+                    "{b:?}"
+                );
             }
         }
-        // Both paths were exercised.
+        // Both paths were exercised, and the resolver took series.
         assert!(
             fast_taken > cases / 20 && fast_taken < cases,
             "{fast_taken} of {cases}"
         );
+        assert!(resolved_rows > cases / 20, "{resolved_rows} of {cases}");
+    }
+
+    /// A decode result as sorted (key, timestamp, value bits) lines, resolved samples under
+    /// the keys their ids were given for, with metadata and stats.
+    fn expanded(
+        r: Result<DecodedWrite, RemoteWriteError>,
+        keys: &std::collections::HashMap<i64, String>,
+    ) -> String {
+        match r {
+            Ok(d) => {
+                let mut lines: Vec<String> =
+                    d.batch
+                        .series
+                        .iter()
+                        .flat_map(|s| {
+                            s.samples
+                                .iter()
+                                .map(move |x| format!("{} {} {}", s.key, x.ts, x.value.to_bits()))
+                        })
+                        .chain(d.resolved.iter().map(|r| {
+                            format!("{} {} {}", keys[&r.series_id], r.ts, r.value.to_bits())
+                        }))
+                        .collect();
+                lines.sort();
+                format!("ok {lines:?} {:?} {:?}", d.batch.metadata, d.stats)
+            }
+            Err(e) => format!("err {e:?}"),
+        }
     }
 
     #[test]

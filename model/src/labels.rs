@@ -190,36 +190,50 @@ impl SeriesKey {
     /// index) hash this in one call, which profiles showed much cheaper than streaming the
     /// parts into a hasher.
     pub fn with_encoding<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
-        let len = self.metric.len()
-            + 1
-            + self
-                .labels
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 2)
-                .sum::<usize>();
-        let mut stack = [0u8; 512];
-        let mut heap = Vec::new();
-        let buf: &mut [u8] = if len <= stack.len() {
-            &mut stack[..len]
-        } else {
-            heap.resize(len, 0);
-            &mut heap
-        };
-        let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            buf[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
-        put(self.metric.as_bytes());
-        put(&[0xff]);
-        for (k, v) in self.labels.iter() {
-            put(k.as_bytes());
-            put(&[0xff]);
-            put(v.as_bytes());
-            put(&[0xff]);
-        }
-        f(buf)
+        with_key_encoding(
+            &self.metric,
+            self.labels.0.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            f,
+        )
     }
+}
+
+/// [`SeriesKey::with_encoding`] for a key not built yet: `labels` sorted by name, without
+/// empty values or `__name__`, as [`Labels`] holds them. Receivers that read label sets
+/// straight from a request body hash these bytes to recognise a known series without
+/// allocating its key; equal to the built key's encoding by construction (the same code).
+pub fn with_key_encoding<'a, R, I>(metric: &str, labels: I, f: impl FnOnce(&[u8]) -> R) -> R
+where
+    I: Iterator<Item = (&'a str, &'a str)> + Clone,
+{
+    let len = metric.len()
+        + 1
+        + labels
+            .clone()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum::<usize>();
+    let mut stack = [0u8; 512];
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        buf[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    put(metric.as_bytes());
+    put(&[0xff]);
+    for (k, v) in labels {
+        put(k.as_bytes());
+        put(&[0xff]);
+        put(v.as_bytes());
+        put(&[0xff]);
+    }
+    f(buf)
 }
 
 impl fmt::Display for SeriesKey {

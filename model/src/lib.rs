@@ -20,7 +20,7 @@ pub mod status;
 
 pub use events::{ChangeEvent, ChangeEventQuery};
 pub use labels::{Labels, SeriesKey};
-pub use metric::{Batch, MetricMetadata, MetricType, Sample, TimeSeries};
+pub use metric::{Batch, MetricMetadata, MetricType, ResolvedSample, Sample, TimeSeries};
 pub use query::{Aggregation, RangeQuery, RangeSeries};
 pub use selector::{LabelMatcher, MatchOp, Selector, SelectorError};
 pub use status::{StatusInfo, TargetHealth, TargetState};

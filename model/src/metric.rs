@@ -66,6 +66,16 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// One sample of a series the store has registered, held by its id: what the ingest queue
+/// holds once a series is known (24 bytes instead of a label set), and what a receiver that
+/// recognises a known series while it decodes hands over without building its labels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResolvedSample {
+    pub series_id: i64,
+    pub ts: TimestampMs,
+    pub value: f64,
+}
+
 /// Samples of one series, with the type of the family it belongs to (so `foo_bucket` of a
 /// histogram is stored as type histogram).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -335,9 +335,25 @@ impl Guard {
     /// The first shape limit `s` is over. Messages show names and values cut to 200 bytes
     /// (`… (N bytes)`): the series being refused is the one a message must not copy whole.
     fn shape_refusal(&self, s: &TimeSeries) -> Option<Refusal> {
+        self.shape_refusal_of(&s.key.metric, s.key.labels.len(), s.key.labels.iter())
+    }
+
+    /// Whether the per-series limits (labels per series, name and value lengths) take a
+    /// series given by its parts, for receivers that hold known series by id without building
+    /// their keys ([`Self::admit`] checks the others).
+    pub fn shape_allows(&self, metric: &str, labels: &[(&str, &str)]) -> bool {
+        self.shape_refusal_of(metric, labels.len(), labels.iter().copied())
+            .is_none()
+    }
+
+    fn shape_refusal_of<'a>(
+        &self,
+        metric_name: &str,
+        n: usize,
+        labels: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Option<Refusal> {
         let l = &self.limits;
-        let n = s.key.labels.len();
-        let metric = clip(&s.key.metric, MESSAGE_VALUE_BYTES);
+        let metric = clip(metric_name, MESSAGE_VALUE_BYTES);
         if l.max_labels_per_series > 0 && n > l.max_labels_per_series {
             return Some(Refusal {
                 limit: "limits.max_labels_per_series",
@@ -347,18 +363,18 @@ impl Guard {
                 ),
             });
         }
-        if l.max_label_name_length > 0 && s.key.metric.len() > l.max_label_name_length {
+        if l.max_label_name_length > 0 && metric_name.len() > l.max_label_name_length {
             return Some(Refusal {
                 limit: "limits.max_label_name_length",
                 detail: format!(
                     "metric name of {} bytes starting {:?} (limit {})",
-                    s.key.metric.len(),
-                    prefix(&s.key.metric),
+                    metric_name.len(),
+                    prefix(metric_name),
                     l.max_label_name_length
                 ),
             });
         }
-        for (name, value) in s.key.labels.iter() {
+        for (name, value) in labels {
             if l.max_label_name_length > 0 && name.len() > l.max_label_name_length {
                 return Some(Refusal {
                     limit: "limits.max_label_name_length",

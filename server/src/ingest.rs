@@ -117,7 +117,19 @@ impl IngestQueue {
         batch: Batch,
         fingerprints: Option<store::Fingerprints>,
     ) -> Result<(), PushError> {
-        let n = self.permits_for(&batch);
+        self.try_push_with_resolved(batch, fingerprints, store::ResolvedSamples::default())
+    }
+
+    /// [`Self::try_push_fingerprinted`] with samples a receiver already resolved to series
+    /// ids ([`Self::resolve_encoded`]), queued in the same item.
+    pub fn try_push_with_resolved(
+        &self,
+        batch: Batch,
+        fingerprints: Option<store::Fingerprints>,
+        resolved: store::ResolvedSamples,
+    ) -> Result<(), PushError> {
+        let total = batch.sample_count() + resolved.len();
+        let n = self.permits_for_samples(total);
         if self.closed.load(Ordering::Acquire) {
             return Err(PushError::Closed);
         }
@@ -125,14 +137,13 @@ impl IngestQueue {
             Ok(p) => p.forget(),
             Err(tokio::sync::TryAcquireError::Closed) => return Err(PushError::Closed),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
-                self.metrics
-                    .rejected("queue_full", batch.sample_count() as u64);
+                self.metrics.rejected("queue_full", total as u64);
                 return Err(self.full(self.capacity, SAMPLES_BOUND));
             }
         }
         // Resolving raises the known series' pending last_seen before the byte bound is
         // asked; if it then refuses, the sender retries these samples, so the raise stands.
-        let item = self.compact(batch, fingerprints, n);
+        let item = self.compact(batch, fingerprints, resolved, n);
         match self.byte_permits.clone().try_acquire_many_owned(item.bytes) {
             Ok(p) => {
                 p.forget();
@@ -186,7 +197,7 @@ impl IngestQueue {
             .await
             .map_err(|_| PushError::Closed)?;
         p.forget();
-        let item = self.compact(batch, None, n);
+        let item = self.compact(batch, None, store::ResolvedSamples::default(), n);
         // Waiting here holds the sample permits: the writers free bytes and samples together,
         // so this cannot wait for something only it could release.
         match self
@@ -206,22 +217,36 @@ impl IngestQueue {
 
     /// A batch larger than the whole queue takes all permits rather than waiting forever.
     fn permits_for(&self, batch: &Batch) -> u32 {
-        batch.sample_count().clamp(1, self.capacity) as u32
+        self.permits_for_samples(batch.sample_count())
     }
 
-    /// Holds the series the store already knows by id and estimates what the item holds.
+    fn permits_for_samples(&self, samples: usize) -> u32 {
+        samples.clamp(1, self.capacity) as u32
+    }
+
+    /// The id of a series given as its key's encoding when the sink would hold it by id
+    /// ([`BatchSink::resolve_encoded`]).
+    pub fn resolve_encoded(&self, encoding: &[u8], newest: model::TimestampMs) -> Option<i64> {
+        self.sink.resolve_encoded(encoding, newest)
+    }
+
+    /// Holds the series the store already knows by id (after `already`, resolved by the
+    /// receiver) and estimates what the item holds.
     fn compact(
         &self,
         batch: Batch,
         fingerprints: Option<store::Fingerprints>,
+        already: store::ResolvedSamples,
         permits: u32,
     ) -> Item {
-        let samples = batch.sample_count() as u64;
+        let samples = (batch.sample_count() + already.len()) as u64;
         let store::Resolution {
             batch,
             fingerprints,
-            resolved,
+            resolved: more,
         } = self.sink.resolve_known(batch, fingerprints);
+        let mut resolved = already;
+        resolved.append(more);
         let bytes = std::mem::size_of::<Item>()
             + footprint::batch_bytes(&batch)
             + footprint::fingerprints_bytes(fingerprints.as_ref())
@@ -336,6 +361,13 @@ pub trait BatchSink: Send + Sync + 'static {
         }
     }
 
+    /// The id of a series given as its key's canonical encoding when this sink would hold it
+    /// by id ([`store::Store::resolve_encoded`]). Sinks without a series cache know none.
+    fn resolve_encoded(&self, encoding: &[u8], newest: model::TimestampMs) -> Option<i64> {
+        let _ = (encoding, newest);
+        None
+    }
+
     /// Commits samples that [`Self::resolve_known`] resolved (all or nothing); returns rows.
     async fn write_resolved(&self, parts: &[&store::ResolvedSamples]) -> Result<u64, SinkError> {
         let _ = parts;
@@ -376,6 +408,10 @@ impl BatchSink for store::Store {
         fingerprints: Option<store::Fingerprints>,
     ) -> store::Resolution {
         store::Store::resolve_known(self, batch, fingerprints)
+    }
+
+    fn resolve_encoded(&self, encoding: &[u8], newest: model::TimestampMs) -> Option<i64> {
+        store::Store::resolve_encoded(self, encoding, newest)
     }
 
     async fn write_resolved(&self, parts: &[&store::ResolvedSamples]) -> Result<u64, SinkError> {

@@ -128,6 +128,19 @@ impl ReceiverState {
         receiver: Receiver,
         batch: model::Batch,
     ) -> Result<Option<LimitRefusal>, ReceiverError> {
+        self.push_with_resolved(receiver, batch, Vec::new())
+    }
+
+    /// [`Self::push_partial`] with samples of known series the receiver resolved to ids
+    /// while it decoded ([`IngestQueue::resolve_encoded`](crate::ingest::IngestQueue::resolve_encoded)):
+    /// queued with the batch, past the limits (they were checked with
+    /// [`Guard::shape_allows`](crate::guard::Guard::shape_allows); a known series is not new).
+    pub fn push_with_resolved(
+        &self,
+        receiver: Receiver,
+        batch: model::Batch,
+        resolved: Vec<model::ResolvedSample>,
+    ) -> Result<Option<LimitRefusal>, ReceiverError> {
         let admission = self.app.guard.admit(batch, model::clock::now_ms());
         for r in &admission.refused {
             self.app
@@ -146,10 +159,14 @@ impl ReceiverState {
                 points: admission.refused_points,
                 message,
             });
-        if !admission.batch.is_empty() {
+        if !admission.batch.is_empty() || !resolved.is_empty() {
             self.app
                 .queue
-                .try_push_fingerprinted(admission.batch, Some(admission.fingerprints))
+                .try_push_with_resolved(
+                    admission.batch,
+                    Some(admission.fingerprints),
+                    store::ResolvedSamples::from_rows(resolved),
+                )
                 .map_err(|e| ReceiverError::from_push(e, self.config.queue_full_status))?;
         }
         Ok(refused)

@@ -166,12 +166,16 @@ impl SeriesCache {
         // One `write` of the key's whole encoding instead of one per part: SipHash over the
         // concatenation is the same value, and the per-call buffering of 2 + 4 per label small
         // writes was most of the hashing time in a profile of the receivers.
-        key.with_encoding(|buf| {
-            let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
-            h.write(buf);
-            use siphasher::sip128::Hasher128;
-            h.finish128().as_u128()
-        })
+        key.with_encoding(|buf| self.fingerprint_encoded(buf))
+    }
+
+    /// [`Self::fingerprint`] of a key given as its canonical encoding
+    /// ([`model::labels::with_key_encoding`]).
+    pub fn fingerprint_encoded(&self, encoding: &[u8]) -> u128 {
+        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
+        h.write(encoding);
+        use siphasher::sip128::Hasher128;
+        h.finish128().as_u128()
     }
 
     /// Wraps fingerprints this cache computed (in the order of a batch's series) for the

@@ -40,13 +40,7 @@ use std::time::Instant;
 /// be held in the queue (see the module header).
 pub const SETTLED_MARGIN_MS: i64 = DAY_MS;
 
-/// One sample of a registered series.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ResolvedSample {
-    pub series_id: i64,
-    pub ts: TimestampMs,
-    pub value: f64,
-}
+pub use model::ResolvedSample;
 
 /// Samples of series registered by this process, by id: what the ingest queue holds once the
 /// series are known (see the module header).
@@ -73,9 +67,19 @@ impl ResolvedSamples {
         self.rows.capacity() * std::mem::size_of::<ResolvedSample>()
     }
 
-    /// For tests and tools that already know ids.
+    /// For tests and tools that already know ids, and receivers that resolved series while
+    /// decoding ([`Store::resolve_encoded`]).
     pub fn from_rows(rows: Vec<ResolvedSample>) -> Self {
         Self { rows }
+    }
+
+    /// Adds `other`'s samples after these.
+    pub fn append(&mut self, mut other: ResolvedSamples) {
+        if self.rows.is_empty() {
+            self.rows = other.rows;
+        } else {
+            self.rows.append(&mut other.rows);
+        }
     }
 }
 
@@ -91,6 +95,22 @@ pub struct Resolution {
 }
 
 impl Store {
+    /// The id of a series given as its key's canonical encoding
+    /// ([`model::labels::with_key_encoding`]) when [`Self::resolve_known`] would hold it by
+    /// id, raising its pending `last_seen` to `newest` as that does: for receivers that read
+    /// label sets straight from a body and only need to build the ones not known yet. The
+    /// caller has checked what `resolve_known` checks of the samples (timestamps PostgreSQL
+    /// can store, a metric name).
+    pub fn resolve_encoded(&self, encoding: &[u8], newest: TimestampMs) -> Option<i64> {
+        let cache = &self.inner.series;
+        let cutoff = now_ms() - i64::from(self.inner.cfg.retention_days) * DAY_MS;
+        cache.hit_settled(
+            cache.fingerprint_encoded(encoding),
+            newest,
+            cutoff.saturating_add(SETTLED_MARGIN_MS),
+        )
+    }
+
     /// Splits off the series of `batch` whose ids the series cache holds and whose rows cannot
     /// be expired while they wait (see the module header), raising their pending `last_seen`.
     /// `fingerprints` are reused when this cache computed them for exactly these series.

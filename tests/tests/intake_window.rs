@@ -169,6 +169,57 @@ async fn remote_write_refuses_requests_with_samples_outside_the_window_whole() {
     );
 }
 
+/// A series the store already knows is taken by its id while the body is decoded, without its
+/// label set being built (`KnownSeries` in the remote_write receiver): its samples must still
+/// go or stay with the rest of their request. Here the request also holds a sample an hour
+/// ahead, so it is refused whole, and the known series' samples in it are not stored either.
+#[tokio::test]
+async fn a_known_series_is_refused_with_the_rest_of_its_request() {
+    let (st, writers, url) = pipewatch_tests::state(10_000).await;
+    let app = server::app(st.clone(), std::env::temp_dir());
+    let now = pipewatch_tests::now_ms();
+    let first = [now - 3_000, now - 2_000];
+    let (code, body) = remote_write(&app, vec![gauge("known", &first)]).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    wait_until_drained(&st).await;
+    // Registered by the write: the receiver's resolver now knows it by id.
+    let key = gauge("known", &[]).key;
+    assert!(
+        key.with_encoding(|e| st.queue.resolve_encoded(e, now))
+            .is_some(),
+        "the written series is held by id"
+    );
+
+    let (code, body) = remote_write(
+        &app,
+        vec![
+            gauge("known", &[now - 1_000]),
+            gauge("early", &[now + 3_600_000]),
+        ],
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains("the whole request (2 samples) was refused and nothing of it stored"),
+        "{body}"
+    );
+
+    // Alone, its next sample is taken (by id) and stored once.
+    let (code, body) = remote_write(&app, vec![gauge("known", &[now])]).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    wait_until_drained(&st).await;
+    assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
+    let mut rows = stored(&url).await;
+    rows.sort();
+    assert_eq!(
+        rows,
+        [first[0], first[1], now]
+            .iter()
+            .map(|&ts| ("known".to_string(), ts))
+            .collect::<Vec<_>>()
+    );
+}
+
 /// A captured OpenTelemetry Python SDK export (fixtures/otlp README): one delta sum, one delta
 /// histogram and another delta sum, one data point each.
 fn sdk_export() -> (Vec<u8>, i64) {

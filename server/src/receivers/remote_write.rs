@@ -48,9 +48,21 @@ pub async fn write(
 ) -> Result<Accepted, ReceiverError> {
     check_headers(&headers)?;
     let compressed_bytes = payload.raw.len();
-    let DecodedWrite { batch, mut stats } = payload
-        .decode(|raw| {
-            decoder::decode_protobuf(raw).map_err(|e| ReceiverError::Malformed(e.to_string()))
+    let now = model::clock::now_ms();
+    let resolver = KnownSeries {
+        queue: st.app.queue.clone(),
+        guard: st.app.guard.clone(),
+        window: st.window,
+        now,
+    };
+    let DecodedWrite {
+        batch,
+        resolved,
+        mut stats,
+    } = payload
+        .decode(move |raw| {
+            decoder::decode_protobuf_resolving(raw, &mut |s| resolver.id(s))
+                .map_err(|e| ReceiverError::Malformed(e.to_string()))
         })
         .await?;
     stats.compressed_bytes = compressed_bytes;
@@ -70,7 +82,7 @@ pub async fn write(
             )));
         }
     }
-    let outside = st.window.count(&batch, model::clock::now_ms());
+    let outside = st.window.count(&batch, now);
     if !outside.is_empty() {
         outside.count_in(&st.app.metrics);
         return Err(ReceiverError::OverLimit(format!(
@@ -79,20 +91,56 @@ pub async fn write(
             stats.samples
         )));
     }
-    if !batch.is_empty() {
+    if !batch.is_empty() || !resolved.is_empty() {
         tracing::debug!(
             samples = stats.samples,
             series = batch.series.len(),
+            known_samples = resolved.len(),
             metadata = stats.metadata,
             bytes = stats.compressed_bytes,
             "remote_write request accepted"
         );
-        st.wait_for_room(stats.samples, crate::ingest::footprint::batch_bytes(&batch))
-            .await;
-        st.push(Receiver::RemoteWrite, batch)?;
+        st.wait_for_room(
+            stats.samples,
+            crate::ingest::footprint::batch_bytes(&batch)
+                + resolved.len() * std::mem::size_of::<model::ResolvedSample>(),
+        )
+        .await;
+        if let Some(refused) = st.push_with_resolved(Receiver::RemoteWrite, batch, resolved)? {
+            return Err(ReceiverError::OverLimit(refused.message));
+        }
     }
     // An empty request, or exemplars only: nothing to store, and nothing to retry.
     Ok(Accepted::empty(StatusCode::NO_CONTENT))
+}
+
+/// Recognises the series of a request that the store holds by id, so the decoder builds label
+/// sets only for the others. A series is taken by id only when nothing about it could be
+/// refused: all its samples inside the intake window and storable, and its label set within
+/// the per-series limits. Anything else is decoded in full and meets the usual checks and
+/// messages. A series that is known is not new, so the new-series brakes do not apply.
+struct KnownSeries {
+    queue: crate::ingest::IngestQueue,
+    guard: std::sync::Arc<crate::guard::Guard>,
+    window: crate::ingest::window::IntakeWindow,
+    now: model::TimestampMs,
+}
+
+impl KnownSeries {
+    fn id(&self, s: &decoder::SeriesView<'_>) -> Option<i64> {
+        let (oldest, newest) = self.window.bounds(self.now);
+        let mut last = i64::MIN;
+        for x in s.samples {
+            if x.ts < oldest || x.ts > newest || !store::pgcopy::timestamp_in_range(x.ts) {
+                return None;
+            }
+            last = last.max(x.ts);
+        }
+        if !self.guard.shape_allows(s.metric, s.labels) {
+            return None;
+        }
+        self.queue.resolve_encoded(s.encoding, last)
+    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ReceiverError> {
