@@ -226,8 +226,13 @@ impl IngestQueue {
 
     /// The id of a series given as its key's encoding when the sink would hold it by id
     /// ([`BatchSink::resolve_encoded`]).
-    pub fn resolve_encoded(&self, encoding: &[u8], newest: model::TimestampMs) -> Option<i64> {
-        self.sink.resolve_encoded(encoding, newest)
+    pub fn resolve_encoded(
+        &self,
+        encoding: &[u8],
+        newest: model::TimestampMs,
+        now: model::TimestampMs,
+    ) -> Option<i64> {
+        self.sink.resolve_encoded(encoding, newest, now)
     }
 
     /// Holds the series the store already knows by id (after `already`, resolved by the
@@ -363,8 +368,13 @@ pub trait BatchSink: Send + Sync + 'static {
 
     /// The id of a series given as its key's canonical encoding when this sink would hold it
     /// by id ([`store::Store::resolve_encoded`]). Sinks without a series cache know none.
-    fn resolve_encoded(&self, encoding: &[u8], newest: model::TimestampMs) -> Option<i64> {
-        let _ = (encoding, newest);
+    fn resolve_encoded(
+        &self,
+        encoding: &[u8],
+        newest: model::TimestampMs,
+        now: model::TimestampMs,
+    ) -> Option<i64> {
+        let _ = (encoding, newest, now);
         None
     }
 
@@ -410,8 +420,13 @@ impl BatchSink for store::Store {
         store::Store::resolve_known(self, batch, fingerprints)
     }
 
-    fn resolve_encoded(&self, encoding: &[u8], newest: model::TimestampMs) -> Option<i64> {
-        store::Store::resolve_encoded(self, encoding, newest)
+    fn resolve_encoded(
+        &self,
+        encoding: &[u8],
+        newest: model::TimestampMs,
+        now: model::TimestampMs,
+    ) -> Option<i64> {
+        store::Store::resolve_encoded(self, encoding, newest, now)
     }
 
     async fn write_resolved(&self, parts: &[&store::ResolvedSamples]) -> Result<u64, SinkError> {

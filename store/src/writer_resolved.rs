@@ -100,10 +100,16 @@ impl Store {
     /// id, raising its pending `last_seen` to `newest` as that does: for receivers that read
     /// label sets straight from a body and only need to build the ones not known yet. The
     /// caller has checked what `resolve_known` checks of the samples (timestamps PostgreSQL
-    /// can store, a metric name).
-    pub fn resolve_encoded(&self, encoding: &[u8], newest: TimestampMs) -> Option<i64> {
+    /// can store, a metric name). `now` is the receiver's clock reading for the request (one
+    /// reading per request rather than one per series).
+    pub fn resolve_encoded(
+        &self,
+        encoding: &[u8],
+        newest: TimestampMs,
+        now: TimestampMs,
+    ) -> Option<i64> {
         let cache = &self.inner.series;
-        let cutoff = now_ms() - i64::from(self.inner.cfg.retention_days) * DAY_MS;
+        let cutoff = now - i64::from(self.inner.cfg.retention_days) * DAY_MS;
         cache.hit_settled(
             cache.fingerprint_encoded(encoding),
             newest,

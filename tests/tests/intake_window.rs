@@ -185,7 +185,7 @@ async fn a_known_series_is_refused_with_the_rest_of_its_request() {
     // Registered by the write: the receiver's resolver now knows it by id.
     let key = gauge("known", &[]).key;
     assert!(
-        key.with_encoding(|e| st.queue.resolve_encoded(e, now))
+        key.with_encoding(|e| st.queue.resolve_encoded(e, now, now))
             .is_some(),
         "the written series is held by id"
     );

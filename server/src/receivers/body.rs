@@ -172,6 +172,19 @@ impl Payload {
             self.raw,
         );
         tokio::task::spawn_blocking(move || {
+            if compression == Compression::Snappy {
+                // remote_write's every request: inflated into this thread's buffer.
+                return SNAPPY_BUFFER.with(|buf| {
+                    let mut buf = buf.borrow_mut();
+                    let out = inflate_snappy(&raw, limits.max_decompressed_bytes, &mut buf)
+                        .and_then(|()| check_message_budget(receiver, media, &buf, max_messages))
+                        .and_then(|()| decode(&buf));
+                    if buf.capacity() > SNAPPY_BUFFER_KEPT_BYTES {
+                        *buf = Vec::new();
+                    }
+                    out
+                });
+            }
             let inflated = inflate(receiver, compression, &raw, limits.max_decompressed_bytes)?;
             check_message_budget(receiver, media, &inflated, max_messages)?;
             decode(&inflated)
@@ -236,16 +249,32 @@ pub fn inflate(
         )?
         .map(Into::into)
         .ok_or_else(too_large),
-        // The snappy header announces the inflated size: checked before anything is inflated.
-        Compression::Snappy => collectors::remote_write::decompress(body, limit)
-            .map(Into::into)
-            .map_err(|e| match e {
-                collectors::remote_write::RemoteWriteError::DecompressedTooLarge { .. } => {
-                    ReceiverError::TooLarge(format!("{e} (receivers.max_decompressed_bytes)"))
-                }
-                e => ReceiverError::Malformed(e.to_string()),
-            }),
+        Compression::Snappy => {
+            let mut out = Vec::new();
+            inflate_snappy(body, limit, &mut out)?;
+            Ok(out.into())
+        }
     }
+}
+
+thread_local! {
+    /// The decode pool's snappy output, reused from request to request (see
+    /// [`collectors::remote_write::decompress_into`]).
+    static SNAPPY_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A thread keeps its snappy buffer up to this size; a larger body's buffer is given back.
+const SNAPPY_BUFFER_KEPT_BYTES: usize = 4 << 20;
+
+/// Snappy into `out`. The snappy header announces the inflated size: checked before anything
+/// is inflated.
+fn inflate_snappy(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), ReceiverError> {
+    collectors::remote_write::decompress_into(body, limit, out).map_err(|e| match e {
+        collectors::remote_write::RemoteWriteError::DecompressedTooLarge { .. } => {
+            ReceiverError::TooLarge(format!("{e} (receivers.max_decompressed_bytes)"))
+        }
+        e => ReceiverError::Malformed(e.to_string()),
+    })
 }
 
 /// Why a body was not read to its end.

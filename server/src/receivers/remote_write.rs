@@ -139,7 +139,7 @@ impl KnownSeries {
         if !self.guard.shape_allows(s.metric, s.labels) {
             return None;
         }
-        self.queue.resolve_encoded(s.encoding, last)
+        self.queue.resolve_encoded(s.encoding, last, self.now)
     }
 }
 
