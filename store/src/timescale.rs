@@ -105,8 +105,8 @@ impl Store {
     /// lock with everything still to do marked dirty, so reads take raw samples there until
     /// the refresh is done, and the dirty range is cleared only if no writer widened it
     /// meanwhile. `refresh_continuous_aggregate` cannot run in a transaction, so each range is
-    /// its own statement. The report's row counts stay 0: a refresh does not say how many
-    /// rows it wrote.
+    /// its own statement. A refresh does not say how many rows it wrote, so the report counts
+    /// the rows in the refreshed ranges.
     async fn refresh_rollups(
         &self,
         until: TimestampMs,
@@ -158,7 +158,7 @@ impl Store {
             .map(|w| w.div_euclid(HOUR_MS) * HOUR_MS)
             .max(old_1h);
         for r in &ranges {
-            self.refresh("samples_1m", r).await?;
+            report.rollup_1m_rows += self.refresh("samples_1m", r).await?;
         }
         // The hours the refreshed minutes lie in, up to the hour watermark: an hour above it
         // is refreshed once its last minute is (its range then starts inside it).
@@ -171,7 +171,7 @@ impl Store {
             })
             .collect();
         for r in merge(hours) {
-            self.refresh("samples_1h", &r).await?;
+            report.rollup_1h_rows += self.refresh("samples_1h", &r).await?;
         }
 
         let mut tx = self.pool().begin().await.context("ending the rollup")?;
@@ -196,7 +196,12 @@ impl Store {
         Ok(())
     }
 
-    async fn refresh(&self, aggregate: &str, range: &Range<TimestampMs>) -> Result<(), StoreError> {
+    /// Refreshes `aggregate` over `range`; returns its rows there afterwards.
+    async fn refresh(
+        &self,
+        aggregate: &str,
+        range: &Range<TimestampMs>,
+    ) -> Result<u64, StoreError> {
         sqlx::query(&format!(
             "CALL refresh_continuous_aggregate('{aggregate}', {}, {})",
             sql_ts(1),
@@ -207,7 +212,17 @@ impl Store {
         .execute(self.pool())
         .await
         .context("refreshing a continuous aggregate")?;
-        Ok(())
+        let rows: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {aggregate} WHERE bucket >= {} AND bucket < {}",
+            sql_ts(1),
+            sql_ts(2)
+        ))
+        .bind(range.start)
+        .bind(range.end)
+        .fetch_one(self.pool())
+        .await
+        .context("counting refreshed rollup rows")?;
+        Ok(rows as u64)
     }
 
     /// Points of the buckets `[from, to)` (aligned to `step_ms`) read from a continuous
