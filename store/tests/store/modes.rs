@@ -112,13 +112,16 @@ async fn check(store: &Store, data: &[(usize, i64, f64)], start: i64, end: i64, 
             );
             for (s, w) in &want {
                 let g = &got[s];
-                let close = g.len() == w.len()
-                    && g.iter().zip(w).all(|(a, b)| {
-                        a.0 == b.0 && (a.1 - b.1).abs() <= 1e-9 * a.1.abs().max(b.1.abs())
-                    });
+                let first_wrong = g.iter().zip(w).position(|(a, b)| {
+                    a.0 != b.0 || (a.1 - b.1).abs() > 1e-9 * a.1.abs().max(b.1.abs())
+                });
                 assert!(
-                    close,
-                    "series {s}, step {step_ms} {aggregation:?}:\n got  {g:?}\n want {w:?}"
+                    first_wrong.is_none() && g.len() == w.len(),
+                    "series {s}, step {step_ms} {aggregation:?}: {} points, want {}; first wrong: got {:?} want {:?}",
+                    g.len(),
+                    w.len(),
+                    first_wrong.map(|i| g[i]),
+                    first_wrong.map(|i| w[i]),
                 );
             }
         }
