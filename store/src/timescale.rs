@@ -26,7 +26,7 @@ use crate::bucket;
 use crate::compaction::merged_samples;
 use crate::error::{DbContext, StoreError};
 use crate::maintenance::{clear_dirty_if_unchanged, read_state, MaintenanceReport};
-use crate::partitions::{HOUR_MS, MINUTE_MS};
+use crate::partitions::{DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::writer::ROLLUP_LOCK_KEY;
 use crate::{sql_ms, sql_ts, Store, StoreConfig};
 use model::{Aggregation, TimestampMs};
@@ -105,7 +105,8 @@ impl Store {
     /// lock with everything still to do marked dirty, so reads take raw samples there until
     /// the refresh is done, and the dirty range is cleared only if no writer widened it
     /// meanwhile. `refresh_continuous_aggregate` cannot run in a transaction, so each range is
-    /// its own statement. A refresh does not say how many rows it wrote, so the report counts
+    /// its own statement, a day of data at most (a backfill is many bounded refreshes, as
+    /// the plain mode's rollup works in steps). A refresh does not say how many rows it wrote, so the report counts
     /// the rows in the refreshed ranges.
     async fn refresh_rollups(
         &self,
@@ -157,8 +158,8 @@ impl Store {
         let watermark_1h = watermark_1m
             .map(|w| w.div_euclid(HOUR_MS) * HOUR_MS)
             .max(old_1h);
-        for r in &ranges {
-            report.rollup_1m_rows += self.refresh("samples_1m", r).await?;
+        for r in ranges.iter().flat_map(|r| days(r.clone())) {
+            report.rollup_1m_rows += self.refresh("samples_1m", &r).await?;
         }
         // The hours the refreshed minutes lie in, up to the hour watermark: an hour above it
         // is refreshed once its last minute is (its range then starts inside it).
@@ -170,7 +171,7 @@ impl Store {
                 (start < end).then_some(start..end)
             })
             .collect();
-        for r in merge(hours) {
+        for r in merge(hours).into_iter().flat_map(days) {
             report.rollup_1h_rows += self.refresh("samples_1h", &r).await?;
         }
 
@@ -307,6 +308,18 @@ impl Store {
     }
 }
 
+/// `range` cut at UTC day boundaries.
+fn days(range: Range<TimestampMs>) -> Vec<Range<TimestampMs>> {
+    let mut out = Vec::new();
+    let mut start = range.start;
+    while start < range.end {
+        let end = (start.div_euclid(DAY_MS) * DAY_MS + DAY_MS).min(range.end);
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
 fn ceil(t: TimestampMs, unit: i64) -> TimestampMs {
     (t + unit - 1).div_euclid(unit) * unit
 }
@@ -369,6 +382,16 @@ mod tests {
         let (ranges, w) = plan_minutes(Some(600_000), Some((61_000, 61_000)), 720_000, None);
         assert_eq!(ranges, vec![60_000..120_000, 600_000..720_000]);
         assert_eq!(w, Some(720_000));
+    }
+
+    #[test]
+    fn refreshes_are_cut_at_day_boundaries() {
+        let d = DAY_MS;
+        assert_eq!(
+            days(d - 60_000..2 * d + 60_000),
+            vec![d - 60_000..d, d..2 * d, 2 * d..2 * d + 60_000]
+        );
+        assert_eq!(days(5..5), Vec::<Range<i64>>::new());
     }
 
     #[test]
