@@ -54,7 +54,8 @@ async fn databases_of_exited_test_processes_are_dropped_and_other_machines_ones_
             .unwrap();
     }
     conn.close().await.unwrap();
-    assert!(databases(&admin).await.contains(&ours));
+    // (Not checked here that they exist: a concurrent test process may already have dropped
+    // them, as it should.)
 
     let mine = store::testing::fresh_database_url().await;
     let names = databases(&admin).await;
