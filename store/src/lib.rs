@@ -2,11 +2,11 @@
 //! writer, range queries over raw samples and rollups, daily partitions and retention, and
 //! TimescaleDB feature detection.
 //!
-//! Two storage modes share one API. `postgres` (what the tests exercise): natively
-//! partitioned samples with rollup tables maintained by [`Store::maintain`]. `timescaledb`
-//! (chosen by the migration when `CREATE EXTENSION timescaledb` succeeds; untested here,
-//! because TimescaleDB is not installable on the development machines): a compressed
-//! hypertable with continuous aggregates and TimescaleDB's own retention policy.
+//! Two storage modes share one API and give the same answers. `postgres` (what CI runs):
+//! natively partitioned samples with rollup tables maintained by [`Store::maintain`].
+//! `timescaledb` (chosen by the migration when `CREATE EXTENSION timescaledb` succeeds; the
+//! suite runs in it with `PIPEWATCH_TEST_TIMESCALEDB=1`, see `testing`): a compressed
+//! hypertable with continuous aggregates that maintenance refreshes (`timescale`).
 //!
 //! The plain layout appends fresh samples to daily partitions indexed only by a BRIN on time;
 //! maintenance compacts each closed hour into per-series pco-compressed chunks

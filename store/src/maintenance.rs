@@ -51,7 +51,9 @@ impl Store {
     /// Idempotent housekeeping as of `now_ms`: creates partitions for today..today+2,
     /// rolls complete buckets up to `now_ms - rollup_lag` into `samples_1m` and `samples_1h`
     /// (re-rolling buckets that late samples landed in), and drops data older than
-    /// `retention_days`. In TimescaleDB mode its policies do all of this, and this is a no-op.
+    /// `retention_days`. In TimescaleDB mode, chunks replace partitions and compaction, and
+    /// this refreshes the continuous aggregates and drops expired chunks instead (see
+    /// [`crate::timescale`]).
     pub async fn maintain(&self, now_ms: TimestampMs) -> Result<MaintenanceReport, StoreError> {
         let started = Instant::now();
         let mut report = MaintenanceReport::default();
@@ -62,6 +64,8 @@ impl Store {
         report.last_seen_flushed = self.flush_last_seen().await?;
         report.series_expired = self.expire_series(cutoff).await?;
         if self.mode() == StorageMode::TimescaleDb {
+            self.maintain_timescaledb(now_ms, cutoff, &mut report)
+                .await?;
             report.elapsed = started.elapsed();
             return Ok(report);
         }

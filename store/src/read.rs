@@ -369,11 +369,11 @@ impl Store {
         };
         // Buckets before `split` come from the rollup table. The split is on a step
         // boundary, so no bucket mixes both sources.
-        let split = match (rollup, self.mode()) {
-            (None, _) => from,
-            // Continuous aggregates with real-time aggregation cover every bucket.
-            (Some(_), StorageMode::TimescaleDb) => to,
-            (Some((_, name)), StorageMode::Postgres) => {
+        // Both modes: TimescaleDB's continuous aggregates keep the same watermark and dirty
+        // range (see crate::timescale).
+        let split = match rollup {
+            None => from,
+            Some((_, name)) => {
                 // Late samples below the watermark are not in the rollups until the next
                 // maintenance: read raw from the start of that dirty range (tracked on the 1m
                 // row; 1h is built from 1m), so a query never misses accepted data.
@@ -394,17 +394,32 @@ impl Store {
         let mut points: HashMap<i64, Vec<(TimestampMs, f64)>> = HashMap::new();
         if let (Some((table, _)), true) = (rollup, split > from) {
             let agg = rollup_aggregate(q.aggregation);
-            self.fetch_buckets(
-                &mut points,
-                table,
-                "bucket",
-                agg,
-                &ids,
-                q.step_ms,
-                from,
-                split,
-            )
-            .await?;
+            if self.mode() == StorageMode::TimescaleDb {
+                // Buckets with duplicate timestamps come from de-duplicated raw samples.
+                self.timescale_buckets(
+                    &mut points,
+                    table,
+                    agg,
+                    q.aggregation,
+                    &ids,
+                    q.step_ms,
+                    from,
+                    split,
+                )
+                .await?;
+            } else {
+                self.fetch_buckets(
+                    &mut points,
+                    table,
+                    "bucket",
+                    agg,
+                    &ids,
+                    q.step_ms,
+                    from,
+                    split,
+                )
+                .await?;
+            }
         }
         if to > split {
             // Raw buckets come from de-duplicated samples (fresh rows and, for late samples

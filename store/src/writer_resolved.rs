@@ -254,9 +254,8 @@ impl Store {
         }
         copy.send(enc.finish()).await.context("sending samples")?;
         copy.finish().await.context("finishing COPY of samples")?;
-        if inner.mode == StorageMode::Postgres {
-            mark_late_samples(&mut tx, min_ts, max_ts).await?;
-        }
+        // Both modes: TimescaleDB's continuous aggregates use the same watermark.
+        mark_late_samples(&mut tx, min_ts, max_ts).await?;
         tx.commit().await.context("committing a write")?;
         let stats = WriteStats {
             rows,

@@ -295,7 +295,10 @@ async fn health_readiness_status_and_self_metrics() {
     let (status, body) = get(&app, "/api/v1/status").await;
     assert_eq!(status, StatusCode::OK);
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["data"]["storage_mode"], "postgres");
+    assert_eq!(
+        v["data"]["storage_mode"],
+        store::testing::expected_mode().await.to_string()
+    );
     assert_eq!(v["data"]["series_count"], 2);
     let (status, body) = get(&app, "/metrics").await;
     assert_eq!(status, StatusCode::OK);

@@ -9,6 +9,7 @@ mod dq;
 mod embedded;
 mod evidence;
 mod lineage;
+mod modes;
 mod outbox;
 mod partitions;
 mod registry;

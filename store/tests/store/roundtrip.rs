@@ -190,13 +190,18 @@ async fn bad_range_queries_say_what_to_change() {
 }
 
 #[tokio::test]
-async fn migrate_is_idempotent_and_connect_reports_postgres_mode() {
+async fn migrate_is_idempotent_and_connect_reports_the_storage_mode() {
     let url = store::testing::fresh_database_url().await;
     Store::migrate(&url).await.unwrap();
     Store::migrate(&url).await.unwrap();
     let s = Store::connect(&url, StoreConfig::default()).await.unwrap();
-    assert_eq!(s.mode(), store::StorageMode::Postgres);
-    assert_eq!(s.mode().to_string(), "postgres");
+    let expected = store::testing::expected_mode().await;
+    assert_eq!(s.mode(), expected);
+    let name = match expected {
+        store::StorageMode::Postgres => "postgres",
+        store::StorageMode::TimescaleDb => "timescaledb",
+    };
+    assert_eq!(s.mode().to_string(), name);
 }
 
 #[tokio::test]
