@@ -321,8 +321,8 @@ impl Store {
     /// Points of every selected series: one per `step_ms` bucket (aligned to the Unix epoch)
     /// that intersects `[start, end]` and holds samples, reduced with `q.aggregation` over
     /// the whole bucket. Buckets below the rollup watermark are read from `samples_1h`
-    /// (step a multiple of 1 h) or `samples_1m` (a multiple of 1 min); the rest from raw
-    /// samples. Series without points are left out; series are sorted by metric and labels.
+    /// (step a multiple of 1 h) or, in TimescaleDB mode, `samples_1m` (a multiple of 1 min);
+    /// the rest from raw samples (compacted chunks and fresh rows), aggregated here. Series without points are left out; series are sorted by metric and labels.
     pub async fn query_range(
         &self,
         sel: &Selector,
@@ -362,9 +362,11 @@ impl Store {
 
         let rollup = if q.step_ms % HOUR_MS == 0 {
             Some(("samples_1h", "1h"))
-        } else if q.step_ms % MINUTE_MS == 0 {
+        } else if q.step_ms % MINUTE_MS == 0 && self.mode() == StorageMode::TimescaleDb {
             Some(("samples_1m", "1m"))
         } else {
+            // Plain mode stores no minute rollup (migration 0094): decoding an hour chunk
+            // and bucketing it here is cheaper than reading the hour's 60 rollup rows was.
             None
         };
         // Buckets before `split` come from the rollup table. The split is on a step
