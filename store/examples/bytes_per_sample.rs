@@ -19,14 +19,15 @@ const HOUR_MS: i64 = 3_600_000;
 /// shape of rows/bytes processed), odd ones gauges (a random walk with two decimals, the shape
 /// of lag, queue depth or latency).
 fn values(i: usize, n: usize, rng: &mut rand::rngs::StdRng) -> Vec<f64> {
-    let mut v = if i % 2 == 0 {
+    let counter = i.is_multiple_of(2);
+    let mut v = if counter {
         0.0
     } else {
         rng.gen_range(10.0..1000.0)
     };
     (0..n)
         .map(|_| {
-            if i % 2 == 0 {
+            if counter {
                 v += f64::from(rng.gen_range(0..=20));
             } else {
                 v = ((v + rng.gen_range(-5.0..5.0)) * 100.0).round() / 100.0;
@@ -75,7 +76,7 @@ async fn main() {
     let keys: Vec<SeriesKey> = (0..series)
         .map(|i| {
             SeriesKey::new(
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     "pipeline_rows_total"
                 } else {
                     "pipeline_lag_seconds"
@@ -87,21 +88,23 @@ async fn main() {
             )
         })
         .collect();
-    let vals: Vec<Vec<f64>> = (0..series).map(|i| values(i, per_series, &mut rng)).collect();
+    let vals: Vec<Vec<f64>> = (0..series)
+        .map(|i| values(i, per_series, &mut rng))
+        .collect();
     // One batch per scrape round of at most 10,000 series, as the ingest queue hands them over.
     let t = Instant::now();
     for r in 0..per_series {
-        for (c, chunk) in keys.chunks(10_000).enumerate() {
+        for (chunk, chunk_vals) in keys.chunks(10_000).zip(vals.chunks(10_000)) {
             let b = Batch {
                 series: chunk
                     .iter()
-                    .enumerate()
-                    .map(|(j, k)| TimeSeries {
+                    .zip(chunk_vals)
+                    .map(|(k, v)| TimeSeries {
                         key: k.clone(),
                         metric_type: MetricType::Gauge,
                         samples: vec![Sample {
                             ts: t0 + r as i64 * interval_ms,
-                            value: vals[c * 10_000 + j][r],
+                            value: v[r],
                         }],
                     })
                     .collect(),

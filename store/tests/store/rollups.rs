@@ -432,7 +432,14 @@ async fn minute_steps_over_compacted_dirty_and_fresh_hours_equal_the_reference()
     for step in [MINUTE, 5 * MINUTE, 15_000, HOUR] {
         check(&store, &data, start, end, step).await;
     }
-    check(&store, &data, t0 + HOUR + 17 * MINUTE + 5, t0 + 2 * HOUR + 3, MINUTE).await;
+    check(
+        &store,
+        &data,
+        t0 + HOUR + 17 * MINUTE + 5,
+        t0 + 2 * HOUR + 3,
+        MINUTE,
+    )
+    .await;
 
     // The next maintenance merges the late samples into their chunk and hour rollup.
     let again = store.maintain(now + MINUTE).await.unwrap();
