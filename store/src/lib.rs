@@ -105,7 +105,7 @@ pub struct StoreConfig {
     /// [`StoreError::is_read_timeout`]. Zero = no limit. Default 30 s.
     pub read_statement_timeout: Duration,
     /// Maintenance compacts an hour of fresh samples into chunks once the hour ended at least
-    /// this long ago (and its minutes are rolled up), so a sample arriving a little late still
+    /// this long ago (and it is rolled up), so a sample arriving a little late still
     /// lands before its hour is compacted; later ones are merged in by the next compaction.
     /// Default 10 minutes.
     pub compact_after: Duration,

@@ -5,7 +5,7 @@
 use crate::bucket;
 use crate::compaction::{hours_with_samples, merged_samples};
 use crate::error::{DbContext, StoreError};
-use crate::partitions::{self, day_of, DAY_MS, HOUR_MS, MINUTE_MS};
+use crate::partitions::{self, day_of, DAY_MS, HOUR_MS};
 use crate::writer::ROLLUP_LOCK_KEY;
 use crate::{sql_ms, sql_ts, StorageMode, Store};
 use model::TimestampMs;
@@ -28,11 +28,13 @@ pub struct MaintenanceReport {
     /// Rows deleted by retention from the DEFAULT partition and the rollup tables (rows in
     /// dropped partitions are not counted).
     pub expired_rows: u64,
-    /// Rollup rows (re)written.
+    /// Rollup rows (re)written. Always 0 for minutes: plain mode stores no minute rollup
+    /// (minute buckets are computed on read, migration 0094).
     pub rollup_1m_rows: u64,
     pub rollup_1h_rows: u64,
     /// Every sample before this instant is reflected in the rollup (None: nothing rolled up
-    /// yet, or TimescaleDB mode, where continuous aggregates do this).
+    /// yet, or TimescaleDB mode, where continuous aggregates do this). Both are the hour
+    /// rollup's in plain mode, whole hours: minute buckets need no rollup to be complete.
     pub watermark_1m: Option<TimestampMs>,
     pub watermark_1h: Option<TimestampMs>,
     /// What compaction of fresh samples into chunks did (plain PostgreSQL mode).
@@ -49,11 +51,11 @@ pub(crate) struct RollupState {
 
 impl Store {
     /// Idempotent housekeeping as of `now_ms`: creates partitions for today..today+2,
-    /// rolls complete buckets up to `now_ms - rollup_lag` into `samples_1m` and `samples_1h`
-    /// (re-rolling buckets that late samples landed in), and drops data older than
-    /// `retention_days`. In TimescaleDB mode, chunks replace partitions and compaction, and
-    /// this refreshes the continuous aggregates and drops expired chunks instead (see
-    /// [`crate::timescale`]).
+    /// rolls complete hours up to `now_ms - rollup_lag` into `samples_1h` (re-rolling hours
+    /// that late samples landed in; minute buckets are computed on read), compacts closed
+    /// hours, and drops data older than `retention_days`. In TimescaleDB mode, chunks replace
+    /// partitions and compaction, and this refreshes the continuous aggregates and drops
+    /// expired chunks instead (see [`crate::timescale`]).
     pub async fn maintain(&self, now_ms: TimestampMs) -> Result<MaintenanceReport, StoreError> {
         let started = Instant::now();
         let mut report = MaintenanceReport::default();
@@ -97,7 +99,6 @@ impl Store {
         for (table, column) in [
             ("samples_default", "ts"),
             ("sample_chunks", "start_ts"),
-            ("samples_1m", "bucket"),
             ("samples_1h", "bucket"),
             ("column_profiles", "at"),
         ] {
@@ -164,13 +165,17 @@ impl Store {
         Ok(ids.len() as u64)
     }
 
-    /// Rolls up to `until` (rounded down to whole minutes / hours). Minute buckets are
-    /// computed in Rust from de-duplicated samples (compacted chunks and fresh rows, see
-    /// [`crate::chunk`]) in steps of at most an hour of data, each in its own short
-    /// transaction that holds the rollup lock exclusively, so writers' late-sample marks cannot
-    /// interleave with a step and a large backfill is never one long transaction. The minute
-    /// watermark advances with each step; the dirty range is cleared only when no writer
-    /// widened it while the steps ran (else the next round does those minutes again).
+    /// Rolls whole hours up to `until` (rounded down to an hour) into `samples_1h`, and again
+    /// the hours late samples landed in. Minute buckets are not stored in this mode: range
+    /// queries compute them on read from the samples (migration 0094), which costs no more
+    /// than reading a row-per-minute table did and saves the table that was most of the
+    /// database's bytes per sample.
+    ///
+    /// Hour rollups are computed in Rust from de-duplicated samples (compacted chunks and
+    /// fresh rows, see [`crate::chunk`]), one step per hour holding samples, each its own short
+    /// transaction, so a large backfill is never one long transaction. Progress is tracked on
+    /// the `rollup_state` row '1m' (the row writers mark late samples on; its watermark is
+    /// whole hours now) and mirrored on '1h', which readers of hour steps consult.
     async fn roll_up(
         &self,
         until: TimestampMs,
@@ -179,8 +184,8 @@ impl Store {
         // Claim the work under the lock: move the watermark to the target at once and mark
         // everything still to do as dirty, so queries read raw samples there until the steps
         // are done and a writer writing below the new watermark meanwhile marks its samples
-        // (bumping `updated_at`, which tells the last step not to clear the dirty range).
-        let (ranges_1m, planned_watermark, claimed_at) = {
+        // (bumping `updated_at`, which tells the end of the round not to clear the dirty range).
+        let (ranges, planned_watermark, claimed_at) = {
             let mut tx = self.pool().begin().await.context("starting the rollup")?;
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(ROLLUP_LOCK_KEY)
@@ -188,7 +193,7 @@ impl Store {
                 .await
                 .context("waiting for the rollup lock")?;
             let state = read_state(&mut tx, "1m").await?;
-            let target = until.div_euclid(MINUTE_MS) * MINUTE_MS;
+            let target = until.div_euclid(HOUR_MS) * HOUR_MS;
             let first_raw = if state.watermark.is_none() {
                 let fresh = sqlx::query_scalar::<_, Option<i64>>(&format!(
                     "SELECT {} FROM samples",
@@ -208,7 +213,7 @@ impl Store {
             } else {
                 None
             };
-            let (ranges, watermark) = plan(&state, target, first_raw, MINUTE_MS);
+            let (ranges, watermark) = plan(&state, target, first_raw, HOUR_MS);
             let dirty = ranges
                 .iter()
                 .map(|r| (r.start, r.end - 1))
@@ -226,122 +231,76 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .context("claiming the rollup")?;
+            // Readers of hour steps take the '1h' watermark, lowered to the dirty range of
+            // '1m', which covers everything claimed until the steps are done.
+            write_state(&mut tx, "1h", watermark).await?;
             tx.commit().await.context("committing the rollup claim")?;
             (ranges, watermark, claimed_at)
         };
 
-        for r in &ranges_1m {
-            // Only the hours holding samples need work (an empty bucket has no rollup row);
-            // one step per such hour.
+        for r in &ranges {
+            // Only the hours holding samples need work (an empty bucket has no rollup row).
             let hours = {
                 let mut conn = self.pool().acquire().await.context("planning the rollup")?;
                 hours_with_samples(&mut conn, r.clone()).await?
             };
-            for hour in hours {
-                let start = hour.max(r.start);
-                let end = (hour + HOUR_MS).min(r.end);
-                if start >= end {
-                    continue;
-                }
+            for hour in hours.into_iter().filter(|h| r.contains(h)) {
+                let step = Instant::now();
                 let mut tx = self
                     .pool()
                     .begin()
                     .await
                     .context("starting a rollup step")?;
-                report.rollup_1m_rows += reroll_minutes(&mut tx, start..end).await?;
+                let rows = reroll_hour(&mut tx, hour).await?;
                 tx.commit().await.context("committing a rollup step")?;
+                report.rollup_1h_rows += rows;
+                debug!(
+                    hour,
+                    rows,
+                    elapsed_ms = step.elapsed().as_millis() as u64,
+                    "rollup step"
+                );
             }
         }
-        let watermark_1m = planned_watermark;
 
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .context("starting the hour rollup")?;
+        let mut tx = self.pool().begin().await.context("ending the rollup")?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(ROLLUP_LOCK_KEY)
             .execute(&mut *tx)
             .await
             .context("waiting for the rollup lock")?;
         clear_dirty_if_unchanged(&mut tx, "1m", &claimed_at).await?;
-
-        // Hour rollup from minute rollups: only hours whose minutes are all rolled up.
-        let state = read_state(&mut tx, "1h").await?;
-        let target = watermark_1m.map(|w| w.div_euclid(HOUR_MS) * HOUR_MS);
-        let (ranges_1h, watermark_1h) = match target {
-            None => (Vec::new(), state.watermark),
-            Some(target) => {
-                let first_minute = if state.watermark.is_none() {
-                    sqlx::query_scalar::<_, Option<i64>>(&format!(
-                        "SELECT {} FROM samples_1m",
-                        sql_ms("min(bucket)")
-                    ))
-                    .fetch_one(&mut *tx)
-                    .await
-                    .context("finding the earliest minute rollup")?
-                } else {
-                    None
-                };
-                // Minutes re-rolled below the hour watermark make their hours dirty.
-                let dirty = ranges_1m
-                    .iter()
-                    .filter_map(|r| {
-                        let w = state.watermark?;
-                        (r.start < w).then(|| (r.start, r.end.min(w) - 1))
-                    })
-                    .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
-                let state = RollupState {
-                    watermark: state.watermark,
-                    dirty,
-                };
-                plan(&state, target, first_minute, HOUR_MS)
-            }
-        };
-        for r in &ranges_1h {
-            report.rollup_1h_rows += reroll(
-                &mut tx,
-                "samples_1h",
-                &format!(
-                    "SELECT series_id, date_bin(interval '1 hour', bucket, timestamptz 'epoch'), sum(count)::bigint, \
-                       sum(sum), min(min), max(max), (array_agg(last ORDER BY last_ts DESC, last DESC))[1], max(last_ts) \
-                     FROM samples_1m WHERE bucket >= {} AND bucket < {} GROUP BY 1, 2",
-                    sql_ts(1),
-                    sql_ts(2)
-                ),
-                r,
-            )
-            .await?;
-        }
-        write_state(&mut tx, "1h", watermark_1h).await?;
-        tx.commit().await.context("committing the rollup")?;
-        report.watermark_1m = watermark_1m;
-        report.watermark_1h = watermark_1h;
+        tx.commit().await.context("ending the rollup")?;
+        report.watermark_1m = planned_watermark;
+        report.watermark_1h = planned_watermark;
         Ok(())
     }
 }
 
-/// Replaces the minute rollups of `range` with ones computed from the de-duplicated samples
-/// in it; returns the rows written.
-async fn reroll_minutes(
+/// Replaces the hour rollups of the hour starting at `hour` with ones computed from its
+/// de-duplicated samples; returns the rows written. Rows are upserted by (series, bucket): a
+/// series' samples of an hour only ever grow until retention deletes the hour whole, so no
+/// series loses its row here.
+async fn reroll_hour(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    range: Range<TimestampMs>,
+    hour: TimestampMs,
 ) -> Result<u64, StoreError> {
-    let samples = merged_samples(tx, None, range.start, range.end - 1).await?;
-    clear_buckets(tx, "samples_1m", &range).await?;
+    let samples = merged_samples(tx, None, hour, hour + HOUR_MS - 1).await?;
     let rows: Vec<(i64, bucket::Rollup)> = samples
         .iter()
-        .flat_map(|(id, s)| bucket::rollups(s, MINUTE_MS).into_iter().map(|r| (*id, r)))
+        .flat_map(|(id, s)| bucket::rollups(s, HOUR_MS).into_iter().map(|r| (*id, r)))
         .collect();
     if rows.is_empty() {
         return Ok(0);
     }
     let col = |f: fn(&bucket::Rollup) -> f64| rows.iter().map(|(_, r)| f(r)).collect::<Vec<f64>>();
-    let inserted = sqlx::query(
-        "INSERT INTO samples_1m (series_id, bucket, count, sum, min, max, last, last_ts) \
+    let written = sqlx::query(
+        "INSERT INTO samples_1h (series_id, bucket, count, sum, min, max, last, last_ts) \
          SELECT id, to_timestamp(b::float8 / 1000), c, s, mi, ma, l, to_timestamp(lt::float8 / 1000) \
          FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], $5::float8[], \
-           $6::float8[], $7::float8[], $8::bigint[]) AS t(id, b, c, s, mi, ma, l, lt)",
+           $6::float8[], $7::float8[], $8::bigint[]) AS t(id, b, c, s, mi, ma, l, lt) \
+         ON CONFLICT (series_id, bucket) DO UPDATE SET count = EXCLUDED.count, sum = EXCLUDED.sum, \
+           min = EXCLUDED.min, max = EXCLUDED.max, last = EXCLUDED.last, last_ts = EXCLUDED.last_ts",
     )
     .bind(rows.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
     .bind(rows.iter().map(|(_, r)| r.bucket).collect::<Vec<i64>>())
@@ -353,9 +312,9 @@ async fn reroll_minutes(
     .bind(rows.iter().map(|(_, r)| r.last_ts).collect::<Vec<i64>>())
     .execute(&mut **tx)
     .await
-    .context("writing minute rollups")?
+    .context("writing hour rollups")?
     .rows_affected();
-    Ok(inserted)
+    Ok(written)
 }
 
 /// Clears the dirty range of `name` unless a writer marked late samples since the claim
@@ -398,7 +357,9 @@ fn plan(
         }
         Some(w) => {
             if target > w {
-                ranges.push(w..target);
+                // Floored: a watermark set at a finer width by an earlier version (the minute
+                // rollup's) starts its bucket again.
+                ranges.push(floor(w)..target);
             }
             if let Some((from, to)) = state.dirty {
                 let dirty = floor(from)..(floor(to) + bucket_ms).min(w);
@@ -463,48 +424,10 @@ async fn write_state(
     Ok(())
 }
 
-/// Deletes the rollup rows of `table` in `range`, before they are computed again.
-async fn clear_buckets(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    table: &str,
-    range: &Range<TimestampMs>,
-) -> Result<(), StoreError> {
-    sqlx::query(&format!(
-        "DELETE FROM {table} WHERE bucket >= {} AND bucket < {}",
-        sql_ts(1),
-        sql_ts(2)
-    ))
-    .bind(range.start)
-    .bind(range.end)
-    .execute(&mut **tx)
-    .await
-    .context("clearing rollup buckets")?;
-    Ok(())
-}
-
-/// Replaces the rollup rows of `range` with `select` (which takes the range as $1, $2).
-async fn reroll(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    table: &str,
-    select: &str,
-    range: &Range<TimestampMs>,
-) -> Result<u64, StoreError> {
-    clear_buckets(tx, table, range).await?;
-    let inserted = sqlx::query(&format!(
-        "INSERT INTO {table} (series_id, bucket, count, sum, min, max, last, last_ts) {select}"
-    ))
-    .bind(range.start)
-    .bind(range.end)
-    .execute(&mut **tx)
-    .await
-    .context("computing rollup buckets")?
-    .rows_affected();
-    Ok(inserted)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::partitions::MINUTE_MS;
 
     #[test]
     fn first_rollup_starts_at_the_earliest_sample() {
@@ -537,6 +460,18 @@ mod tests {
         let (ranges, w) = plan(&s, 300_000, None, MINUTE_MS);
         assert!(ranges.is_empty());
         assert_eq!(w, Some(600_000));
+    }
+
+    #[test]
+    fn a_watermark_inside_a_bucket_starts_that_bucket_again() {
+        // The minute rollup's watermark, left by an earlier version, under hour buckets.
+        let s = RollupState {
+            watermark: Some(HOUR_MS + 17 * MINUTE_MS),
+            dirty: None,
+        };
+        let (ranges, w) = plan(&s, 3 * HOUR_MS, None, HOUR_MS);
+        assert_eq!(ranges, vec![HOUR_MS..3 * HOUR_MS]);
+        assert_eq!(w, Some(3 * HOUR_MS));
     }
 
     #[test]

@@ -78,6 +78,11 @@ pub enum SeriesSelection {
     OverLimit,
 }
 
+/// Samples (16 bytes each) that one read of raw samples in [`Store::query_range`] should hold
+/// at most, estimated with [`ASSUMED_SCRAPE_MS`]: 100 series of a week at 15 s in one read.
+const RAW_SAMPLES_PER_READ: i64 = 4_000_000;
+const ASSUMED_SCRAPE_MS: i64 = 15_000;
+
 /// Prometheus' limit, for the same reason: a range/step pair asking for more points than a
 /// chart can show is almost certainly a mistake.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
@@ -321,8 +326,8 @@ impl Store {
     /// Points of every selected series: one per `step_ms` bucket (aligned to the Unix epoch)
     /// that intersects `[start, end]` and holds samples, reduced with `q.aggregation` over
     /// the whole bucket. Buckets below the rollup watermark are read from `samples_1h`
-    /// (step a multiple of 1 h) or `samples_1m` (a multiple of 1 min); the rest from raw
-    /// samples. Series without points are left out; series are sorted by metric and labels.
+    /// (step a multiple of 1 h) or, in TimescaleDB mode, `samples_1m` (a multiple of 1 min);
+    /// the rest from raw samples (compacted chunks and fresh rows), aggregated here. Series without points are left out; series are sorted by metric and labels.
     pub async fn query_range(
         &self,
         sel: &Selector,
@@ -362,9 +367,11 @@ impl Store {
 
         let rollup = if q.step_ms % HOUR_MS == 0 {
             Some(("samples_1h", "1h"))
-        } else if q.step_ms % MINUTE_MS == 0 {
+        } else if q.step_ms % MINUTE_MS == 0 && self.mode() == StorageMode::TimescaleDb {
             Some(("samples_1m", "1m"))
         } else {
+            // Plain mode stores no minute rollup (migration 0094): decoding an hour chunk
+            // and bucketing it here is cheaper than reading the hour's 60 rollup rows was.
             None
         };
         // Buckets before `split` come from the rollup table. The split is on a step
@@ -429,10 +436,19 @@ impl Store {
                 .acquire()
                 .await
                 .context("starting a read")?;
-            let raw = merged_samples(&mut conn, Some(&ids), split, to - 1).await?;
-            for (id, samples) in raw {
-                let pts = bucket::points(&samples, q.step_ms, q.aggregation);
-                points.entry(id).or_default().extend(pts);
+            // Long ranges a group of series at a time: minute steps over days decode every
+            // sample of the range, which is held only briefly this way; short ranges in one
+            // read, because each read scans the fresh rows of its range once.
+            let per_series = ((to - split) / ASSUMED_SCRAPE_MS).max(1);
+            let group = usize::try_from(RAW_SAMPLES_PER_READ / per_series)
+                .unwrap_or(usize::MAX)
+                .max(1);
+            for group in ids.chunks(group) {
+                let raw = merged_samples(&mut conn, Some(group), split, to - 1).await?;
+                for (id, samples) in raw {
+                    let pts = bucket::points(&samples, q.step_ms, q.aggregation);
+                    points.entry(id).or_default().extend(pts);
+                }
             }
         }
 

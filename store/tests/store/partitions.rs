@@ -251,7 +251,7 @@ async fn retention_drops_old_partitions_and_keeps_recent_data() {
         vec![(now + 2 * DAY + HOUR, 4.0)]
     );
     let expired_rollups: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM samples_1m WHERE series_id = $1")
+        sqlx::query_scalar("SELECT count(*) FROM samples_1h WHERE series_id = $1")
             .bind(old.stable_id())
             .fetch_one(store.pool())
             .await

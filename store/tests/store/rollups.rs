@@ -137,16 +137,17 @@ async fn range_queries_match_an_independent_computation_across_rollups_and_raw()
         store.write(&[b]).await.unwrap();
     }
 
-    // Roll up to t0 + 3h17m: the minute watermark lands there, the hour one at t0 + 3h, so
-    // queries read rollups for the first part and raw samples for the rest.
+    // Roll up to t0 + 3h17m: the hour watermark lands at t0 + 3h, so hour-step queries read
+    // rollups for the first part and raw samples for the rest. Minute buckets are computed on
+    // read from the samples (plain mode stores no minute rollup).
     let report = store
         .maintain(t0 + 3 * HOUR + 17 * MINUTE + 2 * MINUTE)
         .await
         .unwrap();
-    assert_eq!(report.watermark_1m, Some(t0 + 3 * HOUR + 17 * MINUTE));
+    assert_eq!(report.watermark_1m, Some(t0 + 3 * HOUR));
     assert_eq!(report.watermark_1h, Some(t0 + 3 * HOUR));
     assert!(
-        report.rollup_1m_rows > 0 && report.rollup_1h_rows > 0,
+        report.rollup_1m_rows == 0 && report.rollup_1h_rows > 0,
         "{report:?}"
     );
 
@@ -179,16 +180,16 @@ async fn range_queries_match_an_independent_computation_across_rollups_and_raw()
     }
     let again = store.maintain(t0 + 3 * HOUR + 19 * MINUTE).await.unwrap();
     assert!(
-        again.rollup_1m_rows > 0,
+        again.rollup_1h_rows > 0,
         "late buckets re-rolled: {again:?}"
     );
     for step in [MINUTE, HOUR, 15_000] {
         check(&store, &data, start, end, step).await;
     }
 
-    // Prove the rollups are what is read below the watermark: without raw samples, the
-    // rolled-up buckets still answer, and only those.
-    let watermark_1m = again.watermark_1m.unwrap();
+    // Prove the hour rollup is what is read below its watermark: without raw samples, the
+    // rolled-up hours still answer, and only those; steps of minutes or seconds read samples.
+    let watermark_1h = again.watermark_1h.unwrap();
     for table in ["samples", "sample_chunks"] {
         sqlx::query(&format!("DELETE FROM {table}"))
             .execute(store.pool())
@@ -198,25 +199,32 @@ async fn range_queries_match_an_independent_computation_across_rollups_and_raw()
     let rolled: Generated = data
         .iter()
         .copied()
-        .filter(|d| d.1 < watermark_1m)
+        .filter(|d| d.1 < watermark_1h)
         .collect();
-    check(&store, &rolled, start, watermark_1m - 1, MINUTE).await;
-    let raw_only = store
-        .query_range(
-            &Selector::parse("rollup_test").unwrap(),
-            &RangeQuery {
-                start,
-                end,
-                step_ms: 15_000,
-                aggregation: Aggregation::Count,
-            },
-        )
-        .await
-        .unwrap();
-    assert!(
-        raw_only.is_empty(),
-        "15 s steps have no rollup and read raw samples"
-    );
+    check(&store, &rolled, start, watermark_1h - 1, HOUR).await;
+    // TimescaleDB mode keeps a minute rollup (a continuous aggregate); plain mode does not.
+    let steps = match store.mode() {
+        store::StorageMode::Postgres => vec![15_000, MINUTE],
+        store::StorageMode::TimescaleDb => vec![15_000],
+    };
+    for step_ms in steps {
+        let raw_only = store
+            .query_range(
+                &Selector::parse("rollup_test").unwrap(),
+                &RangeQuery {
+                    start,
+                    end,
+                    step_ms,
+                    aggregation: Aggregation::Count,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            raw_only.is_empty(),
+            "{step_ms} ms steps have no stored rollup and read raw samples"
+        );
+    }
 }
 
 #[tokio::test]
@@ -236,18 +244,25 @@ async fn special_values_aggregate_the_same_from_rollups_and_raw() {
         .await
         .unwrap();
     let sel = Selector::parse("special_agg").unwrap();
-    let q = |aggregation| RangeQuery {
+    // Minute steps (computed from samples) and hour steps (raw before maintenance, the hour
+    // rollup after).
+    let queries: Vec<(Aggregation, i64)> = Aggregation::ALL
+        .into_iter()
+        .flat_map(|a| [(a, MINUTE), (a, HOUR)])
+        .collect();
+    let q = |(aggregation, step_ms): (Aggregation, i64)| RangeQuery {
         start: t0,
         end: t0 + 3 * MINUTE,
-        step_ms: MINUTE,
+        step_ms,
         aggregation,
     };
     let mut before = Vec::new();
-    for a in Aggregation::ALL {
+    for &a in &queries {
         before.push(store.query_range(&sel, &q(a)).await.unwrap());
     }
-    store.maintain(t0 + HOUR).await.unwrap();
-    for (i, a) in Aggregation::ALL.into_iter().enumerate() {
+    let report = store.maintain(t0 + 2 * HOUR).await.unwrap();
+    assert_eq!(report.watermark_1h, Some(t0 + HOUR), "{report:?}");
+    for (i, &a) in queries.iter().enumerate() {
         let after = store.query_range(&sel, &q(a)).await.unwrap();
         let bits = |r: &Vec<model::RangeSeries>| {
             r[0].points
@@ -267,11 +282,22 @@ async fn special_values_aggregate_the_same_from_rollups_and_raw() {
         assert_eq!(bits(&before[i]), bits(&after), "{a:?}");
     }
     // PostgreSQL semantics, which both paths follow: NaN sorts above every number.
-    let max = store.query_range(&sel, &q(Aggregation::Max)).await.unwrap();
+    let max = store
+        .query_range(&sel, &q((Aggregation::Max, MINUTE)))
+        .await
+        .unwrap();
     assert!(max[0].points[0].1.is_nan());
-    let min = store.query_range(&sel, &q(Aggregation::Min)).await.unwrap();
+    let min = store
+        .query_range(&sel, &q((Aggregation::Min, MINUTE)))
+        .await
+        .unwrap();
     assert_eq!(min[0].points[1].1, 5.0);
     assert_eq!(min[0].points[2].1, f64::NEG_INFINITY);
+    let min = store
+        .query_range(&sel, &q((Aggregation::Min, HOUR)))
+        .await
+        .unwrap();
+    assert_eq!(min[0].points, vec![(t0, f64::NEG_INFINITY)]);
 }
 
 #[tokio::test]
@@ -324,4 +350,104 @@ async fn rollups_stay_exact_while_writers_race_maintenance() {
         .unwrap();
     check(&store, &all, start, end, MINUTE).await;
     check(&store, &all, start, end, HOUR).await;
+}
+
+/// Plain mode stores no minute rollup: minute buckets are computed on read from compacted
+/// chunks and fresh rows. Over a range that spans compacted hours, an hour written into after
+/// it was compacted (dirty) and the fresh part not compacted yet, with re-sent copies stored
+/// twice, every aggregation at minute steps (and at the other steps) equals the reference,
+/// before and after the maintenance that merges the late samples.
+#[tokio::test]
+async fn minute_steps_over_compacted_dirty_and_fresh_hours_equal_the_reference() {
+    let store = store().await;
+    let mut rng = StdRng::seed_from_u64(0x10);
+    let now = now_ms();
+    let t0 = (now / HOUR - 4) * HOUR;
+    // One sample per (series, timestamp), the larger value on a conflict: the store's rule.
+    let mut reference: BTreeMap<(usize, i64), f64> = BTreeMap::new();
+    let add = |reference: &mut BTreeMap<(usize, i64), f64>, (s, t, v): (usize, i64, f64)| {
+        let e = reference.entry((s, t)).or_insert(v);
+        if v.total_cmp(e).is_gt() {
+            *e = v;
+        }
+    };
+    let first: Generated = generate(&mut rng, t0, 5)
+        .into_iter()
+        .filter(|d| d.1 < now)
+        .collect();
+    for &d in &first {
+        add(&mut reference, d);
+    }
+    store.write(&to_batches(&first)).await.unwrap();
+    // A retry re-sends every fifth sample unchanged.
+    let resent: Generated = first.iter().copied().step_by(5).collect();
+    store.write(&to_batches(&resent)).await.unwrap();
+
+    // Rolls up and compacts every hour that ended at least 10 minutes ago.
+    let report = store.maintain(now).await.unwrap();
+    let plain = store.mode() == store::StorageMode::Postgres;
+    if plain {
+        assert!(report.compaction.chunks >= 3 * SERIES as u64, "{report:?}");
+        let samples_1m: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('samples_1m')::text")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(samples_1m, None, "plain mode has no minute rollup table");
+    }
+
+    // Late samples into a compacted hour: a new timestamp, a re-sent one and a larger value
+    // for a stored timestamp.
+    let in_hour_1: Vec<(usize, i64, f64)> = first
+        .iter()
+        .copied()
+        .filter(|d| d.1 >= t0 + HOUR && d.1 < t0 + 2 * HOUR)
+        .collect();
+    let (s, t, v) = in_hour_1[3];
+    let late = vec![
+        (1usize, t0 + HOUR + 30 * MINUTE + 7, 123.5),
+        in_hour_1[1],
+        (s, t, v + 1e4),
+    ];
+    for &d in &late {
+        add(&mut reference, d);
+    }
+    store.write(&to_batches(&late)).await.unwrap();
+    if plain {
+        let (dirty, fresh_above): (Option<i64>, i64) = sqlx::query_as(
+            "SELECT (SELECT (extract(epoch FROM dirty_from) * 1000)::bigint FROM rollup_state \
+               WHERE name = 'compact'), \
+             (SELECT count(*) FROM samples WHERE ts >= (SELECT watermark FROM rollup_state \
+               WHERE name = 'compact'))",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(dirty, late.iter().map(|d| d.1).min(), "a dirty hour");
+        assert!(fresh_above > 0, "a fresh part");
+    }
+
+    let data: Generated = reference.iter().map(|(&(s, t), &v)| (s, t, v)).collect();
+    let (start, end) = (t0 - 10 * MINUTE + 123, now);
+    for step in [MINUTE, 5 * MINUTE, 15_000, HOUR] {
+        check(&store, &data, start, end, step).await;
+    }
+    check(
+        &store,
+        &data,
+        t0 + HOUR + 17 * MINUTE + 5,
+        t0 + 2 * HOUR + 3,
+        MINUTE,
+    )
+    .await;
+
+    // The next maintenance merges the late samples into their chunk and hour rollup.
+    let again = store.maintain(now + MINUTE).await.unwrap();
+    if plain {
+        assert!(again.compaction.rows >= late.len() as u64, "{again:?}");
+        assert!(again.rollup_1h_rows >= SERIES as u64, "{again:?}");
+    }
+    for step in [MINUTE, 5 * MINUTE, HOUR] {
+        check(&store, &data, start, end, step).await;
+    }
 }
