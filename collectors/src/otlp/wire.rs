@@ -143,7 +143,7 @@ impl<'a> Wire<'a> {
 
 /// Packed `fixed64`/`double` values.
 fn packed_fixed64(b: &[u8], out: &mut Vec<u64>) -> Option<()> {
-    if b.len() % 8 != 0 {
+    if !b.len().is_multiple_of(8) {
         return None;
     }
     out.extend(
