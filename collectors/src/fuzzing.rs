@@ -69,9 +69,94 @@ fn otlp(data: &[u8], encoding: BodyEncoding) {
     }
 }
 
-/// OTLP protobuf (`application/x-protobuf`).
+/// OTLP protobuf (`application/x-protobuf`), and the borrowing metrics decoder against
+/// prost ([`otlp_wire_vs_prost`]).
 pub fn otlp_protobuf(data: &[u8]) {
     otlp(data, BodyEncoding::Protobuf);
+    otlp_wire_vs_prost(data);
+}
+
+/// How [`otlp_wire_vs_prost`] found a body decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MetricsDecode {
+    /// The borrowing decoder took it.
+    Wire,
+    /// It went to prost, which decoded it.
+    Prost,
+    /// Refused (by prost, with the same message either way).
+    Refused,
+}
+
+/// The borrowing OTLP metrics decoder ([`otlp::wire`]) against prost on one protobuf body:
+/// when the borrowing decoder takes it, prost decodes it too and to the same view; the
+/// receiver's decoding ([`otlp::wire::MetricsBody`]) and prost's refuse it with the same
+/// message or map it alike: every series with its samples to the bit, the metadata, the
+/// counts, the rejection messages and the pending delta totals, on a first mapping and on a
+/// second one after the first one's totals are committed (which refuses the repeated delta
+/// points).
+pub fn otlp_wire_vs_prost(data: &[u8]) -> MetricsDecode {
+    use crate::otlp::metrics::{DeltaAccumulator, MappedMetrics};
+    use crate::otlp::view::MetricsView;
+    use crate::otlp::wire::{decode_metrics, MetricsBody};
+    let prost = otlp::decode_metrics(data, BodyEncoding::Protobuf);
+    if let Some(view) = decode_metrics(data) {
+        let req = prost
+            .as_ref()
+            .expect("the borrowing decoder took a body prost refuses");
+        assert_eq!(format!("{view:?}"), format!("{:?}", MetricsView::of(req)));
+    }
+    fn digest(m: &MappedMetrics) -> String {
+        let series: Vec<String> = m
+            .batch
+            .series
+            .iter()
+            .map(|s| {
+                let samples: Vec<(i64, u64)> = s
+                    .samples
+                    .iter()
+                    .map(|x| (x.ts, x.value.to_bits()))
+                    .collect();
+                format!("{} {:?} {samples:?}", s.key, s.metric_type)
+            })
+            .collect();
+        format!(
+            "{series:#?}\n{:#?}\naccepted {} rejected {} exemplars {}\n{:?}\n{:?}",
+            m.batch.metadata,
+            m.accepted_points,
+            m.rejected_points,
+            m.exemplars_dropped,
+            m.rejection_message(),
+            m.pending.describe(),
+        )
+    }
+    fn twice(map: impl Fn(&DeltaAccumulator) -> MappedMetrics) -> (String, String) {
+        let mut acc = DeltaAccumulator::default();
+        let mut first = map(&acc);
+        let a = digest(&first);
+        acc.commit(std::mem::take(&mut first.pending));
+        (a, digest(&map(&acc)))
+    }
+    match (MetricsBody::decode(data), &prost) {
+        (Err(a), Err(b)) => {
+            assert_eq!(&a, b);
+            MetricsDecode::Refused
+        }
+        (Ok(body), Ok(req)) => {
+            let all = |v: &MetricsView<'_>| (0..v.resources.len()).collect::<Vec<_>>();
+            let ours = body.with_view(|v| twice(|acc| acc.map_view(v, &all(v))));
+            assert_eq!(ours, twice(|acc| acc.map(req)));
+            if body.is_wire() {
+                MetricsDecode::Wire
+            } else {
+                MetricsDecode::Prost
+            }
+        }
+        (ours, theirs) => panic!(
+            "the receiver's decoding and prost disagree: {:?} vs {:?}",
+            ours.err(),
+            theirs.as_ref().err()
+        ),
+    }
 }
 
 /// OTLP/JSON (`application/json`).

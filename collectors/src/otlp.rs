@@ -12,13 +12,17 @@
 //! the Python exporter and Go's `compress/zlib` send); inflation stops at a size cap so a small
 //! body cannot expand without bound.
 //!
-//! Mapping metrics to series lives in [`metrics`].
+//! Mapping metrics to series lives in [`metrics`]; it reads requests through the borrowed
+//! [`view`], which protobuf metrics bodies get from the borrowing decoder in [`wire`] (prost
+//! decodes what that one does not take, and every other body).
 
 pub mod attributes;
 pub mod logs;
 pub mod metrics;
 pub mod seen;
 pub mod traces;
+pub mod view;
+pub mod wire;
 
 use flate2::read::{GzDecoder, ZlibDecoder};
 use std::borrow::Cow;

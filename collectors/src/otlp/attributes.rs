@@ -2,6 +2,7 @@
 //! sanitised like Prometheus' `otlptranslator`, attribute values as label values, and the
 //! `job`/`instance` a resource's service attributes stand for.
 
+use super::view::{Attr, Value};
 use model::Labels;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -44,13 +45,27 @@ impl ResourceIdentity {
     }
 
     pub fn of_attributes(attrs: &[KeyValue]) -> Self {
-        let get = |k: &str| {
+        Self::of_lookup(|k| {
             attrs
                 .iter()
                 .find(|kv| kv.key == k)
                 .map(|kv| any_value_string(kv.value.as_ref()))
-                .filter(|v| !v.is_empty())
-        };
+        })
+    }
+
+    /// The identity of a resource's attributes in a [`super::view::MetricsView`].
+    pub fn of_view(attrs: &[Attr<'_>]) -> Self {
+        Self::of_lookup(|k| {
+            attrs
+                .iter()
+                .find(|a| a.key == k)
+                .map(|a| value_string(&a.value).into_owned())
+        })
+    }
+
+    /// The identity from `lookup` (the value of the first attribute with a key, as a string).
+    fn of_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |k: &str| lookup(k).filter(|v| !v.is_empty());
         let service_name = get("service.name").unwrap_or_else(|| UNKNOWN_SERVICE.to_string());
         let job = match get("service.namespace") {
             Some(ns) => format!("{ns}/{service_name}"),
@@ -100,16 +115,23 @@ pub fn storable_text(s: &str) -> std::borrow::Cow<'_, str> {
 /// Attributes as sanitised labels; values of attributes whose names collide after
 /// sanitising are joined with `;` in the order of the original keys.
 pub fn attribute_labels<'a>(attrs: impl Iterator<Item = &'a KeyValue>) -> Labels {
+    keyed_labels(attrs.map(|kv| (kv.key.as_str(), any_value_string(kv.value.as_ref()))))
+}
+
+/// [`attribute_labels`] of attributes in a [`super::view::MetricsView`].
+pub fn view_attribute_labels<'a>(attrs: impl Iterator<Item = &'a Attr<'a>>) -> Labels {
+    keyed_labels(attrs.map(|a| (a.key, value_string(&a.value).into_owned())))
+}
+
+/// [`attribute_labels`] of (original key, value as a string) pairs.
+fn keyed_labels<'a>(attrs: impl Iterator<Item = (&'a str, String)>) -> Labels {
     let mut by_name: BTreeMap<String, Vec<(&str, String)>> = BTreeMap::new();
-    for kv in attrs {
-        let name = label_name(&kv.key);
+    for (key, value) in attrs {
+        let name = label_name(key);
         if name.is_empty() {
             continue;
         }
-        by_name
-            .entry(name)
-            .or_default()
-            .push((kv.key.as_str(), any_value_string(kv.value.as_ref())));
+        by_name.entry(name).or_default().push((key, value));
     }
     Labels::from_pairs(by_name.into_iter().map(|(name, mut values)| {
         values.sort_by(|a, b| a.0.cmp(b.0));
@@ -148,6 +170,21 @@ pub fn any_value_string(v: Option<&AnyValue>) -> String {
                 other => other.to_string(),
             }
         }
+    }
+}
+
+/// [`any_value_string`] of a view's value, borrowed when it is a string.
+pub fn value_string<'a>(v: &Value<'a>) -> std::borrow::Cow<'a, str> {
+    match *v {
+        Value::Absent => "".into(),
+        Value::Str(s) => s.into(),
+        Value::Bool(b) => b.to_string().into(),
+        Value::Int(i) => i.to_string().into(),
+        Value::Double(d) => format_float(d).into(),
+        Value::Other(other) => match any_value_json(other) {
+            serde_json::Value::String(s) => s.into(),
+            other => other.to_string().into(),
+        },
     }
 }
 

@@ -59,16 +59,15 @@ pub use delta::{DeltaAccumulator, DeltaUpdates, DEFAULT_MAX_DELTA_SERIES};
 pub use exponential::{ExpHistogram, EXPONENTIAL_TARGET_SCALE};
 pub use naming::prometheus_unit;
 
-use super::attributes::{attribute_labels, storable_text, unstorable_label, ResourceIdentity};
+use super::attributes::{
+    storable_text, unstorable_label, value_string, view_attribute_labels, ResourceIdentity,
+};
+use super::view::{Attr, DataView, HistogramPoint, MetricView, MetricsView, Number, NumberPoint};
 use crate::remote_write::stale_marker;
 use delta::DeltaState;
 use model::{Batch, Labels, MetricMetadata, MetricType, Sample, SeriesKey, TimeSeries};
 use naming::{metric_name, NameKind};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, HistogramDataPoint, NumberDataPoint,
-};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
@@ -120,13 +119,22 @@ impl DeltaAccumulator {
     /// [`MappedMetrics::pending`]. Commit them only once the batch has been accepted, so a
     /// request refused with 429/503 and retried is not counted twice.
     pub fn map(&self, req: &ExportMetricsServiceRequest) -> MappedMetrics {
+        let view = MetricsView::of(req);
+        let all: Vec<usize> = (0..view.resources.len()).collect();
+        self.map_view(&view, &all)
+    }
+
+    /// [`Self::map`] of the resources `resources` (indexes, in the order given) of a view:
+    /// the mapping itself, whichever decoder built the view.
+    pub fn map_view(&self, view: &MetricsView<'_>, resources: &[usize]) -> MappedMetrics {
         Mapper {
             acc: self,
+            view,
             out: MappedMetrics::default(),
             metadata: BTreeMap::new(),
             series: SeriesIndex::default(),
         }
-        .run(req)
+        .run(resources)
     }
 }
 
@@ -139,6 +147,8 @@ pub fn map_metrics(req: &ExportMetricsServiceRequest, acc: &mut DeltaAccumulator
 
 struct Mapper<'a> {
     acc: &'a DeltaAccumulator,
+    /// The request; its attributes are borrowed until the one copy into a series key.
+    view: &'a MetricsView<'a>,
     out: MappedMetrics,
     metadata: BTreeMap<String, MetricMetadata>,
     /// Repeated keys share one entry of `out.batch.series`: see [`SeriesIndex`].
@@ -181,35 +191,31 @@ impl SeriesIndex {
 }
 
 impl Mapper<'_> {
-    fn run(mut self, req: &ExportMetricsServiceRequest) -> MappedMetrics {
+    fn run(mut self, resources: &[usize]) -> MappedMetrics {
+        let view = self.view;
         // Room for one series per data point, the usual case (a histogram point makes more):
         // growing the vector from empty copied every series several times over.
-        let points: usize = req
-            .resource_metrics
+        let points: usize = resources
             .iter()
-            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|&i| &view.resources[i].scopes)
             .flat_map(|sm| &sm.metrics)
             .map(|m| match &m.data {
-                Some(Data::Gauge(g)) => g.data_points.len(),
-                Some(Data::Sum(s)) => s.data_points.len(),
+                Some(DataView::Gauge(p)) | Some(DataView::Sum { points: p, .. }) => p.len(),
                 _ => 0,
             })
             .sum();
         self.out.batch.series.reserve(points);
         self.series.next.reserve(points);
-        for rm in &req.resource_metrics {
-            let resource_attrs: &[KeyValue] = rm
-                .resource
-                .as_ref()
-                .map(|r| r.attributes.as_slice())
-                .unwrap_or(&[]);
-            let ResourceIdentity { job, instance, .. } = ResourceIdentity::of(rm.resource.as_ref());
+        for &i in resources {
+            let rm = &view.resources[i];
+            let resource_attrs = view.attrs(&rm.attrs);
+            let ResourceIdentity { job, instance, .. } = ResourceIdentity::of_view(resource_attrs);
             let mut latest_ms: Option<i64> = None;
-            for sm in &rm.scope_metrics {
+            for sm in &rm.scopes {
                 let mut base = Labels::new();
-                if let Some(scope) = &sm.scope {
-                    base.insert("otel_scope_name", scope.name.clone());
-                    base.insert("otel_scope_version", scope.version.clone());
+                if let Some((name, version)) = sm.scope {
+                    base.insert("otel_scope_name", name);
+                    base.insert("otel_scope_version", version);
                 }
                 for m in &sm.metrics {
                     let ts = self.metric(m, &base, &job, &instance);
@@ -227,12 +233,12 @@ impl Mapper<'_> {
 
     /// Emits one `target_info` sample for the resource's attributes other than the ones
     /// that became `job` and `instance`.
-    fn target_info(&mut self, attrs: &[KeyValue], job: &str, instance: &str, ts: i64) {
-        let rest: Vec<&KeyValue> = attrs
+    fn target_info(&mut self, attrs: &[Attr<'_>], job: &str, instance: &str, ts: i64) {
+        let rest: Vec<&Attr<'_>> = attrs
             .iter()
-            .filter(|kv| {
+            .filter(|a| {
                 !matches!(
-                    kv.key.as_str(),
+                    a.key,
                     "service.name" | "service.namespace" | "service.instance.id"
                 )
             })
@@ -240,7 +246,7 @@ impl Mapper<'_> {
         if rest.is_empty() {
             return;
         }
-        let mut labels = attribute_labels(rest.into_iter());
+        let mut labels = view_attribute_labels(rest.into_iter());
         labels.insert("job", job);
         labels.insert("instance", instance);
         if let Some(bad) = unstorable_label(&labels) {
@@ -289,7 +295,7 @@ impl Mapper<'_> {
     /// Maps one metric; returns the latest sample time it produced.
     fn metric(
         &mut self,
-        m: &opentelemetry_proto::tonic::metrics::v1::Metric,
+        m: &MetricView<'_>,
         scope: &Labels,
         job: &str,
         instance: &str,
@@ -301,38 +307,23 @@ impl Mapper<'_> {
             );
             return None;
         };
-        let points = match data {
-            Data::Gauge(g) => g.data_points.len(),
-            Data::Sum(s) => s.data_points.len(),
-            Data::Histogram(h) => h.data_points.len(),
-            Data::ExponentialHistogram(h) => h.data_points.len(),
-            Data::Summary(s) => s.data_points.len(),
-        };
+        let points = data.points();
         let (kind, metric_type, temporality) = match data {
-            Data::Gauge(_) => (NameKind::Gauge, MetricType::Gauge, None),
-            Data::Sum(s) if s.is_monotonic => (
-                NameKind::Counter,
-                MetricType::Counter,
-                Some(s.aggregation_temporality),
-            ),
-            Data::Sum(s) => (
-                NameKind::Gauge,
-                MetricType::Gauge,
-                Some(s.aggregation_temporality),
-            ),
-            Data::Histogram(h) => (
-                NameKind::Other,
-                MetricType::Histogram,
-                Some(h.aggregation_temporality),
-            ),
-            Data::ExponentialHistogram(h) => (
-                NameKind::Other,
-                MetricType::Histogram,
-                Some(h.aggregation_temporality),
-            ),
-            Data::Summary(_) => (NameKind::Other, MetricType::Summary, None),
+            DataView::Gauge(_) => (NameKind::Gauge, MetricType::Gauge, None),
+            DataView::Sum {
+                temporality,
+                monotonic: true,
+                ..
+            } => (NameKind::Counter, MetricType::Counter, Some(*temporality)),
+            DataView::Sum { temporality, .. } => {
+                (NameKind::Gauge, MetricType::Gauge, Some(*temporality))
+            }
+            DataView::Histogram { temporality, .. } | DataView::Exponential { temporality, .. } => {
+                (NameKind::Other, MetricType::Histogram, Some(*temporality))
+            }
+            DataView::Summary(_) => (NameKind::Other, MetricType::Summary, None),
         };
-        let Some(name) = metric_name(&m.name, &m.unit, kind) else {
+        let Some(name) = metric_name(m.name, m.unit, kind) else {
             self.out.reject(
                 points,
                 format!(
@@ -356,30 +347,17 @@ impl Mapper<'_> {
             self.meta(
                 &name,
                 metric_type,
-                &prometheus_unit(&m.unit),
-                &storable_text(&m.description),
+                &prometheus_unit(m.unit),
+                &storable_text(m.description),
             );
         }
+        let view = self.view;
         let mut latest = None;
         match data {
-            Data::Gauge(g) => {
-                for p in &g.data_points {
+            DataView::Gauge(points) | DataView::Sum { points, .. } => {
+                for p in points {
                     latest = latest.max(self.number(
-                        &m.name,
-                        &name,
-                        metric_type,
-                        false,
-                        p,
-                        scope,
-                        job,
-                        instance,
-                    ));
-                }
-            }
-            Data::Sum(s) => {
-                for p in &s.data_points {
-                    latest = latest.max(self.number(
-                        &m.name,
+                        m.name,
                         &name,
                         metric_type,
                         delta,
@@ -390,35 +368,36 @@ impl Mapper<'_> {
                     ));
                 }
             }
-            Data::Histogram(h) => {
-                for p in &h.data_points {
+            DataView::Histogram { points, .. } => {
+                for p in points {
                     latest =
-                        latest.max(self.histogram(&m.name, &name, delta, p, scope, job, instance));
+                        latest.max(self.histogram(m.name, &name, delta, p, scope, job, instance));
                 }
             }
-            Data::ExponentialHistogram(h) => {
-                for p in &h.data_points {
-                    latest = latest
-                        .max(self.exponential(&m.name, &name, delta, p, scope, job, instance));
+            DataView::Exponential { points, .. } => {
+                for p in points {
+                    latest =
+                        latest.max(self.exponential(m.name, &name, delta, p, scope, job, instance));
                 }
             }
-            Data::Summary(s) => {
-                for p in &s.data_points {
-                    let Some(ts) = self.point_time(&m.name, p.time_unix_nano) else {
+            DataView::Summary(points) => {
+                for p in points {
+                    let Some(ts) = self.point_time(m.name, p.time_unix_nano) else {
                         continue;
                     };
                     if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
                         continue;
                     }
-                    let Some(labels) =
-                        self.storable(&m.name, point_labels(&p.attributes, scope, job, instance))
-                    else {
+                    let Some(labels) = self.storable(
+                        m.name,
+                        point_labels(view.attrs(&p.attrs), scope, job, instance),
+                    ) else {
                         continue;
                     };
-                    for q in &p.quantile_values {
+                    for &(quantile, value) in &p.quantiles {
                         let mut l = labels.clone();
-                        l.insert("quantile", format_float(q.quantile));
-                        self.push(SeriesKey::new(name.clone(), l), metric_type, ts, q.value);
+                        l.insert("quantile", format_float(quantile));
+                        self.push(SeriesKey::new(name.clone(), l), metric_type, ts, value);
                     }
                     self.push(
                         SeriesKey::new(format!("{name}_sum"), labels.clone()),
@@ -474,14 +453,15 @@ impl Mapper<'_> {
         name: &str,
         t: MetricType,
         delta: bool,
-        p: &NumberDataPoint,
+        p: &NumberPoint,
         scope: &Labels,
         job: &str,
         instance: &str,
     ) -> Option<i64> {
         let ts = self.point_time(metric, p.time_unix_nano)?;
-        self.out.exemplars_dropped += p.exemplars.len();
-        let labels = self.storable(metric, point_labels(&p.attributes, scope, job, instance))?;
+        self.out.exemplars_dropped += p.exemplars;
+        let attrs = self.view.attrs(&p.attrs);
+        let labels = self.storable(metric, point_labels(attrs, scope, job, instance))?;
         let key = SeriesKey::new(name, labels);
         if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
             self.push(key, t, ts, stale_marker());
@@ -489,8 +469,8 @@ impl Mapper<'_> {
             return Some(ts);
         }
         let value = match p.value {
-            Some(number_data_point::Value::AsDouble(v)) => v,
-            Some(number_data_point::Value::AsInt(v)) => v as f64,
+            Some(Number::Double(v)) => v,
+            Some(Number::Int(v)) => v as f64,
             None => {
                 self.out.reject(
                     1,
@@ -529,13 +509,13 @@ impl Mapper<'_> {
         metric: &str,
         name: &str,
         delta: bool,
-        p: &HistogramDataPoint,
+        p: &HistogramPoint<'_>,
         scope: &Labels,
         job: &str,
         instance: &str,
     ) -> Option<i64> {
         let ts = self.point_time(metric, p.time_unix_nano)?;
-        self.out.exemplars_dropped += p.exemplars.len();
+        self.out.exemplars_dropped += p.exemplars;
         if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
             return None;
         }
@@ -557,8 +537,9 @@ impl Mapper<'_> {
             );
             return None;
         }
-        let labels = self.storable(metric, point_labels(&p.attributes, scope, job, instance))?;
-        let (mut counts, mut count, mut sum) = (p.bucket_counts.clone(), p.count, p.sum);
+        let attrs = self.view.attrs(&p.attrs);
+        let labels = self.storable(metric, point_labels(attrs, scope, job, instance))?;
+        let (mut counts, mut count, mut sum) = (p.bucket_counts.to_vec(), p.count, p.sum);
         if delta {
             let key = SeriesKey::new(name, labels.clone());
             if !self.delta_ok(metric, &key, p.time_unix_nano) {
@@ -573,7 +554,7 @@ impl Mapper<'_> {
             }) = self.delta_state(&key)
             {
                 // Changed bounds start the series again (a counter reset to readers).
-                if *bounds == p.explicit_bounds && c0.len() == counts.len() {
+                if bounds[..] == p.explicit_bounds[..] && c0.len() == counts.len() {
                     for (c, prev) in counts.iter_mut().zip(c0) {
                         *c = c.saturating_add(*prev);
                     }
@@ -584,7 +565,7 @@ impl Mapper<'_> {
             self.out.pending.0.insert(
                 key,
                 DeltaState::Histogram {
-                    bounds: p.explicit_bounds.clone(),
+                    bounds: p.explicit_bounds.to_vec(),
                     counts: counts.clone(),
                     count,
                     sum: sum.unwrap_or(0.0),
@@ -657,7 +638,7 @@ impl Mapper<'_> {
     }
 }
 
-/// A data point's labels: its attributes as [`attribute_labels`] maps them, then the scope's
+/// A data point's labels: its attributes as [`attribute_labels`](super::attributes::attribute_labels) maps them, then the scope's
 /// labels, `job` and `instance` over them (an empty `instance` removes a point attribute of
 /// that name, as [`Labels::insert`] does).
 ///
@@ -667,7 +648,7 @@ impl Mapper<'_> {
 /// four sorted inserts): names and values are borrowed from the request until the one owned
 /// copy that goes into the series key.
 pub(super) fn point_labels(
-    attrs: &[KeyValue],
+    attrs: &[Attr<'_>],
     scope: &Labels,
     job: &str,
     instance: &str,
@@ -677,9 +658,9 @@ pub(super) fn point_labels(
     // adjacent, in the order `attribute_labels` joins them.
     let mut pairs: Vec<(Cow<'_, str>, &str, Cow<'_, str>)> = attrs
         .iter()
-        .filter_map(|kv| {
-            let name = label_name_cow(&kv.key);
-            (!name.is_empty()).then(|| (name, kv.key.as_str(), any_value_cow(kv.value.as_ref())))
+        .filter_map(|a| {
+            let name = label_name_cow(a.key);
+            (!name.is_empty()).then(|| (name, a.key, value_string(&a.value)))
         })
         .collect();
     pairs.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
@@ -747,17 +728,10 @@ fn label_name_cow(key: &str) -> Cow<'_, str> {
     }
 }
 
-/// [`any_value_string`] without a copy for string values.
-fn any_value_cow(v: Option<&AnyValue>) -> Cow<'_, str> {
-    match v.and_then(|v| v.value.as_ref()) {
-        Some(any_value::Value::StringValue(s)) => Cow::Borrowed(s),
-        _ => Cow::Owned(any_value_string(v)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::otlp::attributes::attribute_labels;
     use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 
     /// The mapping `point_labels` replaced, kept as the reference it must equal.
@@ -829,8 +803,9 @@ mod tests {
             }
             let job = ["svc", "ns/svc"][next(2)];
             let instance = ["", "i-1"][next(2)];
+            let view: Vec<Attr<'_>> = attrs.iter().map(Attr::of).collect();
             assert_eq!(
-                point_labels(&attrs, &scope, job, instance),
+                point_labels(&view, &scope, job, instance),
                 reference(&attrs, &scope, job, instance),
                 "round {round}: {attrs:?} {scope} {job} {instance}"
             );

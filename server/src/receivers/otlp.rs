@@ -19,7 +19,9 @@
 //! - A full ingest queue gets `receivers.queue_full_status` (503 by default, or 429) with
 //!   `Retry-After`; OTLP exporters retry 429, 502, 503 and 504 and honour `Retry-After`.
 //!
-//! Metrics are mapped with [`collectors::otlp::metrics`]; the delta accumulator's new totals
+//! Metrics protobuf bodies are decoded by the borrowing decoder of [`collectors::otlp::wire`]
+//! (prost for what it does not take, and for OTLP/JSON and gRPC), and mapped from the
+//! resulting view with [`collectors::otlp::metrics`]; the delta accumulator's new totals
 //! are committed only once the batch is in the queue, so a refused request that the sender
 //! retries is not counted twice. The accumulator is sharded by `job` ([`DeltaShards`]), so
 //! requests of different services do not wait for each other.
@@ -33,7 +35,10 @@ use super::kind::MediaType;
 use super::{Accepted, Receiver, ReceiverError, ReceiverState};
 use axum::extract::State;
 use axum::http::StatusCode;
+use collectors::otlp::attributes::value_string;
 use collectors::otlp::metrics::{DeltaAccumulator, DeltaUpdates, MappedMetrics};
+use collectors::otlp::view::{Attr, MetricsView};
+use collectors::otlp::wire::MetricsBody;
 use collectors::otlp::{
     self, BodyEncoding, ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportRequest,
     ExportTraceServiceRequest,
@@ -47,7 +52,6 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
@@ -95,18 +99,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The shard of a resource's series.
-fn shard_of(rm: &ResourceMetrics) -> usize {
-    let attrs = rm
-        .resource
-        .as_ref()
-        .map(|r| &r.attributes[..])
-        .unwrap_or(&[]);
+/// The shard of a resource's series, from the resource's attributes.
+fn shard_of(attrs: &[Attr<'_>]) -> usize {
     let get = |k: &str| {
         attrs
             .iter()
-            .find(|kv| kv.key == k)
-            .map(|kv| collectors::otlp::metrics::any_value_string(kv.value.as_ref()))
+            .find(|a| a.key == k)
+            .map(|a| value_string(&a.value).into_owned())
             .unwrap_or_default()
     };
     // The same inputs as the mapper's `job` (service.namespace/service.name).
@@ -120,20 +119,16 @@ impl DeltaShards {
     /// commits the new totals of every shard only when `push` says the batch was taken.
     fn map_push_commit<R>(
         &self,
-        req: ExportMetricsServiceRequest,
+        view: &MetricsView<'_>,
         push: impl FnOnce(&mut MappedMetrics) -> (bool, R),
     ) -> R {
-        let mut parts: Vec<(usize, ExportMetricsServiceRequest)> = Vec::new();
-        for rm in req.resource_metrics {
-            let i = shard_of(&rm);
+        // Per shard, the indexes of its resources in request order.
+        let mut parts: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (r, rm) in view.resources.iter().enumerate() {
+            let i = shard_of(view.attrs(&rm.attrs));
             match parts.iter_mut().find(|(s, _)| *s == i) {
-                Some((_, r)) => r.resource_metrics.push(rm),
-                None => parts.push((
-                    i,
-                    ExportMetricsServiceRequest {
-                        resource_metrics: vec![rm],
-                    },
-                )),
+                Some((_, rs)) => rs.push(r),
+                None => parts.push((i, vec![r])),
             }
         }
         // Lock in index order, so two requests over the same shards cannot deadlock.
@@ -146,7 +141,7 @@ impl DeltaShards {
         let mut pending: Vec<(usize, DeltaUpdates)> = Vec::new();
         for (i, part) in &parts {
             let guard = &guards.iter().find(|(g, _)| g == i).expect("locked").1;
-            let mut m = guard.map(part);
+            let mut m = guard.map_view(view, part);
             pending.push((*i, std::mem::take(&mut m.pending)));
             merged.batch.series.append(&mut m.batch.series);
             merged.batch.metadata.append(&mut m.batch.metadata);
@@ -200,7 +195,15 @@ pub fn ingest_metrics(
     st: &ReceiverState,
     req: ExportMetricsServiceRequest,
 ) -> Result<PartialSuccess, ReceiverError> {
-    st.otlp.metrics.map_push_commit(req, |mapped| {
+    ingest_metrics_view(st, &MetricsView::of(&req))
+}
+
+/// [`ingest_metrics`] of a request's view, whichever decoder built it.
+pub fn ingest_metrics_view(
+    st: &ReceiverState,
+    view: &MetricsView<'_>,
+) -> Result<PartialSuccess, ReceiverError> {
+    st.otlp.metrics.map_push_commit(view, |mapped| {
         let r = push_mapped(st, mapped);
         // Commit unless the queue refused the batch (a retry must not count twice).
         (r.is_ok(), r)
@@ -281,13 +284,7 @@ impl Ingest for ExportMetricsServiceRequest {
     type Response = ExportMetricsServiceResponse;
 
     async fn ingest(st: &ReceiverState, req: Self) -> Result<PartialSuccess, ReceiverError> {
-        // Mapping runs under the delta accumulator's lock, which cannot be held across a wait:
-        // wait for room first, estimated from the encoded size (an uncompressed OTLP point is
-        // 100+ bytes on the wire, and held with its labels it takes up to ~1 KB).
-        let wire = prost::Message::encoded_len(&req);
-        st.wait_for_room(wire / 64 + 1, wire.saturating_mul(8))
-            .await;
-        ingest_metrics(st, req)
+        ingest_metrics_body(st, &MetricsBody::Prost(req)).await
     }
 
     fn response(p: PartialSuccess) -> Self::Response {
@@ -342,12 +339,46 @@ impl Ingest for ExportLogsServiceRequest {
     }
 }
 
-/// `POST /v1/metrics`
+/// Waits for room in the queue, then maps, validates and enqueues a metrics request.
+async fn ingest_metrics_body(
+    st: &ReceiverState,
+    body: &MetricsBody,
+) -> Result<PartialSuccess, ReceiverError> {
+    // Mapping runs under the delta accumulator's lock, which cannot be held across a wait:
+    // wait for room first, estimated from the encoded size (an uncompressed OTLP point is
+    // 100+ bytes on the wire, and held with its labels it takes up to ~1 KB).
+    let wire = body.wire_len();
+    st.wait_for_room(wire / 64 + 1, wire.saturating_mul(8))
+        .await;
+    body.with_view(|view| ingest_metrics_view(st, view))
+}
+
+/// `POST /v1/metrics`: as [`export`] does for the other signals, but protobuf bodies go
+/// through the borrowing decoder ([`MetricsBody`]).
 pub async fn metrics(
     State(st): State<ReceiverState>,
     payload: Payload,
 ) -> Result<Accepted, ReceiverError> {
-    export::<ExportMetricsServiceRequest>(&st, payload).await
+    let media = payload.media;
+    let malformed = |e: otlp::OtlpError| ReceiverError::Malformed(e.to_string());
+    let body = match media {
+        MediaType::Protobuf => {
+            payload
+                .decode(move |raw| MetricsBody::decode(raw).map_err(malformed))
+                .await?
+        }
+        MediaType::Json | MediaType::Ndjson => {
+            payload
+                .decode(move |raw| {
+                    otlp::decode(raw, BodyEncoding::Json)
+                        .map(MetricsBody::Prost)
+                        .map_err(malformed)
+                })
+                .await?
+        }
+    };
+    let partial = ingest_metrics_body(&st, &body).await?;
+    Ok(answer::<ExportMetricsServiceRequest>(media, partial))
 }
 
 /// `POST /v1/traces`
@@ -381,6 +412,11 @@ async fn export<T: Ingest>(
         })
         .await?;
     let partial = T::ingest(st, req).await?;
+    Ok(answer::<T>(media, partial))
+}
+
+/// The response to an accepted export, in the request's encoding.
+fn answer<T: Ingest>(media: MediaType, partial: PartialSuccess) -> Accepted {
     let note = partial.message.clone();
     let response = T::response(partial);
     let accepted = match media {
@@ -395,14 +431,23 @@ async fn export<T: Ingest>(
             _ => Accepted::json(StatusCode::OK, &serde_json::Map::new()),
         },
     };
-    Ok(accepted.with_note(note))
+    accepted.with_note(note)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
     use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    fn shard_of(rm: ResourceMetrics) -> usize {
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![rm],
+        };
+        let view = MetricsView::of(&req);
+        super::shard_of(view.attrs(&view.resources[0].attrs))
+    }
 
     fn resource(service: Option<&str>) -> ResourceMetrics {
         ResourceMetrics {
@@ -425,13 +470,13 @@ mod tests {
 
     #[test]
     fn one_service_is_always_in_one_shard() {
-        let a = shard_of(&resource(Some("checkout")));
-        assert_eq!(shard_of(&resource(Some("checkout"))), a);
+        let a = shard_of(resource(Some("checkout")));
+        assert_eq!(shard_of(resource(Some("checkout"))), a);
         assert!(a < DELTA_SHARDS);
-        assert_eq!(shard_of(&resource(None)), shard_of(&resource(None)));
+        assert_eq!(shard_of(resource(None)), shard_of(resource(None)));
         // Distinct services spread over shards.
         let shards: std::collections::BTreeSet<usize> = (0..64)
-            .map(|i| shard_of(&resource(Some(&format!("svc-{i}")))))
+            .map(|i| shard_of(resource(Some(&format!("svc-{i}")))))
             .collect();
         assert!(shards.len() > DELTA_SHARDS / 2, "{shards:?}");
     }

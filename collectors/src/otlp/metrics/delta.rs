@@ -21,6 +21,16 @@ pub struct DeltaAccumulator {
 #[derive(Debug, Default)]
 pub struct DeltaUpdates(pub(super) HashMap<SeriesKey, DeltaState>);
 
+impl DeltaUpdates {
+    /// Each pending total as a line (series and state), sorted: for comparing two mappings
+    /// (the map's own order differs between instances).
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.0.iter().map(|(k, s)| format!("{k} {s:?}")).collect();
+        lines.sort();
+        lines
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum DeltaState {
     Sum {

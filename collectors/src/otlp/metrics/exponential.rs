@@ -4,10 +4,8 @@
 
 use super::delta::DeltaState;
 use super::{point_labels, Mapper, FLAG_NO_RECORDED_VALUE};
+use crate::otlp::view::{ExpBuckets, ExpPoint};
 use model::{Labels, SeriesKey};
-use opentelemetry_proto::tonic::metrics::v1::{
-    exponential_histogram_data_point::Buckets, ExponentialHistogramDataPoint,
-};
 use std::collections::BTreeMap;
 
 /// Scale exponential histograms are merged down to before they are stored (see module docs).
@@ -20,13 +18,13 @@ impl Mapper<'_> {
         metric: &str,
         name: &str,
         delta: bool,
-        p: &ExponentialHistogramDataPoint,
+        p: &ExpPoint<'_>,
         scope: &Labels,
         job: &str,
         instance: &str,
     ) -> Option<i64> {
         let ts = self.point_time(metric, p.time_unix_nano)?;
-        self.out.exemplars_dropped += p.exemplars.len();
+        self.out.exemplars_dropped += p.exemplars;
         if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
             return None;
         }
@@ -45,7 +43,7 @@ impl Mapper<'_> {
         let limit = max_bucket_index(p.scale);
         for b in [&p.positive, &p.negative].into_iter().flatten() {
             let lo = i64::from(b.offset);
-            let hi = lo + b.bucket_counts.len() as i64;
+            let hi = lo + b.counts.len() as i64;
             if lo < -limit || hi > limit {
                 self.out.reject(
                     1,
@@ -57,7 +55,8 @@ impl Mapper<'_> {
                 return None;
             }
         }
-        let labels = self.storable(metric, point_labels(&p.attributes, scope, job, instance))?;
+        let attrs = self.view.attrs(&p.attrs);
+        let labels = self.storable(metric, point_labels(attrs, scope, job, instance))?;
         let mut hist = ExpHistogram::from_point(p);
         hist.downscale_to(EXPONENTIAL_TARGET_SCALE);
         if delta {
@@ -107,11 +106,11 @@ pub struct ExpHistogram {
 }
 
 impl ExpHistogram {
-    pub fn from_point(p: &ExponentialHistogramDataPoint) -> Self {
-        fn sparse(b: &Option<Buckets>) -> BTreeMap<i32, u64> {
+    pub fn from_point(p: &ExpPoint<'_>) -> Self {
+        fn sparse(b: &Option<ExpBuckets<'_>>) -> BTreeMap<i32, u64> {
             let mut out = BTreeMap::new();
             if let Some(b) = b {
-                for (i, c) in b.bucket_counts.iter().enumerate() {
+                for (i, c) in b.counts.iter().enumerate() {
                     if *c > 0 {
                         out.insert(b.offset.saturating_add(i as i32), *c);
                     }
