@@ -84,6 +84,21 @@ pub fn episodes(
             .map(|v| evaluate::non_negative_band(v, kind))
             .filter(|v| v.severity >= min_severity);
         open = match (found, open.take()) {
+            // A finding that starts before the last episode ended is the same incident seen
+            // again (the dip found by the spike detector, then the level shift around it):
+            // that episode goes on instead of a second one overlapping it.
+            (Some(v), None)
+                if out
+                    .last()
+                    .and_then(|e| e.end)
+                    .is_some_and(|end| v.start <= end) =>
+            {
+                let mut e = out.pop().expect("the last episode");
+                e.end = None;
+                e.severity = e.severity.max(v.severity);
+                e.score = e.score.max(v.score);
+                Some((e, v.observed, v.expected_low, v.expected_high))
+            }
             (Some(v), None) => Some((
                 Episode {
                     start: v.start,
