@@ -90,7 +90,7 @@ impl MaintenanceMetrics {
         );
         registry.register_with_unit(
             "storage_rollup_watermark",
-            "Unix time before which every minute of samples is rolled up",
+            "Unix time before which every hour of samples is rolled up (whole hours; minute buckets are computed on read in plain mode)",
             Unit::Seconds,
             self.rollup_watermark.clone(),
         );
