@@ -122,6 +122,13 @@ impl Feedback {
         self.expected.iter().any(|w| w.contains(t)) || !self.excluded.iter().any(|w| w.contains(t))
     }
 
+    /// Whether most of `points` may train a baseline: a level measured mostly inside an
+    /// excluded window (an anomaly already found, an incident) is no baseline, and the way
+    /// back from it is a recovery, not a shift or a spike.
+    pub fn trains_most(&self, points: &[Point]) -> bool {
+        2 * points.iter().filter(|p| self.trains(p.t)).count() >= points.len()
+    }
+
     pub fn is_expected(&self, t: i64) -> bool {
         self.expected.iter().any(|w| w.contains(t))
     }

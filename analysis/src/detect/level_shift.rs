@@ -70,11 +70,7 @@ impl Detector for LevelShift {
             }
             // A level measured mostly inside an excluded window (an anomaly already found, an
             // incident) is no baseline: the step back from it is a recovery, not a shift.
-            let trained = series[best - w..best]
-                .iter()
-                .filter(|p| ctx.feedback.trains(p.t))
-                .count();
-            if 2 * trained < w {
+            if !ctx.feedback.trains_most(&series[best - w..best]) {
                 i = best + w;
                 continue;
             }

@@ -58,16 +58,11 @@ impl Detector for SpikeDip {
             if b + 1 - a > self.max_len {
                 continue;
             }
-            // A recent level measured mostly inside an excluded window (an anomaly already
-            // found, an incident) is no baseline: the way back from it is a recovery, not a
-            // spike (as for level shifts). Whether the recovery's run fits `max_len` depends
-            // on where the grid falls on the stall's edges, so without this a recovery was
-            // reported at some phases and not at others.
-            let trained = series[a - w..a]
-                .iter()
-                .filter(|p| ctx.feedback.trains(p.t))
-                .count();
-            if 2 * trained < w {
+            // A recent level measured mostly inside an excluded window is no baseline (as for
+            // level shifts). Whether the recovery's run fits `max_len` depends on where the
+            // grid falls on the stall's edges, so without this a recovery was reported at some
+            // phases and not at others.
+            if !ctx.feedback.trains_most(&series[a - w..a]) {
                 continue;
             }
             // It must come back: the points just after the run are within the band of the level
