@@ -18,6 +18,8 @@
 # Env:   SERIES=10000 SAMPLES=100 BATCH=500 CONC=4  (ingest-load's workload flags)
 #        PROTOCOLS="rw otlp"  PGBIN=<PostgreSQL bin dir>  PORT_PG=15577
 #        PERF=<dir>: record `perf record -F 499 -g` of every run into <dir>/<name>-<proto>-<rep>.data
+#        PERF_ARGS="--call-graph dwarf -F 199": other perf record options (dwarf call graphs:
+#                  the release build has no frame pointers)
 set -euo pipefail
 REPS=${1:?usage: ingest-cpu.sh REPS NAME=BINARY [NAME=BINARY ...]}
 shift
@@ -85,7 +87,7 @@ run() {  # $1 = name, $2 = binary, $3 = rw|otlp, $4 = repetition
   local perf_pid=""
   if [ -n "$PERF" ]; then
     mkdir -p "$PERF"
-    perf record -F 499 -g -p "$PID" -o "$PERF/$1-$3-$4.data" >/dev/null 2>&1 &
+    perf record ${PERF_ARGS:--F 499 -g} -p "$PID" -o "$PERF/$1-$3-$4.data" >/dev/null 2>&1 &
     perf_pid=$!
     sleep 1
   fi

@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod dq;
 pub mod events;
 pub mod fuzzing;
+pub mod known;
 pub mod openlineage;
 pub mod otlp;
 pub mod prometheus_text;

@@ -139,17 +139,7 @@ pub struct DecodedWrite {
     pub stats: WriteStats,
 }
 
-/// One series of a request as the fast path read it, before anything was copied: what a
-/// resolver needs to recognise a series it already holds by id.
-#[derive(Debug)]
-pub struct SeriesView<'a> {
-    /// The key's canonical encoding ([`model::labels::with_key_encoding`]).
-    pub encoding: &'a [u8],
-    pub metric: &'a str,
-    /// The labels without `__name__`, sorted by name, values not empty.
-    pub labels: &'a [(&'a str, &'a str)],
-    pub samples: &'a [Sample],
-}
+pub use crate::known::SeriesView;
 
 /// Decodes a request body as sent with `Content-Encoding: snappy`.
 ///
@@ -621,14 +611,7 @@ mod fast {
             }
             stats.samples += samples.len();
             stats.stale_markers += samples.iter().filter(|s| is_stale_marker(s.value)).count();
-            let id = model::labels::with_key_encoding(metric, labels.iter().copied(), |enc| {
-                resolve(&SeriesView {
-                    encoding: enc,
-                    metric,
-                    labels: &labels,
-                    samples: &samples,
-                })
-            });
+            let id = crate::known::resolve_series(resolve, metric, &labels, &samples);
             if let Some(series_id) = id {
                 resolved.extend(samples.iter().map(|s| ResolvedSample {
                     series_id,

@@ -66,6 +66,26 @@ fn sdk_bodies_take_the_borrowing_decoder_and_map_as_prost_does() {
     }
 }
 
+/// The SDK's bodies mapped with a resolver that holds about half their series by id equal
+/// the bodies mapped without one (`collectors::fuzzing::otlp_known_series_vs_built`), and the
+/// resolver takes samples of gauges, cumulative sums and histograms (delta sums are always
+/// built: their running totals are kept by key).
+#[test]
+fn sdk_bodies_map_alike_with_known_series_taken_by_id() {
+    use collectors::fuzzing::otlp_known_series_vs_built;
+    use collectors::otlp::wire::MetricsBody;
+    let mut by_id = 0;
+    for (name, body) in sdk_metrics_bodies() {
+        let body = MetricsBody::decode(&body).unwrap();
+        let n = body.with_view(otlp_known_series_vs_built);
+        if name.contains("cumulative") {
+            assert!(n > 0, "{name}: no sample taken by id");
+        }
+        by_id += n;
+    }
+    assert!(by_id >= 50, "{by_id} samples taken by id");
+}
+
 #[test]
 fn traces_and_logs_bodies_are_refused_or_mapped_alike() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/otlp");

@@ -209,6 +209,48 @@ impl ReceiverState {
     }
 }
 
+/// Recognises the series of a request that the store holds by id, so the decoders build label
+/// sets only for the others ([`collectors::known`]). A series is taken by id only when nothing
+/// about it could be refused: all its samples inside the intake window and storable, and its
+/// label set within the per-series limits. Anything else is decoded in full and meets the
+/// usual checks and messages. A series that is known is not new, so the new-series brakes do
+/// not apply.
+pub(crate) struct KnownSeries {
+    queue: crate::ingest::IngestQueue,
+    guard: Arc<crate::guard::Guard>,
+    window: crate::ingest::window::IntakeWindow,
+    now: model::TimestampMs,
+}
+
+impl KnownSeries {
+    pub(crate) fn id(&self, s: &collectors::known::SeriesView<'_>) -> Option<i64> {
+        let (oldest, newest) = self.window.bounds(self.now);
+        let mut last = i64::MIN;
+        for x in s.samples {
+            if x.ts < oldest || x.ts > newest || !store::pgcopy::timestamp_in_range(x.ts) {
+                return None;
+            }
+            last = last.max(x.ts);
+        }
+        if !self.guard.shape_allows(s.metric, s.labels) {
+            return None;
+        }
+        self.queue.resolve_encoded(s.encoding, last, self.now)
+    }
+}
+
+impl ReceiverState {
+    /// The resolver of known series for a request received at `now`.
+    pub(crate) fn known_series(&self, now: model::TimestampMs) -> KnownSeries {
+        KnownSeries {
+            queue: self.app.queue.clone(),
+            guard: self.app.guard.clone(),
+            window: self.window,
+            now,
+        }
+    }
+}
+
 /// How long a push receiver waits for room in a full ingest queue before it answers
 /// 429/503 with `Retry-After` (see [`crate::ingest::IngestQueue::push_within`]).
 pub const RECEIVER_QUEUE_WAIT: Duration = Duration::from_millis(250);

@@ -220,6 +220,100 @@ async fn a_known_series_is_refused_with_the_rest_of_its_request() {
     );
 }
 
+/// An OTLP request with one gauge `probe.temp` of `service.name` "intake", points at `ts`.
+fn otlp_gauge(ts: &[i64]) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric::Data, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    let kv = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    };
+    let data_points = ts
+        .iter()
+        .map(|&ms| NumberDataPoint {
+            attributes: vec![kv("probe.site", "north")],
+            time_unix_nano: ms as u64 * 1_000_000,
+            value: Some(number_data_point::Value::AsDouble(1.0)),
+            ..Default::default()
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "intake")],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "probe.temp".into(),
+                    data: Some(Data::Gauge(Gauge { data_points })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// The OTLP receiver takes a known series by id while it maps the request too: a point of it
+/// outside the window is still refused with the `partial_success` message and counted, the
+/// other is stored.
+#[tokio::test]
+async fn otlp_points_of_a_known_series_outside_the_window_are_refused() {
+    let (st, writers, url) = pipewatch_tests::state(10_000).await;
+    let app = server::app(st.clone(), std::env::temp_dir());
+    let now = pipewatch_tests::now_ms();
+    let first = now - 3_000;
+    let (code, body) = send(
+        &app,
+        "/v1/metrics",
+        "application/x-protobuf",
+        otlp_gauge(&[first]),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    wait_until_drained(&st).await;
+    let key = SeriesKey::new(
+        "probe_temp",
+        Labels::from_pairs([("job", "intake"), ("probe_site", "north")]),
+    );
+    assert!(
+        key.with_encoding(|e| st.queue.resolve_encoded(e, now, now))
+            .is_some(),
+        "the written series is held by id"
+    );
+
+    let (rejected, message) = export(&app, otlp_gauge(&[now - 1_000, now + 3_600_000])).await;
+    assert_eq!(rejected, 1, "{message}");
+    assert!(
+        message
+            .contains("1 more than 10m ahead of this server's clock (`limits.future_tolerance`)"),
+        "{message}"
+    );
+    assert_eq!(st.metrics.rejected_total("too_new"), 1);
+    wait_until_drained(&st).await;
+    assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
+    let mut rows = stored(&url).await;
+    rows.sort();
+    assert_eq!(
+        rows,
+        [first, now - 1_000]
+            .iter()
+            .map(|&ts| ("probe_temp".to_string(), ts))
+            .collect::<Vec<_>>()
+    );
+}
+
 /// A captured OpenTelemetry Python SDK export (fixtures/otlp README): one delta sum, one delta
 /// histogram and another delta sum, one data point each.
 fn sdk_export() -> (Vec<u8>, i64) {

@@ -63,9 +63,12 @@ use super::attributes::{
     storable_text, unstorable_label, value_string, view_attribute_labels, ResourceIdentity,
 };
 use super::view::{Attr, DataView, HistogramPoint, MetricView, MetricsView, Number, NumberPoint};
+use crate::known::{resolve_series, Resolve};
 use crate::remote_write::stale_marker;
 use delta::DeltaState;
-use model::{Batch, Labels, MetricMetadata, MetricType, Sample, SeriesKey, TimeSeries};
+use model::{
+    Batch, Labels, MetricMetadata, MetricType, ResolvedSample, Sample, SeriesKey, TimeSeries,
+};
 use naming::{metric_name, NameKind};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use std::borrow::Cow;
@@ -83,6 +86,9 @@ const FLAG_NO_RECORDED_VALUE: u32 = 1;
 #[derive(Debug, Default)]
 pub struct MappedMetrics {
     pub batch: Batch,
+    /// Samples of series the caller's resolver recognised
+    /// ([`DeltaAccumulator::map_view_resolving`]); those series are not in `batch`.
+    pub resolved: Vec<ResolvedSample>,
     /// Data points turned into samples.
     pub accepted_points: usize,
     /// Data points refused; [`MappedMetrics::rejection_message`] says why.
@@ -127,12 +133,27 @@ impl DeltaAccumulator {
     /// [`Self::map`] of the resources `resources` (indexes, in the order given) of a view:
     /// the mapping itself, whichever decoder built the view.
     pub fn map_view(&self, view: &MetricsView<'_>, resources: &[usize]) -> MappedMetrics {
+        self.map_view_resolving(view, resources, None)
+    }
+
+    /// [`Self::map_view`] that hands each series of a gauge, cumulative sum, histogram or
+    /// summary point to `resolve` before it builds the series' label set
+    /// ([`crate::known`]): the samples of series it answers go to
+    /// [`MappedMetrics::resolved`] as (id, timestamp, value). Delta sums and `target_info`
+    /// are always built (the running totals are kept by series key).
+    pub fn map_view_resolving(
+        &self,
+        view: &MetricsView<'_>,
+        resources: &[usize],
+        resolve: Option<Resolve<'_>>,
+    ) -> MappedMetrics {
         Mapper {
             acc: self,
             view,
             out: MappedMetrics::default(),
             metadata: BTreeMap::new(),
             series: SeriesIndex::default(),
+            resolve,
         }
         .run(resources)
     }
@@ -145,7 +166,7 @@ pub fn map_metrics(req: &ExportMetricsServiceRequest, acc: &mut DeltaAccumulator
     mapped
 }
 
-struct Mapper<'a> {
+struct Mapper<'a, 'r> {
     acc: &'a DeltaAccumulator,
     /// The request; its attributes are borrowed until the one copy into a series key.
     view: &'a MetricsView<'a>,
@@ -153,6 +174,8 @@ struct Mapper<'a> {
     metadata: BTreeMap<String, MetricMetadata>,
     /// Repeated keys share one entry of `out.batch.series`: see [`SeriesIndex`].
     series: SeriesIndex,
+    /// Recognises series the caller holds by id ([`crate::known`]).
+    resolve: Option<Resolve<'r>>,
 }
 
 /// Finds the entry of `out.batch.series` with a given key without keeping a second copy of
@@ -190,7 +213,7 @@ impl SeriesIndex {
     }
 }
 
-impl Mapper<'_> {
+impl Mapper<'_, '_> {
     fn run(mut self, resources: &[usize]) -> MappedMetrics {
         let view = self.view;
         // Room for one series per data point, the usual case (a histogram point makes more):
@@ -204,8 +227,13 @@ impl Mapper<'_> {
                 _ => 0,
             })
             .sum();
-        self.out.batch.series.reserve(points);
-        self.series.next.reserve(points);
+        if self.resolve.is_some() {
+            // Most series of a steady sender are known: their samples go by id.
+            self.out.resolved.reserve(points);
+        } else {
+            self.out.batch.series.reserve(points);
+            self.series.next.reserve(points);
+        }
         for &i in resources {
             let rm = &view.resources[i];
             let resource_attrs = view.attrs(&rm.attrs);
@@ -395,21 +423,32 @@ impl Mapper<'_> {
                         continue;
                     };
                     for &(quantile, value) in &p.quantiles {
-                        let mut l = labels.clone();
-                        l.insert("quantile", format_float(quantile));
-                        self.push(SeriesKey::new(name.clone(), l), metric_type, ts, value);
+                        let q = format_float(quantile);
+                        self.emit(
+                            &name,
+                            &labels,
+                            Some(("quantile", &q)),
+                            metric_type,
+                            ts,
+                            value,
+                        );
                     }
-                    self.push(
-                        SeriesKey::new(format!("{name}_sum"), labels.clone()),
+                    self.emit(
+                        &format!("{name}_sum"),
+                        &labels,
+                        None,
                         metric_type,
                         ts,
                         p.sum,
                     );
-                    self.push(
-                        SeriesKey::new(format!("{name}_count"), labels),
+                    let count = p.count as f64;
+                    self.emit(
+                        &format!("{name}_count"),
+                        &labels,
+                        None,
                         metric_type,
                         ts,
-                        p.count as f64,
+                        count,
                     );
                     self.out.accepted_points += 1;
                     latest = latest.max(Some(ts));
@@ -433,6 +472,61 @@ impl Mapper<'_> {
                 None
             }
         }
+    }
+
+    /// Whether the caller's resolver took the sample of `metric{labels}` by id (into
+    /// [`MappedMetrics::resolved`]).
+    fn resolved(&mut self, metric: &str, labels: &[(&str, &str)], ts: i64, value: f64) -> bool {
+        let Some(resolve) = self.resolve.as_mut() else {
+            return false;
+        };
+        let sample = Sample { ts, value };
+        match resolve_series(&mut **resolve, metric, labels, &[sample]) {
+            Some(series_id) => {
+                self.out.resolved.push(ResolvedSample {
+                    series_id,
+                    ts,
+                    value,
+                });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Queues the sample of `metric{labels}`, with one more label `extra` over them: by id
+    /// when the resolver knows the series, else with its key.
+    fn emit(
+        &mut self,
+        metric: &str,
+        labels: &Labels,
+        extra: Option<(&str, &str)>,
+        t: MetricType,
+        ts: i64,
+        value: f64,
+    ) {
+        if self.resolve.is_some() {
+            let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(labels.len() + 1);
+            pairs.extend(labels.iter());
+            if let Some((name, v)) = extra {
+                match pairs.binary_search_by(|(k, _)| (*k).cmp(name)) {
+                    Ok(i) if v.is_empty() => {
+                        pairs.remove(i);
+                    }
+                    Ok(i) => pairs[i].1 = v,
+                    Err(_) if v.is_empty() => {}
+                    Err(i) => pairs.insert(i, (name, v)),
+                }
+            }
+            if self.resolved(metric, &pairs, ts, value) {
+                return;
+            }
+        }
+        let mut l = labels.clone();
+        if let Some((name, v)) = extra {
+            l.insert(name, v);
+        }
+        self.push(SeriesKey::new(metric, l), t, ts, value);
     }
 
     fn point_time(&mut self, metric: &str, time_unix_nano: u64) -> Option<i64> {
@@ -460,8 +554,23 @@ impl Mapper<'_> {
     ) -> Option<i64> {
         let ts = self.point_time(metric, p.time_unix_nano)?;
         self.out.exemplars_dropped += p.exemplars;
-        let attrs = self.view.attrs(&p.attrs);
-        let labels = self.storable(metric, point_labels(attrs, scope, job, instance))?;
+        let view = self.view;
+        let pairs = point_label_pairs(view.attrs(&p.attrs), scope, job, instance);
+        // A series the caller holds by id takes the sample without its key being built
+        // (not for deltas: their running totals are kept by key).
+        let known_value = match p.value {
+            _ if p.flags & FLAG_NO_RECORDED_VALUE != 0 => Some(stale_marker()),
+            Some(Number::Double(v)) => Some(v),
+            Some(Number::Int(v)) => Some(v as f64),
+            None => None,
+        };
+        if let Some(value) = known_value.filter(|_| !delta) {
+            if self.resolved(name, &borrowed(&pairs), ts, value) {
+                self.out.accepted_points += 1;
+                return Some(ts);
+            }
+        }
+        let labels = self.storable(metric, owned_labels(&pairs))?;
         let key = SeriesKey::new(name, labels);
         if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
             self.push(key, t, ts, stale_marker());
@@ -603,38 +712,16 @@ impl Mapper<'_> {
         sum: Option<f64>,
     ) {
         let t = MetricType::Histogram;
+        let bucket = format!("{name}_bucket");
         for (le, cum) in buckets {
-            let mut l = labels.clone();
-            l.insert("le", format_float(*le));
-            self.push(
-                SeriesKey::new(format!("{name}_bucket"), l),
-                t,
-                ts,
-                *cum as f64,
-            );
+            let le = format_float(*le);
+            self.emit(&bucket, &labels, Some(("le", &le)), t, ts, *cum as f64);
         }
-        let mut l = labels.clone();
-        l.insert("le", "+Inf");
-        self.push(
-            SeriesKey::new(format!("{name}_bucket"), l),
-            t,
-            ts,
-            count as f64,
-        );
+        self.emit(&bucket, &labels, Some(("le", "+Inf")), t, ts, count as f64);
         if let Some(sum) = sum {
-            self.push(
-                SeriesKey::new(format!("{name}_sum"), labels.clone()),
-                t,
-                ts,
-                sum,
-            );
+            self.emit(&format!("{name}_sum"), &labels, None, t, ts, sum);
         }
-        self.push(
-            SeriesKey::new(format!("{name}_count"), labels),
-            t,
-            ts,
-            count as f64,
-        );
+        self.emit(&format!("{name}_count"), &labels, None, t, ts, count as f64);
     }
 }
 
@@ -653,6 +740,17 @@ pub(super) fn point_labels(
     job: &str,
     instance: &str,
 ) -> Labels {
+    owned_labels(&point_label_pairs(attrs, scope, job, instance))
+}
+
+/// The labels of [`point_labels`], borrowed from the request where they can be: sorted by
+/// name, names distinct, values not empty.
+pub(super) fn point_label_pairs<'a>(
+    attrs: &'a [Attr<'a>],
+    scope: &'a Labels,
+    job: &'a str,
+    instance: &'a str,
+) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
     // (label name, original key, value), sorted by name and then by original key (stable, so
     // equal keys keep their order): attributes whose names collide after sanitising are then
     // adjacent, in the order `attribute_labels` joins them.
@@ -683,37 +781,54 @@ pub(super) fn point_labels(
         &mut on_heap
     };
     over.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let mut out: Vec<(String, String)> = Vec::with_capacity(pairs.len() + over.len());
+    let mut out: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(pairs.len() + over.len());
     let mut over = over.iter().copied().peekable();
-    let keep = |out: &mut Vec<(String, String)>, name: &str, value: &str| {
-        if !value.is_empty() {
-            out.push((name.to_string(), value.to_string()));
-        }
-    };
-    let mut i = 0;
-    while i < pairs.len() {
-        let name = &pairs[i].0;
-        let mut end = i + 1;
-        while end < pairs.len() && pairs[end].0 == *name {
-            end += 1;
-        }
+    let keep =
+        |out: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>, name: Cow<'a, str>, value: Cow<'a, str>| {
+            if !value.is_empty() {
+                out.push((name, value));
+            }
+        };
+    let mut pairs = pairs.into_iter().peekable();
+    while let Some((name, _, value)) = pairs.next() {
         while let Some((o, v)) = over.next_if(|(o, _)| *o < name.as_ref()) {
-            keep(&mut out, o, v);
+            keep(&mut out, o.into(), v.into());
+        }
+        // Attributes whose names collide after sanitising: their values joined with `;`.
+        let mut joined: Option<String> = None;
+        while let Some((_, _, more)) = pairs.next_if(|p| p.0 == name) {
+            let j = joined.get_or_insert_with(|| value.to_string());
+            j.push(';');
+            j.push_str(&more);
         }
         if let Some((o, v)) = over.next_if(|(o, _)| *o == name.as_ref()) {
-            keep(&mut out, o, v);
-        } else if end == i + 1 {
-            keep(&mut out, name, &pairs[i].2);
+            keep(&mut out, o.into(), v.into());
         } else {
-            let joined: Vec<&str> = pairs[i..end].iter().map(|p| p.2.as_ref()).collect();
-            keep(&mut out, name, &joined.join(";"));
+            keep(&mut out, name, joined.map_or(value, Cow::Owned));
         }
-        i = end;
     }
     for (o, v) in over {
-        keep(&mut out, o, v);
+        keep(&mut out, o.into(), v.into());
     }
-    Labels::from_sorted(out)
+    out
+}
+
+/// Owned labels of pairs sorted by name with distinct names.
+fn owned_labels<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Labels {
+    Labels::from_sorted(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string()))
+            .collect(),
+    )
+}
+
+/// Borrowed `(name, value)` pairs of [`point_label_pairs`], as the resolver takes them.
+fn borrowed<'p>(pairs: &'p [(Cow<'_, str>, Cow<'_, str>)]) -> Vec<(&'p str, &'p str)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .collect()
 }
 
 /// [`label_name`] without a copy when the key is already a valid label name (nearly always).

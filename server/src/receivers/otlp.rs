@@ -120,6 +120,7 @@ impl DeltaShards {
     fn map_push_commit<R>(
         &self,
         view: &MetricsView<'_>,
+        known: &super::KnownSeries,
         push: impl FnOnce(&mut MappedMetrics) -> (bool, R),
     ) -> R {
         // Per shard, the indexes of its resources in request order.
@@ -141,9 +142,10 @@ impl DeltaShards {
         let mut pending: Vec<(usize, DeltaUpdates)> = Vec::new();
         for (i, part) in &parts {
             let guard = &guards.iter().find(|(g, _)| g == i).expect("locked").1;
-            let mut m = guard.map_view(view, part);
+            let mut m = guard.map_view_resolving(view, part, Some(&mut |s| known.id(s)));
             pending.push((*i, std::mem::take(&mut m.pending)));
             merged.batch.series.append(&mut m.batch.series);
+            merged.resolved.append(&mut m.resolved);
             merged.batch.metadata.append(&mut m.batch.metadata);
             merged.accepted_points += m.accepted_points;
             merged.rejected_points += m.rejected_points;
@@ -203,16 +205,20 @@ pub fn ingest_metrics_view(
     st: &ReceiverState,
     view: &MetricsView<'_>,
 ) -> Result<PartialSuccess, ReceiverError> {
-    st.otlp.metrics.map_push_commit(view, |mapped| {
-        let r = push_mapped(st, mapped);
-        // Commit unless the queue refused the batch (a retry must not count twice).
-        (r.is_ok(), r)
-    })
+    let now = model::clock::now_ms();
+    st.otlp
+        .metrics
+        .map_push_commit(view, &st.known_series(now), |mapped| {
+            let r = push_mapped(st, mapped, now);
+            // Commit unless the queue refused the batch (a retry must not count twice).
+            (r.is_ok(), r)
+        })
 }
 
 fn push_mapped(
     st: &ReceiverState,
     mapped: &mut MappedMetrics,
+    now: model::TimestampMs,
 ) -> Result<PartialSuccess, ReceiverError> {
     st.app
         .metrics
@@ -244,23 +250,27 @@ fn push_mapped(
     }
     // Points outside the intake window would be deleted by retention (or never queried):
     // refused here and reported, the rest stored.
-    let outside = st.window.remove(&mut mapped.batch, model::clock::now_ms());
+    let outside = st.window.remove(&mut mapped.batch, now);
     if !outside.is_empty() {
         outside.count_in(&st.app.metrics);
         partial.add(outside.points as i64, &st.window.message(&outside));
     }
-    if mapped.batch.is_empty() {
+    if mapped.batch.is_empty() && mapped.resolved.is_empty() {
         return Ok(partial);
     }
     tracing::debug!(
         points = mapped.accepted_points,
         series = mapped.batch.series.len(),
+        known_samples = mapped.resolved.len(),
         rejected = mapped.rejected_points,
         "OTLP metrics accepted"
     );
     // The shared series limits may refuse some series and store the rest: for OTLP that is a
-    // partial success, which the sender must not retry.
-    if let Some(refused) = st.push_partial(Receiver::Otlp, std::mem::take(&mut mapped.batch))? {
+    // partial success, which the sender must not retry. Samples of known series (taken by id
+    // while mapping) passed the window and per-series limits already.
+    let batch = std::mem::take(&mut mapped.batch);
+    let resolved = std::mem::take(&mut mapped.resolved);
+    if let Some(refused) = st.push_with_resolved(Receiver::Otlp, batch, resolved)? {
         partial.add(refused.points as i64, &refused.message);
     }
     Ok(partial)

@@ -49,12 +49,7 @@ pub async fn write(
     check_headers(&headers)?;
     let compressed_bytes = payload.raw.len();
     let now = model::clock::now_ms();
-    let resolver = KnownSeries {
-        queue: st.app.queue.clone(),
-        guard: st.app.guard.clone(),
-        window: st.window,
-        now,
-    };
+    let resolver = st.known_series(now);
     let DecodedWrite {
         batch,
         resolved,
@@ -112,35 +107,6 @@ pub async fn write(
     }
     // An empty request, or exemplars only: nothing to store, and nothing to retry.
     Ok(Accepted::empty(StatusCode::NO_CONTENT))
-}
-
-/// Recognises the series of a request that the store holds by id, so the decoder builds label
-/// sets only for the others. A series is taken by id only when nothing about it could be
-/// refused: all its samples inside the intake window and storable, and its label set within
-/// the per-series limits. Anything else is decoded in full and meets the usual checks and
-/// messages. A series that is known is not new, so the new-series brakes do not apply.
-struct KnownSeries {
-    queue: crate::ingest::IngestQueue,
-    guard: std::sync::Arc<crate::guard::Guard>,
-    window: crate::ingest::window::IntakeWindow,
-    now: model::TimestampMs,
-}
-
-impl KnownSeries {
-    fn id(&self, s: &decoder::SeriesView<'_>) -> Option<i64> {
-        let (oldest, newest) = self.window.bounds(self.now);
-        let mut last = i64::MIN;
-        for x in s.samples {
-            if x.ts < oldest || x.ts > newest || !store::pgcopy::timestamp_in_range(x.ts) {
-                return None;
-            }
-            last = last.max(x.ts);
-        }
-        if !self.guard.shape_allows(s.metric, s.labels) {
-            return None;
-        }
-        self.queue.resolve_encoded(s.encoding, last, self.now)
-    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ReceiverError> {

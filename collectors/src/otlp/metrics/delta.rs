@@ -89,7 +89,7 @@ impl DeltaAccumulator {
     }
 }
 
-impl Mapper<'_> {
+impl Mapper<'_, '_> {
     /// The accumulator's state for `key`: this request's pending total first.
     pub(super) fn delta_state(&self, key: &SeriesKey) -> Option<&DeltaState> {
         self.out

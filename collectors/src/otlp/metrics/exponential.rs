@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 /// Scale exponential histograms are merged down to before they are stored (see module docs).
 pub const EXPONENTIAL_TARGET_SCALE: i32 = 3;
 
-impl Mapper<'_> {
+impl Mapper<'_, '_> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn exponential(
         &mut self,
