@@ -245,8 +245,9 @@ impl Mapper<'_, '_> {
                     base.insert("otel_scope_name", name);
                     base.insert("otel_scope_version", version);
                 }
+                let over = over_attributes(&base, &job, &instance);
                 for m in &sm.metrics {
-                    let ts = self.metric(m, &base, &job, &instance);
+                    let ts = self.metric(m, &over);
                     latest_ms = latest_ms.max(ts);
                 }
             }
@@ -321,13 +322,7 @@ impl Mapper<'_, '_> {
     }
 
     /// Maps one metric; returns the latest sample time it produced.
-    fn metric(
-        &mut self,
-        m: &MetricView<'_>,
-        scope: &Labels,
-        job: &str,
-        instance: &str,
-    ) -> Option<i64> {
+    fn metric(&mut self, m: &MetricView<'_>, over: &[(&str, &str)]) -> Option<i64> {
         let Some(data) = &m.data else {
             self.out.reject(
                 1,
@@ -384,28 +379,17 @@ impl Mapper<'_, '_> {
         match data {
             DataView::Gauge(points) | DataView::Sum { points, .. } => {
                 for p in points {
-                    latest = latest.max(self.number(
-                        m.name,
-                        &name,
-                        metric_type,
-                        delta,
-                        p,
-                        scope,
-                        job,
-                        instance,
-                    ));
+                    latest = latest.max(self.number(m.name, &name, metric_type, delta, p, over));
                 }
             }
             DataView::Histogram { points, .. } => {
                 for p in points {
-                    latest =
-                        latest.max(self.histogram(m.name, &name, delta, p, scope, job, instance));
+                    latest = latest.max(self.histogram(m.name, &name, delta, p, over));
                 }
             }
             DataView::Exponential { points, .. } => {
                 for p in points {
-                    latest =
-                        latest.max(self.exponential(m.name, &name, delta, p, scope, job, instance));
+                    latest = latest.max(self.exponential(m.name, &name, delta, p, over));
                 }
             }
             DataView::Summary(points) => {
@@ -416,10 +400,9 @@ impl Mapper<'_, '_> {
                     if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
                         continue;
                     }
-                    let Some(labels) = self.storable(
-                        m.name,
-                        point_labels(view.attrs(&p.attrs), scope, job, instance),
-                    ) else {
+                    let Some(labels) =
+                        self.storable(m.name, point_labels(view.attrs(&p.attrs), over))
+                    else {
                         continue;
                     };
                     for &(quantile, value) in &p.quantiles {
@@ -548,14 +531,13 @@ impl Mapper<'_, '_> {
         t: MetricType,
         delta: bool,
         p: &NumberPoint,
-        scope: &Labels,
-        job: &str,
-        instance: &str,
+        over: &[(&str, &str)],
     ) -> Option<i64> {
         let ts = self.point_time(metric, p.time_unix_nano)?;
         self.out.exemplars_dropped += p.exemplars;
         let view = self.view;
-        let pairs = point_label_pairs(view.attrs(&p.attrs), scope, job, instance);
+        let attrs = attribute_pairs(view.attrs(&p.attrs));
+        let pairs = merge_over(&attrs, over);
         // A series the caller holds by id takes the sample without its key being built
         // (not for deltas: their running totals are kept by key).
         let known_value = match p.value {
@@ -565,7 +547,7 @@ impl Mapper<'_, '_> {
             None => None,
         };
         if let Some(value) = known_value.filter(|_| !delta) {
-            if self.resolved(name, &borrowed(&pairs), ts, value) {
+            if self.resolved(name, &pairs, ts, value) {
                 self.out.accepted_points += 1;
                 return Some(ts);
             }
@@ -619,9 +601,7 @@ impl Mapper<'_, '_> {
         name: &str,
         delta: bool,
         p: &HistogramPoint<'_>,
-        scope: &Labels,
-        job: &str,
-        instance: &str,
+        over: &[(&str, &str)],
     ) -> Option<i64> {
         let ts = self.point_time(metric, p.time_unix_nano)?;
         self.out.exemplars_dropped += p.exemplars;
@@ -647,7 +627,7 @@ impl Mapper<'_, '_> {
             return None;
         }
         let attrs = self.view.attrs(&p.attrs);
-        let labels = self.storable(metric, point_labels(attrs, scope, job, instance))?;
+        let labels = self.storable(metric, point_labels(attrs, over))?;
         let (mut counts, mut count, mut sum) = (p.bucket_counts.to_vec(), p.count, p.sum);
         if delta {
             let key = SeriesKey::new(name, labels.clone());
@@ -725,36 +705,44 @@ impl Mapper<'_, '_> {
     }
 }
 
-/// A data point's labels: its attributes as [`attribute_labels`](super::attributes::attribute_labels) maps them, then the scope's
-/// labels, `job` and `instance` over them (an empty `instance` removes a point attribute of
-/// that name, as [`Labels::insert`] does).
+/// What wins over a data point's attributes in its labels: the scope's labels, `job` and
+/// `instance`, sorted by name. Built once per scope, used for each of its points.
+pub(super) fn over_attributes<'a>(
+    scope: &'a Labels,
+    job: &'a str,
+    instance: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    let mut over: Vec<(&str, &str)> = scope.iter().collect();
+    over.push(("job", job));
+    over.push(("instance", instance));
+    over.sort_by(|a, b| a.0.cmp(b.0));
+    over
+}
+
+/// A data point's labels: its attributes as [`attribute_labels`](super::attributes::attribute_labels)
+/// maps them, then `over` ([`over_attributes`]: the scope's labels, `job` and `instance`) over
+/// them (an empty `instance` removes a point attribute of that name, as [`Labels::insert`]
+/// does).
 ///
 /// The same result as building the attribute labels and inserting the others one by one, but
 /// without the allocations that cost most of OTLP's mapping time per point in a profile (a
 /// `BTreeMap`, a sanitised copy of every key, a `Vec` and a joined `String` per attribute, and
 /// four sorted inserts): names and values are borrowed from the request until the one owned
-/// copy that goes into the series key.
-pub(super) fn point_labels(
-    attrs: &[Attr<'_>],
-    scope: &Labels,
-    job: &str,
-    instance: &str,
-) -> Labels {
-    owned_labels(&point_label_pairs(attrs, scope, job, instance))
+/// copy that goes into the series key (none when the series is taken by id).
+pub(super) fn point_labels(attrs: &[Attr<'_>], over: &[(&str, &str)]) -> Labels {
+    owned_labels(&merge_over(&attribute_pairs(attrs), over))
 }
 
-/// The labels of [`point_labels`], borrowed from the request where they can be: sorted by
-/// name, names distinct, values not empty.
-pub(super) fn point_label_pairs<'a>(
-    attrs: &'a [Attr<'a>],
-    scope: &'a Labels,
-    job: &'a str,
-    instance: &'a str,
-) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
-    // (label name, original key, value), sorted by name and then by original key (stable, so
-    // equal keys keep their order): attributes whose names collide after sanitising are then
-    // adjacent, in the order `attribute_labels` joins them.
-    let mut pairs: Vec<(Cow<'_, str>, &str, Cow<'_, str>)> = attrs
+/// A point's attributes as labels, before `job`, `instance` and the scope's labels go over
+/// them: (label name, original key, value), sorted by name, names distinct (the values of
+/// attributes whose names collide after sanitising joined with `;`, in key order).
+pub(super) type AttributePairs<'a> = Vec<(Cow<'a, str>, &'a str, Cow<'a, str>)>;
+
+pub(super) fn attribute_pairs<'a>(attrs: &'a [Attr<'a>]) -> AttributePairs<'a> {
+    // Sorted by name and then by original key (stable, so equal keys keep their order):
+    // attributes whose names collide after sanitising are then adjacent, in the order
+    // `attribute_labels` joins them.
+    let mut pairs: AttributePairs<'a> = attrs
         .iter()
         .filter_map(|a| {
             let name = label_name_cow(a.key);
@@ -762,54 +750,37 @@ pub(super) fn point_label_pairs<'a>(
         })
         .collect();
     pairs.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-    // What wins over the attributes, sorted by name (the names are distinct); on the stack for
-    // the usual scope of name and version, as this runs once per data point.
-    let mut on_stack = [("", ""); 4];
-    let mut on_heap = Vec::new();
-    let over: &mut [(&str, &str)] = if scope.len() <= 2 {
-        let n = scope.len() + 2;
-        for (slot, pair) in on_stack.iter_mut().zip(scope.iter()) {
-            *slot = pair;
+    pairs.dedup_by(|later, first| {
+        if later.0 != first.0 {
+            return false;
         }
-        on_stack[n - 2] = ("job", job);
-        on_stack[n - 1] = ("instance", instance);
-        &mut on_stack[..n]
-    } else {
-        on_heap.extend(scope.iter());
-        on_heap.push(("job", job));
-        on_heap.push(("instance", instance));
-        &mut on_heap
-    };
-    over.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let mut out: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(pairs.len() + over.len());
+        let joined = first.2.to_mut();
+        joined.push(';');
+        joined.push_str(&later.2);
+        true
+    });
+    pairs
+}
+
+/// `attrs` ([`attribute_pairs`]) with `over` over them: sorted by name, names distinct,
+/// values not empty, borrowed from both.
+pub(super) fn merge_over<'p>(
+    attrs: &'p AttributePairs<'_>,
+    over: &[(&'p str, &'p str)],
+) -> Vec<(&'p str, &'p str)> {
+    let mut out: Vec<(&str, &str)> = Vec::with_capacity(attrs.len() + over.len());
     let mut over = over.iter().copied().peekable();
-    let keep =
-        |out: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>, name: Cow<'a, str>, value: Cow<'a, str>| {
-            if !value.is_empty() {
-                out.push((name, value));
-            }
-        };
-    let mut pairs = pairs.into_iter().peekable();
-    while let Some((name, _, value)) = pairs.next() {
-        while let Some((o, v)) = over.next_if(|(o, _)| *o < name.as_ref()) {
-            keep(&mut out, o.into(), v.into());
+    for (name, _, value) in attrs {
+        while let Some(o) = over.next_if(|(o, _)| *o < name.as_ref()) {
+            out.push(o);
         }
-        // Attributes whose names collide after sanitising: their values joined with `;`.
-        let mut joined: Option<String> = None;
-        while let Some((_, _, more)) = pairs.next_if(|p| p.0 == name) {
-            let j = joined.get_or_insert_with(|| value.to_string());
-            j.push(';');
-            j.push_str(&more);
-        }
-        if let Some((o, v)) = over.next_if(|(o, _)| *o == name.as_ref()) {
-            keep(&mut out, o.into(), v.into());
-        } else {
-            keep(&mut out, name, joined.map_or(value, Cow::Owned));
+        match over.next_if(|(o, _)| *o == name.as_ref()) {
+            Some(o) => out.push(o),
+            None => out.push((name, value)),
         }
     }
-    for (o, v) in over {
-        keep(&mut out, o.into(), v.into());
-    }
+    out.extend(over);
+    out.retain(|(_, v)| !v.is_empty());
     out
 }
 
@@ -821,14 +792,6 @@ fn owned_labels<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Labels {
             .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string()))
             .collect(),
     )
-}
-
-/// Borrowed `(name, value)` pairs of [`point_label_pairs`], as the resolver takes them.
-fn borrowed<'p>(pairs: &'p [(Cow<'_, str>, Cow<'_, str>)]) -> Vec<(&'p str, &'p str)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.as_ref(), v.as_ref()))
-        .collect()
 }
 
 /// [`label_name`] without a copy when the key is already a valid label name (nearly always).
@@ -920,7 +883,7 @@ mod tests {
             let instance = ["", "i-1"][next(2)];
             let view: Vec<Attr<'_>> = attrs.iter().map(Attr::of).collect();
             assert_eq!(
-                point_labels(&view, &scope, job, instance),
+                point_labels(&view, &over_attributes(&scope, job, instance)),
                 reference(&attrs, &scope, job, instance),
                 "round {round}: {attrs:?} {scope} {job} {instance}"
             );

@@ -5,7 +5,7 @@
 use super::delta::DeltaState;
 use super::{point_labels, Mapper, FLAG_NO_RECORDED_VALUE};
 use crate::otlp::view::{ExpBuckets, ExpPoint};
-use model::{Labels, SeriesKey};
+use model::SeriesKey;
 use std::collections::BTreeMap;
 
 /// Scale exponential histograms are merged down to before they are stored (see module docs).
@@ -19,9 +19,7 @@ impl Mapper<'_, '_> {
         name: &str,
         delta: bool,
         p: &ExpPoint<'_>,
-        scope: &Labels,
-        job: &str,
-        instance: &str,
+        over: &[(&str, &str)],
     ) -> Option<i64> {
         let ts = self.point_time(metric, p.time_unix_nano)?;
         self.out.exemplars_dropped += p.exemplars;
@@ -56,7 +54,7 @@ impl Mapper<'_, '_> {
             }
         }
         let attrs = self.view.attrs(&p.attrs);
-        let labels = self.storable(metric, point_labels(attrs, scope, job, instance))?;
+        let labels = self.storable(metric, point_labels(attrs, over))?;
         let mut hist = ExpHistogram::from_point(p);
         hist.downscale_to(EXPONENTIAL_TARGET_SCALE);
         if delta {
