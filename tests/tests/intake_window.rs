@@ -87,6 +87,28 @@ async fn wait_until_drained(st: &server::AppState) {
     }
 }
 
+/// Waits until the queue is drained, stops the writers, and returns the stored rows, sorted.
+async fn drained_rows(
+    st: &server::AppState,
+    writers: server::ingest::BatchWriters,
+    url: &str,
+) -> Vec<(String, i64)> {
+    wait_until_drained(st).await;
+    assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
+    let mut rows = stored(url).await;
+    rows.sort();
+    rows
+}
+
+/// A series written before is registered: the receivers' resolver takes it by id now.
+fn assert_held_by_id(st: &server::AppState, key: &SeriesKey, now: i64) {
+    assert!(
+        key.with_encoding(|e| st.queue.resolve_encoded(e, now, now))
+            .is_some(),
+        "{key} is not held by id"
+    );
+}
+
 async fn status(app: &Router) -> serde_json::Value {
     let resp = app
         .clone()
@@ -183,12 +205,7 @@ async fn a_known_series_is_refused_with_the_rest_of_its_request() {
     assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
     wait_until_drained(&st).await;
     // Registered by the write: the receiver's resolver now knows it by id.
-    let key = gauge("known", &[]).key;
-    assert!(
-        key.with_encoding(|e| st.queue.resolve_encoded(e, now, now))
-            .is_some(),
-        "the written series is held by id"
-    );
+    assert_held_by_id(&st, &gauge("known", &[]).key, now);
 
     let (code, body) = remote_write(
         &app,
@@ -207,12 +224,8 @@ async fn a_known_series_is_refused_with_the_rest_of_its_request() {
     // Alone, its next sample is taken (by id) and stored once.
     let (code, body) = remote_write(&app, vec![gauge("known", &[now])]).await;
     assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
-    wait_until_drained(&st).await;
-    assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
-    let mut rows = stored(&url).await;
-    rows.sort();
     assert_eq!(
-        rows,
+        drained_rows(&st, writers, &url).await,
         [first[0], first[1], now]
             .iter()
             .map(|&ts| ("known".to_string(), ts))
@@ -287,11 +300,7 @@ async fn otlp_points_of_a_known_series_outside_the_window_are_refused() {
         "probe_temp",
         Labels::from_pairs([("job", "intake"), ("probe_site", "north")]),
     );
-    assert!(
-        key.with_encoding(|e| st.queue.resolve_encoded(e, now, now))
-            .is_some(),
-        "the written series is held by id"
-    );
+    assert_held_by_id(&st, &key, now);
 
     let (rejected, message) = export(&app, otlp_gauge(&[now - 1_000, now + 3_600_000])).await;
     assert_eq!(rejected, 1, "{message}");
@@ -301,12 +310,8 @@ async fn otlp_points_of_a_known_series_outside_the_window_are_refused() {
         "{message}"
     );
     assert_eq!(st.metrics.rejected_total("too_new"), 1);
-    wait_until_drained(&st).await;
-    assert_eq!(writers.shutdown(Duration::from_secs(10)).await, 0);
-    let mut rows = stored(&url).await;
-    rows.sort();
     assert_eq!(
-        rows,
+        drained_rows(&st, writers, &url).await,
         [first, now - 1_000]
             .iter()
             .map(|&ts| ("probe_temp".to_string(), ts))

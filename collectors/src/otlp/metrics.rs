@@ -749,7 +749,13 @@ pub(super) fn attribute_pairs<'a>(attrs: &'a [Attr<'a>]) -> AttributePairs<'a> {
             (!name.is_empty()).then(|| (name, a.key, value_string(&a.value)))
         })
         .collect();
-    pairs.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    let order = |a: &(Cow<'_, str>, &str, Cow<'_, str>), b: &(Cow<'_, str>, &str, Cow<'_, str>)| {
+        a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1))
+    };
+    // The Go, Java and .NET SDKs send attribute sets sorted by key already.
+    if !pairs.is_sorted_by(|a, b| order(a, b).is_le()) {
+        pairs.sort_by(order);
+    }
     pairs.dedup_by(|later, first| {
         if later.0 != first.0 {
             return false;
