@@ -96,6 +96,7 @@ impl ReceiverState {
     pub fn with_otlp_signals(mut self, signals: otlp_signals::SignalState) -> Self {
         self.otlp = Arc::new(otlp::OtlpState {
             metrics: Default::default(),
+            metadata: Default::default(),
             signals,
         });
         self

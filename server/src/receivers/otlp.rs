@@ -43,6 +43,7 @@ use collectors::otlp::{
     self, BodyEncoding, ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportRequest,
     ExportTraceServiceRequest,
 };
+use model::MetricMetadata;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
@@ -65,6 +66,56 @@ pub use tonic_types::Status as RpcStatus;
 pub struct OtlpState {
     pub metrics: DeltaShards,
     pub signals: super::otlp_signals::SignalState,
+    /// Metric metadata queued recently ([`MetadataSeen`]).
+    pub metadata: MetadataSeen,
+}
+
+/// How long a family's metadata counts as queued: after this it is queued again with the next
+/// request that carries it, so a row changed elsewhere (another instance, an operator) is
+/// brought back to what the sender says.
+pub const METADATA_REFRESH: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Families remembered at most; the memory is forgotten whole beyond this (their metadata is
+/// then upserted once more).
+const METADATA_FAMILIES: usize = 100_000;
+
+/// Metric metadata this instance queued recently. Every OTLP request carries its metrics'
+/// type, unit and description; queued each time, they made the writer upsert the same rows in a
+/// transaction of their own beside the samples taken by id (a second commit per write). A
+/// family's metadata is queued again when what the sender says of it changes, and at least
+/// every [`METADATA_REFRESH`].
+#[derive(Debug, Default)]
+pub struct MetadataSeen {
+    queued: Mutex<std::collections::HashMap<String, (MetricMetadata, std::time::Instant)>>,
+}
+
+impl MetadataSeen {
+    /// Keeps in `metadata` only what was not queued in the last [`METADATA_REFRESH`].
+    pub fn retain_unseen(&self, metadata: &mut Vec<MetricMetadata>, now: std::time::Instant) {
+        if metadata.is_empty() {
+            return;
+        }
+        let queued = lock(&self.queued);
+        metadata.retain(|m| {
+            !queued.get(&m.family).is_some_and(|(seen, at)| {
+                seen == m && now.saturating_duration_since(*at) < METADATA_REFRESH
+            })
+        });
+    }
+
+    /// Records metadata that was queued (call only once the batch holding it was taken).
+    pub fn record(&self, metadata: &[MetricMetadata], now: std::time::Instant) {
+        if metadata.is_empty() {
+            return;
+        }
+        let mut queued = lock(&self.queued);
+        if queued.len() + metadata.len() > METADATA_FAMILIES {
+            queued.clear();
+        }
+        for m in metadata {
+            queued.insert(m.family.clone(), (m.clone(), now));
+        }
+    }
 }
 
 /// Shards of the delta accumulator, one lock each.
@@ -255,6 +306,10 @@ fn push_mapped(
         outside.count_in(&st.app.metrics);
         partial.add(outside.points as i64, &st.window.message(&outside));
     }
+    let queued_at = std::time::Instant::now();
+    st.otlp
+        .metadata
+        .retain_unseen(&mut mapped.batch.metadata, queued_at);
     if mapped.batch.is_empty() && mapped.resolved.is_empty() {
         return Ok(partial);
     }
@@ -270,7 +325,10 @@ fn push_mapped(
     // while mapping) passed the window and per-series limits already.
     let batch = std::mem::take(&mut mapped.batch);
     let resolved = std::mem::take(&mut mapped.resolved);
-    if let Some(refused) = st.push_with_resolved(Receiver::Otlp, batch, resolved)? {
+    let metadata = batch.metadata.clone();
+    let refused = st.push_with_resolved(Receiver::Otlp, batch, resolved)?;
+    st.otlp.metadata.record(&metadata, queued_at);
+    if let Some(refused) = refused {
         partial.add(refused.points as i64, &refused.message);
     }
     Ok(partial)
@@ -489,6 +547,31 @@ mod tests {
             .map(|i| shard_of(resource(Some(&format!("svc-{i}")))))
             .collect();
         assert!(shards.len() > DELTA_SHARDS / 2, "{shards:?}");
+    }
+
+    #[test]
+    fn metadata_is_queued_again_only_when_it_changes_or_is_old() {
+        let seen = MetadataSeen::default();
+        let meta = |help: &str| MetricMetadata {
+            family: "etl_rows".into(),
+            metric_type: model::MetricType::Counter,
+            unit: "".into(),
+            help: help.into(),
+        };
+        let t0 = std::time::Instant::now();
+        let mut m = vec![meta("rows")];
+        seen.retain_unseen(&mut m, t0);
+        assert_eq!(m.len(), 1, "never queued: kept");
+        seen.record(&m, t0);
+        let mut again = vec![meta("rows")];
+        seen.retain_unseen(&mut again, t0 + std::time::Duration::from_secs(1));
+        assert!(again.is_empty(), "queued a second ago, unchanged: dropped");
+        let mut changed = vec![meta("rows read")];
+        seen.retain_unseen(&mut changed, t0 + std::time::Duration::from_secs(1));
+        assert_eq!(changed, vec![meta("rows read")], "changed: kept");
+        let mut old = vec![meta("rows")];
+        seen.retain_unseen(&mut old, t0 + METADATA_REFRESH);
+        assert_eq!(old.len(), 1, "queued {METADATA_REFRESH:?} ago: kept");
     }
 
     #[test]
