@@ -538,15 +538,16 @@ impl Mapper<'_, '_> {
         let view = self.view;
         let attrs = attribute_pairs(view.attrs(&p.attrs));
         let pairs = merge_over(&attrs, over);
-        // A series the caller holds by id takes the sample without its key being built
-        // (not for deltas: their running totals are kept by key).
-        let known_value = match p.value {
+        // The point's value: a staleness marker when it has none recorded.
+        let point_value = match p.value {
             _ if p.flags & FLAG_NO_RECORDED_VALUE != 0 => Some(stale_marker()),
             Some(Number::Double(v)) => Some(v),
             Some(Number::Int(v)) => Some(v as f64),
             None => None,
         };
-        if let Some(value) = known_value.filter(|_| !delta) {
+        // A series the caller holds by id takes the sample without its key being built
+        // (not for deltas: their running totals are kept by key).
+        if let Some(value) = point_value.filter(|_| !delta) {
             if self.resolved(name, &pairs, ts, value) {
                 self.out.accepted_points += 1;
                 return Some(ts);
@@ -554,22 +555,19 @@ impl Mapper<'_, '_> {
         }
         let labels = self.storable(metric, owned_labels(&pairs))?;
         let key = SeriesKey::new(name, labels);
+        let Some(value) = point_value else {
+            self.out.reject(
+                1,
+                format!("metric {metric:?}: a data point has neither as_int nor as_double"),
+            );
+            return None;
+        };
         if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
-            self.push(key, t, ts, stale_marker());
+            // A staleness marker is stored as it is, never added to a running total.
+            self.push(key, t, ts, value);
             self.out.accepted_points += 1;
             return Some(ts);
         }
-        let value = match p.value {
-            Some(Number::Double(v)) => v,
-            Some(Number::Int(v)) => v as f64,
-            None => {
-                self.out.reject(
-                    1,
-                    format!("metric {metric:?}: a data point has neither as_int nor as_double"),
-                );
-                return None;
-            }
-        };
         let value = if delta {
             if !self.delta_ok(metric, &key, p.time_unix_nano) {
                 return None;
