@@ -165,46 +165,77 @@ pub fn otlp_wire_vs_prost(data: &[u8]) -> MetricsDecode {
 /// taken by id, under the same key with the same timestamp and value bits; the same counts,
 /// metadata, rejection message and delta totals. Every series handed to the resolver has
 /// sorted, unique, non-empty labels and the encoding of its `SeriesKey` (what the store
-/// registers). Returns how many samples were taken by id.
-pub fn otlp_known_series_vs_built(view: &crate::otlp::view::MetricsView<'_>) -> usize {
-    use crate::known::SeriesView;
+/// registers). The request is mapped twice with one resolver, which remembers the raw bytes
+/// of the series it answered: the second time, series are recognised by their raw bytes
+/// before their keys are built, and one raw form must never name two series. Returns what
+/// was taken by id the second time.
+pub fn otlp_known_series_vs_built(view: &crate::otlp::view::MetricsView<'_>) -> KnownSeriesTaken {
+    use crate::known::{Known, SeriesView};
     use crate::otlp::metrics::{DeltaAccumulator, MappedMetrics};
-    use model::{Labels, SeriesKey};
+    use model::{Labels, Sample, SeriesKey};
     use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct HalfKnown {
+        ids: HashMap<Vec<u8>, i64>,
+        keys: Vec<SeriesKey>,
+        raw: HashMap<Vec<u8>, i64>,
+        raw_hits: usize,
+    }
+    impl Known for HalfKnown {
+        fn id(&mut self, s: &SeriesView<'_>) -> Option<i64> {
+            assert!(
+                s.labels.windows(2).all(|w| w[0].0 < w[1].0),
+                "labels not sorted and unique: {:?}",
+                s.labels
+            );
+            assert!(
+                s.labels.iter().all(|(_, v)| !v.is_empty()),
+                "{:?}",
+                s.labels
+            );
+            let owned = s.labels.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            let key = SeriesKey::new(s.metric, Labels::from_sorted(owned.collect()));
+            assert!(
+                key.with_encoding(|e| e == s.encoding),
+                "the encoding handed to the resolver is not {key}'s"
+            );
+            // A resolver answers only series the store holds, and PostgreSQL text holds no
+            // NUL.
+            if xxhash_rust::xxh3::xxh3_64(s.encoding) % 2 == 1 || s.encoding.contains(&0) {
+                return None;
+            }
+            let next = self.keys.len() as i64;
+            let id = *self.ids.entry(s.encoding.to_vec()).or_insert(next);
+            if id == next {
+                self.keys.push(key);
+            }
+            if let Some(raw) = s.raw {
+                let before = *self.raw.entry(raw.to_vec()).or_insert(id);
+                assert_eq!(
+                    before, id,
+                    "one raw form names two series: {} and {}",
+                    self.keys[before as usize], self.keys[id as usize]
+                );
+            }
+            Some(id)
+        }
+
+        fn id_raw(&mut self, raw: &[u8], samples: &[Sample]) -> Option<i64> {
+            assert_eq!(samples.len(), 1);
+            let id = self.raw.get(raw).copied();
+            self.raw_hits += usize::from(id.is_some());
+            id
+        }
+    }
+
     let all: Vec<usize> = (0..view.resources.len()).collect();
     let acc = DeltaAccumulator::default();
     let built = acc.map_view(view, &all);
-    let mut ids: HashMap<Vec<u8>, i64> = HashMap::new();
-    let mut keys: Vec<SeriesKey> = Vec::new();
-    let mut resolve = |s: &SeriesView<'_>| {
-        assert!(
-            s.labels.windows(2).all(|w| w[0].0 < w[1].0),
-            "labels not sorted and unique: {:?}",
-            s.labels
-        );
-        assert!(
-            s.labels.iter().all(|(_, v)| !v.is_empty()),
-            "{:?}",
-            s.labels
-        );
-        let owned = s.labels.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        let key = SeriesKey::new(s.metric, Labels::from_sorted(owned.collect()));
-        assert!(
-            key.with_encoding(|e| e == s.encoding),
-            "the encoding handed to the resolver is not {key}'s"
-        );
-        // A resolver answers only series the store holds, and PostgreSQL text holds no NUL.
-        if xxhash_rust::xxh3::xxh3_64(s.encoding) % 2 == 1 || s.encoding.contains(&0) {
-            return None;
-        }
-        let next = keys.len() as i64;
-        let id = *ids.entry(s.encoding.to_vec()).or_insert(next);
-        if id == next {
-            keys.push(key);
-        }
-        Some(id)
-    };
-    let known = acc.map_view_resolving(view, &all, Some(&mut resolve));
+    let mut known = HalfKnown::default();
+    let first = acc.map_view_resolving(view, &all, Some(&mut known));
+    let raw_hits_first = known.raw_hits;
+    let again = acc.map_view_resolving(view, &all, Some(&mut known));
     let samples = |m: &MappedMetrics, keys: &[SeriesKey]| {
         let mut out: Vec<(String, i64, u64)> = m
             .batch
@@ -235,9 +266,23 @@ pub fn otlp_known_series_vs_built(view: &crate::otlp::view::MetricsView<'_>) -> 
         )
     };
     assert!(built.resolved.is_empty());
-    assert_eq!(samples(&known, &keys), samples(&built, &[]));
-    assert_eq!(rest(&known), rest(&built));
-    known.resolved.len()
+    for m in [&first, &again] {
+        assert_eq!(samples(m, &known.keys), samples(&built, &[]));
+        assert_eq!(rest(m), rest(&built));
+    }
+    KnownSeriesTaken {
+        by_id: again.resolved.len(),
+        by_raw: known.raw_hits - raw_hits_first,
+    }
+}
+
+/// What [`otlp_known_series_vs_built`]'s second mapping took by id.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownSeriesTaken {
+    /// Samples taken by id.
+    pub by_id: usize,
+    /// Of those, samples whose series was recognised by its raw bytes.
+    pub by_raw: usize,
 }
 
 /// OTLP/JSON (`application/json`).

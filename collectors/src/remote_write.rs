@@ -207,7 +207,7 @@ pub fn decompress_into(
 /// empty labels, unknown fields, malformed bytes, every error) is decoded again by the prost
 /// path, which defines the behaviour and the messages.
 pub fn decode_protobuf(bytes: &[u8]) -> Result<DecodedWrite, RemoteWriteError> {
-    decode_protobuf_resolving(bytes, &mut |_| None)
+    decode_protobuf_resolving(bytes, &mut crate::known::NoneKnown)
 }
 
 /// [`decode_protobuf`] that asks `resolve` about every series the fast path reads: a series it
@@ -218,7 +218,7 @@ pub fn decode_protobuf(bytes: &[u8]) -> Result<DecodedWrite, RemoteWriteError> {
 /// asked about series that are not in the answer.
 pub fn decode_protobuf_resolving(
     bytes: &[u8],
-    resolve: &mut dyn FnMut(&SeriesView<'_>) -> Option<i64>,
+    resolve: crate::known::Resolve<'_>,
 ) -> Result<DecodedWrite, RemoteWriteError> {
     match fast::decode(bytes, resolve) {
         Some(decoded) => Ok(decoded),
@@ -482,7 +482,7 @@ pub fn encode(batch: &Batch) -> Vec<u8> {
 /// its final size. Anything outside the shape answers `None`, and the prost path decodes the
 /// request (so errors, messages and rare shapes behave exactly as before).
 mod fast {
-    use super::{is_stale_marker, DecodedWrite, SeriesView, WriteStats};
+    use super::{is_stale_marker, DecodedWrite, WriteStats};
     use model::{Batch, Labels, MetricType, ResolvedSample, Sample, SeriesKey, TimeSeries};
 
     /// A cursor over protobuf wire bytes.
@@ -569,10 +569,7 @@ mod fast {
     }
 
     /// Decodes `bytes` when it has the common shape; `None` otherwise.
-    pub(super) fn decode(
-        bytes: &[u8],
-        resolve: &mut dyn FnMut(&SeriesView<'_>) -> Option<i64>,
-    ) -> Option<DecodedWrite> {
+    pub(super) fn decode(bytes: &[u8], resolve: crate::known::Resolve<'_>) -> Option<DecodedWrite> {
         let mut stats = WriteStats {
             compressed_bytes: bytes.len(),
             decompressed_bytes: bytes.len(),
@@ -611,7 +608,7 @@ mod fast {
             }
             stats.samples += samples.len();
             stats.stale_markers += samples.iter().filter(|s| is_stale_marker(s.value)).count();
-            let id = crate::known::resolve_series(resolve, metric, &labels, &samples);
+            let id = crate::known::resolve_series(resolve, metric, &labels, &samples, None);
             if let Some(series_id) = id {
                 resolved.extend(samples.iter().map(|s| ResolvedSample {
                     series_id,
@@ -1062,7 +1059,7 @@ mod tests {
             }
             for b in bodies {
                 cases += 1;
-                fast_taken += usize::from(fast::decode(&b, &mut |_| None).is_some());
+                fast_taken += usize::from(fast::decode(&b, &mut crate::known::NoneKnown).is_some());
                 assert_eq!(
                     comparable(decode_protobuf(&b)),
                     comparable(decode_protobuf_prost(&b)),
@@ -1071,7 +1068,7 @@ mod tests {
                 // Resolving every other series the fast path reads (by its key's stable id)
                 // hands over the same samples, with the same keys behind the ids.
                 let mut keys = std::collections::HashMap::new();
-                let resolving = decode_protobuf_resolving(&b, &mut |v| {
+                let resolving = decode_protobuf_resolving(&b, &mut |v: &SeriesView<'_>| {
                     let key = SeriesKey::new(
                         v.metric,
                         Labels::from_sorted(

@@ -69,21 +69,33 @@ fn sdk_bodies_take_the_borrowing_decoder_and_map_as_prost_does() {
 /// The SDK's bodies mapped with a resolver that holds about half their series by id equal
 /// the bodies mapped without one (`collectors::fuzzing::otlp_known_series_vs_built`), and the
 /// resolver takes samples of gauges, cumulative sums and histograms (delta sums are always
-/// built: their running totals are kept by key).
+/// built: their running totals are kept by key). Mapped again, the gauge and cumulative sum
+/// points of series it holds are recognised by their raw attribute bytes.
 #[test]
 fn sdk_bodies_map_alike_with_known_series_taken_by_id() {
     use collectors::fuzzing::otlp_known_series_vs_built;
     use collectors::otlp::wire::MetricsBody;
-    let mut by_id = 0;
+    let (mut by_id, mut by_raw) = (0, 0);
     for (name, body) in sdk_metrics_bodies() {
         let body = MetricsBody::decode(&body).unwrap();
         let n = body.with_view(otlp_known_series_vs_built);
         if name.contains("cumulative") {
-            assert!(n > 0, "{name}: no sample taken by id");
+            assert!(n.by_id > 0, "{name}: no sample taken by id");
+            assert!(
+                n.by_raw > 0,
+                "{name}: no series recognised by its raw bytes"
+            );
         }
-        by_id += n;
+        assert!(n.by_raw <= n.by_id, "{name}: {n:?}");
+        by_id += n.by_id;
+        by_raw += n.by_raw;
     }
     assert!(by_id >= 50, "{by_id} samples taken by id");
+    // Histogram series are resolved from their built labels (a point makes many series).
+    assert!(
+        by_raw >= 10 && by_raw < by_id,
+        "{by_raw} of {by_id} by raw bytes"
+    );
 }
 
 #[test]

@@ -74,6 +74,9 @@ struct Item {
     fingerprints: Option<store::Fingerprints>,
     /// Samples of known series, by id.
     resolved: store::ResolvedSamples,
+    /// Samples of series queued in full before and not registered yet, by shared key
+    /// (`store::pending`).
+    shared: store::SharedSamples,
     samples: u64,
     /// Sample permits taken (the sample count, clamped to the capacity).
     permits: u32,
@@ -235,6 +238,21 @@ impl IngestQueue {
         self.sink.resolve_encoded(encoding, newest, now)
     }
 
+    /// [`BatchSink::fingerprint_encoded`].
+    pub fn fingerprint_encoded(&self, encoding: &[u8]) -> Option<u128> {
+        self.sink.fingerprint_encoded(encoding)
+    }
+
+    /// [`BatchSink::resolve_fingerprint`].
+    pub fn resolve_fingerprint(
+        &self,
+        fp: u128,
+        newest: model::TimestampMs,
+        now: model::TimestampMs,
+    ) -> Option<i64> {
+        self.sink.resolve_fingerprint(fp, newest, now)
+    }
+
     /// Holds the series the store already knows by id (after `already`, resolved by the
     /// receiver) and estimates what the item holds.
     fn compact(
@@ -249,19 +267,22 @@ impl IngestQueue {
             batch,
             fingerprints,
             resolved: more,
+            shared,
         } = self.sink.resolve_known(batch, fingerprints);
         let mut resolved = already;
         resolved.append(more);
         let bytes = std::mem::size_of::<Item>()
             + footprint::batch_bytes(&batch)
             + footprint::fingerprints_bytes(fingerprints.as_ref())
-            + footprint::resolved_bytes(&resolved);
+            + footprint::resolved_bytes(&resolved)
+            + footprint::shared_bytes(&shared);
         // Like samples: an item larger than the whole bound takes all of it.
         let bytes = bytes.clamp(1, self.max_bytes.min(u32::MAX as usize)) as u32;
         Item {
             batch,
             fingerprints,
             resolved,
+            shared,
             samples,
             permits,
             bytes,
@@ -362,7 +383,16 @@ pub trait BatchSink: Send + Sync + 'static {
         store::Resolution {
             batch,
             fingerprints,
-            resolved: store::ResolvedSamples::default(),
+            ..Default::default()
+        }
+    }
+
+    /// What a writer makes of samples held by shared keys ([`store::Store::unshare`]): series
+    /// to write in full and samples by id. Sinks without a series cache write them in full.
+    fn unshare(&self, parts: Vec<store::SharedSamples>) -> store::Resolution {
+        store::Resolution {
+            batch: store::SharedSamples::into_batch(parts),
+            ..Default::default()
         }
     }
 
@@ -374,7 +404,25 @@ pub trait BatchSink: Send + Sync + 'static {
         newest: model::TimestampMs,
         now: model::TimestampMs,
     ) -> Option<i64> {
-        let _ = (encoding, newest, now);
+        self.resolve_fingerprint(self.fingerprint_encoded(encoding)?, newest, now)
+    }
+
+    /// The fingerprint of a series given as its key's canonical encoding in this sink's
+    /// series cache; `None` for sinks without one.
+    fn fingerprint_encoded(&self, encoding: &[u8]) -> Option<u128> {
+        let _ = encoding;
+        None
+    }
+
+    /// [`Self::resolve_encoded`] of a series given by its fingerprint
+    /// ([`Self::fingerprint_encoded`]).
+    fn resolve_fingerprint(
+        &self,
+        fp: u128,
+        newest: model::TimestampMs,
+        now: model::TimestampMs,
+    ) -> Option<i64> {
+        let _ = (fp, newest, now);
         None
     }
 
@@ -420,13 +468,21 @@ impl BatchSink for store::Store {
         store::Store::resolve_known(self, batch, fingerprints)
     }
 
-    fn resolve_encoded(
+    fn unshare(&self, parts: Vec<store::SharedSamples>) -> store::Resolution {
+        store::Store::unshare(self, parts)
+    }
+
+    fn fingerprint_encoded(&self, encoding: &[u8]) -> Option<u128> {
+        Some(store::Store::fingerprint_encoded(self, encoding))
+    }
+
+    fn resolve_fingerprint(
         &self,
-        encoding: &[u8],
+        fp: u128,
         newest: model::TimestampMs,
         now: model::TimestampMs,
     ) -> Option<i64> {
-        store::Store::resolve_encoded(self, encoding, newest, now)
+        store::Store::resolve_fingerprint(self, fp, newest, now)
     }
 
     async fn write_resolved(&self, parts: &[&store::ResolvedSamples]) -> Result<u64, SinkError> {
@@ -592,6 +648,8 @@ struct Collected {
     fingerprints: Vec<Option<store::Fingerprints>>,
     /// Items' samples held by id, without the empty ones.
     resolved: Vec<store::ResolvedSamples>,
+    /// Items' samples held by shared keys, without the empty ones.
+    shared: Vec<store::SharedSamples>,
     permits: u64,
     bytes: u64,
     samples: u64,
@@ -609,17 +667,31 @@ impl Collected {
         if !item.resolved.is_empty() {
             self.resolved.push(item.resolved);
         }
+        if !item.shared.is_empty() {
+            self.shared.push(item.shared);
+        }
     }
 }
 
 impl Writer {
     async fn run(self) {
         loop {
-            let (c, done) = self.collect().await;
+            let (mut c, done) = self.collect().await;
             if c.permits > 0 {
                 if !c.batches.is_empty() {
                     let n = c.batches.iter().map(|b| b.sample_count() as u64).sum();
                     self.write(&c.batches, &c.fingerprints, n).await;
+                }
+                if !c.shared.is_empty() {
+                    // After the full batches: the series they registered are taken by id.
+                    let u = self.sink.unshare(std::mem::take(&mut c.shared));
+                    if !u.batch.is_empty() {
+                        let n = u.batch.sample_count() as u64;
+                        self.write(&[u.batch], &[u.fingerprints], n).await;
+                    }
+                    if !u.resolved.is_empty() {
+                        c.resolved.push(u.resolved);
+                    }
                 }
                 if !c.resolved.is_empty() {
                     self.write_resolved(&c.resolved).await;
@@ -1086,9 +1158,8 @@ mod tests {
                 })
                 .collect();
             store::Resolution {
-                batch: Batch::default(),
-                fingerprints: None,
                 resolved: store::ResolvedSamples::from_rows(rows),
+                ..Default::default()
             }
         }
 
@@ -1249,9 +1320,25 @@ mod tests {
                 .collect(),
             metadata: vec![],
         };
+        // New series: each sample by the series' shared key (24 bytes), the keys counted once
+        // by the item that noted them (`store::pending`).
+        let shared = |r: &Batch| {
+            footprint::ALLOCATION_OVERHEAD
+                + r.series.len() * std::mem::size_of::<store::SharedSample>()
+                + r.series
+                    .iter()
+                    .map(|s| store::pending::key_bytes(&s.key))
+                    .sum::<usize>()
+        };
         let full = std::mem::size_of::<Item>() + footprint::batch_bytes(&request(0, 0..100));
+        let first = std::mem::size_of::<Item>() + shared(&request(0, 0..100));
         q.try_push(request(0, 0..100)).unwrap();
-        assert_eq!(q.depth_bytes(), full, "new series are queued in full");
+        assert_eq!(q.depth_bytes(), first, "new series are held by shared keys");
+        // A note costs the key's shared allocation and its map entry beyond the label set.
+        assert!(
+            first > full && first < full + 100 * 160,
+            "their keys weigh about what the label sets did ({first} vs {full})"
+        );
         let count = || async {
             sqlx::query_scalar::<_, i64>("SELECT count(*) FROM samples")
                 .fetch_one(db.pool())
@@ -1268,8 +1355,7 @@ mod tests {
         }
         q.try_push(request(4, 0..120)).unwrap();
         let by_id = std::mem::size_of::<Item>() + 100 * 24 + footprint::ALLOCATION_OVERHEAD;
-        // try_push computes no fingerprints: the 20 new series are queued without them.
-        let expected = 4 * by_id + footprint::batch_bytes(&request(4, 100..120));
+        let expected = 4 * by_id + shared(&request(4, 100..120));
         let depth = q.depth_bytes();
         assert!(
             depth == expected && depth < full,

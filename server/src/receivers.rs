@@ -95,9 +95,8 @@ impl ReceiverState {
     /// The receivers with OTLP trace/log settings from `[otlp]` instead of the defaults.
     pub fn with_otlp_signals(mut self, signals: otlp_signals::SignalState) -> Self {
         self.otlp = Arc::new(otlp::OtlpState {
-            metrics: Default::default(),
-            metadata: Default::default(),
             signals,
+            ..Default::default()
         });
         self
     }
@@ -225,18 +224,77 @@ pub(crate) struct KnownSeries {
 
 impl KnownSeries {
     pub(crate) fn id(&self, s: &collectors::known::SeriesView<'_>) -> Option<i64> {
+        let last = self.admits(s)?;
+        self.queue.resolve_encoded(s.encoding, last, self.now)
+    }
+
+    /// The newest of the series' timestamps when nothing about the series could be refused
+    /// but whether it is new (see the type's header).
+    fn admits(&self, s: &collectors::known::SeriesView<'_>) -> Option<model::TimestampMs> {
+        let last = self.admits_samples(s.samples)?;
+        self.guard.shape_allows(s.metric, s.labels).then_some(last)
+    }
+
+    /// The newest of `samples`' timestamps when all are inside the intake window and storable.
+    fn admits_samples(&self, samples: &[model::Sample]) -> Option<model::TimestampMs> {
         let (oldest, newest) = self.window.bounds(self.now);
         let mut last = i64::MIN;
-        for x in s.samples {
+        for x in samples {
             if x.ts < oldest || x.ts > newest || !store::pgcopy::timestamp_in_range(x.ts) {
                 return None;
             }
             last = last.max(x.ts);
         }
-        if !self.guard.shape_allows(s.metric, s.labels) {
-            return None;
+        Some(last)
+    }
+
+    /// A resolver that also recognises series by raw names remembered in `raw`
+    /// ([`collectors::known`]).
+    pub(crate) fn with_raw<'a>(&'a self, raw: &'a store::RawNames) -> KnownRaw<'a> {
+        KnownRaw {
+            known: self,
+            raw,
+            hits: 0,
         }
-        self.queue.resolve_encoded(s.encoding, last, self.now)
+    }
+}
+
+/// [`KnownSeries`] with the raw names of series it resolved before ([`store::RawNames`]). A raw
+/// name is remembered only for a series that was taken by id, so its label set passed the
+/// per-series limits (which depend on the label set alone); the samples' window and the
+/// series cache are checked every time.
+pub(crate) struct KnownRaw<'a> {
+    known: &'a KnownSeries,
+    raw: &'a store::RawNames,
+    /// Series found by raw name, added to `raw`'s count when done.
+    hits: u64,
+}
+
+impl Drop for KnownRaw<'_> {
+    fn drop(&mut self) {
+        self.raw.count_hits(self.hits);
+    }
+}
+
+impl collectors::known::Known for KnownRaw<'_> {
+    fn id(&mut self, s: &collectors::known::SeriesView<'_>) -> Option<i64> {
+        let k = self.known;
+        let last = k.admits(s)?;
+        let fp = k.queue.fingerprint_encoded(s.encoding)?;
+        let id = k.queue.resolve_fingerprint(fp, last, k.now)?;
+        if let Some(raw) = s.raw {
+            self.raw.insert(self.raw.name(raw), fp);
+        }
+        Some(id)
+    }
+
+    fn id_raw(&mut self, raw: &[u8], samples: &[model::Sample]) -> Option<i64> {
+        let k = self.known;
+        let last = k.admits_samples(samples)?;
+        let fp = self.raw.get(self.raw.name(raw))?;
+        let id = k.queue.resolve_fingerprint(fp, last, k.now)?;
+        self.hits += 1;
+        Some(id)
     }
 }
 

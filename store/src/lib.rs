@@ -36,6 +36,7 @@ mod maintenance;
 pub mod oncall;
 pub mod outbox;
 mod partitions;
+pub mod pending;
 pub mod pgcopy;
 pub mod profiles;
 mod raw;
@@ -53,8 +54,9 @@ pub use catalog::FamilyMetadata;
 pub use embedded::{EmbeddedError, EmbeddedPostgres};
 pub use error::StoreError;
 pub use maintenance::MaintenanceReport;
+pub use pending::{SharedKey, SharedSample, SharedSamples};
 pub use read::{SeriesInfo, SeriesSelection, LIVE_IN_RANGE, MAX_POINTS_PER_SERIES};
-pub use registry::{Fingerprints, SeriesCache};
+pub use registry::{Fingerprints, RawNames, SeriesCache};
 pub use writer::WriteStats;
 pub use writer_resolved::{Resolution, ResolvedSample, ResolvedSamples, SETTLED_MARGIN_MS};
 
@@ -143,6 +145,8 @@ struct Inner {
     series_hash: fn(&model::SeriesKey) -> i64,
     /// Days known to have a partition of `samples` (postgres mode).
     partition_days: Mutex<HashSet<i64>>,
+    /// Keys of series queued in full and not registered yet (see `pending`).
+    pending: pending::PendingKeys,
 }
 
 impl fmt::Debug for Store {
@@ -266,6 +270,7 @@ impl Store {
                 series_hash,
                 cfg,
                 partition_days: Mutex::new(partition_days),
+                pending: Default::default(),
             }),
         })
     }

@@ -34,7 +34,7 @@
 use crate::error::{DbContext, StoreError};
 use crate::writer::LastSeen;
 use model::{SeriesKey, TimestampMs};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hasher;
 use std::sync::Mutex;
 
@@ -66,10 +66,10 @@ type Shard = Mutex<lru::LruCache<u128, Entry, FingerprintHash>>;
 /// The cache's keys are keyed SipHash-1-3 fingerprints already: hashing them again (the
 /// crate's default SipHash) was a tenth of the receivers' CPU in a profile. The map takes the
 /// low 64 bits as they are; the shard is picked from the high ones.
-type FingerprintHash = std::hash::BuildHasherDefault<FingerprintHasher>;
+pub(crate) type FingerprintHash = std::hash::BuildHasherDefault<FingerprintHasher>;
 
 #[derive(Default)]
-struct FingerprintHasher(u64);
+pub(crate) struct FingerprintHasher(u64);
 
 impl std::hash::Hasher for FingerprintHasher {
     fn finish(&self) -> u64 {
@@ -87,6 +87,98 @@ impl std::hash::Hasher for FingerprintHasher {
 
     fn write_u128(&mut self, v: u128) {
         self.0 = v as u64;
+    }
+}
+
+/// Raw names of series: what a receiver read a series from, before it built the key
+/// ([`collectors::known`] explains raw names), mapped to the series' fingerprint in a
+/// [`SeriesCache`], so that a series the receiver has resolved once is found again without
+/// its key being built. A raw name stands for a key for good (equal raw bytes always build
+/// the same key), so entries never go stale; whether the series may be taken by id is still
+/// asked of the series cache each time ([`crate::Store::resolve_fingerprint`]).
+///
+/// Raw names are held by a keyed SipHash-1-3 128-bit hash of their bytes, as the series cache
+/// holds keys, so a sender cannot make two raw names collide. Bounded: a shard that reaches its
+/// share of [`RawNames::CAPACITY`] is emptied (its series are resolved from their keys again,
+/// and remembered again).
+pub struct RawNames {
+    keys: (u64, u64),
+    shards: Box<[Mutex<HashMap<u128, u128, FingerprintHash>>]>,
+    /// Series found by their raw names ([`Self::count_hits`]).
+    hits: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for RawNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawNames")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl Default for RawNames {
+    fn default() -> Self {
+        use rand::RngCore;
+        let mut rng = rand::rngs::OsRng;
+        Self {
+            keys: (rng.next_u64(), rng.next_u64()),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hits: Default::default(),
+        }
+    }
+}
+
+impl RawNames {
+    /// Raw names held at most: 262,144, about 12 MiB when full (a 32-byte entry and the hash
+    /// table's slack).
+    pub const CAPACITY: usize = 262_144;
+
+    /// The hash a raw name is held by.
+    pub fn name(&self, raw: &[u8]) -> u128 {
+        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
+        h.write(raw);
+        use siphasher::sip128::Hasher128;
+        h.finish128().as_u128()
+    }
+
+    fn shard(&self, name: u128) -> &Mutex<HashMap<u128, u128, FingerprintHash>> {
+        &self.shards[((name >> 64) as usize) % self.shards.len()]
+    }
+
+    /// The fingerprint of the series named `name` ([`Self::name`]), if remembered.
+    pub fn get(&self, name: u128) -> Option<u128> {
+        lock(self.shard(name)).get(&name).copied()
+    }
+
+    /// Remembers that `name` is the series with fingerprint `fp`.
+    pub fn insert(&self, name: u128, fp: u128) {
+        let mut shard = lock(self.shard(name));
+        if shard.len() >= Self::CAPACITY / SHARDS && !shard.contains_key(&name) {
+            shard.clear();
+        }
+        shard.insert(name, fp);
+    }
+
+    /// Adds `n` series found by their raw names (counted by the caller per request, so the
+    /// lookups do not share one atomic).
+    pub fn count_hits(&self, n: u64) {
+        if n > 0 {
+            self.hits.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Series found by their raw names since start.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Raw names remembered now.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -139,7 +231,7 @@ impl Default for SeriesCache {
     }
 }
 
-fn lock(shard: &Shard) -> std::sync::MutexGuard<'_, lru::LruCache<u128, Entry, FingerprintHash>> {
+fn lock<T>(shard: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     shard.lock().expect("series cache poisoned")
 }
 
@@ -608,6 +700,31 @@ mod tests {
         assert_eq!(probe(5, 1), 6);
         assert_eq!(probe(i64::MAX, 1), 0);
         assert_eq!(probe(i64::MAX - 1, 3), 1);
+    }
+
+    #[test]
+    fn raw_names_are_keyed_remembered_and_bounded() {
+        let names = RawNames::default();
+        let other = RawNames::default();
+        assert_ne!(names.name(b"a"), other.name(b"a"), "each has its own key");
+        assert_ne!(names.name(b"a"), names.name(b"b"));
+        let n = |i: usize| names.name(&i.to_le_bytes());
+        names.insert(n(0), 7);
+        assert_eq!(names.get(n(0)), Some(7));
+        assert_eq!(names.get(n(1)), None);
+        names.insert(n(0), 8);
+        assert_eq!((names.get(n(0)), names.len()), (Some(8), 1));
+        // Filling past the capacity empties full shards instead of growing.
+        for i in 1..=RawNames::CAPACITY * 2 {
+            names.insert(n(i), i as u128);
+        }
+        assert!(names.len() <= RawNames::CAPACITY, "{}", names.len());
+        assert!(names.len() > RawNames::CAPACITY / 4, "{}", names.len());
+        let last = RawNames::CAPACITY * 2;
+        assert_eq!(names.get(n(last)), Some(last as u128));
+        names.count_hits(3);
+        names.count_hits(0);
+        assert_eq!(names.hits(), 3);
     }
 
     #[test]

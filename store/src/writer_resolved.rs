@@ -28,6 +28,7 @@
 
 use crate::error::{DbContext, StoreError};
 use crate::partitions::{day_of, DAY_MS};
+use crate::pending::{SharedSample, SharedSamples};
 use crate::pgcopy::{timestamp_in_range, SampleCopyEncoder};
 use crate::registry::Fingerprints;
 use crate::writer::{mark_late_samples, WriteStats, COPY_CHUNK_BYTES, COPY_SAMPLES};
@@ -86,12 +87,23 @@ impl ResolvedSamples {
 /// What [`Store::resolve_known`] made of a batch.
 #[derive(Debug, Default)]
 pub struct Resolution {
-    /// The series that stay as they were (not known, or not settled), with all metadata.
+    /// The series that stay as they were (what the writer would refuse, and series beyond
+    /// the bound of the shared keys), with all metadata.
     pub batch: Batch,
     /// The cache's fingerprints of `batch.series`, for [`Store::write_fingerprinted`].
     pub fingerprints: Option<Fingerprints>,
-    /// Everything else, by id.
+    /// Samples of series registered by now, by id.
     pub resolved: ResolvedSamples,
+    /// Samples of the other series (not registered yet, or not settled), by shared key
+    /// ([`crate::pending`]).
+    pub shared: SharedSamples,
+}
+
+/// How [`Store::resolve_known`] holds one series of a batch.
+enum Holding {
+    Id(i64),
+    Shared(std::sync::Arc<crate::pending::SharedKey>),
+    Full,
 }
 
 impl Store {
@@ -108,20 +120,34 @@ impl Store {
         newest: TimestampMs,
         now: TimestampMs,
     ) -> Option<i64> {
-        let cache = &self.inner.series;
+        self.resolve_fingerprint(self.fingerprint_encoded(encoding), newest, now)
+    }
+
+    /// The series cache's fingerprint of a key given as its canonical encoding.
+    pub fn fingerprint_encoded(&self, encoding: &[u8]) -> u128 {
+        self.inner.series.fingerprint_encoded(encoding)
+    }
+
+    /// [`Self::resolve_encoded`] of a series given by its fingerprint in the series cache
+    /// ([`SeriesCache::fingerprint_encoded`](crate::SeriesCache::fingerprint_encoded)).
+    pub fn resolve_fingerprint(
+        &self,
+        fp: u128,
+        newest: TimestampMs,
+        now: TimestampMs,
+    ) -> Option<i64> {
         let cutoff = now - i64::from(self.inner.cfg.retention_days) * DAY_MS;
-        cache.hit_settled(
-            cache.fingerprint_encoded(encoding),
-            newest,
-            cutoff.saturating_add(SETTLED_MARGIN_MS),
-        )
+        self.inner
+            .series
+            .hit_settled(fp, newest, cutoff.saturating_add(SETTLED_MARGIN_MS))
     }
 
     /// Splits off the series of `batch` whose ids the series cache holds and whose rows cannot
-    /// be expired while they wait (see the module header), raising their pending `last_seen`.
-    /// `fingerprints` are reused when this cache computed them for exactly these series.
-    /// Series the writer would refuse (empty metric name, timestamps PostgreSQL cannot store)
-    /// stay in the batch, so the full path refuses them as before.
+    /// be expired while they wait (see the module header), raising their pending `last_seen`,
+    /// and the samples of the other series, which are held with a shared key
+    /// ([`crate::pending`]) noted by the first batch that brings the series. `fingerprints` are reused when this cache computed them for
+    /// exactly these series. Series the writer would refuse (empty metric name, timestamps
+    /// PostgreSQL cannot store) stay in the batch, so the full path refuses them as before.
     pub fn resolve_known(
         &self,
         mut batch: Batch,
@@ -133,9 +159,12 @@ impl Store {
         let settled_since = cutoff.saturating_add(SETTLED_MARGIN_MS);
 
         // First decide per series, so the rows are allocated once at their exact size.
-        let mut ids: Vec<Option<i64>> = Vec::with_capacity(batch.series.len());
+        let mut ids: Vec<Holding> = Vec::with_capacity(batch.series.len());
         let mut resolved_rows = 0usize;
-        let mut resolved_series = 0usize;
+        let mut shared_rows = 0usize;
+        let mut moved_series = 0usize;
+        // Series not known by id, with their fingerprints: shared or noted below.
+        let mut unknown: Vec<(usize, u128)> = Vec::new();
         for (i, ts) in batch.series.iter().enumerate() {
             let valid = !ts.samples.is_empty()
                 && !ts.key.metric.is_empty()
@@ -146,47 +175,73 @@ impl Store {
                     None => cache.fingerprint(&ts.key),
                 };
                 let last = ts.samples.iter().map(|s| s.ts).max().unwrap_or(i64::MIN);
-                cache.hit_settled(fp, last, settled_since)
+                let id = cache.hit_settled(fp, last, settled_since);
+                if id.is_none() {
+                    unknown.push((i, fp));
+                }
+                id
             } else {
                 None
             };
             if id.is_some() {
                 resolved_rows += ts.samples.len();
-                resolved_series += 1;
+                moved_series += 1;
             }
-            ids.push(id);
+            ids.push(id.map_or(Holding::Full, Holding::Id));
         }
-        if resolved_rows == 0 {
+        let mut noted_bytes = 0;
+        if !unknown.is_empty() {
+            self.inner.pending.with(|notes| {
+                for (i, fp) in unknown {
+                    if let Some((key, bytes)) = notes.share(fp, &mut batch.series[i]) {
+                        shared_rows += batch.series[i].samples.len();
+                        moved_series += 1;
+                        noted_bytes += bytes;
+                        ids[i] = Holding::Shared(key);
+                    }
+                }
+            });
+        }
+        if moved_series == 0 {
             return Resolution {
                 batch,
                 fingerprints,
                 resolved: ResolvedSamples::default(),
+                shared: SharedSamples::default(),
             };
         }
 
         // Exact sizes: what the queue holds is what it counts.
-        let kept_series = batch.series.len() - resolved_series;
+        let kept_series = batch.series.len() - moved_series;
         let mut rows = Vec::with_capacity(resolved_rows);
+        let mut shared = Vec::with_capacity(shared_rows);
         let mut kept = Vec::with_capacity(kept_series);
         let mut kept_fps = given.map(|_| Vec::with_capacity(kept_series));
-        for (i, (ts, id)) in std::mem::take(&mut batch.series)
+        for (i, (ts, holding)) in std::mem::take(&mut batch.series)
             .into_iter()
-            .zip(&ids)
+            .zip(ids)
             .enumerate()
         {
-            match id {
-                Some(id) => {
+            match holding {
+                Holding::Id(id) => {
                     rows.extend(
                         ts.samples
                             .iter()
                             .map(|&Sample { ts, value }| ResolvedSample {
-                                series_id: *id,
+                                series_id: id,
                                 ts,
                                 value,
                             }),
                     )
                 }
-                None => {
+                Holding::Shared(key) => {
+                    shared.extend(ts.samples.iter().map(|&Sample { ts, value }| SharedSample {
+                        key: key.clone(),
+                        ts,
+                        value,
+                    }))
+                }
+                Holding::Full => {
                     if let (Some(fps), Some(values)) = (kept_fps.as_mut(), given) {
                         fps.push(values[i]);
                     }
@@ -199,6 +254,10 @@ impl Store {
             batch,
             fingerprints: kept_fps.map(|v| cache.tag(v)),
             resolved: ResolvedSamples { rows },
+            shared: SharedSamples {
+                rows: shared,
+                noted_bytes,
+            },
         }
     }
 
@@ -275,6 +334,7 @@ impl Store {
 mod tests {
     use super::*;
     use model::{Labels, MetricType, SeriesKey, TimeSeries};
+    use std::sync::Arc;
 
     fn series(i: usize, ts: &[i64]) -> TimeSeries {
         TimeSeries {
@@ -303,8 +363,105 @@ mod tests {
         .unwrap()
     }
 
+    /// Samples of a series that is not registered yet are held by one shared key
+    /// (`crate::pending`) however many batches bring them; the writer takes them by id once the
+    /// series is registered, in full before that, and every sample is stored once.
+    #[tokio::test]
+    async fn samples_of_series_not_registered_yet_share_one_key() {
+        let url = crate::testing::fresh_database_url().await;
+        let db = Store::connect(&url, Default::default()).await.unwrap();
+        let t = now_ms() - 60_000;
+        let batch = |series: Vec<TimeSeries>| Batch {
+            series,
+            metadata: vec![],
+        };
+        let first = db.resolve_known(batch((0..3).map(|i| series(i, &[t])).collect()), None);
+        assert_eq!(
+            (
+                first.batch.series.len(),
+                first.shared.len(),
+                db.pending_keys()
+            ),
+            (0, 3, 3),
+            "new series are held by keys noted now"
+        );
+        let key3 = series(3, &[]).key;
+        assert_eq!(
+            first.shared.noted_bytes(),
+            3 * crate::pending::key_bytes(&key3),
+            "the batch that noted the keys carries them"
+        );
+        let second = db.resolve_known(
+            batch((0..4).map(|i| series(i, &[t + 1, t + 2])).collect()),
+            None,
+        );
+        assert_eq!((second.shared.len(), second.batch.series.len()), (8, 0));
+        assert_eq!(db.pending_keys(), 4);
+        assert_eq!(
+            second.shared.noted_bytes(),
+            crate::pending::key_bytes(&key3),
+            "only series 3 was noted by this batch"
+        );
+        let rows = second.shared.rows();
+        assert!(
+            Arc::ptr_eq(&rows[0].key, &rows[1].key),
+            "one key per series"
+        );
+        assert!(!Arc::ptr_eq(&rows[0].key, &rows[2].key));
+        assert!(Arc::ptr_eq(&first.shared.rows()[0].key, &rows[0].key));
+        assert!(second.shared.heap_bytes() <= 8 * 32);
+
+        // Before anything is registered: written in full, one series per key.
+        let early = db.unshare(vec![second.shared.clone()]);
+        assert!(early.resolved.is_empty());
+        assert_eq!(
+            db.pending_keys(),
+            0,
+            "being written: their notes are dropped"
+        );
+        let mut full: Vec<(String, usize)> = early
+            .batch
+            .series
+            .iter()
+            .map(|s| (s.key.labels.get("i").unwrap().to_string(), s.samples.len()))
+            .collect();
+        full.sort();
+        assert_eq!(
+            full,
+            [
+                ("0".into(), 2),
+                ("1".into(), 2),
+                ("2".into(), 2),
+                ("3".into(), 2)
+            ]
+        );
+        assert_eq!(early.fingerprints.as_ref().map(|f| f.len()), Some(4));
+
+        // Once the first batch is written, its series are registered: by id.
+        let written = db.unshare(vec![first.shared]);
+        assert_eq!(written.batch.series.len(), 3);
+        db.write_fingerprinted(&[written.batch], &[written.fingerprints])
+            .await
+            .unwrap();
+        let late = db.unshare(vec![second.shared]);
+        assert_eq!((late.resolved.len(), late.batch.series.len()), (6, 1));
+        db.write(&[late.batch]).await.unwrap();
+        db.write_resolved(&[&late.resolved]).await.unwrap();
+        let mut expected: Vec<(String, i64, f64)> = (0..3)
+            .flat_map(|i| [t, t + 1, t + 2].map(|ts| (i.to_string(), ts, ts as f64 / 2.0)))
+            .chain([t + 1, t + 2].map(|ts| ("3".to_string(), ts, ts as f64 / 2.0)))
+            .collect();
+        expected.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        assert_eq!(stored(&db).await, expected);
+
+        // Registered and settled now: a later batch goes by id, not shared.
+        let third = db.resolve_known(batch(vec![series(0, &[t + 3])]), None);
+        assert_eq!((third.resolved.len(), third.shared.len()), (1, 0));
+    }
+
     /// Known and settled series are held by id and stored under the ids the full path
-    /// registered; new series, series the writer would refuse, and metadata stay in the batch.
+    /// registered; new series by shared key; series the writer would refuse, and metadata, stay
+    /// in the batch.
     #[tokio::test]
     async fn known_series_are_resolved_and_written_by_id_exactly_as_the_full_path_would() {
         let url = crate::testing::fresh_database_url().await;
@@ -349,13 +506,15 @@ mod tests {
             .iter()
             .map(|s| s.key.metric.clone())
             .collect();
-        assert_eq!(kept, vec!["resolved_test".to_string(), String::new()]);
+        assert_eq!(kept, vec![String::new()]);
         assert_eq!(r.batch.metadata, vec![meta]);
         assert_eq!(
             r.fingerprints.as_ref().map(|f| f.len()),
-            Some(2),
+            Some(1),
             "the kept series keep their fingerprints"
         );
+        assert_eq!(r.shared.len(), 1, "series 7 is new");
+        assert_eq!(r.shared.rows()[0].key.key.labels.get("i"), Some("7"));
         assert!(r.resolved.heap_bytes() >= 3 * 24);
 
         let stats = db.write_resolved(&[&r.resolved]).await.unwrap();
@@ -397,7 +556,10 @@ mod tests {
         };
         let r = other.resolve_known(batch(), None);
         assert!(r.resolved.is_empty(), "cache empty: nothing resolved");
-        other.write(&[r.batch]).await.unwrap();
+        assert_eq!(r.shared.len(), 2, "both held by shared key");
+        let u = other.unshare(vec![r.shared]);
+        assert_eq!((u.batch.series.len(), u.resolved.len()), (2, 0));
+        other.write(&[u.batch]).await.unwrap();
         let r = other.resolve_known(batch(), None);
         assert!(
             r.resolved.is_empty(),
@@ -410,7 +572,16 @@ mod tests {
             vec![t + 1],
             "series 0 is settled; series 1 was last seen a day short of retention"
         );
-        assert_eq!(r.batch.series.len(), 1);
-        assert_eq!(r.batch.series[0].key.labels.get("i"), Some("1"));
+        // Series 1 is not held by id: in full, or by the key noted when it was queued in full
+        // before (`crate::pending`), which the writer looks up again.
+        let not_by_id: Vec<&str> = r
+            .batch
+            .series
+            .iter()
+            .map(|s| &s.key)
+            .chain(r.shared.rows().iter().map(|x| &x.key.key))
+            .map(|k| k.labels.get("i").unwrap())
+            .collect();
+        assert_eq!(not_by_id, ["1"]);
     }
 }

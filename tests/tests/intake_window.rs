@@ -235,6 +235,11 @@ async fn a_known_series_is_refused_with_the_rest_of_its_request() {
 
 /// An OTLP request with one gauge `probe.temp` of `service.name` "intake", points at `ts`.
 fn otlp_gauge(ts: &[i64]) -> Vec<u8> {
+    otlp_gauge_with(ts, &[("probe.site", "north")])
+}
+
+/// `probe.temp` points at `ts` with the point attributes `attrs`, in that order.
+fn otlp_gauge_with(ts: &[i64], attrs: &[(&str, &str)]) -> Vec<u8> {
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
     use opentelemetry_proto::tonic::metrics::v1::{
@@ -252,7 +257,7 @@ fn otlp_gauge(ts: &[i64]) -> Vec<u8> {
     let data_points = ts
         .iter()
         .map(|&ms| NumberDataPoint {
-            attributes: vec![kv("probe.site", "north")],
+            attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
             time_unix_nano: ms as u64 * 1_000_000,
             value: Some(number_data_point::Value::AsDouble(1.0)),
             ..Default::default()
@@ -317,6 +322,89 @@ async fn otlp_points_of_a_known_series_outside_the_window_are_refused() {
             .map(|&ts| ("probe_temp".to_string(), ts))
             .collect::<Vec<_>>()
     );
+}
+
+/// The OTLP receiver remembers the raw attribute bytes of the number points whose series it
+/// took by id, and next time recognises the series by them before building its key. The
+/// window still applies to every point, and the samples are stored once each under the right
+/// series; the same attributes in another order are another raw name of the same series.
+#[tokio::test]
+async fn otlp_series_recognised_by_raw_attributes_are_checked_and_stored_once() {
+    let (st, writers, url) = pipewatch_tests::state(10_000).await;
+    let rst = server::receivers::ReceiverState::new(st.clone(), Default::default());
+    let app = server::receivers::router_with_state(rst.clone());
+    let now = pipewatch_tests::now_ms();
+    let attrs = [("probe.site", "north"), ("probe.zone", "a")];
+    let reversed = [("probe.zone", "a"), ("probe.site", "north")];
+    let ok = |(code, body): (StatusCode, Vec<u8>)| {
+        assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        assert!(
+            ExportMetricsServiceResponse::decode(&body[..])
+                .unwrap()
+                .partial_success
+                .is_none(),
+            "{body:?}"
+        );
+    };
+    let raw = &rst.otlp.raw_names;
+    let pb = "application/x-protobuf";
+
+    // New: built in full and registered by the writer.
+    ok(send(
+        &app,
+        "/v1/metrics",
+        pb,
+        otlp_gauge_with(&[now - 4_000], &attrs),
+    )
+    .await);
+    wait_until_drained(&st).await;
+    assert_eq!((raw.len(), raw.hits()), (0, 0), "nothing taken by id yet");
+    // Registered: taken by id from its key, and its raw name remembered.
+    ok(send(
+        &app,
+        "/v1/metrics",
+        pb,
+        otlp_gauge_with(&[now - 3_000], &attrs),
+    )
+    .await);
+    assert_eq!((raw.len(), raw.hits()), (1, 0));
+    // Recognised by its raw name; the point beyond the future tolerance is still refused.
+    let (rejected, message) = export(
+        &app,
+        otlp_gauge_with(&[now - 2_000, now + 3_600_000], &attrs),
+    )
+    .await;
+    assert_eq!(rejected, 1, "{message}");
+    assert!(message.contains("`limits.future_tolerance`"), "{message}");
+    assert_eq!((raw.len(), raw.hits()), (1, 1));
+    // The same attributes in another order: a second raw name of the same series.
+    ok(send(
+        &app,
+        "/v1/metrics",
+        pb,
+        otlp_gauge_with(&[now - 1_000], &reversed),
+    )
+    .await);
+    ok(send(
+        &app,
+        "/v1/metrics",
+        pb,
+        otlp_gauge_with(&[now - 500], &reversed),
+    )
+    .await);
+    assert_eq!((raw.len(), raw.hits()), (2, 2));
+
+    let rows = drained_rows(&st, writers, &url).await;
+    let expected: Vec<(String, i64)> = [4_000, 3_000, 2_000, 1_000, 500]
+        .iter()
+        .map(|ago| ("probe_temp".to_string(), now - ago))
+        .collect();
+    assert_eq!(rows, expected);
+    let series: i64 = sqlx::query_scalar("SELECT count(*) FROM series WHERE metric = 'probe_temp'")
+        .fetch_one(&sqlx::PgPool::connect(&url).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(series, 1);
 }
 
 /// A captured OpenTelemetry Python SDK export (fixtures/otlp README): one delta sum, one delta

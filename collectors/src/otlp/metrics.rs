@@ -62,8 +62,10 @@ pub use naming::prometheus_unit;
 use super::attributes::{
     storable_text, unstorable_label, value_string, view_attribute_labels, ResourceIdentity,
 };
-use super::view::{Attr, DataView, HistogramPoint, MetricView, MetricsView, Number, NumberPoint};
-use crate::known::{resolve_series, Resolve};
+use super::view::{
+    put_raw_attrs, Attr, DataView, HistogramPoint, MetricView, MetricsView, Number, NumberPoint,
+};
+use crate::known::{put_raw, resolve_series, Resolve};
 use crate::remote_write::stale_marker;
 use delta::DeltaState;
 use model::{
@@ -154,6 +156,8 @@ impl DeltaAccumulator {
             metadata: BTreeMap::new(),
             series: SeriesIndex::default(),
             resolve,
+            raw: Vec::new(),
+            raw_metric: None,
         }
         .run(resources)
     }
@@ -176,6 +180,13 @@ struct Mapper<'a, 'r> {
     series: SeriesIndex,
     /// Recognises series the caller holds by id ([`crate::known`]).
     resolve: Option<Resolve<'r>>,
+    /// The raw bytes of the series being resolved ([`crate::known`]): the metric's part (its
+    /// Prometheus name and the labels that go over its points' attributes), then a point's
+    /// attributes as they were sent.
+    raw: Vec<u8>,
+    /// The length of the metric's part of `raw`, while the points of a gauge or a cumulative
+    /// sum are mapped with a resolver.
+    raw_metric: Option<usize>,
 }
 
 /// Finds the entry of `out.batch.series` with a given key without keeping a second copy of
@@ -378,9 +389,21 @@ impl Mapper<'_, '_> {
         let mut latest = None;
         match data {
             DataView::Gauge(points) | DataView::Sum { points, .. } => {
+                self.raw_metric = (self.resolve.is_some() && !delta).then(|| {
+                    self.raw.clear();
+                    put_raw(&mut self.raw, name.as_bytes());
+                    self.raw
+                        .extend_from_slice(&(over.len() as u32).to_le_bytes());
+                    for (k, v) in over {
+                        put_raw(&mut self.raw, k.as_bytes());
+                        put_raw(&mut self.raw, v.as_bytes());
+                    }
+                    self.raw.len()
+                });
                 for p in points {
                     latest = latest.max(self.number(m.name, &name, metric_type, delta, p, over));
                 }
+                self.raw_metric = None;
             }
             DataView::Histogram { points, .. } => {
                 for p in points {
@@ -458,13 +481,26 @@ impl Mapper<'_, '_> {
     }
 
     /// Whether the caller's resolver took the sample of `metric{labels}` by id (into
-    /// [`MappedMetrics::resolved`]).
-    fn resolved(&mut self, metric: &str, labels: &[(&str, &str)], ts: i64, value: f64) -> bool {
+    /// [`MappedMetrics::resolved`]); `raw` as in [`crate::known::SeriesView::raw`].
+    fn resolved(
+        &mut self,
+        metric: &str,
+        labels: &[(&str, &str)],
+        ts: i64,
+        value: f64,
+        raw: Option<&[u8]>,
+    ) -> bool {
         let Some(resolve) = self.resolve.as_mut() else {
             return false;
         };
         let sample = Sample { ts, value };
-        match resolve_series(&mut **resolve, metric, labels, &[sample]) {
+        let id = resolve_series(&mut **resolve, metric, labels, &[sample], raw);
+        self.take_resolved(id, ts, value)
+    }
+
+    /// Queues the sample by id when `id` is some.
+    fn take_resolved(&mut self, id: Option<i64>, ts: i64, value: f64) -> bool {
+        match id {
             Some(series_id) => {
                 self.out.resolved.push(ResolvedSample {
                     series_id,
@@ -475,6 +511,21 @@ impl Mapper<'_, '_> {
             }
             None => false,
         }
+    }
+
+    /// Whether the caller's resolver recognised the raw bytes of a point of the metric being
+    /// mapped (see [`Self::raw_metric`]) and took its sample by id; `None` when the point has
+    /// no raw bytes (no resolver, a delta, an array or map attribute). The raw bytes are left
+    /// in `self.raw` for [`Self::resolved`].
+    fn resolved_raw(&mut self, attrs: &[Attr<'_>], ts: i64, value: f64) -> Option<bool> {
+        let len = self.raw_metric?;
+        let resolve = self.resolve.as_mut()?;
+        self.raw.truncate(len);
+        if !put_raw_attrs(&mut self.raw, attrs) {
+            return None;
+        }
+        let id = resolve.id_raw(&self.raw, &[Sample { ts, value }]);
+        Some(self.take_resolved(id, ts, value))
     }
 
     /// Queues the sample of `metric{labels}`, with one more label `extra` over them: by id
@@ -501,7 +552,7 @@ impl Mapper<'_, '_> {
                     Err(i) => pairs.insert(i, (name, v)),
                 }
             }
-            if self.resolved(metric, &pairs, ts, value) {
+            if self.resolved(metric, &pairs, ts, value, None) {
                 return;
             }
         }
@@ -536,8 +587,6 @@ impl Mapper<'_, '_> {
         let ts = self.point_time(metric, p.time_unix_nano)?;
         self.out.exemplars_dropped += p.exemplars;
         let view = self.view;
-        let attrs = attribute_pairs(view.attrs(&p.attrs));
-        let pairs = merge_over(&attrs, over);
         // The point's value: a staleness marker when it has none recorded.
         let point_value = match p.value {
             _ if p.flags & FLAG_NO_RECORDED_VALUE != 0 => Some(stale_marker()),
@@ -545,10 +594,29 @@ impl Mapper<'_, '_> {
             Some(Number::Int(v)) => Some(v as f64),
             None => None,
         };
+        let raw_value = point_value.filter(|_| !delta && self.resolve.is_some());
+        // A series the caller recognises by the point's raw attributes takes the sample
+        // before anything of its key is built.
+        let mut raw_formed = false;
+        if let Some(value) = raw_value {
+            match self.resolved_raw(view.attrs(&p.attrs), ts, value) {
+                Some(true) => {
+                    self.out.accepted_points += 1;
+                    return Some(ts);
+                }
+                Some(false) => raw_formed = true,
+                None => {}
+            }
+        }
+        let attrs = attribute_pairs(view.attrs(&p.attrs));
+        let pairs = merge_over(&attrs, over);
         // A series the caller holds by id takes the sample without its key being built
         // (not for deltas: their running totals are kept by key).
-        if let Some(value) = point_value.filter(|_| !delta) {
-            if self.resolved(name, &pairs, ts, value) {
+        if let Some(value) = raw_value {
+            let raw = std::mem::take(&mut self.raw);
+            let taken = self.resolved(name, &pairs, ts, value, raw_formed.then_some(&raw[..]));
+            self.raw = raw;
+            if taken {
                 self.out.accepted_points += 1;
                 return Some(ts);
             }

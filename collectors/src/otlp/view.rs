@@ -52,6 +52,35 @@ impl<'a> Attr<'a> {
     }
 }
 
+/// Appends the raw bytes of `attrs` as sent (in order, every key and value length-prefixed
+/// and typed) for a raw series name ([`crate::known`]); `false` when an attribute is an array,
+/// a map, bytes or a string-table index, which have no raw form here.
+pub fn put_raw_attrs(raw: &mut Vec<u8>, attrs: &[Attr<'_>]) -> bool {
+    use crate::known::put_raw;
+    raw.extend_from_slice(&(attrs.len() as u32).to_le_bytes());
+    for a in attrs {
+        put_raw(raw, a.key.as_bytes());
+        match a.value {
+            Value::Absent => raw.push(0),
+            Value::Str(s) => {
+                raw.push(1);
+                put_raw(raw, s.as_bytes());
+            }
+            Value::Bool(b) => raw.extend_from_slice(&[2, b as u8]),
+            Value::Int(i) => {
+                raw.push(3);
+                raw.extend_from_slice(&i.to_le_bytes());
+            }
+            Value::Double(d) => {
+                raw.push(4);
+                raw.extend_from_slice(&d.to_bits().to_le_bytes());
+            }
+            Value::Other(_) => return false,
+        }
+    }
+    true
+}
+
 /// A range of [`MetricsView::attrs`].
 pub type Attrs = Range<u32>;
 

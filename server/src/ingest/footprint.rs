@@ -66,6 +66,12 @@ pub fn resolved_bytes(r: &store::ResolvedSamples) -> usize {
     alloc(r.heap_bytes())
 }
 
+/// Samples held by shared keys (`store::pending`): 24 bytes each, plus the keys this item
+/// noted (the first item that brings a series carries its key, as it did holding it).
+pub fn shared_bytes(s: &store::SharedSamples) -> usize {
+    alloc(s.heap_bytes()) + s.noted_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

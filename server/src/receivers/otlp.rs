@@ -68,6 +68,8 @@ pub struct OtlpState {
     pub signals: super::otlp_signals::SignalState,
     /// Metric metadata queued recently ([`MetadataSeen`]).
     pub metadata: MetadataSeen,
+    /// Raw names of the number points' series taken by id ([`super::KnownRaw`]).
+    pub raw_names: store::RawNames,
 }
 
 /// How long a family's metadata counts as queued: after this it is queued again with the next
@@ -171,7 +173,7 @@ impl DeltaShards {
     fn map_push_commit<R>(
         &self,
         view: &MetricsView<'_>,
-        known: &super::KnownSeries,
+        mut known: super::KnownRaw<'_>,
         push: impl FnOnce(&mut MappedMetrics) -> (bool, R),
     ) -> R {
         // Per shard, the indexes of its resources in request order.
@@ -193,7 +195,7 @@ impl DeltaShards {
         let mut pending: Vec<(usize, DeltaUpdates)> = Vec::new();
         for (i, part) in &parts {
             let guard = &guards.iter().find(|(g, _)| g == i).expect("locked").1;
-            let mut m = guard.map_view_resolving(view, part, Some(&mut |s| known.id(s)));
+            let mut m = guard.map_view_resolving(view, part, Some(&mut known));
             pending.push((*i, std::mem::take(&mut m.pending)));
             merged.batch.series.append(&mut m.batch.series);
             merged.resolved.append(&mut m.resolved);
@@ -257,9 +259,10 @@ pub fn ingest_metrics_view(
     view: &MetricsView<'_>,
 ) -> Result<PartialSuccess, ReceiverError> {
     let now = model::clock::now_ms();
+    let known = st.known_series(now);
     st.otlp
         .metrics
-        .map_push_commit(view, &st.known_series(now), |mapped| {
+        .map_push_commit(view, known.with_raw(&st.otlp.raw_names), |mapped| {
             let r = push_mapped(st, mapped, now);
             // Commit unless the queue refused the batch (a retry must not count twice).
             (r.is_ok(), r)

@@ -56,8 +56,10 @@ pub async fn write(
         mut stats,
     } = payload
         .decode(move |raw| {
-            decoder::decode_protobuf_resolving(raw, &mut |s| resolver.id(s))
-                .map_err(|e| ReceiverError::Malformed(e.to_string()))
+            decoder::decode_protobuf_resolving(raw, &mut |s: &collectors::known::SeriesView<'_>| {
+                resolver.id(s)
+            })
+            .map_err(|e| ReceiverError::Malformed(e.to_string()))
         })
         .await?;
     stats.compressed_bytes = compressed_bytes;
