@@ -283,7 +283,7 @@ impl collectors::known::Known for KnownRaw<'_> {
         let fp = k.queue.fingerprint_encoded(s.encoding)?;
         let id = k.queue.resolve_fingerprint(fp, last, k.now)?;
         if let Some(raw) = s.raw {
-            self.raw.insert(self.raw.name(raw), fp);
+            self.raw.insert(raw, fp);
         }
         Some(id)
     }
@@ -291,7 +291,7 @@ impl collectors::known::Known for KnownRaw<'_> {
     fn id_raw(&mut self, raw: &[u8], samples: &[model::Sample]) -> Option<i64> {
         let k = self.known;
         let last = k.admits_samples(samples)?;
-        let fp = self.raw.get(self.raw.name(raw))?;
+        let fp = self.raw.get(raw)?;
         let id = k.queue.resolve_fingerprint(fp, last, k.now)?;
         self.hits += 1;
         Some(id)

@@ -34,7 +34,7 @@
 use crate::error::{DbContext, StoreError};
 use crate::writer::LastSeen;
 use model::{SeriesKey, TimestampMs};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::Hasher;
 use std::sync::Mutex;
 
@@ -97,15 +97,28 @@ impl std::hash::Hasher for FingerprintHasher {
 /// the same key), so entries never go stale; whether the series may be taken by id is still
 /// asked of the series cache each time ([`crate::Store::resolve_fingerprint`]).
 ///
-/// Raw names are held by a keyed SipHash-1-3 128-bit hash of their bytes, as the series cache
-/// holds keys, so a sender cannot make two raw names collide. Bounded: a shard that reaches its
-/// share of [`RawNames::CAPACITY`] is emptied (its series are resolved from their keys again,
-/// and remembered again).
+/// Raw names are kept whole and compared byte for byte, so two names can never be confused;
+/// they are found by a seeded fast hash (foldhash: a keyed SipHash of every name cost a tenth
+/// of OTLP's CPU). Bounded in bytes: a shard that reaches its share of
+/// [`RawNames::MAX_BYTES`] is emptied (its series are resolved from their keys again, and
+/// remembered again).
 pub struct RawNames {
-    keys: (u64, u64),
-    shards: Box<[Mutex<HashMap<u128, u128, FingerprintHash>>]>,
+    hasher: foldhash::quality::RandomState,
+    shards: Box<[Mutex<RawShard>]>,
     /// Series found by their raw names ([`Self::count_hits`]).
     hits: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct RawShard {
+    table: hashbrown::HashTable<RawEntry>,
+    bytes: usize,
+}
+
+struct RawEntry {
+    hash: u64,
+    raw: Box<[u8]>,
+    fp: u128,
 }
 
 impl std::fmt::Debug for RawNames {
@@ -118,10 +131,8 @@ impl std::fmt::Debug for RawNames {
 
 impl Default for RawNames {
     fn default() -> Self {
-        use rand::RngCore;
-        let mut rng = rand::rngs::OsRng;
         Self {
-            keys: (rng.next_u64(), rng.next_u64()),
+            hasher: Default::default(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hits: Default::default(),
         }
@@ -129,34 +140,56 @@ impl Default for RawNames {
 }
 
 impl RawNames {
-    /// Raw names held at most: 262,144, about 12 MiB when full (a 32-byte entry and the hash
-    /// table's slack).
-    pub const CAPACITY: usize = 262_144;
+    /// Bytes the remembered names take at most (their bytes and each entry's; about 100,000
+    /// OTLP series of a handful of attributes).
+    pub const MAX_BYTES: usize = 16 << 20;
 
-    /// The hash a raw name is held by.
-    pub fn name(&self, raw: &[u8]) -> u128 {
-        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
-        h.write(raw);
-        use siphasher::sip128::Hasher128;
-        h.finish128().as_u128()
+    /// What an entry costs beyond its name's bytes: the entry, the name's allocation and the
+    /// table's control byte.
+    const ENTRY_BYTES: usize = std::mem::size_of::<RawEntry>() + 16 + 1;
+
+    fn shard(&self, hash: u64) -> &Mutex<RawShard> {
+        &self.shards[(hash >> 56) as usize % self.shards.len()]
     }
 
-    fn shard(&self, name: u128) -> &Mutex<HashMap<u128, u128, FingerprintHash>> {
-        &self.shards[((name >> 64) as usize) % self.shards.len()]
+    /// The fingerprint of the series whose raw name is `raw`, if remembered.
+    pub fn get(&self, raw: &[u8]) -> Option<u128> {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(raw);
+        let shard = lock(self.shard(hash));
+        shard
+            .table
+            .find(hash, |e| e.hash == hash && *e.raw == *raw)
+            .map(|e| e.fp)
     }
 
-    /// The fingerprint of the series named `name` ([`Self::name`]), if remembered.
-    pub fn get(&self, name: u128) -> Option<u128> {
-        lock(self.shard(name)).get(&name).copied()
-    }
-
-    /// Remembers that `name` is the series with fingerprint `fp`.
-    pub fn insert(&self, name: u128, fp: u128) {
-        let mut shard = lock(self.shard(name));
-        if shard.len() >= Self::CAPACITY / SHARDS && !shard.contains_key(&name) {
-            shard.clear();
+    /// Remembers that `raw` names the series with fingerprint `fp`.
+    pub fn insert(&self, raw: &[u8], fp: u128) {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(raw);
+        let mut shard = lock(self.shard(hash));
+        if let Some(e) = shard
+            .table
+            .find_mut(hash, |e| e.hash == hash && *e.raw == *raw)
+        {
+            e.fp = fp;
+            return;
         }
-        shard.insert(name, fp);
+        let cost = raw.len() + Self::ENTRY_BYTES;
+        if shard.bytes + cost > Self::MAX_BYTES / SHARDS {
+            shard.table = hashbrown::HashTable::new();
+            shard.bytes = 0;
+        }
+        shard.bytes += cost;
+        shard.table.insert_unique(
+            hash,
+            RawEntry {
+                hash,
+                raw: raw.into(),
+                fp,
+            },
+            |e| e.hash,
+        );
     }
 
     /// Adds `n` series found by their raw names (counted by the caller per request, so the
@@ -174,11 +207,16 @@ impl RawNames {
 
     /// Raw names remembered now.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        self.shards.iter().map(|s| lock(s).table.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes the remembered names take now (see [`Self::MAX_BYTES`]).
+    pub fn bytes(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).bytes).sum()
     }
 }
 
@@ -703,25 +741,31 @@ mod tests {
     }
 
     #[test]
-    fn raw_names_are_keyed_remembered_and_bounded() {
+    fn raw_names_are_remembered_whole_and_bounded_in_bytes() {
         let names = RawNames::default();
-        let other = RawNames::default();
-        assert_ne!(names.name(b"a"), other.name(b"a"), "each has its own key");
-        assert_ne!(names.name(b"a"), names.name(b"b"));
-        let n = |i: usize| names.name(&i.to_le_bytes());
-        names.insert(n(0), 7);
-        assert_eq!(names.get(n(0)), Some(7));
-        assert_eq!(names.get(n(1)), None);
-        names.insert(n(0), 8);
-        assert_eq!((names.get(n(0)), names.len()), (Some(8), 1));
-        // Filling past the capacity empties full shards instead of growing.
-        for i in 1..=RawNames::CAPACITY * 2 {
-            names.insert(n(i), i as u128);
+        names.insert(b"a", 7);
+        assert_eq!(names.get(b"a"), Some(7));
+        assert_eq!(names.get(b"b"), None);
+        assert_eq!(names.get(b"a\0"), None, "names are compared whole");
+        names.insert(b"a", 8);
+        assert_eq!((names.get(b"a"), names.len()), (Some(8), 1));
+        // Below the bound every name stays; filling past it empties full shards instead of
+        // growing.
+        let name = |i: usize| format!("a-raw-series-name-of-some-length-{i}").into_bytes();
+        let per = name(0).len() + RawNames::ENTRY_BYTES;
+        let half = RawNames::MAX_BYTES / per / 2;
+        for i in 0..half {
+            names.insert(&name(i), i as u128);
         }
-        assert!(names.len() <= RawNames::CAPACITY, "{}", names.len());
-        assert!(names.len() > RawNames::CAPACITY / 4, "{}", names.len());
-        let last = RawNames::CAPACITY * 2;
-        assert_eq!(names.get(n(last)), Some(last as u128));
+        assert_eq!(names.len(), half + 1);
+        assert!((0..half).all(|i| names.get(&name(i)) == Some(i as u128)));
+        let n = 4 * half;
+        for i in half..n {
+            names.insert(&name(i), i as u128);
+        }
+        assert!(names.bytes() <= RawNames::MAX_BYTES, "{}", names.bytes());
+        assert!(names.len() < n, "{} of {n}", names.len());
+        assert_eq!(names.get(&name(n - 1)), Some((n - 1) as u128));
         names.count_hits(3);
         names.count_hits(0);
         assert_eq!(names.hits(), 3);
