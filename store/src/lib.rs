@@ -160,6 +160,15 @@ impl fmt::Debug for Store {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
+/// Applies the migrations, with what the server's TimescaleDB needs ([`timescale::migrations_for`]).
+async fn run_migrations(pool: &PgPool) -> Result<(), StoreError> {
+    match timescale::migrations_for(pool, &MIGRATOR).await? {
+        Some(patched) => patched.run(pool).await?,
+        None => MIGRATOR.run(pool).await?,
+    }
+    Ok(())
+}
+
 const POOL_SIZE: u32 = 8;
 /// Read connections; reads queue for one rather than open more backends.
 const READ_POOL_SIZE: u32 = 4;
@@ -236,7 +245,7 @@ impl Store {
         }
         let pool = pool_for(url, POOL_SIZE, None).await?;
         let read_pool = pool_for(url, READ_POOL_SIZE, Some(cfg.read_statement_timeout)).await?;
-        MIGRATOR.run(&pool).await?;
+        run_migrations(&pool).await?;
         let mode: String = sqlx::query_scalar("SELECT mode FROM storage_mode")
             .fetch_one(&pool)
             .await
@@ -278,7 +287,7 @@ impl Store {
     /// Applies pending migrations and returns (for `pipewatch migrate`).
     pub async fn migrate(url: &str) -> Result<(), StoreError> {
         let pool = pool_for(url, 1, None).await?;
-        MIGRATOR.run(&pool).await?;
+        run_migrations(&pool).await?;
         pool.close().await;
         Ok(())
     }

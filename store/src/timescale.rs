@@ -32,6 +32,78 @@ use crate::{sql_ms, sql_ts, Store, StoreConfig};
 use model::{Aggregation, TimestampMs};
 use sqlx::PgPool;
 use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// The first TimescaleDB with `timescaledb.chunk_interval` for continuous aggregates, which
+/// migration 0095 sets.
+const CAGG_CHUNK_INTERVAL_SINCE: (u32, u32) = (2, 18);
+
+/// The TimescaleDB version a database has, or would get from `CREATE EXTENSION` (migration
+/// 0001 creates it when it can), as (major, minor); `None` without TimescaleDB.
+async fn timescaledb_version(pool: &PgPool) -> Result<Option<(u32, u32)>, StoreError> {
+    let v: Option<String> = sqlx::query_scalar(
+        "SELECT coalesce(\
+           (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'),\
+           (SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'))",
+    )
+    .fetch_one(pool)
+    .await
+    .context("reading the TimescaleDB version")?;
+    Ok(v.and_then(|v| {
+        let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+        Some((parts.next()??, parts.next()??))
+    }))
+}
+
+/// The migrations to run when the server's TimescaleDB needs something else than `embedded`
+/// (`None`: run those). Before 2.18 a continuous aggregate takes no `timescaledb.chunk_interval`:
+/// migration 0095 then runs without it and sets the aggregates' materialisation chunks to one
+/// day afterwards (what the option does). The migration keeps its checksum, so the database
+/// records 0095 as applied either way and a later TimescaleDB upgrade finds nothing changed.
+/// (`Migrator`'s fields are public but semver-exempt in sqlx; sqlx is pinned by Cargo.lock.)
+pub(crate) async fn migrations_for(
+    pool: &PgPool,
+    embedded: &sqlx::migrate::Migrator,
+) -> Result<Option<sqlx::migrate::Migrator>, StoreError> {
+    let Some(version) = timescaledb_version(pool).await? else {
+        return Ok(None);
+    };
+    if version >= CAGG_CHUNK_INTERVAL_SINCE {
+        return Ok(None);
+    }
+    const OPTION: &str = ", timescaledb.chunk_interval = '1 day'";
+    let mut migrations = embedded.migrations.to_vec();
+    let Some(m) = migrations.iter_mut().find(|m| m.version == 95) else {
+        return Ok(None);
+    };
+    if m.sql.matches(OPTION).count() != 2 {
+        return Err(StoreError::Corrupt(format!(
+            "migration 0095 is not the one TimescaleDB {}.{} support was written for",
+            version.0, version.1
+        )));
+    }
+    m.sql = format!(
+        "{}\n{}",
+        m.sql.replace(OPTION, ""),
+        r#"DO $compat$
+BEGIN
+    IF (SELECT mode FROM storage_mode) = 'timescaledb' THEN
+        PERFORM set_chunk_time_interval(
+            format('%I.%I', materialization_hypertable_schema, materialization_hypertable_name)::regclass,
+            INTERVAL '1 day')
+        FROM timescaledb_information.continuous_aggregates
+        WHERE view_name IN ('samples_1m', 'samples_1h');
+    END IF;
+END
+$compat$;"#
+    )
+    .into();
+    Ok(Some(sqlx::migrate::Migrator {
+        migrations: migrations.into(),
+        ignore_missing: embedded.ignore_missing,
+        locking: embedded.locking,
+        no_tx: embedded.no_tx,
+    }))
+}
 use std::ops::Range;
 use tracing::info;
 
