@@ -347,26 +347,14 @@ async fn otlp_series_recognised_by_raw_attributes_are_checked_and_stored_once() 
         );
     };
     let raw = &rst.otlp.raw_names;
-    let pb = "application/x-protobuf";
+    let post = |body: Vec<u8>| send(&app, "/v1/metrics", "application/x-protobuf", body);
 
     // New: built in full and registered by the writer.
-    ok(send(
-        &app,
-        "/v1/metrics",
-        pb,
-        otlp_gauge_with(&[now - 4_000], &attrs),
-    )
-    .await);
+    ok(post(otlp_gauge_with(&[now - 4_000], &attrs)).await);
     wait_until_drained(&st).await;
     assert_eq!((raw.len(), raw.hits()), (0, 0), "nothing taken by id yet");
     // Registered: taken by id from its key, and its raw name remembered.
-    ok(send(
-        &app,
-        "/v1/metrics",
-        pb,
-        otlp_gauge_with(&[now - 3_000], &attrs),
-    )
-    .await);
+    ok(post(otlp_gauge_with(&[now - 3_000], &attrs)).await);
     assert_eq!((raw.len(), raw.hits()), (1, 0));
     // Recognised by its raw name; the point beyond the future tolerance is still refused.
     let (rejected, message) = export(
@@ -378,20 +366,8 @@ async fn otlp_series_recognised_by_raw_attributes_are_checked_and_stored_once() 
     assert!(message.contains("`limits.future_tolerance`"), "{message}");
     assert_eq!((raw.len(), raw.hits()), (1, 1));
     // The same attributes in another order: a second raw name of the same series.
-    ok(send(
-        &app,
-        "/v1/metrics",
-        pb,
-        otlp_gauge_with(&[now - 1_000], &reversed),
-    )
-    .await);
-    ok(send(
-        &app,
-        "/v1/metrics",
-        pb,
-        otlp_gauge_with(&[now - 500], &reversed),
-    )
-    .await);
+    ok(post(otlp_gauge_with(&[now - 1_000], &reversed)).await);
+    ok(post(otlp_gauge_with(&[now - 500], &reversed)).await);
     assert_eq!((raw.len(), raw.hits()), (2, 2));
 
     let rows = drained_rows(&st, writers, &url).await;
