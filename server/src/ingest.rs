@@ -66,15 +66,15 @@ const BYTES_BOUND: &str = "bytes of queued data (ingest.queue_max_bytes)";
 pub const FLUSH_WHEN_IDLE_FOR: Duration = Duration::from_millis(25);
 
 struct Item {
-    /// Series not held by id (not registered yet, or not settled; see `writer_resolved`), and
-    /// all metadata.
+    /// Series held neither by id nor by shared key (what the writer would refuse, and series
+    /// beyond the bound of the shared keys; see `store::pending`), and all metadata.
     batch: Batch,
     /// The series cache's fingerprints of `batch.series`, when a receiver's limiter computed
     /// them; the writer reuses them instead of hashing every label set again.
     fingerprints: Option<store::Fingerprints>,
     /// Samples of known series, by id.
     resolved: store::ResolvedSamples,
-    /// Samples of series queued in full before and not registered yet, by shared key
+    /// Samples of series not registered yet (or not settled), by shared key
     /// (`store::pending`).
     shared: store::SharedSamples,
     samples: u64,

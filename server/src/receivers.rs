@@ -222,12 +222,14 @@ pub(crate) struct KnownSeries {
     now: model::TimestampMs,
 }
 
-impl KnownSeries {
-    pub(crate) fn id(&self, s: &collectors::known::SeriesView<'_>) -> Option<i64> {
+impl collectors::known::Known for KnownSeries {
+    fn id(&mut self, s: &collectors::known::SeriesView<'_>) -> Option<i64> {
         let last = self.admits(s)?;
         self.queue.resolve_encoded(s.encoding, last, self.now)
     }
+}
 
+impl KnownSeries {
     /// The newest of the series' timestamps when nothing about the series could be refused
     /// but whether it is new (see the type's header).
     fn admits(&self, s: &collectors::known::SeriesView<'_>) -> Option<model::TimestampMs> {

@@ -1,13 +1,14 @@
-//! Samples of series that are queued in full but not registered yet, held with one shared key.
+//! Samples of series that are not registered yet, held with one shared key per series.
 //!
-//! A series' first samples reach the ingest queue with its whole label set (about 1 KB for a
-//! series of 6-8 labels): the store has no id for it until a writer registers it. A sender that
-//! starts 10,000 series at once keeps sending them while that happens, and each of those later
-//! samples used to be queued with a label set of its own too: the burst was most of
-//! pipewatch's peak memory in the peers' benchmark (166 MiB, against 57 MiB when the series were
-//! registered before). [`Store::resolve_known`] now notes the key of every series it queues in
-//! full ([`PendingKeys`]); a later sample of a noted series is queued as a
-//! [`SharedSample`]: the shared key, a timestamp and a value (24 bytes).
+//! A series the store has no id for yet (a writer has not registered it) came to the ingest
+//! queue with its whole label set (about 1 KB for a series of 6-8 labels), in every request
+//! that brought it. A sender that starts 10,000 series at once keeps sending them while they
+//! are being registered, so each of those samples was queued with a label set of its own: the
+//! burst was most of pipewatch's peak memory in the peers' benchmark (166 MiB, against 57 MiB
+//! when the series were registered before). [`Store::resolve_known`] now moves the key of such
+//! a series into a note ([`PendingKeys`]), and every sample of it, from that request and the
+//! ones after it, is queued as a [`SharedSample`]: the shared key, a timestamp and a value (24
+//! bytes). The item that noted a key counts its bytes toward the queue's byte bound.
 //!
 //! The writer turns shared samples back into what it writes ([`Store::unshare`]): by id once
 //! the series is registered (usually by the write just before), else as a `TimeSeries` that
@@ -20,7 +21,7 @@
 //! queued in full as before.
 
 use crate::registry::FingerprintHash;
-use crate::writer_resolved::{Resolution, ResolvedSample, ResolvedSamples, SETTLED_MARGIN_MS};
+use crate::writer_resolved::{Resolution, ResolvedSample, ResolvedSamples};
 use crate::Store;
 use model::{Batch, Labels, MetricType, Sample, SeriesKey, TimeSeries};
 use std::collections::HashMap;
@@ -82,14 +83,24 @@ impl SharedSamples {
         Batch {
             series: group(parts)
                 .into_iter()
-                .map(|(key, samples)| TimeSeries {
-                    key: key.key.clone(),
-                    metric_type: key.metric_type,
-                    samples,
-                })
+                .map(|(key, samples)| series_of(key, samples))
                 .collect(),
             metadata: Vec::new(),
         }
+    }
+}
+
+/// The series `key` with `samples`: the key moves out of its shared allocation when nothing
+/// else holds it, and is cloned otherwise.
+fn series_of(key: Arc<SharedKey>, samples: Vec<Sample>) -> TimeSeries {
+    let (key, metric_type) = match Arc::try_unwrap(key) {
+        Ok(k) => (k.key, k.metric_type),
+        Err(shared) => (shared.key.clone(), shared.metric_type),
+    };
+    TimeSeries {
+        key,
+        metric_type,
+        samples,
     }
 }
 
@@ -121,7 +132,7 @@ struct Noted {
     bytes: usize,
 }
 
-/// Keys of series queued in full and not registered yet (see the module header).
+/// Keys of series not registered yet, shared by their queued samples (see the module header).
 #[derive(Default)]
 pub(crate) struct PendingKeys {
     inner: Mutex<PendingInner>,
@@ -251,9 +262,7 @@ impl Store {
     /// any more moves into its series instead of being cloned.
     pub fn unshare(&self, parts: Vec<SharedSamples>) -> Resolution {
         let cache = &self.inner.series;
-        let cutoff = model::clock::now_ms()
-            - i64::from(self.inner.cfg.retention_days) * crate::partitions::DAY_MS;
-        let settled_since = cutoff.saturating_add(SETTLED_MARGIN_MS);
+        let settled_since = self.settled_since(model::clock::now_ms());
         let groups = group(parts);
         self.inner.pending.forget(groups.iter().map(|(k, _)| k));
         let mut rows = Vec::new();
@@ -269,15 +278,7 @@ impl Store {
                 })),
                 None => {
                     fps.push(key.fp);
-                    let (key, metric_type) = match Arc::try_unwrap(key) {
-                        Ok(k) => (k.key, k.metric_type),
-                        Err(shared) => (shared.key.clone(), shared.metric_type),
-                    };
-                    series.push(TimeSeries {
-                        key,
-                        metric_type,
-                        samples,
-                    });
+                    series.push(series_of(key, samples));
                 }
             }
         }

@@ -452,18 +452,8 @@ impl SeriesCache {
 
     /// The registered id of a cached series, raising its pending last_seen to `last`.
     pub(crate) fn hit(&self, fp: u128, last: TimestampMs) -> Option<i64> {
-        let now = self.generation();
-        let mut map = lock(self.shard(fp));
-        let e = map.peek_mut(&fp)?;
-        let promote = Self::touch(e, now);
-        let id = e.id;
-        if id.is_some() {
-            e.seen.pending = e.seen.pending.max(last);
-        }
-        if promote {
-            map.promote(&fp);
-        }
-        id
+        // Every row's flushed last_seen is at least i64::MIN.
+        self.hit_settled(fp, last, i64::MIN)
     }
 
     /// [`Self::hit`] only for a series whose row is known to hold a `last_seen` of at least

@@ -136,18 +136,25 @@ impl Store {
         newest: TimestampMs,
         now: TimestampMs,
     ) -> Option<i64> {
-        let cutoff = now - i64::from(self.inner.cfg.retention_days) * DAY_MS;
         self.inner
             .series
-            .hit_settled(fp, newest, cutoff.saturating_add(SETTLED_MARGIN_MS))
+            .hit_settled(fp, newest, self.settled_since(now))
+    }
+
+    /// The `last_seen` a series' row must be known to hold at `now` for its id to be held in
+    /// the queue: a day newer than the retention cutoff (see the module header).
+    pub(crate) fn settled_since(&self, now: TimestampMs) -> TimestampMs {
+        let cutoff = now - i64::from(self.inner.cfg.retention_days) * DAY_MS;
+        cutoff.saturating_add(SETTLED_MARGIN_MS)
     }
 
     /// Splits off the series of `batch` whose ids the series cache holds and whose rows cannot
     /// be expired while they wait (see the module header), raising their pending `last_seen`,
     /// and the samples of the other series, which are held with a shared key
-    /// ([`crate::pending`]) noted by the first batch that brings the series. `fingerprints` are reused when this cache computed them for
-    /// exactly these series. Series the writer would refuse (empty metric name, timestamps
-    /// PostgreSQL cannot store) stay in the batch, so the full path refuses them as before.
+    /// ([`crate::pending`]) noted by the first batch that brings the series. `fingerprints`
+    /// are reused when this cache computed them for exactly these series. Series the writer
+    /// would refuse (empty metric name, timestamps PostgreSQL cannot store) stay in the batch,
+    /// so the full path refuses them as before.
     pub fn resolve_known(
         &self,
         mut batch: Batch,
@@ -155,8 +162,7 @@ impl Store {
     ) -> Resolution {
         let cache = &self.inner.series;
         let given = cache.own(fingerprints.as_ref(), batch.series.len());
-        let cutoff = now_ms() - i64::from(self.inner.cfg.retention_days) * DAY_MS;
-        let settled_since = cutoff.saturating_add(SETTLED_MARGIN_MS);
+        let settled_since = self.settled_since(now_ms());
 
         // First decide per series, so the rows are allocated once at their exact size.
         let mut ids: Vec<Holding> = Vec::with_capacity(batch.series.len());
@@ -206,8 +212,7 @@ impl Store {
             return Resolution {
                 batch,
                 fingerprints,
-                resolved: ResolvedSamples::default(),
-                shared: SharedSamples::default(),
+                ..Resolution::default()
             };
         }
 

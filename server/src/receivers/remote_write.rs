@@ -49,17 +49,15 @@ pub async fn write(
     check_headers(&headers)?;
     let compressed_bytes = payload.raw.len();
     let now = model::clock::now_ms();
-    let resolver = st.known_series(now);
+    let mut resolver = st.known_series(now);
     let DecodedWrite {
         batch,
         resolved,
         mut stats,
     } = payload
         .decode(move |raw| {
-            decoder::decode_protobuf_resolving(raw, &mut |s: &collectors::known::SeriesView<'_>| {
-                resolver.id(s)
-            })
-            .map_err(|e| ReceiverError::Malformed(e.to_string()))
+            decoder::decode_protobuf_resolving(raw, &mut resolver)
+                .map_err(|e| ReceiverError::Malformed(e.to_string()))
         })
         .await?;
     stats.compressed_bytes = compressed_bytes;
